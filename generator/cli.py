@@ -1,0 +1,100 @@
+"""The derive command: parses options and calls the plain functions in build."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import DeriveError
+
+DEFAULT_SPECS = Path("derivations")
+DEFAULT_OUT = Path("output")
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    from .build import FORMATS
+
+    chosen = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown format {', '.join(unknown) or 'none'} (allowed: {', '.join(FORMATS)})")
+    return chosen
+
+
+def _specs(paths: tuple[Path, ...]) -> list[Path]:
+    from .build import find_specs
+
+    specs = find_specs(list(paths) or [DEFAULT_SPECS])
+    if not specs:
+        raise DeriveError("no spec files found (allowed: .yaml or .yml files)")
+    return specs
+
+
+def _summary(verb: str, ok: int, failed: int) -> None:
+    click.echo(f"{ok} {verb}, {failed} failed", err=failed > 0)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="derive")
+def main() -> None:
+    """Explain PyTorch autograd examples step by step, checked against torch."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Folder for the outputs.")
+@click.option("--format", "formats", default="md", show_default=True, help="Comma-separated: md, json.")
+def build(paths: tuple[Path, ...], out: Path, formats: str) -> None:
+    """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
+    from .build import build_spec
+
+    chosen = _formats(formats)
+    outcomes = [build_spec(p, out=out, formats=chosen) for p in _specs(paths)]
+    for o in outcomes:
+        for line in o.errors:
+            click.echo(line, err=True)
+    failed = sum(not o.ok for o in outcomes)
+    _summary("built", len(outcomes) - failed, failed)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Run each spec in real torch (float64) and compare values, grads and Jacobians."""
+    from .build import check_spec
+    from .check import import_torch
+
+    specs = _specs(paths)
+    import_torch()
+    outcomes = [check_spec(p) for p in specs]
+    for o in outcomes:
+        for line in o.errors:
+            click.echo(line, err=True)
+    failed = sum(not o.ok for o in outcomes)
+    _summary("agree with torch", len(outcomes) - failed, failed)
+    if failed:
+        sys.exit(1)
+
+
+def run() -> None:
+    """Entry point: turn every DeriveError into its message and exit code."""
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except DeriveError as e:
+        for line in e.lines():
+            click.echo(line, err=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,302 @@
+"""The derivation: exact values, local derivatives, adjoints, Jacobians and Jᵀ·v.
+
+Every element of every tensor is its own real sympy symbol, named after torch's
+0-based index. Forward values are exact sympy numbers; the backward pass walks
+the graph in reverse topological order and applies the chain rule element by
+element, keeping every term so that the document can show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from .graph import Graph, Node, ones_gradient
+from .ops import REGISTRY, numel
+from .spec import Array, Call
+
+MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
+
+
+@dataclass(frozen=True)
+class Term:
+    """One product of the chain rule: upstream adjoint times a local derivative."""
+
+    consumer: str  # the node whose adjoint flows back
+    out_index: int
+    local: sp.Expr  # d consumer[out_index] / d node[index], in element symbols
+    local_value: sp.Expr
+    upstream: sp.Expr  # the adjoint of consumer[out_index]
+
+
+@dataclass(frozen=True)
+class Adjoint:
+    """d output / d node[index], with every chain-rule term that makes it."""
+
+    node: str
+    index: int
+    terms: tuple[Term, ...]
+    value: sp.Expr
+
+
+@dataclass(frozen=True)
+class Kink:
+    """An element where an op is not differentiable, and torch's choice there."""
+
+    node: str  # the op's node
+    index: int  # the output element
+    key: str  # relu0, abs0, clamp_edge, tie, norm0, sqrt0, log0, div0, pow0
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One backward call: its gradient v, every adjoint, the Jacobians and Jᵀ·v."""
+
+    call: Call
+    gradient: tuple[sp.Expr, ...]
+    implicit: bool  # torch supplied the gradient 1
+    order: tuple[str, ...]  # nodes reached, output first
+    adjoints: dict[str, tuple[Adjoint, ...]]
+    jacobians: dict[str, tuple[tuple[sp.Expr, ...], ...]]  # leaf -> numel(output) rows
+    vjp: dict[str, tuple[sp.Expr, ...]]
+    kinks: tuple[Kink, ...]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Everything derived from a graph: what the documents show and the checks compare."""
+
+    graph: Graph
+    symbols: dict[str, tuple[sp.Symbol, ...]]
+    elements: dict[str, tuple[sp.Expr, ...]]  # each element in its parents' symbols
+    values: dict[str, tuple[sp.Expr, ...]]
+    passes: tuple[Pass, ...]
+    grads: dict[str, tuple[sp.Expr, ...] | None]  # leaf -> .grad after every call
+
+    def node_of(self) -> dict[sp.Symbol, tuple[str, int]]:
+        """Map every element symbol to its node and flat index."""
+        return {s: (name, k) for name, syms in self.symbols.items() for k, s in enumerate(syms)}
+
+
+def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:
+    """Return one real symbol per element, named node[i,j] as torch indexes."""
+    from .ops import unravel
+
+    if not node.shape:
+        return (sp.Symbol(node.name, real=True),)
+    return tuple(
+        sp.Symbol(f"{node.name}[{','.join(map(str, unravel(k, node.shape)))}]", real=True)
+        for k in range(numel(node.shape))
+    )
+
+
+def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
+    """Substitute values, with IEEE results where sympy has none (1/0 is +inf, as for torch's +0)."""
+    if expr in env:
+        return env[expr]
+    if not expr.args:
+        return expr
+    args = [evaluate(a, env) for a in expr.args]
+    if expr.is_Pow and args[0] == 0 and args[1].is_negative:
+        return sp.oo
+    if expr.func is sp.log and args[0] == 0:
+        return -sp.oo
+    result = expr.func(*args)
+    if result is sp.zoo or result.has(sp.zoo) or _complex(result):
+        return sp.nan
+    return _tame(result)
+
+
+def _complex(value: sp.Expr) -> bool:
+    """Tell whether a number is not real (torch gives nan where sympy goes complex)."""
+    if not value.is_number:
+        return False
+    real = value.is_extended_real
+    if real is None:
+        return sp.im(value.evalf(30)) != 0
+    return not real
+
+
+def _tame(value: sp.Expr) -> sp.Expr:
+    """Keep exact values readable: a value too large to show exactly becomes a 40-digit float."""
+    if value.is_Rational or not value.is_number or value in (sp.oo, -sp.oo, sp.nan):
+        return value
+    if sp.count_ops(value) > MAX_EXACT_OPS:
+        return sp.Float(value.evalf(40), 40)
+    return value
+
+
+def to_float(value: sp.Expr) -> float:
+    """Return a Python float, with inf and nan as torch would have them."""
+    if value is sp.nan:
+        return float("nan")
+    if value == sp.oo:
+        return float("inf")
+    if value == -sp.oo:
+        return float("-inf")
+    return float(value.evalf(30))
+
+
+def _const(arg: Any) -> sp.Expr:
+    return sp.Rational(arg.numerator, arg.denominator)
+
+
+def _params(node: Node) -> dict[str, Any]:
+    params = node.kwargs
+    if node.op == "clamp":
+        params["lo"] = -sp.oo if params["lo"] is None else _const(params["lo"])
+        params["hi"] = sp.oo if params["hi"] is None else _const(params["hi"])
+    return params
+
+
+def _array(array: Array) -> tuple[sp.Expr, ...]:
+    return tuple(_const(v) for v in array.values)
+
+
+class _Engine:
+    """Compute forward values once, then any number of backward passes."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.symbols: dict[str, tuple[sp.Symbol, ...]] = {}
+        self.elements: dict[str, tuple[sp.Expr, ...]] = {}
+        self.values: dict[str, tuple[sp.Expr, ...]] = {}
+        self.env: dict[sp.Symbol, sp.Expr] = {}
+        self.local: dict[str, list[tuple[int, int, int, sp.Expr, sp.Expr]]] = {}
+        self.kinks: dict[str, list[Kink]] = {}
+        inputs = {i.name: i for i in graph.spec.inputs}
+        for node in graph.nodes:
+            syms = symbols_for(node)
+            self.symbols[node.name] = syms
+            if node.is_leaf:
+                values = _array(inputs[node.name].value)
+                self.elements[node.name] = syms
+            else:
+                op = REGISTRY[node.op]
+                exprs = op.forward(self._operands(node), self._shapes(node), _params(node))
+                self.elements[node.name] = tuple(exprs)
+                values = tuple(evaluate(e, self.env) for e in exprs)
+            self.values[node.name] = values
+            self.env.update(zip(syms, values))
+
+    def _operands(self, node: Node) -> list[list[sp.Expr]]:
+        return [list(self.symbols[a]) if isinstance(a, str) else [_const(a)] for a in node.args]
+
+    def _shapes(self, node: Node) -> list[tuple[int, ...]]:
+        return [self.graph.node(a).shape if isinstance(a, str) else () for a in node.args]
+
+    def partials(self, node: Node) -> list[tuple[int, int, int, sp.Expr, sp.Expr]]:
+        """Return (out, arg, index, d out / d arg[index], its value) for a node, computed once."""
+        if node.name not in self.local:
+            op = REGISTRY[node.op]
+            outs = list(self.symbols[node.name])
+            rows = [
+                (k, a, j, d, evaluate(d, self.env))
+                for k, a, j, d in op.partials(self._operands(node), outs, self._shapes(node), _params(node))
+                if isinstance(node.args[a], str)
+            ]
+            self.local[node.name] = rows
+            self.kinks[node.name] = self._kinks(node)
+        return self.local[node.name]
+
+    def _kinks(self, node: Node) -> list[Kink]:
+        values = [list(self.values[a]) if isinstance(a, str) else [_const(a)] for a in node.args]
+        found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), _params(node))
+        return [Kink(node.name, k, key) for k, key in found]
+
+    def ancestors(self, output: str) -> list[Node]:
+        """Return the nodes that output depends on and that require grad, output first."""
+        needed = {output}
+        for node in reversed(self.graph.nodes):
+            if node.name in needed:
+                needed.update(a for a in node.parents if self.graph.node(a).requires_grad)
+        return [n for n in reversed(self.graph.nodes) if n.name in needed]
+
+    def backward(self, output: str, v: tuple[sp.Expr, ...], *, terms: bool) -> dict[str, list]:
+        """Propagate v from output; return per node per element its terms (or just values)."""
+        nodes = self.ancestors(output)
+        adj: dict[str, list[sp.Expr]] = {n.name: [sp.Integer(0)] * numel(n.shape) for n in nodes}
+        parts: dict[str, list[list[Term]]] = {n.name: [[] for _ in range(numel(n.shape))] for n in nodes}
+        adj[output] = list(v)
+        for node in nodes:
+            if node.is_leaf:
+                continue
+            upstream = adj[node.name]
+            for k, a, j, local, local_value in self.partials(node):
+                parent = node.args[a]
+                if parent not in adj:
+                    continue
+                adj[parent][j] = adj[parent][j] + upstream[k] * local_value
+                if terms:
+                    parts[parent][j].append(Term(node.name, k, local, local_value, upstream[k]))
+        adj = {name: [_tame(x) for x in vals] for name, vals in adj.items()}
+        return {"adj": adj, "terms": parts, "order": [n.name for n in nodes]}
+
+
+def derive(graph: Graph) -> Derivation:
+    """Derive values, every backward pass, and the leaves' grads."""
+    engine = _Engine(graph)
+    passes = []
+    grads: dict[str, list[sp.Expr] | None] = {i.name: None for i in graph.spec.inputs}
+    for call in graph.spec.backward:
+        passes.append(_pass(engine, graph, call))
+        for leaf, vjp in passes[-1].vjp.items():
+            prev = grads[leaf]
+            grads[leaf] = list(vjp) if prev is None else [_tame(p + q) for p, q in zip(prev, vjp)]
+    return Derivation(
+        graph=graph,
+        symbols=engine.symbols,
+        elements=engine.elements,
+        values=engine.values,
+        passes=tuple(passes),
+        grads={k: None if g is None else tuple(g) for k, g in grads.items()},
+    )
+
+
+def _pass(engine: _Engine, graph: Graph, call: Call) -> Pass:
+    out = graph.node(call.output)
+    implicit = call.gradient is None
+    v = _array(ones_gradient(out) if implicit else call.gradient)
+    result = engine.backward(call.output, v, terms=True)
+    adjoints = {
+        name: tuple(
+            Adjoint(name, j, tuple(result["terms"][name][j]), result["adj"][name][j])
+            for j in range(len(result["adj"][name]))
+        )
+        for name in result["order"]
+    }
+    leaves = [n for n in result["order"] if graph.node(n).is_leaf]
+    vjp = {leaf: tuple(result["adj"][leaf]) for leaf in leaves}
+    jacobians = {leaf: [] for leaf in leaves}
+    size = numel(out.shape)
+    for row in range(size):
+        unit = tuple(sp.Integer(1 if i == row else 0) for i in range(size))
+        rows = engine.backward(call.output, unit, terms=False)["adj"]
+        for leaf in leaves:
+            jacobians[leaf].append(tuple(rows[leaf]))
+    kinks = tuple(k for name in result["order"] if not graph.node(name).is_leaf for k in engine.kinks.get(name, []))
+    return Pass(
+        call=call,
+        gradient=v,
+        implicit=implicit,
+        order=tuple(result["order"]),
+        adjoints=adjoints,
+        jacobians={leaf: tuple(rows) for leaf, rows in jacobians.items()},
+        vjp=vjp,
+        kinks=kinks,
+    )
+
+
+def full_expression(derivation: Derivation, name: str) -> tuple[sp.Expr, ...]:
+    """Return a node's elements written in the leaves' symbols only (every step substituted)."""
+    full: dict[sp.Symbol, sp.Expr] = {}
+    for node in derivation.graph.nodes:
+        exprs = derivation.elements[node.name]
+        if not node.is_leaf:
+            exprs = tuple(e.xreplace(full) for e in exprs)
+        full.update(zip(derivation.symbols[node.name], exprs))
+        if node.name == name:
+            return exprs
+    raise KeyError(name)

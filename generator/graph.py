@@ -1,0 +1,442 @@
+"""From a spec's expressions to a graph of operations with shapes.
+
+Expressions are parsed with Python's ``ast`` and walked against an explicit
+whitelist; anything else is refused. Nothing from a spec is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Union
+
+from .errors import Problem, SpecError
+from .ops import REGISTRY, ShapeError, fmt_shape, numel
+from .spec import Array, Call, Spec
+
+Shape = tuple[int, ...]
+Arg = Union[str, Fraction]  # a node's name, or a constant
+
+MAX_EXPR_CHARS = 1000
+MAX_AST_NODES = 200
+MAX_DEPTH = 40
+MAX_INT_DIGITS = 15
+MAX_EXPONENT = 64  # |constant exponent| in a ** b
+MAX_NODES = 400  # operations in the whole graph
+
+UNARY_FUNCS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs")
+FUNCS = UNARY_FUNCS + ("sum", "mean", "norm", "max", "min", "pow", "softmax", "log_softmax", "clamp", "matmul")
+INTERMEDIATE_NAMES = ("t", "u", "w", "p", "q", "r", "s")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One tensor of the example: a leaf (op is None) or the result of an op."""
+
+    name: str
+    op: str | None
+    args: tuple[Arg, ...]
+    params: tuple[tuple[str, Any], ...]
+    shape: Shape
+    requires_grad: bool
+    step: str  # the input or step this node belongs to
+    line: int
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.op is None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(a for a in self.args if isinstance(a, str))
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Every node in topological order, and the torch code of each step."""
+
+    spec: Spec
+    nodes: tuple[Node, ...]
+    code: tuple[tuple[str, str], ...]  # (step name, normalised expression)
+
+    def node(self, name: str) -> Node:
+        """Return the node of that name."""
+        return self._index[name]
+
+    @property
+    def _index(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def consumers(self, name: str) -> list[tuple[Node, int]]:
+        """Return (node, argument position) for every use of a node."""
+        return [(n, i) for n in self.nodes for i, a in enumerate(n.args) if a == name]
+
+    def grad_fn(self, node: Node) -> str:
+        """Return torch's grad_fn name of a non-leaf node."""
+        op = REGISTRY[node.op]
+        consts = tuple(not isinstance(a, str) for a in node.args)
+        shapes = [self.node(a).shape if isinstance(a, str) else () for a in node.args]
+        return op.grad_fn(consts, shapes, node.kwargs)
+
+    def rule(self, node: Node) -> str:
+        """Return the name of the differentiation rule a non-leaf node uses."""
+        consts = tuple(not isinstance(a, str) for a in node.args)
+        same = len(node.args) == 2 and node.args[0] == node.args[1]
+        return REGISTRY[node.op].rule_for(consts, same)
+
+
+class ExprError(Exception):
+    """A problem in one expression; becomes a Problem at the step's line."""
+
+
+class _Builder:
+    """Turn the steps of one spec into nodes, collecting problems."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.nodes: list[Node] = []
+        self.known: dict[str, Node] = {}
+        self.taken = {i.name for i in spec.inputs} | {s.name for s in spec.steps}
+        self.fresh = 0
+        for inp in spec.inputs:
+            self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
+
+    def _names(self) -> str:
+        return ", ".join(n.name for n in self.nodes if n.name == n.step) or "none"
+
+    def _add(self, node: Node) -> str:
+        if len(self.nodes) >= MAX_NODES:
+            raise ExprError(f"the graph has more than {MAX_NODES} operations (allowed: at most {MAX_NODES})")
+        self.nodes.append(node)
+        self.known[node.name] = node
+        return node.name
+
+    def _name(self) -> str:
+        while True:
+            i, self.fresh = self.fresh, self.fresh + 1
+            base = INTERMEDIATE_NAMES[i % len(INTERMEDIATE_NAMES)]
+            name = base if i < len(INTERMEDIATE_NAMES) else f"{base}{i // len(INTERMEDIATE_NAMES)}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def step(self, name: str, expr: str, line: int) -> str:
+        """Parse one step and add its nodes; return the normalised code."""
+        tree = _parse(expr)
+        self.current, self.line, self.source = name, line, expr
+        result = self._visit(tree.body, top=True)
+        if not isinstance(result, str) or result != name:
+            raise ExprError("a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)")
+        return ast.unparse(tree.body)
+
+    def _make(self, op: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
+        params = params or {}
+        shapes = [self.known[a].shape if isinstance(a, str) else () for a in args]
+        try:
+            shape = REGISTRY[op].shape(shapes, params)
+        except ShapeError as e:
+            raise ExprError(str(e)) from None
+        grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
+        name = self.current if top else self._name()
+        return self._add(Node(name, op, tuple(args), tuple(sorted(params.items())), shape, grad, self.current, self.line))
+
+    def _tensor(self, node: ast.AST, what: str) -> str:
+        value = self._visit(node)
+        if not isinstance(value, str):
+            raise ExprError(f"{what} must be a tensor, got the number {_num(value)} (allowed: a tensor name or expression)")
+        return value
+
+    def _visit(self, node: ast.AST, top: bool = False) -> Arg:
+        if isinstance(node, ast.Constant):
+            return _constant(node, self.source)
+        if isinstance(node, ast.Name):
+            if node.id == self.current:
+                raise ExprError(f"step '{node.id}' uses itself (allowed: inputs and earlier steps: {self._names()})")
+            known = self.known.get(node.id)
+            if known is None or known.step != node.id:
+                raise ExprError(f"unknown name '{node.id}' (allowed: inputs and earlier steps: {self._names()})")
+            return node.id
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, top)
+        if isinstance(node, ast.UnaryOp):
+            return self._unary(node, top)
+        if isinstance(node, ast.Call):
+            return self._call(node, top)
+        if isinstance(node, ast.Attribute):
+            if node.attr != "T":
+                raise ExprError(f"attribute '.{node.attr}' is not allowed (allowed: .T and the methods {', '.join(FUNCS)})")
+            return self._make("transpose", [self._tensor(node.value, ".T's operand")], top=top)
+        if isinstance(node, ast.Subscript):
+            base = self._tensor(node.value, "the indexed value")
+            index = _int_index(node.slice, self.source)
+            return self._make("select", [base], {"index": index}, top=top)
+        raise ExprError(f"{_describe(node)} is not allowed (allowed: + - * / ** @, numbers, names, calls of {', '.join(FUNCS)}, x[i], x.T)")
+
+    def _binop(self, node: ast.BinOp, top: bool) -> Arg:
+        ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
+        kind = ops.get(type(node.op))
+        if kind is None:
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: + - * / ** @)")
+        left = self._visit(node.left)
+        right = self._visit(node.right)
+        if kind == "pow" and not isinstance(right, str) and abs(right) > MAX_EXPONENT:
+            raise ExprError(f"the exponent {_num(right)} is too large (allowed: at most {MAX_EXPONENT} in size)")
+        if not isinstance(left, str) and not isinstance(right, str):
+            return _fold(kind, left, right)
+        if kind == "matmul" and not (isinstance(left, str) and isinstance(right, str)):
+            raise ExprError("@ needs two tensors (allowed: tensor @ tensor)")
+        if kind == "div" and not isinstance(left, str):
+            # torch computes c / x as x.reciprocal() * c
+            return self._make("mul", [self._make("reciprocal", [right], top=False), left], top=top)
+        if kind == "div" and right == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return self._make(kind, [left, right], top=top)
+
+    def _unary(self, node: ast.UnaryOp, top: bool) -> Arg:
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: unary minus)")
+        value = self._visit(node.operand, top=top and isinstance(node.op, ast.UAdd))
+        if isinstance(node.op, ast.UAdd):
+            return value
+        if not isinstance(value, str):
+            return -value
+        return self._make("neg", [value], top=top)
+
+    def _call(self, node: ast.Call, top: bool) -> Arg:
+        func = node.func
+        if not isinstance(func, ast.Attribute):
+            name = func.id if isinstance(func, ast.Name) else _describe(func)
+            raise ExprError(f"calling '{name}' is not allowed (allowed: torch.f(x) or x.f() for f in {', '.join(FUNCS)})")
+        if func.attr not in FUNCS:
+            raise ExprError(f"unknown function '{func.attr}' (allowed: {', '.join(FUNCS)})")
+        args = list(node.args)
+        if isinstance(func.value, ast.Name) and func.value.id == "torch":
+            if not args:
+                raise ExprError(f"torch.{func.attr}() needs a tensor argument (allowed: torch.{func.attr}(x, ...))")
+            subject = args.pop(0)
+        else:
+            subject = func.value
+        if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
+            raise ExprError("* and ** arguments are not allowed (allowed: plain arguments)")
+        kwargs = {k.arg: k.value for k in node.keywords}
+        return self._function(func.attr, subject, args, kwargs, top)
+
+    def _function(self, fname: str, subject: ast.AST, args: list[ast.AST], kwargs: dict[str, ast.AST], top: bool) -> Arg:
+        if fname == "pow":
+            exponent = _bind(fname, args, kwargs, ("exponent",), required=("exponent",))["exponent"]
+            base = self._visit(subject)
+            power = self._visit(exponent)
+            return self._binop_from("pow", base, power, top)
+        if fname == "matmul":
+            other = _bind(fname, args, kwargs, ("other",), required=("other",))["other"]
+            return self._make("matmul", [self._tensor(subject, "matmul's operand"), self._tensor(other, "matmul's operand")], top=top)
+        x = self._tensor(subject, f"{fname}'s operand")
+        if fname in UNARY_FUNCS or fname in ("norm", "max", "min"):
+            _bind(fname, args, kwargs, ())
+            return self._make(fname, [x], top=top)
+        if fname in ("sum", "mean"):
+            bound = _bind(fname, args, kwargs, ("dim", "keepdim"))
+            dim = _int_arg(bound.get("dim"), "dim", self.source)
+            keepdim = _bool_arg(bound.get("keepdim"), "keepdim")
+            return self._make(fname, [x], {"dim": dim, "keepdim": keepdim}, top=top)
+        if fname in ("softmax", "log_softmax"):
+            bound = _bind(fname, args, kwargs, ("dim",), required=("dim",))
+            return self._make(fname, [x], {"dim": _int_arg(bound["dim"], "dim", self.source)}, top=top)
+        # clamp
+        bound = _bind(fname, args, kwargs, ("min", "max"))
+        lo, hi = (self._bound(bound.get(k), k) for k in ("min", "max"))
+        if lo is None and hi is None:
+            raise ExprError("clamp needs min= or max= (allowed: clamp(min=a), clamp(max=b), clamp(min=a, max=b))")
+        return self._make("clamp", [x], {"lo": lo, "hi": hi}, top=top)
+
+    def _binop_from(self, kind: str, left: Arg, right: Arg, top: bool) -> Arg:
+        if not isinstance(right, str) and abs(right) > MAX_EXPONENT:
+            raise ExprError(f"the exponent {_num(right)} is too large (allowed: at most {MAX_EXPONENT} in size)")
+        if not isinstance(left, str) and not isinstance(right, str):
+            return _fold(kind, left, right)
+        return self._make(kind, [left, right], top=top)
+
+    def _bound(self, node: ast.AST | None, key: str) -> Fraction | None:
+        if node is None or isinstance(node, ast.Constant) and node.value is None:
+            return None
+        value = self._visit(node)
+        if isinstance(value, str):
+            raise ExprError(f"clamp's {key}= must be a number (allowed: a number)")
+        return value
+
+
+def _bind(fname: str, args: list[ast.AST], kwargs: dict[str, ast.AST], names: tuple[str, ...],
+          required: tuple[str, ...] = ()) -> dict[str, ast.AST]:
+    """Match positional and keyword arguments to names, as Python would."""
+    allowed = ", ".join(f"{n}=" for n in names) or "no arguments"
+    if len(args) > len(names):
+        raise ExprError(f"{fname}() takes at most {len(names)} argument(s) here, got {len(args)} (allowed: {allowed})")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise ExprError(f"{fname}() got an unknown argument '{key}' (allowed: {allowed})")
+        if key in bound:
+            raise ExprError(f"{fname}() got '{key}' twice (allowed: once)")
+        bound[key] = value
+    for key in required:
+        if key not in bound:
+            raise ExprError(f"{fname}() needs {key}= (allowed: {fname}(x, {key}=...))")
+    return bound
+
+
+def _parse(expr: str) -> ast.Expression:
+    """Parse an expression with the size limits checked first."""
+    if len(expr) > MAX_EXPR_CHARS:
+        raise ExprError(f"the expression has {len(expr)} characters (allowed: at most {MAX_EXPR_CHARS})")
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError) as e:
+        reason = getattr(e, "msg", None) or str(e)
+        raise ExprError(f"not a valid expression: {reason} (allowed: torch-like Python such as x * 2 + 1)") from None
+    except RecursionError:
+        raise ExprError(f"the expression is nested too deeply (allowed: at most {MAX_DEPTH} levels)") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > MAX_AST_NODES:
+        raise ExprError(f"the expression has {count} parts (allowed: at most {MAX_AST_NODES})")
+    if _depth(tree) > MAX_DEPTH:
+        raise ExprError(f"the expression is nested too deeply (allowed: at most {MAX_DEPTH} levels)")
+    return tree
+
+
+def _depth(node: ast.AST) -> int:
+    children = list(ast.iter_child_nodes(node))
+    return 1 + max((_depth(c) for c in children), default=0)
+
+
+def _constant(node: ast.Constant, source: str) -> Fraction:
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ExprError(f"the constant {value!r} is not allowed (allowed: numbers)")
+    text = (ast.get_source_segment(source, node) or repr(value)).replace("_", "")
+    digits = text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0]
+    if len(digits) > MAX_INT_DIGITS:
+        raise ExprError(f"the number {text[:20]}... has too many digits (allowed: at most {MAX_INT_DIGITS})")
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(repr(float(value)))
+
+
+def _int_index(node: ast.AST, source: str) -> int:
+    value = node
+    sign = 1
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+        sign, value = -1, value.operand
+    if isinstance(value, ast.Constant) and type(value.value) is int and len(str(value.value)) <= MAX_INT_DIGITS:
+        return sign * value.value
+    raise ExprError("only integer indexing is allowed (allowed: x[i] with an integer i, chained as x[i][j])")
+
+
+def _int_arg(node: ast.AST | None, key: str, source: str) -> int | None:
+    if node is None:
+        return None
+    try:
+        return _int_index(node, source)
+    except ExprError:
+        raise ExprError(f"{key}= must be an integer (allowed: an integer such as 0 or -1)") from None
+
+
+def _bool_arg(node: ast.AST | None, key: str) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return node.value
+    raise ExprError(f"{key}= must be True or False (allowed: True, False)")
+
+
+def _fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
+    """Compute an operation on two constants exactly, as Python would before torch sees it."""
+    if kind == "add":
+        return a + b
+    if kind == "sub":
+        return a - b
+    if kind == "mul":
+        return a * b
+    if kind == "div":
+        if b == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return a / b
+    if kind == "pow" and b.denominator == 1 and not (a == 0 and b < 0):
+        return a ** int(b)
+    raise ExprError(f"cannot compute {_num(a)} {'**' if kind == 'pow' else '@'} {_num(b)} exactly (allowed: + - * / on numbers, ** with an integer exponent)")
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, Fraction):
+        return str(value.numerator) if value.denominator == 1 else str(float(value))
+    return str(value)
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Lambda": "a lambda", "ListComp": "a list comprehension", "GeneratorExp": "a generator",
+        "Compare": "a comparison", "BoolOp": "and/or", "IfExp": "an if-expression", "List": "a list",
+        "Tuple": "a tuple", "Dict": "a dict", "Set": "a set", "JoinedStr": "an f-string",
+        "NamedExpr": "an assignment expression", "Await": "await", "Starred": "a starred argument",
+        "Slice": "a slice", "SetComp": "a set comprehension", "DictComp": "a dict comprehension",
+        "FloorDiv": "//", "Mod": "%", "BitAnd": "&", "BitOr": "|", "BitXor": "^", "LShift": "<<",
+        "RShift": ">>", "Invert": "~", "Not": "not", "Yield": "yield",
+    }
+    return names.get(type(node).__name__, type(node).__name__)
+
+
+def build_graph(spec: Spec) -> Graph:
+    """Parse every step and check every backward call; raise SpecError with all problems."""
+    builder = _Builder(spec)
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    code: list[tuple[str, str]] = []
+    for step in spec.steps:
+        try:
+            code.append((step.name, builder.step(step.name, step.expr, step.line)))
+        except ExprError as e:
+            problems.append(Problem(spec.path, step.line, f"step '{step.name}': {e}"))
+            failed.add(step.name)
+            builder.nodes = [n for n in builder.nodes if n.step != step.name]
+            builder.known = {n.name: n for n in builder.nodes}
+    nodes = {n.name: n for n in builder.nodes}
+    for call in spec.backward:
+        problems.extend(_check_call(spec.path, call, nodes, failed))
+    if problems:
+        raise SpecError(problems)
+    return Graph(spec, tuple(builder.nodes), tuple(code))
+
+
+def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str]) -> list[Problem]:
+    if call.output in failed:
+        return []
+    node = nodes.get(call.output)
+    where = f"backward '{call.output}'"
+    if node is None:
+        names = ", ".join(n for n in nodes if nodes[n].step == n)
+        return [Problem(path, call.line, f"{where}: unknown tensor (allowed: {names})")]
+    if not node.requires_grad:
+        return [Problem(path, call.line, f"{where}: it does not require grad, so torch cannot backpropagate from it"
+                        " (allowed: a tensor computed from an input with requires_grad: true)")]
+    if call.gradient is None:
+        if numel(node.shape) != 1:
+            return [Problem(path, call.line, f"{where}: the output has shape {fmt_shape(node.shape)}, so torch needs"
+                            " a gradient (grad can be implicitly created only for scalar outputs)"
+                            f" (allowed: {{output: {call.output}, gradient: <values of shape {fmt_shape(node.shape)}>}})")]
+        return []
+    if call.gradient.shape != node.shape:
+        return [Problem(path, call.line, f"{where}: gradient has shape {fmt_shape(call.gradient.shape)} but the output has"
+                        f" shape {fmt_shape(node.shape)} (allowed: a gradient of the output's shape)")]
+    return []
+
+
+def ones_gradient(node: Node) -> Array:
+    """Return the implicit gradient of a one-element output."""
+    return Array(node.shape, (Fraction(1),) * numel(node.shape))
+
+

@@ -1,0 +1,86 @@
+"""Sympy functions for torch's conventions where a derivative does not exist.
+
+Each evaluates to a number once its arguments are numbers, and prints as plain
+math (Iverson brackets) rather than as sympy's defaults, which differ from
+torch at the kinks (sympy's Heaviside(0) is 1/2, torch's relu'(0) is 0).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+
+def _numbers(*args: sp.Expr) -> bool:
+    return all(a.is_number for a in args)
+
+
+class Positive(sp.Function):
+    """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_number:
+            if a is sp.nan:
+                return sp.nan
+            return sp.Integer(1) if bool(a > 0) else sp.Integer(0)
+        return None
+
+
+class Inside(sp.Function):
+    """clamp'(a): 1 where lo <= a <= hi (bounds included, as torch), else 0."""
+
+    nargs = 3  # a, lo, hi; a missing bound is passed as -oo / oo
+
+    @classmethod
+    def eval(cls, a, lo, hi):
+        if _numbers(a, lo, hi):
+            if a is sp.nan:
+                return sp.nan
+            return sp.Integer(1) if bool(lo <= a) and bool(a <= hi) else sp.Integer(0)
+        return None
+
+
+class TieShare(sp.Function):
+    """max'/min' for one element: 1/k if it is one of k tied extremes, else 0."""
+
+    # args: the element, the extreme (max or min of all), then every element
+
+    @classmethod
+    def eval(cls, a, extreme, *elements):
+        if _numbers(a, extreme, *elements):
+            if a != extreme:
+                return sp.Integer(0)
+            ties = sum(1 for e in elements if e == extreme)
+            return sp.Rational(1, ties)
+        return None
+
+
+class NormShare(sp.Function):
+    """norm' for one element: a / norm, and 0 at the zero vector (as torch)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, norm):
+        if _numbers(a, norm):
+            return sp.Integer(0) if norm == 0 else a / norm
+        return None
+
+
+class PowLog(sp.Function):
+    """d(a**b)/db = a**b ln a, and 0 where a = 0 and b >= 0 (as torch)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            if a == 0 and bool(b >= 0):
+                return sp.Integer(0)
+            return a**b * sp.log(a)
+        return None
+
+
+KINKS = (Positive, Inside, TieShare, NormShare, PowLog)

@@ -1,0 +1,160 @@
+"""LaTeX for the derivation: sympy's printer taught our symbols, kinks and numbers."""
+
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .derive import to_float
+from .ops import unravel
+
+INDEX_LETTERS = "ijkl"
+
+
+def name_tex(name: str) -> str:
+    """Return a node's name in math: one letter italic, longer names upright."""
+    if len(name) == 1:
+        return name
+    return r"\mathrm{" + name.replace("_", r"\_") + "}"
+
+
+def index_tex(index: tuple[int, ...] | str) -> str:
+    """Return a subscript: digits run together while every index is below 10."""
+    if isinstance(index, str):
+        return index
+    if all(i < 10 for i in index):
+        return "".join(map(str, index))
+    return ",".join(map(str, index))
+
+
+def element_tex(name: str, shape: tuple[int, ...], flat: int | None) -> str:
+    """Return the LaTeX of one element (flat index), or of the generic element (None)."""
+    base = name_tex(name)
+    if not shape:
+        return base
+    sub = INDEX_LETTERS[: len(shape)] if flat is None else index_tex(unravel(flat, shape))
+    return f"{base}_{{{sub}}}"
+
+
+class Printer(LatexPrinter):
+    """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
+
+    def __init__(self, names: dict[sp.Symbol, str]):
+        super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
+
+    def _print_Positive(self, expr: sp.Expr) -> str:
+        return rf"\left[{self._print(expr.args[0])} > 0\right]"
+
+    def _print_Inside(self, expr: sp.Expr) -> str:
+        a, lo, hi = (self._print(x) for x in expr.args)
+        if expr.args[1] == -sp.oo:
+            return rf"\left[{a} \le {hi}\right]"
+        if expr.args[2] == sp.oo:
+            return rf"\left[{a} \ge {lo}\right]"
+        return rf"\left[{lo} \le {a} \le {hi}\right]"
+
+    def _print_TieShare(self, expr: sp.Expr) -> str:
+        a, extreme = (self._print(x) for x in expr.args[:2])
+        return rf"\frac{{\left[{a} = {extreme}\right]}}{{\#\text{{ties}}}}"
+
+    def _print_NormShare(self, expr: sp.Expr) -> str:
+        a, norm = (self._print(x) for x in expr.args)
+        return rf"\frac{{{a}}}{{{norm}}}"
+
+    def _print_PowLog(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)
+
+
+def decimal(x: float, digits: int = 6) -> str:
+    """Return a float in plain decimal LaTeX, to `digits` significant digits."""
+    if math.isnan(x):
+        return r"\mathrm{nan}"
+    if math.isinf(x):
+        return r"\infty" if x > 0 else r"-\infty"
+    if x == 0:
+        return "0"
+    exponent = math.floor(math.log10(abs(x)))
+    if -5 <= exponent < 7:
+        text = f"{x:.{max(digits - 1 - exponent, 0)}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text
+    mantissa = f"{x / 10**exponent:.{digits - 1}f}".rstrip("0").rstrip(".")
+    return rf"{mantissa} \times 10^{{{exponent}}}"
+
+
+def is_exact(value: sp.Expr) -> bool:
+    """Tell whether a value is an exact rational (so '=' is true to the last digit)."""
+    return bool(value.is_Rational)
+
+
+def fraction_tex(value: sp.Rational) -> str:
+    """Return a rational as a LaTeX fraction."""
+    sign = "-" if value.p < 0 else ""
+    return rf"{sign}\frac{{{abs(value.p)}}}{{{value.q}}}"
+
+
+def number_tex(value: sp.Expr) -> str:
+    """Return a value as a short factor: an integer, an exact decimal, a small fraction, or a decimal."""
+    if value.is_Integer:
+        return str(int(value))
+    if value.is_Rational:
+        if _terminates(value):
+            return decimal(to_float(value), 12)
+        if value.q <= 10_000 and abs(value.p) <= 10**6:
+            return fraction_tex(value)
+    return decimal(to_float(value))
+
+
+def operand_tex(value: sp.Expr) -> str:
+    """Return a value to stand in an expression, parenthesised when negative."""
+    text = number_tex(value)
+    return rf"\left({text}\right)" if text.startswith("-") else text
+
+
+def value_tex(value: sp.Expr) -> str:
+    """Return '= exact = decimal' (or '≈ decimal') for the end of an equation chain."""
+    if value.is_Integer or value in (sp.oo, -sp.oo, sp.nan) or value.is_Float:
+        return " = " + number_tex(value) if not value.is_Float else r" \approx " + decimal(to_float(value))
+    if value.is_Rational:
+        if _terminates(value):
+            dec = decimal(to_float(value), 12)
+            return f" = {fraction_tex(value)} = {dec}" if value.q <= 100 else f" = {dec}"
+        if value.q <= 10_000 and abs(value.p) <= 10**6:
+            return rf" = {fraction_tex(value)} \approx {decimal(to_float(value))}"
+    return r" \approx " + decimal(to_float(value))
+
+
+def _terminates(value: sp.Rational) -> bool:
+    q = int(value.q)
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1 and abs(value.p) < 10**12 and "times" not in decimal(to_float(value), 12) and len(
+        decimal(to_float(value), 12)) <= 12
+
+
+def matrix_tex(rows: list[list[str]]) -> str:
+    """Return a bmatrix from cells."""
+    body = r" \\ ".join(" & ".join(r) for r in rows)
+    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+
+def tensor_tex(values: list[sp.Expr] | tuple[sp.Expr, ...], shape: tuple[int, ...]) -> str:
+    """Return a tensor's values: a number, a row vector, a matrix, or nested rows."""
+    cells = [number_tex(v) for v in values]
+    if not shape:
+        return cells[0]
+    if len(shape) == 1:
+        return matrix_tex([cells])
+    cols = shape[-1]
+    rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
+    if len(shape) == 2:
+        return matrix_tex(rows)
+    # more dims: one matrix per leading index
+    per = shape[-2] * cols
+    blocks = [tensor_tex(values[i:i + per], shape[-2:]) for i in range(0, len(values), per)]
+    return r"\left[\; " + r",\; ".join(blocks) + r" \;\right]"

@@ -1,0 +1,585 @@
+"""The registry of operations: one place per op for everything we know about it.
+
+Each op keeps together its shape rule, its forward (elementwise, in sympy), its
+local derivatives (torch's convention at kinks), the rule's name, torch's
+``grad_fn`` name, its torch function and its LaTeX. Tensors are flat row-major
+lists of sympy expressions; ``partials`` yields the non-zero entries of the
+op's local Jacobian, so the derivation never touches the zeros.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import sympy as sp
+
+from .kinks import Inside, NormShare, Positive, PowLog, TieShare
+
+Shape = tuple[int, ...]
+Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
+
+# Precedence, for parentheses in LaTeX.
+SUM, PRODUCT, UNARY, POWER, ATOM = 1, 2, 3, 4, 5
+
+
+class ShapeError(ValueError):
+    """The operands' shapes do not fit the op."""
+
+
+def numel(shape: Shape) -> int:
+    """Return the number of elements of a shape."""
+    return math.prod(shape)
+
+
+def strides(shape: Shape) -> tuple[int, ...]:
+    """Return row-major strides in elements."""
+    out, step = [], 1
+    for size in reversed(shape):
+        out.append(step)
+        step *= size
+    return tuple(reversed(out))
+
+
+def unravel(flat: int, shape: Shape) -> tuple[int, ...]:
+    """Return the multi-index of a flat row-major position."""
+    return tuple((flat // s) % n for s, n in zip(strides(shape), shape))
+
+
+def ravel(index: tuple[int, ...], shape: Shape) -> int:
+    """Return the flat row-major position of a multi-index."""
+    return sum(i * s for i, s in zip(index, strides(shape)))
+
+
+def broadcast(*shapes: Shape) -> Shape:
+    """Return the broadcast shape, by torch's rules."""
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            raise ShapeError(
+                "shapes " + " and ".join(fmt_shape(s) for s in shapes) + " do not broadcast"
+                " (allowed: sizes equal or 1, compared from the right)"
+            )
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def source_index(out_index: tuple[int, ...], shape: Shape) -> int:
+    """Return the flat index that a broadcast output position reads from an operand."""
+    tail = out_index[len(out_index) - len(shape):] if shape else ()
+    return ravel(tuple(0 if n == 1 else i for i, n in zip(tail, shape)), shape)
+
+
+def fmt_shape(shape: Shape) -> str:
+    """Write a shape as torch does: [2, 3]."""
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def norm_dim(dim: int, ndim: int) -> int:
+    """Return a non-negative dim, or raise ShapeError as torch would."""
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise ShapeError(f"dim {dim} is out of range for a {ndim}-d tensor (allowed: {-size} to {size - 1})")
+    return dim % size
+
+
+@dataclass(frozen=True)
+class Op:
+    """Base of every op; subclasses fill in the behaviour."""
+
+    key: str
+    rule: str
+    grad_fn_name: str
+    prec: int = ATOM
+    arity: int = 1
+
+    def shape(self, shapes: list[Shape], params: dict[str, Any]) -> Shape:
+        """Return the output shape, or raise ShapeError."""
+        raise NotImplementedError
+
+    def forward(self, xs: list[list[sp.Expr]], shapes: list[Shape], params: dict[str, Any]) -> list[sp.Expr]:
+        """Return the output elements as sympy expressions of the inputs' elements."""
+        raise NotImplementedError
+
+    def partials(
+        self, xs: list[list[sp.Expr]], outs: list[sp.Expr], shapes: list[Shape], params: dict[str, Any]
+    ) -> Iterator[Partial]:
+        """Yield every non-zero local derivative d out[k] / d arg[a][j]."""
+        raise NotImplementedError
+
+    def grad_fn(self, consts: tuple[bool, ...], shapes: list[Shape], params: dict[str, Any]) -> str:
+        """Return torch's grad_fn name for this use of the op."""
+        return self.grad_fn_name
+
+    def rule_for(self, consts: tuple[bool, ...], same: bool) -> str:
+        """Return the differentiation rule's name for this use (constants or a repeated operand)."""
+        return self.rule
+
+    def latex(self, ts: list[str], params: dict[str, Any]) -> str:
+        """Return the op applied to LaTeX operands (parenthesised by the caller)."""
+        raise NotImplementedError
+
+    def kinks(
+        self, xs: list[list[sp.Expr]], outs: list[sp.Expr], shapes: list[Shape], params: dict[str, Any]
+    ) -> Iterator[tuple[int, str]]:
+        """Yield (output index, note key) where the op is not differentiable at these values."""
+        return iter(())
+
+    def run(self, torch: Any, ts: list[Any], params: dict[str, Any]) -> Any:
+        """Apply the op with real torch."""
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------
+# Elementwise ops, with broadcasting
+
+
+@dataclass(frozen=True)
+class Elementwise(Op):
+    """An op applied element by element; operands broadcast."""
+
+    f: Callable[..., sp.Expr] = field(default=None, repr=False)  # forward on scalars
+    df: tuple[Callable[..., sp.Expr], ...] = field(default=(), repr=False)  # d f / d arg, given (*args, out)
+    tex: Callable[..., str] = field(default=None, repr=False)
+    torch_fn: Callable[..., Any] = field(default=None, repr=False)
+    kink_at: Callable[..., str | None] = field(default=None, repr=False)
+    const_rule: str = ""  # the rule when one operand is a constant
+
+    def shape(self, shapes, params):
+        return broadcast(*shapes)
+
+    def rule_for(self, consts, same):
+        if self.const_rule and any(consts):
+            return self.const_rule
+        if same and self.key == "mul":
+            return "product rule, with the same factor twice"
+        return self.rule
+
+    def forward(self, xs, shapes, params):
+        out_shape = broadcast(*shapes)
+        result = []
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            result.append(self.f(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params))
+        return result
+
+    def partials(self, xs, outs, shapes, params):
+        out_shape = broadcast(*shapes)
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            srcs = [source_index(idx, s) for s in shapes]
+            args = [x[j] for x, j in zip(xs, srcs)]
+            for a, d in enumerate(self.df):
+                yield k, a, srcs[a], d(*args, outs[k], **params)
+
+    def latex(self, ts, params):
+        return self.tex(*ts, **params)
+
+    def kinks(self, xs, outs, shapes, params):
+        if self.kink_at is None:
+            return
+        out_shape = broadcast(*shapes)
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            key = self.kink_at(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params)
+            if key:
+                yield k, key
+
+    def run(self, torch, ts, params):
+        return self.torch_fn(torch, *ts, **params)
+
+
+def _binary(key, rule, grad_fn, prec, f, df, tex, torch_fn, **kw):
+    return Elementwise(key, rule, grad_fn, prec, 2, f=f, df=df, tex=tex, torch_fn=torch_fn, **kw)
+
+
+CONSTANT_TERM = "sum rule; a constant term has derivative 0"
+CONSTANT_FACTOR = "constant multiple rule"
+
+
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, prec=ATOM, kink_at=None):
+    return Elementwise(key, rule, grad_fn, prec, 1, f=f, df=(df,), tex=tex, torch_fn=torch_fn, kink_at=kink_at)
+
+
+@dataclass(frozen=True)
+class Pow(Elementwise):
+    """a ** b: three grad_fns in torch, by which side is a constant."""
+
+    def rule_for(self, consts, same):
+        if consts[1]:
+            return "power rule"
+        return "exponential rule" if consts[0] else self.rule
+
+    def grad_fn(self, consts, shapes, params):
+        if consts[1]:
+            return "PowBackward0"
+        return "PowBackward2" if consts[0] else "PowBackward1"
+
+
+@dataclass(frozen=True)
+class Sub(Elementwise):
+    """a - b: torch records a constant minus a tensor as RsubBackward1."""
+
+    def grad_fn(self, consts, shapes, params):
+        return "RsubBackward1" if consts[0] else "SubBackward0"
+
+
+def _frac(a: str, b: str) -> str:
+    return rf"\frac{{{a}}}{{{b}}}"
+
+
+def _at_zero(key: str) -> Callable[..., str | None]:
+    return lambda a: key if a == 0 else None
+
+
+def _pow_kink(a, b):
+    if a == 0 and b.is_number and b < 1 and b != 0:
+        return "pow0"
+    return None
+
+
+def _clamp_kink(a, lo, hi):
+    return "clamp_edge" if a == lo or a == hi else None
+
+
+def _clamp(a, lo, hi):
+    return sp.Min(sp.Max(a, lo), hi)
+
+
+def _clamp_tex(a, lo, hi):
+    if lo == -sp.oo:
+        return rf"\min\left({a}, {sp.latex(hi)}\right)"
+    if hi == sp.oo:
+        return rf"\max\left({a}, {sp.latex(lo)}\right)"
+    return rf"\operatorname{{clamp}}\left({a}, {sp.latex(lo)}, {sp.latex(hi)}\right)"
+
+
+def _clamp_torch(torch, t, lo, hi):
+    kw = {}
+    if lo is not None:
+        kw["min"] = float(lo)
+    if hi is not None:
+        kw["max"] = float(hi)
+    return torch.clamp(t, **kw)
+
+
+def _sigmoid(a):
+    return 1 / (1 + sp.exp(-a))
+
+
+ELEMENTWISE = [
+    _binary("add", "sum rule", "AddBackward0", SUM, lambda a, b: a + b,
+            (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
+            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, const_rule=CONSTANT_TERM),
+    Sub("sub", "difference rule", "SubBackward0", SUM, 2, f=lambda a, b: a - b,
+        df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
+        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM),
+    _binary("mul", "product rule", "MulBackward0", PRODUCT, lambda a, b: a * b,
+            (lambda a, b, o: b, lambda a, b, o: a),
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, const_rule=CONSTANT_FACTOR),
+    _binary("div", "quotient rule", "DivBackward0", PRODUCT, lambda a, b: a / b,
+            (lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
+            _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
+    Pow("pow", "power rule and exponential rule", "PowBackward0", POWER, 2, f=lambda a, b: a**b,
+        df=(lambda a, b, o: b * a ** (b - 1), lambda a, b, o: PowLog(a, b)),
+        tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink),
+    _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
+           lambda a: f"-{a}", lambda torch, a: -a, prec=UNARY),
+    _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
+           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink_at=_at_zero("div0")),
+    _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
+           lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
+    _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,
+           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink_at=_at_zero("log0")),
+    _unary("sqrt", "power rule", "SqrtBackward0", sp.sqrt, lambda a, o: 1 / (2 * o),
+           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink_at=_at_zero("sqrt0")),
+    _unary("sin", "derivative of sine", "SinBackward0", sp.sin, lambda a, o: sp.cos(a),
+           lambda a: rf"\sin {a}", lambda torch, a: torch.sin(a)),
+    _unary("cos", "derivative of cosine", "CosBackward0", sp.cos, lambda a, o: -sp.sin(a),
+           lambda a: rf"\cos {a}", lambda torch, a: torch.cos(a)),
+    _unary("tanh", "derivative of tanh", "TanhBackward0", sp.tanh, lambda a, o: 1 - o**2,
+           lambda a: rf"\tanh {a}", lambda torch, a: torch.tanh(a)),
+    _unary("sigmoid", "derivative of the sigmoid", "SigmoidBackward0", _sigmoid, lambda a, o: o * (1 - o),
+           lambda a: rf"\sigma\left({a}\right)", lambda torch, a: torch.sigmoid(a)),
+    _unary("relu", "derivative of relu", "ReluBackward0", lambda a: sp.Max(0, a), lambda a, o: Positive(a),
+           lambda a: rf"\operatorname{{relu}}\left({a}\right)", lambda torch, a: torch.relu(a),
+           kink_at=_at_zero("relu0")),
+    _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
+           lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink_at=_at_zero("abs0")),
+    Elementwise("clamp", "derivative of clamp", "ClampBackward1", ATOM, 1, f=_clamp,
+                df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
+                kink_at=_clamp_kink),
+]
+
+
+# ----------------------------------------------------------------------------
+# Reductions and ops along a dim
+
+
+def _reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
+    """Return the output shape and, per output element, the input indices it reduces."""
+    if dim is None:
+        return ((1,) * len(shape) if keepdim else ()), [list(range(numel(shape)))]
+    d = norm_dim(dim, len(shape))
+    if not shape:
+        return (), [[0]]
+    out_shape = tuple(1 if i == d else n for i, n in enumerate(shape))
+    groups = []
+    for k in range(numel(out_shape)):
+        idx = list(unravel(k, out_shape))
+        members = []
+        for m in range(shape[d]):
+            idx[d] = m
+            members.append(ravel(tuple(idx), shape))
+        groups.append(members)
+    if not keepdim:
+        out_shape = tuple(n for i, n in enumerate(shape) if i != d)
+    return out_shape, groups
+
+
+@dataclass(frozen=True)
+class Reduction(Op):
+    """sum, mean, norm, max, min: one output element per group of inputs."""
+
+    combine: Callable[[list[sp.Expr]], sp.Expr] = field(default=None, repr=False)
+    d: Callable[[sp.Expr, list[sp.Expr], sp.Expr], sp.Expr] = field(default=None, repr=False)
+    tex: Callable[..., str] = field(default=None, repr=False)
+    method: str = ""
+    dims: bool = False  # accepts dim= and keepdim=
+    kink_at: Callable[[list[sp.Expr], sp.Expr], str | None] = field(default=None, repr=False)
+
+    def shape(self, shapes, params):
+        if not self.dims and not shapes[0]:
+            return ()
+        return _reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[0]
+
+    def forward(self, xs, shapes, params):
+        groups = _reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
+        return [self.combine([xs[0][j] for j in g]) for g in groups]
+
+    def partials(self, xs, outs, shapes, params):
+        groups = _reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
+        for k, g in enumerate(groups):
+            members = [xs[0][j] for j in g]
+            for j in g:
+                yield k, 0, j, self.d(xs[0][j], members, outs[k])
+
+    def grad_fn(self, consts, shapes, params):
+        if params.get("dim") is not None:
+            return self.grad_fn_name[:-1] + "1"  # SumBackward1, MeanBackward1
+        return self.grad_fn_name
+
+    def latex(self, ts, params):
+        return self.tex(ts[0], params)
+
+    def kinks(self, xs, outs, shapes, params):
+        groups = _reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
+        for k, g in enumerate(groups):
+            key = self.kink_at([xs[0][j] for j in g], outs[k]) if self.kink_at else None
+            if key:
+                yield k, key
+
+    def run(self, torch, ts, params):
+        kw = {k: v for k, v in params.items() if v is not None}
+        return getattr(ts[0], self.method)(**kw)
+
+
+
+def _dim_suffix(params: dict[str, Any]) -> str:
+    return "" if params.get("dim") is None else rf"_{{\text{{dim}}={params['dim']}}}"
+
+
+def _extreme_share(a, members, out):
+    return TieShare(a, out, *members)
+
+
+def _tie(members, out):
+    return "tie" if sum(1 for m in members if m == out) > 1 else None
+
+
+REDUCTIONS = [
+    Reduction("sum", "sum rule", "SumBackward0", ATOM, 1, combine=lambda m: sp.Add(*m),
+              d=lambda a, m, o: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
+              method="sum", dims=True),
+    Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0", ATOM, 1,
+              combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
+              tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True),
+    Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", ATOM, 1,
+              combine=lambda m: sp.sqrt(sp.Add(*(e**2 for e in m))), d=lambda a, m, o: NormShare(a, o),
+              tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
+              kink_at=lambda m, o: "norm0" if o == 0 else None),
+    Reduction("max", "derivative of max", "MaxBackward1", ATOM, 1, combine=lambda m: sp.Max(*m),
+              d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie),
+    Reduction("min", "derivative of min", "MinBackward1", ATOM, 1, combine=lambda m: sp.Min(*m),
+              d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie),
+]
+
+
+
+
+@dataclass(frozen=True)
+class Softmax(Op):
+    """softmax and log_softmax along dim."""
+
+    log: bool = False
+
+    def shape(self, shapes, params):
+        norm_dim(params["dim"], len(shapes[0]))
+        return shapes[0]
+
+    def _groups(self, shape, params):
+        return _reduce_groups(shape, params["dim"], True)[1]
+
+    def forward(self, xs, shapes, params):
+        out: list[sp.Expr] = [sp.Integer(0)] * len(xs[0])
+        for g in self._groups(shapes[0], params):
+            total = sp.Add(*(sp.exp(xs[0][j]) for j in g))
+            for j in g:
+                out[j] = xs[0][j] - sp.log(total) if self.log else sp.exp(xs[0][j]) / total
+        return out
+
+    def partials(self, xs, outs, shapes, params):
+        for g in self._groups(shapes[0], params):
+            for k in g:
+                for m in g:
+                    delta = sp.Integer(1 if k == m else 0)
+                    if self.log:
+                        yield k, 0, m, delta - sp.exp(outs[m])
+                    else:
+                        yield k, 0, m, outs[k] * (delta - outs[m])
+
+    def latex(self, ts, params):
+        name = "log\\_softmax" if self.log else "softmax"
+        return rf"\operatorname{{{name}}}_{{\text{{dim}}={params['dim']}}}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return (torch.log_softmax if self.log else torch.softmax)(ts[0], dim=params["dim"])
+
+
+# ----------------------------------------------------------------------------
+# Linear algebra and shape ops
+
+
+@dataclass(frozen=True)
+class Matmul(Op):
+    """a @ b for 1-d and 2-d operands, as torch.matmul."""
+
+    def shape(self, shapes, params):
+        a, b = shapes
+        if not a or not b or len(a) > 2 or len(b) > 2:
+            raise ShapeError(
+                f"@ needs 1-d or 2-d operands, got {fmt_shape(a)} and {fmt_shape(b)} (allowed: vectors and matrices)"
+            )
+        if a[-1] != b[0]:
+            raise ShapeError(
+                f"@ cannot multiply {fmt_shape(a)} by {fmt_shape(b)}: {a[-1]} != {b[0]}"
+                " (allowed: the inner sizes equal)"
+            )
+        return a[:-1] + b[1:]
+
+    def _terms(self, shapes):
+        """Yield (out index, a index, b index) for every product in the sums."""
+        a, b = shapes
+        rows = a[0] if len(a) == 2 else 1
+        inner = a[-1]
+        cols = b[1] if len(b) == 2 else 1
+        for i in range(rows):
+            for j in range(cols):
+                for k in range(inner):
+                    yield i * cols + j, i * inner + k, k * cols + j
+
+    def forward(self, xs, shapes, params):
+        out_shape = self.shape(shapes, params)
+        total: list[list[sp.Expr]] = [[] for _ in range(max(numel(out_shape), 1))]
+        for o, i, j in self._terms(shapes):
+            total[o].append(xs[0][i] * xs[1][j])
+        return [sp.Add(*t) for t in total]
+
+    def partials(self, xs, outs, shapes, params):
+        for o, i, j in self._terms(shapes):
+            yield o, 0, i, xs[1][j]
+            yield o, 1, j, xs[0][i]
+
+    def grad_fn(self, consts, shapes, params):
+        a, b = (len(s) for s in shapes)
+        return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get((a, b), "SqueezeBackward4")
+
+    def latex(self, ts, params):
+        return rf"{ts[0]} {ts[1]}"
+
+    def run(self, torch, ts, params):
+        return ts[0] @ ts[1]
+
+
+@dataclass(frozen=True)
+class Transpose(Op):
+    """x.T for a 2-d tensor."""
+
+    def shape(self, shapes, params):
+        if len(shapes[0]) != 2:
+            raise ShapeError(f".T needs a 2-d tensor, got {fmt_shape(shapes[0])} (allowed: matrices)")
+        return shapes[0][::-1]
+
+    def forward(self, xs, shapes, params):
+        rows, cols = shapes[0]
+        return [xs[0][i * cols + j] for j in range(cols) for i in range(rows)]
+
+    def partials(self, xs, outs, shapes, params):
+        rows, cols = shapes[0]
+        for k, (j, i) in enumerate((j, i) for j in range(cols) for i in range(rows)):
+            yield k, 0, i * cols + j, sp.Integer(1)
+
+    def latex(self, ts, params):
+        return rf"{ts[0]}^{{\mathsf T}}"
+
+    def run(self, torch, ts, params):
+        return ts[0].T
+
+
+@dataclass(frozen=True)
+class Select(Op):
+    """x[i]: one slice along the first dim."""
+
+    def shape(self, shapes, params):
+        shape = shapes[0]
+        if not shape:
+            raise ShapeError("cannot index a 0-d tensor (allowed: indexing tensors with at least one dim)")
+        i = params["index"]
+        if not -shape[0] <= i < shape[0]:
+            raise ShapeError(f"index {i} is out of range for size {shape[0]} (allowed: {-shape[0]} to {shape[0] - 1})")
+        return shape[1:]
+
+    def forward(self, xs, shapes, params):
+        shape = shapes[0]
+        size = numel(shape[1:])
+        start = (params["index"] % shape[0]) * size
+        return xs[0][start:start + size]
+
+    def partials(self, xs, outs, shapes, params):
+        shape = shapes[0]
+        size = numel(shape[1:])
+        start = (params["index"] % shape[0]) * size
+        for k in range(size):
+            yield k, 0, start + k, sp.Integer(1)
+
+    def latex(self, ts, params):
+        return rf"{ts[0]}\left[{params['index']}\right]"
+
+    def run(self, torch, ts, params):
+        return ts[0][params["index"]]
+
+
+OTHERS = [
+    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0"),
+    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", log=True),
+    Matmul("matmul", "sum and product rules", "MmBackward0", PRODUCT, 2),
+    Transpose("transpose", "transpose", "PermuteBackward0", POWER),
+    Select("select", "indexing", "SelectBackward0", POWER),
+]
+
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + OTHERS}
+

@@ -1,0 +1,42 @@
+"""Helpers for the tests: build specs in memory and run them through the pipeline."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from generator.derive import Derivation, derive
+from generator.graph import build_graph
+from generator.spec import Array, Call, Input, Spec, Step
+
+ROOT = Path(__file__).resolve().parent.parent
+GALLERY = sorted((ROOT / "derivations").glob("*.yaml"))
+
+
+def array(value) -> Array:
+    """Return an Array from a number or nested lists (exact decimals from str)."""
+    if isinstance(value, list):
+        parts = [array(v) for v in value]
+        return Array((len(parts),) + parts[0].shape, tuple(x for p in parts for x in p.values))
+    return Array((), (Fraction(str(value)),))
+
+
+def make_spec(inputs: dict, steps: dict, backward, *, dtype: str = "float32") -> Spec:
+    """Build a Spec: inputs map name -> (value, requires_grad); backward is a name or (name, gradient)."""
+    calls = backward if isinstance(backward, list) else [backward]
+    return Spec(
+        path="test.yaml",
+        title="test",
+        summary="",
+        inputs=tuple(Input(n, array(v), rg, 1) for n, (v, rg) in inputs.items()),
+        steps=tuple(Step(n, e, 2) for n, e in steps.items()),
+        backward=tuple(
+            Call(c, None, 3) if isinstance(c, str) else Call(c[0], array(c[1]), 3) for c in calls
+        ),
+        dtype=dtype,
+    )
+
+
+def run_spec(inputs: dict, steps: dict, backward, **kw) -> Derivation:
+    """Derive a spec built with make_spec."""
+    return derive(build_graph(make_spec(inputs, steps, backward, **kw)))
