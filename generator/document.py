@@ -16,6 +16,7 @@ from .code import printed, torch_code
 from .derive import Adjoint, Derivation, Pass, evaluate, full_expression
 from .graph import Node
 from .latex import (
+    INDEX_LETTERS,
     Printer,
     decimal,
     element_tex,
@@ -32,6 +33,7 @@ MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
 MAX_MATRIX = 10  # rows or columns shown in full; larger matrices show their corners
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
+MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ForwardItem:
     value: str  # the whole tensor
     shape: str
     scalar: bool
+    indices: str  # the generic element's index letters: i, ij, ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class BackwardItem:
     hidden: int
     value: str
     shape: str
+    indices: str
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ class _Builder:
 
     # -- graph and forward ---------------------------------------------------
 
-    def operand(self, arg: object, *, values: bool = False, k: int | None = None) -> str:
+    def operand(self, arg: object) -> str:
         if isinstance(arg, str):
             return name_tex(arg)
         return operand_tex(sp.Rational(arg.numerator, arg.denominator))
@@ -221,8 +225,9 @@ class _Builder:
             shown = [line for line, _ in lines[:MAX_LINES]]
         return ForwardItem(
             node.name, name_tex(node.name), self.graph.grad_fn(node), self.formula(node),
-            tuple(shown if generic else shown), generic, 0 if generic else max(size - MAX_LINES, 0),
+            tuple(shown), generic, 0 if generic else max(size - MAX_LINES, 0),
             tensor_tex(self.d.values[node.name], node.shape), shape_text(node.shape), size == 1 and not node.shape,
+            ", ".join(INDEX_LETTERS[: len(node.shape)]),
         )
 
     def forward_generic(self, node: Node, lines: list[tuple[str, str]]) -> bool:
@@ -312,6 +317,7 @@ class _Builder:
         return BackwardItem(
             node.name, name_tex(node.name), node.is_leaf, is_output, grad_fns, rules, tuple(shown), generic,
             0 if generic else max(size - MAX_LINES, 0), tensor_tex(values, node.shape), shape_text(node.shape),
+            ", ".join(INDEX_LETTERS[: len(node.shape)]),
         )
 
     def backward_generic(self, node: Node, adjoints: tuple[Adjoint, ...], lines: list[tuple[str, str]]) -> bool:
@@ -420,15 +426,11 @@ class _Builder:
         env = {s: v for n in self.graph.nodes if n.is_leaf for s, v in zip(self.d.symbols[n.name], self.d.values[n.name])}
         lines = [rf"{name_tex(out.name)} = {self.printer.doprint(expr)}"]
         for leaf in p.vjp:
-            node = self.graph.node(leaf)
-            sym = self.d.symbols[leaf][0]
-            derivative = sp.diff(expr, sym)
-            value = evaluate(derivative, env)
-            generic_names = dict(self.names)
-            generic_names[sym] = element_tex(leaf, node.shape, None if numel(node.shape) > 1 else 0)
-            el = generic_names[sym]
-            text = Printer(generic_names).doprint(sp.factor(derivative) if sp.count_ops(derivative) < 30 else derivative)
-            lines.append(rf"{self.partial(loss, el)} = {text}{value_tex(value)}")
+            for sym in self.d.symbols[leaf][:MAX_ALL_AT_ONCE_ELEMENTS]:
+                derivative = sp.diff(expr, sym)
+                value = evaluate(derivative, env)
+                shown = sp.factor(derivative) if sp.count_ops(derivative) < 30 else derivative
+                lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines)
 
     # -- grads ---------------------------------------------------------------

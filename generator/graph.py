@@ -103,6 +103,7 @@ class _Builder:
         self.known: dict[str, Node] = {}
         self.taken = {i.name for i in spec.inputs} | {s.name for s in spec.steps}
         self.fresh = 0
+        self.failed: set[str] = set()
         for inp in spec.inputs:
             self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
 
@@ -157,6 +158,8 @@ class _Builder:
         if isinstance(node, ast.Name):
             if node.id == self.current:
                 raise ExprError(f"step '{node.id}' uses itself (allowed: inputs and earlier steps: {self._names()})")
+            if node.id in self.failed:
+                raise ExprError(f"uses '{node.id}', which has a problem of its own (allowed: fix '{node.id}' first)")
             known = self.known.get(node.id)
             if known is None or known.step != node.id:
                 raise ExprError(f"unknown name '{node.id}' (allowed: inputs and earlier steps: {self._names()})")
@@ -210,8 +213,8 @@ class _Builder:
     def _call(self, node: ast.Call, top: bool) -> Arg:
         func = node.func
         if not isinstance(func, ast.Attribute):
-            name = func.id if isinstance(func, ast.Name) else _describe(func)
-            raise ExprError(f"calling '{name}' is not allowed (allowed: torch.f(x) or x.f() for f in {', '.join(FUNCS)})")
+            name = f"'{func.id}'" if isinstance(func, ast.Name) else _describe(func)
+            raise ExprError(f"calling {name} is not allowed (allowed: torch.f(x) or x.f() for f in {', '.join(FUNCS)})")
         if func.attr not in FUNCS:
             raise ExprError(f"unknown function '{func.attr}' (allowed: {', '.join(FUNCS)})")
         args = list(node.args)
@@ -236,6 +239,9 @@ class _Builder:
             other = _bind(fname, args, kwargs, ("other",), required=("other",))["other"]
             return self._make("matmul", [self._tensor(subject, "matmul's operand"), self._tensor(other, "matmul's operand")], top=top)
         x = self._tensor(subject, f"{fname}'s operand")
+        if fname in ("max", "min") and (args or kwargs):
+            raise ExprError(f"{fname}(dim) returns values and indices; only the {fname} over all elements is"
+                            f" supported (allowed: x.{fname}())")
         if fname in UNARY_FUNCS or fname in ("norm", "max", "min"):
             _bind(fname, args, kwargs, ())
             return self._make(fname, [x], top=top)
@@ -402,6 +408,7 @@ def build_graph(spec: Spec) -> Graph:
         except ExprError as e:
             problems.append(Problem(spec.path, step.line, f"step '{step.name}': {e}"))
             failed.add(step.name)
+            builder.failed.add(step.name)
             builder.nodes = [n for n in builder.nodes if n.step != step.name]
             builder.known = {n.name: n for n in builder.nodes}
     nodes = {n.name: n for n in builder.nodes}

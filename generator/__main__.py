@@ -1,0 +1,5 @@
+"""Run the CLI: python -m generator."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,674 @@
+"""Load one spec file: parse its YAML safely, validate every field, build a Spec.
+
+Specs are untrusted. The YAML is read only as parser events (ruamel.yaml's pure
+parser): nothing is ever constructed from tags, and anchors, aliases, tags and
+directives are refused. Plain scalars are typed by the YAML 1.2 core schema
+(`_PLAIN` below, so `1e-4` is a number and `yes` is text), and numbers become
+exact Fractions built from the text the author wrote.
+
+Every problem is collected with its line, and one SpecError reports them all.
+Only failures after which nothing sensible can be read (unreadable or oversized
+file, invalid UTF-8, YAML syntax error, anchor or alias, runaway nesting) stop
+at once.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import NoReturn, Union
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    Event,
+    MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
+from ruamel.yaml.reader import ReaderError
+
+from .errors import Problem, SpecError
+from .spec import Array, Call, Input, Spec, Step
+
+MAX_BYTES = 64 * 1024  # largest spec file accepted
+MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
+MAX_DIMS = 4  # most dimensions of a tensor
+MAX_ELEMENTS = 10_000  # most elements of a tensor
+MAX_INT_DIGITS = 50  # most digits of an integer literal
+MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
+DTYPES = ("float32", "float64")
+LANGS = ("en",)
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+# Names the generated torch code relies on, so a tensor may not shadow them.
+RESERVED = frozenset(
+    {
+        # modules and aliases the generated script imports
+        "torch", "math", "F", "nn",
+        # variables the generated script binds itself
+        "grad", "v",
+        # builtins the script or an expression may call
+        "print", "abs", "float", "int", "len", "max", "min", "pow", "range",
+        "round", "sum",
+    }
+)  # fmt: skip
+
+TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "dtype", "lang")
+TOP_REQUIRED = ("title", "inputs", "steps", "backward")
+INPUT_KEYS = ("value", "fill", "shape", "requires_grad")
+CALL_KEYS = ("output", "gradient")
+
+# YAML 1.2 core schema for plain scalars; anything else plain is a string.
+_PLAIN = (
+    ("null", re.compile(r"~|null|Null|NULL|")),
+    ("bool", re.compile(r"true|True|TRUE|false|False|FALSE")),
+    ("int", re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")),
+    ("float", re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")),
+    ("nonfinite", re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")),
+)
+_DECIMAL = re.compile(r"([-+]?)([0-9]*)\.?([0-9]*)(?:[eE]([-+]?)([0-9]+))?")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+NO_REFS = "allowed: plain YAML without anchors or aliases"
+NUMBER = "allowed: an integer or decimal, like 3, -0.5 or 1e-4"
+TENSOR = "allowed: a number, or non-empty nested lists of numbers like [[1, 2], [3, 4]]"
+RAGGED = "allowed: rectangular nested lists"
+SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single number"
+SOURCE = "allowed: value, or fill with shape"
+NAMED = "allowed: a letter, then up to 31 letters, digits or underscores"
+CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
+
+
+@dataclass
+class Scalar:
+    """A YAML scalar as written: its text and whether it was plain (unquoted)."""
+
+    line: int
+    text: str
+    plain: bool
+
+
+@dataclass
+class Seq:
+    """A YAML sequence."""
+
+    line: int
+    items: list[Node]
+
+
+@dataclass
+class Map:
+    """A YAML mapping, every pair kept in order (duplicates included)."""
+
+    line: int
+    pairs: list[tuple[Node, Node]]
+
+
+Node = Union[Scalar, Seq, Map]
+Fields = dict[str, tuple[Scalar, Node]]
+
+
+def load(path: str | Path, *, text: bytes | None = None) -> Spec:
+    """Read and validate one spec file; raise SpecError listing every problem."""
+    loader = _Loader(str(path))
+    data = loader.read(Path(path)) if text is None else text
+    return loader.load(data)
+
+
+class _Loader:
+    """Collect the problems of one spec file while reading it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.problems: list[Problem] = []
+        self.names: dict[str, int] = {}  # input and step names -> line
+
+    # -- reporting -------------------------------------------------------
+
+    def bad(self, line: int | None, where: str, what: str, allowed: str = "") -> None:
+        """Record one problem: `where: what (allowed)`."""
+        message = f"{where}: {what}" if where else what
+        if allowed:
+            message += f" ({allowed})"
+        self.problems.append(Problem(self.path, line, message))
+
+    def fatal(self, line: int | None, what: str, allowed: str = "") -> NoReturn:
+        """Record one problem and stop reading."""
+        self.bad(line, "", what, allowed)
+        raise self.error() from None
+
+    def error(self) -> SpecError:
+        """Return the SpecError for every problem so far, by line."""
+        return SpecError(sorted(self.problems, key=lambda p: p.line or 0))
+
+    # -- bytes -----------------------------------------------------------
+
+    def read(self, path: Path) -> bytes:
+        """Return the file's bytes, reading at most one byte past the limit."""
+        try:
+            with path.open("rb") as file:
+                return file.read(MAX_BYTES + 1)
+        except OSError as error:
+            self.fatal(None, f"cannot read file: {error.strerror or error}")
+
+    def decode(self, data: bytes) -> str:
+        """Return the text of a file that is small enough and valid UTF-8."""
+        if len(data) > MAX_BYTES:
+            self.fatal(
+                None,
+                f"file too large: more than {MAX_BYTES} bytes",
+                f"allowed: at most {MAX_BYTES} bytes",
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            byte = data[error.start]
+            self.fatal(
+                line,
+                f"invalid UTF-8: byte 0x{byte:02x} at offset {error.start}",
+                "allowed: UTF-8 text",
+            )
+        return text.removeprefix("\ufeff")
+
+    def load(self, data: bytes) -> Spec:
+        """Validate a whole file and return its Spec."""
+        text = self.decode(data)
+        root = self.tree(text)
+        if root is None:
+            self.fatal(None, "file is empty", "allowed: a mapping with " + ", ".join(TOP_REQUIRED))
+        spec = self.spec(root)
+        if self.problems:
+            raise self.error()
+        assert spec is not None
+        return spec
+
+    # -- YAML ------------------------------------------------------------
+
+    def events(self, text: str) -> Iterator[Event]:
+        """Yield the parser events of text, turning any parser failure into a problem."""
+        events = YAML(typ="safe", pure=True).parse(text)
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                return
+            except MarkedYAMLError as error:
+                mark = error.problem_mark or error.context_mark
+                reason = error.problem or error.context or "syntax error"
+                self.fatal(mark.line + 1 if mark else None, f"invalid YAML: {_first_line(reason)}")
+            except ReaderError as error:
+                line = text.count("\n", 0, error.position) + 1
+                self.fatal(
+                    line,
+                    f"invalid character U+{error.character:04X}",
+                    "allowed: printable Unicode text",
+                )
+            except Exception as error:  # ruamel also raises bare errors, e.g. on `%YAML 1.3`
+                self.fatal(None, f"invalid YAML: {_first_line(str(error)) or type(error).__name__}")
+            yield event
+
+    def tree(self, text: str) -> Node | None:
+        """Return the first document of text as a tree of nodes, or None if there is none."""
+        root: Node | None = None
+        open_: list[tuple[NodeEvent, list[Node]]] = []
+        documents = 0
+        for event in self.events(text):
+            line = event.start_mark.line + 1
+            if isinstance(event, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    self.bad(line, "", "more than one YAML document", "allowed: exactly one document")
+                    break
+                if event.version or event.tags:
+                    self.bad(line, "", "YAML directive (%YAML or %TAG) is not supported", "allowed: none")
+                continue
+            if isinstance(event, AliasEvent):
+                self.fatal(line, f"alias {'*' + event.anchor!r} is not supported", NO_REFS)
+            if not isinstance(event, (ScalarEvent, CollectionStartEvent, CollectionEndEvent)):
+                continue
+            node: Node
+            if isinstance(event, CollectionEndEvent):
+                start, children = open_.pop()
+                node = _collection(start, children)
+            else:
+                self.check_properties(event, line)
+                if isinstance(event, CollectionStartEvent):
+                    if len(open_) >= MAX_DEPTH:
+                        self.fatal(line, "lists and mappings nested too deeply", f"allowed: at most {MAX_DEPTH} levels")
+                    open_.append((event, []))
+                    continue
+                node = Scalar(line, event.value, event.style is None)
+            if open_:
+                open_[-1][1].append(node)
+            else:
+                root = node
+        return root
+
+    def check_properties(self, event: ScalarEvent | CollectionStartEvent, line: int) -> None:
+        """Refuse an anchor (at once) or an explicit tag (recorded) on a node."""
+        if event.anchor is not None:
+            self.fatal(line, f"anchor {'&' + event.anchor!r} is not supported", NO_REFS)
+        if event.ctag is not None:
+            self.bad(line, "", f"tag {_tag(event.ctag)!r} is not supported", "allowed: untagged values")
+
+    # -- mappings --------------------------------------------------------
+
+    def fields(
+        self,
+        node: Node,
+        where: str,
+        *,
+        keys: tuple[str, ...],
+        required: tuple[str, ...] = (),
+    ) -> Fields | None:
+        """Return the known keys of a mapping, reporting unknown, missing and duplicate ones."""
+        if not isinstance(node, Map):
+            self.bad(node.line, where, f"expected a mapping, got {_show(node)}", "allowed keys: " + ", ".join(keys))
+            return None
+        entries = self.entries(node, where)
+        for name, (key, _) in entries.items():
+            if name not in keys:
+                self.bad(key.line, _join(where, name), "unknown key", "allowed: " + ", ".join(keys))
+        missing = [name for name in required if name not in entries]
+        if missing:
+            what = "missing required key" + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing))
+            self.bad(node.line, where, what, "required: " + ", ".join(required))
+        return {name: entry for name, entry in entries.items() if name in keys}
+
+    def entries(self, node: Map, where: str) -> Fields:
+        """Return a mapping's pairs by key text, reporting duplicate and non-scalar keys."""
+        entries: Fields = {}
+        for key, value in node.pairs:
+            if not isinstance(key, Scalar):
+                self.bad(key.line, where, f"expected a plain key, got {_show(key)}", "allowed: text keys")
+            elif key.text in entries:
+                first = entries[key.text][0].line
+                self.bad(key.line, _join(where, key.text), f"duplicate key, first on line {first}", "allowed: each key once")
+            else:
+                entries[key.text] = (key, value)
+        return entries
+
+    def named(self, node: Node, where: str, allowed: str) -> Fields:
+        """Return the entries of a non-empty mapping of names, checking each name."""
+        if not isinstance(node, Map) or not node.pairs:
+            self.bad(node.line, where, f"expected a non-empty mapping, got {_show(node)}", allowed)
+            return {}
+        entries = self.entries(node, where)
+        for name, (key, _) in entries.items():
+            self.check_name(name, key.line, where)
+        return entries
+
+    def check_name(self, name: str, line: int, where: str) -> None:
+        """Report a name that is malformed, a keyword, reserved or already used."""
+        shown = _quote(name)
+        if not NAME.fullmatch(name):
+            self.bad(line, where, f"invalid name {shown}", NAMED)
+        elif keyword.iskeyword(name):
+            self.bad(line, where, f"invalid name {shown}, a Python keyword", "allowed: any name but a Python keyword")
+        elif name in RESERVED:
+            reserved = ", ".join(sorted(RESERVED, key=str.lower))
+            self.bad(line, where, f"invalid name {shown}, reserved", f"allowed: any name but {reserved}")
+        if name in self.names:
+            first = self.names[name]
+            self.bad(line, where, f"duplicate name {shown}, first on line {first}", "allowed: each name once across inputs and steps")
+        else:
+            self.names[name] = line
+
+    # -- the spec --------------------------------------------------------
+
+    def spec(self, root: Node) -> Spec | None:
+        """Validate the top-level mapping and return its Spec (None if it has problems)."""
+        top = self.fields(root, "", keys=TOP_KEYS, required=TOP_REQUIRED)
+        if top is None:
+            return None
+        title = self.text(top.get("title"), "title", empty=False)
+        summary = self.text(top.get("summary"), "summary", empty=True)
+        inputs = self.inputs(top["inputs"][1]) if "inputs" in top else ()
+        steps = self.steps(top["steps"][1]) if "steps" in top else ()
+        backward = self.backward(top["backward"][1]) if "backward" in top else ()
+        dtype = self.choice(top.get("dtype"), "dtype", "a dtype", DTYPES)
+        lang = self.choice(top.get("lang"), "lang", "a language code", LANGS)
+        if self.problems:
+            return None
+        return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang)
+
+    def text(self, entry: tuple[Scalar, Node] | None, where: str, *, empty: bool) -> str | None:
+        """Return a plain-text field, stripped."""
+        if entry is None:
+            return None
+        node = entry[1]
+        if _kind(node) == "str" and (empty or node.text.strip()):
+            return node.text.strip()
+        allowed = "allowed: a string" if empty else "allowed: a non-empty string"
+        self.bad(node.line, where, f"expected text, got {_show(node)}", allowed)
+        return None
+
+    def choice(self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]) -> str:
+        """Return one of choices (the first when absent)."""
+        if entry is None:
+            return choices[0]
+        node = entry[1]
+        if _kind(node) == "str" and node.text in choices:
+            return node.text
+        self.bad(node.line, where, f"expected {what}, got {_show(node)}", "allowed: " + ", ".join(choices))
+        return choices[0]
+
+    def inputs(self, node: Node) -> tuple[Input, ...]:
+        """Return the leaf tensors."""
+        entries = self.named(node, "inputs", "allowed: input names, each with value, or fill and shape")
+        found = (self.input(name, key, value) for name, (key, value) in entries.items())
+        return tuple(item for item in found if item is not None)
+
+    def input(self, name: str, key: Scalar, node: Node) -> Input | None:
+        """Return one leaf tensor."""
+        where = _join("inputs", name)
+        fields = self.fields(node, where, keys=INPUT_KEYS)
+        if fields is None:
+            return None
+        array = self.source(fields, where, key.line)
+        requires_grad = self.flag(fields.get("requires_grad"), f"{where}.requires_grad")
+        if array is None or requires_grad is None:
+            return None
+        return Input(name, array, requires_grad, key.line)
+
+    def source(self, fields: Fields, where: str, line: int) -> Array | None:
+        """Return an input's tensor from `value`, or from `fill` with `shape`."""
+        value, fill, shape = (fields.get(key) for key in ("value", "fill", "shape"))
+        if value is not None:
+            for extra in ("fill", "shape"):
+                if extra in fields:
+                    self.bad(fields[extra][0].line, f"{where}.{extra}", "not allowed together with value", SOURCE)
+            return self.array(value[1], f"{where}.value")
+        if fill is None and shape is None:
+            self.bad(line, where, "missing value", SOURCE)
+            return None
+        if shape is None:
+            self.bad(line, where, "missing shape, needed with fill", SOURCE)
+        if fill is None:
+            self.bad(line, where, "missing fill, needed with shape", SOURCE)
+        number = self.number(fill[1], f"{where}.fill") if fill else None
+        dims = self.shape(shape[1], f"{where}.shape") if shape else None
+        if number is None or dims is None:
+            return None
+        return Array(dims, (number,) * math.prod(dims))
+
+    def flag(self, entry: tuple[Scalar, Node] | None, where: str) -> bool | None:
+        """Return a boolean field (False when absent)."""
+        if entry is None:
+            return False
+        node = entry[1]
+        if _kind(node) == "bool":
+            return node.text.lower() == "true"
+        self.bad(node.line, where, f"expected true or false, got {_show(node)}", "allowed: true, false")
+        return None
+
+    def steps(self, node: Node) -> tuple[Step, ...]:
+        """Return the steps: name -> expression, in order."""
+        entries = self.named(node, "steps", "allowed: step names, each with an expression")
+        found = (self.step(name, key, value) for name, (key, value) in entries.items())
+        return tuple(item for item in found if item is not None)
+
+    def step(self, name: str, key: Scalar, node: Node) -> Step | None:
+        """Return one step; its expression is only checked to be non-empty text."""
+        if _kind(node) == "str" and node.text.strip():
+            return Step(name, node.text.strip(), key.line)
+        allowed = "allowed: a non-empty string of torch code, like x * 2"
+        self.bad(node.line, _join("steps", name), f"expected an expression, got {_show(node)}", allowed)
+        return None
+
+    def backward(self, node: Node) -> tuple[Call, ...]:
+        """Return the backward calls: one name or mapping, or a list of them."""
+        if not isinstance(node, Seq):
+            call = self.call(node, "backward")
+            return () if call is None else (call,)
+        if not node.items:
+            self.bad(node.line, "backward", "expected a non-empty list, got an empty list", CALL + ", or a non-empty list of these")
+        found = (self.call(item, f"backward[{index}]") for index, item in enumerate(node.items))
+        return tuple(call for call in found if call is not None)
+
+    def call(self, node: Node, where: str) -> Call | None:
+        """Return one backward call."""
+        if isinstance(node, Seq):
+            self.bad(node.line, where, "expected a name or a mapping, got a list", CALL)
+            return None
+        if isinstance(node, Scalar):
+            output = self.reference(node, where)
+            return None if output is None else Call(output, None, node.line)
+        fields = self.fields(node, where, keys=CALL_KEYS, required=("output",))
+        if fields is None:
+            return None
+        target, gradient = fields.get("output"), fields.get("gradient")
+        output = self.reference(target[1], f"{where}.output") if target else None
+        array = self.array(gradient[1], f"{where}.gradient") if gradient else None
+        if target is None or output is None or (gradient and array is None):
+            return None
+        return Call(output, array, target[1].line)
+
+    def reference(self, node: Node, where: str) -> str | None:
+        """Return the name of an existing input or step."""
+        known = _listing(list(self.names))
+        if _kind(node) != "str":
+            self.bad(node.line, where, f"expected a step or input name, got {_show(node)}", f"allowed: {known}")
+            return None
+        assert isinstance(node, Scalar)
+        if node.text not in self.names:
+            self.bad(node.line, where, f"unknown name {_quote(node.text)}", f"allowed: {known}")
+            return None
+        return node.text
+
+    # -- numbers and tensors ---------------------------------------------
+
+    def array(self, node: Node, where: str) -> Array | None:
+        """Return a tensor written as a number or as nested lists."""
+        if isinstance(node, Scalar):
+            if _kind(node) in ("int", "float", "nonfinite"):
+                number = self.number(node, where)
+                return None if number is None else Array((), (number,))
+        if not isinstance(node, Seq):
+            self.bad(node.line, where, f"expected a number or a list, got {_show(node)}", TENSOR)
+            return None
+        shape = self.outline(node, where)
+        if shape is None:
+            return None
+        values: list[Fraction | None] = []
+        self.flatten(node, shape, where, values)
+        if any(value is None for value in values):
+            return None
+        return Array(shape, tuple(values))  # type: ignore[arg-type]
+
+    def outline(self, node: Seq, where: str) -> tuple[int, ...] | None:
+        """Return the shape that the first item at each depth implies, if allowed."""
+        shape: list[int] = []
+        current: Node = node
+        while isinstance(current, Seq):
+            if not current.items:
+                self.bad(current.line, where + "[0]" * len(shape), "expected a non-empty list, got an empty list", TENSOR)
+                return None
+            if len(shape) == MAX_DIMS:
+                self.bad(node.line, where, f"too many dimensions: more than {MAX_DIMS}", f"allowed: at most {MAX_DIMS}")
+                return None
+            shape.append(len(current.items))
+            current = current.items[0]
+        return self.sized(tuple(shape), node.line, where)
+
+    def sized(self, shape: tuple[int, ...], line: int, where: str) -> tuple[int, ...] | None:
+        """Return shape unless it has too many elements."""
+        count = math.prod(shape)
+        if count > MAX_ELEMENTS:
+            self.bad(line, where, f"too many elements: {count}", f"allowed: at most {MAX_ELEMENTS}")
+            return None
+        return shape
+
+    def flatten(self, node: Node, shape: tuple[int, ...], where: str, out: list[Fraction | None]) -> None:
+        """Append node's numbers to out row-major, reporting any that break shape."""
+        if not shape:
+            if isinstance(node, Seq):
+                self.bad(node.line, where, "ragged list, expected a number, got a list", RAGGED)
+                out.append(None)
+            else:
+                out.append(self.number(node, where))
+            return
+        if not isinstance(node, Seq):
+            self.bad(node.line, where, f"ragged list, expected a list of {shape[0]} items, got {_show(node)}", RAGGED)
+            out.append(None)
+            return
+        if len(node.items) != shape[0]:
+            self.bad(node.line, where, f"ragged list, expected {shape[0]} items, got {len(node.items)}", RAGGED)
+            out.append(None)
+            return
+        for index, item in enumerate(node.items):
+            self.flatten(item, shape[1:], f"{where}[{index}]", out)
+
+    def shape(self, node: Node, where: str) -> tuple[int, ...] | None:
+        """Return a `shape`: a list (maybe empty) of positive integers."""
+        if not isinstance(node, Seq):
+            self.bad(node.line, where, f"expected a list, got {_show(node)}", SHAPE)
+            return None
+        if len(node.items) > MAX_DIMS:
+            self.bad(node.line, where, f"too many dimensions: {len(node.items)}", f"allowed: at most {MAX_DIMS}")
+            return None
+        dims = [self.size(item, f"{where}[{index}]") for index, item in enumerate(node.items)]
+        if any(size is None for size in dims):
+            return None
+        return self.sized(tuple(dims), node.line, where)  # type: ignore[arg-type]
+
+    def size(self, node: Node, where: str) -> int | None:
+        """Return one positive integer of a shape."""
+        if _kind(node) == "int":
+            number = self.number(node, where)
+            if number is None:
+                return None
+            if number > 0:
+                return int(number)
+        self.bad(node.line, where, f"expected a positive integer, got {_show(node)}", SHAPE)
+        return None
+
+    def number(self, node: Node, where: str) -> Fraction | None:
+        """Return a finite number exactly as written in decimal."""
+        kind = _kind(node)
+        if kind == "nonfinite":
+            self.bad(node.line, where, f"expected a finite number, got {_show(node)}", NUMBER)
+        elif kind not in ("int", "float"):
+            self.bad(node.line, where, f"expected a number, got {_show(node)}", NUMBER)
+        else:
+            assert isinstance(node, Scalar)
+            number, problem = _integer(node.text) if kind == "int" else _decimal(node.text)
+            if number is not None:
+                return number
+            self.bad(node.line, where, problem[0], problem[1])
+        return None
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def _collection(start: NodeEvent, children: list[Node]) -> Node:
+    """Return the Map or Seq that start opened, holding children."""
+    line = start.start_mark.line + 1
+    if isinstance(start, MappingStartEvent):
+        return Map(line, list(zip(children[::2], children[1::2])))
+    return Seq(line, children)
+
+
+def _kind(node: Node) -> str:
+    """Return the YAML type of node: list, mapping, or a core-schema scalar type."""
+    if isinstance(node, Seq):
+        return "list"
+    if isinstance(node, Map):
+        return "mapping"
+    if node.plain:
+        for kind, pattern in _PLAIN:
+            if pattern.fullmatch(node.text):
+                return kind
+    return "str"
+
+
+def _integer(text: str) -> tuple[Fraction | None, tuple[str, str]]:
+    """Return the value of a core-schema integer, or why it is refused."""
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    base = {"0x": 16, "0o": 8}.get(digits[:2], 10)
+    if base != 10:
+        digits = digits[2:]
+    if len(digits) > MAX_INT_DIGITS:
+        return None, (f"integer too long: {len(digits)} digits", f"allowed: at most {MAX_INT_DIGITS} digits")
+    return Fraction(sign * int(digits, base)), ("", "")
+
+
+def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
+    """Return the exact value of a core-schema decimal like 0.1 or -1e-4, or why it is refused."""
+    match = _DECIMAL.fullmatch(text)
+    assert match is not None
+    sign, whole, fraction, exp_sign, exponent = match.groups()
+    digits = whole + fraction
+    if len(digits) > MAX_DECIMAL_DIGITS:
+        return None, (f"number too long: {len(digits)} digits", f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent")
+    if not digits.strip("0"):
+        return Fraction(0), ("", "")
+    approx = float(text)  # only to bound the exponent before computing 10**exponent
+    if math.isinf(approx) or approx == 0:
+        return None, (f"number out of range: {_clip(text)}", "allowed: 0, or magnitudes from about 5e-324 to 1.8e308")
+    # leading zeros stripped: int() refuses strings over 4300 digits
+    power = int((exp_sign or "") + ((exponent or "").lstrip("0") or "0")) - len(fraction)
+    value = Fraction(int(digits)) * Fraction(10) ** power
+    return (-value if sign == "-" else value), ("", "")
+
+
+def _show(node: Node) -> str:
+    """Return how a message names the value it got."""
+    if isinstance(node, Seq):
+        return "a list" if node.items else "an empty list"
+    if isinstance(node, Map):
+        return "a mapping" if node.pairs else "an empty mapping"
+    kind = _kind(node)
+    if kind == "str":
+        return _quote(node.text)
+    return "null" if kind == "null" and not node.text else _clip(node.text)
+
+
+def _quote(text: str) -> str:
+    """Return text quoted and shortened for a message."""
+    return repr(_clip(text))
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """Return text cut to limit characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _join(where: str, key: str) -> str:
+    """Return the path of key inside where: a.b, or a['odd key']."""
+    if _IDENT.fullmatch(key):
+        return f"{where}.{key}" if where else key
+    return f"{where}[{_quote(key)}]"
+
+
+def _listing(names: list[str], limit: int = 12) -> str:
+    """Return names joined for a message, shortened when there are many."""
+    if not names:
+        return "a step or input name"
+    shown = ", ".join(names[:limit])
+    return shown + ", ..." if len(names) > limit else shown
+
+
+def _tag(tag: object) -> str:
+    """Return a tag as written: !!str, !foo, or !<uri>."""
+    handle, suffix = getattr(tag, "handle", None), getattr(tag, "suffix", None) or ""
+    if handle:
+        return handle + suffix
+    return suffix if suffix.startswith("!") else f"!<{suffix}>"
+
+
+def _first_line(text: str) -> str:
+    """Return the first non-blank line of text, stripped."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
