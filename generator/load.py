@@ -49,18 +49,11 @@ MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counte
 DTYPES = ("float32", "float64")
 LANGS = ("en",)
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
-# Names the generated torch code relies on, so a tensor may not shadow them.
-RESERVED = frozenset(
-    {
-        # modules and aliases the generated script imports
-        "torch", "math", "F", "nn",
-        # variables the generated script binds itself
-        "grad", "v",
-        # builtins the script or an expression may call
-        "print", "abs", "float", "int", "len", "max", "min", "pow", "range",
-        "round", "sum",
-    }
-)  # fmt: skip
+# Names the generated torch script relies on, so a tensor may not shadow them:
+# the modules it imports or may import (torch, math), the builtin it calls (print),
+# its gradient variable (v; code.py renames on clashes, but v keeps the script plain)
+# and the word its output uses for gradients (grad, as in x.grad).
+RESERVED = frozenset({"torch", "math", "print", "v", "grad"})
 
 TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "dtype", "lang")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
@@ -78,14 +71,16 @@ _PLAIN = (
 _DECIMAL = re.compile(r"([-+]?)([0-9]*)\.?([0-9]*)(?:[eE]([-+]?)([0-9]+))?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
-NO_REFS = "allowed: plain YAML without anchors or aliases"
-NUMBER = "allowed: an integer or decimal, like 3, -0.5 or 1e-4"
-TENSOR = "allowed: a number, or non-empty nested lists of numbers like [[1, 2], [3, 4]]"
-RAGGED = "allowed: rectangular nested lists"
-SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single number"
-SOURCE = "allowed: value, or fill with shape"
-NAMED = "allowed: a letter, then up to 31 letters, digits or underscores"
-CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
+# The "(allowed: ...)" ends of messages used in several places.
+_NO_REFS = "allowed: plain YAML without anchors or aliases"
+_NUMBER = "allowed: an integer or decimal, like 3, -0.5 or 1e-4"
+_TENSOR = "allowed: a number, or non-empty nested lists of numbers like [[1, 2], [3, 4]]"
+_RAGGED = "allowed: rectangular nested lists"
+_SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single number"
+_SOURCE = "allowed: value, or fill with shape"
+_NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
+_CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
+_PRINTABLE = "allowed: printable characters, spaces, tabs and newlines"
 
 
 @dataclass
@@ -219,47 +214,51 @@ class _Loader:
 
     def tree(self, text: str) -> Node | None:
         """Return the first document of text as a tree of nodes, or None if there is none."""
-        root: Node | None = None
-        open_: list[tuple[NodeEvent, list[Node]]] = []
+        done: list[Node] = []
+        open_: list[tuple[CollectionStartEvent, list[Node]]] = []
         documents = 0
         for event in self.events(text):
             line = event.start_mark.line + 1
+            parent = open_[-1][1] if open_ else done
             if isinstance(event, DocumentStartEvent):
                 documents += 1
-                if documents > 1:
-                    self.bad(line, "", "more than one YAML document", "allowed: exactly one document")
+                if not self.check_document(event, line, documents):
                     break
-                if event.version or event.tags:
-                    self.bad(line, "", "YAML directive (%YAML or %TAG) is not supported", "allowed: none")
-                continue
-            if isinstance(event, AliasEvent):
-                self.fatal(line, f"alias {'*' + event.anchor!r} is not supported", NO_REFS)
-            if not isinstance(event, (ScalarEvent, CollectionStartEvent, CollectionEndEvent)):
-                continue
-            node: Node
-            if isinstance(event, CollectionEndEvent):
-                start, children = open_.pop()
-                node = _collection(start, children)
-            else:
+            elif isinstance(event, (AliasEvent, ScalarEvent, CollectionStartEvent)):
                 self.check_properties(event, line)
-                if isinstance(event, CollectionStartEvent):
-                    if len(open_) >= MAX_DEPTH:
-                        self.fatal(line, "lists and mappings nested too deeply", f"allowed: at most {MAX_DEPTH} levels")
+                if isinstance(event, ScalarEvent):
+                    parent.append(Scalar(line, event.value, event.style is None))
+                else:
+                    self.check_depth(len(open_) + 1, line)
                     open_.append((event, []))
-                    continue
-                node = Scalar(line, event.value, event.style is None)
-            if open_:
-                open_[-1][1].append(node)
-            else:
-                root = node
-        return root
+            elif isinstance(event, CollectionEndEvent):
+                start, children = open_.pop()
+                (open_[-1][1] if open_ else done).append(_collection(start, children))
+        return done[0] if done else None
 
-    def check_properties(self, event: ScalarEvent | CollectionStartEvent, line: int) -> None:
-        """Refuse an anchor (at once) or an explicit tag (recorded) on a node."""
+    def check_document(self, event: DocumentStartEvent, line: int, count: int) -> bool:
+        """Report directives or a second document; return whether to read on."""
+        if count > 1:
+            self.bad(line, "", "more than one YAML document", "allowed: exactly one document")
+            return False
+        if event.version or event.tags:
+            self.bad(line, "", "YAML directive (%YAML or %TAG) is not supported", "allowed: none")
+        return True
+
+    def check_properties(self, event: NodeEvent, line: int) -> None:
+        """Refuse an alias or anchor (at once) or an explicit tag (recorded)."""
+        if isinstance(event, AliasEvent):
+            self.fatal(line, f"alias {'*' + event.anchor!r} is not supported", _NO_REFS)
         if event.anchor is not None:
-            self.fatal(line, f"anchor {'&' + event.anchor!r} is not supported", NO_REFS)
-        if event.ctag is not None:
-            self.bad(line, "", f"tag {_tag(event.ctag)!r} is not supported", "allowed: untagged values")
+            self.fatal(line, f"anchor {'&' + event.anchor!r} is not supported", _NO_REFS)
+        tag = getattr(event, "ctag", None)
+        if tag is not None:
+            self.bad(line, "", f"tag {_tag(tag)!r} is not supported", "allowed: untagged values")
+
+    def check_depth(self, depth: int, line: int) -> None:
+        """Stop at runaway nesting, before the parser's cost grows with it."""
+        if depth > MAX_DEPTH:
+            self.fatal(line, "lists and mappings nested too deeply", f"allowed: at most {MAX_DEPTH} levels")
 
     # -- mappings --------------------------------------------------------
 
@@ -273,7 +272,8 @@ class _Loader:
     ) -> Fields | None:
         """Return the known keys of a mapping, reporting unknown, missing and duplicate ones."""
         if not isinstance(node, Map):
-            self.bad(node.line, where, f"expected a mapping, got {_show(node)}", "allowed keys: " + ", ".join(keys))
+            allowed = "allowed keys: " + ", ".join(keys)
+            self.bad(node.line, where, f"expected a mapping, got {_show(node)}", allowed)
             return None
         entries = self.entries(node, where)
         for name, (key, _) in entries.items():
@@ -281,7 +281,8 @@ class _Loader:
                 self.bad(key.line, _join(where, name), "unknown key", "allowed: " + ", ".join(keys))
         missing = [name for name in required if name not in entries]
         if missing:
-            what = "missing required key" + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing))
+            plural = "s" if len(missing) > 1 else ""
+            what = f"missing required key{plural} " + ", ".join(map(repr, missing))
             self.bad(node.line, where, what, "required: " + ", ".join(required))
         return {name: entry for name, entry in entries.items() if name in keys}
 
@@ -292,8 +293,8 @@ class _Loader:
             if not isinstance(key, Scalar):
                 self.bad(key.line, where, f"expected a plain key, got {_show(key)}", "allowed: text keys")
             elif key.text in entries:
-                first = entries[key.text][0].line
-                self.bad(key.line, _join(where, key.text), f"duplicate key, first on line {first}", "allowed: each key once")
+                what = f"duplicate key, first on line {entries[key.text][0].line}"
+                self.bad(key.line, _join(where, key.text), what, "allowed: each key once")
             else:
                 entries[key.text] = (key, value)
         return entries
@@ -312,15 +313,16 @@ class _Loader:
         """Report a name that is malformed, a keyword, reserved or already used."""
         shown = _quote(name)
         if not NAME.fullmatch(name):
-            self.bad(line, where, f"invalid name {shown}", NAMED)
+            self.bad(line, where, f"invalid name {shown}", _NAME_FORM)
         elif keyword.iskeyword(name):
-            self.bad(line, where, f"invalid name {shown}, a Python keyword", "allowed: any name but a Python keyword")
+            allowed = "allowed: any name but a Python keyword"
+            self.bad(line, where, f"invalid name {shown}, a Python keyword", allowed)
         elif name in RESERVED:
             reserved = ", ".join(sorted(RESERVED, key=str.lower))
             self.bad(line, where, f"invalid name {shown}, reserved", f"allowed: any name but {reserved}")
         if name in self.names:
-            first = self.names[name]
-            self.bad(line, where, f"duplicate name {shown}, first on line {first}", "allowed: each name once across inputs and steps")
+            what = f"duplicate name {shown}, first on line {self.names[name]}"
+            self.bad(line, where, what, "allowed: each name once across inputs and steps")
         else:
             self.names[name] = line
 
@@ -331,8 +333,8 @@ class _Loader:
         top = self.fields(root, "", keys=TOP_KEYS, required=TOP_REQUIRED)
         if top is None:
             return None
-        title = self.text(top.get("title"), "title", empty=False)
-        summary = self.text(top.get("summary"), "summary", empty=True)
+        title = self.text_field(top.get("title"), "title", empty=False)
+        summary = self.text_field(top.get("summary"), "summary", empty=True)
         inputs = self.inputs(top["inputs"][1]) if "inputs" in top else ()
         steps = self.steps(top["steps"][1]) if "steps" in top else ()
         backward = self.backward(top["backward"][1]) if "backward" in top else ()
@@ -342,18 +344,28 @@ class _Loader:
             return None
         return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang)
 
-    def text(self, entry: tuple[Scalar, Node] | None, where: str, *, empty: bool) -> str | None:
+    def text_field(self, entry: tuple[Scalar, Node] | None, where: str, *, empty: bool) -> str | None:
         """Return a plain-text field, stripped."""
         if entry is None:
             return None
         node = entry[1]
         if _kind(node) == "str" and (empty or node.text.strip()):
-            return node.text.strip()
+            return self.printable(node, where)
         allowed = "allowed: a string" if empty else "allowed: a non-empty string"
         self.bad(node.line, where, f"expected text, got {_show(node)}", allowed)
         return None
 
-    def choice(self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]) -> str:
+    def printable(self, node: Scalar, where: str) -> str | None:
+        """Return node's text stripped, unless it hides control, format or surrogate characters."""
+        odd = next((char for char in node.text if not (char.isprintable() or char in " \t\n")), None)
+        if odd is None:
+            return node.text.strip()
+        self.bad(node.line, where, f"invalid character U+{ord(odd):04X}", _PRINTABLE)
+        return None
+
+    def choice(
+        self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]
+    ) -> str:
         """Return one of choices (the first when absent)."""
         if entry is None:
             return choices[0]
@@ -387,15 +399,16 @@ class _Loader:
         if value is not None:
             for extra in ("fill", "shape"):
                 if extra in fields:
-                    self.bad(fields[extra][0].line, f"{where}.{extra}", "not allowed together with value", SOURCE)
+                    key = fields[extra][0]
+                    self.bad(key.line, f"{where}.{extra}", "not allowed together with value", _SOURCE)
             return self.array(value[1], f"{where}.value")
         if fill is None and shape is None:
-            self.bad(line, where, "missing value", SOURCE)
+            self.bad(line, where, "missing value", _SOURCE)
             return None
         if shape is None:
-            self.bad(line, where, "missing shape, needed with fill", SOURCE)
+            self.bad(line, where, "missing shape, needed with fill", _SOURCE)
         if fill is None:
-            self.bad(line, where, "missing fill, needed with shape", SOURCE)
+            self.bad(line, where, "missing fill, needed with shape", _SOURCE)
         number = self.number(fill[1], f"{where}.fill") if fill else None
         dims = self.shape(shape[1], f"{where}.shape") if shape else None
         if number is None or dims is None:
@@ -421,7 +434,8 @@ class _Loader:
     def step(self, name: str, key: Scalar, node: Node) -> Step | None:
         """Return one step; its expression is only checked to be non-empty text."""
         if _kind(node) == "str" and node.text.strip():
-            return Step(name, node.text.strip(), key.line)
+            expr = self.printable(node, _join("steps", name))
+            return None if expr is None else Step(name, expr, key.line)
         allowed = "allowed: a non-empty string of torch code, like x * 2"
         self.bad(node.line, _join("steps", name), f"expected an expression, got {_show(node)}", allowed)
         return None
@@ -432,14 +446,15 @@ class _Loader:
             call = self.call(node, "backward")
             return () if call is None else (call,)
         if not node.items:
-            self.bad(node.line, "backward", "expected a non-empty list, got an empty list", CALL + ", or a non-empty list of these")
+            allowed = _CALL + ", or a non-empty list of these"
+            self.bad(node.line, "backward", "expected a non-empty list, got an empty list", allowed)
         found = (self.call(item, f"backward[{index}]") for index, item in enumerate(node.items))
         return tuple(call for call in found if call is not None)
 
     def call(self, node: Node, where: str) -> Call | None:
         """Return one backward call."""
         if isinstance(node, Seq):
-            self.bad(node.line, where, "expected a name or a mapping, got a list", CALL)
+            self.bad(node.line, where, "expected a name or a mapping, got a list", _CALL)
             return None
         if isinstance(node, Scalar):
             output = self.reference(node, where)
@@ -456,9 +471,10 @@ class _Loader:
 
     def reference(self, node: Node, where: str) -> str | None:
         """Return the name of an existing input or step."""
-        known = _listing(list(self.names))
+        known = _listing([name for name in self.names if NAME.fullmatch(name)])
         if _kind(node) != "str":
-            self.bad(node.line, where, f"expected a step or input name, got {_show(node)}", f"allowed: {known}")
+            what = f"expected a step or input name, got {_show(node)}"
+            self.bad(node.line, where, what, f"allowed: {known}")
             return None
         assert isinstance(node, Scalar)
         if node.text not in self.names:
@@ -475,7 +491,7 @@ class _Loader:
                 number = self.number(node, where)
                 return None if number is None else Array((), (number,))
         if not isinstance(node, Seq):
-            self.bad(node.line, where, f"expected a number or a list, got {_show(node)}", TENSOR)
+            self.bad(node.line, where, f"expected a number or a list, got {_show(node)}", _TENSOR)
             return None
         shape = self.outline(node, where)
         if shape is None:
@@ -492,10 +508,12 @@ class _Loader:
         current: Node = node
         while isinstance(current, Seq):
             if not current.items:
-                self.bad(current.line, where + "[0]" * len(shape), "expected a non-empty list, got an empty list", TENSOR)
+                path = where + "[0]" * len(shape)
+                self.bad(current.line, path, "expected a non-empty list, got an empty list", _TENSOR)
                 return None
             if len(shape) == MAX_DIMS:
-                self.bad(node.line, where, f"too many dimensions: more than {MAX_DIMS}", f"allowed: at most {MAX_DIMS}")
+                what = f"too many dimensions: more than {MAX_DIMS}"
+                self.bad(node.line, where, what, f"allowed: at most {MAX_DIMS}")
                 return None
             shape.append(len(current.items))
             current = current.items[0]
@@ -513,17 +531,19 @@ class _Loader:
         """Append node's numbers to out row-major, reporting any that break shape."""
         if not shape:
             if isinstance(node, Seq):
-                self.bad(node.line, where, "ragged list, expected a number, got a list", RAGGED)
+                self.bad(node.line, where, "ragged list, expected a number, got a list", _RAGGED)
                 out.append(None)
             else:
                 out.append(self.number(node, where))
             return
         if not isinstance(node, Seq):
-            self.bad(node.line, where, f"ragged list, expected a list of {shape[0]} items, got {_show(node)}", RAGGED)
+            what = f"ragged list, expected a list of {shape[0]} items, got {_show(node)}"
+            self.bad(node.line, where, what, _RAGGED)
             out.append(None)
             return
         if len(node.items) != shape[0]:
-            self.bad(node.line, where, f"ragged list, expected {shape[0]} items, got {len(node.items)}", RAGGED)
+            what = f"ragged list, expected {shape[0]} items, got {len(node.items)}"
+            self.bad(node.line, where, what, _RAGGED)
             out.append(None)
             return
         for index, item in enumerate(node.items):
@@ -532,10 +552,11 @@ class _Loader:
     def shape(self, node: Node, where: str) -> tuple[int, ...] | None:
         """Return a `shape`: a list (maybe empty) of positive integers."""
         if not isinstance(node, Seq):
-            self.bad(node.line, where, f"expected a list, got {_show(node)}", SHAPE)
+            self.bad(node.line, where, f"expected a list, got {_show(node)}", _SHAPE)
             return None
         if len(node.items) > MAX_DIMS:
-            self.bad(node.line, where, f"too many dimensions: {len(node.items)}", f"allowed: at most {MAX_DIMS}")
+            what = f"too many dimensions: {len(node.items)}"
+            self.bad(node.line, where, what, f"allowed: at most {MAX_DIMS}")
             return None
         dims = [self.size(item, f"{where}[{index}]") for index, item in enumerate(node.items)]
         if any(size is None for size in dims):
@@ -550,16 +571,16 @@ class _Loader:
                 return None
             if number > 0:
                 return int(number)
-        self.bad(node.line, where, f"expected a positive integer, got {_show(node)}", SHAPE)
+        self.bad(node.line, where, f"expected a positive integer, got {_show(node)}", _SHAPE)
         return None
 
     def number(self, node: Node, where: str) -> Fraction | None:
         """Return a finite number exactly as written in decimal."""
         kind = _kind(node)
         if kind == "nonfinite":
-            self.bad(node.line, where, f"expected a finite number, got {_show(node)}", NUMBER)
+            self.bad(node.line, where, f"expected a finite number, got {_show(node)}", _NUMBER)
         elif kind not in ("int", "float"):
-            self.bad(node.line, where, f"expected a number, got {_show(node)}", NUMBER)
+            self.bad(node.line, where, f"expected a number, got {_show(node)}", _NUMBER)
         else:
             assert isinstance(node, Scalar)
             number, problem = _integer(node.text) if kind == "int" else _decimal(node.text)
@@ -572,7 +593,7 @@ class _Loader:
 # -- helpers ---------------------------------------------------------------
 
 
-def _collection(start: NodeEvent, children: list[Node]) -> Node:
+def _collection(start: CollectionStartEvent, children: list[Node]) -> Node:
     """Return the Map or Seq that start opened, holding children."""
     line = start.start_mark.line + 1
     if isinstance(start, MappingStartEvent):
@@ -612,12 +633,14 @@ def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
     sign, whole, fraction, exp_sign, exponent = match.groups()
     digits = whole + fraction
     if len(digits) > MAX_DECIMAL_DIGITS:
-        return None, (f"number too long: {len(digits)} digits", f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent")
+        allowed = f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent"
+        return None, (f"number too long: {len(digits)} digits", allowed)
     if not digits.strip("0"):
         return Fraction(0), ("", "")
     approx = float(text)  # only to bound the exponent before computing 10**exponent
     if math.isinf(approx) or approx == 0:
-        return None, (f"number out of range: {_clip(text)}", "allowed: 0, or magnitudes from about 5e-324 to 1.8e308")
+        allowed = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
+        return None, (f"number out of range: {_clip(text)}", allowed)
     # leading zeros stripped: int() refuses strings over 4300 digits
     power = int((exp_sign or "") + ((exponent or "").lstrip("0") or "0")) - len(fraction)
     value = Fraction(int(digits)) * Fraction(10) ** power
@@ -670,5 +693,6 @@ def _tag(tag: object) -> str:
 
 
 def _first_line(text: str) -> str:
-    """Return the first non-blank line of text, stripped."""
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    """Return the first non-blank line of text, stripped, with unprintable characters escaped."""
+    line = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in line)
