@@ -1,5 +1,5 @@
 """Run the CLI: python -m generator."""
 
-from .cli import run
+from .cli import main
 
-run()
+main(prog_name="derive")

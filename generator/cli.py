@@ -14,7 +14,7 @@ DEFAULT_SPECS = Path("derivations")
 DEFAULT_OUT = Path("output")
 
 
-def _formats(value: str) -> tuple[str, ...]:
+def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     from .build import FORMATS
 
     chosen = tuple(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
@@ -37,7 +37,24 @@ def _summary(verb: str, ok: int, failed: int) -> None:
     click.echo(f"{ok} {verb}, {failed} failed", err=failed > 0)
 
 
-@click.group()
+class _Group(click.Group):
+    """A click group that turns every DeriveError into its lines and exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except DeriveError as e:
+            for line in e.lines():
+                click.echo(line, err=True)
+            ctx.exit(e.exit_code)
+        except Exception as e:  # a bug of ours: one line, and a code that says so
+            click.echo(f"derive: internal error ({type(e).__name__}: {e}); please report it", err=True)
+            ctx.exit(70)
+
+
+@click.group(cls=_Group)
 @click.version_option(__version__, prog_name="derive")
 def main() -> None:
     """Explain PyTorch autograd examples step by step, checked against torch."""
@@ -47,13 +64,13 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Folder for the outputs.")
-@click.option("--format", "formats", default="md", show_default=True, help="Comma-separated: md, json.")
-def build(paths: tuple[Path, ...], out: Path, formats: str) -> None:
+@click.option("--format", "formats", default="md", show_default=True, callback=_formats,
+              help="Comma-separated: md, json.")
+def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...]) -> None:
     """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
     from .build import build_spec
 
-    chosen = _formats(formats)
-    outcomes = [build_spec(p, out=out, formats=chosen) for p in _specs(paths)]
+    outcomes = [build_spec(p, out=out, formats=formats) for p in _specs(paths)]
     for o in outcomes:
         for line in o.errors:
             click.echo(line, err=True)
@@ -80,21 +97,3 @@ def check(paths: tuple[Path, ...]) -> None:
     _summary("agree with torch", len(outcomes) - failed, failed)
     if failed:
         sys.exit(1)
-
-
-def run() -> None:
-    """Entry point: turn every DeriveError into its message and exit code."""
-    try:
-        main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except DeriveError as e:
-        for line in e.lines():
-            click.echo(line, err=True)
-        sys.exit(e.exit_code)
