@@ -27,7 +27,7 @@ from .latex import (
     tensor_tex,
     value_tex,
 )
-from .ops import REGISTRY, Elementwise, fmt_shape, numel, unravel
+from .ops import REGISTRY, Elementwise, numel, source_index, unravel
 
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
@@ -109,8 +109,10 @@ class Note:
 
     key: str
     node: str
-    element: str  # LaTeX of the element
-    value: str  # LaTeX of the op's input there
+    element: str  # LaTeX of the op's output element
+    input: str  # LaTeX of the input element at the kink (the whole tensor for reductions)
+    value: str  # LaTeX of that input's value (the extreme, for max/min ties)
+    count: int  # tied elements, for max/min
 
 
 @dataclass(frozen=True)
@@ -249,8 +251,6 @@ class _Builder:
             for a in node.args:
                 if isinstance(a, str):
                     parent = self.graph.node(a)
-                    from .ops import source_index
-
                     j = source_index(idx, parent.shape)
                     same = generic and parent.shape == node.shape
                     syms.append(element_tex(a, parent.shape, None if same else j))
@@ -405,16 +405,16 @@ class _Builder:
 
     def note(self, kink) -> Note:
         node = self.graph.node(kink.node)
+        element = element_tex(node.name, node.shape, kink.index)
         arg = node.args[0]
-        if isinstance(arg, str):
-            parent = self.graph.node(arg)
-            from .ops import source_index
-
-            j = source_index(unravel(kink.index, node.shape), parent.shape) if node.shape else 0
-            value = number_tex(self.d.values[arg][j]) if numel(parent.shape) else ""
-        else:
-            value = ""
-        return Note(kink.key, kink.node, element_tex(node.name, node.shape, kink.index), value)
+        if node.op in ("max", "min", "norm"):
+            extreme = self.d.values[node.name][kink.index]
+            count = sum(1 for v in self.d.values[arg] if v == extreme)
+            return Note(kink.key, node.name, element, name_tex(arg), number_tex(extreme), count)
+        parent = self.graph.node(arg)
+        j = source_index(unravel(kink.index, node.shape), parent.shape)
+        return Note(kink.key, node.name, element, element_tex(arg, parent.shape, j),
+                    number_tex(self.d.values[arg][j]), 0)
 
     def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[str, ...]:
         """Differentiate the fully substituted expression with sympy, when small and smooth."""
