@@ -14,9 +14,11 @@ from typing import Any
 import sympy as sp
 
 from .graph import Graph, Node, ones_gradient
+from .kinks import MASKS
 from .ops import REGISTRY, numel
 from .spec import Array, Call
 
+MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
 
 
@@ -103,6 +105,10 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
         return sp.oo
     if expr.func is sp.log and args[0] == 0:
         return -sp.oo
+    if expr.func is sp.log and args[0].is_extended_negative:
+        return sp.nan
+    if expr.func in (sp.Max, sp.Min) and any(a is sp.nan for a in args):
+        return sp.nan
     result = expr.func(*args)
     if result is sp.zoo or result.has(sp.zoo) or _complex(result):
         return sp.nan
@@ -163,7 +169,6 @@ class _Engine:
         self.symbols: dict[str, tuple[sp.Symbol, ...]] = {}
         self.elements: dict[str, tuple[sp.Expr, ...]] = {}
         self.values: dict[str, tuple[sp.Expr, ...]] = {}
-        self.env: dict[sp.Symbol, sp.Expr] = {}
         self.local: dict[str, list[tuple[int, int, int, sp.Expr, sp.Expr]]] = {}
         self.kinks: dict[str, list[Kink]] = {}
         inputs = {i.name: i for i in graph.spec.inputs}
@@ -175,14 +180,35 @@ class _Engine:
                 self.elements[node.name] = syms
             else:
                 op = REGISTRY[node.op]
-                exprs = op.forward(self._operands(node), self._shapes(node), _params(node))
-                self.elements[node.name] = tuple(exprs)
-                values = tuple(evaluate(e, self.env) for e in exprs)
+                holders, env, real = self._placeholders(node)
+                exprs = op.forward(holders, self._shapes(node), _params(node))
+                with sp.evaluate(False):  # keep the op's own form for display: (z00 + z01) / 2
+                    self.elements[node.name] = tuple(e.xreplace(real) for e in exprs)
+                values = tuple(evaluate(e, env) for e in exprs)
             self.values[node.name] = values
-            self.env.update(zip(syms, values))
 
-    def _operands(self, node: Node) -> list[list[sp.Expr]]:
-        return [list(self.symbols[a]) if isinstance(a, str) else [_const(a)] for a in node.args]
+    def _placeholders(self, node: Node, outs: bool = False):
+        """Return operands as fresh symbols, their values, and the map back to the element symbols.
+
+        Each operand gets its own symbols, so that sympy cannot cancel y / y to 1 or
+        log(exp(a)) to a before the values are in: torch computes each op on numbers,
+        and 0 / 0 is nan there.
+        """
+        holders: list[list[sp.Expr]] = []
+        env: dict[sp.Symbol, sp.Expr] = {}
+        real: dict[sp.Symbol, sp.Expr] = {}
+        sources = [
+            (a, self.symbols[a], self.values[a]) if isinstance(a, str) else (a, (_const(a),), (_const(a),))
+            for a in node.args
+        ]
+        if outs:
+            sources.append((node.name, self.symbols[node.name], self.values[node.name]))
+        for arg, syms, values in sources:
+            fresh = [sp.Dummy() for _ in syms]
+            holders.append(fresh)
+            env.update(zip(fresh, values))
+            real.update(zip(fresh, syms))
+        return holders, env, real
 
     def _shapes(self, node: Node) -> list[tuple[int, ...]]:
         return [self.graph.node(a).shape if isinstance(a, str) else () for a in node.args]
@@ -191,12 +217,13 @@ class _Engine:
         """Return (out, arg, index, d out / d arg[index], its value) for a node, computed once."""
         if node.name not in self.local:
             op = REGISTRY[node.op]
-            outs = list(self.symbols[node.name])
-            rows = [
-                (k, a, j, d, evaluate(d, self.env))
-                for k, a, j, d in op.partials(self._operands(node), outs, self._shapes(node), _params(node))
-                if isinstance(node.args[a], str)
-            ]
+            holders, env, real = self._placeholders(node, outs=True)
+            *operands, outs = holders
+            rows = []
+            for k, a, j, d in op.partials(operands, outs, self._shapes(node), _params(node)):
+                if isinstance(node.args[a], str):
+                    value = evaluate(d, env)
+                    rows.append((k, a, j, d.xreplace(real), MASKED if value == 0 and isinstance(d, MASKS) else value))
             self.local[node.name] = rows
             self.kinks[node.name] = self._kinks(node)
         return self.local[node.name]
@@ -228,7 +255,10 @@ class _Engine:
                 parent = node.args[a]
                 if parent not in adj:
                     continue
-                adj[parent][j] = adj[parent][j] + upstream[k] * local_value
+                if local_value is MASKED:  # torch selects here rather than multiplies: nan * 0 stays 0
+                    local_value = sp.Integer(0)
+                else:
+                    adj[parent][j] = adj[parent][j] + upstream[k] * local_value
                 if terms:
                     parts[parent][j].append(Term(node.name, k, local, local_value, upstream[k]))
         adj = {name: [_tame(x) for x in vals] for name, vals in adj.items()}

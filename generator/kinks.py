@@ -77,10 +77,30 @@ class PowLog(sp.Function):
     @classmethod
     def eval(cls, a, b):
         if _numbers(a, b):
-            if a == 0 and bool(b >= 0):
-                return sp.Integer(0)
+            if a == 0:
+                return sp.Integer(0) if bool(b >= 0) else -sp.oo  # (+0)**b ln(+0) = inf * -inf
+            if bool(a < 0):
+                return sp.nan  # ln of a negative number is nan in torch
             return a**b * sp.log(a)
         return None
 
 
-KINKS = (Positive, Inside, TieShare, NormShare, PowLog)
+class PowBase(sp.Function):
+    """d(a**b)/da = b a**(b-1), and 0 where b = 0 (torch masks it, even at a = 0)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if b.is_number and b == 0:
+            return sp.Integer(0)
+        if _numbers(a, b):
+            if a == 0 and bool(b < 1):
+                return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
+            return b * a ** (b - 1)
+        return None
+
+
+KINKS = (Positive, Inside, TieShare, NormShare, PowLog, PowBase)
+# Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.
+MASKS = (Positive, Inside, TieShare, PowBase)

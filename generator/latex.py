@@ -63,6 +63,10 @@ class Printer(LatexPrinter):
         a, norm = (self._print(x) for x in expr.args)
         return rf"\frac{{{a}}}{{{norm}}}"
 
+    def _print_PowBase(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(sp.Mul(b, a ** (b - 1), evaluate=False))
+
     def _print_PowLog(self, expr: sp.Expr) -> str:
         a, b = expr.args
         return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)

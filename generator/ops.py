@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import sympy as sp
 
-from .kinks import Inside, NormShare, Positive, PowLog, TieShare
+from .kinks import Inside, NormShare, Positive, PowBase, PowLog, TieShare
 
 Shape = tuple[int, ...]
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
@@ -285,7 +285,7 @@ ELEMENTWISE = [
             (lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
             _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
     Pow("pow", "power rule and exponential rule", "PowBackward0", POWER, 2, f=lambda a, b: a**b,
-        df=(lambda a, b, o: b * a ** (b - 1), lambda a, b, o: PowLog(a, b)),
+        df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
            lambda a: f"-{a}", lambda torch, a: -a, prec=UNARY),
@@ -439,7 +439,11 @@ class Softmax(Op):
         for g in self._groups(shapes[0], params):
             total = sp.Add(*(sp.exp(xs[0][j]) for j in g))
             for j in g:
-                out[j] = xs[0][j] - sp.log(total) if self.log else sp.exp(xs[0][j]) / total
+                # unevaluated, so that exp(a) / exp(a) is not cancelled before a is known (nan stays nan)
+                if self.log:
+                    out[j] = sp.Add(xs[0][j], sp.Mul(-1, sp.log(total), evaluate=False), evaluate=False)
+                else:
+                    out[j] = sp.Mul(sp.exp(xs[0][j]), sp.Pow(total, -1, evaluate=False), evaluate=False)
         return out
 
     def partials(self, xs, outs, shapes, params):
