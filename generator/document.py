@@ -34,6 +34,7 @@ MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
 MAX_MATRIX = 10  # rows or columns shown in full; larger matrices show their corners
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
 MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
+MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class JacobianItem:
     cols: int
     flat: str  # the leaf's elements in row-major order
     notation: str | None  # matrix of ∂y/∂x symbols, when small
+    symbolic: str | None  # the same entries as formulas (sympy.diff), when small and smooth
     numeric: str
     vjp: str  # the product written out
     grad: str  # the result reshaped to the leaf's shape
@@ -385,9 +387,10 @@ class _Builder:
         n_rows, n_cols = len(rows_v), numel(leaf.shape)
         out_els = [element_tex(out.name, out.shape, k) for k in range(n_rows)]
         leaf_els = [element_tex(leaf.name, leaf.shape, j) for j in range(n_cols)]
-        notation = None
+        notation = symbolic = None
         if n_rows * n_cols <= MAX_NOTATION:
             notation = matrix_tex([[self.partial(o, x) for x in leaf_els] for o in out_els])
+            symbolic = self.symbolic_jacobian(p, out, leaf)
         numeric = big_matrix(n_rows, n_cols, lambda r, c: number_tex(rows_v[r][c]))
         jt = big_matrix(n_cols, n_rows, lambda r, c: number_tex(rows_v[c][r]))
         v = big_matrix(n_rows, 1, lambda r, c: number_tex(p.gradient[r]))
@@ -399,9 +402,29 @@ class _Builder:
         )
         flat = r"\left(" + ", ".join(leaf_els[:MAX_MATRIX]) + (r", \ldots" if n_cols > MAX_MATRIX else "") + r"\right)"
         return JacobianItem(
-            leaf.name, name_tex(leaf.name), n_rows, n_cols, flat, notation, rf"J = {numeric}", product,
+            leaf.name, name_tex(leaf.name), n_rows, n_cols, flat, notation, symbolic, rf"J = {numeric}", product,
             tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal,
         )
+
+    def symbolic_jacobian(self, p: Pass, out: Node, leaf: Node) -> str | None:
+        """Return J's entries as formulas in the leaves' symbols, when they are short and smooth."""
+        if p.kinks:
+            return None
+        outputs = full_expression(self.d, out.name)
+        if any(sp.count_ops(e) > MAX_ALL_AT_ONCE or e.has(sp.Max, sp.Min, sp.Abs) for e in outputs):
+            return None
+        cells = []
+        for e in outputs:
+            row = []
+            for sym in self.d.symbols[leaf.name]:
+                derivative = sp.diff(e, sym)
+                if sp.count_ops(derivative) < 30:
+                    derivative = sp.factor(derivative)
+                row.append(self.printer.doprint(derivative))
+            cells.append(row)
+        if sum(len(c) for row in cells for c in row) > MAX_SYMBOLIC_CHARS:
+            return None
+        return matrix_tex(cells)
 
     def note(self, kink) -> Note:
         node = self.graph.node(kink.node)
