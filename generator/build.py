@@ -7,7 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DeriveError, Problem, SpecError
+from .errors import DeriveError
+from .isolate import DEFAULT_TIMEOUT, isolated
 
 FORMATS = ("md", "json")
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -61,40 +62,47 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def build_spec(path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None) -> Outcome:
-    """Build one spec into every format; nothing is written unless every format rendered."""
+def render_spec(path: Path, formats: tuple[str, ...], lang: str | None) -> dict[str, bytes]:
+    """Derive one spec and render it: file name -> bytes (runs inside the budgeted child)."""
     from .document import build_document
     from .render import RENDERERS
 
+    derivation = derive_spec(path)
+    document = build_document(derivation, stem=path.stem, lang=lang)
+    return {f"{path.stem}.{fmt}": RENDERERS[fmt].render(document=document, derivation=derivation) for fmt in formats}
+
+
+def build_spec(
+    path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Outcome:
+    """Build one spec into every format; nothing is written unless every format rendered."""
+    from . import document, render  # noqa: F401  (imported here, once, so each child starts warm)
+
     try:
-        derivation = derive_spec(path)
-        document = build_document(derivation, stem=path.stem, lang=lang)
-        files = {out / f"{path.stem}.{fmt}": RENDERERS[fmt].render(document=document, derivation=derivation) for fmt in formats}
+        files = isolated(render_spec, path, formats, lang, timeout=timeout, label=str(path))
     except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
-    except RecursionError:
-        return Outcome(path, errors=(f"{path}: the spec is too deeply nested to derive",))
-    except Exception as e:  # a bug of ours: say so in one line, never a traceback
-        return Outcome(path, errors=(f"{path}: internal error ({type(e).__name__}: {e}); please report it",))
-    for target, data in files.items():
-        write_atomic(target, data)
-    return Outcome(path, written=tuple(files))
+    written = []
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        written.append(out / name)
+    return Outcome(path, written=tuple(written))
 
 
-def check_spec(path: Path) -> Outcome:
-    """Compare one spec's derivation with real torch; errors list every mismatch."""
+def compare_spec(path: Path) -> list[str]:
+    """Derive one spec and run it in torch; return the lines where they differ."""
     from .check import compare, run
 
+    derivation = derive_spec(path)
+    return [f"{path}: {d}" for d in compare(derivation, run(derivation.graph, dtype="float64"))]
+
+
+def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
+    """Compare one spec's derivation with real torch; errors list every mismatch."""
+    from . import check, derive  # noqa: F401  (imported here, once, so each child starts warm)
+
     try:
-        derivation = derive_spec(path)
-        diffs = compare(derivation, run(derivation.graph, dtype="float64"))
-    except SpecError as e:
+        diffs = isolated(compare_spec, path, timeout=timeout, label=str(path))
+    except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
-    except DeriveError:
-        raise
-    except Exception as e:
-        return Outcome(path, errors=(f"{path}: internal error ({type(e).__name__}: {e}); please report it",))
-    return Outcome(path, errors=tuple(f"{path}: {d}" for d in diffs))
-
-
-__all__ = ["FORMATS", "Outcome", "Problem", "build_spec", "check_spec", "find_specs", "write_atomic"]
+    return Outcome(path, errors=tuple(diffs))

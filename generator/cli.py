@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import DeriveError
+from .isolate import DEFAULT_TIMEOUT
 
 DEFAULT_SPECS = Path("derivations")
 DEFAULT_OUT = Path("output")
@@ -66,11 +67,13 @@ def main() -> None:
               help="Folder for the outputs.")
 @click.option("--format", "formats", default="md", show_default=True, callback=_formats,
               help="Comma-separated: md, json.")
-def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...]) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds one spec may take to derive.")
+def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], timeout: float) -> None:
     """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
     from .build import build_spec
 
-    outcomes = [build_spec(p, out=out, formats=formats) for p in _specs(paths)]
+    outcomes = [build_spec(p, out=out, formats=formats, timeout=timeout) for p in _specs(paths)]
     for o in outcomes:
         for line in o.errors:
             click.echo(line, err=True)
@@ -82,14 +85,16 @@ def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds one spec may take to derive and run.")
+def check(paths: tuple[Path, ...], timeout: float) -> None:
     """Run each spec in real torch (float64) and compare values, grads and Jacobians."""
     from .build import check_spec
     from .check import import_torch
 
     specs = _specs(paths)
     import_torch()
-    outcomes = [check_spec(p) for p in specs]
+    outcomes = [check_spec(p, timeout=timeout) for p in specs]
     for o in outcomes:
         for line in o.errors:
             click.echo(line, err=True)
