@@ -23,7 +23,8 @@ MAX_AST_NODES = 200
 MAX_DEPTH = 40
 MAX_INT_DIGITS = 15
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
-MAX_NODES = 400  # operations in the whole graph
+MAX_NODES = 400  # tensors in the whole graph, leaves included
+MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
 
 UNARY_FUNCS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs")
 FUNCS = UNARY_FUNCS + ("sum", "mean", "norm", "max", "min", "pow", "softmax", "log_softmax", "clamp", "matmul")
@@ -103,16 +104,23 @@ class _Builder:
         self.known: dict[str, Node] = {}
         self.taken = {i.name for i in spec.inputs} | {s.name for s in spec.steps}
         self.fresh = 0
+        self.elements = 0
         self.failed: set[str] = set()
-        for inp in spec.inputs:
-            self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
+
+    def leaf(self, inp) -> None:
+        """Add an input as a leaf node."""
+        self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
 
     def _names(self) -> str:
         return ", ".join(n.name for n in self.nodes if n.name == n.step) or "none"
 
     def _add(self, node: Node) -> str:
         if len(self.nodes) >= MAX_NODES:
-            raise ExprError(f"the graph has more than {MAX_NODES} operations (allowed: at most {MAX_NODES})")
+            raise ExprError(f"the graph has more than {MAX_NODES} tensors (allowed: at most {MAX_NODES})")
+        self.elements += numel(node.shape)
+        if self.elements > MAX_TOTAL_ELEMENTS:
+            raise ExprError(f"the graph's tensors have more than {MAX_TOTAL_ELEMENTS} elements together"
+                            f" (allowed: at most {MAX_TOTAL_ELEMENTS})")
         self.nodes.append(node)
         self.known[node.name] = node
         return node.name
@@ -402,6 +410,11 @@ def build_graph(spec: Spec) -> Graph:
     problems: list[Problem] = []
     failed: set[str] = set()
     code: list[tuple[str, str]] = []
+    for inp in spec.inputs:
+        try:
+            builder.leaf(inp)
+        except ExprError as e:
+            raise SpecError([Problem(spec.path, inp.line, f"input '{inp.name}': {e}")]) from None
     for step in spec.steps:
         try:
             code.append((step.name, builder.step(step.name, step.expr, step.line)))
@@ -411,6 +424,7 @@ def build_graph(spec: Spec) -> Graph:
             builder.failed.add(step.name)
             builder.nodes = [n for n in builder.nodes if n.step != step.name]
             builder.known = {n.name: n for n in builder.nodes}
+            builder.elements = sum(numel(n.shape) for n in builder.nodes)
     nodes = {n.name: n for n in builder.nodes}
     for call in spec.backward:
         problems.extend(_check_call(spec.path, call, nodes, failed))
