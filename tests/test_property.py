@@ -1,0 +1,125 @@
+"""Random valid specs from the grammar: derive never fails unexpectedly, and agrees with torch.
+
+The work runs in-process (the functions the build and check children run), so any
+unexpected exception fails the test with its traceback; a refusal must be a SpecError
+whose every problem has a line.
+
+`make test` tries a few hundred specs; `pytest -m long` (DERIVE_PROPERTY_EXAMPLES sets how
+many, default 5000) runs the long version. Both print how many specs were tried.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generator.build import compare_spec, render_spec
+from generator.errors import SpecError
+
+SHAPES = [(), (1,), (2,), (3,), (2, 2), (2, 3), (3, 2)]
+NUMBERS = ["1", "-1", "0.5", "2", "-0.25", "3", "1.5", "0.1", "-2", "0.75"]
+UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "relu()", "abs()", "sum()",
+         "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)"]
+ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)"]
+TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})"]
+BINARY = ["+", "-", "*", "/", "**"]
+
+
+@st.composite
+def specs(draw) -> str:
+    """Draw a spec's YAML text: inputs, steps built from the grammar, and backward calls."""
+    lines = ["title: generated", "inputs:"]
+    names = []
+    for i in range(draw(st.integers(1, 3))):
+        shape = draw(st.sampled_from(SHAPES))
+        values = [draw(st.sampled_from(NUMBERS)) for _ in range(max(1, _numel(shape)))]
+        grad = draw(st.booleans()) or i == 0
+        lines += [f"  x{i}:", f"    value: {_nest(values, shape)}", f"    requires_grad: {'true' if grad else 'false'}"]
+        names.append(f"x{i}")
+    lines.append("steps:")
+    for j in range(draw(st.integers(1, 4))):
+        a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+        kind = draw(st.integers(0, 5))
+        if kind == 0:
+            expr = f"{a}.{draw(st.sampled_from(UNARY))}"
+        elif kind == 1:
+            expr = f"{a}.{draw(st.sampled_from(ALONG_DIM))}"
+        elif kind == 2:
+            expr = draw(st.sampled_from(TORCH_FORM)).format(a=a)
+        elif kind == 3:
+            other = draw(st.sampled_from([b, draw(st.sampled_from(NUMBERS))]))
+            expr = f"{a} {draw(st.sampled_from(BINARY))} {other}"
+        elif kind == 4:
+            expr = draw(st.sampled_from([f"{a} @ {b}", f"{a}.T", f"-{a}[0]", f"{a}[-1] * 2"]))
+        else:
+            expr = f"({a} * {draw(st.sampled_from(NUMBERS))}).{draw(st.sampled_from(UNARY))}"
+        lines.append(f"  s{j}: {expr}")
+        names.append(f"s{j}")
+    lines.append(f"  out: {names[-1]}.{draw(st.sampled_from(['sum()', 'mean()']))}")
+    calls = draw(st.integers(1, 2))
+    lines.append(f"backward: [{', '.join(['out'] * calls)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _nest(values: list[str], shape: tuple[int, ...]) -> str:
+    if not shape:
+        return values[0]
+    size = _numel(shape[1:])
+    return "[" + ", ".join(_nest(values[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])) + "]"
+
+
+def _run(examples: int, tmp_path: Path) -> Counter:
+    tally: Counter = Counter()
+
+    @settings(max_examples=examples, deadline=None, derandomize=examples <= 500,
+              suppress_health_check=list(HealthCheck), database=None)
+    @given(specs())
+    def prop(text: str) -> None:
+        spec = tmp_path / "generated.yaml"
+        spec.write_text(text)
+        tally["tried"] += 1
+        try:
+            files = render_spec(spec, ("md", "json"), None)
+        except SpecError as e:
+            assert all(p.line for p in e.problems), (text, e.lines())
+            tally["refused"] += 1
+            return
+        assert set(files) == {"generated.md", "generated.json"}
+        assert compare_spec(spec) == [], text
+        tally["agreed"] += 1
+
+    prop()
+    return tally
+
+
+def _report(tally: Counter, capsys) -> None:
+    with capsys.disabled():
+        print(f"\nproperty test: {tally['tried']} specs tried, {tally['agreed']} built and agreed with torch,"
+              f" {tally['refused']} refused with a spec error")
+
+
+def test_random_specs_build_and_agree_with_torch(tmp_path, capsys):
+    """A few hundred generated specs: no unexpected failure, and torch agrees whenever one builds."""
+    tally = _run(300, tmp_path)
+    _report(tally, capsys)
+    assert tally["agreed"] > 150
+
+
+@pytest.mark.long
+def test_long_run(tmp_path, capsys):
+    """The long run: DERIVE_PROPERTY_EXAMPLES generated specs (default 5000)."""
+    tally = _run(int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000")), tmp_path)
+    _report(tally, capsys)
+    assert tally["tried"] >= int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000"))
