@@ -20,6 +20,7 @@ from .spec import Array, Call
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
+MAX_EXACT_INT = 10**60  # likewise a fraction whose numerator or denominator grows past this
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,12 @@ def _complex(value: sp.Expr) -> bool:
 
 def _tame(value: sp.Expr) -> sp.Expr:
     """Keep exact values readable: a value too large to show exactly becomes a 40-digit float."""
-    if value.is_Rational or not value.is_number or value in (sp.oo, -sp.oo, sp.nan):
+    if value.is_Rational:
+        # repeated squaring doubles a fraction's digits each time: keep 40 significant digits instead
+        if max(abs(value.p), value.q) > MAX_EXACT_INT:
+            return sp.Float(value, 40)
+        return value
+    if not value.is_number or value in (sp.oo, -sp.oo, sp.nan):
         return value
     if sp.count_ops(value) > MAX_EXACT_OPS:
         return sp.Float(value.evalf(40), 40)

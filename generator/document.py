@@ -35,6 +35,7 @@ MAX_MATRIX = 10  # rows or columns shown in full; larger matrices show their cor
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
 MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
 MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
+MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substituted expression to be built
 
 
 @dataclass(frozen=True)
@@ -406,9 +407,13 @@ class _Builder:
             tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal,
         )
 
+    def substitutable(self) -> bool:
+        """Tell whether the graph is small enough to substitute into one expression (its size can double per op)."""
+        return sum(not n.is_leaf for n in self.graph.nodes) <= MAX_SUBSTITUTED_OPS
+
     def symbolic_jacobian(self, p: Pass, out: Node, leaf: Node) -> str | None:
         """Return J's entries as formulas in the leaves' symbols, when they are short and smooth."""
-        if p.kinks:
+        if p.kinks or not self.substitutable():
             return None
         outputs = full_expression(self.d, out.name)
         if any(sp.count_ops(e) > MAX_ALL_AT_ONCE or e.has(sp.Max, sp.Min, sp.Abs) for e in outputs):
@@ -441,7 +446,7 @@ class _Builder:
 
     def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[str, ...]:
         """Differentiate the fully substituted expression with sympy, when small and smooth."""
-        if not p.implicit or p.kinks or numel(out.shape) != 1:
+        if not p.implicit or p.kinks or numel(out.shape) != 1 or not self.substitutable():
             return ()
         (expr,) = full_expression(self.d, out.name)
         if sp.count_ops(expr) > MAX_ALL_AT_ONCE or expr.has(sp.Max, sp.Min, sp.Abs):
