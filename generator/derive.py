@@ -111,8 +111,8 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
     if expr.func in (sp.Max, sp.Min) and any(a is sp.nan for a in args):
         return sp.nan
     result = expr.func(*args)
-    if result is sp.zoo or result.has(sp.zoo) or _complex(result):
-        return sp.nan
+    if result is sp.zoo or result.has(sp.zoo, sp.AccumBounds) or _complex(result):
+        return sp.nan  # sin(inf) is a range to sympy, nan to torch
     return _tame(result)
 
 
