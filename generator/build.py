@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +107,21 @@ def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
     return Outcome(path, errors=tuple(diffs))
+
+
+STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def new_spec(name: str, *, folder: Path) -> Path:
+    """Write the starter spec as folder/name.yaml; refuse a bad name or an existing file."""
+    from .render import template_root
+
+    if not STEM.fullmatch(name):
+        raise DeriveError(f"{name!r} is not a usable spec name (allowed: letters, digits, _ and -, up to 64)")
+    path = folder / f"{name}.yaml"
+    if path.exists():
+        raise DeriveError(f"{path} already exists (allowed: a new name)")
+    text = (template_root() / "starter.yaml").read_text(encoding="utf-8").replace("{{NAME}}", name)
+    write_atomic(path, text.encode("utf-8"))
+    return path
+

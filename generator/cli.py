@@ -102,3 +102,26 @@ def check(paths: tuple[Path, ...], timeout: float) -> None:
     _summary("agree with torch", len(outcomes) - failed, failed)
     if failed:
         sys.exit(1)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format (for editors such as VS Code's YAML extension)."""
+    import json
+
+    from .schema import spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=DEFAULT_SPECS, show_default=True,
+              help="Folder for the new spec.")
+def new(name: str, folder: Path) -> None:
+    """Write a commented starter spec, FOLDER/NAME.yaml, that builds as it is."""
+    from .build import new_spec
+
+    path = new_spec(name, folder=folder)
+    click.echo(f"wrote {path}: build it with derive build {path}")
+

@@ -1,0 +1,89 @@
+"""A JSON Schema of the spec format, built from the loader's own rules so the two cannot drift."""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any
+
+from .load import DTYPES, LANGS, MAX_DIMS, NAME, RESERVED, TOP_REQUIRED
+
+
+def spec_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) that editors use to validate and complete specs."""
+    name = {
+        "type": "string",
+        "pattern": f"^{NAME.pattern}$",
+        "not": {"enum": sorted(RESERVED | set(keyword.kwlist))},
+    }
+    tensor = {"$ref": "#/$defs/tensor"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "derive spec",
+        "description": "A PyTorch autograd example that derive explains step by step.",
+        "type": "object",
+        "required": list(TOP_REQUIRED),
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "description": "Plain text."},
+            "summary": {"type": "string", "description": "Plain text, optional."},
+            "dtype": {"enum": list(DTYPES), "default": "float32"},
+            "lang": {"enum": list(LANGS), "default": "en"},
+            "inputs": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"$ref": "#/$defs/name"},
+                "additionalProperties": {"$ref": "#/$defs/input"},
+                "description": "The leaf tensors, in order.",
+            },
+            "steps": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"$ref": "#/$defs/name"},
+                "additionalProperties": {"type": "string", "minLength": 1, "description": "A torch-like expression."},
+                "description": "name: expression, in order, like the torch code.",
+            },
+            "backward": {
+                "oneOf": [
+                    {"$ref": "#/$defs/call"},
+                    {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/call"}},
+                ],
+                "description": "The output to call backward() on, or several calls in order.",
+            },
+        },
+        "$defs": {
+            "name": name,
+            "tensor": {
+                "oneOf": [
+                    {"type": "number"},
+                    {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/tensor"}},
+                ],
+                "description": "A number or nested lists of numbers (rectangular).",
+            },
+            "input": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "value": tensor,
+                    "fill": {"type": "number"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_DIMS},
+                    "requires_grad": {"type": "boolean", "default": False},
+                },
+                "oneOf": [
+                    {"required": ["value"], "not": {"anyOf": [{"required": ["fill"]}, {"required": ["shape"]}]}},
+                    {"required": ["fill", "shape"], "not": {"required": ["value"]}},
+                ],
+            },
+            "call": {
+                "oneOf": [
+                    {"$ref": "#/$defs/name"},
+                    {
+                        "type": "object",
+                        "required": ["output"],
+                        "additionalProperties": False,
+                        "properties": {"output": {"$ref": "#/$defs/name"}, "gradient": tensor},
+                    },
+                ]
+            },
+        },
+    }
+

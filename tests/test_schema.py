@@ -1,0 +1,96 @@
+"""derive schema and derive new: the editor schema matches the loader, and the starter builds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from generator import load
+from generator.cli import main
+from generator.schema import spec_schema
+
+from .helpers import GALLERY
+
+BAD = Path(__file__).resolve().parent / "bad"
+# The bad specs whose fault is in the structure (types, keys, names), which a schema can see;
+# the others are wrong in YAML syntax, bytes, values or meaning, which only derive can judge.
+STRUCTURAL = [
+    "02_title_not_text.yaml", "03_missing_keys.yaml", "22_bool_value.yaml", "23_bad_name.yaml",
+    "24_unknown_key.yaml", "30_bad_dtype.yaml",
+]
+
+
+def data(path: Path):
+    """Read YAML as plain data (YAML 1.2, safe)."""
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def validator():
+    """Return a validator for the printed schema."""
+    result = CliRunner().invoke(main, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_schema_has_the_loaders_keys():
+    """The schema lists exactly the keys the loader accepts, at every level."""
+    schema = spec_schema()
+    assert set(schema["properties"]) == set(load.TOP_KEYS)
+    assert set(schema["required"]) == set(load.TOP_REQUIRED)
+    assert set(schema["$defs"]["input"]["properties"]) == set(load.INPUT_KEYS)
+    assert set(schema["$defs"]["call"]["oneOf"][1]["properties"]) == set(load.CALL_KEYS)
+
+
+@pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
+def test_gallery_specs_are_valid(path):
+    """Every gallery spec validates."""
+    validator().validate(data(path))
+
+
+@pytest.mark.parametrize("name", STRUCTURAL)
+def test_structural_bad_specs_are_rejected(name):
+    """The structurally bad specs of the security corpus fail validation."""
+    assert list(validator().iter_errors(data(BAD / name)))
+
+
+def test_reserved_and_keyword_names_are_rejected():
+    """A reserved name or a Python keyword is not a valid tensor name."""
+    v = validator()
+    spec = {"title": "t", "inputs": {"torch": {"value": 1}}, "steps": {"y": "torch * 2"}, "backward": "y"}
+    assert list(v.iter_errors(spec))
+    spec["inputs"] = {"lambda": {"value": 1}}
+    assert list(v.iter_errors(spec))
+
+
+class TestNew:
+    def test_starter_validates_builds_and_agrees_with_torch(self, tmp_path):
+        """derive new writes a spec that validates, builds and passes derive check as it is."""
+        runner = CliRunner()
+        result = runner.invoke(main, ["new", "first", "--dir", str(tmp_path)])
+        spec = tmp_path / "first.yaml"
+        assert result.exit_code == 0
+        assert result.stdout == f"wrote {spec}: build it with derive build {spec}\n"
+        validator().validate(data(spec))
+        assert runner.invoke(main, ["build", str(spec), "--out", str(tmp_path / "out")]).exit_code == 0
+        assert runner.invoke(main, ["check", str(spec)]).exit_code == 0
+
+    def test_never_overwrites(self, tmp_path):
+        """An existing spec is left alone."""
+        (tmp_path / "first.yaml").write_text("mine")
+        result = CliRunner().invoke(main, ["new", "first", "--dir", str(tmp_path)])
+        assert result.exit_code == 1
+        assert result.stderr == f"{tmp_path / 'first.yaml'} already exists (allowed: a new name)\n"
+        assert (tmp_path / "first.yaml").read_text() == "mine"
+
+    def test_name_must_be_a_plain_file_name(self, tmp_path):
+        """A name with a path in it is refused."""
+        result = CliRunner().invoke(main, ["new", "../escape", "--dir", str(tmp_path)])
+        assert result.exit_code == 1
+        assert result.stderr == "'../escape' is not a usable spec name (allowed: letters, digits, _ and -, up to 64)\n"
