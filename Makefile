@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 build: $(STAMP)
 	$(BIN)/derive build derivations --out output --format md,json
 
-test: $(STAMP)
+test: $(STAMP) node_modules/.installed
 	$(BIN)/python -m pytest
 
 # torch is installed on its own, pinned: a bare requirement may pull a multi-GB CUDA build.
@@ -19,5 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# KaTeX for the tests that render every math block as readers' sites do (node and npm are on the machine).
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info node_modules
