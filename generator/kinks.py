@@ -23,7 +23,7 @@ class Positive(sp.Function):
     def eval(cls, a):
         if a.is_number:
             if a is sp.nan:
-                return sp.nan
+                return sp.Integer(1)  # torch zeroes the gradient where a <= 0, and nan <= 0 is false
             return sp.Integer(1) if bool(a > 0) else sp.Integer(0)
         return None
 
@@ -37,7 +37,7 @@ class Inside(sp.Function):
     def eval(cls, a, lo, hi):
         if _numbers(a, lo, hi):
             if a is sp.nan:
-                return sp.nan
+                return sp.Integer(0)  # torch passes the gradient where lo <= a <= hi, false for nan
             return sp.Integer(1) if bool(lo <= a) and bool(a <= hi) else sp.Integer(0)
         return None
 
