@@ -34,8 +34,15 @@ def _specs(paths: tuple[Path, ...]) -> list[Path]:
     return specs
 
 
-def _summary(verb: str, ok: int, failed: int) -> None:
-    click.echo(f"{ok} {verb}, {failed} failed", err=failed > 0)
+def _report(outcomes: list, verb: str) -> None:
+    """Print every error line, then the closing summary; exit 1 if any spec failed."""
+    for outcome in outcomes:
+        for line in outcome.errors:
+            click.echo(line, err=True)
+    failed = sum(not o.ok for o in outcomes)
+    click.echo(f"{len(outcomes) - failed} {verb}, {failed} failed", err=failed > 0)
+    if failed:
+        sys.exit(1)
 
 
 class _Group(click.Group):
@@ -73,14 +80,7 @@ def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], timeout:
     """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
     from .build import build_spec
 
-    outcomes = [build_spec(p, out=out, formats=formats, timeout=timeout) for p in _specs(paths)]
-    for o in outcomes:
-        for line in o.errors:
-            click.echo(line, err=True)
-    failed = sum(not o.ok for o in outcomes)
-    _summary("built", len(outcomes) - failed, failed)
-    if failed:
-        sys.exit(1)
+    _report([build_spec(p, out=out, formats=formats, timeout=timeout) for p in _specs(paths)], "built")
 
 
 @main.command()
@@ -94,14 +94,7 @@ def check(paths: tuple[Path, ...], timeout: float) -> None:
 
     specs = _specs(paths)
     import_torch()
-    outcomes = [check_spec(p, timeout=timeout) for p in specs]
-    for o in outcomes:
-        for line in o.errors:
-            click.echo(line, err=True)
-    failed = sum(not o.ok for o in outcomes)
-    _summary("agree with torch", len(outcomes) - failed, failed)
-    if failed:
-        sys.exit(1)
+    _report([check_spec(p, timeout=timeout) for p in specs], "agree with torch")
 
 
 @main.command()
