@@ -14,6 +14,7 @@ from typing import Any
 import sympy as sp
 
 from .graph import Graph, Node, ones_gradient
+from .ieee import float_value, negative_zero, number
 from .kinks import MASKS
 from .ops import REGISTRY, numel
 from .spec import Array, Call
@@ -95,14 +96,20 @@ def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:
     )
 
 
-def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr]) -> sp.Expr:
-    """Substitute values, with IEEE results where sympy has none (1/0 is +inf, as for torch's +0)."""
+def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None = None) -> sp.Expr:
+    """Substitute values, with IEEE results where sympy has none (1/0 is inf, signed as torch's zero).
+
+    `shadow` holds the same values in float64, for the sign of a zero that is divided by.
+    """
     if expr in env:
         return env[expr]
     if not expr.args:
         return expr
-    args = [evaluate(a, env) for a in expr.args]
+    args = [evaluate(a, env, shadow) for a in expr.args]
     if expr.is_Pow and args[0] == 0 and args[1].is_negative:
+        odd = args[1].is_integer and args[1].is_odd
+        if odd and shadow is not None and negative_zero(float_value(expr.args[0], shadow)):
+            return -sp.oo  # 1 / -0.0
         return sp.oo
     if expr.func is sp.log and args[0] == 0:
         return -sp.oo
@@ -175,6 +182,7 @@ class _Engine:
         self.symbols: dict[str, tuple[sp.Symbol, ...]] = {}
         self.elements: dict[str, tuple[sp.Expr, ...]] = {}
         self.values: dict[str, tuple[sp.Expr, ...]] = {}
+        self.shadows: dict[str, tuple[float, ...]] = {}  # the same values in float64, for signed zeros
         self.local: dict[str, list[tuple[int, int, int, sp.Expr, sp.Expr]]] = {}
         self.kinks: dict[str, list[Kink]] = {}
         inputs = {i.name: i for i in graph.spec.inputs}
@@ -184,13 +192,15 @@ class _Engine:
             if node.is_leaf:
                 values = _array(inputs[node.name].value)
                 self.elements[node.name] = syms
+                self.shadows[node.name] = tuple(number(v) for v in values)
             else:
                 op = REGISTRY[node.op]
-                holders, env, real = self._placeholders(node)
+                holders, env, real, shadow = self._placeholders(node)
                 exprs = op.forward(holders, self._shapes(node), _params(node))
                 with sp.evaluate(False):  # keep the op's own form for display: (z00 + z01) / 2
                     self.elements[node.name] = tuple(e.xreplace(real) for e in exprs)
-                values = tuple(evaluate(e, env) for e in exprs)
+                values = tuple(evaluate(e, env, shadow) for e in exprs)
+                self.shadows[node.name] = tuple(float_value(e, shadow) for e in exprs)
             self.values[node.name] = values
 
     def _placeholders(self, node: Node, outs: bool = False):
@@ -203,18 +213,21 @@ class _Engine:
         holders: list[list[sp.Expr]] = []
         env: dict[sp.Symbol, sp.Expr] = {}
         real: dict[sp.Symbol, sp.Expr] = {}
+        shadow: dict[sp.Symbol, float] = {}
         sources = [
-            (a, self.symbols[a], self.values[a]) if isinstance(a, str) else (a, (_const(a),), (_const(a),))
+            (self.symbols[a], self.values[a], self.shadows[a]) if isinstance(a, str)
+            else ((_const(a),), (_const(a),), (number(_const(a)),))
             for a in node.args
         ]
         if outs:
-            sources.append((node.name, self.symbols[node.name], self.values[node.name]))
-        for arg, syms, values in sources:
+            sources.append((self.symbols[node.name], self.values[node.name], self.shadows[node.name]))
+        for syms, values, floats in sources:
             fresh = [sp.Dummy() for _ in syms]
             holders.append(fresh)
             env.update(zip(fresh, values))
             real.update(zip(fresh, syms))
-        return holders, env, real
+            shadow.update(zip(fresh, floats))
+        return holders, env, real, shadow
 
     def _shapes(self, node: Node) -> list[tuple[int, ...]]:
         return [self.graph.node(a).shape if isinstance(a, str) else () for a in node.args]
@@ -223,12 +236,12 @@ class _Engine:
         """Return (out, arg, index, d out / d arg[index], its value) for a node, computed once."""
         if node.name not in self.local:
             op = REGISTRY[node.op]
-            holders, env, real = self._placeholders(node, outs=True)
+            holders, env, real, shadow = self._placeholders(node, outs=True)
             *operands, outs = holders
             rows = []
             for k, a, j, d in op.partials(operands, outs, self._shapes(node), _params(node)):
                 if isinstance(node.args[a], str):
-                    value = evaluate(d, env)
+                    value = evaluate(d, env, shadow)
                     rows.append((k, a, j, d.xreplace(real), MASKED if value == 0 and isinstance(d, MASKS) else value))
             self.local[node.name] = rows
             self.kinks[node.name] = self._kinks(node)

@@ -1,0 +1,73 @@
+"""A float64 shadow of the exact values, for what exact arithmetic cannot say: the sign of a zero.
+
+torch computes in floating point, where -0.0 exists and 1 / -0.0 is -inf. The derivation is
+exact, where 0 has no sign. Each value therefore also gets its IEEE float64 value, evaluated
+from the same expression, and an exact zero takes its sign from there when it is divided by.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+_FUNCS: dict[type, Callable[..., float]] = {
+    sp.exp: np.exp,
+    sp.log: np.log,
+    sp.sin: np.sin,
+    sp.cos: np.cos,
+    sp.tanh: np.tanh,
+    sp.Abs: np.abs,
+    sp.sign: np.sign,
+}
+
+
+def number(value: sp.Expr) -> np.float64:
+    """Return an exact number as a float64 (inf and nan included)."""
+    if value is sp.nan:
+        return np.float64("nan")
+    if value in (sp.oo, -sp.oo):
+        return np.float64("inf") if value == sp.oo else np.float64("-inf")
+    return np.float64(float(value.evalf(20)))
+
+
+def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
+    """Evaluate an expression in float64, with IEEE rules for signed zeros, inf and nan."""
+    if expr in env:
+        return env[expr]
+    if expr.is_Number or not expr.args:
+        return number(expr)
+    args = [float_value(a, env) for a in expr.args]
+    with np.errstate(all="ignore"):
+        if expr.is_Add:
+            return reduce(np.add, args)
+        if expr.is_Mul:
+            return reduce(np.multiply, args)
+        if expr.is_Pow:
+            if expr.exp == sp.Rational(1, 2):
+                return np.sqrt(args[0])  # sqrt(-0.0) is -0.0, where pow gives +0.0
+            return np.power(args[0], args[1])
+        if expr.func is sp.Max:
+            return reduce(np.maximum, args)
+        if expr.func is sp.Min:
+            return reduce(np.minimum, args)
+        if expr.func in _FUNCS:
+            return _FUNCS[expr.func](*args)
+    # the kink functions: let them decide on the rounded numbers
+    result = expr.func(*(sp.Float(a) if math.isfinite(a) else number_back(a) for a in args))
+    return number(result) if result.is_number else np.float64("nan")
+
+
+def number_back(x: float) -> sp.Expr:
+    """Return a non-finite float as sympy's oo, -oo or nan."""
+    if math.isnan(x):
+        return sp.nan
+    return sp.oo if x > 0 else -sp.oo
+
+
+def negative_zero(x: float) -> bool:
+    """Tell whether a float is -0.0."""
+    return x == 0 and math.copysign(1.0, x) < 0
