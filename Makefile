@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test gallery clean
+# TeX for the PDFs: pdflatex for English, xelatex with ctex for Chinese; pdftotext for the tests.
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures latexmk \
+	texlive-xetex texlive-lang-chinese poppler-utils
 
-build: $(STAMP)
-	$(BIN)/derive build derivations --out output --format md,json
+.PHONY: build test gallery clean tex
 
-test: $(STAMP) node_modules/.installed
+build: $(STAMP) tex
+	$(BIN)/derive build derivations --out output --format md,json,tex,pdf
+
+test: $(STAMP) tex node_modules/.installed
 	$(BIN)/python -m pytest
 
 # torch is installed on its own, pinned: a bare requirement may pull a multi-GB CUDA build.
@@ -18,6 +22,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# Checked on every run (it is quick): installs TeX when a tool is missing and apt-get can run as root
+# (Debian, Ubuntu), and otherwise says what to install; without TeX every other format still builds.
+tex:
+	@missing=""; \
+	for tool in latexmk pdflatex xelatex kpsewhich pdftotext; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; \
+	done; \
+	[ -n "$$missing" ] || kpsewhich ctex.sty >/dev/null 2>&1 || missing=" ctex.sty"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing TeX (missing:$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(TEX_PACKAGES) >/dev/null || echo "Could not install TeX: apt-get install $(TEX_PACKAGES)" >&2; \
+	else \
+	  echo "PDFs need TeX (missing:$$missing). On Debian/Ubuntu, as root:" >&2; \
+	  echo "  apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; \
+	  echo "(elsewhere: TeX Live with latexmk, xelatex and ctex, and poppler's pdftotext)" >&2; \
+	fi
 
 # KaTeX for the tests that render every math block as readers' sites do (node and npm are on the machine).
 node_modules/.installed: package.json package-lock.json

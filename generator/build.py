@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import DeriveError
 from .isolate import DEFAULT_TIMEOUT, isolated
 
-FORMATS = ("md", "json")
+FORMATS = ("md", "json", "tex", "pdf")
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -76,18 +76,27 @@ def render_spec(path: Path, formats: tuple[str, ...], lang: str | None) -> dict[
 def build_spec(
     path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> Outcome:
-    """Build one spec into every format; nothing is written unless every format rendered."""
+    """Build one spec into every format; nothing is written unless every format rendered.
+
+    A format's finishing step (the PDF's TeX run, outside the derivation's budget) that fails
+    costs only that file: the others are written, and the error is reported.
+    """
     from . import document, render  # noqa: F401  (imported here, once, so each child starts warm)
 
     try:
         files = isolated(render_spec, path, formats, lang, timeout=timeout, label=str(path))
     except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
-    written = []
-    for name, data in files.items():
+    written, errors = [], []
+    for fmt, (name, data) in zip(formats, files.items()):
+        try:
+            data = render.RENDERERS[fmt].finish(data, label=str(path))
+        except DeriveError as e:
+            errors.extend(e.lines())
+            continue
         write_atomic(out / name, data)
         written.append(out / name)
-    return Outcome(path, written=tuple(written))
+    return Outcome(path, written=tuple(written), errors=tuple(errors))
 
 
 def compare_spec(path: Path) -> list[str]:

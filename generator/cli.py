@@ -25,6 +25,14 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     return chosen
 
 
+def _lang(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .load import LANGS
+
+    if value is not None and value not in LANGS:
+        raise click.BadParameter(f"unknown language {value} (allowed: {', '.join(LANGS)})")
+    return value
+
+
 def _specs(paths: tuple[Path, ...]) -> list[Path]:
     from .build import find_specs
 
@@ -73,14 +81,16 @@ def main() -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Folder for the outputs.")
 @click.option("--format", "formats", default="md", show_default=True, callback=_formats,
-              help="Comma-separated: md, json.")
+              help="Comma-separated: md, json, tex, pdf.")
+@click.option("--lang", default=None, callback=_lang,
+              help="Language of the documents: en, zh (default: each spec's lang).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds one spec may take to derive.")
-def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], timeout: float) -> None:
+def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], lang: str | None, timeout: float) -> None:
     """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
     from .build import build_spec
 
-    _report([build_spec(p, out=out, formats=formats, timeout=timeout) for p in _specs(paths)], "built")
+    _report([build_spec(p, out=out, formats=formats, lang=lang, timeout=timeout) for p in _specs(paths)], "built")
 
 
 @main.command()

@@ -6,6 +6,7 @@ spec (title, summary) stays raw, and each renderer escapes it for its format.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,13 @@ from pathlib import Path
 import sympy as sp
 
 from .code import printed, torch_code
-from .derive import Adjoint, Derivation, Pass, evaluate, full_expression
+from .derive import Adjoint, Derivation, Pass, evaluate, full_expression, to_float
 from .graph import Node
 from .latex import (
     INDEX_LETTERS,
+    MAX_SHOWN,
     Printer,
+    corner_matrix,
     decimal,
     element_tex,
     matrix_tex,
@@ -31,7 +34,6 @@ from .ops import REGISTRY, Elementwise, numel, source_index, unravel
 
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
-MAX_MATRIX = 10  # rows or columns shown in full; larger matrices show their corners
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
 MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
 MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
@@ -69,6 +71,11 @@ class ForwardItem:
     scalar: bool
     indices: str  # the generic element's index letters: i, ij, ...
 
+    @property
+    def result(self) -> str:
+        """The whole tensor: y = [...]."""
+        return f"{self.tex} = {self.value}"
+
 
 @dataclass(frozen=True)
 class BackwardItem:
@@ -105,6 +112,13 @@ class JacobianItem:
     leaf_shape: str
     diagonal: bool
 
+    @property
+    def entries(self) -> str | None:
+        """J as ∂y/∂x symbols, then as formulas when there are any."""
+        if self.notation is None:
+            return None
+        return f"J = {self.notation}" + (f" = {self.symbolic}" if self.symbolic else "")
+
 
 @dataclass(frozen=True)
 class Note:
@@ -137,6 +151,21 @@ class CallItem:
     retain_graph: bool
     all_at_once: tuple[str, ...]
 
+    @property
+    def call(self) -> str:
+        """The call as the code writes it: y.backward(v, retain_graph=True)."""
+        args = [a for a in (self.gradient_name, "retain_graph=True" if self.retain_graph else None) if a]
+        return f"{self.output}.backward({', '.join(args)})"
+
+    @property
+    def upstream(self) -> str:
+        """v as the gradient of L: v = ∂L/∂y = [...]."""
+        return rf"v = \frac{{\partial L}}{{\partial {self.output_tex}}} = {self.gradient}"
+
+    def total(self, item: BackwardItem) -> str:
+        """One node's whole gradient in this call: ∂L/∂y = [...]."""
+        return rf"\frac{{\partial {self.loss}}}{{\partial {item.tex}}} = {item.value}"
+
 
 @dataclass(frozen=True)
 class GradItem:
@@ -149,6 +178,56 @@ class GradItem:
     parts: tuple[str, ...]  # each call's contribution
     total: str
     shape: str
+
+    @property
+    def equation(self) -> str:
+        """x.grad = (each call's part +) the total."""
+        lhs = r"\texttt{" + self.leaf.replace("_", r"\_") + ".grad}"
+        if len(self.parts) > 1:
+            return f"{lhs} = {' + '.join(self.parts)} = {self.total}"
+        return f"{lhs} = {self.total}"
+
+
+@dataclass(frozen=True)
+class PictureGrad:
+    """A gradient shown in a box of the graph's picture."""
+
+    call: int  # the backward call, or 0 for a leaf's .grad after every call
+    value: str  # plain text: small tensors in full, large ones abbreviated
+    tex: str  # the same in LaTeX
+
+
+@dataclass(frozen=True)
+class PictureNode:
+    """One box of the graph's picture: a tensor after the forward pass and its gradients."""
+
+    name: str
+    tex: str
+    shape: str
+    grad_fn: str  # the op's torch grad_fn; '' for a leaf
+    is_leaf: bool
+    requires_grad: bool  # for a leaf: it gets an AccumulateGrad node
+    value: str  # plain text: small tensors in full, large ones abbreviated
+    value_tex: str
+    grads: tuple[PictureGrad, ...]
+
+
+@dataclass(frozen=True)
+class PictureEdge:
+    """An arrow of the picture: data flows from source to target in the forward pass."""
+
+    source: str
+    target: str
+    backward: bool  # backward() sends a gradient back along it (the source requires grad)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """The computation graph as a drawing: its boxes in graph order, and its arrows."""
+
+    nodes: tuple[PictureNode, ...]
+    edges: tuple[PictureEdge, ...]
+    calls: int  # backward calls: with more than one, each non-leaf box shows one gradient per call
 
 
 @dataclass(frozen=True)
@@ -166,9 +245,57 @@ class Document:
     forward: tuple[ForwardItem, ...]
     calls: tuple[CallItem, ...]
     grads: tuple[GradItem, ...]
+    picture: Picture
     has_intermediates: bool
     elementwise_only: bool
     scientific: bool  # torch printed in scientific notation
+
+
+MAX_BRIEF = 4  # rows or columns a box of the picture shows in full; beyond, the ends
+
+
+def brief_number(value: sp.Expr) -> str:
+    """Return a value in plain text to 4 significant digits: 4.5, 0.0002, 1e-05 -> 1e-5."""
+    x = to_float(value)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = f"{x:.4g}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), text)
+
+
+def brief_text(values, shape: tuple[int, ...]) -> str:
+    """Return a tensor in plain text, as nested lists; long rows show their ends around '…'."""
+    if not shape:
+        return brief_number(values[0])
+    per = len(values) // shape[0]
+    parts = ["…" if i is None else brief_text(values[i * per:(i + 1) * per], shape[1:])
+             for i in _brief_picks(shape[0])]
+    return "[" + ", ".join(parts) + "]"
+
+
+def brief_tex(values, shape: tuple[int, ...]) -> str:
+    """Return a tensor as a small LaTeX matrix; beyond MAX_BRIEF rows or columns, its corners."""
+    if not shape:
+        return decimal(to_float(values[0]), 4)
+    if len(shape) > 2:
+        return r"\left[" + brief_text(values, shape).replace("…", r"\ldots ") + r"\right]"
+    rows, cols = (1, shape[0]) if len(shape) == 1 else shape
+    body = []
+    for r in _brief_picks(rows):
+        row = []
+        for c in _brief_picks(cols):
+            if r is None:
+                row.append(r"\ddots" if c is None else r"\vdots")
+            else:
+                row.append(r"\cdots" if c is None else decimal(to_float(values[r * cols + c]), 4))
+        body.append(" & ".join(row))
+    return r"\left[\begin{smallmatrix} " + r" \\ ".join(body) + r" \end{smallmatrix}\right]"
+
+
+def _brief_picks(n: int) -> list[int | None]:
+    return list(range(n)) if n <= MAX_BRIEF else [0, 1, None, n - 1]
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -392,16 +519,16 @@ class _Builder:
         if n_rows * n_cols <= MAX_NOTATION:
             notation = matrix_tex([[self.partial(o, x) for x in leaf_els] for o in out_els])
             symbolic = self.symbolic_jacobian(p, out, leaf)
-        numeric = big_matrix(n_rows, n_cols, lambda r, c: number_tex(rows_v[r][c]))
-        jt = big_matrix(n_cols, n_rows, lambda r, c: number_tex(rows_v[c][r]))
-        v = big_matrix(n_rows, 1, lambda r, c: number_tex(p.gradient[r]))
+        numeric = corner_matrix(n_rows, n_cols, lambda r, c: number_tex(rows_v[r][c]))
+        jt = corner_matrix(n_cols, n_rows, lambda r, c: number_tex(rows_v[c][r]))
+        v = corner_matrix(n_rows, 1, lambda r, c: number_tex(p.gradient[r]))
         vjp = p.vjp[leaf.name]
-        result = big_matrix(n_cols, 1, lambda r, c: number_tex(vjp[r]))
+        result = corner_matrix(n_cols, 1, lambda r, c: number_tex(vjp[r]))
         product = rf"J^{{\mathsf T}} v = {jt} {v} = {result}"
         diagonal = n_rows == n_cols and n_rows > 1 and all(
             rows_v[r][c] == 0 for r in range(n_rows) for c in range(n_cols) if r != c
         )
-        flat = r"\left(" + ", ".join(leaf_els[:MAX_MATRIX]) + (r", \ldots" if n_cols > MAX_MATRIX else "") + r"\right)"
+        flat = r"\left(" + ", ".join(leaf_els[:MAX_SHOWN]) + (r", \ldots" if n_cols > MAX_SHOWN else "") + r"\right)"
         return JacobianItem(
             leaf.name, name_tex(leaf.name), n_rows, n_cols, flat, notation, symbolic, rf"J = {numeric}", product,
             tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal,
@@ -461,6 +588,31 @@ class _Builder:
                 lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines)
 
+    # -- the picture -------------------------------------------------------
+
+    def picture(self) -> Picture:
+        nodes, edges = [], []
+        for node in self.graph.nodes:
+            values = self.d.values[node.name]
+            grads = []
+            if node.is_leaf:
+                total = self.d.grads.get(node.name)
+                if total is not None:
+                    grads.append(PictureGrad(0, brief_text(total, node.shape), brief_tex(total, node.shape)))
+            else:
+                for number, p in enumerate(self.d.passes, 1):
+                    if node.name in p.adjoints:
+                        adj = [a.value for a in p.adjoints[node.name]]
+                        grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
+                for parent in dict.fromkeys(node.parents):
+                    edges.append(PictureEdge(parent, node.name, self.graph.node(parent).requires_grad))
+            nodes.append(PictureNode(
+                node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else self.graph.grad_fn(node),
+                node.is_leaf, node.requires_grad, brief_text(values, node.shape), brief_tex(values, node.shape),
+                tuple(grads),
+            ))
+        return Picture(tuple(nodes), tuple(edges), len(self.d.passes))
+
     # -- grads ---------------------------------------------------------------
 
     def grad_items(self) -> tuple[GradItem, ...]:
@@ -486,27 +638,6 @@ def _display_params(node: Node) -> dict:
     return params
 
 
-def big_matrix(rows: int, cols: int, cell) -> str:
-    """Return a bmatrix; beyond MAX_MATRIX rows or columns, only its corners with dots."""
-    def picks(n: int) -> list[int | None]:
-        return list(range(n)) if n <= MAX_MATRIX else [0, 1, 2, None, n - 1]
-
-    body = []
-    for r in picks(rows):
-        row = []
-        for c in picks(cols):
-            if r is None and c is None:
-                row.append(r"\ddots")
-            elif r is None:
-                row.append(r"\vdots")
-            elif c is None:
-                row.append(r"\cdots")
-            else:
-                row.append(cell(r, c))
-        body.append(row)
-    return matrix_tex(body)
-
-
 def build_document(derivation: Derivation, *, stem: str, lang: str | None = None) -> Document:
     """Build the document model of one derivation."""
     spec = derivation.graph.spec
@@ -524,6 +655,7 @@ def build_document(derivation: Derivation, *, stem: str, lang: str | None = None
         forward=b.forward_items(),
         calls=b.call_items(),
         grads=b.grad_items(),
+        picture=b.picture(),
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         elementwise_only=all(

@@ -141,24 +141,65 @@ def _terminates(value: sp.Rational) -> bool:
         decimal(to_float(value), 12)) <= 12
 
 
+MAX_SHOWN = 10  # rows, columns or blocks of a tensor written out; beyond, only the corners
+
+
 def matrix_tex(rows: list[list[str]]) -> str:
     """Return a bmatrix from cells."""
     body = r" \\ ".join(" & ".join(r) for r in rows)
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
 
 
+def picks(n: int, limit: int = MAX_SHOWN) -> list[int | None]:
+    """Return the indices to show of n: all of them, or the first three and the last around a gap (None)."""
+    return list(range(n)) if n <= limit else [0, 1, 2, None, n - 1]
+
+
+def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN) -> str:
+    """Return a bmatrix of cell(r, c); beyond `limit` rows or columns, only its corners with dots."""
+    body = []
+    for r in picks(rows, limit):
+        row = []
+        for c in picks(cols, limit):
+            if r is None and c is None:
+                row.append(r"\ddots")
+            elif r is None:
+                row.append(r"\vdots")
+            elif c is None:
+                row.append(r"\cdots")
+            else:
+                row.append(cell(r, c))
+        body.append(row)
+    return matrix_tex(body)
+
+
+def size_tex(shape: tuple[int, ...]) -> str:
+    """Return a shape in math: 12 \\times 12."""
+    return r" \times ".join(map(str, shape))
+
+
 def tensor_tex(values: list[sp.Expr] | tuple[sp.Expr, ...], shape: tuple[int, ...]) -> str:
-    """Return a tensor's values: a number, a row vector, a matrix, or nested rows."""
-    cells = [number_tex(v) for v in values]
+    """Return a tensor's values: a number, a row vector, a matrix, or nested rows.
+
+    A tensor with more than MAX_SHOWN rows, columns or blocks shows its corners,
+    with its full size written under it.
+    """
     if not shape:
-        return cells[0]
+        return number_tex(values[0])
+    body = _tensor_body(values, shape)
+    if any(n > MAX_SHOWN for n in shape):
+        return rf"\underset{{{size_tex(shape)}}}{{{body}}}"
+    return body
+
+
+def _tensor_body(values, shape: tuple[int, ...]) -> str:
     if len(shape) == 1:
-        return matrix_tex([cells])
+        return corner_matrix(1, shape[0], lambda r, c: number_tex(values[c]))
     cols = shape[-1]
-    rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
     if len(shape) == 2:
-        return matrix_tex(rows)
+        return corner_matrix(shape[0], cols, lambda r, c: number_tex(values[r * cols + c]))
     # more dims: one matrix per leading index
-    per = shape[-2] * cols
-    blocks = [tensor_tex(values[i:i + per], shape[-2:]) for i in range(0, len(values), per)]
+    per = len(values) // shape[0]
+    blocks = [r"\ldots" if i is None else _tensor_body(values[i * per:(i + 1) * per], shape[1:])
+              for i in picks(shape[0])]
     return r"\left[\; " + r",\; ".join(blocks) + r" \;\right]"

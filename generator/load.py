@@ -47,7 +47,7 @@ MAX_ELEMENTS = 10_000  # most elements of a tensor
 MAX_INT_DIGITS = 50  # most digits of an integer literal
 MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
 DTYPES = ("float32", "float64")
-LANGS = ("en",)
+LANGS = ("en", "zh")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # Names the generated torch script relies on, so a tensor may not shadow them:
 # the modules it imports or may import (torch, math), the builtin it calls (print),

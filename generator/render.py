@@ -12,14 +12,12 @@ from typing import Any, Protocol
 import jinja2
 
 from .derive import Derivation, to_float
-from .document import Document
+from .document import Document, Picture
+from .messages import Messages, plain
 from .ops import numel
+from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>&])")
-TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$", "%": r"\%",
-    "&": r"\&", "_": r"\_", "^": r"\^{}", "~": r"\~{}",
-}
 
 
 def md_text(text: str) -> str:
@@ -27,11 +25,6 @@ def md_text(text: str) -> str:
     text = " ".join(text.split())
     html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
     return MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), text)
-
-
-def tex_text(text: str) -> str:
-    """Escape plain text for LaTeX."""
-    return "".join(TEX_SPECIAL.get(c, c) for c in text)
 
 
 def template_root() -> Path:
@@ -55,8 +48,55 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["md"] = md_text
-    env.filters["tex_text"] = tex_text
+    env.globals["zip"] = zip
+    env.globals["mermaid"] = mermaid
     return env
+
+
+def _mermaid_text(text: str) -> str:
+    """Escape text for a quoted Mermaid label (the label's own <b> and <br/> are added after)."""
+    return "".join({'"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "#": "#35;"}.get(c, c) for c in text)
+
+
+def mermaid(picture: Picture, t: Messages) -> str:
+    """Return the computation graph as a Mermaid flowchart: arrows go the way the data flows.
+
+    Each box is a tensor: name and shape, grad_fn (or requires_grad for a leaf), value and
+    gradients. An arrow along which backward() sends a gradient back carries a red label
+    pointing back; each leaf that requires grad ends in its AccumulateGrad node.
+    """
+    ids = {n.name: f"n{i}" for i, n in enumerate(picture.nodes)}
+    lines = ["flowchart TD"]
+    for n in picture.nodes:
+        rows = [f"<b>{_mermaid_text(n.name)}</b> · {_mermaid_text(t.shape(n.shape))}"]
+        rows.append(_mermaid_text(n.grad_fn or f"requires_grad={n.requires_grad}"))
+        rows.append(_mermaid_text(plain(t("picture_line", label=t("picture_value"), value=n.value))))
+        for g in n.grads:
+            label = t.picture_grad(n.name, g.call, picture.calls)
+            rows.append(_mermaid_text(plain(t("picture_line", label=label, value=g.value))))
+        lines.append(f'  {ids[n.name]}["{"<br/>".join(rows)}"]')
+    accumulate = [n for n in picture.nodes if n.is_leaf and n.requires_grad]
+    for k, n in enumerate(accumulate):
+        lines.append(f'  a{k}(["AccumulateGrad"])')
+    for e in picture.edges:
+        arrow = f'-->|"{_mermaid_text(plain(t("picture_back")))}"|' if e.backward else "-->"
+        lines.append(f"  {ids[e.source]} {arrow} {ids[e.target]}")
+    for k, n in enumerate(accumulate):
+        lines.append(f'  {ids[n.name]} -.->|"{_mermaid_text(plain(t("picture_leaf_grad", name=n.name)))}"| a{k}')
+    back = [i for i, e in enumerate(picture.edges) if e.backward]
+    to_accumulate = [len(picture.edges) + k for k in range(len(accumulate))]
+    lines.append("  classDef leaf fill:#eef4ff,stroke:#4a6fa5")
+    lines.append("  classDef acc fill:#fdf0ee,stroke:#c0392b,stroke-dasharray:4 3")
+    leaves = [ids[n.name] for n in picture.nodes if n.is_leaf]
+    if leaves:
+        lines.append(f"  class {','.join(leaves)} leaf")
+    if accumulate:
+        lines.append(f"  class {','.join(f'a{k}' for k in range(len(accumulate)))} acc")
+    if back:
+        lines.append(f"  linkStyle {','.join(map(str, back))} color:#c0392b")
+    if to_accumulate:
+        lines.append(f"  linkStyle {','.join(map(str, to_accumulate))} stroke:#c0392b,color:#c0392b")
+    return "\n".join(lines)
 
 
 class Renderer(Protocol):
@@ -65,18 +105,30 @@ class Renderer(Protocol):
     ext: str
 
     def render(self, *, document: Document, derivation: Derivation) -> bytes:
-        """Return the file's bytes."""
+        """Return what the file is made from (runs with the derivation, within its time budget)."""
+        ...
+
+    def finish(self, data: bytes, *, label: str) -> bytes:
+        """Return the file's bytes from what render returned (runs after, with its own time limit)."""
         ...
 
 
-class Markdown:
+class _Finished:
+    """A format whose rendered bytes are the file: nothing to do after rendering."""
+
+    def finish(self, data: bytes, *, label: str) -> bytes:
+        """Return the file's bytes from what render returned (the PDF compiles its LaTeX here)."""
+        return data
+
+
+class Markdown(_Finished):
     """Markdown with $$ math blocks, portable across GitHub, MkDocs, Jekyll and Jupyter."""
 
     ext = "md"
 
     def render(self, *, document: Document, derivation: Derivation) -> bytes:
-        template = environment().get_template(f"{document.lang}/document.md.j2")
-        text = template.render(doc=document)
+        template = environment().get_template("document.md.j2")
+        text = template.render(doc=document, t=Messages(document.lang))
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return text.encode("utf-8")
 
@@ -104,7 +156,7 @@ def _exact(values, shape: tuple[int, ...]) -> Any:
     return _nest([str(v) for v in values], shape)
 
 
-class Json:
+class Json(_Finished):
     """The derivation's numbers: a public contract for other tools."""
 
     ext = "json"
@@ -139,4 +191,4 @@ class Json:
         return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json()}
+RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json(), "tex": Tex(), "pdf": Pdf()}

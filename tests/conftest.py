@@ -13,3 +13,16 @@ def specs_dir(tmp_path: Path) -> Path:
     d = tmp_path / "specs"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def gallery_build(tmp_path_factory) -> Path:
+    """Build every gallery spec into every format once per session (a PDF takes a few seconds)."""
+    from generator.build import FORMATS, build_spec
+
+    from .helpers import GALLERY
+
+    out = tmp_path_factory.mktemp("gallery")
+    failures = [line for spec in GALLERY for line in build_spec(spec, out=out, formats=FORMATS).errors]
+    assert not failures, "\n".join(failures)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,3 +41,21 @@ def make_spec(inputs: dict, steps: dict, backward, *, dtype: str = "float32") ->
 def run_spec(inputs: dict, steps: dict, backward, **kw) -> Derivation:
     """Derive a spec built with make_spec."""
     return derive(build_graph(make_spec(inputs, steps, backward, **kw)))
+
+
+def pdf_text(path: Path) -> str:
+    """Return the text of a PDF as pdftotext reads it (poppler-utils, installed with TeX by make test)."""
+    result = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode("utf-8")
+
+
+def pdf_producer(path: Path) -> str:
+    """Return the PDF's Producer (the TeX engine and version that made it)."""
+    result = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, timeout=60)
+    return next((line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("Producer:")), "")
+
+
+def squeeze(text: str) -> str:
+    """Drop all whitespace (a PDF's text breaks lines where the typesetting did)."""
+    return "".join(text.split())

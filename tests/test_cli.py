@@ -97,7 +97,7 @@ class TestBuild:
         """--format names only known formats."""
         result = invoke("build", str(SEED), "--out", str(tmp_path), "--format", "md,docx")
         assert result.exit_code == 2
-        assert result.stderr.endswith("Error: Invalid value for '--format': unknown format docx (allowed: md, json)\n")
+        assert result.stderr.endswith("Error: Invalid value for '--format': unknown format docx (allowed: md, json, tex, pdf)\n")
 
     def test_missing_path(self, tmp_path):
         """A path that does not exist is one line and exit 1."""

@@ -370,7 +370,7 @@ class TestKeys:
             "spec.yaml:4: steps: expected a non-empty mapping, got an empty mapping (allowed: step names, each with an expression)",
             "spec.yaml:5: backward: unknown name 'y' (allowed: a step or input name)",
             "spec.yaml:6: dtype: expected a dtype, got 'float16' (allowed: float32, float64)",
-            "spec.yaml:7: lang: expected a language code, got 'fr' (allowed: en)",
+            "spec.yaml:7: lang: expected a language code, got 'fr' (allowed: en, zh)",
         ]
 
     def test_hidden_characters_in_text(self):
