@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures latexmk \
 	texlive-xetex texlive-lang-chinese poppler-utils
 
-.PHONY: build test gallery clean tex
+.PHONY: build test gallery clean tex browser
 
 build: $(STAMP) tex
 	$(BIN)/derive build derivations --out output --format md,json,tex,pdf
 
-test: $(STAMP) tex node_modules/.installed
+test: $(STAMP) tex browser node_modules/.installed
 	$(BIN)/python -m pytest
 
 # torch is installed on its own, pinned: a bare requirement may pull a multi-GB CUDA build.
@@ -40,6 +40,17 @@ tex:
 	  echo "PDFs need TeX (missing:$$missing). On Debian/Ubuntu, as root:" >&2; \
 	  echo "  apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; \
 	  echo "(elsewhere: TeX Live with latexmk, xelatex and ctex, and poppler's pdftotext)" >&2; \
+	fi
+
+# Headless Chromium for the test that opens a built page as a reader would (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium >/dev/null || echo "Could not install chromium: apt-get install chromium" >&2; \
+	else \
+	  echo "The browser test needs Chromium. On Debian/Ubuntu, as root: apt-get install chromium" >&2; \
 	fi
 
 # KaTeX for the tests that render every math block as readers' sites do (node and npm are on the machine).
