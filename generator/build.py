@@ -63,20 +63,26 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def render_spec(path: Path, formats: tuple[str, ...], lang: str | None) -> dict[str, bytes]:
+def render_spec(
+    path: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None = None, front_matter: bool = False
+) -> dict[str, bytes]:
     """Derive one spec and render it: file name -> bytes (runs inside the budgeted child)."""
     from .document import build_document
     from .render import RENDERERS
 
     derivation = derive_spec(path)
-    document = build_document(derivation, stem=path.stem, lang=lang)
+    document = build_document(derivation, stem=path.stem, lang=lang, flavor=flavor, front_matter=front_matter)
     return {f"{path.stem}.{fmt}": RENDERERS[fmt].render(document=document, derivation=derivation) for fmt in formats}
 
 
 def build_spec(
-    path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, flavor: str | None = None,
+    front_matter: bool = False, timeout: float = DEFAULT_TIMEOUT
 ) -> Outcome:
     """Build one spec into every format; nothing is written unless every format rendered.
+
+    lang and flavor (the Markdown's math syntax) override the spec's; front_matter adds YAML
+    front matter to the Markdown of the flavors that take it (hugo, jekyll), and nothing to others.
 
     A format's finishing step (the PDF's TeX run, outside the derivation's budget) that fails
     costs only that file: the others are written, and the error is reported.
@@ -84,7 +90,7 @@ def build_spec(
     from . import document, render  # noqa: F401  (imported here, once, so each child starts warm)
 
     try:
-        files = isolated(render_spec, path, formats, lang, timeout=timeout, label=str(path))
+        files = isolated(render_spec, path, formats, lang, flavor, front_matter, timeout=timeout, label=str(path))
     except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
     written, errors = [], []

@@ -33,6 +33,14 @@ def _lang(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     return value
 
 
+def _flavor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .load import FLAVORS
+
+    if value is not None and value not in FLAVORS:
+        raise click.BadParameter(f"unknown flavor {value} (allowed: {', '.join(FLAVORS)})")
+    return value
+
+
 def _specs(paths: tuple[Path, ...]) -> list[Path]:
     from .build import find_specs
 
@@ -84,13 +92,22 @@ def main() -> None:
               help="Comma-separated: md, json, tex, pdf.")
 @click.option("--lang", default=None, callback=_lang,
               help="Language of the documents: en, zh (default: each spec's lang).")
+@click.option("--flavor", default=None, callback=_flavor,
+              help="Markdown math syntax: portable, github, mkdocs, hugo, jekyll (default: each spec's flavor).")
+@click.option("--front-matter", is_flag=True,
+              help="Start the Markdown with YAML front matter (title, math: true); hugo and jekyll only.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds one spec may take to derive.")
-def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], lang: str | None, timeout: float) -> None:
+def build(paths: tuple[Path, ...], out: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None,
+          front_matter: bool, timeout: float) -> None:
     """Build each spec (files or folders; default derivations/) into OUT/<stem>.<format>."""
     from .build import build_spec
 
-    _report([build_spec(p, out=out, formats=formats, lang=lang, timeout=timeout) for p in _specs(paths)], "built")
+    outcomes = [
+        build_spec(p, out=out, formats=formats, lang=lang, flavor=flavor, front_matter=front_matter, timeout=timeout)
+        for p in _specs(paths)
+    ]
+    _report(outcomes, "built")
 
 
 @main.command()

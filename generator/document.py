@@ -249,6 +249,8 @@ class Document:
     has_intermediates: bool
     elementwise_only: bool
     scientific: bool  # torch printed in scientific notation
+    flavor: str = "portable"  # the Markdown flavor (generator/flavor.py)
+    front_matter: bool = False  # YAML front matter at the top, for flavors that take it
 
 
 MAX_BRIEF = 4  # rows or columns a box of the picture shows in full; beyond, the ends
@@ -396,8 +398,9 @@ class _Builder:
             expr = self.d.elements[node.name][k]
             symbolic = self.printer.doprint(expr)
             numbers = self.numbers.doprint(expr)
-        numeric = f"{numbers}{value_tex(value)}"
-        eq = f"{lhs} = {symbolic}" + ("" if numbers == symbolic else f" = {numbers}") + value_tex(value)
+        tail = "" if numbers == number_tex(value) else value_tex(value)  # x_{1} = 1, not x_{1} = 1 = 1
+        numeric = f"{numbers}{tail}"
+        eq = f"{lhs} = {symbolic}" + ("" if numbers == symbolic else f" = {numbers}") + tail
         return (eq, numeric) if not generic else eq
 
     # -- backward ------------------------------------------------------------
@@ -483,12 +486,13 @@ class _Builder:
                 sub = element_tex("v", node.shape, None if generic else adj.index)
                 eq = rf"{lhs} = {sub} = {number_tex(v)}"
             return eq, number_tex(v)
+        if not adj.terms:  # e.g. an element that indexing does not read: no path back from the output
+            return rf"{lhs} = 0", "0"
         groups: dict[tuple[str, int], list] = {}
         for t in adj.terms:
             groups.setdefault((t.consumer, t.out_index), []).append(t)
         generic_parts, local_parts, number_parts = [], [], []
         for (consumer, k), terms in groups.items():
-            c = self.graph.node(consumer)
             c_el = names[self.d.symbols[consumer][k]]
             up = self.partial(loss, c_el)
             local = sp.Add(*(t.local for t in terms), evaluate=False) if len(terms) > 1 else terms[0].local
@@ -501,7 +505,7 @@ class _Builder:
             number_parts.append(rf"{operand_tex(terms[0].upstream)} \cdot {local_num}")
         rows = [rf"{lhs} &= " + " + ".join(generic_parts)]
         for part in (" + ".join(local_parts), " + ".join(number_parts)):
-            if "&= " + part != rows[-1].split(" &= ")[-1] and part not in rows[-1]:
+            if not rows[-1].endswith("&= " + part):  # skip a step that changes nothing
                 rows.append("&= " + part)
         rows[-1] += value_tex(adj.value)
         numeric = " + ".join(number_parts) + value_tex(adj.value)
@@ -638,8 +642,11 @@ def _display_params(node: Node) -> dict:
     return params
 
 
-def build_document(derivation: Derivation, *, stem: str, lang: str | None = None) -> Document:
-    """Build the document model of one derivation."""
+def build_document(
+    derivation: Derivation, *, stem: str, lang: str | None = None, flavor: str | None = None,
+    front_matter: bool = False,
+) -> Document:
+    """Build the document model of one derivation (lang and flavor override the spec's)."""
     spec = derivation.graph.spec
     b = _Builder(derivation)
     printed_text = printed(derivation)
@@ -648,6 +655,8 @@ def build_document(derivation: Derivation, *, stem: str, lang: str | None = None
         title=spec.title,
         summary=spec.summary,
         lang=lang or spec.lang,
+        flavor=flavor or spec.flavor,
+        front_matter=front_matter,
         dtype=spec.dtype,
         code=torch_code(derivation.graph),
         printed=printed_text,

@@ -48,6 +48,7 @@ MAX_INT_DIGITS = 50  # most digits of an integer literal
 MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
 DTYPES = ("float32", "float64")
 LANGS = ("en", "zh")
+FLAVORS = ("portable", "github", "mkdocs", "hugo", "jekyll")  # the Markdown flavors of generator/flavor.py
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # Names the generated torch script relies on, so a tensor may not shadow them:
 # the modules it imports or may import (torch, math), the builtin it calls (print),
@@ -55,7 +56,7 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # and the word its output uses for gradients (grad, as in x.grad).
 RESERVED = frozenset({"torch", "math", "print", "v", "grad"})
 
-TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "dtype", "lang")
+TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "dtype", "lang", "flavor")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
 INPUT_KEYS = ("value", "fill", "shape", "requires_grad")
 CALL_KEYS = ("output", "gradient")
@@ -340,9 +341,10 @@ class _Loader:
         backward = self.backward(top["backward"][1]) if "backward" in top else ()
         dtype = self.choice(top.get("dtype"), "dtype", "a dtype", DTYPES)
         lang = self.choice(top.get("lang"), "lang", "a language code", LANGS)
+        flavor = self.choice(top.get("flavor"), "flavor", "a Markdown flavor", FLAVORS)
         if self.problems:
             return None
-        return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang)
+        return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang, flavor)
 
     def text_field(self, entry: tuple[Scalar, Node] | None, where: str, *, empty: bool) -> str | None:
         """Return a plain-text field, stripped."""

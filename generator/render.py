@@ -13,6 +13,7 @@ import jinja2
 
 from .derive import Derivation, to_float
 from .document import Document, Picture
+from .flavor import Flavor, flavor
 from .messages import Messages, plain
 from .ops import numel
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
@@ -20,10 +21,14 @@ from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>&])")
 
 
-def md_text(text: str) -> str:
-    """Escape plain text for Markdown and HTML: it shows literally, never as markup or math."""
+def md_text(text: str, entities: str = "") -> str:
+    """Escape plain text for Markdown and HTML: it shows literally, never as markup or math.
+
+    The characters in entities become numeric HTML entities rather than backslash escapes
+    (for a flavor where a backslash before them starts math, such as Hugo's \\( and \\[).
+    """
     text = " ".join(text.split())
-    html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"} | {c: f"&#{ord(c)};" for c in entities}
     return MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), text)
 
 
@@ -121,15 +126,33 @@ class _Finished:
         return data
 
 
+class FlavoredMessages:
+    """A language's sentences for the Markdown template, their inline math in one flavor's syntax."""
+
+    def __init__(self, messages: Messages, flavor: Flavor):
+        self.raw = messages  # unconverted, for labels that take no markup (the Mermaid graph)
+        self._flavor = flavor
+
+    def __call__(self, key: str, **params: Any) -> str:
+        return self._flavor.markup(self.raw(key, **params))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 class Markdown(_Finished):
-    """Markdown with $$ math blocks, portable across GitHub, MkDocs, Jekyll and Jupyter."""
+    """Markdown in the document's flavor (generator/flavor.py); portable $$ blocks by default."""
 
     ext = "md"
 
     def render(self, *, document: Document, derivation: Derivation) -> bytes:
         template = environment().get_template("document.md.j2")
-        text = template.render(doc=document, t=Messages(document.lang))
+        style = flavor(document.flavor)
+        t = FlavoredMessages(Messages(document.lang), style)
+        text = template.render(doc=document, t=t, flavor=style)
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+        if document.front_matter:
+            text = style.front(document.title) + text
         return text.encode("utf-8")
 
 

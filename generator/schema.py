@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from .load import DTYPES, LANGS, MAX_DIMS, NAME, RESERVED, TOP_REQUIRED
+from .load import DTYPES, FLAVORS, LANGS, MAX_DIMS, NAME, RESERVED, TOP_REQUIRED
 
 
 def spec_schema() -> dict[str, Any]:
@@ -28,6 +28,7 @@ def spec_schema() -> dict[str, Any]:
             "summary": {"type": "string", "description": "Plain text, optional."},
             "dtype": {"enum": list(DTYPES), "default": "float32"},
             "lang": {"enum": list(LANGS), "default": "en"},
+            "flavor": {"enum": list(FLAVORS), "default": "portable", "description": "Markdown math syntax."},
             "inputs": {
                 "type": "object",
                 "minProperties": 1,

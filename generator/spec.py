@@ -54,3 +54,4 @@ class Spec:
     backward: tuple[Call, ...]
     dtype: str = "float32"
     lang: str = "en"
+    flavor: str = "portable"

@@ -92,7 +92,7 @@ EXPECTED = {
     ],
     '24_unknown_key.yaml': [
         '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, requires_grad)',
-        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang)',
+        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)',
     ],
     '25_non_finite.yaml': [
         '{path}:4: inputs.x.value[0]: expected a finite number, got .inf (allowed: an integer or decimal, like 3, -0.5 or 1e-4)',

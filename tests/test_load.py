@@ -61,6 +61,7 @@ backward:
     gradient: [[0.1, 1.0], [1e-4, -2]]
 dtype: float64
 lang: en
+flavor: hugo
 """
 
 ONES = Array((2, 2), (F(1),) * 4)
@@ -87,14 +88,15 @@ class TestValid:
             ),
             dtype="float64",
             lang="en",
+            flavor="hugo",
         )
         assert load("full.yaml", text=FULL.encode()) == expected
 
     def test_defaults(self):
-        """summary, requires_grad, dtype and lang default to '', false, float32, en."""
+        """summary, requires_grad, dtype, lang and flavor default to '', false, float32, en, portable."""
         spec = spec_of(with_input("value: 1"))
         assert spec == Spec("spec.yaml", "t", "", (Input("x", Array((), (F(1),)), False, 3),), (Step("y", "x * 2", 6),), (Call("y", None, 7),))
-        assert (spec.dtype, spec.lang) == ("float32", LANGS[0])
+        assert (spec.dtype, spec.lang, spec.flavor) == ("float32", LANGS[0], "portable")
 
     def test_reads_file_and_names_it(self, tmp_path: Path):
         """Without text, the file is read; Spec.path is the path as given."""
@@ -339,7 +341,7 @@ class TestKeys:
     def test_unknown_top_level_key(self):
         """Keys outside the format are refused, listing the allowed ones."""
         assert problems("title: t\ninputs: {x: {value: 1}}\nsteps: {y: x}\nbackward: y\noutput: y\n") == [
-            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang)"
+            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)"
         ]
 
     def test_unknown_nested_key(self):
@@ -361,8 +363,8 @@ class TestKeys:
         ]
 
     def test_wrong_types_at_top(self):
-        """title is non-empty text, inputs and steps are non-empty mappings, dtype and lang come from sets."""
-        source = "title: 3\nsummary: ~\ninputs: []\nsteps: {}\nbackward: y\ndtype: float16\nlang: fr\n"
+        """title is non-empty text, inputs and steps are non-empty mappings, dtype, lang and flavor come from sets."""
+        source = "title: 3\nsummary: ~\ninputs: []\nsteps: {}\nbackward: y\ndtype: float16\nlang: fr\nflavor: gitlab\n"
         assert problems(source) == [
             "spec.yaml:1: title: expected text, got 3 (allowed: a non-empty string)",
             "spec.yaml:2: summary: expected text, got ~ (allowed: a string)",
@@ -371,6 +373,7 @@ class TestKeys:
             "spec.yaml:5: backward: unknown name 'y' (allowed: a step or input name)",
             "spec.yaml:6: dtype: expected a dtype, got 'float16' (allowed: float32, float64)",
             "spec.yaml:7: lang: expected a language code, got 'fr' (allowed: en, zh)",
+            "spec.yaml:8: flavor: expected a Markdown flavor, got 'gitlab' (allowed: portable, github, mkdocs, hugo, jekyll)",
         ]
 
     def test_hidden_characters_in_text(self):
@@ -499,7 +502,7 @@ class TestFile:
 
     def test_top_level_not_a_mapping(self):
         """The top level is a mapping."""
-        allowed = "(allowed keys: title, summary, inputs, steps, backward, dtype, lang)"
+        allowed = "(allowed keys: title, summary, inputs, steps, backward, dtype, lang, flavor)"
         assert problems("- title\n") == [f"spec.yaml:1: expected a mapping, got a list {allowed}"]
         assert problems("just text\n") == [f"spec.yaml:1: expected a mapping, got 'just text' {allowed}"]
         assert problems("---\n") == [f"spec.yaml:2: expected a mapping, got null {allowed}"]
@@ -563,7 +566,7 @@ class TestReportAll:
             """
         assert problems(source) == [
             "spec.yaml:1: title: expected text, got '' (allowed: a non-empty string)",
-            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang)",
+            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)",
             "spec.yaml:5: inputs.x.value[1]: ragged list, expected 2 items, got 1 (allowed: rectangular nested lists)",
             "spec.yaml:6: inputs.x.requires_grad: expected true or false, got 'maybe' (allowed: true, false)",
             "spec.yaml:7: inputs: invalid name 'class', a Python keyword (allowed: any name but a Python keyword)",
