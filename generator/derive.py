@@ -79,9 +79,7 @@ class Derivation:
     passes: tuple[Pass, ...]
     grads: dict[str, tuple[sp.Expr, ...] | None]  # leaf -> .grad after every call
 
-    def node_of(self) -> dict[sp.Symbol, tuple[str, int]]:
-        """Map every element symbol to its node and flat index."""
-        return {s: (name, k) for name, syms in self.symbols.items() for k, s in enumerate(syms)}
+
 
 
 def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import sympy as sp
 
@@ -671,8 +670,3 @@ def build_document(
             isinstance(REGISTRY[n.op], Elementwise) or not n.shape for n in derivation.graph.nodes if not n.is_leaf
         ),
     )
-
-
-def stem_of(path: str) -> str:
-    """Return the output stem of a spec path."""
-    return Path(path).stem

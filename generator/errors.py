@@ -45,9 +45,3 @@ class TorchMissing(DeriveError):
     """torch is needed (derive check) but not installed."""
 
     exit_code = 3
-
-
-class Mismatch(DeriveError):
-    """The derivation disagrees with torch."""
-
-    exit_code = 1

@@ -101,6 +101,5 @@ class PowBase(sp.Function):
         return None
 
 
-KINKS = (Positive, Inside, TieShare, NormShare, PowLog, PowBase)
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.
 MASKS = (Positive, Inside, TieShare, PowBase)

@@ -90,9 +90,7 @@ def decimal(x: float, digits: int = 6) -> str:
     return rf"{mantissa} \times 10^{{{exponent}}}"
 
 
-def is_exact(value: sp.Expr) -> bool:
-    """Tell whether a value is an exact rational (so '=' is true to the last digit)."""
-    return bool(value.is_Rational)
+
 
 
 def fraction_tex(value: sp.Rational) -> str:

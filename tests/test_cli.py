@@ -6,7 +6,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import pytest
 import sympy as sp
 from click.testing import CliRunner
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from generator.build import build_spec, derive_spec
+from generator.build import derive_spec
 from generator.check import run
 from generator.document import build_document
 from generator.messages import Messages
