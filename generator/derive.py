@@ -104,6 +104,8 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
     if not expr.args:
         return expr
     args = [evaluate(a, env, shadow) for a in expr.args]
+    if expr.is_Pow and args[0] == 1:
+        return sp.Integer(1)  # IEEE's pow(1, nan) is 1, as in torch; sympy says nan
     if expr.is_Pow and args[0] == 0 and args[1].is_negative:
         odd = args[1].is_integer and args[1].is_odd
         if odd and shadow is not None and negative_zero(float_value(expr.args[0], shadow)):

@@ -77,6 +77,10 @@ class PowLog(sp.Function):
     @classmethod
     def eval(cls, a, b):
         if _numbers(a, b):
+            if a == 1:
+                return sp.Integer(0)  # 1**b ln 1 = 0 even for b = nan: IEEE's pow(1, nan) is 1
+            if sp.nan in (a, b):
+                return sp.nan
             if a == 0:
                 return sp.Integer(0) if bool(b >= 0) else -sp.oo  # (+0)**b ln(+0) = inf * -inf
             if bool(a < 0):
@@ -95,6 +99,8 @@ class PowBase(sp.Function):
         if b.is_number and b == 0:
             return sp.Integer(0)
         if _numbers(a, b):
+            if sp.nan in (a, b):
+                return sp.nan
             if a == 0 and bool(b < 1):
                 return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
             return b * a ** (b - 1)
