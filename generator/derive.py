@@ -117,6 +117,8 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         return sp.nan
     if expr.func in (sp.Max, sp.Min) and any(a is sp.nan for a in args):
         return sp.nan
+    if expr.func is sp.sign and args[0] is sp.nan:
+        return sp.Integer(0)  # torch's sgn(nan), so abs' gradient at nan is 0 times the upstream
     result = expr.func(*args)
     if result is sp.zoo or result.has(sp.zoo, sp.AccumBounds) or _complex(result):
         return sp.nan  # sin(inf) is a range to sympy, nan to torch
