@@ -5,15 +5,31 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .derive import Derivation, to_float
+import numpy as np
+
+from .derive import to_float
 from .errors import TorchMissing
 from .graph import Graph, Node, ones_gradient
 from .ops import REGISTRY, numel
 
+if TYPE_CHECKING:
+    from .bulk import Bulk
+    from .derive import Derivation
+
 RTOL = 1e-7
 ATOL = 1e-10
+MAX_DENSE = 1_000_000  # Jacobian entries compared one by one; a larger J is compared through PROBES products
+PROBES = 3  # random vectors u for which Jᵀ·u is compared with torch's, when J is too large to compare whole
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Jᵀ·u as torch computes it, for a Jacobian too large to compare entry by entry."""
+
+    u: list[float]
+    product: list[float]
 
 
 @dataclass(frozen=True)
@@ -22,7 +38,7 @@ class TorchRun:
 
     values: dict[str, list[float]]
     grads: dict[str, list[float] | None]
-    jacobians: tuple[dict[str, list[list[float]]], ...]
+    jacobians: tuple[dict[str, list[list[float]] | tuple[Probe, ...]], ...]
 
 
 def import_torch() -> Any:
@@ -79,18 +95,38 @@ def run(graph: Graph, *, dtype: str = "float64") -> TorchRun:
     )
 
 
-def _jacobians(torch: Any, graph: Graph, leaves: dict[str, Any], output: str) -> dict[str, list[list[float]]]:
+def _jacobians(torch: Any, graph: Graph, leaves: dict[str, Any], output: str) -> dict[str, Any]:
     names = [n for n, t in leaves.items() if t.requires_grad]
+    size = numel(graph.node(output).shape)
+    if size * sum(numel(leaves[n].shape) for n in names) > MAX_DENSE:
+        return _probes(torch, graph, leaves, output, names)
 
     def f(*xs: Any) -> Any:
         return forward(torch, graph, {**leaves, **dict(zip(names, xs))})[output]
 
     inputs = tuple(leaves[n].detach() for n in names)
     result = torch.autograd.functional.jacobian(f, inputs)
-    size = numel(graph.node(output).shape)
     return {
         n: j.reshape(size, numel(leaves[n].shape)).tolist() for n, j in zip(names, result)
     }
+
+
+def _probes(torch: Any, graph: Graph, leaves: dict[str, Any], output: str, names: list[str]) -> dict[str, Any]:
+    """Return, per leaf, Jᵀ·u for a few random u: one backward pass each, as torch's own."""
+    fresh = {n: t.detach().clone().requires_grad_(t.requires_grad) for n, t in leaves.items()}
+    out = forward(torch, graph, fresh)[output]
+    rng = np.random.default_rng(0)
+    probes: dict[str, list[Probe]] = {n: [] for n in names}
+    for _ in range(PROBES):
+        u = rng.standard_normal(out.numel())
+        grads = torch.autograd.grad(
+            out, [fresh[n] for n in names], torch.tensor(u, dtype=out.dtype).reshape(out.shape),
+            retain_graph=True, allow_unused=True,
+        )
+        for n, g in zip(names, grads):
+            product = [0.0] * numel(leaves[n].shape) if g is None else _flat(g)
+            probes[n].append(Probe(u.tolist(), product))
+    return {n: tuple(p) for n, p in probes.items()}
 
 
 def _flat(t: Any) -> list[float]:
@@ -106,33 +142,80 @@ def close(a: float, b: float) -> bool:
     return abs(a - b) <= ATOL + RTOL * abs(b)
 
 
-def compare(derivation: Derivation, torch_run: TorchRun) -> list[str]:
-    """Return one line per number where the derivation and torch disagree."""
+def far(ours: Any, theirs: Any) -> np.ndarray:
+    """Return the flat positions where two arrays differ, compared as `close` does."""
+    a = np.asarray(ours, dtype=np.float64).reshape(-1)
+    b = np.asarray(theirs, dtype=np.float64).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        same = np.where(
+            np.isnan(a) | np.isnan(b), np.isnan(a) & np.isnan(b),
+            np.where(np.isinf(a) | np.isinf(b), a == b, np.abs(a - b) <= ATOL + RTOL * np.abs(b)),
+        )
+    return np.flatnonzero(~same)
+
+
+def _floats(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    return np.array([to_float(v) for v in values], dtype=np.float64)
+
+
+def _dense(jacobian: Any, rows: int, cols: int) -> np.ndarray:
+    """Return a derived J as an array: from a large example's Sparse, or the exact rows."""
+    if jacobian is None:
+        return np.zeros((rows, cols))
+    if hasattr(jacobian, "dense"):
+        return jacobian.dense()
+    return np.array([[to_float(x) for x in row] for row in jacobian], dtype=np.float64).reshape(rows, cols)
+
+
+def compare(derivation: Derivation | Bulk, torch_run: TorchRun) -> list[str]:
+    """Return one line per number where the derivation (exact or bulk) and torch disagree."""
     diffs: list[str] = []
     graph = derivation.graph
 
-    def cmp(label: str, ours: list[float], theirs: list[float], shape: tuple[int, ...]) -> None:
-        for k, (a, b) in enumerate(zip(ours, theirs)):
-            if not close(a, b):
-                diffs.append(f"{label}{_index(k, shape)}: derived {a!r}, torch {b!r}")
+    def cmp(label: str, ours: Any, theirs: Any, shape: tuple[int, ...]) -> None:
+        a, b = _floats(ours), np.asarray(theirs, dtype=np.float64)
+        for k in far(a, b):
+            diffs.append(f"{label}{_index(int(k), shape)}: derived {float(a[k])!r}, torch {float(b[k])!r}")
 
     for node in graph.nodes:
-        cmp(node.name, [to_float(v) for v in derivation.values[node.name]], torch_run.values[node.name], node.shape)
+        cmp(node.name, derivation.values[node.name], torch_run.values[node.name], node.shape)
     for leaf, grad in derivation.grads.items():
         theirs = torch_run.grads[leaf]
         if (grad is None) != (theirs is None):
             diffs.append(f"{leaf}.grad: derived {'None' if grad is None else 'a tensor'}, torch {'None' if theirs is None else 'a tensor'}")
         elif grad is not None:
-            cmp(f"{leaf}.grad", [to_float(v) for v in grad], theirs, graph.node(leaf).shape)
+            cmp(f"{leaf}.grad", grad, theirs, graph.node(leaf).shape)
     for i, (p, theirs) in enumerate(zip(derivation.passes, torch_run.jacobians), start=1):
-        for leaf, rows in theirs.items():
+        rows = numel(graph.node(p.call.output).shape)
+        for leaf, expected in theirs.items():
+            label = f"call {i}: d{p.call.output}/d{leaf} (Jacobian)"
+            cols = numel(graph.node(leaf).shape)
             ours = p.jacobians.get(leaf)  # None: this call does not reach the leaf, so J is zero
-            for r, row in enumerate(rows):
-                for c, b in enumerate(row):
-                    a = 0.0 if ours is None else to_float(ours[r][c])
-                    if not close(a, b):
-                        diffs.append(f"call {i}: d{p.call.output}/d{leaf} (Jacobian) [{r},{c}]: derived {a!r}, torch {b!r}")
+            if isinstance(expected, tuple):
+                for n, probe in enumerate(expected, start=1):
+                    product = _product(ours, p, leaf, np.array(probe.u), cols)
+                    if product is None:
+                        diffs.append(f"{label}: too large to build, so Jᵀ·u cannot be compared")
+                        break
+                    cmp(f"{label} Jᵀ·u for random u #{n} ", product, probe.product, graph.node(leaf).shape)
+                continue
+            dense = _dense(ours, rows, cols)
+            table = np.asarray(expected, dtype=np.float64).reshape(rows, cols)
+            for k in far(dense, table):
+                r, c = divmod(int(k), cols)
+                diffs.append(f"{label} [{r},{c}]: derived {float(dense[r, c])!r}, torch {float(table[r, c])!r}")
     return diffs
+
+
+def _product(ours: Any, p: Any, leaf: str, u: np.ndarray, cols: int) -> np.ndarray | None:
+    """Return Jᵀ·u from a derived J, or None where J was too large to build."""
+    if ours is None:
+        return None if leaf in p.jacobians else np.zeros(cols)
+    if hasattr(ours, "transpose_times"):
+        return ours.transpose_times(u)
+    return _dense(ours, u.size, cols).T @ u
 
 
 def _index(k: int, shape: tuple[int, ...]) -> str:

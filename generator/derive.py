@@ -149,8 +149,10 @@ def _tame(value: sp.Expr) -> sp.Expr:
     return value
 
 
-def to_float(value: sp.Expr) -> float:
+def to_float(value: sp.Expr | float) -> float:
     """Return a Python float, with inf and nan as torch would have them."""
+    if isinstance(value, float):  # the large examples' numbers are float64 already (generator/bulk.py)
+        return value
     if value is sp.nan:
         return float("nan")
     if value == sp.oo:
@@ -350,4 +352,25 @@ def full_expression(derivation: Derivation, name: str) -> tuple[sp.Expr, ...]:
         full.update(zip(derivation.symbols[node.name], exprs))
         if node.name == name:
             return exprs
+    raise KeyError(name)
+
+
+def expression_size(derivation: Derivation, name: str) -> int:
+    """Return a bound on the operations in a node's fully substituted elements, without building them.
+
+    Substituting can double an expression's size at every step (x @ x @ x ...), so the
+    documents ask this before they call full_expression.
+    """
+    sizes: dict[sp.Symbol, int] = {}
+    for node in derivation.graph.nodes:
+        for sym, expr in zip(derivation.symbols[node.name], derivation.elements[node.name]):
+            if node.is_leaf:
+                sizes[sym] = 0
+                continue
+            total = 0
+            for part in sp.preorder_traversal(expr):
+                total += sizes.get(part, 0) if part.is_Symbol else (1 if part.args else 0)
+            sizes[sym] = total
+        if node.name == name:
+            return max(sizes[s] for s in derivation.symbols[name])
     raise KeyError(name)

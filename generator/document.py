@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sympy as sp
 
 from .code import printed, torch_code
-from .derive import Adjoint, Derivation, Pass, evaluate, full_expression, to_float
+from .derive import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, to_float
 from .graph import Node
 from .latex import (
     INDEX_LETTERS,
@@ -31,12 +32,16 @@ from .latex import (
 )
 from .ops import REGISTRY, Elementwise, numel, source_index, unravel
 
+if TYPE_CHECKING:
+    from .bulk import Bulk
+
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
 MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
 MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
 MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substituted expression to be built
+MAX_SUBSTITUTED_SIZE = 20 * MAX_ALL_AT_ONCE  # and the bound on that expression's size (derive.expression_size)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class CallItem:
     notes: tuple[Note, ...]
     retain_graph: bool
     all_at_once: tuple[str, ...]
+    notes_hidden: int = 0  # kinks of a large example beyond the notes shown
 
     @property
     def call(self) -> str:
@@ -250,6 +256,7 @@ class Document:
     scientific: bool  # torch printed in scientific notation
     flavor: str = "portable"  # the Markdown flavor (generator/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
+    large: bool = False  # generic elements and float64 numbers (generator/generic.py), not every element exactly
 
 
 MAX_BRIEF = 4  # rows or columns a box of the picture shows in full; beyond, the ends
@@ -321,16 +328,8 @@ class _Builder:
 
     # -- graph and forward ---------------------------------------------------
 
-    def operand(self, arg: object) -> str:
-        if isinstance(arg, str):
-            return name_tex(arg)
-        return operand_tex(sp.Rational(arg.numerator, arg.denominator))
-
     def formula(self, node: Node) -> str:
-        """Return the node as an op of whole tensors: t = y · y."""
-        op = REGISTRY[node.op]
-        args = [self.operand(a) for a in node.args]
-        return f"{name_tex(node.name)} = {op.latex(args, _display_params(node))}"
+        return formula_tex(node)
 
     def graph_rows(self) -> tuple[GraphRow, ...]:
         rows = []
@@ -390,7 +389,7 @@ class _Builder:
                     c = operand_tex(sp.Rational(a.numerator, a.denominator))
                     syms.append(c)
                     nums.append(c)
-            params = _display_params(node)
+            params = display_params(node)
             symbolic = op.latex(syms, params)
             numbers = op.latex(nums, params)
         else:
@@ -537,13 +536,15 @@ class _Builder:
             tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal,
         )
 
-    def substitutable(self) -> bool:
+    def substitutable(self, out: Node) -> bool:
         """Tell whether the graph is small enough to substitute into one expression (its size can double per op)."""
-        return sum(not n.is_leaf for n in self.graph.nodes) <= MAX_SUBSTITUTED_OPS
+        if sum(not n.is_leaf for n in self.graph.nodes) > MAX_SUBSTITUTED_OPS:
+            return False
+        return expression_size(self.d, out.name) <= MAX_SUBSTITUTED_SIZE
 
     def symbolic_jacobian(self, p: Pass, out: Node, leaf: Node) -> str | None:
         """Return J's entries as formulas in the leaves' symbols, when they are short and smooth."""
-        if p.kinks or not self.substitutable():
+        if p.kinks or not self.substitutable(out):
             return None
         outputs = full_expression(self.d, out.name)
         if any(sp.count_ops(e) > MAX_ALL_AT_ONCE or e.has(sp.Max, sp.Min, sp.Abs) for e in outputs):
@@ -576,7 +577,7 @@ class _Builder:
 
     def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[str, ...]:
         """Differentiate the fully substituted expression with sympy, when small and smooth."""
-        if not p.implicit or p.kinks or numel(out.shape) != 1 or not self.substitutable():
+        if not p.implicit or p.kinks or numel(out.shape) != 1 or not self.substitutable(out):
             return ()
         (expr,) = full_expression(self.d, out.name)
         if sp.count_ops(expr) > MAX_ALL_AT_ONCE or expr.has(sp.Max, sp.Min, sp.Abs):
@@ -629,11 +630,21 @@ class _Builder:
         return tuple(items)
 
 
+def formula_tex(node: Node) -> str:
+    """Return the node as an op of whole tensors: t = y · y."""
+    op = REGISTRY[node.op]
+    args = [
+        name_tex(a) if isinstance(a, str) else operand_tex(sp.Rational(a.numerator, a.denominator))
+        for a in node.args
+    ]
+    return f"{name_tex(node.name)} = {op.latex(args, display_params(node))}"
+
+
 def _needs_parens(expr: sp.Expr) -> bool:
     return isinstance(expr, sp.Add) or (expr.is_number and expr.is_negative)
 
 
-def _display_params(node: Node) -> dict:
+def display_params(node: Node) -> dict:
     params = node.kwargs
     if node.op == "clamp":
         params["lo"] = -sp.oo if params["lo"] is None else sp.Rational(params["lo"].numerator, params["lo"].denominator)
@@ -642,14 +653,16 @@ def _display_params(node: Node) -> dict:
 
 
 def build_document(
-    derivation: Derivation, *, stem: str, lang: str | None = None, flavor: str | None = None,
+    derivation: Derivation | Bulk, *, stem: str, lang: str | None = None, flavor: str | None = None,
     front_matter: bool = False,
 ) -> Document:
-    """Build the document model of one derivation (lang and flavor override the spec's)."""
+    """Build the document model of one derivation (lang and flavor override the spec's).
+
+    A large example (generator/bulk.py) shows generic elements instead of every one (generator/generic.py).
+    """
     spec = derivation.graph.spec
-    b = _Builder(derivation)
     printed_text = printed(derivation)
-    return Document(
+    fields = dict(
         stem=stem,
         title=spec.title,
         summary=spec.summary,
@@ -659,14 +672,22 @@ def build_document(
         dtype=spec.dtype,
         code=torch_code(derivation.graph),
         printed=printed_text,
-        graph=b.graph_rows(),
-        forward=b.forward_items(),
-        calls=b.call_items(),
-        grads=b.grad_items(),
-        picture=b.picture(),
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         elementwise_only=all(
             isinstance(REGISTRY[n.op], Elementwise) or not n.shape for n in derivation.graph.nodes if not n.is_leaf
         ),
+    )
+    if not isinstance(derivation, Derivation):
+        from .generic import build_generic
+
+        return build_generic(derivation, large=True, **fields)
+    b = _Builder(derivation)
+    return Document(
+        graph=b.graph_rows(),
+        forward=b.forward_items(),
+        calls=b.call_items(),
+        grads=b.grad_items(),
+        picture=b.picture(),
+        **fields,
     )

@@ -7,6 +7,7 @@ torch at the kinks (sympy's Heaviside(0) is 1/2, torch's relu'(0) is 0).
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 
@@ -27,6 +28,11 @@ class Positive(sp.Function):
             return sp.Integer(1) if bool(a > 0) else sp.Integer(0)
         return None
 
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return np.where(np.isnan(a) | (a > 0), 1.0, 0.0)
+
 
 class Inside(sp.Function):
     """clamp'(a): 1 where lo <= a <= hi (bounds included, as torch), else 0."""
@@ -40,6 +46,11 @@ class Inside(sp.Function):
                 return sp.Integer(0)  # torch passes the gradient where lo <= a <= hi, false for nan
             return sp.Integer(1) if bool(lo <= a) and bool(a <= hi) else sp.Integer(0)
         return None
+
+    @staticmethod
+    def numeric(a, lo, hi):
+        """The same on float64 arrays."""
+        return np.where((lo <= a) & (a <= hi), 1.0, 0.0)
 
 
 class TieShare(sp.Function):
@@ -68,6 +79,12 @@ class NormShare(sp.Function):
             return sp.Integer(0) if norm == 0 else a / norm
         return None
 
+    @staticmethod
+    def numeric(a, norm):
+        """The same on float64 arrays."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(norm == 0, 0.0, a / np.where(norm == 0, 1.0, norm))
+
 
 class PowLog(sp.Function):
     """d(a**b)/db = a**b ln a, and 0 where a = 0 and b >= 0 (as torch)."""
@@ -88,6 +105,17 @@ class PowLog(sp.Function):
             return a**b * sp.log(a)
         return None
 
+    @staticmethod
+    def numeric(a, b):
+        """The same on float64 arrays."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            general = np.power(a, b) * np.log(a)
+            at_zero = np.where(b >= 0, 0.0, -np.inf)
+            return np.select(
+                [a == 1, np.isnan(a) | np.isnan(b), a == 0, a < 0], [0.0, np.nan, at_zero, np.nan], general
+            )
+
 
 class PowBase(sp.Function):
     """d(a**b)/da = b a**(b-1), and 0 where b = 0 (torch masks it, even at a = 0)."""
@@ -105,6 +133,16 @@ class PowBase(sp.Function):
                 return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
             return b * a ** (b - 1)
         return None
+
+    @staticmethod
+    def numeric(a, b):
+        """The same on float64 arrays."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            general = b * np.power(a, b - 1)
+            return np.select(
+                [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(b)], general
+            )
 
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.

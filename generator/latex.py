@@ -101,6 +101,8 @@ def fraction_tex(value: sp.Rational) -> str:
 
 def number_tex(value: sp.Expr) -> str:
     """Return a value as a short factor: an integer, an exact decimal, a small fraction, or a decimal."""
+    if isinstance(value, float):  # a large example's float64 (generator/bulk.py)
+        return decimal(value)
     if value.is_Integer:
         return str(int(value))
     if value.is_Rational:
@@ -119,6 +121,10 @@ def operand_tex(value: sp.Expr) -> str:
 
 def value_tex(value: sp.Expr) -> str:
     """Return '= exact = decimal' (or '≈ decimal') for the end of an equation chain."""
+    if isinstance(value, float):
+        shown = decimal(value)
+        exact = math.isnan(value) or math.isinf(value) or value == float(f"{value:.6g}")
+        return (" = " if exact else r" \approx ") + shown
     if value.is_Integer or value in (sp.oo, -sp.oo, sp.nan) or value.is_Float:
         return " = " + number_tex(value) if not value.is_Float else r" \approx " + decimal(to_float(value))
     if value.is_Rational:

@@ -466,10 +466,17 @@ class _Loader:
             return None
         target, gradient = fields.get("output"), fields.get("gradient")
         output = self.reference(target[1], f"{where}.output") if target else None
-        array = self.array(gradient[1], f"{where}.gradient") if gradient else None
+        array = self.gradient(gradient[1], f"{where}.gradient") if gradient else None
         if target is None or output is None or (gradient and array is None):
             return None
         return Call(output, array, target[1].line)
+
+    def gradient(self, node: Node, where: str) -> Array | None:
+        """Return a call's gradient: nested lists, or a mapping with fill and shape (for large outputs)."""
+        if not isinstance(node, Map):
+            return self.array(node, where)
+        fields = self.fields(node, where, keys=("fill", "shape"), required=("fill", "shape"))
+        return None if fields is None or len(fields) < 2 else self.source(fields, where, node.line)
 
     def reference(self, node: Node, where: str) -> str | None:
         """Return the name of an existing input or step."""

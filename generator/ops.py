@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import sympy as sp
 
-from .kinks import Inside, NormShare, Positive, PowBase, PowLog, TieShare
+from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
+from .numeric import numeric
 
 Shape = tuple[int, ...]
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
+# The vectorised forms take each operand as a numpy array (or a sympy number for a constant) and return
+# an op's local Jacobian as (argument, output indices, argument indices, values, masked) arrays:
+# `masked` marks the zeros that torch applies with a mask (where), so that even nan or inf upstream stops.
+Local = tuple[int, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
+
+MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in the vectorised derivation
+
+OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b"))  # a generic element of each operand
+OUT = sp.Symbol("o", real=True)  # the generic output element
 
 # Precedence, for parentheses in LaTeX.
 SUM, PRODUCT, UNARY, POWER, ATOM = 1, 2, 3, 4, 5
@@ -133,9 +145,102 @@ class Op:
         """Apply the op with real torch."""
         raise NotImplementedError
 
+    def vforward(self, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
+        """Return the output as a float64 array, computed on whole arrays at once."""
+        raise NotImplementedError
+
+    def forward_tex(self, out: str, args: list[Arg], out_shape: Shape, params: dict[str, Any]) -> str:
+        """Return the equation of a generic output element: y_{ij} = x_{ij} + 2."""
+        raise NotImplementedError
+
+    def backward_tex(
+        self, a: int, args: list[Arg], out: str, out_shape: Shape, params: dict[str, Any], up: Callable[[str], str]
+    ) -> str:
+        """Return what a generic element of operand a gets back through this op: Σ ∂L/∂out · ∂out/∂operand.
+
+        up(element) writes the upstream derivative of one output element.
+        """
+        raise NotImplementedError
+
+    def vlocal(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]) -> list[Local]:
+        """Return the non-zero entries of the local Jacobian for each tensor operand, as arrays."""
+        raise NotImplementedError
+
+    def vkinks(
+        self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]
+    ) -> Iterator[tuple[np.ndarray, str]]:
+        """Yield (output indices, note key) where the op is not differentiable at these values."""
+        return iter(())
+
+
+def _flat(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def _checked(count: int, what: str) -> None:
+    """Refuse an op whose local Jacobian has more non-zero entries than the derivation keeps."""
+    if count > MAX_LOCAL_ENTRIES:
+        raise ShapeError(
+            f"{what} has {count} non-zero local derivatives (allowed: at most {MAX_LOCAL_ENTRIES})"
+        )
+
+
+# Generic elements, for documents of large examples: x_{ij} stands for every element.
+LETTERS = "ijklmnpq"  # index letters, the tensor's own first
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An operand as a generic formula shows it: a tensor's LaTeX name and shape, or a constant."""
+
+    tex: str
+    shape: Shape | None = None  # None for a constant
+    value: Any = None  # the constant, as a sympy number
+
+
+def el(tex: str, index: list[str] | str) -> str:
+    """Return an element: x_{ij}, x_{0j}, x_{12,j}; a 0-d tensor is its bare name."""
+    parts = list(index)
+    if not parts:
+        return tex
+    return f"{tex}_{{{('' if all(len(p) == 1 for p in parts) else ',').join(parts)}}}"
+
+
+def free(used: str | list[str], count: int) -> list[str]:
+    """Return count index letters not in used."""
+    return [c for c in LETTERS if c not in used][:count]
+
+
+def aligned(shape: Shape, letters: list[str], out_shape: Shape) -> list[str]:
+    """Return a broadcast operand's index in the output's letters, 0 where it has size 1."""
+    tail = letters[len(letters) - len(shape):] if shape else []
+    return [c if n == m else "0" for c, n, m in zip(tail, shape, out_shape[len(out_shape) - len(shape):])]
+
+
+def times(up: str, local: str) -> str:
+    """Return upstream times a local derivative, leaving out a factor 1."""
+    return up if local == "1" else rf"{up} \cdot {local}"
+
+
+def summed(letters: list[str], body: str) -> str:
+    """Return a sum over letters (none: the body itself)."""
+    return rf"\sum_{{{','.join(letters)}}} {body}" if letters else body
+
 
 # ----------------------------------------------------------------------------
 # Elementwise ops, with broadcasting
+
+
+@lru_cache(maxsize=None)
+def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
+    """Return an elementwise op's forward and local derivatives on a generic element, derived once.
+
+    consts holds each operand's constant value, or None where the operand is a tensor
+    (written as the generic symbol a or b).
+    """
+    args = [OPERAND[i] if c is None else c for i, c in enumerate(consts)]
+    kw = dict(params)
+    return op.f(*args, **kw), tuple(d(*args, OUT, **kw) for d in op.df)
 
 
 @dataclass(frozen=True)
@@ -147,10 +252,72 @@ class Elementwise(Op):
     tex: Callable[..., str] = field(default=None, repr=False)
     torch_fn: Callable[..., Any] = field(default=None, repr=False)
     kink_at: Callable[..., str | None] = field(default=None, repr=False)
+    kink_mask: Callable[..., np.ndarray] = field(default=None, repr=False)  # kink_at on arrays
+    kink_key: str = ""  # the note key kink_mask stands for
     const_rule: str = ""  # the rule when one operand is a constant
 
     def shape(self, shapes, params):
         return broadcast(*shapes)
+
+    def generic(self, xs, params):
+        """Return (forward, local derivatives) on a generic element, for these operands."""
+        consts = tuple(None if isinstance(x, np.ndarray) else x for x in xs)
+        return _generic(self, consts, tuple(sorted(params.items())))
+
+    def _env(self, xs):
+        return {OPERAND[i]: x for i, x in enumerate(xs) if isinstance(x, np.ndarray)}
+
+    def vforward(self, xs, shapes, params):
+        f, _ = self.generic(xs, params)
+        return np.broadcast_to(numeric(f, self._env(xs)), broadcast(*shapes)).copy()
+
+    def vlocal(self, xs, out, shapes, params):
+        _, df = self.generic(xs, params)
+        out_shape = broadcast(*shapes)
+        env = {**self._env(xs), OUT: out}
+        size = numel(out_shape)
+        local = []
+        for a, (x, d) in enumerate(zip(xs, df)):
+            if not isinstance(x, np.ndarray):
+                continue
+            values = np.broadcast_to(numeric(d, env), out_shape).reshape(-1).copy()
+            sources = np.broadcast_to(np.arange(x.size).reshape(shapes[a]), out_shape).reshape(-1)
+            masked = values == 0 if isinstance(d, MASKS) else None
+            local.append((a, np.arange(size), sources, values, masked))
+        return local
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        parts = [x.tex if x.shape is None else el(x.tex, aligned(x.shape, letters, out_shape)) for x in args]
+        return f"{el(out, letters)} = {self.latex(parts, params)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        from .latex import Printer
+
+        own = list(LETTERS[: len(args[a].shape)])
+        lead = len(out_shape) - len(own)
+        extra = iter(free(own, len(out_shape)))
+        letters = [next(extra) for _ in range(lead)]
+        letters += [c if n == m else next(extra) for c, n, m in zip(own, args[a].shape, out_shape[lead:])]
+        sums = [c for c in letters if c not in own]
+        consts = tuple(None if x.shape is not None else x.value for x in args)
+        _, df = _generic(self, consts, tuple(sorted(params.items())))
+        names = {OUT: el(out, letters)}
+        for i, x in enumerate(args):
+            if x.shape is not None:
+                names[OPERAND[i]] = el(x.tex, own if i == a else aligned(x.shape, letters, out_shape))
+        local = Printer(names).doprint(df[a])
+        if df[a].is_Add or df[a].could_extract_minus_sign():
+            local = rf"\left({local}\right)"
+        return summed(sums, times(up(el(out, letters)), local))
+
+    def vkinks(self, xs, out, shapes, params):
+        if self.kink_mask is None:
+            return
+        args = [x if isinstance(x, np.ndarray) else float(x) for x in xs]
+        hits = np.broadcast_to(self.kink_mask(*args, **params), broadcast(*shapes)).reshape(-1)
+        if hits.any():
+            yield np.flatnonzero(hits), self.kink_key
 
     def rule_for(self, consts, same):
         if self.const_rule and any(consts):
@@ -201,8 +368,10 @@ CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, prec=ATOM, kink_at=None):
-    return Elementwise(key, rule, grad_fn, prec, 1, f=f, df=(df,), tex=tex, torch_fn=torch_fn, kink_at=kink_at)
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, prec=ATOM, kink=None):
+    at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
+    return Elementwise(key, rule, grad_fn, prec, 1, f=f, df=(df,), tex=tex, torch_fn=torch_fn, kink_at=at,
+                       kink_mask=mask, kink_key=note)
 
 
 @dataclass(frozen=True)
@@ -246,6 +415,14 @@ def _clamp_kink(a, lo, hi):
     return "clamp_edge" if a == lo or a == hi else None
 
 
+def _pow_kink_mask(a, b):
+    return (a == 0) & (b < 1) & (b != 0)
+
+
+def _clamp_kink_mask(a, lo, hi):
+    return (a == float(lo)) | (a == float(hi))
+
+
 def _clamp(a, lo, hi):
     return sp.Min(sp.Max(a, lo), hi)
 
@@ -286,17 +463,18 @@ ELEMENTWISE = [
             _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
     Pow("pow", "power rule and exponential rule", "PowBackward0", POWER, 2, f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),
-        tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink),
+        tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
+        kink_mask=_pow_kink_mask, kink_key="pow0"),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
            lambda a: f"-{a}", lambda torch, a: -a, prec=UNARY),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
-           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink_at=_at_zero("div0")),
+           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0"),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
            lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
     _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,
-           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink_at=_at_zero("log0")),
+           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink="log0"),
     _unary("sqrt", "power rule", "SqrtBackward0", sp.sqrt, lambda a, o: 1 / (2 * o),
-           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink_at=_at_zero("sqrt0")),
+           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink="sqrt0"),
     _unary("sin", "derivative of sine", "SinBackward0", sp.sin, lambda a, o: sp.cos(a),
            lambda a: rf"\sin {a}", lambda torch, a: torch.sin(a)),
     _unary("cos", "derivative of cosine", "CosBackward0", sp.cos, lambda a, o: -sp.sin(a),
@@ -307,12 +485,12 @@ ELEMENTWISE = [
            lambda a: rf"\sigma\left({a}\right)", lambda torch, a: torch.sigmoid(a)),
     _unary("relu", "derivative of relu", "ReluBackward0", lambda a: sp.Max(0, a), lambda a, o: Positive(a),
            lambda a: rf"\operatorname{{relu}}\left({a}\right)", lambda torch, a: torch.relu(a),
-           kink_at=_at_zero("relu0")),
+           kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
-           lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink_at=_at_zero("abs0")),
+           lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
     Elementwise("clamp", "derivative of clamp", "ClampBackward1", ATOM, 1, f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
-                kink_at=_clamp_kink),
+                kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),
 ]
 
 
@@ -351,6 +529,73 @@ class Reduction(Op):
     method: str = ""
     dims: bool = False  # accepts dim= and keepdim=
     kink_at: Callable[[list[sp.Expr], sp.Expr], str | None] = field(default=None, repr=False)
+    vcombine: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # rows of members -> outputs
+    vd: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(default=None, repr=False)  # d out / d member, on rows
+
+    def _index(self, shape: Shape, params: dict[str, Any]) -> tuple[Shape, np.ndarray]:
+        out_shape, groups = _reduce_groups(shape, params.get("dim"), params.get("keepdim", False))
+        return out_shape, np.array(groups, dtype=np.int64).reshape(len(groups), -1)
+
+    def vforward(self, xs, shapes, params):
+        out_shape, groups = self._index(shapes[0], params)
+        return self.vcombine(_flat(xs[0])[groups]).reshape(out_shape)
+
+    def vlocal(self, xs, out, shapes, params):
+        _, groups = self._index(shapes[0], params)
+        members, outs = _flat(xs[0])[groups], _flat(out)[:, None]
+        values = np.broadcast_to(self.vd(members, outs), members.shape).reshape(-1).copy()
+        rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+        masked = values == 0 if self.key in ("max", "min") else None  # TieShare is applied as a mask
+        return [(0, rows, groups.reshape(-1), values, masked)]
+
+    def _letters(self, shape: Shape, params: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+        """Return the operand's letters, the output element's index and the letters summed over."""
+        own = list(LETTERS[: len(shape)])
+        dim, keep = params.get("dim"), params.get("keepdim", False)
+        if dim is None:
+            return own, ["0"] * len(own) if keep else [], own
+        d = norm_dim(dim, len(shape))
+        if not shape:
+            return own, [], []
+        index = [("0" if keep else None) if i == d else c for i, c in enumerate(own)]
+        return own, [c for c in index if c is not None], [own[d]]
+
+    def forward_tex(self, out, args, out_shape, params):
+        x = args[0]
+        own, index, over = self._letters(x.shape, params)
+        n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)
+        body = el(x.tex, own)
+        rhs = {
+            "sum": summed(over, body),
+            "mean": rf"\frac{{1}}{{{n}}} " + summed(over, body),
+            "norm": rf"\sqrt{{{summed(over, '{' + body + '}^{2}')}}}",
+            "max": rf"\max_{{{','.join(over)}}} {body}" if over else body,
+            "min": rf"\min_{{{','.join(over)}}} {body}" if over else body,
+        }[self.key]
+        return f"{el(out, index)} = {rhs}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        from .latex import Printer
+
+        x = args[0]
+        own, index, _ = self._letters(x.shape, params)
+        n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)
+        a_sym = OPERAND[0]
+        local = self.d(a_sym, [a_sym] * (2 if self.key in ("max", "min") else n), OUT)
+        text = Printer({a_sym: el(x.tex, own), OUT: el(out, index)}).doprint(local)
+        return times(up(el(out, index)), text)
+
+    def vkinks(self, xs, out, shapes, params):
+        if self.kink_at is None:
+            return
+        _, groups = self._index(shapes[0], params)
+        members, outs = _flat(xs[0])[groups], _flat(out)
+        if self.key == "norm":
+            hits = outs == 0
+        else:
+            hits = (members == outs[:, None]).sum(axis=1) > 1
+        if hits.any():
+            yield np.flatnonzero(hits), "norm0" if self.key == "norm" else "tie"
 
     def shape(self, shapes, params):
         if not self.dims and not shapes[0]:
@@ -401,21 +646,31 @@ def _tie(members, out):
     return "tie" if sum(1 for m in members if m == out) > 1 else None
 
 
+def _tie_share(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
+    """max'/min' on rows of members: 1/k for each of k tied extremes (nan ties with nan, as torch)."""
+    tied = (members == outs) | (np.isnan(members) & np.isnan(outs))
+    return tied / tied.sum(axis=1, keepdims=True)
+
+
 REDUCTIONS = [
     Reduction("sum", "sum rule", "SumBackward0", ATOM, 1, combine=lambda m: sp.Add(*m),
               d=lambda a, m, o: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
-              method="sum", dims=True),
+              method="sum", dims=True, vcombine=lambda m: m.sum(axis=1), vd=lambda m, o: np.ones_like(m)),
     Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0", ATOM, 1,
               combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
-              tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True),
+              tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
+              vcombine=lambda m: m.mean(axis=1), vd=lambda m, o: np.full_like(m, 1 / m.shape[1])),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", ATOM, 1,
               combine=lambda m: sp.sqrt(sp.Add(*(e**2 for e in m))), d=lambda a, m, o: NormShare(a, o),
               tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
-              kink_at=lambda m, o: "norm0" if o == 0 else None),
+              kink_at=lambda m, o: "norm0" if o == 0 else None,
+              vcombine=lambda m: np.sqrt((m * m).sum(axis=1)), vd=NormShare.numeric),
     Reduction("max", "derivative of max", "MaxBackward1", ATOM, 1, combine=lambda m: sp.Max(*m),
-              d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie),
+              d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie,
+              vcombine=lambda m: m.max(axis=1), vd=_tie_share),
     Reduction("min", "derivative of min", "MinBackward1", ATOM, 1, combine=lambda m: sp.Min(*m),
-              d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie),
+              d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie,
+              vcombine=lambda m: m.min(axis=1), vd=_tie_share),
 ]
 
 
@@ -428,7 +683,9 @@ class Softmax(Op):
     log: bool = False
 
     def shape(self, shapes, params):
-        norm_dim(params["dim"], len(shapes[0]))
+        dim = norm_dim(params["dim"], len(shapes[0]))
+        size = shapes[0][dim] if shapes[0] else 1
+        _checked(numel(shapes[0]) * size, f"{self.key} along a dim of {size}")
         return shapes[0]
 
     def _groups(self, shape, params):
@@ -455,6 +712,58 @@ class Softmax(Op):
                         yield k, 0, m, delta - sp.exp(outs[m])
                     else:
                         yield k, 0, m, outs[k] * (delta - outs[m])
+
+    def _index(self, shape, params):
+        return np.array(self._groups(shape, params), dtype=np.int64)
+
+    def vforward(self, xs, shapes, params):
+        groups = self._index(shapes[0], params)
+        members = _flat(xs[0])[groups]
+        shifted = members - members.max(axis=1, keepdims=True)  # as torch: exp never overflows
+        total = np.exp(shifted).sum(axis=1, keepdims=True)
+        rows = shifted - np.log(total) if self.log else np.exp(shifted) / total
+        out = np.empty(xs[0].size)
+        out[groups] = rows
+        return out.reshape(shapes[0])
+
+    def vlocal(self, xs, out, shapes, params):
+        groups = self._index(shapes[0], params)
+        o = _flat(out)[groups]
+        delta = np.eye(groups.shape[1])
+        if self.log:
+            values = delta[None, :, :] - np.exp(o)[:, None, :]
+        else:
+            values = o[:, :, None] * (delta[None, :, :] - o[:, None, :])
+        rows = np.broadcast_to(groups[:, :, None], values.shape).reshape(-1)
+        cols = np.broadcast_to(groups[:, None, :], values.shape).reshape(-1)
+        return [(0, rows, cols, values.reshape(-1), None)]
+
+    def _letters(self, shape, params):
+        own = list(LETTERS[: len(shape)])
+        d = norm_dim(params["dim"], len(shape))
+        (k,) = free(own, 1)
+        other = list(own)
+        if other:
+            other[d] = k
+        return own, other, k, (own[d] if own else "0")
+
+    def forward_tex(self, out, args, out_shape, params):
+        x = args[0]
+        own, other, k, _ = self._letters(x.shape, params)
+        total = summed([k] if own else [], rf"e^{{{el(x.tex, other)}}}")
+        if self.log:
+            return rf"{el(out, own)} = {el(x.tex, own)} - \ln {total}"
+        return rf"{el(out, own)} = \frac{{e^{{{el(x.tex, own)}}}}}{{{total}}}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        x = args[0]
+        own, other, k, mine = self._letters(x.shape, params)
+        delta = rf"\delta_{{{k}{mine}}}" if own else "1"
+        if self.log:
+            local = rf"\left({delta} - e^{{{el(out, own)}}}\right)"
+        else:
+            local = rf"{el(out, other)} \left({delta} - {el(out, own)}\right)"
+        return summed([k] if own else [], times(up(el(out, other)), local))
 
     def latex(self, ts, params):
         name = "log\\_softmax" if self.log else "softmax"
@@ -483,6 +792,7 @@ class Matmul(Op):
                 f"@ cannot multiply {fmt_shape(a)} by {fmt_shape(b)}: {a[-1]} != {b[0]}"
                 " (allowed: the inner sizes equal)"
             )
+        _checked(numel(a[:-1] + b[1:]) * a[-1], f"{fmt_shape(a)} @ {fmt_shape(b)}")
         return a[:-1] + b[1:]
 
     def _terms(self, shapes):
@@ -507,6 +817,51 @@ class Matmul(Op):
         for o, i, j in self._terms(shapes):
             yield o, 0, i, xs[1][j]
             yield o, 1, j, xs[0][i]
+
+    def _grid(self, shapes):
+        a, b = shapes
+        rows, inner, cols = (a[0] if len(a) == 2 else 1), a[-1], (b[1] if len(b) == 2 else 1)
+        i, j, k = (g.reshape(-1) for g in np.indices((rows, cols, inner)))
+        return i * cols + j, i * inner + k, k * cols + j
+
+    def vforward(self, xs, shapes, params):
+        return np.asarray(xs[0] @ xs[1], dtype=np.float64)
+
+    @staticmethod
+    def _roles(shapes: list[Shape], given: dict[str, str]) -> dict[str, str]:
+        """Name the row (r), inner (n) and column (c) letters, keeping those given."""
+        rest = iter(free(list(given.values()), 3))
+        return {role: given.get(role) or next(rest) for role in "rnc"}
+
+    @staticmethod
+    def _indices(shapes: list[Shape], role: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+        a, b = shapes
+        ia = [role["r"], role["n"]] if len(a) == 2 else [role["n"]]
+        ib = [role["n"], role["c"]] if len(b) == 2 else [role["n"]]
+        io = ([role["r"]] if len(a) == 2 else []) + ([role["c"]] if len(b) == 2 else [])
+        return ia, ib, io
+
+    def forward_tex(self, out, args, out_shape, params):
+        shapes = [x.shape for x in args]
+        given = dict(zip("rc", LETTERS)) if len(shapes[0]) == 2 else {"c": "i"}
+        ia, ib, io = self._indices(shapes, self._roles(shapes, given))
+        inner = ia[-1]
+        return rf"{el(out, io)} = \sum_{{{inner}}} {el(args[0].tex, ia)} {el(args[1].tex, ib)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        shapes = [x.shape for x in args]
+        own = dict(zip("rn" if len(shapes[0]) == 2 else "n", LETTERS)) if a == 0 else dict(
+            zip("nc" if len(shapes[1]) == 2 else "n", LETTERS))
+        role = self._roles(shapes, own)
+        ia, ib, io = self._indices(shapes, role)
+        other = el(args[1].tex, ib) if a == 0 else el(args[0].tex, ia)
+        free_role = "c" if a == 0 else "r"
+        over = [role[free_role]] if role[free_role] in io else []
+        return summed(over, times(up(el(out, io)), other))
+
+    def vlocal(self, xs, out, shapes, params):
+        o, ia, jb = self._grid(shapes)
+        return [(0, o, ia, _flat(xs[1])[jb], None), (1, o, jb, _flat(xs[0])[ia], None)]
 
     def grad_fn(self, consts, shapes, params):
         a, b = (len(s) for s in shapes)
@@ -536,6 +891,19 @@ class Transpose(Op):
         rows, cols = shapes[0]
         for k, (j, i) in enumerate((j, i) for j in range(cols) for i in range(rows)):
             yield k, 0, i * cols + j, sp.Integer(1)
+
+    def vforward(self, xs, shapes, params):
+        return xs[0].T.copy()
+
+    def vlocal(self, xs, out, shapes, params):
+        sources = np.arange(xs[0].size).reshape(shapes[0]).T.reshape(-1)
+        return [(0, np.arange(sources.size), sources, np.ones(sources.size), None)]
+
+    def forward_tex(self, out, args, out_shape, params):
+        return rf"{el(out, 'ij')} = {el(args[0].tex, 'ji')}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        return up(el(out, "ji"))
 
     def latex(self, ts, params):
         return rf"{ts[0]}^{{\mathsf T}}"
@@ -569,6 +937,24 @@ class Select(Op):
         start = (params["index"] % shape[0]) * size
         for k in range(size):
             yield k, 0, start + k, sp.Integer(1)
+
+    def vforward(self, xs, shapes, params):
+        return xs[0][params["index"]].copy()
+
+    def vlocal(self, xs, out, shapes, params):
+        size = numel(shapes[0][1:])
+        start = (params["index"] % shapes[0][0]) * size
+        return [(0, np.arange(size), start + np.arange(size), np.ones(size), None)]
+
+    def forward_tex(self, out, args, out_shape, params):
+        rest = list(LETTERS[: len(out_shape)])
+        index = params["index"] % args[0].shape[0]
+        return rf"{el(out, rest)} = {el(args[0].tex, [str(index)] + rest)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        own = list(LETTERS[: len(args[0].shape)])
+        index = params["index"] % args[0].shape[0]
+        return times(up(el(out, own[1:])), rf"\left[{own[0]} = {index}\right]")
 
     def latex(self, ts, params):
         return rf"{ts[0]}\left[{params['index']}\right]"

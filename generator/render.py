@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+import numpy as np
 
 from .derive import Derivation, to_float
 from .document import Document, Picture
@@ -17,6 +18,7 @@ from .flavor import Flavor, flavor
 from .messages import Messages, plain
 from .ops import numel
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
+from .resources import template_root
 
 MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>&])")
 
@@ -30,15 +32,6 @@ def md_text(text: str, entities: str = "") -> str:
     text = " ".join(text.split())
     html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"} | {c: f"&#{ord(c)};" for c in entities}
     return MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), text)
-
-
-def template_root() -> Path:
-    """Return the templates folder: inside the installed package, or beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("the templates folder is missing from the installation")
 
 
 @lru_cache(maxsize=None)
@@ -167,12 +160,28 @@ def _number(x: float) -> float | str:
 def _nest(values: list[Any], shape: tuple[int, ...]) -> Any:
     if not shape:
         return values[0]
+    if len(shape) == 1:
+        return list(values)
     size = numel(shape[1:])
     return [_nest(values[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])]
 
 
 def _floats(values, shape: tuple[int, ...]) -> Any:
+    if isinstance(values, np.ndarray):  # a large example's array: converted at once
+        flat = values.tolist() if np.isfinite(values).all() else [_number(v) for v in values.tolist()]
+        return _nest(flat, shape)
     return _nest([_number(to_float(v)) for v in values], shape)
+
+
+def dumps(value: Any, pad: str = "") -> str:
+    """Return JSON indented by structure, with each innermost list of numbers on one line."""
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(x, (list, dict)) for x in value):
+        return "[\n" + ",\n".join(inner + dumps(x, inner) for x in value) + "\n" + pad + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def _exact(values, shape: tuple[int, ...]) -> Any:
@@ -186,6 +195,7 @@ class Json(_Finished):
 
     def render(self, *, document: Document, derivation: Derivation) -> bytes:
         graph = derivation.graph
+        large = not isinstance(derivation, Derivation)  # generator/bulk.py: float64 arrays, sparse Jacobians
         shapes = {n.name: n.shape for n in graph.nodes}
         grads = {
             leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in derivation.grads.items()
@@ -197,7 +207,10 @@ class Json(_Finished):
                 "output": out,
                 "gradient": _floats(p.gradient, shapes[out]),
                 "implicit": p.implicit,
-                "jacobians": {leaf: [[_number(to_float(x)) for x in row] for row in rows] for leaf, rows in p.jacobians.items()},
+                "jacobians": {
+                    leaf: _sparse(rows) if large else [[_number(to_float(x)) for x in row] for row in rows]
+                    for leaf, rows in p.jacobians.items()
+                },
                 "vjp": {leaf: _floats(v, shapes[leaf]) for leaf, v in p.vjp.items()},
             })
         data = {
@@ -206,12 +219,20 @@ class Json(_Finished):
             "values": {n.name: _floats(derivation.values[n.name], n.shape) for n in graph.nodes},
             "grads": grads,
             "backward": calls,
-            "exact": {
+            "exact": None if large else {
                 "values": {n.name: _exact(derivation.values[n.name], n.shape) for n in graph.nodes},
                 "grads": {leaf: None if g is None else _exact(g, shapes[leaf]) for leaf, g in derivation.grads.items()},
             },
         }
-        return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        return (dumps(data) + "\n").encode("utf-8")
+
+
+def _sparse(jacobian) -> dict[str, Any] | None:
+    """Write a large example's J by its non-zero entries, row-major: J[row[k], col[k]] = value[k]."""
+    if jacobian is None:
+        return None
+    return {"rows": jacobian.rows, "cols": jacobian.cols, "row": jacobian.row.tolist(), "col": jacobian.col.tolist(),
+            "value": _floats(jacobian.value, (jacobian.value.size,))}
 
 
 RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json(), "tex": Tex(), "pdf": Pdf()}

@@ -16,6 +16,7 @@ def spec_schema() -> dict[str, Any]:
         "not": {"enum": sorted(RESERVED | set(keyword.kwlist))},
     }
     tensor = {"$ref": "#/$defs/tensor"}
+    shape = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_DIMS}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "derive spec",
@@ -66,7 +67,7 @@ def spec_schema() -> dict[str, Any]:
                 "properties": {
                     "value": tensor,
                     "fill": {"type": "number"},
-                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_DIMS},
+                    "shape": shape,
                     "requires_grad": {"type": "boolean", "default": False},
                 },
                 "oneOf": [
@@ -81,7 +82,15 @@ def spec_schema() -> dict[str, Any]:
                         "type": "object",
                         "required": ["output"],
                         "additionalProperties": False,
-                        "properties": {"output": {"$ref": "#/$defs/name"}, "gradient": tensor},
+                        "properties": {
+                            "output": {"$ref": "#/$defs/name"},
+                            "gradient": {"oneOf": [tensor, {
+                                "type": "object",
+                                "required": ["fill", "shape"],
+                                "additionalProperties": False,
+                                "properties": {"fill": {"type": "number"}, "shape": shape},
+                            }]},
+                        },
                     },
                 ]
             },

@@ -307,6 +307,18 @@ class TestBackward:
         """A mapping's gradient is a tensor; the call is on the output's line."""
         assert self.calls("backward:\n  gradient: [0.1, 1.0]\n  output: y\n") == (Call("y", Array((2,), (F(1, 10), F(1))), 9),)
 
+    def test_gradient_by_fill_and_shape(self):
+        """A large output's gradient can be given as fill and shape, like an input."""
+        calls = self.calls("backward:\n  output: y\n  gradient: {fill: 0.5, shape: [2]}\n")
+        assert calls == (Call("y", Array((2,), (F(1, 2), F(1, 2))), 8),)
+
+    def test_gradient_mapping_needs_fill_and_shape(self):
+        """A gradient mapping has exactly fill and shape."""
+        assert problems(self.BASE + "backward:\n  output: y\n  gradient: {fill: 1, value: [1, 1]}\n") == [
+            "spec.yaml:9: backward.gradient.value: unknown key (allowed: fill, shape)",
+            "spec.yaml:9: backward.gradient: missing required key 'shape' (required: fill, shape)",
+        ]
+
     def test_list_of_both_forms(self):
         """A list gives several calls in order."""
         calls = self.calls("backward:\n  - s\n  - {output: y, gradient: [1, 1]}\n  - x\n")

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generator import bulk
 from generator.build import compare_spec, render_spec
 from generator.errors import SpecError
 
@@ -117,9 +118,19 @@ def test_random_specs_build_and_agree_with_torch(tmp_path, capsys):
     assert tally["agreed"] > 150
 
 
+def test_random_specs_on_whole_arrays_agree_with_torch(tmp_path, capsys, monkeypatch):
+    """The same, with every spec derived as a large one is (generator/bulk.py): torch agrees with that path too."""
+    monkeypatch.setattr(bulk, "SMALL", 0)
+    tally = _run(300, tmp_path)
+    _report(tally, capsys)
+    assert tally["agreed"] > 150
+
+
 @pytest.mark.long
-def test_long_run(tmp_path, capsys):
-    """The long run: DERIVE_PROPERTY_EXAMPLES generated specs (default 5000)."""
+@pytest.mark.parametrize("small", [bulk.SMALL, 0], ids=["exact", "arrays"])
+def test_long_run(tmp_path, capsys, monkeypatch, small):
+    """The long run: DERIVE_PROPERTY_EXAMPLES generated specs (default 5000), on each derivation path."""
+    monkeypatch.setattr(bulk, "SMALL", small)
     tally = _run(int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000")), tmp_path)
     _report(tally, capsys)
     assert tally["tried"] >= int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000"))

@@ -1,0 +1,282 @@
+"""The derivation of large examples: whole tensors at once, by the structure of each op.
+
+An example whose tensors are small is derived exactly, element by element
+(generator/derive.py). Beyond SMALL elements per tensor that costs too much, so
+here each op's local derivative, written once for a generic element in the op
+registry, is evaluated on whole float64 arrays, and the local Jacobians are kept
+sparse: an elementwise op's is diagonal, a reduction's has one row per group, a
+matmul's has the Kronecker pattern of its products. Adjoints are sparse
+vector-Jacobian products; Jacobians are products of the sparse local Jacobians.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .graph import Graph, Node, ones_gradient
+from .ops import REGISTRY, Local, numel
+
+SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
+MAX_JACOBIAN_ENTRIES = 4_000_000  # non-zero entries of a Jacobian built; beyond, only Jᵀ·v is derived
+
+
+@dataclass(frozen=True, eq=False)
+class Sparse:
+    """A Jacobian: its non-zero entries by row and column (row-major order), and its size."""
+
+    rows: int
+    cols: int
+    row: np.ndarray
+    col: np.ndarray
+    value: np.ndarray
+
+    def entry(self, r: int, c: int) -> float:
+        """Return one entry (0 where none is stored)."""
+        key = self.row * self.cols + self.col
+        at = np.searchsorted(key, r * self.cols + c)
+        return float(self.value[at]) if at < key.size and key[at] == r * self.cols + c else 0.0
+
+    def dense(self) -> np.ndarray:
+        """Return the whole matrix (for small sizes and the tests)."""
+        out = np.zeros((self.rows, self.cols))
+        out[self.row, self.col] = self.value
+        return out
+
+    def transpose_times(self, u: np.ndarray) -> np.ndarray:
+        """Return Jᵀ·u."""
+        return np.bincount(self.col, weights=self.value * u[self.row], minlength=self.cols)
+
+    @property
+    def diagonal(self) -> bool:
+        """Tell whether every stored entry is on the diagonal of a square J."""
+        return self.rows == self.cols and bool(np.all(self.row == self.col))
+
+
+@dataclass(frozen=True, eq=False)
+class BulkPass:
+    """One backward call: v, every adjoint, J per leaf (None when too large to build) and Jᵀ·v."""
+
+    call: Any
+    gradient: np.ndarray
+    implicit: bool
+    order: tuple[str, ...]
+    adjoints: dict[str, np.ndarray]
+    jacobians: dict[str, Sparse | None]
+    vjp: dict[str, np.ndarray]
+    kinks: tuple[tuple[str, str, np.ndarray], ...]  # (node, note key, output elements)
+
+
+@dataclass(frozen=True, eq=False)
+class Bulk:
+    """The derivation of a large example: float64 arrays, flat in row-major order."""
+
+    graph: Graph
+    values: dict[str, np.ndarray]
+    passes: tuple[BulkPass, ...]
+    grads: dict[str, np.ndarray | None]
+
+
+def is_large(graph: Graph) -> bool:
+    """Tell whether a graph has a tensor too large to derive element by element."""
+    return any(numel(n.shape) > SMALL for n in graph.nodes)
+
+
+def _operands(node: Node, values: dict[str, np.ndarray], graph: Graph) -> list[Any]:
+    return [
+        values[a].reshape(graph.node(a).shape) if isinstance(a, str) else sp.Rational(a.numerator, a.denominator)
+        for a in node.args
+    ]
+
+
+def _shapes(node: Node, graph: Graph) -> list[tuple[int, ...]]:
+    return [graph.node(a).shape if isinstance(a, str) else () for a in node.args]
+
+
+def _params(node: Node) -> dict[str, Any]:
+    params = node.kwargs
+    if node.op == "clamp":
+        for key, none in (("lo", -sp.oo), ("hi", sp.oo)):
+            params[key] = none if params[key] is None else sp.Rational(params[key].numerator, params[key].denominator)
+    return params
+
+
+def _array(array) -> np.ndarray:
+    return np.array([float(v) for v in array.values], dtype=np.float64)
+
+
+class _Engine:
+    """Forward values once; local Jacobians on demand, once per node."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.values: dict[str, np.ndarray] = {}
+        self.locals: dict[str, list[Local]] = {}
+        inputs = {i.name: i for i in graph.spec.inputs}
+        for node in graph.nodes:
+            if node.is_leaf:
+                self.values[node.name] = _array(inputs[node.name].value)
+            else:
+                op = REGISTRY[node.op]
+                out = op.vforward(_operands(node, self.values, graph), _shapes(node, graph), _params(node))
+                self.values[node.name] = np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def local(self, node: Node) -> list[Local]:
+        if node.name not in self.locals:
+            op = REGISTRY[node.op]
+            out = self.values[node.name].reshape(node.shape)
+            self.locals[node.name] = op.vlocal(
+                _operands(node, self.values, self.graph), out, _shapes(node, self.graph), _params(node)
+            )
+        return self.locals[node.name]
+
+    def kinks(self, node: Node) -> list[tuple[str, str, np.ndarray]]:
+        op = REGISTRY[node.op]
+        out = self.values[node.name].reshape(node.shape)
+        found = op.vkinks(_operands(node, self.values, self.graph), out, _shapes(node, self.graph), _params(node))
+        return [(node.name, key, where) for where, key in found]
+
+    def ancestors(self, output: str) -> list[Node]:
+        """Return the nodes that output depends on and that require grad, output first."""
+        needed = {output}
+        for node in reversed(self.graph.nodes):
+            if node.name in needed:
+                needed.update(a for a in node.parents if self.graph.node(a).requires_grad)
+        return [n for n in reversed(self.graph.nodes) if n.name in needed]
+
+    def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:
+        """Propagate v back through nodes (output first): every adjoint, as torch sums them."""
+        adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
+        adj[nodes[0].name] = v.astype(np.float64)
+        for node in nodes:
+            if node.is_leaf:
+                continue
+            upstream = adj[node.name]
+            for a, k, j, value, masked in self.local(node):
+                parent = node.args[a]
+                if parent not in adj:
+                    continue
+                with np.errstate(all="ignore"):
+                    flow = upstream[k] * value
+                if masked is not None:
+                    flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
+                adj[parent] = adj[parent] + np.bincount(j, weights=flow, minlength=adj[parent].size)
+        return adj
+
+    def jacobians(self, nodes: list[Node], leaves: list[str]) -> dict[str, Sparse | None]:
+        """Multiply the sparse local Jacobians from the output back to each leaf."""
+        out = nodes[0]
+        size = numel(out.shape)
+        if not self._finite(nodes):
+            return self._by_rows(nodes, leaves)
+        eye = np.arange(size)
+        names = {n.name for n in nodes}
+        acc: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {out.name: (eye, eye, np.ones(size))}
+        for node in nodes:
+            if node.is_leaf or node.name not in acc:
+                continue
+            here = _coalesce(acc[node.name], size, numel(node.shape))
+            for a, k, j, value, masked in self.local(node):
+                parent = node.args[a]
+                if parent not in names:
+                    continue
+                if masked is not None:
+                    k, j, value = k[~masked], j[~masked], value[~masked]
+                product = _product((here.row, here.col, here.value), (k, j, value))
+                if product is None:
+                    return {leaf: None for leaf in leaves}
+                acc[parent] = product if parent not in acc else _concat(acc[parent], product)
+        return {
+            leaf: _coalesce(acc[leaf], size, numel(self.graph.node(leaf).shape)) if leaf in acc
+            else Sparse(size, numel(self.graph.node(leaf).shape), *(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0))
+            for leaf in leaves
+        }
+
+    def _finite(self, nodes: list[Node]) -> bool:
+        """Tell whether every local derivative on the way back is finite.
+
+        torch builds J row by row, a backward pass per output element, so a zero
+        upstream meets every local derivative: 0 · inf is nan there, where the sparse
+        product has no entry. With an infinite or nan local derivative, J is built as
+        torch builds it.
+        """
+        for node in nodes:
+            if not node.is_leaf:
+                for _, _, _, value, masked in self.local(node):
+                    live = value if masked is None else value[~masked]
+                    if not np.all(np.isfinite(live)):
+                        return False
+        return True
+
+    def _by_rows(self, nodes: list[Node], leaves: list[str]) -> dict[str, Sparse | None]:
+        size = numel(nodes[0].shape)
+        if size * sum(numel(self.graph.node(leaf).shape) for leaf in leaves) > MAX_JACOBIAN_ENTRIES:
+            return {leaf: None for leaf in leaves}
+        rows = {leaf: [] for leaf in leaves}
+        for r in range(size):
+            unit = np.zeros(size)
+            unit[r] = 1.0
+            adj = self.backward(nodes, unit)
+            for leaf in leaves:
+                rows[leaf].append(adj[leaf])
+        result = {}
+        for leaf in leaves:
+            dense = np.array(rows[leaf]).reshape(size, -1)
+            r, c = np.nonzero(dense != 0)
+            result[leaf] = Sparse(size, dense.shape[1], r, c, dense[r, c])
+        return result
+
+
+def _product(a: tuple, b: tuple) -> tuple | None:
+    """Return the entries of A·B for A (rows, cols, values) and B's entries (rows, cols, values)."""
+    a_row, a_col, a_val = a
+    b_row, b_col, b_val = b
+    order = np.argsort(b_row, kind="stable")
+    b_row, b_col, b_val = b_row[order], b_col[order], b_val[order]
+    starts = np.searchsorted(b_row, a_col, side="left")
+    counts = np.searchsorted(b_row, a_col, side="right") - starts
+    total = int(counts.sum())
+    if total > MAX_JACOBIAN_ENTRIES:
+        return None
+    pick_a = np.repeat(np.arange(a_row.size), counts)
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    pick_b = np.repeat(starts, counts) + offsets
+    return a_row[pick_a], b_col[pick_b], a_val[pick_a] * b_val[pick_b]
+
+
+def _concat(a: tuple, b: tuple) -> tuple:
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
+
+
+def _coalesce(entries: tuple, rows: int, cols: int) -> Sparse:
+    """Sum repeated (row, column) entries and drop zeros; keep row-major order."""
+    r, c, v = entries
+    keys, inverse = np.unique(r * cols + c, return_inverse=True)
+    sums = np.bincount(inverse.reshape(-1), weights=v, minlength=keys.size)
+    keep = sums != 0
+    return Sparse(rows, cols, keys[keep] // cols, keys[keep] % cols, sums[keep])
+
+
+def derive_bulk(graph: Graph) -> Bulk:
+    """Derive values, every backward pass and the leaves' grads on whole arrays."""
+    engine = _Engine(graph)
+    passes = []
+    grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+    for call in graph.spec.backward:
+        out = graph.node(call.output)
+        implicit = call.gradient is None
+        v = _array(ones_gradient(out) if implicit else call.gradient)
+        nodes = engine.ancestors(call.output)
+        adj = engine.backward(nodes, v)
+        leaves = [n.name for n in nodes if n.is_leaf]
+        kinks = tuple(k for n in nodes if not n.is_leaf for k in engine.kinks(n))
+        passes.append(BulkPass(
+            call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes), adjoints=adj,
+            jacobians=engine.jacobians(nodes, leaves), vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
+        ))
+        for leaf in leaves:
+            grads[leaf] = adj[leaf] if grads[leaf] is None else grads[leaf] + adj[leaf]
+    return Bulk(graph=graph, values=engine.values, passes=tuple(passes), grads=grads)

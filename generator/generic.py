@@ -1,0 +1,299 @@
+"""The document of a large example: one generic element (x_{ij}) stands for all of them.
+
+Small examples list their elements one by one (generator/document.py). Here each
+step is written once for a generic element, from the op registry's generic
+formulas; tensors show their corners with their full size; a Jacobian shows its
+structure (diag(…) when it is diagonal) and its corners. Every number shown
+comes from the derivation (generator/bulk.py); the JSON has all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .bulk import Bulk, BulkPass, Sparse
+from .document import (
+    BackwardItem,
+    CallItem,
+    Document,
+    ForwardItem,
+    GradItem,
+    JacobianItem,
+    Note,
+    Picture,
+    PictureEdge,
+    PictureGrad,
+    PictureNode,
+    brief_tex,
+    brief_text,
+    display_params,
+    formula_tex,
+    shape_text,
+)
+from .graph import Node
+from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, picks, tensor_tex
+from .numeric import numeric
+from .ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
+
+MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
+
+
+class _Lazy:
+    """A flat array that hands out Python floats, so that only the shown elements are converted."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def __len__(self) -> int:
+        return self.values.size
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return _Lazy(self.values[k])
+        return float(self.values[k])
+
+
+class _Builder:
+    """Assemble the document model from a bulk derivation."""
+
+    def __init__(self, bulk: Bulk):
+        self.d = bulk
+        self.graph = bulk.graph
+
+    def values(self, name: str) -> _Lazy:
+        return _Lazy(self.d.values[name])
+
+    def args(self, node: Node) -> list[Arg]:
+        out = []
+        for a in node.args:
+            if isinstance(a, str):
+                out.append(Arg(name_tex(a), self.graph.node(a).shape))
+            else:
+                value = sp.Rational(a.numerator, a.denominator)
+                out.append(Arg(number_tex(value) if value >= 0 else rf"\left({number_tex(value)}\right)", None, value))
+        return out
+
+    # -- graph and forward ---------------------------------------------------
+
+    def graph_rows(self):
+        from .document import GraphRow
+
+        rows = []
+        for node in self.graph.nodes:
+            if node.is_leaf:
+                formula = f"{name_tex(node.name)} = {tensor_tex(self.values(node.name), node.shape)}"
+                grad_fn = "AccumulateGrad" if node.requires_grad else ""
+            else:
+                formula = formula_tex(node)
+                grad_fn = self.graph.grad_fn(node)
+            rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
+                                 node.requires_grad, node.is_leaf, node.name != node.step, node.step))
+        return tuple(rows)
+
+    def forward_item(self, node: Node) -> ForwardItem:
+        op = REGISTRY[node.op]
+        equation = op.forward_tex(name_tex(node.name), self.args(node), node.shape, display_params(node))
+        example = self.forward_example(node)
+        shown = (equation,) if example is None else (equation, example)
+        return ForwardItem(
+            node.name, name_tex(node.name), self.graph.grad_fn(node), formula_tex(node), shown,
+            numel(node.shape) > 1, 0, tensor_tex(self.values(node.name), node.shape), shape_text(node.shape),
+            not node.shape, ", ".join(INDEX_LETTERS[: len(node.shape)]),
+        )
+
+    def forward_example(self, node: Node) -> str | None:
+        """Return the first element with its numbers, for an elementwise op: y_{00} = 1 + 2 = 3."""
+        op = REGISTRY[node.op]
+        if not isinstance(op, Elementwise) or not node.shape:
+            return None
+        idx = unravel(0, node.shape)
+        numbers = []
+        for a in node.args:
+            if isinstance(a, str):
+                x = float(self.d.values[a][source_index(idx, self.graph.node(a).shape)])
+                numbers.append(rf"\left({number_tex(x)}\right)" if x < 0 else number_tex(x))
+            else:
+                numbers.append(self.args(node)[node.args.index(a)].tex)
+        value = float(self.d.values[node.name][0])
+        return f"{element_tex(node.name, node.shape, 0)} = {op.latex(numbers, display_params(node))} = {number_tex(value)}"
+
+    # -- backward ------------------------------------------------------------
+
+    def call_item(self, i: int, p: BulkPass, vname: str | None, count: int) -> CallItem:
+        out = self.graph.node(p.call.output)
+        loss = name_tex(out.name) if p.implicit else "L"
+        items = tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order)
+        jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp
+                    if self.graph.node(leaf).requires_grad)
+        notes, hidden = self.notes(p)
+        return CallItem(
+            i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
+            tensor_tex(_Lazy(p.gradient), out.shape), vname, loss, items, jac, notes, i < count - 1, (),
+            notes_hidden=hidden,
+        )
+
+    def backward_item(self, p: BulkPass, node: Node, loss: str) -> BackwardItem:
+        is_output = node.name == p.call.output
+        names = [p.order[k] for k in range(len(p.order))]
+        consumers = [
+            c for c in self.graph.nodes
+            if not c.is_leaf and c.name in names and node.name in c.args
+        ]
+        lhs = rf"\frac{{\partial {loss}}}{{\partial {element_tex(node.name, node.shape, None)}}}"
+        if is_output:
+            rhs = "1" if p.implicit else element_tex("v", node.shape, None)
+            equation = f"{lhs} = {rhs}"
+        else:
+            def up(element: str) -> str:
+                return rf"\frac{{\partial {loss}}}{{\partial {element}}}"
+
+            terms = []
+            for c in consumers:
+                op = REGISTRY[c.op]
+                for a, arg in enumerate(c.args):
+                    if arg == node.name:
+                        terms.append(op.backward_tex(a, self.args(c), name_tex(c.name), c.shape,
+                                                     display_params(c), up))
+            equation = f"{lhs} = " + " + ".join(terms) if terms else f"{lhs} = 0"
+        example = None if is_output else self.backward_example(p, node, consumers, loss)
+        return BackwardItem(
+            node.name, name_tex(node.name), node.is_leaf, is_output,
+            tuple(self.graph.grad_fn(c) for c in consumers), tuple(self.graph.rule(c) for c in consumers),
+            (equation,) if example is None else (equation, example), numel(node.shape) > 1, 0, tensor_tex(_Lazy(p.adjoints[node.name]), node.shape),
+            shape_text(node.shape), ", ".join(INDEX_LETTERS[: len(node.shape)]),
+        )
+
+    def backward_example(self, p: BulkPass, node: Node, consumers: list[Node], loss: str) -> str | None:
+        """Return the first element's chain rule with its numbers, when every step is elementwise and unbroadcast."""
+        if not node.shape or not consumers:
+            return None
+        if any(not isinstance(REGISTRY[c.op], Elementwise) or c.shape != node.shape for c in consumers):
+            return None
+        if any(isinstance(a, str) and self.graph.node(a).shape != node.shape for c in consumers for a in c.args):
+            return None
+        parts = []
+        for c in consumers:
+            op = REGISTRY[c.op]
+            xs = [np.array(self.d.values[a][0]) if isinstance(a, str) else sp.Rational(a.numerator, a.denominator)
+                  for a in c.args]
+            _, df = op.generic(xs, display_params(c))
+            env = {OPERAND[i]: x for i, x in enumerate(xs) if isinstance(x, np.ndarray)}
+            env[OUT] = np.array(self.d.values[c.name][0])
+            for a, arg in enumerate(c.args):
+                if arg == node.name:
+                    local = float(numeric(df[a], env))
+                    up = float(p.adjoints[c.name][0])
+                    parts.append(rf"{_factor(up)} \cdot {_factor(local)}")
+        lhs = rf"\frac{{\partial {loss}}}{{\partial {element_tex(node.name, node.shape, 0)}}}"
+        return f"{lhs} = {' + '.join(parts)} = {number_tex(float(p.adjoints[node.name][0]))}"
+
+    def notes(self, p: BulkPass) -> tuple[tuple[Note, ...], int]:
+        shown, hidden = [], 0
+        for name, key, where in p.kinks:
+            node = self.graph.node(name)
+            for k in where[:MAX_NOTES]:
+                shown.append(self.note(node, key, int(k)))
+            hidden += max(where.size - MAX_NOTES, 0)
+        return tuple(shown), hidden
+
+    def note(self, node: Node, key: str, k: int) -> Note:
+        element = element_tex(node.name, node.shape, k)
+        arg = node.args[0]
+        if node.op in ("max", "min", "norm"):
+            extreme = float(self.d.values[node.name][k])
+            count = int(np.sum(self.d.values[arg] == extreme))
+            return Note(key, node.name, element, name_tex(arg), number_tex(extreme), count)
+        parent = self.graph.node(arg)
+        j = source_index(unravel(k, node.shape), parent.shape)
+        return Note(key, node.name, element, element_tex(arg, parent.shape, j),
+                    number_tex(float(self.d.values[arg][j])), 0)
+
+    # -- Jacobians -----------------------------------------------------------
+
+    def jacobian_item(self, p: BulkPass, out: Node, leaf: Node) -> JacobianItem:
+        jacobian: Sparse | None = p.jacobians[leaf.name]
+        rows, cols = numel(out.shape), numel(leaf.shape)
+        size = rf"{rows} \times {cols}"
+        if jacobian is None:
+            numeric = rf"J \in \mathbb{{R}}^{{{size}}}"
+            jt = r"J^{\mathsf T}"
+        elif jacobian.diagonal:
+            diag = _diagonal(jacobian)
+            numeric = rf"J = \underset{{{size}}}{{\operatorname{{diag}}{corner_matrix(1, cols, lambda r, c: number_tex(diag[c]))}}}"
+            jt = rf"\operatorname{{diag}}{corner_matrix(1, cols, lambda r, c: number_tex(diag[c]))}"
+        else:
+            numeric = rf"J = \underset{{{size}}}{{{corner_matrix(rows, cols, lambda r, c: number_tex(jacobian.entry(r, c)))}}}"
+            jt = corner_matrix(cols, rows, lambda r, c: number_tex(jacobian.entry(c, r)))
+        v = corner_matrix(rows, 1, lambda r, c: number_tex(float(p.gradient[r])))
+        vjp = p.vjp[leaf.name]
+        result = corner_matrix(cols, 1, lambda r, c: number_tex(float(vjp[r])))
+        flat = (r"\left(" + ", ".join(element_tex(leaf.name, leaf.shape, j) for j in picks(cols)[:3])
+                + (r", \ldots" if cols > 3 else "") + r"\right)")
+        return JacobianItem(
+            leaf.name, name_tex(leaf.name), rows, cols, flat, None, None, numeric,
+            rf"J^{{\mathsf T}} v = {jt} {v} = {result}", tensor_tex(_Lazy(vjp), leaf.shape), shape_text(leaf.shape),
+            jacobian is not None and jacobian.diagonal and rows > 1,
+        )
+
+    # -- the picture and the grads --------------------------------------------
+
+    def picture(self) -> Picture:
+        nodes, edges = [], []
+        for node in self.graph.nodes:
+            values = self.values(node.name)
+            grads = []
+            if node.is_leaf:
+                total = self.d.grads.get(node.name)
+                if total is not None:
+                    grads.append(PictureGrad(0, brief_text(_Lazy(total), node.shape), brief_tex(_Lazy(total), node.shape)))
+            else:
+                for number, p in enumerate(self.d.passes, 1):
+                    if node.name in p.adjoints:
+                        adj = _Lazy(p.adjoints[node.name])
+                        grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
+                for parent in dict.fromkeys(node.parents):
+                    edges.append(PictureEdge(parent, node.name, self.graph.node(parent).requires_grad))
+            nodes.append(PictureNode(
+                node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else self.graph.grad_fn(node),
+                node.is_leaf, node.requires_grad, brief_text(values, node.shape), brief_tex(values, node.shape),
+                tuple(grads),
+            ))
+        return Picture(tuple(nodes), tuple(edges), len(self.d.passes))
+
+    def grad_items(self) -> tuple[GradItem, ...]:
+        items = []
+        for inp in self.graph.spec.inputs:
+            grad = self.d.grads[inp.name]
+            parts = tuple(tensor_tex(_Lazy(p.vjp[inp.name]), inp.value.shape) for p in self.d.passes if inp.name in p.vjp)
+            total = tensor_tex(_Lazy(grad), inp.value.shape) if grad is not None else ""
+            items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, grad is not None, parts, total,
+                                  shape_text(inp.value.shape)))
+        return tuple(items)
+
+
+def _factor(x: float) -> str:
+    return rf"\left({number_tex(x)}\right)" if x < 0 else number_tex(x)
+
+
+def _diagonal(jacobian: Sparse) -> np.ndarray:
+    diag = np.zeros(jacobian.cols)
+    diag[jacobian.col] = jacobian.value
+    return diag
+
+
+def build_generic(bulk: Bulk, **fields) -> Document:
+    """Build the document model of a large example (fields: what every document has besides)."""
+    from .code import gradient_names
+
+    b = _Builder(bulk)
+    names = gradient_names(bulk.graph)
+    count = len(bulk.passes)
+    return Document(
+        graph=b.graph_rows(),
+        forward=tuple(b.forward_item(n) for n in bulk.graph.nodes if not n.is_leaf),
+        calls=tuple(b.call_item(i, p, names[i], count) for i, p in enumerate(bulk.passes)),
+        grads=b.grad_items(),
+        picture=b.picture(),
+        **fields,
+    )

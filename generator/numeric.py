@@ -1,0 +1,79 @@
+"""Evaluate a sympy formula of generic elements on whole float64 arrays at once.
+
+The formulas come from the op registry (a forward or a local derivative written
+once for a generic element), never from a spec. numpy follows IEEE 754 as torch
+does, so 1/0 is inf with the sign of the zero, log(0) is -inf and nan propagates;
+where torch's convention differs from IEEE, the kink functions say so themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+_UNARY = {
+    sp.exp: np.exp,
+    sp.log: np.log,
+    sp.sin: np.sin,
+    sp.cos: np.cos,
+    sp.tanh: np.tanh,
+    sp.Abs: np.abs,
+}
+
+
+def _sign(a: Any) -> Any:
+    return np.where(np.isnan(a), 0.0, np.sign(a))  # torch's sgn(nan) is 0, so abs' gradient at nan is 0
+
+
+def number(value: sp.Expr) -> float:
+    """Return a sympy number as a float (oo as inf)."""
+    if value is sp.nan:
+        return math.nan
+    if value in (sp.oo, -sp.oo):
+        return math.inf if value == sp.oo else -math.inf
+    return float(value)
+
+
+def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
+    """Return expr with each symbol replaced by its array, computed elementwise in float64."""
+    with np.errstate(all="ignore"):
+        return _eval(expr, env)
+
+
+def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
+    if expr in env:
+        return env[expr]
+    if expr.is_Number or expr in (sp.oo, -sp.oo, sp.nan):
+        return number(expr)
+    args = [_eval(a, env) for a in expr.args]
+    if expr.is_Add:
+        total = args[0]
+        for a in args[1:]:
+            total = total + a
+        return total
+    if expr.is_Mul:
+        product = args[0]
+        for a in args[1:]:
+            product = product * a
+        return product
+    if expr.is_Pow:
+        base, exponent = args
+        if expr.exp == sp.Rational(1, 2):
+            return np.sqrt(base)
+        return np.power(np.asarray(base, dtype=np.float64), exponent)
+    if expr.func in _UNARY:
+        return _UNARY[expr.func](args[0])
+    if expr.func is sp.sign:
+        return _sign(args[0])
+    if expr.func in (sp.Max, sp.Min):
+        pick = np.maximum if expr.func is sp.Max else np.minimum  # both propagate nan, as torch
+        result = args[0]
+        for a in args[1:]:
+            result = pick(result, a)
+        return result
+    if hasattr(expr.func, "numeric"):  # torch's conventions at kinks (generator/kinks.py)
+        return expr.func.numeric(*args)
+    raise TypeError(f"no array form for {expr.func.__name__}")

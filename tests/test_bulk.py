@@ -1,0 +1,194 @@
+"""Large examples: the derivation on whole arrays agrees with torch, op by op and as a whole, and stays sparse."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from generator import bulk, ops
+from generator.build import derive_spec, render_spec
+from generator.bulk import Sparse, derive_bulk, is_large
+from generator.check import compare, run
+from generator.derive import Derivation
+from generator.graph import build_graph
+from tests.helpers import GALLERY, invoke, make_spec
+
+LARGE = Path(__file__).resolve().parent / "large"
+
+X = [[0.5, -1.0, 0.0], [2.0, 0.5, -0.25]]  # a zero, a tie and a negative: the kinks
+W = [[1.5, 0.5, 2.0], [0.25, -0.5, 1.0]]
+POS = [[0.5, 1.0, 2.0], [4.0, 0.25, 1.5]]
+
+# One expression per op (and per form of an op), each over small tensors, including the kinks.
+CASES = {
+    "add": ("x + w", "add"), "add_broadcast": ("x + b", "add"), "sub": ("2 - x", "sub"), "mul": ("x * w", "mul"),
+    "mul_same": ("x * x", "mul"), "div": ("x / p", "div"), "pow": ("x ** 3", "pow"), "pow_base": ("2 ** x", "pow"),
+    "pow_both": ("p ** w", "pow"), "pow_root": ("x.relu() ** 0.5", "pow"), "neg": ("-x", "neg"),
+    "reciprocal": ("1 / x", "reciprocal"), "exp": ("x.exp()", "exp"), "log": ("p.log()", "log"),
+    "sqrt": ("x.relu().sqrt()", "sqrt"), "sin": ("x.sin()", "sin"), "cos": ("x.cos()", "cos"),
+    "tanh": ("x.tanh()", "tanh"), "sigmoid": ("x.sigmoid()", "sigmoid"), "relu": ("x.relu()", "relu"),
+    "abs": ("x.abs()", "abs"), "clamp": ("x.clamp(min=-0.25, max=0.5)", "clamp"), "sum": ("x.sum()", "sum"),
+    "sum_dim": ("x.sum(dim=1, keepdim=True)", "sum"), "mean": ("x.mean(dim=0)", "mean"), "norm": ("x.norm()", "norm"),
+    "max": ("w.max()", "max"), "max_tie": ("x.relu().max()", "max"), "min": ("x.min()", "min"),
+    "softmax": ("x.softmax(dim=1)", "softmax"), "log_softmax": ("x.log_softmax(dim=0)", "log_softmax"),
+    "matmul": ("x @ w.T", "matmul"), "matvec": ("x @ b", "matmul"), "vecmat": ("b @ x.T", "matmul"),
+    "dot": ("b @ b", "matmul"), "transpose": ("x.T", "transpose"), "select": ("x[1]", "select"),
+}
+
+
+def _graph(expr: str):
+    spec = make_spec(
+        {"x": (X, True), "w": (W, True), "p": (POS, True), "b": ([0.5, -2.0, 1.0], True)},
+        {"y": expr, "out": "(y * y).sum()"},
+        "out",
+        dtype="float64",
+    )
+    return build_graph(spec)
+
+
+def _numbers(graph) -> list[str]:
+    return compare(derive_bulk(graph), run(graph, dtype="float64"))
+
+
+class TestOps:
+    def test_every_op_has_a_case(self):
+        """Adding an op to the registry without a case here fails."""
+        assert {op for _, op in CASES.values()} == set(ops.REGISTRY)
+
+    @pytest.mark.parametrize("case", sorted(CASES))
+    def test_op_agrees_with_torch(self, case):
+        """Values, grads and Jacobians of each op on whole arrays, kinks included, equal torch's."""
+        assert _numbers(_graph(CASES[case][0])) == []
+
+    @pytest.mark.parametrize("expr", ["x.relu()", "x.abs()", "x.clamp(min=-0.25, max=0.5)", "x.relu().max()",
+                                      "(x * 0).norm()", "x.relu().sqrt()", "1 / x", "x.relu().log()", "x ** 0.5"])
+    def test_kinks_are_found(self, expr):
+        """The elements at a kink are the ones the exact derivation names."""
+        graph = _graph(expr)
+        from generator.derive import derive
+
+        exact = {(k.node, k.key, k.index) for p in derive(graph).passes for k in p.kinks}
+        found = {(n, key, int(i)) for p in derive_bulk(graph).passes for n, key, where in p.kinks for i in where}
+        assert found == exact and found
+
+    def test_a_wrong_local_derivative_is_caught(self, monkeypatch):
+        """With tanh's derivative wrong, torch disagrees: the comparison can fail."""
+        wrong = dataclasses.replace(ops.REGISTRY["tanh"], df=(lambda a, o: 1 - o,))
+        monkeypatch.setitem(ops.REGISTRY, "tanh", wrong)
+        assert _numbers(_graph("x.tanh()"))
+
+
+class TestGallery:
+    @pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
+    def test_gallery_on_whole_arrays_agrees_with_torch(self, path):
+        """Every gallery spec, derived on whole arrays rather than exactly, agrees with torch."""
+        from generator.load import load
+
+        graph = build_graph(load(path))
+        assert _numbers(graph) == []
+
+
+class TestLarge:
+    def test_large_specs_agree_with_torch_in_derive_check(self):
+        """derive check on a 100×100 linear layer and on 10,000 elements with a vector output: all agree."""
+        result = invoke("check", *sorted(str(p) for p in LARGE.glob("*.yaml")))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "2 agree with torch, 0 failed\n"
+
+    def test_large_specs_take_the_array_path(self):
+        """Both large specs are large; the gallery's small ones are derived exactly."""
+        assert all(isinstance(derive_spec(p), bulk.Bulk) for p in LARGE.glob("*.yaml"))
+        assert isinstance(derive_spec(GALLERY[0]), Derivation)
+
+    def test_a_wrong_derivative_in_a_large_spec_is_reported(self, monkeypatch):
+        """With mean's local derivative doubled, derive check on the large linear layer fails, naming numbers."""
+        mean = ops.REGISTRY["mean"]
+        wrong = dataclasses.replace(mean, vd=lambda m, o: np.full_like(m, 2 / m.shape[1]))
+        monkeypatch.setitem(ops.REGISTRY, "mean", wrong)
+        result = invoke("check", str(LARGE / "linear_100.yaml"))
+        assert result.exit_code == 1
+        assert "W.grad[0,0]: derived" in result.stderr
+
+    def test_diagonal_jacobian_is_stored_sparse(self):
+        """The 10,000 × 10,000 Jacobian of an elementwise chain keeps its 10,000 diagonal entries only."""
+        derivation = derive_spec(LARGE / "elementwise_10k.yaml")
+        (jacobian,) = derivation.passes[0].jacobians.values()
+        assert (jacobian.rows, jacobian.cols) == (10_000, 10_000)
+        assert jacobian.diagonal and jacobian.row.size == 10_000
+
+    def test_jacobian_entries_in_json_equal_torch(self, tmp_path):
+        """The JSON's sparse Jacobian of the linear layer, made dense, is torch's Jacobian."""
+        spec = LARGE / "linear_100.yaml"
+        data = json.loads(render_spec(spec, ("json",), None)["linear_100.json"])
+        assert data["exact"] is None
+        sparse = data["backward"][0]["jacobians"]["W"]
+        ours = np.zeros((sparse["rows"], sparse["cols"]))
+        ours[sparse["row"], sparse["col"]] = sparse["value"]
+        W = torch.full((100, 100), 0.01, dtype=torch.float64, requires_grad=True)
+        x = torch.full((100,), 0.5, dtype=torch.float64, requires_grad=True)
+        b = torch.full((100,), 0.1, dtype=torch.float64, requires_grad=True)
+        loss = (((W @ x + b).tanh() - 0.75) ** 2).mean()
+        (expected,) = torch.autograd.grad(loss, W)
+        assert np.allclose(ours.reshape(100, 100), expected.numpy(), rtol=1e-12, atol=0)
+
+    def test_each_op_is_asked_once_per_node(self, monkeypatch):
+        """The derivation asks each op for its local Jacobian once per node, never once per element."""
+        calls = []
+        original = ops.Elementwise.vlocal
+
+        def counted(self, *args, **kw):
+            calls.append(self.key)
+            return original(self, *args, **kw)
+
+        monkeypatch.setattr(ops.Elementwise, "vlocal", counted)
+        derive_spec(LARGE / "elementwise_10k.yaml")
+        assert sorted(calls) == ["add", "mul", "mul", "relu", "sigmoid"]
+
+
+class TestDocuments:
+    def test_large_markdown_shows_generic_elements(self):
+        """The linear layer's document writes W_{ij} once, states full sizes, and has no per-element lines."""
+        text = render_spec(LARGE / "linear_100.yaml", ("md",), None)["linear_100.md"].decode()
+        assert r"t_{i} = \sum_{k} W_{ik} x_{k}" in text
+        assert r"\frac{\partial \mathrm{loss}}{\partial W_{ij}} = \frac{\partial \mathrm{loss}}{\partial t_{i}} \cdot x_{j}" in text
+        assert r"\underset{1 \times 10000}" in text
+        assert "W_{12}" not in text and "computed in float64" in text
+
+    def test_diagonal_jacobian_is_written_as_diag(self):
+        """A diagonal Jacobian is shown as diag(...) with its size."""
+        text = render_spec(LARGE / "elementwise_10k.yaml", ("md",), None)["elementwise_10k.md"].decode()
+        assert r"J = \underset{10000 \times 10000}{\operatorname{diag}" in text
+
+    def test_threshold(self):
+        """A graph is large when one of its tensors has more than SMALL elements."""
+        small = make_spec({"x": ([1.0] * bulk.SMALL, True)}, {"out": "x.sum()"}, "out")
+        large = make_spec({"x": ([1.0] * (bulk.SMALL + 1), True)}, {"out": "x.sum()"}, "out")
+        assert not is_large(build_graph(small)) and is_large(build_graph(large))
+
+
+class TestSparse:
+    def test_sparse_operations_match_numpy(self):
+        """entry, dense and Jᵀ·u of a Sparse agree with the same matrix in numpy."""
+        rng = np.random.default_rng(1)
+        dense = np.where(rng.random((6, 5)) < 0.4, rng.standard_normal((6, 5)), 0.0)
+        r, c = np.nonzero(dense)
+        sparse = Sparse(6, 5, r, c, dense[r, c])
+        u = rng.standard_normal(6)
+        assert np.array_equal(sparse.dense(), dense)
+        assert all(sparse.entry(i, j) == dense[i, j] for i in range(6) for j in range(5))
+        assert np.allclose(sparse.transpose_times(u), dense.T @ u)
+
+    def test_product_of_local_jacobians_matches_numpy(self):
+        """The sparse product and its coalescing give numpy's matrix product."""
+        rng = np.random.default_rng(2)
+        a = np.where(rng.random((4, 7)) < 0.5, rng.standard_normal((4, 7)), 0.0)
+        b = np.where(rng.random((7, 3)) < 0.5, rng.standard_normal((7, 3)), 0.0)
+        ar, ac = np.nonzero(a)
+        br, bc = np.nonzero(b)
+        entries = bulk._product((ar, ac, a[ar, ac]), (br, bc, b[br, bc]))
+        assert np.allclose(bulk._coalesce(entries, 4, 3).dense(), a @ b)
