@@ -1,5 +1,7 @@
 """Run the CLI: python -m generator."""
 
+import sys
+
 from .cli import main
 
-main(prog_name="derive")
+sys.exit(main())

@@ -1,27 +1,36 @@
-"""Build and check specs: the plain functions behind the CLI."""
+"""Build and check specs: the plain functions behind the CLI.
+
+Only what a build with nothing to do needs is imported at the top: deciding that
+costs a few file reads and hashes, never torch, sympy or pylatex.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-import tempfile
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
+from . import __version__
 from .errors import DeriveError
-from .isolate import DEFAULT_TIMEOUT, isolated
+from .isolate import DEFAULT_TIMEOUT
+from .resources import package_files
+
+if TYPE_CHECKING:
+    from typing import Callable
 
 FORMATS = ("md", "json", "tex", "pdf")
 SPEC_SUFFIXES = (".yaml", ".yml")
+CACHE = ".derive-cache.json"  # in the output folder: what each spec's outputs were built from
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one spec."""
+class Outcome(namedtuple("Outcome", "path written errors fresh", defaults=((), (), False))):
+    """What happened to one spec: the files written, the error lines, and whether it was skipped as fresh."""
 
-    path: Path
-    written: tuple[Path, ...] = ()
-    errors: tuple[str, ...] = ()
+    __slots__ = ()
 
     @property
     def ok(self) -> bool:
@@ -42,16 +51,24 @@ def find_specs(paths: list[Path]) -> list[Path]:
 
 
 def derive_spec(path: Path):
-    """Load, parse and derive one spec; raise a DeriveError on any problem."""
+    """Load, parse and derive one spec; raise a DeriveError on any problem.
+
+    Small examples are derived exactly, element by element; large ones on whole
+    arrays (generator/bulk.py), so that their cost grows with their size, not its square.
+    """
+    from .bulk import derive_bulk, is_large
     from .derive import derive
     from .graph import build_graph
     from .load import load
 
-    return derive(build_graph(load(path)))
+    graph = build_graph(load(path))
+    return derive_bulk(graph) if is_large(graph) else derive(graph)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a file through a temporary file and a rename, so it is never half-written."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -75,34 +92,156 @@ def render_spec(
     return {f"{path.stem}.{fmt}": RENDERERS[fmt].render(document=document, derivation=derivation) for fmt in formats}
 
 
-def build_spec(
-    path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, flavor: str | None = None,
-    front_matter: bool = False, timeout: float = DEFAULT_TIMEOUT
-) -> Outcome:
-    """Build one spec into every format; nothing is written unless every format rendered.
+def make_files(
+    path: Path, out: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None, front_matter: bool
+) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """Derive, render, finish and write one spec's files (runs in the child; see build_specs).
 
-    lang and flavor (the Markdown's math syntax) override the spec's; front_matter adds YAML
-    front matter to the Markdown of the flavors that take it (hugo, jekyll), and nothing to others.
-
-    A format's finishing step (the PDF's TeX run, outside the derivation's budget) that fails
-    costs only that file: the others are written, and the error is reported.
+    Nothing is written unless every format rendered. A format's finishing step (the PDF's
+    TeX run, outside the derivation's budget) that fails costs only that file.
     """
-    from . import document, render  # noqa: F401  (imported here, once, so each child starts warm)
+    from .isolate import budget_spent
+    from .render import RENDERERS
 
-    try:
-        files = isolated(render_spec, path, formats, lang, flavor, front_matter, timeout=timeout, label=str(path))
-    except DeriveError as e:
-        return Outcome(path, errors=tuple(e.lines()))
+    files = render_spec(path, formats, lang, flavor, front_matter)
+    budget_spent()
     written, errors = [], []
     for fmt, (name, data) in zip(formats, files.items()):
         try:
-            data = render.RENDERERS[fmt].finish(data, label=str(path))
+            data = RENDERERS[fmt].finish(data, label=str(path))
         except DeriveError as e:
             errors.extend(e.lines())
             continue
         write_atomic(out / name, data)
         written.append(out / name)
-    return Outcome(path, written=tuple(written), errors=tuple(errors))
+    return tuple(written), tuple(errors)
+
+
+def build_specs(
+    paths: list[Path], *, out: Path, formats: tuple[str, ...], lang: str | None = None, flavor: str | None = None,
+    front_matter: bool = False, timeout: float = DEFAULT_TIMEOUT, jobs: int = 1, force: bool = False,
+    cache: bool = True, done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Build specs into every format, `jobs` at a time; return their outcomes in the order given.
+
+    lang and flavor (the Markdown's math syntax) override the spec's; front_matter adds YAML
+    front matter to the Markdown of the flavors that take it (hugo, jekyll), and nothing to others.
+    A spec whose outputs were built from the same spec file, templates, code and options is
+    skipped (force: never), so a rebuild with nothing changed derives nothing and runs no TeX.
+    Each spec is derived in its own child process, within `timeout` seconds; done(outcome) is
+    called as each one finishes.
+    """
+    options = json.dumps([list(formats), lang, flavor, front_matter])
+    record = _Cache(out) if cache else None
+    outcomes: dict[int, Outcome] = {}
+    todo: list[int] = []
+    keys = {}
+    for i, path in enumerate(paths):
+        keys[i] = stamp(path, options)
+        names = [f"{path.stem}.{fmt}" for fmt in formats]
+        if record is not None and not force and record.fresh(path.stem, keys[i], names):
+            outcomes[i] = Outcome(path, fresh=True)
+            if done:
+                done(outcomes[i])
+        else:
+            todo.append(i)
+    if todo:
+        from . import document, render  # noqa: F401  (imported once, here, so that each child starts warm)
+        from .isolate import run_many
+        from .load import LANGS
+        from .messages import Messages
+
+        for language in LANGS:
+            Messages(language).warm()
+
+        def finished(n: int, result) -> None:
+            i = todo[n]
+            if isinstance(result, DeriveError):
+                outcomes[i] = Outcome(paths[i], errors=tuple(result.lines()))
+            else:
+                outcomes[i] = Outcome(paths[i], written=result[0], errors=result[1])
+            if record is not None:
+                record.update(paths[i].stem, keys[i] if outcomes[i].ok else None, outcomes[i].written)
+            if done:
+                done(outcomes[i])
+
+        calls = [(make_files, (paths[i], out, formats, lang, flavor, front_matter), str(paths[i])) for i in todo]
+        run_many(calls, jobs=jobs, timeout=timeout, done=finished)
+        if record is not None:
+            record.save()
+    return [outcomes[i] for i in range(len(paths))]
+
+
+def build_spec(
+    path: Path, *, out: Path, formats: tuple[str, ...], lang: str | None = None, flavor: str | None = None,
+    front_matter: bool = False, timeout: float = DEFAULT_TIMEOUT
+) -> Outcome:
+    """Build one spec into every format, whatever was built before (see build_specs)."""
+    (outcome,) = build_specs([path], out=out, formats=formats, lang=lang, flavor=flavor, front_matter=front_matter,
+                             timeout=timeout, cache=False)
+    return outcome
+
+
+def stamp(path: Path, options: str) -> str:
+    """Return the content hash of what a spec's outputs are made from: the spec, the options and the tool."""
+    digest = hashlib.sha256(_tool_hash().encode())
+    digest.update(options.encode())
+    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_TOOL: list[str] = []
+
+
+def _tool_hash() -> str:
+    """Hash the version, the package's code and its templates (once per run)."""
+    if not _TOOL:
+        digest = hashlib.sha256(__version__.encode())
+        for name, data in package_files():
+            digest.update(name.encode() + b"\0" + data + b"\0")
+        _TOOL.append(digest.hexdigest())
+    return _TOOL[0]
+
+
+class _Cache:
+    """The output folder's record: per spec stem, the hash its outputs were built from and their sizes."""
+
+    def __init__(self, out: Path):
+        self.path = out / CACHE
+        try:
+            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.out = out
+        self.changed = False
+
+    def fresh(self, stem: str, key: str, names: list[str]) -> bool:
+        """Tell whether every named output exists as it was written from this key."""
+        entry = self.entries.get(stem)
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return False
+        sizes = entry.get("files", {})
+        for name in names:
+            try:
+                if sizes.get(name) != (self.out / name).stat().st_size:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    def update(self, stem: str, key: str | None, written: tuple[Path, ...]) -> None:
+        """Record a successful build (key), or forget a failed one so that it is tried again."""
+        if key is None:
+            self.changed |= self.entries.pop(stem, None) is not None
+            return
+        self.entries[stem] = {"key": key, "files": {p.name: p.stat().st_size for p in written}}
+        self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            write_atomic(self.path, (json.dumps(self.entries, indent=1, sort_keys=True) + "\n").encode())
 
 
 def compare_spec(path: Path) -> list[str]:
@@ -116,6 +255,7 @@ def compare_spec(path: Path) -> list[str]:
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     """Compare one spec's derivation with real torch; errors list every mismatch."""
     from . import check, derive  # noqa: F401  (imported here, once, so each child starts warm)
+    from .isolate import isolated
 
     try:
         diffs = isolated(compare_spec, path, timeout=timeout, label=str(path))
@@ -129,7 +269,7 @@ STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 def new_spec(name: str, *, folder: Path) -> Path:
     """Write the starter spec as folder/name.yaml; refuse a bad name or an existing file."""
-    from .render import template_root
+    from .resources import template_root
 
     if not STEM.fullmatch(name):
         raise DeriveError(f"{name!r} is not a usable spec name (allowed: letters, digits, _ and -, up to 64)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 
 class DeriveError(Exception):
@@ -15,13 +15,13 @@ class DeriveError(Exception):
         return [str(self)]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a spec, located in its file."""
+class Problem(namedtuple("Problem", "path line message")):
+    """One thing wrong with a spec, located in its file: path, line (or None) and message.
 
-    path: str
-    line: int | None
-    message: str
+    (A named tuple rather than a dataclass: the CLI imports this module, and dataclasses costs it more than all else.)
+    """
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

@@ -30,7 +30,7 @@ MARK = re.compile(r"(\*\*.+?\*\*|`[^`]*`|\$[^$]*\$)", re.S)
 
 
 def _root():
-    from .render import template_root
+    from .resources import template_root
 
     return template_root()
 
@@ -48,6 +48,15 @@ def _catalog(lang: str) -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=None)
+def _templates(lang: str) -> tuple[jinja2.Environment, dict[str, jinja2.Template]]:
+    """Return one language's jinja environment and its compiled sentences, shared by every document."""
+    rules: dict[str, str] = _catalog(lang).get("rules") or {}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals["rule"] = lambda name: rules.get(name, name)
+    return env, {}
+
+
 class Messages:
     """One language's sentences: call it with a key and the sentence's parameters."""
 
@@ -57,22 +66,28 @@ class Messages:
         self._messages: dict[str, str] = data["messages"]
         self._rules: dict[str, str] = data.get("rules") or {}
         self.tex: dict[str, str] = data.get("tex") or {}
-        self._env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        self._env.globals["rule"] = self.rule
-        self._compiled: dict[str, jinja2.Template] = {}
+        self._env, self._compiled = _templates(lang)
 
     def keys(self) -> set[str]:
         """Return every message key of the catalog."""
         return set(self._messages)
 
-    def __call__(self, key: str, **params: Any) -> str:
-        """Return the sentence `key` with its parameters filled in, marks included."""
+    def warm(self) -> None:
+        """Compile every sentence now (before builds fork, so that each child starts with them)."""
+        for key in self._messages:
+            self._template(key)
+
+    def _template(self, key: str) -> jinja2.Template:
         template = self._compiled.get(key)
         if template is None:
             if key not in self._messages:
                 raise KeyError(f"message {key!r} is missing from the {self.lang} catalog")
             template = self._compiled[key] = self._env.from_string(str(self._messages[key]))
-        return template.render(**params)
+        return template
+
+    def __call__(self, key: str, **params: Any) -> str:
+        """Return the sentence `key` with its parameters filled in, marks included."""
+        return self._template(key).render(**params)
 
     def note_key(self, kink: str) -> str:
         """Return the message key of a kink's note (a generic one for a kink without its own)."""

@@ -311,7 +311,7 @@ class _Builder:
         doc.append(Command("derivetitle", arguments=self.text(d.title.strip())))
         if d.summary.strip():
             doc.append(self.Paragraph(data=[self.text(d.summary.strip())]))
-        doc.append(self.say("intro"))
+        doc.append(self.say("intro", large=d.large))
 
         doc.append(self.section("h_code"))
         doc.append(self.Listing(data=[NoEscape(_verbatim(d.code))]))
@@ -407,7 +407,7 @@ class _Builder:
             doc.append(self.say("rows_of_jacobian", v=call.gradient_name, out=call.output))
 
         doc.append(self.section("h_node_by_node", 2))
-        doc.append(self.say("node_by_node", out=call.output))
+        doc.append(self.say("node_by_node", out=call.output, large=d.large))
         for item in call.backward:
             indices = item.indices if item.generic else ""
             if item.is_output:
@@ -434,6 +434,8 @@ class _Builder:
                 items.add_item(self.say(t.note_key(note.key), element=note.element, input=note.input,
                                         value=note.value, count=note.count, node=note.node))
             doc.append(items)
+            if call.notes_hidden:
+                doc.append(self.say("notes_hidden", count=call.notes_hidden))
         if call.all_at_once:
             doc.append(self.section("h_all_at_once", 2))
             doc.append(self.say("all_at_once"))
@@ -593,11 +595,10 @@ def missing_tex(tex: str, engine_name: str) -> str | None:
     for tool in ("latexmk", engine_name, "kpsewhich"):
         if shutil.which(tool) is None:
             return tool
-    for package in dict.fromkeys(PACKAGE.findall(tex)):
-        found = subprocess.run(["kpsewhich", f"{package}.sty"], capture_output=True, text=True, timeout=30)
-        if not found.stdout.strip():
-            return f"{package}.sty"
-    return None
+    wanted = [f"{package}.sty" for package in dict.fromkeys(PACKAGE.findall(tex))]
+    found = subprocess.run(["kpsewhich", *wanted], capture_output=True, text=True, timeout=30)  # one run for all
+    present = {Path(line.strip()).name for line in found.stdout.splitlines()}
+    return next((name for name in wanted if name not in present), None)
 
 
 def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -59,3 +62,36 @@ def pdf_producer(path: Path) -> str:
 def squeeze(text: str) -> str:
     """Drop all whitespace (a PDF's text breaks lines where the typesetting did)."""
     return "".join(text.split())
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run of the command line did: its exit code and what it printed."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke(*args: str) -> Result:
+    """Run derive in-process with these arguments, as the console script would."""
+    from generator.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # --help and --version end argparse's way
+            code = e.code or 0
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def outputs(folder: Path) -> list[Path]:
+    """Return a build folder's outputs, sorted, without the build's own record (generator.build.CACHE)."""
+    from generator.build import CACHE
+
+    return sorted(p for p in folder.iterdir() if p.name != CACHE)

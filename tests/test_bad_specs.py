@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from generator.cli import main
+from tests.helpers import invoke
 
 BAD = Path(__file__).resolve().parent / "bad"
 SENTINEL = Path("/tmp/derive-pwned")
@@ -137,7 +136,7 @@ def test_bad_spec_fails_with_its_message(name, tmp_path):
     path = BAD / name
     out = tmp_path / "out"
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["build", str(path), "--out", str(out), "--format", "md,json"])
+    result = invoke("build", str(path), "--out", str(out), "--format", "md,json")
     elapsed = time.monotonic() - started
     assert result.exit_code == 1
     expected = [line.replace("{path}", str(path)).replace("{FUNCS}", FUNCS) for line in EXPECTED[name]]

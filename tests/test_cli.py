@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import sympy as sp
-from click.testing import CliRunner
 
 from generator import ops
-from generator.cli import main
+from tests.helpers import invoke, outputs
 
 SEED = Path(__file__).resolve().parent.parent / "derivations" / "01_scalar_mean.yaml"
 
@@ -36,9 +35,6 @@ backward: y
 """
 
 
-def invoke(*args: str):
-    """Run derive with these arguments."""
-    return CliRunner().invoke(main, list(args))
 
 
 class TestBuild:
@@ -47,7 +43,7 @@ class TestBuild:
         result = invoke("build", str(SEED), "--out", str(tmp_path), "--format", "md,json")
         assert result.exit_code == 0, result.output
         assert result.stdout == "1 built, 0 failed\n"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["01_scalar_mean.json", "01_scalar_mean.md"]
+        assert [p.name for p in outputs(tmp_path)] == ["01_scalar_mean.json", "01_scalar_mean.md"]
 
     def test_folder_builds_every_spec_in_it(self, specs_dir, tmp_path):
         """A folder argument builds each .yaml/.yml file in it."""
@@ -57,7 +53,7 @@ class TestBuild:
         out = tmp_path / "out"
         result = invoke("build", str(specs_dir), "--out", str(out))
         assert result.exit_code == 0
-        assert sorted(p.name for p in out.iterdir()) == ["a.md", "b.md"]
+        assert [p.name for p in outputs(out)] == ["a.md", "b.md"]
 
     def test_invalid_spec_reports_every_problem_and_others_still_build(self, specs_dir, tmp_path):
         """One line per problem with file:line, exit 1, nothing written for it, the good spec built."""
@@ -75,7 +71,7 @@ class TestBuild:
             "1 built, 1 failed\n"
         )
         assert "Traceback" not in result.output
-        assert sorted(p.name for p in out.iterdir()) == ["good.md"]
+        assert [p.name for p in outputs(out)] == ["good.md"]
 
     def test_code_in_a_spec_never_runs(self, specs_dir, tmp_path):
         """An expression that tries to import and write a file is refused, and the file never appears."""
@@ -96,7 +92,9 @@ class TestBuild:
         """--format names only known formats."""
         result = invoke("build", str(SEED), "--out", str(tmp_path), "--format", "md,docx")
         assert result.exit_code == 2
-        assert result.stderr.endswith("Error: Invalid value for '--format': unknown format docx (allowed: md, json, tex, pdf)\n")
+        assert result.stderr == (
+            "derive build: argument --format: unknown format docx (allowed: md, json, tex, pdf) (see derive build --help)\n"
+        )
 
     def test_missing_path(self, tmp_path):
         """A path that does not exist is one line and exit 1."""
@@ -141,3 +139,31 @@ def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
     assert "build" in result.stdout and "check" in result.stdout
+
+
+def test_option_lists_match_the_loader():
+    """The CLI's own lists of languages and flavors (kept so --help loads no YAML library) are the loader's."""
+    from generator import cli, load
+
+    assert cli.LANGS == load.LANGS and cli.FLAVORS == load.FLAVORS
+
+
+def test_version():
+    """derive --version prints the version."""
+    from generator import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"derive, version {__version__}\n"
+
+
+def test_bug_is_one_line_and_exit_70(monkeypatch, tmp_path):
+    """An unexpected exception of ours is one line and exit code 70, never a traceback."""
+    from generator import build
+
+    def broken(*args, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(build, "find_specs", broken)
+    result = invoke("build", str(SEED), "--out", str(tmp_path))
+    assert result.exit_code == 70
+    assert result.stderr == "derive: internal error (RuntimeError: boom); please report it\n"

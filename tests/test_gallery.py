@@ -12,7 +12,7 @@ from generator.check import compare, run
 from generator.code import printed, torch_code
 from generator.ops import REGISTRY
 
-from .helpers import GALLERY, ROOT, pdf_producer, pdf_text
+from .helpers import GALLERY, ROOT, outputs, pdf_producer, pdf_text
 
 IDS = [p.stem for p in GALLERY]
 
@@ -87,4 +87,4 @@ def test_output_is_fresh(stem, fmt, gallery_build):
 def test_output_has_nothing_else():
     """Every file in output/ is a gallery spec's, in a format derive builds."""
     expected = {f"{stem}.{fmt}" for stem in IDS for fmt in FORMATS}
-    assert {p.name for p in (ROOT / "output").iterdir()} == expected
+    assert {p.name for p in outputs(ROOT / "output")} == expected

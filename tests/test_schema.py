@@ -7,14 +7,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from generator import load
-from generator.cli import main
 from generator.schema import spec_schema
 
-from .helpers import GALLERY
+from .helpers import invoke, GALLERY
 
 BAD = Path(__file__).resolve().parent / "bad"
 # The bad specs whose fault is in the structure (types, keys, names), which a schema can see;
@@ -32,7 +30,7 @@ def data(path: Path):
 
 def validator():
     """Return a validator for the printed schema."""
-    result = CliRunner().invoke(main, ["schema"])
+    result = invoke("schema")
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -72,25 +70,24 @@ def test_reserved_and_keyword_names_are_rejected():
 class TestNew:
     def test_starter_validates_builds_and_agrees_with_torch(self, tmp_path):
         """derive new writes a spec that validates, builds and passes derive check as it is."""
-        runner = CliRunner()
-        result = runner.invoke(main, ["new", "first", "--dir", str(tmp_path)])
+        result = invoke("new", "first", "--dir", str(tmp_path))
         spec = tmp_path / "first.yaml"
         assert result.exit_code == 0
         assert result.stdout == f"wrote {spec}: build it with derive build {spec}\n"
         validator().validate(data(spec))
-        assert runner.invoke(main, ["build", str(spec), "--out", str(tmp_path / "out")]).exit_code == 0
-        assert runner.invoke(main, ["check", str(spec)]).exit_code == 0
+        assert invoke("build", str(spec), "--out", str(tmp_path / "out")).exit_code == 0
+        assert invoke("check", str(spec)).exit_code == 0
 
     def test_never_overwrites(self, tmp_path):
         """An existing spec is left alone."""
         (tmp_path / "first.yaml").write_text("mine")
-        result = CliRunner().invoke(main, ["new", "first", "--dir", str(tmp_path)])
+        result = invoke("new", "first", "--dir", str(tmp_path))
         assert result.exit_code == 1
         assert result.stderr == f"{tmp_path / 'first.yaml'} already exists (allowed: a new name)\n"
         assert (tmp_path / "first.yaml").read_text() == "mine"
 
     def test_name_must_be_a_plain_file_name(self, tmp_path):
         """A name with a path in it is refused."""
-        result = CliRunner().invoke(main, ["new", "../escape", "--dir", str(tmp_path)])
+        result = invoke("new", "../escape", "--dir", str(tmp_path))
         assert result.exit_code == 1
         assert result.stderr == "'../escape' is not a usable spec name (allowed: letters, digits, _ and -, up to 64)\n"

@@ -16,7 +16,7 @@ from generator.ops import REGISTRY
 from generator.pdf import build_tex
 from generator.render import RENDERERS
 
-from .helpers import GALLERY, pdf_text, squeeze
+from .helpers import invoke, GALLERY, pdf_text, squeeze
 
 CHINESE_SEEDS = ["01_scalar_mean_zh", "02_vector_jacobian_zh"]
 # Words that stay as they are in a Chinese document: names of software, functions and torch's own words.
@@ -60,23 +60,13 @@ class TestChineseSeeds:
 class TestLanguageChoice:
     def test_lang_option_overrides_the_spec(self, tmp_path):
         """derive build --lang zh writes an English spec's document in Chinese."""
-        from click.testing import CliRunner
-
-        from generator.cli import main
-
-        result = CliRunner().invoke(main, ["build", str(spec_of("01_scalar_mean")), "--out", str(tmp_path),
-                                           "--lang", "zh"])
+        result = invoke("build", str(spec_of("01_scalar_mean")), "--out", str(tmp_path), "--lang", "zh")
         assert result.exit_code == 0, result.output
         assert "## 反向传播" in (tmp_path / "01_scalar_mean.md").read_text()
 
     def test_unknown_lang_is_a_usage_error(self, tmp_path):
         """--lang names only languages with a catalog."""
-        from click.testing import CliRunner
-
-        from generator.cli import main
-
-        result = CliRunner().invoke(main, ["build", str(spec_of("01_scalar_mean")), "--out", str(tmp_path),
-                                           "--lang", "fr"])
+        result = invoke("build", str(spec_of("01_scalar_mean")), "--out", str(tmp_path), "--lang", "fr")
         assert result.exit_code == 2
         assert "unknown language fr (allowed: en, zh)" in result.stderr
 

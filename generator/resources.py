@@ -1,0 +1,23 @@
+"""Where the package's files are: its templates, and everything a build's outputs depend on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def template_root() -> Path:
+    """Return the templates folder: inside the installed package, or beside it in a checkout."""
+    for candidate in (HERE / "templates", HERE.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the templates folder is missing from the installation")
+
+
+def package_files() -> list[tuple[str, bytes]]:
+    """Return (name, bytes) of the package's code and templates, in a fixed order."""
+    root = template_root()
+    files = [(f"generator/{p.name}", p) for p in HERE.glob("*.py")]
+    files += [(f"templates/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*") if p.is_file()]
+    return [(name, path.read_bytes()) for name, path in sorted(files)]
