@@ -8,13 +8,17 @@ STAMP := $(VENV)/.installed
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures latexmk \
 	texlive-xetex texlive-lang-chinese poppler-utils
 
-.PHONY: build test gallery clean tex browser
+.PHONY: build test bench clean tex browser
 
 build: $(STAMP) tex
 	$(BIN)/derive build derivations --out output --format md,json,tex,pdf
 
 test: $(STAMP) tex browser node_modules/.installed
 	$(BIN)/python -m pytest
+
+# The five performance figures of the README, measured on this machine (about two minutes).
+bench: $(STAMP) tex
+	$(BIN)/python benchmarks/bench.py
 
 # torch is installed on its own, pinned: a bare requirement may pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

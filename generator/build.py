@@ -146,13 +146,9 @@ def build_specs(
         else:
             todo.append(i)
     if todo:
-        from . import document, render  # noqa: F401  (imported once, here, so that each child starts warm)
         from .isolate import run_many
-        from .load import LANGS
-        from .messages import Messages
 
-        for language in LANGS:
-            Messages(language).warm()
+        _warm(formats, example=len(todo) > 1)
 
         def finished(n: int, result) -> None:
             i = todo[n]
@@ -170,6 +166,35 @@ def build_specs(
         if record is not None:
             record.save()
     return [outcomes[i] for i in range(len(paths))]
+
+
+def _warm(formats: tuple[str, ...], *, example: bool) -> None:
+    """Load and compile, once in the parent, what every child needs, so that each child starts with it.
+
+    With example, also render the starter spec in memory: sympy's and the printers' caches fill on
+    first use, which otherwise costs each child a second or so of a build's time.
+    """
+    from . import bulk, derive, document, graph, load, render  # noqa: F401
+    from .messages import Messages
+    from .resources import template_root
+
+    for language in load.LANGS:
+        Messages(language).warm()
+    if {"tex", "pdf"} & set(formats):
+        from .pdf import _classes
+
+        _classes()  # pylatex
+    if example:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="derive-warm-") as tmp:
+            path = Path(tmp) / "warm.yaml"
+            path.write_text((template_root() / "starter.yaml").read_text(encoding="utf-8").replace("{{NAME}}", "warm"),
+                            encoding="utf-8")
+            try:
+                render_spec(path, tuple(f for f in formats if f != "pdf") or ("md",), None)
+            except DeriveError:
+                pass  # only a warm-up: the starter always builds, and a test says so
 
 
 def build_spec(
