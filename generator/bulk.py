@@ -139,14 +139,6 @@ class _Engine:
         found = op.vkinks(_operands(node, self.values, self.graph), out, _shapes(node, self.graph), _params(node))
         return [(node.name, key, where) for where, key in found]
 
-    def ancestors(self, output: str) -> list[Node]:
-        """Return the nodes that output depends on and that require grad, output first."""
-        needed = {output}
-        for node in reversed(self.graph.nodes):
-            if node.name in needed:
-                needed.update(a for a in node.parents if self.graph.node(a).requires_grad)
-        return [n for n in reversed(self.graph.nodes) if n.name in needed]
-
     def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:
         """Propagate v back through nodes (output first): every adjoint, as torch sums them."""
         adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
@@ -269,7 +261,7 @@ def derive_bulk(graph: Graph) -> Bulk:
         out = graph.node(call.output)
         implicit = call.gradient is None
         v = _array(ones_gradient(out) if implicit else call.gradient)
-        nodes = engine.ancestors(call.output)
+        nodes = graph.ancestors(call.output)
         adj = engine.backward(nodes, v)
         leaves = [n.name for n in nodes if n.is_leaf]
         kinks = tuple(k for n in nodes if not n.is_leaf for k in engine.kinks(n))

@@ -225,8 +225,10 @@ class _Engine:
         ]
         if outs:
             sources.append((self.symbols[node.name], self.values[node.name], self.shadows[node.name]))
-        for syms, values, floats in sources:
-            fresh = [sp.Dummy() for _ in syms]
+        for position, (syms, values, floats) in enumerate(sources):
+            # named in order: sympy sorts a sum's terms by name before its process-wide Dummy counter,
+            # so the order shown never depends on what the process derived before
+            fresh = [sp.Dummy(f"a{position}_{k:06d}") for k in range(len(syms))]
             holders.append(fresh)
             env.update(zip(fresh, values))
             real.update(zip(fresh, syms))
@@ -256,17 +258,9 @@ class _Engine:
         found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), _params(node))
         return [Kink(node.name, k, key) for k, key in found]
 
-    def ancestors(self, output: str) -> list[Node]:
-        """Return the nodes that output depends on and that require grad, output first."""
-        needed = {output}
-        for node in reversed(self.graph.nodes):
-            if node.name in needed:
-                needed.update(a for a in node.parents if self.graph.node(a).requires_grad)
-        return [n for n in reversed(self.graph.nodes) if n.name in needed]
-
     def backward(self, output: str, v: tuple[sp.Expr, ...], *, terms: bool) -> dict[str, list]:
         """Propagate v from output; return per node per element its terms (or just values)."""
-        nodes = self.ancestors(output)
+        nodes = self.graph.ancestors(output)
         adj: dict[str, list[sp.Expr]] = {n.name: [sp.Integer(0)] * numel(n.shape) for n in nodes}
         parts: dict[str, list[list[Term]]] = {n.name: [[] for _ in range(numel(n.shape))] for n in nodes}
         adj[output] = list(v)

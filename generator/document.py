@@ -332,17 +332,7 @@ class _Builder:
         return formula_tex(node)
 
     def graph_rows(self) -> tuple[GraphRow, ...]:
-        rows = []
-        for node in self.graph.nodes:
-            if node.is_leaf:
-                formula = f"{name_tex(node.name)} = {tensor_tex(self.d.values[node.name], node.shape)}"
-                grad_fn = "AccumulateGrad" if node.requires_grad else ""
-            else:
-                formula = self.formula(node)
-                grad_fn = self.graph.grad_fn(node)
-            rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
-                                 node.requires_grad, node.is_leaf, node.name != node.step, node.step))
-        return tuple(rows)
+        return graph_rows_of(self.graph, lambda name: self.d.values[name])
 
     def forward_items(self) -> tuple[ForwardItem, ...]:
         return tuple(self.forward_item(n) for n in self.graph.nodes if not n.is_leaf)
@@ -592,42 +582,69 @@ class _Builder:
                 lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines)
 
-    # -- the picture -------------------------------------------------------
+    # -- the picture and the grads -----------------------------------------------
 
     def picture(self) -> Picture:
-        nodes, edges = [], []
-        for node in self.graph.nodes:
-            values = self.d.values[node.name]
-            grads = []
-            if node.is_leaf:
-                total = self.d.grads.get(node.name)
-                if total is not None:
-                    grads.append(PictureGrad(0, brief_text(total, node.shape), brief_tex(total, node.shape)))
-            else:
-                for number, p in enumerate(self.d.passes, 1):
-                    if node.name in p.adjoints:
-                        adj = [a.value for a in p.adjoints[node.name]]
-                        grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
-                for parent in dict.fromkeys(node.parents):
-                    edges.append(PictureEdge(parent, node.name, self.graph.node(parent).requires_grad))
-            nodes.append(PictureNode(
-                node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else self.graph.grad_fn(node),
-                node.is_leaf, node.requires_grad, brief_text(values, node.shape), brief_tex(values, node.shape),
-                tuple(grads),
-            ))
-        return Picture(tuple(nodes), tuple(edges), len(self.d.passes))
-
-    # -- grads ---------------------------------------------------------------
+        return picture_of(
+            self.graph, self.d.passes, values=lambda name: self.d.values[name],
+            adjoint=lambda p, name: [a.value for a in p.adjoints[name]] if name in p.adjoints else None,
+            grad=self.d.grads.get,
+        )
 
     def grad_items(self) -> tuple[GradItem, ...]:
-        items = []
-        for inp in self.graph.spec.inputs:
-            grad = self.d.grads[inp.name]
-            parts = tuple(tensor_tex(p.vjp[inp.name], inp.value.shape) for p in self.d.passes if inp.name in p.vjp)
-            total = tensor_tex(grad, inp.value.shape) if grad is not None else ""
-            items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, grad is not None, parts, total,
-                                  shape_text(inp.value.shape)))
-        return tuple(items)
+        return grad_items_of(self.graph, self.d.passes, vjp=lambda p, leaf: p.vjp.get(leaf), grad=self.d.grads.get)
+
+
+def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
+    """Return the graph table's rows: values(name) gives a leaf's numbers."""
+    rows = []
+    for node in graph.nodes:
+        if node.is_leaf:
+            formula = f"{name_tex(node.name)} = {tensor_tex(values(node.name), node.shape)}"
+            grad_fn = "AccumulateGrad" if node.requires_grad else ""
+        else:
+            formula = formula_tex(node)
+            grad_fn = graph.grad_fn(node)
+        rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
+                             node.requires_grad, node.is_leaf, node.name != node.step, node.step))
+    return tuple(rows)
+
+
+def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
+    """Return the graph's picture: values(name), adjoint(pass, name) and grad(leaf) give the numbers (or None)."""
+    nodes, edges = [], []
+    for node in graph.nodes:
+        shown = values(node.name)
+        grads = []
+        if node.is_leaf:
+            total = grad(node.name)
+            if total is not None:
+                grads.append(PictureGrad(0, brief_text(total, node.shape), brief_tex(total, node.shape)))
+        else:
+            for number, p in enumerate(passes, 1):
+                adj = adjoint(p, node.name)
+                if adj is not None:
+                    grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
+            for parent in dict.fromkeys(node.parents):
+                edges.append(PictureEdge(parent, node.name, graph.node(parent).requires_grad))
+        nodes.append(PictureNode(
+            node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else graph.grad_fn(node),
+            node.is_leaf, node.requires_grad, brief_text(shown, node.shape), brief_tex(shown, node.shape),
+            tuple(grads),
+        ))
+    return Picture(tuple(nodes), tuple(edges), len(passes))
+
+
+def grad_items_of(graph, passes, *, vjp, grad) -> tuple[GradItem, ...]:
+    """Return each leaf's .grad after every call: vjp(pass, leaf) and grad(leaf) give the numbers (or None)."""
+    items = []
+    for inp in graph.spec.inputs:
+        total = grad(inp.name)
+        parts = tuple(tensor_tex(vjp(p, inp.name), inp.value.shape) for p in passes if vjp(p, inp.name) is not None)
+        items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, total is not None, parts,
+                              tensor_tex(total, inp.value.shape) if total is not None else "",
+                              shape_text(inp.value.shape)))
+    return tuple(items)
 
 
 def formula_tex(node: Node) -> str:

@@ -22,13 +22,11 @@ from .document import (
     JacobianItem,
     Note,
     Picture,
-    PictureEdge,
-    PictureGrad,
-    PictureNode,
-    brief_tex,
-    brief_text,
     display_params,
     formula_tex,
+    grad_items_of,
+    graph_rows_of,
+    picture_of,
     shape_text,
 )
 from .graph import Node
@@ -77,19 +75,7 @@ class _Builder:
     # -- graph and forward ---------------------------------------------------
 
     def graph_rows(self):
-        from .document import GraphRow
-
-        rows = []
-        for node in self.graph.nodes:
-            if node.is_leaf:
-                formula = f"{name_tex(node.name)} = {tensor_tex(self.values(node.name), node.shape)}"
-                grad_fn = "AccumulateGrad" if node.requires_grad else ""
-            else:
-                formula = formula_tex(node)
-                grad_fn = self.graph.grad_fn(node)
-            rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
-                                 node.requires_grad, node.is_leaf, node.name != node.step, node.step))
-        return tuple(rows)
+        return graph_rows_of(self.graph, self.values)
 
     def forward_item(self, node: Node) -> ForwardItem:
         op = REGISTRY[node.op]
@@ -239,37 +225,20 @@ class _Builder:
     # -- the picture and the grads --------------------------------------------
 
     def picture(self) -> Picture:
-        nodes, edges = [], []
-        for node in self.graph.nodes:
-            values = self.values(node.name)
-            grads = []
-            if node.is_leaf:
-                total = self.d.grads.get(node.name)
-                if total is not None:
-                    grads.append(PictureGrad(0, brief_text(_Lazy(total), node.shape), brief_tex(_Lazy(total), node.shape)))
-            else:
-                for number, p in enumerate(self.d.passes, 1):
-                    if node.name in p.adjoints:
-                        adj = _Lazy(p.adjoints[node.name])
-                        grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
-                for parent in dict.fromkeys(node.parents):
-                    edges.append(PictureEdge(parent, node.name, self.graph.node(parent).requires_grad))
-            nodes.append(PictureNode(
-                node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else self.graph.grad_fn(node),
-                node.is_leaf, node.requires_grad, brief_text(values, node.shape), brief_tex(values, node.shape),
-                tuple(grads),
-            ))
-        return Picture(tuple(nodes), tuple(edges), len(self.d.passes))
+        return picture_of(
+            self.graph, self.d.passes, values=self.values,
+            adjoint=lambda p, name: _Lazy(p.adjoints[name]) if name in p.adjoints else None, grad=self.grad,
+        )
 
     def grad_items(self) -> tuple[GradItem, ...]:
-        items = []
-        for inp in self.graph.spec.inputs:
-            grad = self.d.grads[inp.name]
-            parts = tuple(tensor_tex(_Lazy(p.vjp[inp.name]), inp.value.shape) for p in self.d.passes if inp.name in p.vjp)
-            total = tensor_tex(_Lazy(grad), inp.value.shape) if grad is not None else ""
-            items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, grad is not None, parts, total,
-                                  shape_text(inp.value.shape)))
-        return tuple(items)
+        return grad_items_of(
+            self.graph, self.d.passes, vjp=lambda p, leaf: _Lazy(p.vjp[leaf]) if leaf in p.vjp else None,
+            grad=self.grad,
+        )
+
+    def grad(self, leaf: str) -> _Lazy | None:
+        total = self.d.grads.get(leaf)
+        return None if total is None else _Lazy(total)
 
 
 def _factor(x: float) -> str:

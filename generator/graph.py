@@ -73,6 +73,14 @@ class Graph:
     def _index(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
 
+    def ancestors(self, output: str) -> list[Node]:
+        """Return the nodes that output depends on and that require grad, output first (backward's order)."""
+        needed = {output}
+        for node in reversed(self.nodes):
+            if node.name in needed:
+                needed.update(a for a in node.parents if self.node(a).requires_grad)
+        return [n for n in reversed(self.nodes) if n.name in needed]
+
     def consumers(self, name: str) -> list[tuple[Node, int]]:
         """Return (node, argument position) for every use of a node."""
         return [(n, i) for n in self.nodes for i, a in enumerate(n.args) if a == name]

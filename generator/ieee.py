@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-_FUNCS: dict[type, Callable[..., float]] = {
+NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.exp: np.exp,
     sp.log: np.log,
     sp.sin: np.sin,
@@ -54,8 +54,8 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
             return reduce(np.maximum, args)
         if expr.func is sp.Min:
             return reduce(np.minimum, args)
-        if expr.func in _FUNCS:
-            return _FUNCS[expr.func](*args)
+        if expr.func in NUMPY:
+            return NUMPY[expr.func](*args)
     # the kink functions: let them decide on the rounded numbers
     result = expr.func(*(sp.Float(a) if math.isfinite(a) else number_back(a) for a in args))
     return number(result) if result.is_number else np.float64("nan")

@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-_UNARY = {
-    sp.exp: np.exp,
-    sp.log: np.log,
-    sp.sin: np.sin,
-    sp.cos: np.cos,
-    sp.tanh: np.tanh,
-    sp.Abs: np.abs,
-}
+from .ieee import NUMPY
+
 
 
 def _sign(a: Any) -> Any:
@@ -64,10 +58,10 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
         if expr.exp == sp.Rational(1, 2):
             return np.sqrt(base)
         return np.power(np.asarray(base, dtype=np.float64), exponent)
-    if expr.func in _UNARY:
-        return _UNARY[expr.func](args[0])
     if expr.func is sp.sign:
         return _sign(args[0])
+    if expr.func in NUMPY:
+        return NUMPY[expr.func](args[0])
     if expr.func in (sp.Max, sp.Min):
         pick = np.maximum if expr.func is sp.Max else np.minimum  # both propagate nan, as torch
         result = args[0]

@@ -6,7 +6,6 @@ import json
 import math
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2

@@ -148,6 +148,15 @@ class TestParallel:
         assert results["1"] == results["3"]
         assert len(results["1"][2]) == 2 * len(GALLERY)
 
+    def test_output_is_independent_of_the_other_specs(self, tmp_path):
+        """A spec built alone and built after others (with the warm-up that comes with them) has the same bytes."""
+        spec = ROOT / "derivations" / "14_reductions_along_dims.yaml"
+        alone = build_specs([spec], out=tmp_path / "alone", formats=("md", "json"))
+        together = build_specs([*GALLERY[:3], spec], out=tmp_path / "together", formats=("md", "json"))
+        assert all(o.ok for o in alone + together)
+        for name in ("14_reductions_along_dims.md", "14_reductions_along_dims.json"):
+            assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "together" / name).read_bytes()
+
     def test_outcomes_keep_the_order_given(self, tmp_path):
         """build_specs returns outcomes in the order of its paths, whatever order they finish in."""
         specs = list(reversed(GALLERY[:5]))
