@@ -86,18 +86,18 @@ def parser() -> argparse.ArgumentParser:
                                 description="Build each spec (files or folders; default derivations/) into "
                                             "OUT/<stem>.<format>. A spec whose outputs are up to date is skipped.")
     build.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
-    build.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Folder for the outputs (default: output).")
-    build.add_argument("--format", dest="formats", type=_formats, default=("md",),
+    build.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="Folder for the outputs (default: output).")
+    build.add_argument("--format", dest="formats", type=_formats, default=("md",), metavar="LIST",
                        help="Comma-separated: md, json, tex, pdf (default: md).")
-    build.add_argument("--lang", type=_choices("language", LANGS), default=None,
+    build.add_argument("--lang", type=_choices("language", LANGS), default=None, metavar="LANG",
                        help="Language of the documents: en, zh (default: each spec's lang).")
-    build.add_argument("--flavor", type=_choices("flavor", FLAVORS), default=None,
+    build.add_argument("--flavor", type=_choices("flavor", FLAVORS), default=None, metavar="NAME",
                        help="Markdown math syntax: portable, github, mkdocs, hugo, jekyll (default: each spec's flavor).")
     build.add_argument("--front-matter", action="store_true",
                        help="Start the Markdown with YAML front matter (title, math: true); hugo and jekyll only.")
-    build.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+    build.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=f"Seconds one spec may take to derive (default: {DEFAULT_TIMEOUT:g}).")
-    build.add_argument("-j", "--jobs", type=_jobs, default=None,
+    build.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
                        help="Specs built at once (default: the number of cores).")
     build.add_argument("--force", action="store_true", help="Rebuild every spec, even those up to date.")
 
@@ -105,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
                                 description="Run each spec in real torch (float64) and compare values, grads and "
                                             "Jacobians.")
     check.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
-    check.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+    check.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=f"Seconds one spec may take to derive and run (default: {DEFAULT_TIMEOUT:g}).")
 
     commands.add_parser("schema", help="Print the JSON Schema of the spec format.",
@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     new = commands.add_parser("new", help="Write a commented starter spec.",
                               description="Write a commented starter spec, DIR/NAME.yaml, that builds as it is.")
     new.add_argument("name", metavar="NAME")
-    new.add_argument("--dir", dest="folder", type=Path, default=DEFAULT_SPECS,
+    new.add_argument("--dir", dest="folder", type=Path, default=DEFAULT_SPECS, metavar="DIR",
                      help="Folder for the new spec (default: derivations).")
     return top
 
