@@ -81,7 +81,10 @@ class _Builder:
         op = REGISTRY[node.op]
         equation = op.forward_tex(name_tex(node.name), self.args(node), node.shape, display_params(node))
         example = self.forward_example(node)
-        shown = (equation,) if example is None else (equation, example)
+        if not node.shape:  # a scalar: its one equation, with its numbers or its value
+            shown = (example,) if example else (f"{equation} = {number_tex(float(self.d.values[node.name][0]))}",)
+        else:
+            shown = (equation,) if example is None else (equation, example)
         return ForwardItem(
             node.name, name_tex(node.name), self.graph.grad_fn(node), formula_tex(node), shown,
             numel(node.shape) > 1, 0, tensor_tex(self.values(node.name), node.shape), shape_text(node.shape),
@@ -91,7 +94,7 @@ class _Builder:
     def forward_example(self, node: Node) -> str | None:
         """Return the first element with its numbers, for an elementwise op: y_{00} = 1 + 2 = 3."""
         op = REGISTRY[node.op]
-        if not isinstance(op, Elementwise) or not node.shape:
+        if not isinstance(op, Elementwise):
             return None
         idx = unravel(0, node.shape)
         numbers = []
