@@ -89,7 +89,13 @@ def render_spec(
 
     derivation = derive_spec(path)
     document = build_document(derivation, stem=path.stem, lang=lang, flavor=flavor, front_matter=front_matter)
-    return {f"{path.stem}.{fmt}": RENDERERS[fmt].render(document=document, derivation=derivation) for fmt in formats}
+    made: dict[str, bytes] = {}
+    for fmt in formats:
+        source = "tex" if fmt == "pdf" else fmt  # the PDF is rendered as its LaTeX source: made once for both
+        if source not in made:
+            made[source] = RENDERERS[fmt].render(document=document, derivation=derivation)
+        made[fmt] = made[source]
+    return {f"{path.stem}.{fmt}": made[fmt] for fmt in formats}
 
 
 def make_files(
@@ -192,9 +198,14 @@ def _warm(formats: tuple[str, ...], *, example: bool) -> None:
             path.write_text((template_root() / "starter.yaml").read_text(encoding="utf-8").replace("{{NAME}}", "warm"),
                             encoding="utf-8")
             try:
-                render_spec(path, tuple(f for f in formats if f != "pdf") or ("md",), None)
+                files = render_spec(path, formats, None)
             except DeriveError:
-                pass  # only a warm-up: the starter always builds, and a test says so
+                return  # only a warm-up: the starter always builds, and a test says so
+        if "pdf" in formats:
+            from .pdf import PROGRAM, missing_tex
+
+            tex = files["warm.pdf"].decode("utf-8")
+            missing_tex(tex, PROGRAM.match(tex).group(1))  # found once here, remembered by every child
 
 
 def build_spec(

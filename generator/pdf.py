@@ -592,10 +592,16 @@ PACKAGE = re.compile(r"\\usepackage(?:\[[^\]]*\])?\{([\w-]+)\}")
 
 def missing_tex(tex: str, engine_name: str) -> str | None:
     """Return the first thing missing to compile this source (latexmk, the engine, a package), or None."""
+    return _missing(engine_name, tuple(dict.fromkeys(PACKAGE.findall(tex))), os.environ.get("PATH", ""))
+
+
+@lru_cache(maxsize=None)
+def _missing(engine_name: str, packages: tuple[str, ...], path: str) -> str | None:
+    """What missing_tex finds, once per engine, packages and PATH (a build looks once, before it forks)."""
     for tool in ("latexmk", engine_name, "kpsewhich"):
         if shutil.which(tool) is None:
             return tool
-    wanted = [f"{package}.sty" for package in dict.fromkeys(PACKAGE.findall(tex))]
+    wanted = [f"{package}.sty" for package in packages]
     found = subprocess.run(["kpsewhich", *wanted], capture_output=True, text=True, timeout=30)  # one run for all
     present = {Path(line.strip()).name for line in found.stdout.splitlines()}
     return next((name for name in wanted if name not in present), None)
