@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .derive import sympy_params
 from .graph import Graph, Node, ones_gradient
 from .ops import REGISTRY, Local, numel
 
@@ -96,14 +97,6 @@ def _shapes(node: Node, graph: Graph) -> list[tuple[int, ...]]:
     return [graph.node(a).shape if isinstance(a, str) else () for a in node.args]
 
 
-def _params(node: Node) -> dict[str, Any]:
-    params = node.kwargs
-    if node.op == "clamp":
-        for key, none in (("lo", -sp.oo), ("hi", sp.oo)):
-            params[key] = none if params[key] is None else sp.Rational(params[key].numerator, params[key].denominator)
-    return params
-
-
 def _array(array) -> np.ndarray:
     return np.array([float(v) for v in array.values], dtype=np.float64)
 
@@ -121,7 +114,7 @@ class _Engine:
                 self.values[node.name] = _array(inputs[node.name].value)
             else:
                 op = REGISTRY[node.op]
-                out = op.vforward(_operands(node, self.values, graph), _shapes(node, graph), _params(node))
+                out = op.vforward(_operands(node, self.values, graph), _shapes(node, graph), sympy_params(node))
                 self.values[node.name] = np.asarray(out, dtype=np.float64).reshape(-1)
 
     def local(self, node: Node) -> list[Local]:
@@ -129,14 +122,14 @@ class _Engine:
             op = REGISTRY[node.op]
             out = self.values[node.name].reshape(node.shape)
             self.locals[node.name] = op.vlocal(
-                _operands(node, self.values, self.graph), out, _shapes(node, self.graph), _params(node)
+                _operands(node, self.values, self.graph), out, _shapes(node, self.graph), sympy_params(node)
             )
         return self.locals[node.name]
 
     def kinks(self, node: Node) -> list[tuple[str, str, np.ndarray]]:
         op = REGISTRY[node.op]
         out = self.values[node.name].reshape(node.shape)
-        found = op.vkinks(_operands(node, self.values, self.graph), out, _shapes(node, self.graph), _params(node))
+        found = op.vkinks(_operands(node, self.values, self.graph), out, _shapes(node, self.graph), sympy_params(node))
         return [(node.name, key, where) for where, key in found]
 
     def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:

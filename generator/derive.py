@@ -166,7 +166,8 @@ def _const(arg: Any) -> sp.Expr:
     return sp.Rational(arg.numerator, arg.denominator)
 
 
-def _params(node: Node) -> dict[str, Any]:
+def sympy_params(node: Node) -> dict[str, Any]:
+    """Return a node's parameters as the ops take them: clamp's bounds as sympy numbers (a missing one ±oo)."""
     params = node.kwargs
     if node.op == "clamp":
         params["lo"] = -sp.oo if params["lo"] is None else _const(params["lo"])
@@ -200,7 +201,7 @@ class _Engine:
             else:
                 op = REGISTRY[node.op]
                 holders, env, real, shadow = self._placeholders(node)
-                exprs = op.forward(holders, self._shapes(node), _params(node))
+                exprs = op.forward(holders, self._shapes(node), sympy_params(node))
                 with sp.evaluate(False):  # keep the op's own form for display: (z00 + z01) / 2
                     self.elements[node.name] = tuple(e.xreplace(real) for e in exprs)
                 values = tuple(evaluate(e, env, shadow) for e in exprs)
@@ -245,7 +246,7 @@ class _Engine:
             holders, env, real, shadow = self._placeholders(node, outs=True)
             *operands, outs = holders
             rows = []
-            for k, a, j, d in op.partials(operands, outs, self._shapes(node), _params(node)):
+            for k, a, j, d in op.partials(operands, outs, self._shapes(node), sympy_params(node)):
                 if isinstance(node.args[a], str):
                     value = evaluate(d, env, shadow)
                     rows.append((k, a, j, d.xreplace(real), MASKED if value == 0 and isinstance(d, MASKS) else value))
@@ -255,7 +256,7 @@ class _Engine:
 
     def _kinks(self, node: Node) -> list[Kink]:
         values = [list(self.values[a]) if isinstance(a, str) else [_const(a)] for a in node.args]
-        found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), _params(node))
+        found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), sympy_params(node))
         return [Kink(node.name, k, key) for k, key in found]
 
     def backward(self, output: str, v: tuple[sp.Expr, ...], *, terms: bool) -> dict[str, list]:

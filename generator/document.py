@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from .code import printed, torch_code
-from .derive import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, to_float
+from .derive import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, sympy_params, to_float
 from .graph import Node
 from .latex import (
     INDEX_LETTERS,
@@ -379,7 +379,7 @@ class _Builder:
                     c = operand_tex(sp.Rational(a.numerator, a.denominator))
                     syms.append(c)
                     nums.append(c)
-            params = display_params(node)
+            params = sympy_params(node)
             symbolic = op.latex(syms, params)
             numbers = op.latex(nums, params)
         else:
@@ -654,19 +654,11 @@ def formula_tex(node: Node) -> str:
         name_tex(a) if isinstance(a, str) else operand_tex(sp.Rational(a.numerator, a.denominator))
         for a in node.args
     ]
-    return f"{name_tex(node.name)} = {op.latex(args, display_params(node))}"
+    return f"{name_tex(node.name)} = {op.latex(args, sympy_params(node))}"
 
 
 def _needs_parens(expr: sp.Expr) -> bool:
     return isinstance(expr, sp.Add) or (expr.is_number and expr.is_negative)
-
-
-def display_params(node: Node) -> dict:
-    params = node.kwargs
-    if node.op == "clamp":
-        params["lo"] = -sp.oo if params["lo"] is None else sp.Rational(params["lo"].numerator, params["lo"].denominator)
-        params["hi"] = sp.oo if params["hi"] is None else sp.Rational(params["hi"].numerator, params["hi"].denominator)
-    return params
 
 
 def build_document(

@@ -22,15 +22,15 @@ from .document import (
     JacobianItem,
     Note,
     Picture,
-    display_params,
     formula_tex,
     grad_items_of,
     graph_rows_of,
     picture_of,
     shape_text,
 )
+from .derive import sympy_params
 from .graph import Node
-from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, picks, tensor_tex
+from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
 from .numeric import numeric
 from .ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
 
@@ -69,7 +69,7 @@ class _Builder:
                 out.append(Arg(name_tex(a), self.graph.node(a).shape))
             else:
                 value = sp.Rational(a.numerator, a.denominator)
-                out.append(Arg(number_tex(value) if value >= 0 else rf"\left({number_tex(value)}\right)", None, value))
+                out.append(Arg(operand_tex(value), None, value))
         return out
 
     # -- graph and forward ---------------------------------------------------
@@ -79,7 +79,7 @@ class _Builder:
 
     def forward_item(self, node: Node) -> ForwardItem:
         op = REGISTRY[node.op]
-        equation = op.forward_tex(name_tex(node.name), self.args(node), node.shape, display_params(node))
+        equation = op.forward_tex(name_tex(node.name), self.args(node), node.shape, sympy_params(node))
         example = self.forward_example(node)
         if not node.shape:  # a scalar: its one equation, with its numbers or its value
             shown = (example,) if example else (f"{equation} = {number_tex(float(self.d.values[node.name][0]))}",)
@@ -97,15 +97,13 @@ class _Builder:
         if not isinstance(op, Elementwise):
             return None
         idx = unravel(0, node.shape)
-        numbers = []
-        for a in node.args:
-            if isinstance(a, str):
-                x = float(self.d.values[a][source_index(idx, self.graph.node(a).shape)])
-                numbers.append(rf"\left({number_tex(x)}\right)" if x < 0 else number_tex(x))
-            else:
-                numbers.append(self.args(node)[node.args.index(a)].tex)
+        numbers = [
+            operand_tex(float(self.d.values[a][source_index(idx, self.graph.node(a).shape)])) if isinstance(a, str)
+            else operand_tex(sp.Rational(a.numerator, a.denominator))
+            for a in node.args
+        ]
         value = float(self.d.values[node.name][0])
-        return f"{element_tex(node.name, node.shape, 0)} = {op.latex(numbers, display_params(node))} = {number_tex(value)}"
+        return f"{element_tex(node.name, node.shape, 0)} = {op.latex(numbers, sympy_params(node))} = {number_tex(value)}"
 
     # -- backward ------------------------------------------------------------
 
@@ -143,7 +141,7 @@ class _Builder:
                 for a, arg in enumerate(c.args):
                     if arg == node.name:
                         terms.append(op.backward_tex(a, self.args(c), name_tex(c.name), c.shape,
-                                                     display_params(c), up))
+                                                     sympy_params(c), up))
             equation = f"{lhs} = " + " + ".join(terms) if terms else f"{lhs} = 0"
         example = None if is_output else self.backward_example(p, node, consumers, loss)
         return BackwardItem(
@@ -166,14 +164,14 @@ class _Builder:
             op = REGISTRY[c.op]
             xs = [np.array(self.d.values[a][0]) if isinstance(a, str) else sp.Rational(a.numerator, a.denominator)
                   for a in c.args]
-            _, df = op.generic(xs, display_params(c))
+            _, df = op.generic(xs, sympy_params(c))
             env = {OPERAND[i]: x for i, x in enumerate(xs) if isinstance(x, np.ndarray)}
             env[OUT] = np.array(self.d.values[c.name][0])
             for a, arg in enumerate(c.args):
                 if arg == node.name:
                     local = float(numeric(df[a], env))
                     up = float(p.adjoints[c.name][0])
-                    parts.append(rf"{_factor(up)} \cdot {_factor(local)}")
+                    parts.append(rf"{operand_tex(up)} \cdot {operand_tex(local)}")
         lhs = rf"\frac{{\partial {loss}}}{{\partial {element_tex(node.name, node.shape, 0)}}}"
         return f"{lhs} = {' + '.join(parts)} = {number_tex(float(p.adjoints[node.name][0]))}"
 
@@ -242,10 +240,6 @@ class _Builder:
     def grad(self, leaf: str) -> _Lazy | None:
         total = self.d.grads.get(leaf)
         return None if total is None else _Lazy(total)
-
-
-def _factor(x: float) -> str:
-    return rf"\left({number_tex(x)}\right)" if x < 0 else number_tex(x)
 
 
 def _diagonal(jacobian: Sparse) -> np.ndarray:

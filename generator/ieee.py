@@ -31,6 +31,8 @@ def number(value: sp.Expr) -> np.float64:
         return np.float64("nan")
     if value in (sp.oo, -sp.oo):
         return np.float64("inf") if value == sp.oo else np.float64("-inf")
+    if value.is_Rational:
+        return np.float64(float(value))  # correctly rounded, in one step
     return np.float64(float(value.evalf(20)))
 
 

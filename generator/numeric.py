@@ -8,27 +8,17 @@ where torch's convention differs from IEEE, the kink functions say so themselves
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from .ieee import NUMPY
+from .ieee import NUMPY, number
 
 
 
 def _sign(a: Any) -> Any:
     return np.where(np.isnan(a), 0.0, np.sign(a))  # torch's sgn(nan) is 0, so abs' gradient at nan is 0
-
-
-def number(value: sp.Expr) -> float:
-    """Return a sympy number as a float (oo as inf)."""
-    if value is sp.nan:
-        return math.nan
-    if value in (sp.oo, -sp.oo):
-        return math.inf if value == sp.oo else -math.inf
-    return float(value)
 
 
 def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
