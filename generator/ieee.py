@@ -14,12 +14,14 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
+from . import fmath
+
 NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
-    sp.exp: np.exp,
-    sp.log: np.log,
-    sp.sin: np.sin,
-    sp.cos: np.cos,
-    sp.tanh: np.tanh,
+    sp.exp: fmath.exp,
+    sp.log: fmath.log,
+    sp.sin: fmath.sin,
+    sp.cos: fmath.cos,
+    sp.tanh: fmath.tanh,
     sp.Abs: np.abs,
     sp.sign: np.sign,
 }
@@ -51,7 +53,7 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
         if expr.is_Pow:
             if expr.exp == sp.Rational(1, 2):
                 return np.sqrt(args[0])  # sqrt(-0.0) is -0.0, where pow gives +0.0
-            return np.power(args[0], args[1])
+            return fmath.power(args[0], args[1])
         if expr.func is sp.Max:
             return reduce(np.maximum, args)
         if expr.func is sp.Min:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from . import fmath
+
 
 def _numbers(*args: sp.Expr) -> bool:
     return all(a.is_number for a in args)
@@ -110,7 +112,7 @@ class PowLog(sp.Function):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
-            general = np.power(a, b) * np.log(a)
+            general = fmath.power(a, b) * fmath.log(a)
             at_zero = np.where(b >= 0, 0.0, -np.inf)
             return np.select(
                 [a == 1, np.isnan(a) | np.isnan(b), a == 0, a < 0], [0.0, np.nan, at_zero, np.nan], general
@@ -139,7 +141,7 @@ class PowBase(sp.Function):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
-            general = b * np.power(a, b - 1)
+            general = b * fmath.power(a, b - 1)
             return np.select(
                 [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(b)], general
             )

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import fmath
 from .ieee import NUMPY, number
 
 
@@ -47,7 +48,7 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
         base, exponent = args
         if expr.exp == sp.Rational(1, 2):
             return np.sqrt(base)
-        return np.power(np.asarray(base, dtype=np.float64), exponent)
+        return fmath.power(np.asarray(base, dtype=np.float64), exponent)
     if expr.func is sp.sign:
         return _sign(args[0])
     if expr.func in NUMPY:

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
+from . import fmath
 from .numeric import numeric
 
 Shape = tuple[int, ...]
@@ -720,8 +721,8 @@ class Softmax(Op):
         groups = self._index(shapes[0], params)
         members = _flat(xs[0])[groups]
         shifted = members - members.max(axis=1, keepdims=True)  # as torch: exp never overflows
-        total = np.exp(shifted).sum(axis=1, keepdims=True)
-        rows = shifted - np.log(total) if self.log else np.exp(shifted) / total
+        total = fmath.exp(shifted).sum(axis=1, keepdims=True)
+        rows = shifted - fmath.log(total) if self.log else fmath.exp(shifted) / total
         out = np.empty(xs[0].size)
         out[groups] = rows
         return out.reshape(shapes[0])
@@ -731,7 +732,7 @@ class Softmax(Op):
         o = _flat(out)[groups]
         delta = np.eye(groups.shape[1])
         if self.log:
-            values = delta[None, :, :] - np.exp(o)[:, None, :]
+            values = delta[None, :, :] - fmath.exp(o)[:, None, :]
         else:
             values = o[:, :, None] * (delta[None, :, :] - o[:, None, :])
         rows = np.broadcast_to(groups[:, :, None], values.shape).reshape(-1)
@@ -825,7 +826,7 @@ class Matmul(Op):
         return i * cols + j, i * inner + k, k * cols + j
 
     def vforward(self, xs, shapes, params):
-        return np.asarray(xs[0] @ xs[1], dtype=np.float64)
+        return fmath.matmul(xs[0], xs[1])
 
     @staticmethod
     def _roles(shapes: list[Shape], given: dict[str, str]) -> dict[str, str]:
