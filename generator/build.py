@@ -179,21 +179,21 @@ def write_output(path: Path, data: bytes) -> None:
                           " (allowed: --out DIR, a folder with room that you can write to)") from None
 
 
-def check_out(out: Path) -> None:
-    """Raise a one-line DeriveError naming the output folder if outputs cannot go there.
+def check_folder(folder: Path, *, option: str = "--out") -> None:
+    """Raise a one-line DeriveError naming the folder (given by option) if files cannot be written there.
 
     The folder is created only when a file is written, so only the nearest part of it that
     exists is checked here: a folder that may be written to (what can still fail, such as a
     full disk, fails each spec with one line naming the folder).
     """
-    allowed = "allowed: --out DIR, a folder you can write to"
-    place = out
+    allowed = f"allowed: {option} DIR, a folder you can write to"
+    place = folder
     while not os.path.lexists(place) and place.parent != place:
         place = place.parent
     if not place.is_dir():
-        raise DeriveError(f"{shown(out)}: cannot write outputs there: {shown(place)} is not a folder ({allowed})")
+        raise DeriveError(f"{shown(folder)}: cannot write files there: {shown(place)} is not a folder ({allowed})")
     if not os.access(place, os.W_OK | os.X_OK):
-        raise DeriveError(f"{shown(out)}: cannot write outputs there: {shown(place)} is read-only ({allowed})")
+        raise DeriveError(f"{shown(folder)}: cannot write files there: {shown(place)} is read-only ({allowed})")
 
 
 def build_specs(
@@ -239,7 +239,7 @@ def build_specs(
     if todo:
         from .isolate import run_many
 
-        check_out(out)
+        check_folder(out)
         _warm(formats, example=len(todo) > 1)
 
         def finished(n: int, result) -> None:
@@ -433,6 +433,7 @@ def new_spec(name: str, *, folder: Path) -> Path:
     if path.exists() or path.is_symlink():
         raise DeriveError(f"{shown(path)} already exists (allowed: a new name)")
     text = (template_root() / "starter.yaml").read_text(encoding="utf-8").replace("{{NAME}}", name)
+    check_folder(folder, option="--dir")
     try:
         write_atomic(path, text.encode("utf-8"))
     except OSError as error:
