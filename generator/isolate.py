@@ -35,13 +35,14 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-CPU_GRACE = 2.0  # seconds of CPU past the timeout after which a child stops itself, should its parent not
+CPU_GRACE = 2.0  # seconds (of CPU or of waiting) past the timeout after which a child stops itself, should its parent not
 TIMED_OUT = 124  # a child's exit code when it stops itself (as timeout(1) exits)
 WATCH_EVERY = 0.2  # seconds between a child's checks that its parent is still there
 
 _phase = None  # in a child: the pipe on which budget_spent() reports
 _parent: int | None = None  # in a child: the process id of the parent that started it
 _budget = [math.inf]  # in a child: the monotonic time by which the budgeted work must be done
+_cpu_limit = (-1, -1)  # in a child: its CPU limit before the budget's, restored once the budgeted work is done
 
 
 def budget_spent() -> None:
@@ -58,9 +59,6 @@ def budget_spent() -> None:
 def orphaned() -> bool:
     """Tell whether this child's parent is gone (a killed build): such a child must write nothing."""
     return _parent is not None and os.getppid() != _parent
-
-
-_cpu_limit = (-1, -1)
 
 
 def _die_with_parent(timeout: float) -> None:
