@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections import namedtuple
 from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
 from . import __version__
-from .errors import DeriveError
+from .errors import DeriveError, shown
 from .isolate import DEFAULT_TIMEOUT
 from .resources import package_files
 
@@ -38,20 +39,44 @@ class Outcome(namedtuple("Outcome", "path written errors fresh", defaults=((), (
 
 
 def find_specs(paths: list[Path]) -> list[Path]:
-    """Return the spec files named, or found in the folders named, sorted; raise if a path is missing."""
+    """Return the spec files named, or found in the folders named, sorted; raise if a path is missing.
+
+    A folder's symbolic links with a spec's suffix are listed too, so that reading them
+    (files.read_spec, which never follows one) reports each as refused rather than skipping it.
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()))
-        elif path.is_file():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and (p.is_file() or p.is_symlink())))
+        elif path.is_file() or path.is_symlink():
             found.append(path)
         else:
-            raise DeriveError(f"{path}: no such file or folder")
+            raise DeriveError(f"{shown(path)}: no such file or folder")
     return found
 
 
-def derive_spec(path: Path):
-    """Load, parse and derive one spec; raise a DeriveError on any problem.
+def clashes(paths: list[Path]) -> dict[Path, str]:
+    """Return the error of each spec whose name is reserved or whose outputs another spec also writes.
+
+    Names are compared without case, as a case-blind file system (macOS, Windows) would.
+    """
+    errors: dict[Path, str] = {}
+    first: dict[str, Path] = {}
+    for path in paths:
+        if path.stem.startswith("."):
+            errors[path] = (f"{shown(path)}: a spec's name may not start with a dot, kept for derive's own files such as"
+                            f" {CACHE} (allowed: a name starting with a letter or digit)")
+            continue
+        other = first.setdefault(path.stem.casefold(), path)
+        if other != path:
+            allowed = "allowed: one spec per name in a build; rename one"
+            errors.setdefault(other, f"{shown(other)}: writes the same files as {shown(path)} ({allowed})")
+            errors[path] = f"{shown(path)}: writes the same files as {shown(other)} ({allowed})"
+    return errors
+
+
+def derive_spec(path: Path, text: bytes | None = None):
+    """Load, parse and derive one spec (from text, its bytes, if given); raise a DeriveError on any problem.
 
     Small examples are derived exactly, element by element; large ones on whole
     arrays (generator/bulk.py), so that their cost grows with their size, not its square.
@@ -61,17 +86,26 @@ def derive_spec(path: Path):
     from .graph import build_graph
     from .load import load
 
-    graph = build_graph(load(path))
+    graph = build_graph(load(path, text=text))
     return derive_bulk(graph) if is_large(graph) else derive(graph)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file and a rename, so it is never half-written."""
+    """Write a file through a temporary file and a rename, so it is never half-written.
+
+    A new file gets the permissions the umask gives (mkstemp's 0600 would hide a site from its
+    web server); a file replaced keeps its own.
+    """
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -80,14 +114,22 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _umask() -> int:
+    """Return the process's umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def render_spec(
-    path: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None = None, front_matter: bool = False
+    path: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None = None, front_matter: bool = False,
+    text: bytes | None = None,
 ) -> dict[str, bytes]:
-    """Derive one spec and render it: file name -> bytes (runs inside the budgeted child)."""
+    """Derive one spec (from text, its bytes, if given) and render it: file name -> bytes (runs inside the budgeted child)."""
     from .document import build_document
     from .render import RENDERERS
 
-    derivation = derive_spec(path)
+    derivation = derive_spec(path, text)
     document = build_document(derivation, stem=path.stem, lang=lang, flavor=flavor, front_matter=front_matter)
     made: dict[str, bytes] = {}
     for fmt in formats:
@@ -99,28 +141,59 @@ def render_spec(
 
 
 def make_files(
-    path: Path, out: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None, front_matter: bool
-) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    path: Path, text: bytes, out: Path, formats: tuple[str, ...], lang: str | None, flavor: str | None,
+    front_matter: bool,
+) -> tuple[tuple[tuple[Path, str], ...], tuple[str, ...]]:
     """Derive, render, finish and write one spec's files (runs in the child; see build_specs).
 
-    Nothing is written unless every format rendered. A format's finishing step (the PDF's
-    TeX run, outside the derivation's budget) that fails costs only that file.
+    Returns each file written with the sha256 of its bytes, and the error lines. Nothing is
+    written unless every format rendered, and nothing once the parent is gone. A format's
+    finishing step (the PDF's TeX run, outside the derivation's budget) that fails costs only that file.
     """
-    from .isolate import budget_spent
+    from .isolate import budget_spent, orphaned
+
     from .render import RENDERERS
 
-    files = render_spec(path, formats, lang, flavor, front_matter)
+    files = render_spec(path, formats, lang, flavor, front_matter, text)
     budget_spent()
     written, errors = [], []
     for fmt, (name, data) in zip(formats, files.items()):
         try:
-            data = RENDERERS[fmt].finish(data, label=str(path))
+            data = RENDERERS[fmt].finish(data, label=shown(path))
         except DeriveError as e:
             errors.extend(e.lines())
             continue
-        write_atomic(out / name, data)
-        written.append(out / name)
+        if orphaned():
+            raise DeriveError(f"{shown(path)}: the build was stopped; nothing written")
+        write_output(out / name, data)
+        written.append((out / name, hashlib.sha256(data).hexdigest()))
     return tuple(written), tuple(errors)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write one output; raise a one-line DeriveError naming the folder if that fails (full disk, read-only)."""
+    try:
+        write_atomic(path, data)
+    except OSError as error:
+        raise DeriveError(f"{shown(path.parent)}: cannot write {shown(path.name)}: {error.strerror or error}"
+                          " (allowed: --out DIR, a folder with room that you can write to)") from None
+
+
+def check_folder(folder: Path, *, option: str = "--out") -> None:
+    """Raise a one-line DeriveError naming the folder (given by option) if files cannot be written there.
+
+    The folder is created only when a file is written, so only the nearest part of it that
+    exists is checked here: a folder that may be written to (what can still fail, such as a
+    full disk, fails each spec with one line naming the folder).
+    """
+    allowed = f"allowed: {option} DIR, a folder you can write to"
+    place = folder
+    while not os.path.lexists(place) and place.parent != place:
+        place = place.parent
+    if not place.is_dir():
+        raise DeriveError(f"{shown(folder)}: cannot write files there: {shown(place)} is not a folder ({allowed})")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise DeriveError(f"{shown(folder)}: cannot write files there: {shown(place)} is read-only ({allowed})")
 
 
 def build_specs(
@@ -137,13 +210,25 @@ def build_specs(
     Each spec is derived in its own child process, within `timeout` seconds; done(outcome) is
     called as each one finishes.
     """
+    from .files import read_spec
+
     options = json.dumps([list(formats), lang, flavor, front_matter])
     record = _Cache(out) if cache else None
+    refused = clashes(paths)
     outcomes: dict[int, Outcome] = {}
     todo: list[int] = []
-    keys = {}
+    keys, texts = {}, {}
     for i, path in enumerate(paths):
-        keys[i] = stamp(path, options)
+        try:
+            if path in refused:
+                raise DeriveError(refused[path])
+            texts[i] = read_spec(path)  # by stat and at most one byte past the limit, before any hashing
+        except DeriveError as e:
+            outcomes[i] = Outcome(path, errors=tuple(e.lines()))
+            if done:
+                done(outcomes[i])
+            continue
+        keys[i] = stamp(texts[i], options)
         names = [f"{path.stem}.{fmt}" for fmt in formats]
         if record is not None and not force and record.fresh(path.stem, keys[i], names):
             outcomes[i] = Outcome(path, fresh=True)
@@ -154,23 +239,25 @@ def build_specs(
     if todo:
         from .isolate import run_many
 
+        check_folder(out)
         _warm(formats, example=len(todo) > 1)
 
         def finished(n: int, result) -> None:
             i = todo[n]
+            hashes: tuple[tuple[Path, str], ...] = ()
             if isinstance(result, DeriveError):
                 outcomes[i] = Outcome(paths[i], errors=tuple(result.lines()))
             else:
-                outcomes[i] = Outcome(paths[i], written=result[0], errors=result[1])
-            if record is not None:
-                record.update(paths[i].stem, keys[i] if outcomes[i].ok else None, outcomes[i].written)
+                hashes = result[0]
+                outcomes[i] = Outcome(paths[i], written=tuple(p for p, _ in hashes), errors=result[1])
+            if record is not None:  # saved now, not at the end: a killed build keeps what it finished
+                record.update(paths[i].stem, keys[i] if outcomes[i].ok else None, hashes)
             if done:
                 done(outcomes[i])
 
-        calls = [(make_files, (paths[i], out, formats, lang, flavor, front_matter), str(paths[i])) for i in todo]
+        calls = [(make_files, (paths[i], texts[i], out, formats, lang, flavor, front_matter), shown(paths[i]))
+                 for i in todo]
         run_many(calls, jobs=jobs, timeout=timeout, done=finished)
-        if record is not None:
-            record.save()
     return [outcomes[i] for i in range(len(paths))]
 
 
@@ -218,11 +305,11 @@ def build_spec(
     return outcome
 
 
-def stamp(path: Path, options: str) -> str:
-    """Return the content hash of what a spec's outputs are made from: the spec, the options and the tool."""
+def stamp(text: bytes, options: str) -> str:
+    """Return the content hash of what a spec's outputs are made from: the spec's bytes, the options and the tool."""
     digest = hashlib.sha256(_tool_hash().encode())
     digest.update(options.encode())
-    digest.update(path.read_bytes())
+    digest.update(text)
     return digest.hexdigest()
 
 
@@ -240,61 +327,94 @@ def _tool_hash() -> str:
 
 
 class _Cache:
-    """The output folder's record: per spec stem, the hash its outputs were built from and their sizes."""
+    """The output folder's record: per spec stem, the hash its outputs were built from and the sha256 of each.
+
+    An output is fresh only if its bytes still hash to what was recorded, so a file that a killed
+    build's child wrote is never taken for the one recorded. Each update is merged into the file
+    as it is on disk, under a lock on the folder, so builds into one folder keep each other's entries.
+    An entry of the wrong shape (a hand-edited file) counts as absent.
+    """
 
     def __init__(self, out: Path):
         self.path = out / CACHE
-        try:
-            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(self.entries, dict):
-                self.entries = {}
-        except (OSError, ValueError):
-            self.entries = {}
         self.out = out
-        self.changed = False
+        self.entries = self.read()
+
+    def read(self) -> dict:
+        try:
+            entries = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
 
     def fresh(self, stem: str, key: str, names: list[str]) -> bool:
-        """Tell whether every named output exists as it was written from this key."""
+        """Tell whether every named output exists with the bytes written from this key."""
         entry = self.entries.get(stem)
-        if not isinstance(entry, dict) or entry.get("key") != key:
+        if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("files"), dict):
             return False
-        sizes = entry.get("files", {})
         for name in names:
             try:
-                if sizes.get(name) != (self.out / name).stat().st_size:
-                    return False
+                data = (self.out / name).read_bytes()
             except OSError:
+                return False
+            if entry["files"].get(name) != hashlib.sha256(data).hexdigest():
                 return False
         return True
 
-    def update(self, stem: str, key: str | None, written: tuple[Path, ...]) -> None:
-        """Record a successful build (key), or forget a failed one so that it is tried again."""
-        if key is None:
-            self.changed |= self.entries.pop(stem, None) is not None
-            return
-        self.entries[stem] = {"key": key, "files": {p.name: p.stat().st_size for p in written}}
-        self.changed = True
+    def update(self, stem: str, key: str | None, written: tuple[tuple[Path, str], ...]) -> None:
+        """Record a successful build (key, and each file written with its sha256), or forget a failed one; save at once."""
+        if key is None and stem not in self.read():
+            return  # nothing to forget (and perhaps no folder yet: a failed spec creates none)
+        with self._locked():
+            entries = self.read()
+            if key is not None:
+                entries[stem] = {"key": key, "files": {path.name: digest for path, digest in written}}
+            elif entries.pop(stem, None) is None:
+                return
+            self.entries = entries
+            try:
+                write_atomic(self.path, (json.dumps(entries, indent=1, sort_keys=True) + "\n").encode())
+            except OSError as error:
+                raise DeriveError(f"{shown(self.out)}: cannot write {CACHE}: {error.strerror or error}"
+                                  " (allowed: --out DIR, a folder with room that you can write to)") from None
 
-    def save(self) -> None:
-        if self.changed:
-            write_atomic(self.path, (json.dumps(self.entries, indent=1, sort_keys=True) + "\n").encode())
+    def _locked(self):
+        """Return a context that holds an exclusive lock on the output folder (where fcntl exists)."""
+        import contextlib
+
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock, the merge alone still keeps most entries
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def hold():
+            fd = os.open(self.out, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+        return hold()
 
 
-def compare_spec(path: Path) -> list[str]:
-    """Derive one spec and run it in torch; return the lines where they differ."""
+def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
+    """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ."""
     from .check import compare, run
 
-    derivation = derive_spec(path)
-    return [f"{path}: {d}" for d in compare(derivation, run(derivation.graph, dtype="float64"))]
+    derivation = derive_spec(path, text)
+    return [f"{shown(path)}: {d}" for d in compare(derivation, run(derivation.graph, dtype="float64"))]
 
 
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     """Compare one spec's derivation with real torch; errors list every mismatch."""
     from . import check, derive  # noqa: F401  (imported here, once, so each child starts warm)
+    from .files import read_spec
     from .isolate import isolated
 
     try:
-        diffs = isolated(compare_spec, path, timeout=timeout, label=str(path))
+        diffs = isolated(compare_spec, path, read_spec(path), timeout=timeout, label=shown(path))
     except DeriveError as e:
         return Outcome(path, errors=tuple(e.lines()))
     return Outcome(path, errors=tuple(diffs))
@@ -310,9 +430,14 @@ def new_spec(name: str, *, folder: Path) -> Path:
     if not STEM.fullmatch(name):
         raise DeriveError(f"{name!r} is not a usable spec name (allowed: letters, digits, _ and -, up to 64)")
     path = folder / f"{name}.yaml"
-    if path.exists():
-        raise DeriveError(f"{path} already exists (allowed: a new name)")
+    if path.exists() or path.is_symlink():
+        raise DeriveError(f"{shown(path)} already exists (allowed: a new name)")
     text = (template_root() / "starter.yaml").read_text(encoding="utf-8").replace("{{NAME}}", name)
-    write_atomic(path, text.encode("utf-8"))
+    check_folder(folder, option="--dir")
+    try:
+        write_atomic(path, text.encode("utf-8"))
+    except OSError as error:
+        raise DeriveError(f"{shown(folder)}: cannot write {shown(path.name)}: {error.strerror or error}"
+                          " (allowed: --dir DIR, a folder you can write to)") from None
     return path
 

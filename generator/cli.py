@@ -17,7 +17,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start
 
 from . import __version__
 from .build import FORMATS
-from .errors import DeriveError
+from .errors import DeriveError, printable, shown
 from .isolate import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _report(outcomes: list, verb: str) -> int:
     """Print every error line, then the closing summary; return 1 if any spec failed."""
     for outcome in outcomes:
         for line in outcome.errors:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
     failed = sum(not o.ok for o in outcomes)
     fresh = sum(o.fresh for o in outcomes)
     done = len(outcomes) - failed - fresh
@@ -159,7 +159,7 @@ class Progress:
             return
         filled = self.WIDTH * self.count // self.total
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        name = outcome.path.name[:40]
+        name = shown(outcome.path.name)[:40]
         self.stream.write(f"\r[{bar}] {self.count}/{self.total} {name:<40}")
         self.stream.flush()
 
@@ -207,7 +207,7 @@ def _new(args: argparse.Namespace) -> int:
     from .build import new_spec
 
     path = new_spec(args.name, folder=args.folder)
-    print(f"wrote {path}: build it with derive build {path}")
+    print(f"wrote {shown(path)}: build it with derive build {shown(path)}")
     return 0
 
 
@@ -225,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except DeriveError as e:
         for line in e.lines():
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("derive: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug of ours: one line, and a code that says so
-        print(f"derive: internal error ({type(e).__name__}: {e}); please report it", file=sys.stderr)
+        print(printable(f"derive: internal error ({type(e).__name__}: {e}); please report it"), file=sys.stderr)
         return 70

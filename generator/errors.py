@@ -45,3 +45,19 @@ class TorchMissing(DeriveError):
     """torch is needed (derive check) but not installed."""
 
     exit_code = 3
+
+
+def shown(name: object) -> str:
+    """Return a file name as a message prints it: unchanged, or quoted with escapes if it holds control characters.
+
+    A name is untrusted: raw, a newline in it could forge a line such as `::error::` in a CI log.
+    """
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
+def printable(line: str) -> str:
+    """Return one line of output with any control character escaped (the last guard before a terminal or log)."""
+    if line.isprintable():
+        return line
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in line)

@@ -7,6 +7,10 @@ imported, and it is killed when its time is up.
 
 from __future__ import annotations
 
+import math
+import os
+import signal
+import sys
 import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
@@ -31,19 +35,74 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
+CPU_GRACE = 2.0  # seconds (of CPU or of waiting) past the timeout after which a child stops itself, should its parent not
+TIMED_OUT = 124  # a child's exit code when it stops itself (as timeout(1) exits)
+WATCH_EVERY = 0.2  # seconds between a child's checks that its parent is still there
+
 _phase = None  # in a child: the pipe on which budget_spent() reports
+_parent: int | None = None  # in a child: the process id of the parent that started it
+_budget = [math.inf]  # in a child: the monotonic time by which the budgeted work must be done
+_cpu_limit = (-1, -1)  # in a child: its CPU limit before the budget's, restored once the budgeted work is done
 
 
 def budget_spent() -> None:
     """Tell the parent that the budgeted work is done (what follows, such as TeX, has its own limits)."""
     if _phase is not None:
         _phase.send(("phase", None))
+    if _budget[0] != math.inf:
+        import resource
+
+        _budget[0] = math.inf
+        resource.setrlimit(resource.RLIMIT_CPU, _cpu_limit)
 
 
-def _child(conn: Any, fn: Callable[..., Any], args: tuple, label: str) -> None:
-    global _phase
+def orphaned() -> bool:
+    """Tell whether this child's parent is gone (a killed build): such a child must write nothing."""
+    return _parent is not None and os.getppid() != _parent
+
+
+def _die_with_parent(timeout: float) -> None:
+    """Make this child end when its parent does, or when its budget is spent, whoever enforces it.
+
+    The parent kills a child at its timeout; these guards hold when the parent itself is killed
+    (kill -9 leaves a child re-parented to init): a parent-death signal (Linux), a watchdog
+    thread that sees the parent gone or the budget spent, and a CPU limit a little above the budget.
+    """
+    import resource
+    import threading
+
+    global _cpu_limit
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if orphaned():  # the parent died before the signal was asked for
+        os._exit(TIMED_OUT)
+    _cpu_limit = resource.getrlimit(resource.RLIMIT_CPU)
+    soft, hard = _cpu_limit
+    seconds = math.ceil(timeout + CPU_GRACE)
+    if hard == resource.RLIM_INFINITY or hard >= seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, hard))
+    _budget[0] = time.monotonic() + timeout + CPU_GRACE
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_EVERY)
+            if orphaned() or time.monotonic() > _budget[0]:
+                os._exit(TIMED_OUT)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple, label: str, parent: int, timeout: float) -> None:
+    global _phase, _parent
     _phase = conn
+    _parent = parent
     try:
+        _die_with_parent(timeout)
         _limit_memory()
         result: tuple[str, Any] = ("ok", fn(*args))
     except DeriveError as e:
@@ -79,7 +138,7 @@ class _Job:
 
         ctx = multiprocessing.get_context("fork")
         self.receive, send = ctx.Pipe(duplex=False)
-        self.child = ctx.Process(target=_child, args=(send, fn, args, label), daemon=True)
+        self.child = ctx.Process(target=_child, args=(send, fn, args, label, os.getpid(), timeout), daemon=True)
         self.child.start()
         send.close()
         self.label = label
@@ -92,6 +151,9 @@ class _Job:
             status, value = self.receive.recv()
         except EOFError:
             self.child.join()
+            late = self.deadline is not None and time.monotonic() >= self.deadline
+            if late or self.child.exitcode in (-signal.SIGXCPU, TIMED_OUT):  # it stopped itself: see _die_with_parent
+                return True, self.timed_out()
             return True, BudgetError(
                 f"{self.label}: the derivation was stopped (exit code {self.child.exitcode}), most likely for lack of memory"
             )
@@ -102,6 +164,9 @@ class _Job:
 
     def expire(self) -> BudgetError:
         self.child.kill()
+        return self.timed_out()
+
+    def timed_out(self) -> BudgetError:
         return BudgetError(
             f"{self.label}: took longer than {self.timeout:g} s to derive (allowed: --timeout SECONDS to give it more)"
         )

@@ -37,10 +37,10 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.reader import ReaderError
 
-from .errors import Problem, SpecError
+from .errors import Problem, SpecError, shown
+from .files import MAX_BYTES, read_spec
 from .spec import Array, Call, Input, Spec, Step
 
-MAX_BYTES = 64 * 1024  # largest spec file accepted
 MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
 MAX_DIMS = 4  # most dimensions of a tensor
 MAX_ELEMENTS = 10_000  # most elements of a tensor
@@ -115,7 +115,7 @@ Fields = dict[str, tuple[Scalar, Node]]
 
 def load(path: str | Path, *, text: bytes | None = None) -> Spec:
     """Read and validate one spec file; raise SpecError listing every problem."""
-    loader = _Loader(str(path))
+    loader = _Loader(shown(path))
     data = loader.read(Path(path)) if text is None else text
     return loader.load(data)
 
@@ -149,12 +149,8 @@ class _Loader:
     # -- bytes -----------------------------------------------------------
 
     def read(self, path: Path) -> bytes:
-        """Return the file's bytes, reading at most one byte past the limit."""
-        try:
-            with path.open("rb") as file:
-                return file.read(MAX_BYTES + 1)
-        except OSError as error:
-            self.fatal(None, f"cannot read file: {error.strerror or error}")
+        """Return the file's bytes, reading at most one byte past the limit (see files.read_spec)."""
+        return read_spec(path)
 
     def decode(self, data: bytes) -> str:
         """Return the text of a file that is small enough and valid UTF-8."""
@@ -331,6 +327,13 @@ class _Loader:
 
     def spec(self, root: Node) -> Spec | None:
         """Validate the top-level mapping and return its Spec (None if it has problems)."""
+        if not isinstance(root, Map):  # name only its kind: a file that is no spec may hold anything
+            allowed = "allowed keys: " + ", ".join(TOP_KEYS)
+            self.fatal(root.line, f"expected a mapping, got {_kind_word(root)}", allowed)
+        keys = [key.text for key, _ in root.pairs if isinstance(key, Scalar)]
+        if root.pairs and not set(keys) & set(TOP_KEYS):  # no spec key: quote none of its keys
+            self.fatal(root.line, "not a derive spec: none of its keys is a spec key",
+                       "allowed keys: " + ", ".join(TOP_KEYS))
         top = self.fields(root, "", keys=TOP_KEYS, required=TOP_REQUIRED)
         if top is None:
             return None
@@ -666,6 +669,15 @@ def _show(node: Node) -> str:
     if kind == "str":
         return _quote(node.text)
     return "null" if kind == "null" and not node.text else _clip(node.text)
+
+
+def _kind_word(node: Node) -> str:
+    """Return what a node is, without any of its text."""
+    if isinstance(node, Scalar):
+        kind = _kind(node)
+        words = {"null": "null", "bool": "true or false", "int": "a number", "float": "a number", "nonfinite": "a number"}
+        return "null" if kind == "null" and not node.text else words.get(kind, "text")
+    return _show(node)
 
 
 def _quote(text: str) -> str:

@@ -513,10 +513,10 @@ class TestFile:
         assert problems(b"# nothing\n\n") == expected
 
     def test_top_level_not_a_mapping(self):
-        """The top level is a mapping."""
+        """The top level is a mapping; what it is instead is named by kind, never quoted (it may be any file)."""
         allowed = "(allowed keys: title, summary, inputs, steps, backward, dtype, lang, flavor)"
         assert problems("- title\n") == [f"spec.yaml:1: expected a mapping, got a list {allowed}"]
-        assert problems("just text\n") == [f"spec.yaml:1: expected a mapping, got 'just text' {allowed}"]
+        assert problems("just text\n") == [f"spec.yaml:1: expected a mapping, got text {allowed}"]
         assert problems("---\n") == [f"spec.yaml:2: expected a mapping, got null {allowed}"]
 
     def test_invalid_utf8(self):
