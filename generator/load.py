@@ -17,6 +17,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -81,7 +82,13 @@ _SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single n
 _SOURCE = "allowed: value, or fill with shape"
 _NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
 _CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
-_PRINTABLE = "allowed: printable characters, spaces, tabs and newlines"
+_PRINTABLE = "allowed: printable characters, spaces (also no-break, thin, ideographic), tabs and newlines"
+_PLAIN_TEXT = "allowed: plain text; no macro that makes links, styles, classes, ids or HTML, or loads code"
+# Zero-width non-joiner and joiner: Persian, Indic scripts and emoji sequences need them.
+_JOINERS = frozenset("\u200c\u200d")
+# TeX macros a page's MathJax or KaTeX would turn into links, styles, classes, ids, HTML or loaded code.
+# Spec text never reaches a renderer as math (generator/render.py), so this is only a second fence.
+_ACTIVE_TEX = re.compile(r"\\(?:href|url|style|class|cssId|unicode|require|html[A-Za-z]*|includegraphics)(?![A-Za-z])")
 
 
 @dataclass
@@ -358,12 +365,16 @@ class _Loader:
         return None
 
     def printable(self, node: Scalar, where: str) -> str | None:
-        """Return node's text stripped, unless it hides control, format or surrogate characters."""
-        odd = next((char for char in node.text if not (char.isprintable() or char in " \t\n")), None)
-        if odd is None:
-            return node.text.strip()
-        self.bad(node.line, where, f"invalid character U+{ord(odd):04X}", _PRINTABLE)
-        return None
+        """Return node's text stripped, unless it hides control, format or surrogate characters or active TeX."""
+        odd = next((char for char in node.text if not _shows(char)), None)
+        if odd is not None:
+            self.bad(node.line, where, f"invalid character U+{ord(odd):04X}", _PRINTABLE)
+            return None
+        active = _ACTIVE_TEX.search(node.text)
+        if active:
+            self.bad(node.line, where, f"TeX macro {active.group()} in text", _PLAIN_TEXT)
+            return None
+        return node.text.strip()
 
     def choice(
         self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]
@@ -699,6 +710,15 @@ def _tag(tag: object) -> str:
     if handle:
         return handle + suffix
     return suffix if suffix.startswith("!") else f"!<{suffix}>"
+
+
+def _shows(char: str) -> bool:
+    """Return whether char may stand in spec text: printable, a space of any width, a tab, newline or joiner.
+
+    Control, bidi override and isolate (U+202A-202E, U+2066-2069), other format, line and paragraph
+    separator, surrogate and private-use characters are refused.
+    """
+    return char.isprintable() or char in " \t\n" or char in _JOINERS or unicodedata.category(char) == "Zs"
 
 
 def _first_line(text: str) -> str:
