@@ -22,7 +22,8 @@ from .resources import template_root
 MD_SPECIAL = re.compile(r"([`*_{}\[\]()#+\-.!|~<>&])")
 # Dollars and backslashes start every math delimiter a page's renderer scans for ($, $$, \(, \[, \begin):
 # spec text shows each run of them in a code span, which MathJax and KaTeX skip, so the text they scan
-# never holds one. Spaces inside the backticks keep a dollar from touching one (GitHub's $`…`$).
+# never holds one. The spaces inside keep a dollar from touching a backtick (GitHub's $`…`$); the
+# double backticks keep kramdown from reading a single one between spaces as a literal backtick.
 MATH_STARTS = re.compile(r"([\\$]+)")
 # Written as entities: braces (Liquid's {{ and {%, Hugo's {{< and {{%, kramdown's {: and {::), and
 # backticks (so a spec's backtick never touches a code span's); each is a literal character on the page.
@@ -40,7 +41,7 @@ def md_text(text: str, entities: str = "") -> str:
     out = []
     for k, part in enumerate(MATH_STARTS.split(SPACES.sub(" ", text).strip(" "))):
         if k % 2:
-            out.append(f"` {part} `")
+            out.append(f"`` {part} ``")
         else:
             out.append(MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), part))
     return "".join(out)

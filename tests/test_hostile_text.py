@@ -68,13 +68,40 @@ def page(body: str) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'></head><body>{body}</body></html>"
 
 
-def scan(tmp_path, html_page: str) -> dict:
-    """Let KaTeX auto-render and MathJax scan the page; return what each made (delimiters_check.js)."""
-    file = tmp_path / "page.html"
-    file.write_text(html_page, encoding="utf-8")
-    result = subprocess.run(["node", str(CHECK), str(file)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+def scan_all(tmp_path, pages: dict) -> dict:
+    """Let KaTeX auto-render and MathJax scan each page; return what each made, by key (delimiters_check.js)."""
+    files = []
+    for k, (key, html_page) in enumerate(pages.items()):
+        files.append(tmp_path / f"page{k}.html")
+        files[-1].write_text(html_page, encoding="utf-8")
+    result = subprocess.run(["node", str(CHECK), *map(str, files)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return dict(zip(pages, json.loads(result.stdout)))
+
+
+def scan(tmp_path, html_page: str) -> dict:
+    """Let KaTeX auto-render and MathJax scan one page; return what each made."""
+    return scan_all(tmp_path, {"page": html_page})["page"]
+
+
+def front_title(markdown: str) -> str:
+    """Return the title of a document's YAML front matter."""
+    return YAML(typ="safe", pure=True).load(markdown.split("\n---\n", 1)[0].removeprefix("---\n"))["title"]
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory) -> dict:
+    """Each payload built in each flavor with --front-matter: the body's page and a theme's <h1> of its title, scanned."""
+    tmp = tmp_path_factory.mktemp("scanned")
+    pages = {}
+    for payload, (title, summary) in PAYLOADS.items():
+        spec = write_spec(tmp, title, summary, name=payload)
+        for flavor in FLAVORS:
+            markdown = build_md(tmp, spec, flavor=flavor, front_matter=True)
+            pages[payload, flavor, "body"] = page(body(markdown))
+            if markdown.startswith("---\n"):
+                pages[payload, flavor, "front"] = page(f"<h1>{html.escape(front_title(markdown))}</h1>")
+    return scan_all(tmp, pages)
 
 
 def shown(text: str) -> str:
@@ -91,20 +118,19 @@ def body(markdown: str) -> str:
 class TestMathRenderers:
     @pytest.mark.parametrize("flavor", FLAVORS)
     @pytest.mark.parametrize("payload", sorted(PAYLOADS))
-    def test_spec_text_is_never_typeset(self, tmp_path, flavor, payload):
+    def test_spec_text_is_never_typeset(self, scanned, flavor, payload):
         """KaTeX and MathJax make no formula, link or style from a title or summary, which show literally."""
         title, summary = PAYLOADS[payload]
-        markdown = build_md(tmp_path, write_spec(tmp_path, title, summary), flavor=flavor, front_matter=True)
-        made = scan(tmp_path, page(body(markdown)))
+        made = scanned[payload, flavor, "body"]
         for renderer in ("katex", "mathjax"):
             assert made[renderer]["spec"] == 0, (renderer, made[renderer])
             assert made[renderer]["links"] == made[renderer]["styles"] == []
             assert made[renderer]["text"] == [shown(title), shown(summary)]
 
-    def test_the_page_math_still_renders(self, tmp_path):
+    @pytest.mark.parametrize("flavor", ["portable", "mkdocs", "jekyll"])
+    def test_the_page_math_still_renders(self, scanned, flavor):
         """The same scan typesets the document's own formulas, so its zero for spec text means something."""
-        title, summary = PAYLOADS["inline"]
-        made = scan(tmp_path, page(body(build_md(tmp_path, write_spec(tmp_path, title, summary)))))
+        made = scanned["inline", flavor, "body"]
         assert made["katex"]["page"] > 20 and made["mathjax"]["page"] > 20
 
     def test_the_scan_sees_live_math(self, tmp_path):
@@ -113,14 +139,19 @@ class TestMathRenderers:
         assert made["katex"]["spec"] == 3 and made["mathjax"]["spec"] == 3
         assert made["mathjax"]["styles"] and "javascript:alert(1)" in made["mathjax"]["links"]
 
+    @pytest.mark.parametrize("payload", sorted(PAYLOADS))
+    def test_no_dollar_touches_a_backtick(self, tmp_path, payload):
+        """GitHub's inline math opens with $` and closes with `$: spec text's Markdown holds neither."""
+        title, summary = PAYLOADS[payload]
+        head = build_md(tmp_path, write_spec(tmp_path, title, summary), flavor="github").split("\n\n", 2)[:2]
+        assert not any("$`" in line or "`$" in line for line in head), head
+
     @pytest.mark.parametrize("flavor", ["hugo", "jekyll"])
     @pytest.mark.parametrize("payload", sorted(PAYLOADS))
-    def test_front_matter_title_is_never_typeset(self, tmp_path, flavor, payload):
+    def test_front_matter_title_is_never_typeset(self, scanned, flavor, payload):
         """A theme's <h1>{{ title }}</h1> of the front matter makes no formula; it reads as the title (NFKC)."""
         title, _ = PAYLOADS[payload]
-        markdown = build_md(tmp_path, write_spec(tmp_path, title), flavor=flavor, front_matter=True)
-        front = YAML(typ="safe", pure=True).load(markdown.split("\n---\n", 1)[0].removeprefix("---\n"))
-        made = scan(tmp_path, page(f"<h1>{html.escape(front['title'])}</h1>"))
+        made = scanned[payload, flavor, "front"]
         for renderer in ("katex", "mathjax"):
             assert made[renderer]["page"] == 0, (renderer, made[renderer])
         assert unicodedata.normalize("NFKC", made["katex"]["text"][0]) == unicodedata.normalize("NFKC", shown(title))
