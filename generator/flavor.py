@@ -11,9 +11,16 @@ from a spec is escaped by `text`; code spans and fences never pass through here.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from .load import FLAVORS  # noqa: F401  (the names, with the loader's other choices)
+
+
+# A theme prints the front matter's title as plain text (Hugo's {{ .Title }}, Jekyll's {{ page.title }}),
+# where a page's MathJax or KaTeX would scan it: its dollars and backslashes become their fullwidth forms
+# (the same characters under NFKC), which no renderer takes for a delimiter.
+FRONT_MATTER_TEXT = str.maketrans({"$": "\uff04", "\\": "\uff3c"})
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class Flavor:
         """Return YAML front matter (empty when this flavor takes none): no date, so builds stay reproducible."""
         if not self.front_matter:
             return ""
-        quoted = json.dumps(" ".join(title.split()), ensure_ascii=False)  # JSON strings are YAML double-quoted strings
+        shown = re.sub(r"[ \t\n\r]+", " ", title).strip(" ").translate(FRONT_MATTER_TEXT)
+        quoted = json.dumps(shown, ensure_ascii=False)  # JSON strings are YAML double-quoted strings
         return f"---\ntitle: {quoted}\nmath: true\n---\n\n"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -81,7 +82,14 @@ _SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single n
 _SOURCE = "allowed: value, or fill with shape"
 _NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
 _CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
-_PRINTABLE = "allowed: printable characters, spaces, tabs and newlines"
+_PRINTABLE = "allowed: printable characters, spaces (also no-break, thin, ideographic), tabs and newlines"
+_CODE_CHARS = "allowed: printable characters, spaces, tabs and newlines"
+_PLAIN_TEXT = "allowed: plain text; no macro that makes links, styles, classes, ids or HTML, or loads code"
+# Zero-width non-joiner and joiner: Persian, Indic scripts and emoji sequences need them.
+_JOINERS = frozenset("\u200c\u200d")
+# TeX macros a page's MathJax or KaTeX would turn into links, styles, classes, ids, HTML or loaded code.
+# Spec text never reaches a renderer as math (generator/render.py), so this is only a second fence.
+_ACTIVE_TEX = re.compile(r"\\(?:href|url|style|class|cssId|unicode|require|html[A-Za-z]*|includegraphics)(?![A-Za-z])")
 
 
 @dataclass
@@ -355,18 +363,27 @@ class _Loader:
             return None
         node = entry[1]
         if _kind(node) == "str" and (empty or node.text.strip()):
-            return self.printable(node, where)
+            return self.printable(node, where, prose=True)
         allowed = "allowed: a string" if empty else "allowed: a non-empty string"
         self.bad(node.line, where, f"expected text, got {_show(node)}", allowed)
         return None
 
-    def printable(self, node: Scalar, where: str) -> str | None:
-        """Return node's text stripped, unless it hides control, format or surrogate characters."""
-        odd = next((char for char in node.text if not (char.isprintable() or char in " \t\n")), None)
-        if odd is None:
-            return node.text.strip()
-        self.bad(node.line, where, f"invalid character U+{ord(odd):04X}", _PRINTABLE)
-        return None
+    def printable(self, node: Scalar, where: str, *, prose: bool) -> str | None:
+        """Return node's text stripped, unless it hides control, format or surrogate characters.
+
+        Prose (a title or summary) may also hold any Unicode space and the joiners, but no TeX macro
+        that makes a link, style or HTML; code (a step) only ASCII white space.
+        """
+        shows = _shows if prose else _shows_in_code
+        odd = next((char for char in node.text if not shows(char)), None)
+        if odd is not None:
+            self.bad(node.line, where, f"invalid character U+{ord(odd):04X}", _PRINTABLE if prose else _CODE_CHARS)
+            return None
+        active = _ACTIVE_TEX.search(node.text) if prose else None
+        if active:
+            self.bad(node.line, where, f"TeX macro {active.group()} in text", _PLAIN_TEXT)
+            return None
+        return node.text.strip()
 
     def choice(
         self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]
@@ -439,7 +456,7 @@ class _Loader:
     def step(self, name: str, key: Scalar, node: Node) -> Step | None:
         """Return one step; its expression is only checked to be non-empty text."""
         if _kind(node) == "str" and node.text.strip():
-            expr = self.printable(node, _join("steps", name))
+            expr = self.printable(node, _join("steps", name), prose=False)
             return None if expr is None else Step(name, expr, key.line)
         allowed = "allowed: a non-empty string of torch code, like x * 2"
         self.bad(node.line, _join("steps", name), f"expected an expression, got {_show(node)}", allowed)
@@ -711,6 +728,20 @@ def _tag(tag: object) -> str:
     if handle:
         return handle + suffix
     return suffix if suffix.startswith("!") else f"!<{suffix}>"
+
+
+def _shows(char: str) -> bool:
+    """Return whether char may stand in spec text: printable, a space of any width, a tab, newline or joiner.
+
+    Control, bidi override and isolate (U+202A-202E, U+2066-2069), other format, line and paragraph
+    separator, surrogate and private-use characters are refused.
+    """
+    return char.isprintable() or char in " \t\n" or char in _JOINERS or unicodedata.category(char) == "Zs"
+
+
+def _shows_in_code(char: str) -> bool:
+    """Return whether char may stand in a step's code: printable, an ASCII space, a tab or a newline."""
+    return char.isprintable() or char in " \t\n"
 
 
 def _first_line(text: str) -> str:

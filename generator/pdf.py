@@ -98,11 +98,19 @@ SYMBOLS = {
     **{s: f"^{{{d}}}" for s, d in zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")},
     **{s: f"_{{{d}}}" for s, d in zip("₀₁₂₃₄₅₆₇₈₉", "0123456789")},
 }
+# Spaces other than the ASCII one, in both engines: as TeX spacing of their width, since the fonts
+# (OT1, and the CJK fonts for thin spaces) may lack them. A space of any other width is a word space.
+SPACES = {
+    "\u00a0": "~", "\u2002": r"\enspace{}", "\u2003": r"\quad{}", "\u2004": r"\hspace{0.333em}",
+    "\u2005": r"\hspace{0.25em}", "\u2006": r"\hspace{0.167em}", "\u2007": r"\hphantom{0}",
+    "\u2008": r"\hphantom{.}", "\u2009": r"\,", "\u200a": r"\hspace{0.1em}", "\u202f": r"\,",
+    "\u205f": r"\hspace{0.222em}", "\u3000": r"\hspace{1em}",
+}
 # Punctuation pdflatex's OT1 fonts have under another name.
 OT1_TEXT = {
     "—": r"\textemdash{}", "–": r"\textendash{}", "…": r"\ldots{}", "‘": r"\textquoteleft{}",
     "’": r"\textquoteright{}", "“": r"\textquotedblleft{}", "”": r"\textquotedblright{}",
-    "\u00a0": "~", "¡": r"!`", "¿": r"?`",
+    "¡": r"!`", "¿": r"?`",
 }
 # Letters pdflatex's utf8 input and OT1 fonts can set (accents built from the base letter).
 OT1_LETTERS = frozenset(
@@ -115,11 +123,17 @@ def escape_text(text: str, *, unicode: bool) -> str:
     """Return plain text as LaTeX that typesets it literally (unicode: for xelatex, else pdflatex)."""
     out = []
     ascii_map = ASCII_UNICODE if unicode else ASCII_OT1
-    for c in re.sub(r"\s+", " ", text):
+    for c in re.sub(r"[ \t\n\r]+", " ", text):
         if c in ascii_map:
             out.append(ascii_map[c])
         elif c.isascii():
             out.append(c)
+        elif c in SPACES:
+            out.append(SPACES[c])
+        elif unicodedata.category(c) == "Zs":
+            out.append(" ")
+        elif unicodedata.category(c) == "Cf":  # a joiner (all the loader lets through): invisible, so left out
+            pass
         elif c in SYMBOLS:
             out.append(rf"\ensuremath{{{SYMBOLS[c]}}}")
         elif unicode:

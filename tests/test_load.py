@@ -392,9 +392,10 @@ class TestKeys:
         """Escapes may not smuggle control, format or surrogate characters into text."""
         source = 'title: "a\\ud800"\nsummary: "\\e[31m"\ninputs: {x: {value: 1}}\nsteps: {y: "x\\u202e", z: "\\tx\\n"}\nbackward: z\n'
         allowed = "(allowed: printable characters, spaces, tabs and newlines)"
+        prose = "(allowed: printable characters, spaces (also no-break, thin, ideographic), tabs and newlines)"
         assert problems(source) == [
-            f"spec.yaml:1: title: invalid character U+D800 {allowed}",
-            f"spec.yaml:2: summary: invalid character U+001B {allowed}",
+            f"spec.yaml:1: title: invalid character U+D800 {prose}",
+            f"spec.yaml:2: summary: invalid character U+001B {prose}",
             f"spec.yaml:4: steps.y: invalid character U+202E {allowed}",
         ]
 
