@@ -68,6 +68,7 @@ MACROS = r"""
   fwd/.style={-{Stealth[length=2.2mm]}, thick, black!75},
   back/.style={-{Stealth[length=2mm]}, dashed, thick, red!70!black},
   backlabel/.style={font=\scriptsize, text=red!70!black, fill=white, inner sep=1pt, sloped=false},
+  earlier/.style={font=\footnotesize, inner sep=2pt},
 }
 """
 
@@ -326,7 +327,11 @@ class _Builder:
         doc.append(self.graph_table())
         doc.append(NoEscape(r"\endgroup"))
         doc.append(self.say("picture_intro"))
-        doc.append(self.picture(d.picture))
+        pictures = self.picture(d.picture)
+        if len(pictures) > 1:
+            doc.append(self.say("picture_parts", parts=len(pictures)))
+        for picture in pictures:
+            doc.append(picture)
         doc.append(self.say("leaves_intro"))
         items = pl.Itemize()
         for row in d.graph:
@@ -477,56 +482,86 @@ class _Builder:
 
     # -- the picture ---------------------------------------------------------
 
-    def picture(self, picture: Picture):
-        """The graph in TikZ: one row per depth, arrows down the way data flows, red dashed arrows back."""
+    def picture(self, picture: Picture) -> list:
+        """The graph in TikZ: one row per depth, arrows down the way data flows, red dashed arrows back.
+
+        A row wider than the line wraps onto more lines, and a graph deeper than a page is drawn in
+        parts of at most BAND_LINES lines, each its own picture: an arrow from an earlier part starts
+        at its source's name. So every picture stays small enough to read, and within TeX's dimensions.
+        """
         from pylatex.tikz import TikZ, TikZDraw, TikZNode, TikZNodeAnchor, TikZOptions, TikZScope, TikZUserPath
 
         t = self.t
-        rows = layers(picture)
         ids = {n.name: f"n{i}" for i, n in enumerate(picture.nodes)}
         by_name = {n.name: n for n in picture.nodes}
-        tikz = TikZ()
-        nodes: dict[str, TikZNode] = {}
-        accumulate: dict[str, TikZNode] = {}
-        box_w, acc_w, gap = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
         parents: dict[str, list[str]] = {}
         for e in picture.edges:
             parents.setdefault(e.target, []).append(e.source)
+        bands = [TikZ()]
+        band_of: dict[str, int] = {}
+        nodes: dict[str, TikZNode] = {}
+        accumulate: dict[str, TikZNode] = {}
         placed: dict[str, float] = {}
-        for r, row in enumerate(rows):
+        line = 0  # lines drawn in the current band
+        for row in layers(picture):
             # each op under the mean of its parents (crossings stay few); leaves keep the graph's order, left
             row = sorted(row, key=lambda n: sum(placed[p] for p in parents[n]) / len(parents[n])
                          if parents.get(n) and all(p in placed for p in parents[n]) else float("-inf"))
-            widths = [box_w + (acc_w if by_name[n].is_leaf and by_name[n].requires_grad else 0) for n in row]
-            x = -(sum(widths) + gap * (len(row) - 1)) / 2
-            scope = TikZScope(options=TikZOptions(f"local bounding box=row{r}"))
-            for name, width in zip(row, widths):
-                node = by_name[name]
-                centre = placed[name] = x + box_w / 2
-                at = f"({centre:.2f},0)" if r == 0 else f"({centre:.2f},0 |- row{r - 1}.south)"
-                options = ["leaf" if node.is_leaf else "box", "anchor=north", f"at={{{at}}}"]
-                if r:
-                    options.append("yshift=-16mm")
-                nodes[name] = TikZNode(handle=ids[name], options=TikZOptions(*options), text=self.box(picture, node))
-                scope.append(nodes[name])
-                if node.is_leaf and node.requires_grad:
-                    accumulate[name] = TikZNode(handle=f"a{ids[name]}", options=TikZOptions("acc", f"right=8mm of {ids[name]}"),
-                                                text="AccumulateGrad")
-                    scope.append(accumulate[name])
-                x += width + gap
-            tikz.append(scope)
+            for part in wrap(row, [BOX_W + (ACC_W if by_name[n].is_leaf and by_name[n].requires_grad else 0)
+                                   for n in row]):
+                if line == BAND_LINES:
+                    bands.append(TikZ())
+                    line = 0
+                widths = [w for _, w in part]
+                x = -(sum(widths) + GAP * (len(part) - 1)) / 2
+                scope = TikZScope(options=TikZOptions(f"local bounding box=row{line}"))
+                for name, width in part:
+                    node = by_name[name]
+                    centre = placed[name] = x + BOX_W / 2
+                    at = f"({centre:.2f},0)" if line == 0 else f"({centre:.2f},0 |- row{line - 1}.south)"
+                    options = ["leaf" if node.is_leaf else "box", "anchor=north", f"at={{{at}}}"]
+                    if line:
+                        options.append("yshift=-16mm")
+                    nodes[name] = TikZNode(handle=ids[name], options=TikZOptions(*options),
+                                           text=self.box(picture, node))
+                    band_of[name] = len(bands) - 1
+                    scope.append(nodes[name])
+                    if node.is_leaf and node.requires_grad:
+                        accumulate[name] = TikZNode(handle=f"a{ids[name]}",
+                                                    options=TikZOptions("acc", f"right=8mm of {ids[name]}"),
+                                                    text="AccumulateGrad")
+                        scope.append(accumulate[name])
+                    x += width + GAP
+                bands[-1].append(scope)
+                line += 1
         back_label = self._dumps(self.inline(t("picture_back")))
+        earlier: dict[str, list] = {}  # a target's arrows from an earlier part
         for e in picture.edges:
+            if band_of[e.source] != band_of[e.target]:
+                earlier.setdefault(e.target, []).append(e)
+                continue
+            tikz = bands[band_of[e.target]]
             tikz.append(TikZDraw([nodes[e.source], "--", nodes[e.target]], options=TikZOptions("fwd")))
             if e.backward:
                 tikz.append(TikZDraw([TikZNodeAnchor(ids[e.target], "60"),
                                       TikZUserPath(f"to[bend right=12] node[backlabel, midway] {{{back_label}}}"),
                                       TikZNodeAnchor(ids[e.source], "-60")], options=TikZOptions("back")))
+        for target, edges in earlier.items():
+            # one arrow in from the upper left, from the sources' names (their boxes are in an earlier part)
+            names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
+            tikz, handle = bands[band_of[target]], f"f{ids[target]}"
+            at = f"at={{([xshift=4mm, yshift=6mm]{ids[target]}.north west)}}"
+            tikz.append(TikZNode(handle=handle, options=TikZOptions("earlier", "anchor=south east", at), text=names))
+            tikz.append(TikZDraw([TikZNodeAnchor(handle, "south"), "--", TikZNodeAnchor(ids[target], "140")],
+                                 options=TikZOptions("fwd")))
+            if any(e.backward for e in edges):
+                tikz.append(TikZDraw([TikZNodeAnchor(ids[target], "165"), TikZUserPath("to[bend left=30]"),
+                                      TikZNodeAnchor(handle, "west")], options=TikZOptions("back")))
         for name, acc in accumulate.items():
             label = self._dumps(self.inline(t("picture_leaf_grad", name=name)))
-            tikz.append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"), acc],
-                                 options=TikZOptions("back")))
-        return self.Fit(data=[tikz])
+            bands[band_of[name]].append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"),
+                                                 acc], options=TikZOptions("back")))
+        return [self.Fit(data=[tikz]) for tikz in bands]
 
     def box(self, picture: Picture, node) -> str:
         """The text of one box: name and shape, grad_fn or requires_grad, value, gradients."""
@@ -539,6 +574,24 @@ class _Builder:
             label = t.picture_grad(node.name, g.call, picture.calls)
             lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${g.tex}$"))))
         return r" \\ ".join(lines)
+
+
+BOX_W, ACC_W, GAP = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
+LINE_WIDTH = 21.5  # cm of boxes a line of the picture holds before it wraps (five boxes: scaled to the page, legible)
+BAND_LINES = 7  # lines of boxes one picture holds (scaled to the page, legible); a deeper graph is drawn in parts
+
+
+def wrap(row: list[str], widths: list[float]) -> list[list[tuple[str, float]]]:
+    """Split a row of boxes into lines of at most LINE_WIDTH cm (a box wider than that gets a line alone)."""
+    lines: list[list[tuple[str, float]]] = [[]]
+    used = -GAP
+    for name, width in zip(row, widths):
+        if lines[-1] and used + GAP + width > LINE_WIDTH:
+            lines.append([])
+            used = -GAP
+        lines[-1].append((name, width))
+        used += GAP + width
+    return lines
 
 
 def layers(picture: Picture) -> list[list[str]]:
