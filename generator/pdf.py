@@ -68,7 +68,6 @@ MACROS = r"""
   fwd/.style={-{Stealth[length=2.2mm]}, thick, black!75},
   back/.style={-{Stealth[length=2mm]}, dashed, thick, red!70!black},
   backlabel/.style={font=\scriptsize, text=red!70!black, fill=white, inner sep=1pt, sloped=false},
-  earlier/.style={font=\footnotesize, inner sep=2pt},
 }
 """
 
@@ -112,26 +111,54 @@ OT1_LETTERS = frozenset(
 )
 
 
+RUN = 40  # characters TeX may set without a place to break the line; a longer run may break after each one
+# a place to break a line inside a long run, with a little stretch, so its lines fill the measure
+BREAK = r"\allowbreak\hskip 0pt plus 2pt\relax "
+
+
 def escape_text(text: str, *, unicode: bool) -> str:
-    """Return plain text as LaTeX that typesets it literally (unicode: for xelatex, else pdflatex)."""
-    out = []
+    """Return plain text as LaTeX that typesets it literally (unicode: for xelatex, else pdflatex).
+
+    A run of more than RUN characters without a space may break after each character (as
+    seqsplit does), with a new source line every RUN characters, so any text a spec may hold
+    (64 KiB of one word) is set within the line and within TeX's buffers.
+    """
+    pieces: list[tuple[str, int]] = []  # each character as LaTeX, and how many characters wide it is set
     ascii_map = ASCII_UNICODE if unicode else ASCII_OT1
     for c in re.sub(r"\s+", " ", text):
         if c in ascii_map:
-            out.append(ascii_map[c])
+            pieces.append((ascii_map[c], 1))
         elif c.isascii():
-            out.append(c)
+            pieces.append((c, 1))
         elif c in SYMBOLS:
-            out.append(rf"\ensuremath{{{SYMBOLS[c]}}}")
+            pieces.append((rf"\ensuremath{{{SYMBOLS[c]}}}", 1))
         elif unicode:
-            out.append(c if unicodedata.category(c)[0] != "C" else "")
+            # xeCJK breaks lines around a wide character by itself: it ends a run
+            pieces.append((c if unicodedata.category(c)[0] != "C" else "", 0 if _wide(c) else 1))
         elif c in OT1_TEXT:
-            out.append(OT1_TEXT[c])
+            pieces.append((OT1_TEXT[c], 1))
         elif c in OT1_LETTERS:
-            out.append(c)
+            pieces.append((c, 1))
         else:  # a character pdflatex cannot set: show its code point
-            out.append(rf"\texttt{{[U+{ord(c):04X}]}}")
-    return "".join(out)
+            pieces.append((rf"\texttt{{[U+{ord(c):04X}]}}", 8))
+    out: list[str] = []
+    run: list[tuple[str, int]] = []
+    for piece in pieces + [(" ", 0)]:
+        if piece[0] != " " and piece[1]:
+            run.append(piece)
+            continue
+        if sum(width for _, width in run) <= RUN:
+            out.extend(latex for latex, _ in run)
+        else:
+            for i, (latex, _) in enumerate(run):
+                out.append((BREAK + ("%\n" if i % RUN == 0 else "") if i else "") + latex)
+        out.append(piece[0])
+        run = []
+    return "".join(out[:-1])
+
+
+def _wide(c: str) -> bool:
+    return unicodedata.east_asian_width(c) in "WF"
 
 
 def _pylatex():
@@ -551,7 +578,8 @@ class _Builder:
             names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
             tikz, handle = bands[band_of[target]], f"f{ids[target]}"
             at = f"at={{([xshift=4mm, yshift=6mm]{ids[target]}.north west)}}"
-            tikz.append(TikZNode(handle=handle, options=TikZOptions("earlier", "anchor=south east", at), text=names))
+            options = TikZOptions(r"font=\footnotesize", "inner sep=2pt", "anchor=south east", at)
+            tikz.append(TikZNode(handle=handle, options=options, text=names))
             tikz.append(TikZDraw([TikZNodeAnchor(handle, "south"), "--", TikZNodeAnchor(ids[target], "140")],
                                  options=TikZOptions("fwd")))
             if any(e.backward for e in edges):
