@@ -390,6 +390,8 @@ class _Builder:
             if row.intermediate:
                 name += " " + self.phrase("inside", step=row.step)
             shape = self.text(t.shape(row.shape)).dumps()
+            if nested(row.shape):  # 10×10×10×10 is wider than its column: it may break after a ×
+                shape = shape.replace(r"\ensuremath{\times}", r"\ensuremath{\times}\allowbreak{}")
             if not row.is_leaf:
                 grad_fn = self._dumps([self.code(row.grad_fn)])
             elif row.requires_grad:
@@ -597,11 +599,37 @@ class _Builder:
         lines = [r"\textbf{" + self._dumps([self.code(node.name)]) + r"} \ensuremath{\cdot} "
                  + self.text(t.shape(node.shape)).dumps()]
         lines.append(self._dumps([self.code(node.grad_fn or f"requires_grad={node.requires_grad}")]))
-        lines.append(self._dumps(self.inline(t("picture_line", label=t("picture_value"), value=f"${node.value_tex}$"))))
-        for g in node.grads:
-            label = t.picture_grad(node.name, g.call, picture.calls)
-            lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${g.tex}$"))))
+        values = [(t("picture_value"), node.value_tex)]
+        values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) for g in node.grads]
+        for label, tex in values:
+            if nested(node.shape):  # nested lists, often wider than a box: the label, then the value scaled to fit
+                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=""))).rstrip())
+                lines += [rf"\derivecell{{{part}}}" for part in outer_parts(tex)]
+            else:
+                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${tex}$"))))
         return r" \\ ".join(lines)
+
+
+def nested(shape: str) -> bool:
+    """Return whether a shape (as the document writes it, 2×3×4) has more than two dimensions."""
+    return shape.count("×") >= 2
+
+
+def outer_parts(tex: str) -> list[str]:
+    """Split a nested list, \\left[[1, 2], [3, 4]\\right], into one line per outer element: [[1, 2], / [3, 4]]."""
+    inner = tex.removeprefix(r"\left[").removesuffix(r"\right]").strip()
+    if inner.startswith("[") and inner.endswith("]"):  # brief_tex's list inside its \left[ \right]
+        inner = inner[1:-1]
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        depth += {"[": 1, "]": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            parts.append(inner[start:i + 1])
+            start = i + 1
+    parts.append(inner[start:])
+    parts = [part.strip() for part in parts]
+    parts[0], parts[-1] = "[" + parts[0], parts[-1] + "]"
+    return parts
 
 
 BOX_W, ACC_W, GAP = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
