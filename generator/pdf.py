@@ -501,7 +501,7 @@ class _Builder:
                 items.add_item(self.say("grad_not_reached", leaf=g.leaf))
             elif len(g.parts) > 1:
                 items.add_item(self.say("grad_accumulates", leaf=g.leaf, count=len(g.parts)))
-                items.append(self.math(g.equation))
+                items.append(self.math(accumulated(g)))
                 items.append(self.say("zero_grad", leaf=g.leaf))
             else:
                 items.add_item(self.say("grad_is", leaf=g.leaf))
@@ -600,14 +600,30 @@ class _Builder:
                  + self.text(t.shape(node.shape)).dumps()]
         lines.append(self._dumps([self.code(node.grad_fn or f"requires_grad={node.requires_grad}")]))
         values = [(t("picture_value"), node.value_tex)]
-        values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) for g in node.grads]
+        grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
+        values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) if g else ("", "") for g in grads]
         for label, tex in values:
-            if nested(node.shape):  # nested lists, often wider than a box: the label, then the value scaled to fit
+            if not label:  # the calls between, left out
+                lines.append(r"\ensuremath{\vdots}")
+            elif nested(node.shape):  # nested lists, often wider than a box: the label, then the value scaled to fit
                 lines.append(self._dumps(self.inline(t("picture_line", label=label, value=""))).rstrip())
                 lines += [rf"\derivecell{{{part}}}" for part in outer_parts(tex)]
             else:
                 lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${tex}$"))))
         return r" \\ ".join(lines)
+
+
+MAX_BOX_GRADS = 4  # gradients (one a backward call) a box of the picture shows; beyond, the first two and the last
+MAX_PARTS = 6  # calls' parts of a .grad written out in its sum; beyond, the first two and the last
+
+
+def accumulated(grad) -> str:
+    """Return x.grad = each call's part + ... = the total, the middle parts left out beyond MAX_PARTS."""
+    if len(grad.parts) <= MAX_PARTS:
+        return grad.equation
+    lhs = grad.equation.split(" = ", 1)[0]
+    shown = [*grad.parts[:2], r"\cdots", grad.parts[-1]]
+    return f"{lhs} = {' + '.join(shown)} = {grad.total}"
 
 
 def nested(shape: str) -> bool:
