@@ -145,7 +145,8 @@ def _terminates(value: sp.Rational) -> bool:
         decimal(to_float(value), 12)) <= 12
 
 
-MAX_SHOWN = 10  # rows, columns or blocks of a tensor written out; beyond, only the corners
+MAX_SHOWN = 10  # rows or columns of a tensor written out; beyond, only the corners
+MAX_BLOCKS = 3  # matrices of a 3-D or 4-D tensor written out along each leading dimension; beyond, the ends
 
 
 def matrix_tex(rows: list[list[str]]) -> str:
@@ -191,7 +192,7 @@ def tensor_tex(values: list[sp.Expr] | tuple[sp.Expr, ...], shape: tuple[int, ..
     if not shape:
         return number_tex(values[0])
     body = _tensor_body(values, shape)
-    if any(n > MAX_SHOWN for n in shape):
+    if any(n > MAX_SHOWN for n in shape[-2:]) or any(n > MAX_BLOCKS for n in shape[:-2]):
         return rf"\underset{{{size_tex(shape)}}}{{{body}}}"
     return body
 
@@ -202,8 +203,10 @@ def _tensor_body(values, shape: tuple[int, ...]) -> str:
     cols = shape[-1]
     if len(shape) == 2:
         return corner_matrix(shape[0], cols, lambda r, c: number_tex(values[r * cols + c]))
-    # more dims: one matrix per leading index
+    # more dims: one matrix per leading index, the first and the last beyond MAX_BLOCKS (the 4-D
+    # tensors the limits allow, 10 × 10 × 10 × 10, would otherwise be a row of 100 matrices)
     per = len(values) // shape[0]
+    shown = list(range(shape[0])) if shape[0] <= MAX_BLOCKS else [0, None, shape[0] - 1]
     blocks = [r"\ldots" if i is None else _tensor_body(values[i * per:(i + 1) * per], shape[1:])
-              for i in picks(shape[0])]
+              for i in shown]
     return r"\left[\; " + r",\; ".join(blocks) + r" \;\right]"

@@ -119,32 +119,60 @@ OT1_LETTERS = frozenset(
 )
 
 
+RUN = 40  # characters TeX may set without a place to break the line; a longer run may break after each one
+# a place to break a line inside a long run, with a little stretch, so its lines fill the measure
+BREAK = r"\allowbreak\hskip 0pt plus 2pt\relax "
+
+
 def escape_text(text: str, *, unicode: bool) -> str:
-    """Return plain text as LaTeX that typesets it literally (unicode: for xelatex, else pdflatex)."""
-    out = []
+    """Return plain text as LaTeX that typesets it literally (unicode: for xelatex, else pdflatex).
+
+    A run of more than RUN characters without a space may break after each character (as
+    seqsplit does), with a new source line every RUN characters, so any text a spec may hold
+    (64 KiB of one word) is set within the line and within TeX's buffers.
+    """
+    pieces: list[tuple[str, int]] = []  # each character as LaTeX, and how many characters wide it is set
     ascii_map = ASCII_UNICODE if unicode else ASCII_OT1
     for c in re.sub(r"[ \t\n\r]+", " ", text):
         if c in ascii_map:
-            out.append(ascii_map[c])
+            pieces.append((ascii_map[c], 1))
         elif c.isascii():
-            out.append(c)
+            pieces.append((c, 1))
         elif c in SPACES:
-            out.append(SPACES[c])
+            pieces.append((SPACES[c], 1))
         elif unicodedata.category(c) == "Zs":
-            out.append(" ")
+            pieces.append((" ", 0))
         elif unicodedata.category(c) == "Cf":  # a joiner (all the loader lets through): invisible, so left out
             pass
         elif c in SYMBOLS:
-            out.append(rf"\ensuremath{{{SYMBOLS[c]}}}")
+            pieces.append((rf"\ensuremath{{{SYMBOLS[c]}}}", 1))
         elif unicode:
-            out.append(c if unicodedata.category(c)[0] != "C" else "")
+            # xeCJK breaks lines around a wide character by itself: it ends a run
+            pieces.append((c if unicodedata.category(c)[0] != "C" else "", 0 if _wide(c) else 1))
         elif c in OT1_TEXT:
-            out.append(OT1_TEXT[c])
+            pieces.append((OT1_TEXT[c], 1))
         elif c in OT1_LETTERS:
-            out.append(c)
+            pieces.append((c, 1))
         else:  # a character pdflatex cannot set: show its code point
-            out.append(rf"\texttt{{[U+{ord(c):04X}]}}")
-    return "".join(out)
+            pieces.append((rf"\texttt{{[U+{ord(c):04X}]}}", 8))
+    out: list[str] = []
+    run: list[tuple[str, int]] = []
+    for piece in pieces + [(" ", 0)]:
+        if piece[0] != " " and piece[1]:
+            run.append(piece)
+            continue
+        if sum(width for _, width in run) <= RUN:
+            out.extend(latex for latex, _ in run)
+        else:
+            for i, (latex, _) in enumerate(run):
+                out.append((BREAK + ("%\n" if i % RUN == 0 else "") if i else "") + latex)
+        out.append(piece[0])
+        run = []
+    return "".join(out[:-1])
+
+
+def _wide(c: str) -> bool:
+    return unicodedata.east_asian_width(c) in "WF"
 
 
 def _pylatex():
@@ -340,7 +368,11 @@ class _Builder:
         doc.append(self.graph_table())
         doc.append(NoEscape(r"\endgroup"))
         doc.append(self.say("picture_intro"))
-        doc.append(self.picture(d.picture))
+        pictures = self.picture(d.picture)
+        if len(pictures) > 1:
+            doc.append(self.say("picture_parts", parts=len(pictures)))
+        for picture in pictures:
+            doc.append(picture)
         doc.append(self.say("leaves_intro"))
         items = pl.Itemize()
         for row in d.graph:
@@ -372,6 +404,8 @@ class _Builder:
             if row.intermediate:
                 name += " " + self.phrase("inside", step=row.step)
             shape = self.text(t.shape(row.shape)).dumps()
+            if nested(row.shape):  # 10×10×10×10 is wider than its column: it may break after a ×
+                shape = shape.replace(r"\ensuremath{\times}", r"\ensuremath{\times}\allowbreak{}")
             if not row.is_leaf:
                 grad_fn = self._dumps([self.code(row.grad_fn)])
             elif row.requires_grad:
@@ -481,7 +515,7 @@ class _Builder:
                 items.add_item(self.say("grad_not_reached", leaf=g.leaf))
             elif len(g.parts) > 1:
                 items.add_item(self.say("grad_accumulates", leaf=g.leaf, count=len(g.parts)))
-                items.append(self.math(g.equation))
+                items.append(self.math(accumulated(g)))
                 items.append(self.say("zero_grad", leaf=g.leaf))
             else:
                 items.add_item(self.say("grad_is", leaf=g.leaf))
@@ -491,56 +525,87 @@ class _Builder:
 
     # -- the picture ---------------------------------------------------------
 
-    def picture(self, picture: Picture):
-        """The graph in TikZ: one row per depth, arrows down the way data flows, red dashed arrows back."""
+    def picture(self, picture: Picture) -> list:
+        """The graph in TikZ: one row per depth, arrows down the way data flows, red dashed arrows back.
+
+        A row wider than the line wraps onto more lines, and a graph deeper than a page is drawn in
+        parts of at most BAND_LINES lines, each its own picture: an arrow from an earlier part starts
+        at its source's name. So every picture stays small enough to read, and within TeX's dimensions.
+        """
         from pylatex.tikz import TikZ, TikZDraw, TikZNode, TikZNodeAnchor, TikZOptions, TikZScope, TikZUserPath
 
         t = self.t
-        rows = layers(picture)
         ids = {n.name: f"n{i}" for i, n in enumerate(picture.nodes)}
         by_name = {n.name: n for n in picture.nodes}
-        tikz = TikZ()
-        nodes: dict[str, TikZNode] = {}
-        accumulate: dict[str, TikZNode] = {}
-        box_w, acc_w, gap = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
         parents: dict[str, list[str]] = {}
         for e in picture.edges:
             parents.setdefault(e.target, []).append(e.source)
+        bands = [TikZ()]
+        band_of: dict[str, int] = {}
+        nodes: dict[str, TikZNode] = {}
+        accumulate: dict[str, TikZNode] = {}
         placed: dict[str, float] = {}
-        for r, row in enumerate(rows):
+        line = 0  # lines drawn in the current band
+        for row in layers(picture):
             # each op under the mean of its parents (crossings stay few); leaves keep the graph's order, left
             row = sorted(row, key=lambda n: sum(placed[p] for p in parents[n]) / len(parents[n])
                          if parents.get(n) and all(p in placed for p in parents[n]) else float("-inf"))
-            widths = [box_w + (acc_w if by_name[n].is_leaf and by_name[n].requires_grad else 0) for n in row]
-            x = -(sum(widths) + gap * (len(row) - 1)) / 2
-            scope = TikZScope(options=TikZOptions(f"local bounding box=row{r}"))
-            for name, width in zip(row, widths):
-                node = by_name[name]
-                centre = placed[name] = x + box_w / 2
-                at = f"({centre:.2f},0)" if r == 0 else f"({centre:.2f},0 |- row{r - 1}.south)"
-                options = ["leaf" if node.is_leaf else "box", "anchor=north", f"at={{{at}}}"]
-                if r:
-                    options.append("yshift=-16mm")
-                nodes[name] = TikZNode(handle=ids[name], options=TikZOptions(*options), text=self.box(picture, node))
-                scope.append(nodes[name])
-                if node.is_leaf and node.requires_grad:
-                    accumulate[name] = TikZNode(handle=f"a{ids[name]}", options=TikZOptions("acc", f"right=8mm of {ids[name]}"),
-                                                text="AccumulateGrad")
-                    scope.append(accumulate[name])
-                x += width + gap
-            tikz.append(scope)
+            for part in wrap(row, [BOX_W + (ACC_W if by_name[n].is_leaf and by_name[n].requires_grad else 0)
+                                   for n in row]):
+                if line == BAND_LINES:
+                    bands.append(TikZ())
+                    line = 0
+                widths = [w for _, w in part]
+                x = -(sum(widths) + GAP * (len(part) - 1)) / 2
+                scope = TikZScope(options=TikZOptions(f"local bounding box=row{line}"))
+                for name, width in part:
+                    node = by_name[name]
+                    centre = placed[name] = x + BOX_W / 2
+                    at = f"({centre:.2f},0)" if line == 0 else f"({centre:.2f},0 |- row{line - 1}.south)"
+                    options = ["leaf" if node.is_leaf else "box", "anchor=north", f"at={{{at}}}"]
+                    if line:
+                        options.append("yshift=-16mm")
+                    nodes[name] = TikZNode(handle=ids[name], options=TikZOptions(*options),
+                                           text=self.box(picture, node))
+                    band_of[name] = len(bands) - 1
+                    scope.append(nodes[name])
+                    if node.is_leaf and node.requires_grad:
+                        accumulate[name] = TikZNode(handle=f"a{ids[name]}",
+                                                    options=TikZOptions("acc", f"right=8mm of {ids[name]}"),
+                                                    text="AccumulateGrad")
+                        scope.append(accumulate[name])
+                    x += width + GAP
+                bands[-1].append(scope)
+                line += 1
         back_label = self._dumps(self.inline(t("picture_back")))
+        earlier: dict[str, list] = {}  # a target's arrows from an earlier part
         for e in picture.edges:
+            if band_of[e.source] != band_of[e.target]:
+                earlier.setdefault(e.target, []).append(e)
+                continue
+            tikz = bands[band_of[e.target]]
             tikz.append(TikZDraw([nodes[e.source], "--", nodes[e.target]], options=TikZOptions("fwd")))
             if e.backward:
                 tikz.append(TikZDraw([TikZNodeAnchor(ids[e.target], "60"),
                                       TikZUserPath(f"to[bend right=12] node[backlabel, midway] {{{back_label}}}"),
                                       TikZNodeAnchor(ids[e.source], "-60")], options=TikZOptions("back")))
+        for target, edges in earlier.items():
+            # one arrow in from the upper left, from the sources' names (their boxes are in an earlier part)
+            names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
+            tikz, handle = bands[band_of[target]], f"f{ids[target]}"
+            at = f"at={{([xshift=4mm, yshift=6mm]{ids[target]}.north west)}}"
+            options = TikZOptions(r"font=\footnotesize", "inner sep=2pt", "anchor=south east", at)
+            tikz.append(TikZNode(handle=handle, options=options, text=names))
+            tikz.append(TikZDraw([TikZNodeAnchor(handle, "south"), "--", TikZNodeAnchor(ids[target], "140")],
+                                 options=TikZOptions("fwd")))
+            if any(e.backward for e in edges):
+                tikz.append(TikZDraw([TikZNodeAnchor(ids[target], "165"), TikZUserPath("to[bend left=30]"),
+                                      TikZNodeAnchor(handle, "west")], options=TikZOptions("back")))
         for name, acc in accumulate.items():
             label = self._dumps(self.inline(t("picture_leaf_grad", name=name)))
-            tikz.append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"), acc],
-                                 options=TikZOptions("back")))
-        return self.Fit(data=[tikz])
+            bands[band_of[name]].append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"),
+                                                 acc], options=TikZOptions("back")))
+        return [self.Fit(data=[tikz]) for tikz in bands]
 
     def box(self, picture: Picture, node) -> str:
         """The text of one box: name and shape, grad_fn or requires_grad, value, gradients."""
@@ -548,11 +613,71 @@ class _Builder:
         lines = [r"\textbf{" + self._dumps([self.code(node.name)]) + r"} \ensuremath{\cdot} "
                  + self.text(t.shape(node.shape)).dumps()]
         lines.append(self._dumps([self.code(node.grad_fn or f"requires_grad={node.requires_grad}")]))
-        lines.append(self._dumps(self.inline(t("picture_line", label=t("picture_value"), value=f"${node.value_tex}$"))))
-        for g in node.grads:
-            label = t.picture_grad(node.name, g.call, picture.calls)
-            lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${g.tex}$"))))
+        values = [(t("picture_value"), node.value_tex)]
+        grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
+        values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) if g else ("", "") for g in grads]
+        for label, tex in values:
+            if not label:  # the calls between, left out
+                lines.append(r"\ensuremath{\vdots}")
+            elif nested(node.shape):  # nested lists, often wider than a box: the label, then the value scaled to fit
+                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=""))).rstrip())
+                lines += [rf"\derivecell{{{part}}}" for part in outer_parts(tex)]
+            else:
+                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${tex}$"))))
         return r" \\ ".join(lines)
+
+
+MAX_BOX_GRADS = 4  # gradients (one a backward call) a box of the picture shows; beyond, the first two and the last
+MAX_PARTS = 6  # calls' parts of a .grad written out in its sum; beyond, the first two and the last
+
+
+def accumulated(grad) -> str:
+    """Return x.grad = each call's part + ... = the total, the middle parts left out beyond MAX_PARTS."""
+    if len(grad.parts) <= MAX_PARTS:
+        return grad.equation
+    lhs = grad.equation.split(" = ", 1)[0]
+    shown = [*grad.parts[:2], r"\cdots", grad.parts[-1]]
+    return f"{lhs} = {' + '.join(shown)} = {grad.total}"
+
+
+def nested(shape: str) -> bool:
+    """Return whether a shape (as the document writes it, 2×3×4) has more than two dimensions."""
+    return shape.count("×") >= 2
+
+
+def outer_parts(tex: str) -> list[str]:
+    """Split a nested list, \\left[[1, 2], [3, 4]\\right], into one line per outer element: [[1, 2], / [3, 4]]."""
+    inner = tex.removeprefix(r"\left[").removesuffix(r"\right]").strip()
+    if inner.startswith("[") and inner.endswith("]"):  # brief_tex's list inside its \left[ \right]
+        inner = inner[1:-1]
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        depth += {"[": 1, "]": -1}.get(c, 0)
+        if c == "," and depth == 0:
+            parts.append(inner[start:i + 1])
+            start = i + 1
+    parts.append(inner[start:])
+    parts = [part.strip() for part in parts]
+    parts[0], parts[-1] = "[" + parts[0], parts[-1] + "]"
+    return parts
+
+
+BOX_W, ACC_W, GAP = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
+LINE_WIDTH = 21.5  # cm of boxes a line of the picture holds before it wraps (five boxes: scaled to the page, legible)
+BAND_LINES = 7  # lines of boxes one picture holds (scaled to the page, legible); a deeper graph is drawn in parts
+
+
+def wrap(row: list[str], widths: list[float]) -> list[list[tuple[str, float]]]:
+    """Split a row of boxes into lines of at most LINE_WIDTH cm (a box wider than that gets a line alone)."""
+    lines: list[list[tuple[str, float]]] = [[]]
+    used = -GAP
+    for name, width in zip(row, widths):
+        if lines[-1] and used + GAP + width > LINE_WIDTH:
+            lines.append([])
+            used = -GAP
+        lines[-1].append((name, width))
+        used += GAP + width
+    return lines
 
 
 def layers(picture: Picture) -> list[list[str]]:
