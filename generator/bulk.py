@@ -121,6 +121,14 @@ class Cast:
         """Return an op's output as the dtype's kernel computes it, before the final rounding."""
         return op.vforward(xs, shapes, params)
 
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """Return what the node sends back to its operand where the dtype's kernel has its own formula, else None."""
+        return None
+
+    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return the sums of terms by index, rounded as the dtype's kernel rounds them."""
+        return np.bincount(index, weights=terms, minlength=size)
+
 
 class _Engine:
     """Forward values once; local Jacobians on demand, once per node."""
@@ -142,6 +150,12 @@ class _Engine:
 
     def _round(self, array: np.ndarray) -> np.ndarray:
         return array if self.cast is None else self.cast(array)
+
+    def _sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return the sums of terms by index; in a cast, as torch sums a few terms: in order, rounding each."""
+        if self.cast is None:
+            return np.bincount(index, weights=terms, minlength=size)
+        return self.cast.sum(index, terms, size)
 
     def _operands(self, node: Node) -> list[Any]:
         return _operands(node, self.values, self.graph, self.cast)
@@ -167,6 +181,7 @@ class _Engine:
         """Propagate v back through nodes (output first): every adjoint, as torch sums them."""
         adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
         adj[nodes[0].name] = self._round(v.astype(np.float64))
+        reached = {nodes[0].name}
         for node in nodes:
             if node.is_leaf:
                 continue
@@ -176,10 +191,18 @@ class _Engine:
                 if parent not in adj:
                     continue
                 with np.errstate(all="ignore"):
-                    flow = self._round(upstream[k] * value)
-                    if masked is not None:
-                        flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
-                    adj[parent] = self._round(adj[parent] + np.bincount(j, weights=flow, minlength=adj[parent].size))
+                    direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name])
+                    if direct is not None:
+                        arrived = direct
+                    else:
+                        flow = self._round(upstream[k] * value)
+                        if masked is not None:
+                            flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
+                        arrived = self._sum(j, flow, adj[parent].size)
+                    # torch keeps the first gradient to arrive as it is (-0.0 stays -0.0), and adds the others
+                    first = self.cast is not None and parent not in reached
+                    adj[parent] = arrived if first else self._round(adj[parent] + arrived)
+                    reached.add(parent)
         return adj
 
     def jacobians(self, nodes: list[Node], leaves: list[str]) -> dict[str, Sparse | None]:

@@ -29,6 +29,7 @@ from .graph import Graph, Node, ones_gradient
 from .numeric import rounding
 from .ops import REGISTRY, numel
 
+SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
 
 
@@ -60,7 +61,44 @@ class DtypeCast(Cast):
         with rounding(self), np.errstate(all="ignore"):
             if op.key == "norm":  # torch sums the squares in the dtype: they overflow or vanish there
                 return np.sqrt(self(self(np.square(np.ravel(xs[0]))).sum()))
+            if op.key in ("sum", "mean"):
+                out_shape, groups = op._index(shapes[0], params)
+                members = np.ravel(xs[0])[groups]
+                rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+                total = self.sum(rows, members.reshape(-1), groups.shape[0])
+                return (total if op.key == "sum" else self(total) / groups.shape[1]).reshape(out_shape)
             return op.vforward(xs, shapes, params)
+
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        if node.op not in ("softmax", "log_softmax"):
+            return None
+        # torch's kernels: g - exp(o) · Σg for log_softmax, o · (g - Σ g·o) for softmax
+        groups = REGISTRY[node.op]._index(node.shape, node.kwargs)
+        g, o = upstream[groups], out[groups]
+        rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+        if node.op == "log_softmax":
+            total = self.sum(rows, g.reshape(-1), groups.shape[0])[:, None]
+            rows_out = self(g - self(self(np.exp(o)) * total))
+        else:
+            total = self.sum(rows, self(g * o).reshape(-1), groups.shape[0])[:, None]
+            rows_out = self(o * self(g - total))
+        result = np.empty(out.size)
+        result[groups] = rows_out
+        return result
+
+    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        counts = np.bincount(index, minlength=size)
+        if counts.size == 0 or counts.max() > SEQUENTIAL:
+            return self(np.bincount(index, weights=terms, minlength=size))
+        order = np.argsort(index, kind="stable")
+        index, terms = index[order], terms[order]
+        rank = np.arange(index.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        total = np.zeros(size)
+        total[index[rank == 0]] = terms[rank == 0]  # a sum of one term is that term, -0.0 included
+        for r in range(1, int(counts.max())):
+            at = rank == r
+            total[index[at]] = self(total[index[at]] + terms[at])
+        return total
 
     def params(self, node: Node) -> dict[str, Any]:
         params = sympy_params(node)
