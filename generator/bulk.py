@@ -121,6 +121,11 @@ class Cast:
         """Return an op's output as the dtype's kernel computes it, before the final rounding."""
         return op.vforward(xs, shapes, params)
 
+    def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
+              params: dict[str, Any]) -> list[Local]:
+        """Return an op's local Jacobian as the dtype's backward formula computes it."""
+        return op.vlocal(xs, out, shapes, params)
+
     def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
         """Return what the node sends back to its operand where the dtype's kernel has its own formula, else None."""
         return None
@@ -167,7 +172,9 @@ class _Engine:
         if node.name not in self.locals:
             op = REGISTRY[node.op]
             out = self.values[node.name].reshape(node.shape)
-            found = op.vlocal(self._operands(node), out, _shapes(node, self.graph), self._params(node))
+            operands, shapes, params = self._operands(node), _shapes(node, self.graph), self._params(node)
+            found = op.vlocal(operands, out, shapes, params) if self.cast is None else self.cast.local(
+                op, operands, out, shapes, params)
             self.locals[node.name] = [(a, k, j, self._round(value), masked) for a, k, j, value, masked in found]
         return self.locals[node.name]
 

@@ -69,6 +69,17 @@ class DtypeCast(Cast):
                 return (total if op.key == "sum" else self(total) / groups.shape[1]).reshape(out_shape)
             return op.vforward(xs, shapes, params)
 
+    def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
+              params: dict[str, Any]) -> list:
+        found = op.vlocal(xs, out, shapes, params)
+        if op.key != "div":
+            return found
+        # torch's d(a/b)/db is -((a / b) / b): it never squares b, which overflows or vanishes
+        b = np.broadcast_to(np.asarray(xs[1], dtype=np.float64), out.shape).reshape(-1)
+        with np.errstate(all="ignore"):
+            return [(a, k, j, -(np.ravel(out)[k] / b[k]) if a == 1 else value, masked)
+                    for a, k, j, value, masked in found]
+
     def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
         if node.op not in ("softmax", "log_softmax"):
             return None
@@ -136,7 +147,7 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
             v = cast(_array(ones_gradient(out) if call.gradient is None else call.gradient))
             nodes = graph.ancestors(call.output)
             adj = engine.backward(nodes, v)
-            scale = _backward_scale(engine, nodes, adj, vscale, v, unit)
+            scale = _backward_scale(engine, nodes, adj, vscale, unit)
             for n in nodes:
                 if n.is_leaf:
                     leaf = n.name
@@ -178,7 +189,7 @@ def _forward_scale(engine: _Engine, graph: Graph, unit: float) -> dict[str, np.n
 
 
 def _backward_scale(engine: _Engine, nodes: list[Node], adj: dict[str, np.ndarray], vscale: dict[str, np.ndarray],
-                    v: np.ndarray, unit: float) -> dict[str, np.ndarray]:
+                    unit: float) -> dict[str, np.ndarray]:
     """Return, per node of one backward call, how far rounding can move each adjoint."""
     scale = {n.name: np.zeros(numel(n.shape)) for n in nodes}
     for node in nodes:
@@ -209,11 +220,13 @@ def _terms(index: np.ndarray, size: int) -> np.ndarray:
 def _moved(engine: _Engine, node: Node, vscale: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Return the node's local derivatives at operands and output moved by their forward error."""
     graph = engine.graph
+    if node.op in ("max", "min"):  # shares of the extreme: they depend on ties, found in the dtype itself
+        return [value for _, _, _, value, _ in engine.local(node)]
     operands = [
         x if not isinstance(x, np.ndarray) or not isinstance(name, str)
         else (engine.values[name] + vscale[name]).reshape(x.shape)
         for x, name in zip(engine._operands(node), node.args)
     ]
     out = (engine.values[node.name] + vscale[node.name]).reshape(node.shape)
-    found = REGISTRY[node.op].vlocal(operands, out, _shapes(node, graph), engine._params(node))
+    found = engine.cast.local(REGISTRY[node.op], operands, out, _shapes(node, graph), engine._params(node))
     return [value for _, _, _, value, _ in found]
