@@ -15,15 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator import shadow as shadow_module
 from generator.build import compare_spec, derive_spec, render_spec
-from generator.check import compare_shadow, loose, run
+from generator.check import run
 from generator.code import printed, torch_code
 from generator.derive import to_float
 from generator.document import build_document
 from generator.graph import build_graph
 from generator.load import load
-from generator.shadow import Shadow, shadow
+
+try:  # the new parts; imported apart so that the cases also run (and fail) on the base commit
+    from generator import shadow as shadow_module
+    from generator.check import compare_shadow, loose
+    from generator.shadow import Shadow, shadow
+except ImportError:
+    pass
 
 from .helpers import GALLERY
 
