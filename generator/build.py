@@ -401,10 +401,17 @@ class _Cache:
 
 def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
     """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ."""
-    from .check import compare, run
+    from .check import compare, compare_shadow, run
+    from .shadow import shadow
 
     derivation = derive_spec(path, text)
-    return [f"{shown(path)}: {d}" for d in compare(derivation, run(derivation.graph, dtype="float64"))]
+    graph = derivation.graph
+    exact = run(graph, dtype="float64")
+    own = exact if graph.spec.dtype == "float64" else run(graph, dtype=graph.spec.dtype, jacobians=False)
+    # the exact derivation against float64 torch; what the document prints (torch in the spec's dtype, op by op)
+    # against torch in that dtype
+    diffs = compare(derivation, exact) + compare_shadow(shadow(graph), own, graph)
+    return [f"{shown(path)}: {d}" for d in diffs]
 
 
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:

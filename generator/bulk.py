@@ -86,9 +86,10 @@ def is_large(graph: Graph) -> bool:
     return any(numel(n.shape) > SMALL for n in graph.nodes)
 
 
-def _operands(node: Node, values: dict[str, np.ndarray], graph: Graph) -> list[Any]:
+def _operands(node: Node, values: dict[str, np.ndarray], graph: Graph, cast: Cast | None = None) -> list[Any]:
     return [
-        values[a].reshape(graph.node(a).shape) if isinstance(a, str) else sp.Rational(a.numerator, a.denominator)
+        values[a].reshape(graph.node(a).shape) if isinstance(a, str)
+        else sp.Rational(a.numerator, a.denominator) if cast is None else cast.constant(a)
         for a in node.args
     ]
 
@@ -101,41 +102,93 @@ def _array(array) -> np.ndarray:
     return np.array([float(v) for v in array.values], dtype=np.float64)
 
 
+class Cast:
+    """Floating-point rounding after every op, as torch computes in a dtype (generator/shadow.py)."""
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """Return array rounded to the dtype (kept as float64)."""
+        return array
+
+    def constant(self, value: Any) -> sp.Expr:
+        """Return a number of the spec (a Fraction) as the dtype holds it, as an exact sympy number."""
+        return sp.Rational(value.numerator, value.denominator)
+
+    def params(self, node: Node) -> dict[str, Any]:
+        """Return the op's parameters with its numbers as the dtype holds them."""
+        return sympy_params(node)
+
+    def forward(self, op: Any, xs: list[Any], shapes: list[tuple[int, ...]], params: dict[str, Any]) -> np.ndarray:
+        """Return an op's output as the dtype's kernel computes it, before the final rounding."""
+        return op.vforward(xs, shapes, params)
+
+    def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
+              params: dict[str, Any]) -> list[Local]:
+        """Return an op's local Jacobian as the dtype's backward formula computes it."""
+        return op.vlocal(xs, out, shapes, params)
+
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """Return what the node sends back to its operand where the dtype's kernel has its own formula, else None."""
+        return None
+
+    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return the sums of terms by index, rounded as the dtype's kernel rounds them."""
+        return np.bincount(index, weights=terms, minlength=size)
+
+
 class _Engine:
     """Forward values once; local Jacobians on demand, once per node."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, *, cast: Cast | None = None):
         self.graph = graph
+        self.cast = cast
         self.values: dict[str, np.ndarray] = {}
         self.locals: dict[str, list[Local]] = {}
         inputs = {i.name: i for i in graph.spec.inputs}
         for node in graph.nodes:
             if node.is_leaf:
-                self.values[node.name] = _array(inputs[node.name].value)
+                self.values[node.name] = self._round(_array(inputs[node.name].value))
             else:
                 op = REGISTRY[node.op]
-                out = op.vforward(_operands(node, self.values, graph), _shapes(node, graph), sympy_params(node))
-                self.values[node.name] = np.asarray(out, dtype=np.float64).reshape(-1)
+                operands, shapes, params = self._operands(node), _shapes(node, graph), self._params(node)
+                out = op.vforward(operands, shapes, params) if cast is None else cast.forward(op, operands, shapes, params)
+                self.values[node.name] = self._round(np.asarray(out, dtype=np.float64).reshape(-1))
+
+    def _round(self, array: np.ndarray) -> np.ndarray:
+        return array if self.cast is None else self.cast(array)
+
+    def _sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return the sums of terms by index; in a cast, as torch sums a few terms: in order, rounding each."""
+        if self.cast is None:
+            return np.bincount(index, weights=terms, minlength=size)
+        return self.cast.sum(index, terms, size)
+
+    def _operands(self, node: Node) -> list[Any]:
+        return _operands(node, self.values, self.graph, self.cast)
+
+    def _params(self, node: Node) -> dict[str, Any]:
+        return sympy_params(node) if self.cast is None else self.cast.params(node)
 
     def local(self, node: Node) -> list[Local]:
         if node.name not in self.locals:
             op = REGISTRY[node.op]
             out = self.values[node.name].reshape(node.shape)
-            self.locals[node.name] = op.vlocal(
-                _operands(node, self.values, self.graph), out, _shapes(node, self.graph), sympy_params(node)
-            )
+            operands, shapes, params = self._operands(node), _shapes(node, self.graph), self._params(node)
+            found = op.vlocal(operands, out, shapes, params) if self.cast is None else self.cast.local(
+                op, operands, out, shapes, params)
+            self.locals[node.name] = [(a, k, j, self._round(value), masked) for a, k, j, value, masked in found]
         return self.locals[node.name]
 
     def kinks(self, node: Node) -> list[tuple[str, str, np.ndarray]]:
         op = REGISTRY[node.op]
         out = self.values[node.name].reshape(node.shape)
-        found = op.vkinks(_operands(node, self.values, self.graph), out, _shapes(node, self.graph), sympy_params(node))
+        found = op.vkinks(self._operands(node), out, _shapes(node, self.graph), self._params(node))
         return [(node.name, key, where) for where, key in found]
 
     def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:
         """Propagate v back through nodes (output first): every adjoint, as torch sums them."""
         adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
-        adj[nodes[0].name] = v.astype(np.float64)
+        adj[nodes[0].name] = self._round(v.astype(np.float64))
+        reached = {nodes[0].name}
         for node in nodes:
             if node.is_leaf:
                 continue
@@ -145,10 +198,18 @@ class _Engine:
                 if parent not in adj:
                     continue
                 with np.errstate(all="ignore"):
-                    flow = upstream[k] * value
-                if masked is not None:
-                    flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
-                adj[parent] = adj[parent] + np.bincount(j, weights=flow, minlength=adj[parent].size)
+                    direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name])
+                    if direct is not None:
+                        arrived = direct
+                    else:
+                        flow = self._round(upstream[k] * value)
+                        if masked is not None:
+                            flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
+                        arrived = self._sum(j, flow, adj[parent].size)
+                    # torch keeps the first gradient to arrive as it is (-0.0 stays -0.0), and adds the others
+                    first = self.cast is not None and parent not in reached
+                    adj[parent] = arrived if first else self._round(adj[parent] + arrived)
+                    reached.add(parent)
         return adj
 
     def jacobians(self, nodes: list[Node], leaves: list[str]) -> dict[str, Sparse | None]:

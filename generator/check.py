@@ -17,6 +17,7 @@ from .ops import REGISTRY, numel
 if TYPE_CHECKING:
     from .bulk import Bulk
     from .derive import Derivation
+    from .shadow import Shadow
 
 RTOL = 1e-7
 ATOL = 1e-10
@@ -70,7 +71,7 @@ def forward(torch: Any, graph: Graph, leaves: dict[str, Any]) -> dict[str, Any]:
     return tensors
 
 
-def run(graph: Graph, *, dtype: str = "float64") -> TorchRun:
+def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> TorchRun:
     """Run the example's forward and backward calls in torch."""
     torch = import_torch()
     tdtype = getattr(torch, dtype)
@@ -81,13 +82,14 @@ def run(graph: Graph, *, dtype: str = "float64") -> TorchRun:
         for i in graph.spec.inputs
     }
     tensors = forward(torch, graph, leaves)
-    jacobians = []
+    want, jacobians = jacobians, []
     for call in graph.spec.backward:
         out = graph.node(call.output)
         gradient = call.gradient or ones_gradient(out)
         v = torch.tensor([float(x) for x in gradient.values], dtype=tdtype).reshape(out.shape)
         tensors[call.output].backward(v, retain_graph=True)
-        jacobians.append(_jacobians(torch, graph, leaves, call.output))
+        if want:
+            jacobians.append(_jacobians(torch, graph, leaves, call.output))
     return TorchRun(
         values={n.name: _flat(tensors[n.name]) for n in graph.nodes},
         grads={name: None if t.grad is None else _flat(t.grad) for name, t in leaves.items()},
@@ -152,6 +154,44 @@ def far(ours: Any, theirs: Any) -> np.ndarray:
             np.where(np.isinf(a) | np.isinf(b), a == b, np.abs(a - b) <= ATOL + RTOL * np.abs(b)),
         )
     return np.flatnonzero(~same)
+
+
+SLACK = 8  # times the rounding magnitude a shadow number may differ from torch's (kernels differ by an ulp or two)
+TINY = {"float32": 2.0**-149, "float64": 2.0**-1074}  # the smallest subnormal: sums of zeros may differ by one
+
+
+def loose(ours: Any, theirs: Any, scale: Any, *, dtype: str) -> np.ndarray:
+    """Return the flat positions where a shadow and torch differ: inf and nan exactly, finite within the scale."""
+    a = np.asarray(ours, dtype=np.float64).reshape(-1)
+    b = np.asarray(theirs, dtype=np.float64).reshape(-1)
+    finite = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(invalid="ignore", over="ignore"):
+        tol = np.nan_to_num(np.asarray(scale, dtype=np.float64).reshape(-1), nan=np.inf) * SLACK + TINY[dtype]
+        same = np.where(
+            finite, np.abs(a - b) <= tol,
+            (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b)),
+        )
+    return np.flatnonzero(~same)
+
+
+def compare_shadow(shade: Shadow, torch_run: TorchRun, graph: Graph) -> list[str]:
+    """Return one line per number where derive's prediction in the spec's dtype and torch's differ."""
+    diffs: list[str] = []
+
+    def cmp(label: str, ours: Any, theirs: Any, scale: Any, shape: tuple[int, ...]) -> None:
+        a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        for k in loose(a, b, scale, dtype=shade.dtype):
+            diffs.append(
+                f"{label}{_index(int(k), shape)} in {shade.dtype}: predicted {float(a[k])!r}, torch {float(b[k])!r}"
+            )
+
+    for node in graph.nodes:
+        cmp(node.name, shade.values[node.name], torch_run.values[node.name], shade.value_scale[node.name], node.shape)
+    for leaf, grad in shade.grads.items():
+        theirs = torch_run.grads[leaf]
+        if grad is not None and theirs is not None:
+            cmp(f"{leaf}.grad", grad, theirs, shade.grad_scale[leaf], graph.node(leaf).shape)
+    return diffs
 
 
 def _floats(values: Any) -> np.ndarray:

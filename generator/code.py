@@ -100,14 +100,18 @@ def torch_code(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def printed(derivation: Derivation) -> str:
-    """Return what the script prints: each leaf's grad, as torch formats it."""
+def printed(derivation: Derivation, grads: dict | None = None) -> str:
+    """Return what the script prints: each leaf's grad, as torch formats it.
+
+    grads: the leaves' grads as torch computes them in the spec's dtype (generator/shadow.py);
+    without them, the derivation's own.
+    """
     spec = derivation.graph.spec
     out = []
     for inp in spec.inputs:
         if not inp.requires_grad:
             continue
-        grad = derivation.grads[inp.name]
+        grad = (derivation.grads if grads is None else grads)[inp.name]
         if grad is None:
             out.append("None")
             continue

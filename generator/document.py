@@ -254,9 +254,89 @@ class Document:
     has_intermediates: bool
     elementwise_only: bool
     scientific: bool  # torch printed in scientific notation
+    rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
     flavor: str = "portable"  # the Markdown flavor (generator/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/generic.py), not every element exactly
+
+
+@dataclass(frozen=True)
+class RoundingNote:
+    """The first printed number where torch, rounding after every op, differs from the exact derivation."""
+
+    dtype: str
+    grad: str  # the element of a leaf's grad, as code: x.grad[0]
+    shown: str  # what torch prints there
+    exact: str  # the exact derivation's value there
+    node: str = ""  # the first forward value that rounding makes non-finite or zero, as code: t[0] ...
+    formula: str = ""  # ... its formula, LaTeX
+    value: str = ""  # ... what it becomes in the dtype
+    exact_value: str = ""  # ... and its exact value
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)
+
+
+_TOKEN = re.compile(r"-?(?:inf|nan|\d+\.?\d*(?:e[+-]\d+)?)")
+
+
+def _tokens(text: str) -> list[str]:
+    """Return the numbers of one printed tensor, in order (its dtype suffix left out)."""
+    return _TOKEN.findall(text.split("dtype=")[0].removeprefix("tensor("))
+
+
+def _code_index(name: str, k: int, shape: tuple[int, ...]) -> str:
+    from .ops import unravel
+
+    return name + "".join(f"[{i}]" for i in unravel(k, shape))
+
+
+def _short(value: float) -> str:
+    return repr(value) if not math.isfinite(value) else f"{value:.6g}"
+
+
+def rounding_note(derivation: Derivation | Bulk, shade) -> RoundingNote | None:
+    """Say where torch's rounding prints another number than the exact derivation, and the first cause."""
+    from .torchprint import THRESHOLD, format_tensor
+
+    graph, spec = derivation.graph, derivation.graph.spec
+    for inp in spec.inputs:
+        ours, exact = shade.grads.get(inp.name), derivation.grads.get(inp.name)
+        if not inp.requires_grad or ours is None or exact is None or len(ours) > THRESHOLD:
+            continue
+        exact = [to_float(v) for v in exact]
+        shown = _tokens(format_tensor(ours, inp.value.shape, dtype=spec.dtype))
+        plain = _tokens(format_tensor(exact, inp.value.shape, dtype=spec.dtype))
+        diff = [k for k, (a, b) in enumerate(zip(shown, plain)) if a != b]
+        if not diff or len(shown) != len(ours):
+            continue
+        k = diff[0]
+        note = RoundingNote(
+            dtype=spec.dtype, grad=_code_index(f"{inp.name}.grad", k, inp.value.shape),
+            shown=shown[k], exact=_short(exact[k]),
+        )
+        if math.isfinite(ours[k]) and ours[k] != 0:
+            return note
+        return _with_cause(note, derivation, shade)
+    return None
+
+
+def _with_cause(note: RoundingNote, derivation, shade) -> RoundingNote:
+    """Add the first forward value that rounding turned into inf, nan or 0 where the exact one is not."""
+    for node in derivation.graph.nodes:
+        if node.is_leaf:
+            continue
+        ours = shade.values[node.name]
+        exact = [to_float(v) for v in derivation.values[node.name]]
+        for k, (a, b) in enumerate(zip(ours, exact)):
+            if math.isfinite(b) and b != 0 and (not math.isfinite(a) or a == 0):
+                return RoundingNote(
+                    **{**note.params, "node": _code_index(node.name, k, node.shape), "formula": formula_tex(node),
+                       "value": _short(float(a)), "exact_value": _short(b)},
+                )
+    return note
 
 
 MAX_BRIEF = 4  # rows or columns a box of the picture shows in full; beyond, the ends
@@ -669,9 +749,13 @@ def build_document(
 
     A large example (generator/bulk.py) shows generic elements instead of every one (generator/generic.py).
     """
+    from .shadow import shadow
+
     spec = derivation.graph.spec
-    printed_text = printed(derivation)
+    shade = shadow(derivation.graph)
+    printed_text = printed(derivation, shade.grads)  # what torch prints: rounded after every op
     fields = dict(
+        rounding=rounding_note(derivation, shade) if printed_text != printed(derivation) else None,
         stem=stem,
         title=spec.title,
         summary=spec.summary,

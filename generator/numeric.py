@@ -8,7 +8,9 @@ where torch's convention differs from IEEE, the kink functions say so themselves
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import sympy as sp
@@ -22,18 +24,52 @@ def _sign(a: Any) -> Any:
     return np.where(np.isnan(a), 0.0, np.sign(a))  # torch's sgn(nan) is 0, so abs' gradient at nan is 0
 
 
+_ROUNDING: ContextVar[Callable[[Any], Any] | None] = ContextVar("rounding", default=None)
+
+
+@contextmanager
+def rounding(cast: Callable[[Any], Any] | None) -> Iterator[None]:
+    """Round every intermediate result of numeric() with cast, as a kernel computing in a narrower dtype does."""
+    token = _ROUNDING.set(cast)
+    try:
+        yield
+    finally:
+        _ROUNDING.reset(token)
+
+
 def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
     """Return expr with each symbol replaced by its array, computed elementwise in float64."""
     with np.errstate(all="ignore"):
-        return _eval(expr, env)
+        cast = _ROUNDING.get()
+        if cast is None:
+            return _eval(expr, env)
+        return _eval(expr, env, lambda x: cast(np.asarray(x, dtype=np.float64)))
 
 
-def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
+def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] | None = None) -> Any:
     if expr in env:
         return env[expr]
     if expr.is_Number or expr in (sp.oo, -sp.oo, sp.nan):
-        return number(expr)
-    args = [_eval(a, env) for a in expr.args]
+        return number(expr) if cast is None else cast(number(expr))
+    if cast is not None and expr.is_Mul and any(_over(e) for e in expr.args):
+        # a / b is a * b**-1 to sympy; torch divides: one rounding, and 1/b never overflows on the way
+        product = None
+        for e in sorted(expr.args, key=_over):
+            if _over(e):
+                product = cast((1.0 if product is None else product) / _eval(e.base, env, cast))
+            else:
+                a = _eval(e, env, cast)
+                product = a if product is None else cast(product * a)
+        return product
+    result = _apply(expr, [_eval(a, env, cast) for a in expr.args])
+    return result if cast is None else cast(result)
+
+
+def _over(e: sp.Expr) -> bool:
+    return bool(e.is_Pow and e.exp == -1)
+
+
+def _apply(expr: sp.Expr, args: list[Any]) -> Any:
     if expr.is_Add:
         total = args[0]
         for a in args[1:]:

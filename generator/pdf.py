@@ -359,6 +359,8 @@ class _Builder:
         doc.append(self.Listing(data=[NoEscape(_verbatim(d.code))]))
         doc.append(self.say("prints"))
         doc.append(self.Listing(data=[NoEscape(_verbatim(d.printed))]))
+        if d.rounding:
+            doc.append(self.say("rounding", **d.rounding.params))
         if d.scientific:
             doc.append(self.say("scientific"))
 
@@ -521,7 +523,7 @@ class _Builder:
                 items.add_item(self.say("grad_is", leaf=g.leaf))
                 items.append(self.math(g.equation))
         doc.append(items)
-        doc.append(self.say("as_printed"))
+        doc.append(self.say("as_printed_rounded", dtype=self.doc_model.dtype) if self.doc_model.rounding else self.say("as_printed"))
 
     # -- the picture ---------------------------------------------------------
 
