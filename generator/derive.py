@@ -9,12 +9,13 @@ element, keeping every term so that the document can show it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
 
 from .graph import Graph, Node, ones_gradient
-from .ieee import float_value, negative_zero, number
+from .ieee import float_value, negative_zero, number, power
 from .kinks import MASKS
 from .ops import REGISTRY, numel
 from .spec import Array, Call
@@ -22,6 +23,9 @@ from .spec import Array, Call
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
 MAX_EXACT_INT = 10**60  # likewise a fraction whose numerator or denominator grows past this
+OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+UNDERFLOW = sp.Rational(1, 2**1075)  # the largest magnitude that float64 rounds to 0
+TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         return sp.nan
     if expr.func is sp.sign and args[0] is sp.nan:
         return sp.Integer(0)  # torch's sgn(nan), so abs' gradient at nan is 0 times the upstream
-    result = expr.func(*args)
+    result = power(*args) if expr.is_Pow else expr.func(*args)
     if result is sp.zoo or result.has(sp.zoo, sp.AccumBounds) or _complex(result):
         return sp.nan  # sin(inf) is a range to sympy, nan to torch
     return _tame(result)
@@ -129,14 +133,39 @@ def _complex(value: sp.Expr) -> bool:
     """Tell whether a number is not real (torch gives nan where sympy goes complex)."""
     if not value.is_number:
         return False
-    real = value.is_extended_real
-    if real is None:
-        return sp.im(value.evalf(30)) != 0
-    return not real
+    if value.is_extended_real:
+        return False
+    # sympy's assumptions can say False for a real number whose sign they fail to settle
+    # (log of a value within 1e-43 of 1): let the number itself decide
+    return sp.im(value.evalf(30)) != 0
+
+
+def _ranged(value: sp.Expr) -> sp.Expr:
+    """Return a number as a float64 can hold it: ±oo beyond the largest float, 0 below the least subnormal.
+
+    torch rounds every operation's result to float64, so exp(1e20) is inf there and 1e-400 is 0;
+    an exact value past those bounds would only be astronomically large to compute with and to show.
+    The sign of a zero is the float64 shadow's business (generator/ieee.py).
+    """
+    if value.is_Rational or value.is_Float:
+        approx = value
+    elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        approx = value.evalf(20)
+        if not approx.is_Float:
+            return value
+    else:
+        return value
+    size = abs(approx)
+    if size >= OVERFLOW:
+        return sp.oo if approx > 0 else -sp.oo
+    if 0 < size <= UNDERFLOW:
+        return sp.Integer(0)
+    return value
 
 
 def _tame(value: sp.Expr) -> sp.Expr:
-    """Keep exact values readable: a value too large to show exactly becomes a 40-digit float."""
+    """Keep exact values in float64's range and readable: a value too large to show exactly becomes a 40-digit float."""
+    value = _ranged(value)
     if value.is_Rational:
         # repeated squaring doubles a fraction's digits each time: keep 40 significant digits instead
         if max(abs(value.p), value.q) > MAX_EXACT_INT:
@@ -163,6 +192,9 @@ def to_float(value: sp.Expr | float) -> float:
 
 
 def _const(arg: Any) -> sp.Expr:
+    """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
+    if arg and abs(arg) < TINIEST_NORMAL:
+        arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
     return sp.Rational(arg.numerator, arg.denominator)
 
 
@@ -204,8 +236,10 @@ class _Engine:
                 exprs = op.forward(holders, self._shapes(node), sympy_params(node))
                 with sp.evaluate(False):  # keep the op's own form for display: (z00 + z01) / 2
                     self.elements[node.name] = tuple(e.xreplace(real) for e in exprs)
-                values = tuple(evaluate(e, env, shadow) for e in exprs)
-                self.shadows[node.name] = tuple(float_value(e, shadow) for e in exprs)
+                operands = [[env[h] for h in hs] for hs in holders]
+                stable = op.stable_forward(holders, operands, self._shapes(node), sympy_params(node))
+                values = tuple(evaluate(e, env, shadow) for e in stable)
+                self.shadows[node.name] = tuple(float_value(e, shadow) for e in stable)
             self.values[node.name] = values
 
     def _placeholders(self, node: Node, outs: bool = False):
@@ -269,17 +303,20 @@ class _Engine:
             if node.is_leaf:
                 continue
             upstream = adj[node.name]
+            fused = REGISTRY[node.op].fused_vjp(upstream, list(self.values[node.name]), self._shapes(node),
+                                                sympy_params(node))
+            if fused is not None and node.args[0] in adj:
+                adj[node.args[0]] = [_tame(x + _tame(g)) for x, g in zip(adj[node.args[0]], fused)]
             for k, a, j, local, local_value in self.partials(node):
                 parent = node.args[a]
                 if parent not in adj:
                     continue
                 if local_value is MASKED:  # torch selects here rather than multiplies: nan * 0 stays 0
                     local_value = sp.Integer(0)
-                else:
-                    adj[parent][j] = adj[parent][j] + upstream[k] * local_value
+                elif fused is None or a != 0:  # each product and each sum rounded to float64's range, as torch's
+                    adj[parent][j] = _tame(adj[parent][j] + _tame(upstream[k] * local_value))
                 if terms:
                     parts[parent][j].append(Term(node.name, k, local, local_value, upstream[k]))
-        adj = {name: [_tame(x) for x in vals] for name, vals in adj.items()}
         return {"adj": adj, "terms": parts, "order": [n.name for n in nodes]}
 
 

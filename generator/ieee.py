@@ -63,6 +63,26 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
     return number(result) if result.is_number else np.float64("nan")
 
 
+def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """Return base**exponent exactly, or as float64 has it when that is inf, 0 or nan.
+
+    sympy would build 0.5**(10**308) digit by digit; torch's answer is 0 and costs nothing.
+    """
+    if not (base.is_number and exponent.is_number):
+        return base**exponent
+    b = number(exponent)
+    with np.errstate(all="ignore"):
+        size = abs(b * np.log(abs(number(base))))
+    if not np.isfinite(size) or size < OUT_OF_RANGE:  # inf, nan and zeros are cheap for sympy
+        return base**exponent
+    with np.errstate(all="ignore"):
+        result = np.power(number(base), b)
+    return sp.Integer(0) if result == 0 else number_back(result) if not math.isfinite(result) else base**exponent
+
+
+OUT_OF_RANGE = 800  # |b ln a| beyond this puts a**b past float64's largest (e^709.8) and smallest (e^-745.1)
+
+
 def number_back(x: float) -> sp.Expr:
     """Return a non-finite float as sympy's oo, -oo or nan."""
     if math.isnan(x):
