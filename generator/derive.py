@@ -8,6 +8,7 @@ element, keeping every term so that the document can show it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import sympy as sp
 
 from .graph import Graph, Node, ones_gradient
-from .ieee import float_value, negative_zero, number, power
+from .ieee import float_value, in_range, negative_zero, number, power
 from .kinks import MASKS
 from .ops import REGISTRY, numel
 from .spec import Array, Call
@@ -23,8 +24,6 @@ from .spec import Array, Call
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
 MAX_EXACT_INT = 10**60  # likewise a fraction whose numerator or denominator grows past this
-OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
-UNDERFLOW = sp.Rational(1, 2**1075)  # the largest magnitude that float64 rounds to 0
 TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
 
 
@@ -107,7 +106,17 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         return env[expr]
     if not expr.args:
         return expr
+    if expr.is_Mul and any(f.is_Pow and f.exp.is_negative for f in expr.args):
+        quotient = _quotient(expr, env, shadow)
+        if quotient is not None:
+            return quotient
     args = [evaluate(a, env, shadow) for a in expr.args]
+    if expr.func in (sp.sin, sp.cos) and shadow is not None:
+        # beyond 2**26 a rounding of the argument moves sin by more than the check's tolerance:
+        # take the argument torch has, the float64 the shadow computed op by op
+        near = float_value(expr.args[0], shadow)
+        if math.isfinite(near) and abs(near) >= 2**26:
+            args = [sp.Rational(float(near))]
     if expr.is_Pow and args[0] == 1:
         return sp.Integer(1)  # IEEE's pow(1, nan) is 1, as in torch; sympy says nan
     if expr.is_Pow and args[0] == 0 and args[1].is_negative:
@@ -129,6 +138,18 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
     return _tame(result)
 
 
+def _quotient(expr: sp.Mul, env: dict[sp.Symbol, sp.Expr], shadow: dict | None) -> sp.Expr | None:
+    """Return a product with divisors as torch divides: a / b, never a times an out-of-range 1 / b.
+
+    None where a divisor is 0, inf or nan, for evaluate's IEEE rules on 1 / 0.
+    """
+    top = [evaluate(f, env, shadow) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
+    bottom = [evaluate(sp.Pow(f.base, -f.exp), env, shadow) for f in expr.args if f.is_Pow and f.exp.is_negative]
+    if any(b == 0 or not b.is_finite for b in bottom) or not all(t.is_finite for t in top):
+        return None
+    return _tame(_tame(sp.Mul(*top)) / _tame(sp.Mul(*bottom)))
+
+
 def _complex(value: sp.Expr) -> bool:
     """Tell whether a number is not real (torch gives nan where sympy goes complex)."""
     if not value.is_number:
@@ -140,32 +161,9 @@ def _complex(value: sp.Expr) -> bool:
     return sp.im(value.evalf(30)) != 0
 
 
-def _ranged(value: sp.Expr) -> sp.Expr:
-    """Return a number as a float64 can hold it: ±oo beyond the largest float, 0 below the least subnormal.
-
-    torch rounds every operation's result to float64, so exp(1e20) is inf there and 1e-400 is 0;
-    an exact value past those bounds would only be astronomically large to compute with and to show.
-    The sign of a zero is the float64 shadow's business (generator/ieee.py).
-    """
-    if value.is_Rational or value.is_Float:
-        approx = value
-    elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
-        approx = value.evalf(20)
-        if not approx.is_Float:
-            return value
-    else:
-        return value
-    size = abs(approx)
-    if size >= OVERFLOW:
-        return sp.oo if approx > 0 else -sp.oo
-    if 0 < size <= UNDERFLOW:
-        return sp.Integer(0)
-    return value
-
-
 def _tame(value: sp.Expr) -> sp.Expr:
     """Keep exact values in float64's range and readable: a value too large to show exactly becomes a 40-digit float."""
-    value = _ranged(value)
+    value = in_range(value)
     if value.is_Rational:
         # repeated squaring doubles a fraction's digits each time: keep 40 significant digits instead
         if max(abs(value.p), value.q) > MAX_EXACT_INT:

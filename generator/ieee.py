@@ -14,6 +14,9 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
+OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+UNDERFLOW = sp.Rational(1, 2**1075)  # the largest magnitude that float64 rounds to 0
+
 NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.exp: np.exp,
     sp.log: np.log,
@@ -74,13 +77,36 @@ def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
     with np.errstate(all="ignore"):
         size = abs(b * np.log(abs(number(base))))
     if not np.isfinite(size) or size < OUT_OF_RANGE:  # inf, nan and zeros are cheap for sympy
-        return base**exponent
+        return in_range(base**exponent)
     with np.errstate(all="ignore"):
         result = np.power(number(base), b)
-    return sp.Integer(0) if result == 0 else number_back(result) if not math.isfinite(result) else base**exponent
+    return sp.Integer(0) if result == 0 else number_back(result) if not math.isfinite(result) else in_range(base**exponent)
 
 
 OUT_OF_RANGE = 800  # |b ln a| beyond this puts a**b past float64's largest (e^709.8) and smallest (e^-745.1)
+
+
+def in_range(value: sp.Expr) -> sp.Expr:
+    """Return a number as a float64 can hold it: ±oo beyond the largest float, 0 below the least subnormal.
+
+    torch rounds every operation's result to float64, so exp(1e20) is inf there and 1e-400 is 0;
+    an exact value past those bounds would only be astronomically large to compute with and to show.
+    The sign of a zero is the float64 shadow's business (float_value).
+    """
+    if value.is_Rational or value.is_Float:
+        approx = value
+    elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        approx = value.evalf(20)
+        if not approx.is_Float:
+            return value
+    else:
+        return value
+    size = abs(approx)
+    if size >= OVERFLOW:
+        return sp.oo if approx > 0 else -sp.oo
+    if 0 < size <= UNDERFLOW:
+        return sp.Integer(0)
+    return value
 
 
 def number_back(x: float) -> sp.Expr:
