@@ -73,6 +73,11 @@ def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
     """
     if not (base.is_number and exponent.is_number):
         return base**exponent
+    if sp.nan not in (base, exponent) and not (base.is_finite and exponent.is_finite):
+        # IEEE's pow at infinities: pow(-inf, -inf) is 0 where sympy says nan
+        with np.errstate(all="ignore"):
+            result = np.power(number(base), number(exponent))
+        return number_back(result) if not math.isfinite(result) else sp.Rational(float(result))
     b = number(exponent)
     with np.errstate(all="ignore"):
         size = abs(b * np.log(abs(number(base))))

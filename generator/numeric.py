@@ -33,13 +33,14 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
         return env[expr]
     if expr.is_Number or expr in (sp.oo, -sp.oo, sp.nan):
         return number(expr)
+    args = [_eval(a, env) for a in expr.args]
     if expr.is_Mul and any(f.is_Pow and f.exp.is_negative for f in expr.args):
-        # a quotient: divide as torch does, never multiply by an out-of-range reciprocal (1 / 5e-324 is inf)
+        # where a reciprocal leaves float64's range (1 / 5e-324 is inf), divide instead, as torch does
         top = [_eval(f, env) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
         bottom = [_eval(sp.Pow(f.base, -f.exp), env) for f in expr.args if f.is_Pow and f.exp.is_negative]
         product = lambda factors: functools.reduce(lambda x, y: x * y, factors, np.float64(1.0))  # noqa: E731
-        return product(top) / product(bottom)
-    args = [_eval(a, env) for a in expr.args]
+        times = product(args)
+        return np.where(np.isfinite(times) & (times != 0), times, product(top) / product(bottom))
     if expr.is_Add:
         total = args[0]
         for a in args[1:]:
