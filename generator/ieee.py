@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
-UNDERFLOW = sp.Rational(1, 2**1075)  # the largest magnitude that float64 rounds to 0
+SMALLEST_NORMAL = sp.Rational(1, 2**1022)  # below it float64 rounds to subnormals, or to 0 at 2**-1075
 
 NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.exp: np.exp,
@@ -109,8 +109,9 @@ def in_range(value: sp.Expr) -> sp.Expr:
     size = abs(approx)
     if size >= OVERFLOW:
         return sp.oo if approx > 0 else -sp.oo
-    if 0 < size <= UNDERFLOW:
-        return sp.Integer(0)
+    if 0 < size < SMALLEST_NORMAL:
+        # a subnormal keeps too few bits for the exact value to stand in for torch's (0.75 * 5e-324 is 5e-324)
+        return sp.Rational(float(approx))
     return value
 
 

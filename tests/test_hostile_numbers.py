@@ -56,6 +56,9 @@ CASES = {
     "exp_cos_at_1e308": ("y: x.exp().cos()", {"x": "[1e308, 1]"}, lambda x: x.exp().cos()),
     "softmax_of_huge_pow": ("y: x.softmax(0) ** w", {"x": "[1e-300, 1e300]", "w": "[2, 3]"},
                             lambda x, w: x.softmax(0) ** w),
+    "sigmoid_of_2e308": ("y: (x * 1e308).sigmoid()", {"x": "[2, -2]"}, lambda x: (x * 1e308).sigmoid()),
+    "subnormal_product": ("y: (x * 0.75 * 3.4e38).log()", {"x": "[5e-324, 1e-310]"},
+                          lambda x: (x * 0.75 * 3.4e38).log()),
     "half_pow_1e308": ("y: x.softmax(0) ** w", {"x": "[3, 3]", "w": "[1e308, 1e-40]"},
                        lambda x, w: x.softmax(0) ** w),
 }
