@@ -645,11 +645,11 @@ def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
     if len(digits) > MAX_DECIMAL_DIGITS:
         allowed = f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent"
         return None, (f"number too long: {len(digits)} digits", allowed)
+    if not digits.strip("0"):
+        return Fraction(0), ("", "")  # 0e999999999999 is 0 whatever its exponent
     if len((exponent or "").lstrip("0")) > MAX_EXPONENT_DIGITS:
         allowed = f"allowed: at most {MAX_EXPONENT_DIGITS} digits after the e"
         return None, (f"exponent too long: {_clip(text)}", allowed)
-    if not digits.strip("0"):
-        return Fraction(0), ("", "")
     approx = float(text)  # only to bound the exponent before computing 10**exponent
     if math.isinf(approx) or approx == 0:
         allowed = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
