@@ -73,6 +73,8 @@ def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
     """
     if not (base.is_number and exponent.is_number):
         return base**exponent
+    if base.is_extended_negative and exponent.is_finite and not exponent.is_integer:
+        return sp.nan  # pow of a negative number to a fraction is nan in torch; sympy would root it, (-1/4)**(1e-308) slowly
     if sp.nan not in (base, exponent) and not (base.is_finite and exponent.is_finite):
         # IEEE's pow at infinities: pow(-inf, -inf) is 0 where sympy says nan
         with np.errstate(all="ignore"):
