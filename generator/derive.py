@@ -8,13 +8,15 @@ element, keeping every term so that the document can show it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
 
 from .graph import Graph, Node, ones_gradient
-from .ieee import float_value, negative_zero, number
+from .ieee import float_value, in_range, negative_zero, number, power
 from .kinks import MASKS
 from .ops import REGISTRY, numel
 from .spec import Array, Call
@@ -22,6 +24,7 @@ from .spec import Array, Call
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
 MAX_EXACT_INT = 10**60  # likewise a fraction whose numerator or denominator grows past this
+TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,17 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         return env[expr]
     if not expr.args:
         return expr
+    if expr.is_Mul and any(f.is_Pow and f.exp.is_negative for f in expr.args):
+        quotient = _quotient(expr, env, shadow)
+        if quotient is not None:
+            return quotient
     args = [evaluate(a, env, shadow) for a in expr.args]
+    if expr.func in (sp.sin, sp.cos) and shadow is not None:
+        # beyond 2**26 a rounding of the argument moves sin by more than the check's tolerance:
+        # take the argument torch has, the float64 the shadow computed op by op
+        near = float_value(expr.args[0], shadow)
+        if math.isfinite(near) and abs(near) >= 2**26:
+            args = [sp.Rational(float(near))]
     if expr.is_Pow and args[0] == 1:
         return sp.Integer(1)  # IEEE's pow(1, nan) is 1, as in torch; sympy says nan
     if expr.is_Pow and args[0] == 0 and args[1].is_negative:
@@ -119,24 +132,38 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         return sp.nan
     if expr.func is sp.sign and args[0] is sp.nan:
         return sp.Integer(0)  # torch's sgn(nan), so abs' gradient at nan is 0 times the upstream
-    result = expr.func(*args)
+    result = power(*args) if expr.is_Pow else expr.func(*args)
     if result is sp.zoo or result.has(sp.zoo, sp.AccumBounds) or _complex(result):
         return sp.nan  # sin(inf) is a range to sympy, nan to torch
     return _tame(result)
+
+
+def _quotient(expr: sp.Mul, env: dict[sp.Symbol, sp.Expr], shadow: dict | None) -> sp.Expr | None:
+    """Return a product with divisors as torch divides: a / b, never a times an out-of-range 1 / b.
+
+    None where a divisor is 0, inf or nan, for evaluate's IEEE rules on 1 / 0.
+    """
+    top = [evaluate(f, env, shadow) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
+    bottom = [evaluate(sp.Pow(f.base, -f.exp), env, shadow) for f in expr.args if f.is_Pow and f.exp.is_negative]
+    if any(b == 0 or not b.is_finite for b in bottom) or not all(t.is_finite for t in top):
+        return None
+    return _tame(_tame(sp.Mul(*top)) / _tame(sp.Mul(*bottom)))
 
 
 def _complex(value: sp.Expr) -> bool:
     """Tell whether a number is not real (torch gives nan where sympy goes complex)."""
     if not value.is_number:
         return False
-    real = value.is_extended_real
-    if real is None:
-        return sp.im(value.evalf(30)) != 0
-    return not real
+    if value.is_extended_real:
+        return False
+    # sympy's assumptions can say False for a real number whose sign they fail to settle
+    # (log of a value within 1e-43 of 1): let the number itself decide
+    return sp.im(value.evalf(30)) != 0
 
 
 def _tame(value: sp.Expr) -> sp.Expr:
-    """Keep exact values readable: a value too large to show exactly becomes a 40-digit float."""
+    """Keep exact values in float64's range and readable: a value too large to show exactly becomes a 40-digit float."""
+    value = in_range(value)
     if value.is_Rational:
         # repeated squaring doubles a fraction's digits each time: keep 40 significant digits instead
         if max(abs(value.p), value.q) > MAX_EXACT_INT:
@@ -163,6 +190,9 @@ def to_float(value: sp.Expr | float) -> float:
 
 
 def _const(arg: Any) -> sp.Expr:
+    """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
+    if arg and abs(arg) < TINIEST_NORMAL:
+        arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
     return sp.Rational(arg.numerator, arg.denominator)
 
 
@@ -204,8 +234,10 @@ class _Engine:
                 exprs = op.forward(holders, self._shapes(node), sympy_params(node))
                 with sp.evaluate(False):  # keep the op's own form for display: (z00 + z01) / 2
                     self.elements[node.name] = tuple(e.xreplace(real) for e in exprs)
-                values = tuple(evaluate(e, env, shadow) for e in exprs)
-                self.shadows[node.name] = tuple(float_value(e, shadow) for e in exprs)
+                operands = [[env[h] for h in hs] for hs in holders]
+                stable = op.stable_forward(holders, operands, self._shapes(node), sympy_params(node))
+                values = tuple(evaluate(e, env, shadow) for e in stable)
+                self.shadows[node.name] = tuple(float_value(e, shadow) for e in stable)
             self.values[node.name] = values
 
     def _placeholders(self, node: Node, outs: bool = False):
@@ -269,17 +301,20 @@ class _Engine:
             if node.is_leaf:
                 continue
             upstream = adj[node.name]
+            fused = REGISTRY[node.op].fused_vjp(upstream, list(self.values[node.name]), self._shapes(node),
+                                                sympy_params(node))
+            if fused is not None and node.args[0] in adj:
+                adj[node.args[0]] = [_tame(x + _tame(g)) for x, g in zip(adj[node.args[0]], fused)]
             for k, a, j, local, local_value in self.partials(node):
                 parent = node.args[a]
                 if parent not in adj:
                     continue
                 if local_value is MASKED:  # torch selects here rather than multiplies: nan * 0 stays 0
                     local_value = sp.Integer(0)
-                else:
-                    adj[parent][j] = adj[parent][j] + upstream[k] * local_value
+                elif fused is None or a != 0:  # each product and each sum rounded to float64's range, as torch's
+                    adj[parent][j] = _tame(adj[parent][j] + _tame(upstream[k] * local_value))
                 if terms:
                     parts[parent][j].append(Term(node.name, k, local, local_value, upstream[k]))
-        adj = {name: [_tame(x) for x in vals] for name, vals in adj.items()}
         return {"adj": adj, "terms": parts, "order": [n.name for n in nodes]}
 
 

@@ -624,7 +624,7 @@ class _Builder:
             row = []
             for sym in self.d.symbols[leaf.name]:
                 derivative = sp.diff(e, sym)
-                if sp.count_ops(derivative) < 30:
+                if _factorable(derivative):
                     derivative = sp.factor(derivative)
                 row.append(self.printer.doprint(derivative))
             cells.append(row)
@@ -658,7 +658,7 @@ class _Builder:
             for sym in self.d.symbols[leaf][:MAX_ALL_AT_ONCE_ELEMENTS]:
                 derivative = sp.diff(expr, sym)
                 value = evaluate(derivative, env)
-                shown = sp.factor(derivative) if sp.count_ops(derivative) < 30 else derivative
+                shown = sp.factor(derivative) if _factorable(derivative) else derivative
                 lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines)
 
@@ -784,3 +784,10 @@ def build_document(
         picture=b.picture(),
         **fields,
     )
+
+
+def _factorable(expr: sp.Expr) -> bool:
+    """Tell whether sympy can factor a formula quickly: short, and no constant like 1e308 (e^(1e308 x) is a polynomial of that degree to it)."""
+    if sp.count_ops(expr) >= 30:
+        return False
+    return all(max(abs(r.p), r.q) < 10**15 for r in expr.atoms(sp.Rational))

@@ -22,6 +22,10 @@ MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
 MAX_DEPTH = 40
 MAX_INT_DIGITS = 15
+MAX_EXPONENT_DIGITS = 3  # digits after the e of a literal, leading zeros not counted (1e-308 needs 3)
+LARGEST = Fraction(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+SMALLEST = Fraction(1, 2**1075)  # the largest magnitude that float64 rounds to 0
+RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
 MAX_NODES = 400  # tensors in the whole graph, leaves included
 MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
@@ -340,13 +344,26 @@ def _constant(node: ast.Constant, source: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ExprError(f"the constant {value!r} is not allowed (allowed: numbers)")
     text = (ast.get_source_segment(source, node) or repr(value)).replace("_", "")
-    digits = text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0]
+    mantissa, _, exponent = text.lower().partition("e")
+    digits = mantissa.lstrip("+-").split(".")[0]
     if len(digits) > MAX_INT_DIGITS:
         raise ExprError(f"the number {text[:20]}... has too many digits (allowed: at most {MAX_INT_DIGITS})")
+    if len(exponent.lstrip("+-").lstrip("0")) > MAX_EXPONENT_DIGITS:
+        raise ExprError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} has too many exponent digits"
+                        f" (allowed: at most {MAX_EXPONENT_DIGITS} after the e)")
     try:
-        return Fraction(text)
+        number = Fraction(text)
     except (ValueError, ZeroDivisionError):
-        return Fraction(repr(float(value)))
+        number = Fraction(repr(float(value)))
+    if not _representable(number):
+        # Python would hand torch inf or 0.0 for it
+        raise ExprError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of float64's range ({RANGE})")
+    return number
+
+
+def _representable(value: Fraction) -> bool:
+    """Tell whether float64 holds a number as itself or a rounding of it, not as inf or 0."""
+    return value == 0 or SMALLEST < abs(value) < LARGEST
 
 
 def _int_index(node: ast.AST, source: str) -> int:
@@ -377,7 +394,15 @@ def _bool_arg(node: ast.AST | None, key: str) -> bool:
 
 
 def _fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
-    """Compute an operation on two constants exactly, as Python would before torch sees it."""
+    """Compute an operation on two constants exactly, as Python would before torch sees it; refuse inf and 0.0 from rounding."""
+    value = _exact_fold(kind, a, b)
+    if not _representable(value):
+        sign = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[kind]
+        raise ExprError(f"{_num(a)} {sign} {_num(b)} is out of float64's range ({RANGE})")
+    return value
+
+
+def _exact_fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
     if kind == "add":
         return a + b
     if kind == "sub":
@@ -395,7 +420,7 @@ def _fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
 
 def _num(value: Any) -> str:
     if isinstance(value, Fraction):
-        return str(value.numerator) if value.denominator == 1 else str(float(value))
+        return str(value.numerator) if value.denominator == 1 and abs(value) < 10**15 else str(float(value))
     return str(value)
 
 

@@ -16,6 +16,9 @@ import sympy as sp
 
 from . import fmath
 
+OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+SMALLEST_NORMAL = sp.Rational(1, 2**1022)  # below it float64 rounds to subnormals, or to 0 at 2**-1075
+
 NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.exp: fmath.exp,
     sp.log: fmath.log,
@@ -63,6 +66,57 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
     # the kink functions: let them decide on the rounded numbers
     result = expr.func(*(sp.Float(a) if math.isfinite(a) else number_back(a) for a in args))
     return number(result) if result.is_number else np.float64("nan")
+
+
+def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """Return base**exponent exactly, or as float64 has it when that is inf, 0 or nan.
+
+    sympy would build 0.5**(10**308) digit by digit; torch's answer is 0 and costs nothing.
+    """
+    if not (base.is_number and exponent.is_number):
+        return base**exponent
+    if base.is_extended_negative and exponent.is_finite and not exponent.is_integer:
+        return sp.nan  # pow of a negative number to a fraction is nan in torch; sympy would root it, (-1/4)**(1e-308) slowly
+    if sp.nan not in (base, exponent) and not (base.is_finite and exponent.is_finite):
+        # IEEE's pow at infinities: pow(-inf, -inf) is 0 where sympy says nan
+        with np.errstate(all="ignore"):
+            result = fmath.power(number(base), number(exponent))
+        return number_back(result) if not math.isfinite(result) else sp.Rational(float(result))
+    b = number(exponent)
+    with np.errstate(all="ignore"):
+        size = abs(b * fmath.log(abs(number(base))))
+    if not np.isfinite(size) or size < OUT_OF_RANGE:  # inf, nan and zeros are cheap for sympy
+        return in_range(base**exponent)
+    with np.errstate(all="ignore"):
+        result = fmath.power(number(base), b)
+    return sp.Integer(0) if result == 0 else number_back(result) if not math.isfinite(result) else in_range(base**exponent)
+
+
+OUT_OF_RANGE = 800  # |b ln a| beyond this puts a**b past float64's largest (e^709.8) and smallest (e^-745.1)
+
+
+def in_range(value: sp.Expr) -> sp.Expr:
+    """Return a number as a float64 can hold it: ±oo beyond the largest float, 0 below the least subnormal.
+
+    torch rounds every operation's result to float64, so exp(1e20) is inf there and 1e-400 is 0;
+    an exact value past those bounds would only be astronomically large to compute with and to show.
+    The sign of a zero is the float64 shadow's business (float_value).
+    """
+    if value.is_Rational or value.is_Float:
+        approx = value
+    elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        approx = value.evalf(20)
+        if not approx.is_Float:
+            return value
+    else:
+        return value
+    size = abs(approx)
+    if size >= OVERFLOW:
+        return sp.oo if approx > 0 else -sp.oo
+    if 0 < size < SMALLEST_NORMAL:
+        # a subnormal keeps too few bits for the exact value to stand in for torch's (0.75 * 5e-324 is 5e-324)
+        return sp.Rational(float(approx))
+    return value
 
 
 def number_back(x: float) -> sp.Expr:

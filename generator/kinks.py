@@ -11,6 +11,7 @@ import numpy as np
 import sympy as sp
 
 from . import fmath
+from .ieee import power
 
 
 def _numbers(*args: sp.Expr) -> bool:
@@ -104,7 +105,7 @@ class PowLog(sp.Function):
                 return sp.Integer(0) if bool(b >= 0) else -sp.oo  # (+0)**b ln(+0) = inf * -inf
             if bool(a < 0):
                 return sp.nan  # ln of a negative number is nan in torch
-            return a**b * sp.log(a)
+            return power(a, b) * sp.log(a)
         return None
 
     @staticmethod
@@ -133,7 +134,7 @@ class PowBase(sp.Function):
                 return sp.nan
             if a == 0 and bool(b < 1):
                 return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
-            return b * a ** (b - 1)
+            return b * power(a, b - 1)
         return None
 
     @staticmethod

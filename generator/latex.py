@@ -86,8 +86,9 @@ def decimal(x: float, digits: int = 6) -> str:
         if "." in text:
             text = text.rstrip("0").rstrip(".")
         return text
-    mantissa = f"{x / 10**exponent:.{digits - 1}f}".rstrip("0").rstrip(".")
-    return rf"{mantissa} \times 10^{{{exponent}}}"
+    # Python's own rounding to a mantissa and exponent: x / 10**exponent fails for subnormals (10**-324 is 0.0)
+    mantissa, _, power = f"{x:.{digits - 1}e}".partition("e")
+    return rf"{mantissa.rstrip('0').rstrip('.')} \times 10^{{{int(power)}}}"
 
 
 

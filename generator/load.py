@@ -47,6 +47,7 @@ MAX_DIMS = 4  # most dimensions of a tensor
 MAX_ELEMENTS = 10_000  # most elements of a tensor
 MAX_INT_DIGITS = 50  # most digits of an integer literal
 MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
+MAX_EXPONENT_DIGITS = 3  # most digits after the e, leading zeros not counted (1e-308 needs 3)
 DTYPES = ("float32", "float64")
 LANGS = ("en", "zh")
 FLAVORS = ("portable", "github", "mkdocs", "hugo", "jekyll")  # the Markdown flavors of generator/flavor.py
@@ -665,7 +666,10 @@ def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
         allowed = f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent"
         return None, (f"number too long: {len(digits)} digits", allowed)
     if not digits.strip("0"):
-        return Fraction(0), ("", "")
+        return Fraction(0), ("", "")  # 0e999999999999 is 0 whatever its exponent
+    if len((exponent or "").lstrip("0")) > MAX_EXPONENT_DIGITS:
+        allowed = f"allowed: at most {MAX_EXPONENT_DIGITS} digits after the e"
+        return None, (f"exponent too long: {_clip(text)}", allowed)
     approx = float(text)  # only to bound the exponent before computing 10**exponent
     if math.isinf(approx) or approx == 0:
         allowed = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"

@@ -8,6 +8,7 @@ where torch's convention differs from IEEE, the kink functions say so themselves
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator
@@ -61,7 +62,15 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] |
                 a = _eval(e, env, cast)
                 product = a if product is None else cast(product * a)
         return product
-    result = _apply(expr, [_eval(a, env, cast) for a in expr.args])
+    args = [_eval(a, env, cast) for a in expr.args]
+    if cast is None and expr.is_Mul and any(f.is_Pow and f.exp.is_negative for f in expr.args):
+        # where a reciprocal leaves float64's range (1 / 5e-324 is inf), divide instead, as torch does
+        top = [_eval(f, env) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
+        bottom = [_eval(sp.Pow(f.base, -f.exp), env) for f in expr.args if f.is_Pow and f.exp.is_negative]
+        product = lambda factors: functools.reduce(lambda x, y: x * y, factors, np.float64(1.0))  # noqa: E731
+        times = product(args)
+        return np.where(np.isfinite(times) & (times != 0), times, product(top) / product(bottom))
+    result = _apply(expr, args)
     return result if cast is None else cast(result)
 
 

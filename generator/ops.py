@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import sympy as sp
 
+from .ieee import number
 from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
 from . import fmath
 from .numeric import numeric
@@ -118,11 +119,27 @@ class Op:
         """Return the output elements as sympy expressions of the inputs' elements."""
         raise NotImplementedError
 
+    def stable_forward(
+        self, xs: list[list[sp.Expr]], values: list[list[sp.Expr]], shapes: list[Shape], params: dict[str, Any]
+    ) -> list[sp.Expr]:
+        """Return the output elements in the form torch computes them for these operand values."""
+        return self.forward(xs, shapes, params)
+
     def partials(
         self, xs: list[list[sp.Expr]], outs: list[sp.Expr], shapes: list[Shape], params: dict[str, Any]
     ) -> Iterator[Partial]:
         """Yield every non-zero local derivative d out[k] / d arg[a][j]."""
         raise NotImplementedError
+
+    def fused_vjp(
+        self, upstream: list[sp.Expr], outs: list[sp.Expr], shapes: list[Shape], params: dict[str, Any]
+    ) -> list[sp.Expr] | None:
+        """Return the first operand's gradient as torch's fused formula gives it, or None to sum the local derivatives.
+
+        The two agree on finite numbers; an op says so here where inf or nan in the upstream makes
+        torch's order of operations give nan (inf - 0 * inf) where the sum of products would not.
+        """
+        return None
 
     def grad_fn(self, consts: tuple[bool, ...], shapes: list[Shape], params: dict[str, Any]) -> str:
         """Return torch's grad_fn name for this use of the op."""
@@ -662,10 +679,13 @@ REDUCTIONS = [
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
               vcombine=lambda m: m.mean(axis=1), vd=lambda m, o: np.full_like(m, 1 / m.shape[1])),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", ATOM, 1,
-              combine=lambda m: sp.sqrt(sp.Add(*(e**2 for e in m))), d=lambda a, m, o: NormShare(a, o),
+              # torch takes one element's norm as its abs, without squaring it out of float64's range
+              combine=lambda m: sp.Abs(m[0]) if len(m) == 1 else sp.sqrt(sp.Add(*(e**2 for e in m))),
+              d=lambda a, m, o: NormShare(a, o),
               tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
               kink_at=lambda m, o: "norm0" if o == 0 else None,
-              vcombine=lambda m: np.sqrt((m * m).sum(axis=1)), vd=NormShare.numeric),
+              vcombine=lambda m: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
+              vd=NormShare.numeric),
     Reduction("max", "derivative of max", "MaxBackward1", ATOM, 1, combine=lambda m: sp.Max(*m),
               d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie,
               vcombine=lambda m: m.max(axis=1), vd=_tie_share),
@@ -675,6 +695,9 @@ REDUCTIONS = [
 ]
 
 
+
+
+STABLE_SHIFT = 700  # softmax shifts a group by its maximum when that is larger in size (e^709 ≈ 8e307)
 
 
 @dataclass(frozen=True)
@@ -693,15 +716,35 @@ class Softmax(Op):
         return _reduce_groups(shape, params["dim"], True)[1]
 
     def forward(self, xs, shapes, params):
-        out: list[sp.Expr] = [sp.Integer(0)] * len(xs[0])
+        return self._formula(xs[0], [sp.Integer(0)] * len(xs[0]), shapes, params)
+
+    def stable_forward(self, xs, values, shapes, params):
+        # torch subtracts each group's maximum before exp; the exact result is the same, but only
+        # the shifted form keeps exp in float64's range when an element is beyond about ±709
+        shifts = [sp.Integer(0)] * len(xs[0])
         for g in self._groups(shapes[0], params):
-            total = sp.Add(*(sp.exp(xs[0][j]) for j in g))
+            group = [values[0][j] for j in g]
+            if not all(v.is_finite for v in group):
+                continue  # inf and nan propagate as they do unshifted
+            top = max(group, key=number)
+            if abs(number(top)) > STABLE_SHIFT:
+                for j in g:
+                    shifts[j] = top
+        return self._formula(xs[0], shifts, shapes, params)
+
+    def _formula(self, a, shifts, shapes, params):
+        out: list[sp.Expr] = [sp.Integer(0)] * len(a)
+        # unevaluated, or sympy would pull exp(-m) out of exp(x - m) again
+        xs = [[sp.Add(x, -m, evaluate=False) if m else x for x, m in zip(a, shifts)]]
+        for g in self._groups(shapes[0], params):
+            exps = {j: sp.exp(xs[0][j], evaluate=not shifts[j]) for j in g}
+            total = sp.Add(*exps.values())
             for j in g:
                 # unevaluated, so that exp(a) / exp(a) is not cancelled before a is known (nan stays nan)
                 if self.log:
                     out[j] = sp.Add(xs[0][j], sp.Mul(-1, sp.log(total), evaluate=False), evaluate=False)
                 else:
-                    out[j] = sp.Mul(sp.exp(xs[0][j]), sp.Pow(total, -1, evaluate=False), evaluate=False)
+                    out[j] = sp.Mul(exps[j], sp.Pow(total, -1, evaluate=False), evaluate=False)
         return out
 
     def partials(self, xs, outs, shapes, params):
@@ -713,6 +756,21 @@ class Softmax(Op):
                         yield k, 0, m, delta - sp.exp(outs[m])
                     else:
                         yield k, 0, m, outs[k] * (delta - outs[m])
+
+    def fused_vjp(self, upstream, outs, shapes, params):
+        if all(g.is_finite for g in upstream):
+            return None
+        grad: list[sp.Expr] = [sp.Integer(0)] * len(outs)
+        for g in self._groups(shapes[0], params):
+            if self.log:  # torch: grad - exp(out) * grad.sum(dim)
+                total = sp.Add(*(upstream[k] for k in g))
+                for m in g:
+                    grad[m] = upstream[m] - sp.exp(outs[m]) * total
+            else:  # torch: out * (grad - (grad * out).sum(dim))
+                total = sp.Add(*(upstream[k] * outs[k] for k in g))
+                for m in g:
+                    grad[m] = outs[m] * (upstream[m] - total)
+        return grad
 
     def _index(self, shape, params):
         return np.array(self._groups(shape, params), dtype=np.int64)

@@ -121,6 +121,13 @@ EXPECTED = {
     '33_too_many_elements.yaml': [
         '{path}:5: inputs.x.shape: too many elements: 10100 (allowed: at most 10000)',
     ],
+    'num_literal_out_of_range.yaml': [
+        "{path}:7: step 'y': the number 1e400 is out of float64's range (allowed: 0, or magnitudes from about 5e-324 to 1.8e308)",
+        "{path}:8: step 'out': uses 'y', which has a problem of its own (allowed: fix 'y' first)",
+    ],
+    'num_exponent_digits.yaml': [
+        '{path}:4: inputs.x.value[0]: exponent too long: 1e-999999999 (allowed: at most 3 digits after the e)',
+    ],
 }
 
 

@@ -24,6 +24,13 @@ from generator.errors import SpecError
 
 SHAPES = [(), (1,), (2,), (3,), (2, 2), (2, 3), (3, 2)]
 NUMBERS = ["1", "-1", "0.5", "2", "-0.25", "3", "1.5", "0.1", "-2", "0.75"]
+# float64's and float32's edges: the largest and least numbers, subnormals, values that overflow exp
+# and square, and negative zero; inf and nan are not allowed in YAML values (tests/bad/25_non_finite.yaml)
+EXTREME = ["1e308", "-1e308", "1.7976931348623157e308", "1e-308", "5e-324", "-5e-324", "1e-310", "3e-324",
+           "3.4e38", "-3.4e38", "1e-45", "1.4e-45", "1e20", "-1e20", "1e-40", "1e154", "1e-160", "710", "-750",
+           "-0.0", "0", "1e100"]
+# in expressions a literal is refused when Python would make it inf or 0.0 (1e400, 1e-400), so keep some
+LITERALS = NUMBERS + ["1e308", "1e-308", "5e-324", "1e-310", "3.4e38", "1e-45", "1e20", "1e-20", "-0.0", "1e400"]
 UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "relu()", "abs()", "sum()",
          "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)"]
 ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)"]
@@ -36,9 +43,11 @@ def specs(draw) -> str:
     """Draw a spec's YAML text: inputs, steps built from the grammar, and backward calls."""
     lines = ["title: generated", "inputs:"]
     names = []
+    extreme = draw(st.integers(0, 2)) == 0  # a third of the specs live at the edges of the range
+    pool = NUMBERS + EXTREME if extreme else NUMBERS
     for i in range(draw(st.integers(1, 3))):
         shape = draw(st.sampled_from(SHAPES))
-        values = [draw(st.sampled_from(NUMBERS)) for _ in range(max(1, _numel(shape)))]
+        values = [draw(st.sampled_from(pool)) for _ in range(max(1, _numel(shape)))]
         grad = draw(st.booleans()) or i == 0
         lines += [f"  x{i}:", f"    value: {_nest(values, shape)}", f"    requires_grad: {'true' if grad else 'false'}"]
         names.append(f"x{i}")
@@ -53,12 +62,12 @@ def specs(draw) -> str:
         elif kind == 2:
             expr = draw(st.sampled_from(TORCH_FORM)).format(a=a)
         elif kind == 3:
-            other = draw(st.sampled_from([b, draw(st.sampled_from(NUMBERS))]))
+            other = draw(st.sampled_from([b, draw(st.sampled_from(LITERALS if extreme else NUMBERS))]))
             expr = f"{a} {draw(st.sampled_from(BINARY))} {other}"
         elif kind == 4:
             expr = draw(st.sampled_from([f"{a} @ {b}", f"{a}.T", f"-{a}[0]", f"{a}[-1] * 2"]))
         else:
-            expr = f"({a} * {draw(st.sampled_from(NUMBERS))}).{draw(st.sampled_from(UNARY))}"
+            expr = f"({a} * {draw(st.sampled_from(LITERALS if extreme else NUMBERS))}).{draw(st.sampled_from(UNARY))}"
         lines.append(f"  s{j}: {expr}")
         names.append(f"s{j}")
     lines.append(f"  out: {names[-1]}.{draw(st.sampled_from(['sum()', 'mean()']))}")
@@ -91,6 +100,7 @@ def _run(examples: int, tmp_path: Path) -> Counter:
         spec = tmp_path / "generated.yaml"
         spec.write_text(text)
         tally["tried"] += 1
+        tally["extreme"] += any(n in text for n in EXTREME if "e" in n)
         try:
             files = render_spec(spec, ("md", "json"), None)
         except SpecError as e:
@@ -108,7 +118,7 @@ def _run(examples: int, tmp_path: Path) -> Counter:
 def _report(tally: Counter, capsys) -> None:
     with capsys.disabled():
         print(f"\nproperty test: {tally['tried']} specs tried, {tally['agreed']} built and agreed with torch,"
-              f" {tally['refused']} refused with a spec error")
+              f" {tally['refused']} refused with a spec error ({tally['extreme']} with extreme magnitudes)")
 
 
 def test_random_specs_build_and_agree_with_torch(tmp_path, capsys):

@@ -1,0 +1,144 @@
+"""Numbers at float64's edges: small valid specs derive what torch computes, or are refused with a located line.
+
+The oracle is torch itself, run here on the same inputs in float64, and Python's own float parsing
+and formatting; never the tool's output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from generator.latex import decimal
+from tests.helpers import invoke
+
+RANGE = "(allowed: 0, or magnitudes from about 5e-324 to 1.8e308)"
+
+
+def _spec(tmp_path: Path, steps: str, **inputs: str) -> Path:
+    lines = ["title: edge", "inputs:"]
+    for name, value in inputs.items():
+        lines += [f"  {name}:", f"    value: {value}", "    requires_grad: true"]
+    lines += ["steps:", *(f"  {line}" for line in steps.splitlines()), "  out: y.sum()", "backward: out"]
+    path = tmp_path / "edge.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _same(ours: object, theirs: float) -> bool:
+    """Compare a JSON number (inf and nan as strings) with torch's float: nan with nan, inf exactly, else 1e-9 relative."""
+    value = float(ours)
+    if math.isnan(theirs) or math.isinf(theirs):
+        return value == theirs or (math.isnan(value) and math.isnan(theirs))
+    return abs(value - theirs) <= 1e-300 + 1e-9 * abs(theirs)
+
+
+def _torch_grads(fn, **inputs: list[float]) -> tuple[list[float], dict[str, list[float]]]:
+    leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in inputs.items()}
+    y = fn(**leaves)
+    y.sum().backward()
+    return y.detach().reshape(-1).tolist(), {k: t.grad.reshape(-1).tolist() for k, t in leaves.items()}
+
+
+CASES = {
+    # name: (steps, inputs as YAML, the same in torch)
+    "pow64_of_1e100": ("y: x ** 64", {"x": "[1e100, 2]"}, lambda x: x**64),
+    "tanh_of_minus_exp_1e20": ("y: (-x.exp()).tanh()", {"x": "[1e20, 1]"}, lambda x: (-x.exp()).tanh()),
+    "log_softmax_pow": ("y: x.log_softmax(-1) ** w", {"x": "[1e308, 1e-40]", "w": "[2, 3]"},
+                        lambda x, w: x.log_softmax(-1) ** w),
+    "sqrt_sqrt_log_softmax_relu": ("y: x.sqrt().sqrt().log_softmax(-1).relu()", {"x": "[1e308, 1e-40]"},
+                                   lambda x: x.sqrt().sqrt().log_softmax(-1).relu()),
+    "exp_cos_at_1e308": ("y: x.exp().cos()", {"x": "[1e308, 1]"}, lambda x: x.exp().cos()),
+    "softmax_of_huge_pow": ("y: x.softmax(0) ** w", {"x": "[1e-300, 1e300]", "w": "[2, 3]"},
+                            lambda x, w: x.softmax(0) ** w),
+    "sigmoid_of_2e308": ("y: (x * 1e308).sigmoid()", {"x": "[2, -2]"}, lambda x: (x * 1e308).sigmoid()),
+    "subnormal_product": ("y: (x * 0.75 * 3.4e38).log()", {"x": "[5e-324, 1e-310]"},
+                          lambda x: (x * 0.75 * 3.4e38).log()),
+    "half_pow_1e308": ("y: x.softmax(0) ** w", {"x": "[3, 3]", "w": "[1e308, 1e-40]"},
+                       lambda x, w: x.softmax(0) ** w),
+}
+
+
+class TestRunawayExactValues:
+    """Exact values far outside float64's range end as torch's inf, 0 or nan, not as an internal error."""
+
+    @pytest.mark.parametrize("name", sorted(CASES))
+    def test_builds_every_format_and_matches_torch(self, name, tmp_path):
+        """md, json and tex build (exit 0), and the JSON's values and grads are torch float64's."""
+        steps, inputs, fn = CASES[name]
+        spec = _spec(tmp_path, steps, **inputs)
+        result = invoke("build", str(spec), "--out", str(tmp_path / "o"), "--format", "md,json,tex")
+        assert result.exit_code == 0, result.output
+        doc = json.loads((tmp_path / "o" / "edge.json").read_text())
+        values, grads = _torch_grads(fn, **{k: json.loads(v) for k, v in inputs.items()})
+        assert all(_same(a, b) for a, b in zip(doc["values"]["y"], values, strict=True)), (doc["values"]["y"], values)
+        for leaf, theirs in grads.items():
+            assert all(_same(a, b) for a, b in zip(doc["grads"][leaf], theirs, strict=True)), (leaf, doc["grads"], grads)
+
+    def test_check_agrees(self, tmp_path):
+        """derive check on tanh(-exp(1e20)): exit 0, one spec agrees."""
+        spec = _spec(tmp_path, "y: (-x.exp()).tanh()", x="[1e20, 1]")
+        result = invoke("check", str(spec))
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == "1 agree with torch, 0 failed"
+
+    def test_softmax_pow_is_fast(self, tmp_path):
+        """A 2-element softmax ** w with values at 1e±300 builds in well under the 10 s budget."""
+        spec = _spec(tmp_path, "y: x.softmax(0) ** w", x="[1e-300, 1e300]", w="[0.5, 3]")
+        started = time.monotonic()
+        result = invoke("build", str(spec), "--out", str(tmp_path / "o"), "--format", "md,json")
+        assert result.exit_code == 0, result.output
+        assert time.monotonic() - started < 5
+
+
+class TestSubnormals:
+    """A value that float64 holds as a subnormal is shown and derived as the float torch has."""
+
+    def test_decimal_of_the_least_subnormal(self):
+        """5e-324 and 1e-310 format like Python's own %e rounding, in LaTeX form."""
+        assert decimal(5e-324) == r"4.94066 \times 10^{-324}"
+        assert decimal(1e-310) == r"1 \times 10^{-310}"
+        assert decimal(9.9999999e9) == rf"{float(f'{9.9999999e9:.5e}'.split('e')[0]):g} \times 10^{{10}}"
+
+    def test_value_rounding_to_5e_324_builds_and_matches_torch(self, tmp_path):
+        """x = [3e-324, 1e-310] times 1e300: every format builds, and y is what torch computes from the rounded x."""
+        spec = _spec(tmp_path, "y: x * 1e300", x="[3e-324, 1e-310]")
+        result = invoke("build", str(spec), "--out", str(tmp_path / "o"), "--format", "md,json,tex")
+        assert result.exit_code == 0, result.output
+        doc = json.loads((tmp_path / "o" / "edge.json").read_text())
+        values, _ = _torch_grads(lambda x: x * 1e300, x=[3e-324, 1e-310])
+        assert all(_same(a, b) for a, b in zip(doc["values"]["y"], values, strict=True)), (doc["values"]["y"], values)
+
+
+class TestLiteralsOutOfRange:
+    """A literal that Python would turn into inf or 0.0, or one with a runaway exponent, is refused with its line."""
+
+    @pytest.mark.parametrize("literal, python, message", [
+        ("1e400", 1e400, f"the number 1e400 is out of float64's range {RANGE}"),
+        ("1e-400", 1e-400, f"the number 1e-400 is out of float64's range {RANGE}"),
+        ("(1e200 * 1e200)", 1e200 * 1e200, f"1e+200 * 1e+200 is out of float64's range {RANGE}"),
+        ("1e99999999", float("1e99999999"),
+         "the number 1e99999999 has too many exponent digits (allowed: at most 3 after the e)"),
+    ])
+    def test_expression_literal(self, literal, python, message, tmp_path):
+        """Exit 1 fast, the step's line and the reason; Python itself would hand torch inf or 0.0 for it."""
+        spec = _spec(tmp_path, f"y: x * {literal}", x="[1, 2]")
+        assert python in (math.inf, 0.0)
+        started = time.monotonic()
+        result = invoke("build", str(spec), "--out", str(tmp_path / "o"))
+        assert time.monotonic() - started < 5
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == f"{spec}:7: step 'y': {message}"
+
+    def test_yaml_exponent_digits(self, tmp_path):
+        """A YAML value with a 9-digit exponent is refused on its line, by its exponent's length."""
+        spec = _spec(tmp_path, "y: x * 2", x="[1e-999999999, 1]")
+        result = invoke("build", str(spec), "--out", str(tmp_path / "o"))
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == (
+            f"{spec}:4: inputs.x.value[0]: exponent too long: 1e-999999999 (allowed: at most 3 digits after the e)")
