@@ -19,6 +19,7 @@ import sympy as sp
 
 from .derive import sympy_params
 from .graph import Graph, Node, ones_gradient
+from .numeric import rounding
 from .ops import REGISTRY, Local, numel
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
@@ -178,6 +179,12 @@ class _Engine:
             self.locals[node.name] = [(a, k, j, self._round(value), masked) for a, k, j, value, masked in found]
         return self.locals[node.name]
 
+    def _fraction(self, node: Node, a: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the local derivative's numerator and denominator where torch's backward divides by it."""
+        out = self.values[node.name].reshape(node.shape)
+        with rounding(self.cast):
+            return REGISTRY[node.op].vfraction(a, self._operands(node), out, _shapes(node, self.graph), self._params(node))
+
     def kinks(self, node: Node) -> list[tuple[str, str, np.ndarray]]:
         op = REGISTRY[node.op]
         out = self.values[node.name].reshape(node.shape)
@@ -199,10 +206,16 @@ class _Engine:
                     continue
                 with np.errstate(all="ignore"):
                     direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name])
+                    # the shadow divides as torch does; float64 needs to only where 1/denominator is out of range
+                    divide = self.cast is not None or not np.all(np.isfinite(value))
+                    fraction = self._fraction(node, a) if divide else None
                     if direct is not None:
                         arrived = direct
                     else:
                         flow = self._round(upstream[k] * value)
+                        if fraction is not None:  # torch divides here: grad · numerator / denominator
+                            divided = self._round(self._round(upstream[k] * fraction[0][k]) / fraction[1][k])
+                            flow = divided if self.cast is not None else np.where(np.isfinite(value), flow, divided)
                         if masked is not None:
                             flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
                         arrived = self._sum(j, flow, adj[parent].size)

@@ -10,7 +10,7 @@ summed in a fixed order by plain additions, which are exact IEEE operations.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,14 +35,19 @@ tanh = _wide(np.tanh)
 power = _wide(np.power)
 
 
-def matmul(a: Any, b: Any) -> np.ndarray:
-    """Return a @ b for 1-d and 2-d float64 operands, summed in a fixed order (no BLAS)."""
+def matmul(a: Any, b: Any, cast: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Return a @ b for 1-d and 2-d float64 operands, summed in a fixed order (no BLAS).
+
+    cast, if given, rounds each product and each partial sum, as a kernel in a narrower dtype does.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     left = a if a.ndim == 2 else a[None, :]
     right = b if b.ndim == 2 else b[:, None]
+    keep = cast or (lambda x: x)
     out = np.zeros((left.shape[0], right.shape[1]))
-    for k in range(left.shape[1]):  # one product and one addition per inner index, in order
-        out += left[:, k, None] * right[None, k, :]
+    with np.errstate(all="ignore"):
+        for k in range(left.shape[1]):  # one product and one addition per inner index, in order
+            out = keep(out + keep(left[:, k, None] * right[None, k, :]))
     if a.ndim == 1:
         out = out[0]
     if b.ndim == 1:

@@ -38,6 +38,11 @@ def rounding(cast: Callable[[Any], Any] | None) -> Iterator[None]:
         _ROUNDING.reset(token)
 
 
+def active_rounding() -> Callable[[Any], Any] | None:
+    """Return the rounding in force (see rounding), or None for plain float64."""
+    return _ROUNDING.get()
+
+
 def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
     """Return expr with each symbol replaced by its array, computed elementwise in float64."""
     with np.errstate(all="ignore"):

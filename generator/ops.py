@@ -20,7 +20,7 @@ import sympy as sp
 from .ieee import number
 from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
 from . import fmath
-from .numeric import numeric
+from .numeric import active_rounding, numeric
 
 Shape = tuple[int, ...]
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
@@ -190,6 +190,12 @@ class Op:
         """Yield (output indices, note key) where the op is not differentiable at these values."""
         return iter(())
 
+    def vfraction(
+        self, a: int, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return (numerator, denominator) of d out / d operand a where torch's backward divides by it, else None."""
+        return None
+
 
 def _flat(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(-1)
@@ -273,9 +279,22 @@ class Elementwise(Op):
     kink_mask: Callable[..., np.ndarray] = field(default=None, repr=False)  # kink_at on arrays
     kink_key: str = ""  # the note key kink_mask stands for
     const_rule: str = ""  # the rule when one operand is a constant
+    # per operand: torch's backward divides the gradient by the derivative's denominator (grad / a for log),
+    # so a tiny denominator never makes an infinite factor that a zero gradient would turn into nan
+    divides: tuple[bool, ...] = ()
 
     def shape(self, shapes, params):
         return broadcast(*shapes)
+
+    def vfraction(self, a, xs, out, shapes, params) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return (numerator, denominator) of d out / d operand a, flat over the output, where torch divides by it."""
+        if a >= len(self.divides) or not self.divides[a]:
+            return None
+        _, df = self.generic(xs, params)
+        env = {**self._env(xs), OUT: out}
+        size = numel(broadcast(*shapes))
+        parts = (np.broadcast_to(numeric(part, env), broadcast(*shapes)) for part in sp.fraction(df[a]))
+        return tuple(np.asarray(part, dtype=np.float64).reshape(size) for part in parts)
 
     def generic(self, xs, params):
         """Return (forward, local derivatives) on a generic element, for these operands."""
@@ -386,10 +405,10 @@ CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, prec=ATOM, kink=None):
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, prec=ATOM, kink=None, divides=()):
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
     return Elementwise(key, rule, grad_fn, prec, 1, f=f, df=(df,), tex=tex, torch_fn=torch_fn, kink_at=at,
-                       kink_mask=mask, kink_key=note)
+                       kink_mask=mask, kink_key=note, divides=divides)
 
 
 @dataclass(frozen=True)
@@ -478,7 +497,7 @@ ELEMENTWISE = [
             lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, const_rule=CONSTANT_FACTOR),
     _binary("div", "quotient rule", "DivBackward0", PRODUCT, lambda a, b: a / b,
             (lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
-            _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
+            _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False)),
     Pow("pow", "power rule and exponential rule", "PowBackward0", POWER, 2, f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
@@ -490,9 +509,9 @@ ELEMENTWISE = [
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
            lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
     _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,
-           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink="log0"),
+           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink="log0", divides=(True,)),
     _unary("sqrt", "power rule", "SqrtBackward0", sp.sqrt, lambda a, o: 1 / (2 * o),
-           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink="sqrt0"),
+           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink="sqrt0", divides=(True,)),
     _unary("sin", "derivative of sine", "SinBackward0", sp.sin, lambda a, o: sp.cos(a),
            lambda a: rf"\sin {a}", lambda torch, a: torch.sin(a)),
     _unary("cos", "derivative of cosine", "CosBackward0", sp.cos, lambda a, o: -sp.sin(a),
@@ -884,7 +903,7 @@ class Matmul(Op):
         return i * cols + j, i * inner + k, k * cols + j
 
     def vforward(self, xs, shapes, params):
-        return fmath.matmul(xs[0], xs[1])
+        return fmath.matmul(xs[0], xs[1], active_rounding())
 
     @staticmethod
     def _roles(shapes: list[Shape], given: dict[str, str]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Random valid specs from the grammar: derive never fails unexpectedly, and agrees with torch.
+"""Random valid specs from the grammar: derive never fails unexpectedly, and agrees with torch in both dtypes.
 
 The work runs in-process (the functions the build and check children run), so any
 unexpected exception fails the test with its traceback; a refusal must be a SpecError
@@ -42,6 +42,8 @@ BINARY = ["+", "-", "*", "/", "**"]
 def specs(draw) -> str:
     """Draw a spec's YAML text: inputs, steps built from the grammar, and backward calls."""
     lines = ["title: generated", "inputs:"]
+    if draw(st.integers(0, 3)) == 0:  # a quarter in float64; the rest in float32, torch's default
+        lines.insert(1, "dtype: float64")
     names = []
     extreme = draw(st.integers(0, 2)) == 0  # a third of the specs live at the edges of the range
     pool = NUMBERS + EXTREME if extreme else NUMBERS
