@@ -237,3 +237,63 @@ class TestToleranceStaysTight:
         wrong = Shadow(dtype="float32", values=shade.values, grads={"x": shade.grads["x"] + 0.5},
                        value_scale=shade.value_scale, grad_scale=shade.grad_scale)
         assert len(compare_shadow(wrong, theirs, graph)) == 4
+
+
+class TestRoundingExplained:
+    """derive check tells a difference that float64 rounding explains from a wrong number."""
+
+    CANCEL = "title: t\ndtype: float64\ninputs:\n  x: {value: [-0.25, 3.4e38, -3.4e38], requires_grad: true}\n" \
+             "steps:\n  out: x.sum()\nbackward: out\n"
+
+    def test_cancellation_agrees(self, tmp_path):
+        """Σ [-0.25, 3.4e38, -3.4e38] is -0.25 exactly and 0 in float64 torch: rounding explains it, check agrees."""
+        import torch
+
+        path = tmp_path / "cancel.yaml"
+        path.write_text(self.CANCEL)
+        x = torch.tensor([-0.25, 3.4e38, -3.4e38], dtype=torch.float64)
+        assert float(x.sum()) == 0.0  # the oracle: float64 loses the -0.25
+        assert [float(v) for v in derive_spec(path).values["out"]] == [-0.25]
+        assert compare_spec(path) == []
+
+    def test_a_wrong_exact_number_is_still_reported(self, tmp_path):
+        """An exact value off by more than float64's rounding bound is reported even where the prediction is right."""
+        from generator import check
+
+        path = tmp_path / "cancel.yaml"
+        path.write_text(self.CANCEL.replace("3.4e38", "3.0"))
+        derivation = derive_spec(path)
+        wrong = type(derivation.values)(derivation.values)
+        wrong["out"] = tuple(v + 1 for v in derivation.values["out"])
+        from dataclasses import replace
+
+        from generator.shadow import shadow
+
+        graph = derivation.graph
+        lines = check.compare(replace(derivation, values=wrong), run(graph, dtype="float64"), shadow(graph, dtype="float64"))
+        assert lines == ["out: derived 0.75, torch -0.25"]
+
+
+class TestTorchsOwnFormulas:
+    """Where torch's kernel divides or rounds each product, the prediction does too (torch in float32 as oracle)."""
+
+    @pytest.mark.parametrize("value, expr", [
+        ("[1.4e-45, 2.0]", "x.log() * 0"),  # grad / x: 0, where 0 · (1/x = inf) would be nan
+        ("[1e-45, 4.0]", "x.sqrt() * 0"),
+        ("[1.4e-45, 2.0]", "3 / x * 0"),
+        ("[1e20, 1e100]", "x * 2 / x"),
+    ])
+    def test_division_in_backward(self, tmp_path, value, expr):
+        """Values and grads of a division-form backward at float32's edges agree with float32 torch."""
+        graph = build_graph(load(spec_file(tmp_path, value, expr)))
+        assert compare_shadow(shadow(graph), run(graph, dtype="float32", jacobians=False), graph) == []
+
+    def test_matmul_rounds_each_product(self, tmp_path):
+        """1e20 · -3.4e38 overflows in float32 before the sum meets +inf: torch gets nan, and so does the prediction."""
+        path = tmp_path / "mm.yaml"
+        path.write_text("title: t\ninputs:\n  x: {value: [[-3.4e38, 1e30], [1e20, 1e30]], requires_grad: true}\n"
+                        "steps:\n  y: x @ x\n  out: y.mean()\nbackward: out\n")
+        graph = build_graph(load(path))
+        torch_run = run(graph, dtype="float32", jacobians=False)
+        assert math.isnan(torch_run.values["y"][2])
+        assert compare_shadow(shadow(graph), torch_run, graph) == []
