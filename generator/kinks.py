@@ -11,7 +11,12 @@ import numpy as np
 import sympy as sp
 
 from . import fmath
+from .numeric import active_rounding
 from .ieee import power
+
+
+def _same(x):
+    return x
 
 
 def _numbers(*args: sp.Expr) -> bool:
@@ -113,7 +118,8 @@ class PowLog(sp.Function):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
-            general = fmath.power(a, b) * fmath.log(a)
+            keep = active_rounding() or _same  # in a dtype, torch rounds each factor
+            general = keep(keep(fmath.power(a, b)) * keep(fmath.log(a)))
             at_zero = np.where(b >= 0, 0.0, -np.inf)
             return np.select(
                 [a == 1, np.isnan(a) | np.isnan(b), a == 0, a < 0], [0.0, np.nan, at_zero, np.nan], general
@@ -142,7 +148,8 @@ class PowBase(sp.Function):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
-            general = b * fmath.power(a, b - 1)
+            keep = active_rounding() or _same
+            general = keep(b * keep(fmath.power(a, b - 1)))
             return np.select(
                 [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(b)], general
             )

@@ -72,7 +72,8 @@ class DtypeCast(Cast):
 
     def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
               params: dict[str, Any]) -> list:
-        found = op.vlocal(xs, out, shapes, params)
+        with rounding(self), np.errstate(all="ignore"):  # torch rounds inside its backward formulas too
+            found = op.vlocal(xs, out, shapes, params)
         if op.key != "div":
             return found
         # torch's d(a/b)/db is -((a / b) / b): it never squares b, which overflows or vanishes
