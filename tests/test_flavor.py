@@ -7,10 +7,10 @@ import re
 import pytest
 from ruamel.yaml import YAML
 
-from generator.build import build_spec
-from generator.flavor import flavor
-from generator.load import FLAVORS
-from generator.schema import spec_schema
+from generator.pipeline.build import build_spec
+from generator.render.flavor import flavor
+from generator.spec.load import FLAVORS
+from generator.spec.schema import spec_schema
 
 from .helpers import invoke, ROOT
 

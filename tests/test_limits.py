@@ -6,9 +6,9 @@ import ast
 
 import pytest
 
-from generator import graph
+from generator.graph import walk as graph
 from generator.errors import SpecError
-from generator.graph import build_graph
+from generator.graph.walk import build_graph
 
 from .helpers import make_spec
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import bulk
-from generator.build import compare_spec, render_spec
+from generator.engines import sparse as bulk
+from generator.pipeline.build import compare_spec, render_spec
 from generator.errors import SpecError
 
 SHAPES = [(), (1,), (2,), (3,), (2, 2), (2, 3), (3, 2)]

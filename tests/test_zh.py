@@ -8,13 +8,13 @@ import re
 
 import pytest
 
-from generator.build import derive_spec
-from generator.check import run
-from generator.document import build_document
-from generator.messages import Messages
+from generator.pipeline.build import derive_spec
+from generator.pipeline.check import run
+from generator.document.small import build_document
+from generator.render.messages import Messages
 from generator.ops import REGISTRY
-from generator.pdf import build_tex
-from generator.render import RENDERERS
+from generator.render.pdf import build_tex
+from generator.render.markdown import RENDERERS
 
 from .helpers import invoke, GALLERY, pdf_text, squeeze
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .bulk import Bulk, BulkPass, Sparse
-from .document import (
+from ..engines.sparse import Bulk, BulkPass, Sparse
+from .small import (
     BackwardItem,
     CallItem,
     Document,
@@ -28,11 +28,11 @@ from .document import (
     picture_of,
     shape_text,
 )
-from .derive import sympy_params
-from .graph import Node
+from ..engines.exact import sympy_params
+from ..graph.walk import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
-from .numeric import numeric
-from .ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
+from ..floats.numeric import numeric
+from ..ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
 
 MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
 

@@ -15,10 +15,10 @@ from collections import namedtuple
 from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
-from . import __version__
-from .errors import DeriveError, shown
+from .. import __version__
+from ..errors import DeriveError, shown
 from .isolate import DEFAULT_TIMEOUT
-from .resources import package_files
+from ..resources import package_files
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -81,10 +81,10 @@ def derive_spec(path: Path, text: bytes | None = None):
     Small examples are derived exactly, element by element; large ones on whole
     arrays (generator/bulk.py), so that their cost grows with their size, not its square.
     """
-    from .bulk import derive_bulk, is_large
-    from .derive import derive
-    from .graph import build_graph
-    from .load import load
+    from ..engines.sparse import derive_bulk, is_large
+    from ..engines.exact import derive
+    from ..graph.walk import build_graph
+    from ..spec.load import load
 
     graph = build_graph(load(path, text=text))
     return derive_bulk(graph) if is_large(graph) else derive(graph)
@@ -126,8 +126,8 @@ def render_spec(
     text: bytes | None = None,
 ) -> dict[str, bytes]:
     """Derive one spec (from text, its bytes, if given) and render it: file name -> bytes (runs inside the budgeted child)."""
-    from .document import build_document
-    from .render import RENDERERS
+    from ..document.small import build_document
+    from ..render.markdown import RENDERERS
 
     derivation = derive_spec(path, text)
     document = build_document(derivation, stem=path.stem, lang=lang, flavor=flavor, front_matter=front_matter)
@@ -152,7 +152,7 @@ def make_files(
     """
     from .isolate import budget_spent, orphaned
 
-    from .render import RENDERERS
+    from ..render.markdown import RENDERERS
 
     files = render_spec(path, formats, lang, flavor, front_matter, text)
     budget_spent()
@@ -210,7 +210,7 @@ def build_specs(
     Each spec is derived in its own child process, within `timeout` seconds; done(outcome) is
     called as each one finishes.
     """
-    from .files import read_spec
+    from ..spec.files import read_spec
 
     options = json.dumps([list(formats), lang, flavor, front_matter])
     record = _Cache(out) if cache else None
@@ -267,14 +267,18 @@ def _warm(formats: tuple[str, ...], *, example: bool) -> None:
     With example, also render the starter spec in memory: sympy's and the printers' caches fill on
     first use, which otherwise costs each child a second or so of a build's time.
     """
-    from . import bulk, derive, document, graph, load, render  # noqa: F401
-    from .messages import Messages
-    from .resources import template_root
+    from ..document import small  # noqa: F401
+    from ..engines import exact, sparse  # noqa: F401
+    from ..graph import walk  # noqa: F401
+    from ..render import markdown  # noqa: F401
+    from ..spec import load  # noqa: F401
+    from ..render.messages import Messages
+    from ..resources import template_root
 
     for language in load.LANGS:
         Messages(language).warm()
     if {"tex", "pdf"} & set(formats):
-        from .pdf import _classes
+        from ..render.pdf import _classes
 
         _classes()  # pylatex
     if example:
@@ -289,7 +293,7 @@ def _warm(formats: tuple[str, ...], *, example: bool) -> None:
             except DeriveError:
                 return  # only a warm-up: the starter always builds, and a test says so
         if "pdf" in formats:
-            from .pdf import PROGRAM, missing_tex
+            from ..render.pdf import PROGRAM, missing_tex
 
             tex = files["warm.pdf"].decode("utf-8")
             missing_tex(tex, PROGRAM.match(tex).group(1))  # found once here, remembered by every child
@@ -402,7 +406,7 @@ class _Cache:
 def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
     """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ."""
     from .check import compare, compare_shadow, run
-    from .shadow import shadow
+    from ..engines.shadow import shadow
 
     derivation = derive_spec(path, text)
     graph = derivation.graph
@@ -416,8 +420,9 @@ def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
 
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     """Compare one spec's derivation with real torch; errors list every mismatch."""
-    from . import check, derive  # noqa: F401  (imported here, once, so each child starts warm)
-    from .files import read_spec
+    from . import check  # noqa: F401  (imported here, once, so each child starts warm)
+    from ..engines import exact  # noqa: F401
+    from ..spec.files import read_spec
     from .isolate import isolated
 
     try:
@@ -432,7 +437,7 @@ STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 def new_spec(name: str, *, folder: Path) -> Path:
     """Write the starter spec as folder/name.yaml; refuse a bad name or an existing file."""
-    from .resources import template_root
+    from ..resources import template_root
 
     if not STEM.fullmatch(name):
         raise DeriveError(f"{name!r} is not a usable spec name (allowed: letters, digits, _ and -, up to 64)")

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 
-from .errors import Problem, SpecError, shown
+from ..errors import Problem, SpecError, shown
 
 MAX_BYTES = 64 * 1024  # largest spec file accepted
 

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .load import FLAVORS  # noqa: F401  (the names, with the loader's other choices)
+from ..spec.load import FLAVORS  # noqa: F401  (the names, with the loader's other choices)
 
 
 # A theme prints the front matter's title as plain text (Hugo's {{ .Title }}, Jekyll's {{ page.title }}),
@@ -63,7 +63,7 @@ class Flavor:
 
     def text(self, text: str) -> str:
         """Escape plain text from a spec so it shows literally (never as markup or as math)."""
-        from .render import md_text
+        from .markdown import md_text
 
         return md_text(text, entities=self.entities)
 

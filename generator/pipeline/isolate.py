@@ -14,7 +14,7 @@ import sys
 import time
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
-from .errors import DeriveError
+from ..errors import DeriveError
 
 if TYPE_CHECKING:
     from typing import Any, Callable

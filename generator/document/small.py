@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from .code import printed, torch_code
-from .derive import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, sympy_params, to_float
-from .graph import Node
+from ..engines.exact import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, sympy_params, to_float
+from ..graph.walk import Node
 from .latex import (
     INDEX_LETTERS,
     MAX_SHOWN,
@@ -30,10 +30,10 @@ from .latex import (
     tensor_tex,
     value_tex,
 )
-from .ops import REGISTRY, Elementwise, numel, source_index, unravel
+from ..ops import REGISTRY, Elementwise, numel, source_index, unravel
 
 if TYPE_CHECKING:
-    from .bulk import Bulk
+    from ..engines.sparse import Bulk
 
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
@@ -288,7 +288,7 @@ def _tokens(text: str) -> list[str]:
 
 
 def _code_index(name: str, k: int, shape: tuple[int, ...]) -> str:
-    from .ops import unravel
+    from ..ops import unravel
 
     return name + "".join(f"[{i}]" for i in unravel(k, shape))
 
@@ -299,7 +299,7 @@ def _short(value: float) -> str:
 
 def rounding_note(derivation: Derivation | Bulk, shade) -> RoundingNote | None:
     """Say where torch's rounding prints another number than the exact derivation, and the first cause."""
-    from .torchprint import THRESHOLD, format_tensor
+    from ..floats.torchprint import THRESHOLD, format_tensor
 
     graph, spec = derivation.graph, derivation.graph.spec
     for inp in spec.inputs:
@@ -749,7 +749,7 @@ def build_document(
 
     A large example (generator/bulk.py) shows generic elements instead of every one (generator/generic.py).
     """
-    from .shadow import shadow
+    from ..engines.shadow import shadow
 
     spec = derivation.graph.spec
     shade = shadow(derivation.graph)
@@ -772,7 +772,7 @@ def build_document(
         ),
     )
     if not isinstance(derivation, Derivation):
-        from .generic import build_generic
+        from .large import build_generic
 
         return build_generic(derivation, large=True, **fields)
     b = _Builder(derivation)

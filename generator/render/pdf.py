@@ -22,9 +22,9 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from .derive import Derivation
-from .document import Document, Picture
-from .errors import DeriveError
+from ..engines.exact import Derivation
+from ..document.small import Document, Picture
+from ..errors import DeriveError
 from .messages import Messages, segments
 
 SOURCE_DATE_EPOCH = "946684800"  # 2000-01-01 00:00 UTC: the date inside every PDF, so builds are byte-identical

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from . import fmath
-from .bulk import Cast, _array, _Engine, _shapes
-from .derive import sympy_params
-from .graph import Graph, Node, ones_gradient
-from .numeric import rounding
-from .ops import REGISTRY, numel
+from ..floats import fmath
+from .sparse import Cast, _array, _Engine, _shapes
+from .exact import sympy_params
+from ..graph.walk import Graph, Node, ones_gradient
+from ..floats.numeric import rounding
+from ..ops import REGISTRY, numel
 
 SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff

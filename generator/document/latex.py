@@ -7,8 +7,8 @@ import math
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .derive import to_float
-from .ops import unravel
+from ..engines.exact import to_float
+from ..ops import unravel
 
 INDEX_LETTERS = "ijkl"
 

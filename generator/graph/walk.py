@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Union
 
-from .errors import Problem, SpecError
-from .ops import REGISTRY, ShapeError, fmt_shape, numel
-from .spec import Array, Call, Spec
+from ..errors import Problem, SpecError
+from ..ops import REGISTRY, ShapeError, fmt_shape, numel
+from ..spec.model import Array, Call, Spec
 
 Shape = tuple[int, ...]
 Arg = Union[str, Fraction]  # a node's name, or a constant

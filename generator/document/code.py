@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .derive import Derivation, to_float
-from .graph import Graph
-from .ops import numel
-from .spec import Array
-from .torchprint import format_tensor
+from ..engines.exact import Derivation, to_float
+from ..graph.walk import Graph
+from ..ops import numel
+from ..spec.model import Array
+from ..floats.torchprint import format_tensor
 
 
 def literal(value: Fraction) -> str:

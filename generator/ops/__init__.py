@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import sympy as sp
 
-from .ieee import number
+from ..floats.ieee import number
 from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
-from . import fmath
-from .numeric import numeric
+from ..floats import fmath
+from ..floats.numeric import numeric
 
 Shape = tuple[int, ...]
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
@@ -310,7 +310,7 @@ class Elementwise(Op):
         return f"{el(out, letters)} = {self.latex(parts, params)}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
-        from .latex import Printer
+        from ..document.latex import Printer
 
         own = list(LETTERS[: len(args[a].shape)])
         lead = len(out_shape) - len(own)
@@ -593,7 +593,7 @@ class Reduction(Op):
         return f"{el(out, index)} = {rhs}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
-        from .latex import Printer
+        from ..document.latex import Printer
 
         x = args[0]
         own, index, _ = self._letters(x.shape, params)

@@ -38,9 +38,9 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.reader import ReaderError
 
-from .errors import Problem, SpecError, shown
+from ..errors import Problem, SpecError, shown
 from .files import MAX_BYTES, read_spec
-from .spec import Array, Call, Input, Spec, Step
+from .model import Array, Call, Input, Spec, Step
 
 MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
 MAX_DIMS = 4  # most dimensions of a tensor

@@ -15,11 +15,11 @@ from typing import Any
 
 import sympy as sp
 
-from .graph import Graph, Node, ones_gradient
-from .ieee import float_value, in_range, negative_zero, number, power
-from .kinks import MASKS
-from .ops import REGISTRY, numel
-from .spec import Array, Call
+from ..graph.walk import Graph, Node, ones_gradient
+from ..floats.ieee import float_value, in_range, negative_zero, number, power
+from ..ops.kinks import MASKS
+from ..ops import REGISTRY, numel
+from ..spec.model import Array, Call
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
@@ -87,7 +87,7 @@ class Derivation:
 
 def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:
     """Return one real symbol per element, named node[i,j] as torch indexes."""
-    from .ops import unravel
+    from ..ops import unravel
 
     if not node.shape:
         return (sp.Symbol(node.name, real=True),)

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .derive import to_float
-from .errors import TorchMissing
-from .graph import Graph, Node, ones_gradient
-from .ops import REGISTRY, numel
+from ..engines.exact import to_float
+from ..errors import TorchMissing
+from ..graph.walk import Graph, Node, ones_gradient
+from ..ops import REGISTRY, numel
 
 if TYPE_CHECKING:
-    from .bulk import Bulk
-    from .derive import Derivation
-    from .shadow import Shadow
+    from ..engines.sparse import Bulk
+    from ..engines.exact import Derivation
+    from ..engines.shadow import Shadow
 
 RTOL = 1e-7
 ATOL = 1e-10
@@ -259,7 +259,7 @@ def _product(ours: Any, p: Any, leaf: str, u: np.ndarray, cols: int) -> np.ndarr
 
 
 def _index(k: int, shape: tuple[int, ...]) -> str:
-    from .ops import unravel
+    from ..ops import unravel
 
     if not shape:
         return "" if k == 0 else f"[{k}]"

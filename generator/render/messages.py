@@ -30,7 +30,7 @@ MARK = re.compile(r"(\*\*.+?\*\*|`[^`]*`|\$[^$]*\$)", re.S)
 
 
 def _root():
-    from .resources import template_root
+    from ..resources import template_root
 
     return template_root()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from . import fmath
-from .ieee import power
+from ..floats import fmath
+from ..floats.ieee import power
 
 
 def _numbers(*args: sp.Expr) -> bool:

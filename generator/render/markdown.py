@@ -11,13 +11,13 @@ from typing import Any, Protocol
 import jinja2
 import numpy as np
 
-from .derive import Derivation, to_float
-from .document import Document, Picture
+from ..engines.exact import Derivation, to_float
+from ..document.small import Document, Picture
 from .flavor import Flavor, flavor
 from .messages import Messages, plain
-from .ops import numel
+from ..ops import numel
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
-from .resources import template_root
+from ..resources import template_root
 
 MD_SPECIAL = re.compile(r"([`*_{}\[\]()#+\-.!|~<>&])")
 # Dollars and backslashes start every math delimiter a page's renderer scans for ($, $$, \(, \[, \begin):
