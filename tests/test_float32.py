@@ -18,7 +18,7 @@ import pytest
 from generator.pipeline.build import compare_spec, derive_spec, render_spec
 from generator.pipeline.check import run
 from generator.document.code import printed, torch_code
-from generator.engines.exact import to_float
+from generator.floats.ieee import to_float
 from generator.document.small import build_document
 from generator.graph.walk import build_graph
 from generator.spec.load import load

@@ -10,7 +10,8 @@ import pytest
 import sympy as sp
 import torch
 
-from generator.engines.exact import evaluate, full_expression, to_float
+from generator.engines.exact import evaluate, full_expression
+from generator.floats.ieee import to_float
 from generator.ops import numel
 
 from .helpers import run_spec

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..engines.exact import Derivation, to_float
+from ..engines.exact import Derivation
+from ..floats.ieee import to_float
 from ..graph.walk import Graph
 from ..ops import numel
 from ..spec.model import Array

@@ -13,26 +13,13 @@ import numpy as np
 import sympy as sp
 
 from ..engines.sparse import Bulk, BulkPass, Sparse
-from .small import (
-    BackwardItem,
-    CallItem,
-    Document,
-    ForwardItem,
-    GradItem,
-    JacobianItem,
-    Note,
-    Picture,
-    formula_tex,
-    grad_items_of,
-    graph_rows_of,
-    picture_of,
-    shape_text,
-)
 from ..engines.exact import sympy_params
 from ..graph.walk import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
 from ..floats.numeric import numeric
 from ..ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
+from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, JacobianItem, Note, Picture
+from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, shape_text
 
 MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
 

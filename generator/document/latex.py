@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
 
-from ..engines.exact import to_float
+from ..floats.ieee import to_float
 from ..ops import unravel
 
 INDEX_LETTERS = "ijkl"
@@ -36,40 +35,6 @@ def element_tex(name: str, shape: tuple[int, ...], flat: int | None) -> str:
         return base
     sub = INDEX_LETTERS[: len(shape)] if flat is None else index_tex(unravel(flat, shape))
     return f"{base}_{{{sub}}}"
-
-
-class Printer(LatexPrinter):
-    """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
-
-    def __init__(self, names: dict[sp.Symbol, str]):
-        super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
-
-    def _print_Positive(self, expr: sp.Expr) -> str:
-        return rf"\left[{self._print(expr.args[0])} > 0\right]"
-
-    def _print_Inside(self, expr: sp.Expr) -> str:
-        a, lo, hi = (self._print(x) for x in expr.args)
-        if expr.args[1] == -sp.oo:
-            return rf"\left[{a} \le {hi}\right]"
-        if expr.args[2] == sp.oo:
-            return rf"\left[{a} \ge {lo}\right]"
-        return rf"\left[{lo} \le {a} \le {hi}\right]"
-
-    def _print_TieShare(self, expr: sp.Expr) -> str:
-        a, extreme = (self._print(x) for x in expr.args[:2])
-        return rf"\frac{{\left[{a} = {extreme}\right]}}{{\#\text{{ties}}}}"
-
-    def _print_NormShare(self, expr: sp.Expr) -> str:
-        a, norm = (self._print(x) for x in expr.args)
-        return rf"\frac{{{a}}}{{{norm}}}"
-
-    def _print_PowBase(self, expr: sp.Expr) -> str:
-        a, b = expr.args
-        return self._print(sp.Mul(b, a ** (b - 1), evaluate=False))
-
-    def _print_PowLog(self, expr: sp.Expr) -> str:
-        a, b = expr.args
-        return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)
 
 
 def decimal(x: float, digits: int = 6) -> str:

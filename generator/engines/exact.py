@@ -176,19 +176,6 @@ def _tame(value: sp.Expr) -> sp.Expr:
     return value
 
 
-def to_float(value: sp.Expr | float) -> float:
-    """Return a Python float, with inf and nan as torch would have them."""
-    if isinstance(value, float):  # the large examples' numbers are float64 already (generator/bulk.py)
-        return value
-    if value is sp.nan:
-        return float("nan")
-    if value == sp.oo:
-        return float("inf")
-    if value == -sp.oo:
-        return float("-inf")
-    return float(value.evalf(30))
-
-
 def _const(arg: Any) -> sp.Expr:
     """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
     if arg and abs(arg) < TINIEST_NORMAL:

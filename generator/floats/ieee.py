@@ -129,3 +129,16 @@ def number_back(x: float) -> sp.Expr:
 def negative_zero(x: float) -> bool:
     """Tell whether a float is -0.0."""
     return x == 0 and math.copysign(1.0, x) < 0
+
+
+def to_float(value: sp.Expr | float) -> float:
+    """Return a Python float, with inf and nan as torch would have them."""
+    if isinstance(value, float):  # the large examples' numbers are float64 already (engines/sparse.py)
+        return value
+    if value is sp.nan:
+        return float("nan")
+    if value == sp.oo:
+        return float("inf")
+    if value == -sp.oo:
+        return float("-inf")
+    return float(value.evalf(30))

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats.ieee import number
-from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, TieShare
+from .kinks import MASKS, Inside, NormShare, Positive, PowBase, PowLog, Printer, TieShare
 from ..floats import fmath
 from ..floats.numeric import numeric
 
@@ -310,8 +310,6 @@ class Elementwise(Op):
         return f"{el(out, letters)} = {self.latex(parts, params)}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
-        from ..document.latex import Printer
-
         own = list(LETTERS[: len(args[a].shape)])
         lead = len(out_shape) - len(own)
         extra = iter(free(own, len(out_shape)))
@@ -593,8 +591,6 @@ class Reduction(Op):
         return f"{el(out, index)} = {rhs}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
-        from ..document.latex import Printer
-
         x = args[0]
         own, index, _ = self._letters(x.shape, params)
         n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)

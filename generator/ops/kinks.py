@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from ..floats import fmath
 from ..floats.ieee import power
@@ -150,3 +151,37 @@ class PowBase(sp.Function):
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.
 MASKS = (Positive, Inside, TieShare, PowBase)
+
+
+class Printer(LatexPrinter):
+    """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
+
+    def __init__(self, names: dict[sp.Symbol, str]):
+        super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
+
+    def _print_Positive(self, expr: sp.Expr) -> str:
+        return rf"\left[{self._print(expr.args[0])} > 0\right]"
+
+    def _print_Inside(self, expr: sp.Expr) -> str:
+        a, lo, hi = (self._print(x) for x in expr.args)
+        if expr.args[1] == -sp.oo:
+            return rf"\left[{a} \le {hi}\right]"
+        if expr.args[2] == sp.oo:
+            return rf"\left[{a} \ge {lo}\right]"
+        return rf"\left[{lo} \le {a} \le {hi}\right]"
+
+    def _print_TieShare(self, expr: sp.Expr) -> str:
+        a, extreme = (self._print(x) for x in expr.args[:2])
+        return rf"\frac{{\left[{a} = {extreme}\right]}}{{\#\text{{ties}}}}"
+
+    def _print_NormShare(self, expr: sp.Expr) -> str:
+        a, norm = (self._print(x) for x in expr.args)
+        return rf"\frac{{{a}}}{{{norm}}}"
+
+    def _print_PowBase(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(sp.Mul(b, a ** (b - 1), evaluate=False))
+
+    def _print_PowLog(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engines.exact import to_float
+from ..floats.ieee import to_float
 from ..errors import TorchMissing
 from ..graph.walk import Graph, Node, ones_gradient
 from ..ops import REGISTRY, numel

@@ -14,13 +14,39 @@ import json
 import re
 from dataclasses import dataclass
 
-from ..spec.load import FLAVORS  # noqa: F401  (the names, with the loader's other choices)
-
 
 # A theme prints the front matter's title as plain text (Hugo's {{ .Title }}, Jekyll's {{ page.title }}),
 # where a page's MathJax or KaTeX would scan it: its dollars and backslashes become their fullwidth forms
 # (the same characters under NFKC), which no renderer takes for a delimiter.
 FRONT_MATTER_TEXT = str.maketrans({"$": "\uff04", "\\": "\uff3c"})
+
+
+MD_SPECIAL = re.compile(r"([`*_{}\[\]()#+\-.!|~<>&])")
+# Dollars and backslashes start every math delimiter a page's renderer scans for ($, $$, \(, \[, \begin):
+# spec text shows each run of them in a code span, which MathJax and KaTeX skip, so the text they scan
+# never holds one. The spaces inside keep a dollar from touching a backtick (GitHub's $`…`$); the
+# double backticks keep kramdown from reading a single one between spaces as a literal backtick.
+MATH_STARTS = re.compile(r"([\\$]+)")
+# Written as entities: braces (Liquid's {{ and {%, Hugo's {{< and {{%, kramdown's {: and {::), and
+# backticks (so a spec's backtick never touches a code span's); each is a literal character on the page.
+MD_ENTITIES = "{}`"
+SPACES = re.compile(r"[ \t\n\r]+")  # only these collapse: a no-break or ideographic space stays as it is
+
+
+def md_text(text: str, entities: str = "") -> str:
+    """Escape plain text for Markdown and HTML: it shows literally, never as markup, math or a template.
+
+    The characters in entities also become numeric HTML entities rather than backslash escapes
+    (for a flavor where a backslash before them starts math, such as Hugo's \\( and \\[).
+    """
+    html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"} | {c: f"&#{ord(c)};" for c in MD_ENTITIES + entities}
+    out = []
+    for k, part in enumerate(MATH_STARTS.split(SPACES.sub(" ", text).strip(" "))):
+        if k % 2:
+            out.append(f"`` {part} ``")
+        else:
+            out.append(MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), part))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -63,8 +89,6 @@ class Flavor:
 
     def text(self, text: str) -> str:
         """Escape plain text from a spec so it shows literally (never as markup or as math)."""
-        from .markdown import md_text
-
         return md_text(text, entities=self.entities)
 
     def front(self, title: str) -> str:

@@ -11,41 +11,14 @@ from typing import Any, Protocol
 import jinja2
 import numpy as np
 
-from ..engines.exact import Derivation, to_float
-from ..document.small import Document, Picture
+from ..engines.exact import Derivation
+from ..floats.ieee import to_float
+from ..document.model import Document, Picture
 from .flavor import Flavor, flavor
 from .messages import Messages, plain
 from ..ops import numel
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
 from ..resources import template_root
-
-MD_SPECIAL = re.compile(r"([`*_{}\[\]()#+\-.!|~<>&])")
-# Dollars and backslashes start every math delimiter a page's renderer scans for ($, $$, \(, \[, \begin):
-# spec text shows each run of them in a code span, which MathJax and KaTeX skip, so the text they scan
-# never holds one. The spaces inside keep a dollar from touching a backtick (GitHub's $`…`$); the
-# double backticks keep kramdown from reading a single one between spaces as a literal backtick.
-MATH_STARTS = re.compile(r"([\\$]+)")
-# Written as entities: braces (Liquid's {{ and {%, Hugo's {{< and {{%, kramdown's {: and {::), and
-# backticks (so a spec's backtick never touches a code span's); each is a literal character on the page.
-MD_ENTITIES = "{}`"
-SPACES = re.compile(r"[ \t\n\r]+")  # only these collapse: a no-break or ideographic space stays as it is
-
-
-def md_text(text: str, entities: str = "") -> str:
-    """Escape plain text for Markdown and HTML: it shows literally, never as markup, math or a template.
-
-    The characters in entities also become numeric HTML entities rather than backslash escapes
-    (for a flavor where a backslash before them starts math, such as Hugo's \\( and \\[).
-    """
-    html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"} | {c: f"&#{ord(c)};" for c in MD_ENTITIES + entities}
-    out = []
-    for k, part in enumerate(MATH_STARTS.split(SPACES.sub(" ", text).strip(" "))):
-        if k % 2:
-            out.append(f"`` {part} ``")
-        else:
-            out.append(MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), part))
-    return "".join(out)
-
 
 @lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
@@ -58,7 +31,6 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["md"] = md_text
     env.globals["zip"] = zip
     env.globals["mermaid"] = mermaid
     return env

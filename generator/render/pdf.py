@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..engines.exact import Derivation
-from ..document.small import Document, Picture
+from ..document.model import Document, Picture
 from ..errors import DeriveError
 from .messages import Messages, segments
 
