@@ -12,6 +12,7 @@ import torch
 
 from generator.engines import sparse as bulk
 from generator import ops
+from generator.ops.elementwise import Elementwise
 from generator.pipeline.build import derive_spec, render_spec
 from generator.engines.sparse import Sparse, derive_bulk, is_large
 from generator.pipeline.check import compare, run
@@ -140,13 +141,13 @@ class TestLarge:
     def test_each_op_is_asked_once_per_node(self, monkeypatch):
         """The derivation asks each op for its local Jacobian once per node, never once per element."""
         calls = []
-        original = ops.Elementwise.vlocal
+        original = Elementwise.vlocal
 
         def counted(self, *args, **kw):
             calls.append(self.key)
             return original(self, *args, **kw)
 
-        monkeypatch.setattr(ops.Elementwise, "vlocal", counted)
+        monkeypatch.setattr(Elementwise, "vlocal", counted)
         derive_spec(LARGE / "elementwise_10k.yaml")
         assert sorted(calls) == ["add", "mul", "mul", "relu", "sigmoid"]
 

@@ -12,7 +12,7 @@ import torch
 
 from generator.engines.exact import evaluate, full_expression
 from generator.floats.ieee import to_float
-from generator.ops import numel
+from generator.ops.base import numel
 
 from .helpers import run_spec
 

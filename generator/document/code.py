@@ -7,7 +7,7 @@ from fractions import Fraction
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.walk import Graph
-from ..ops import numel
+from ..ops.base import numel
 from ..spec.model import Array
 from ..floats.torchprint import format_tensor
 

@@ -17,7 +17,9 @@ from ..engines.exact import sympy_params
 from ..graph.walk import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
 from ..floats.numeric import numeric
-from ..ops import OPERAND, OUT, REGISTRY, Arg, Elementwise, numel, source_index, unravel
+from ..ops import REGISTRY
+from ..ops.base import Arg, OPERAND, OUT, numel, source_index, unravel
+from ..ops.elementwise import Elementwise
 from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, JacobianItem, Note, Picture
 from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, shape_text
 

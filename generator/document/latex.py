@@ -7,7 +7,7 @@ import math
 import sympy as sp
 
 from ..floats.ieee import to_float
-from ..ops import unravel
+from ..ops.base import unravel
 
 INDEX_LETTERS = "ijkl"
 

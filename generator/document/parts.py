@@ -11,7 +11,8 @@ import sympy as sp
 from ..engines.exact import Derivation, sympy_params
 from ..floats.ieee import to_float
 from ..graph.walk import Node
-from ..ops import REGISTRY, unravel
+from ..ops import REGISTRY
+from ..ops.base import unravel
 from .latex import decimal, name_tex, operand_tex, tensor_tex
 from .model import GradItem, GraphRow, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 

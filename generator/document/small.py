@@ -23,7 +23,9 @@ from .latex import (
     value_tex,
 )
 from ..ops.kinks import Printer
-from ..ops import REGISTRY, Elementwise, numel, source_index, unravel
+from ..ops import REGISTRY
+from ..ops.base import numel, source_index, unravel
+from ..ops.elementwise import Elementwise
 from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, rounding_note, shape_text
 

@@ -18,7 +18,8 @@ import sympy as sp
 from ..graph.walk import Graph, Node, ones_gradient
 from ..floats.ieee import float_value, in_range, negative_zero, number, power
 from ..ops.kinks import MASKS
-from ..ops import REGISTRY, numel
+from ..ops import REGISTRY
+from ..ops.base import numel
 from ..spec.model import Array, Call
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
@@ -87,7 +88,7 @@ class Derivation:
 
 def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:
     """Return one real symbol per element, named node[i,j] as torch indexes."""
-    from ..ops import unravel
+    from ..ops.base import unravel
 
     if not node.shape:
         return (sp.Symbol(node.name, real=True),)

@@ -28,7 +28,8 @@ from .sparse import Cast, _array, _Engine, _shapes
 from .exact import sympy_params
 from ..graph.walk import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
-from ..ops import REGISTRY, numel
+from ..ops import REGISTRY
+from ..ops.base import numel
 
 SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff

@@ -19,7 +19,8 @@ import sympy as sp
 
 from .exact import sympy_params
 from ..graph.walk import Graph, Node, ones_gradient
-from ..ops import REGISTRY, Local, numel
+from ..ops import REGISTRY
+from ..ops.base import Local, numel
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
 MAX_JACOBIAN_ENTRIES = 4_000_000  # non-zero entries of a Jacobian built; beyond, only Jᵀ·v is derived

@@ -12,7 +12,8 @@ from fractions import Fraction
 from typing import Any, Union
 
 from ..errors import Problem, SpecError
-from ..ops import REGISTRY, ShapeError, fmt_shape, numel
+from ..ops import REGISTRY
+from ..ops.base import ShapeError, fmt_shape, numel
 from ..spec.model import Array, Call, Spec
 
 Shape = tuple[int, ...]

@@ -12,7 +12,8 @@ import numpy as np
 from ..floats.ieee import to_float
 from ..errors import TorchMissing
 from ..graph.walk import Graph, Node, ones_gradient
-from ..ops import REGISTRY, numel
+from ..ops import REGISTRY
+from ..ops.base import numel
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -259,7 +260,7 @@ def _product(ours: Any, p: Any, leaf: str, u: np.ndarray, cols: int) -> np.ndarr
 
 
 def _index(k: int, shape: tuple[int, ...]) -> str:
-    from ..ops import unravel
+    from ..ops.base import unravel
 
     if not shape:
         return "" if k == 0 else f"[{k}]"

@@ -16,7 +16,7 @@ from ..floats.ieee import to_float
 from ..document.model import Document, Picture
 from .flavor import Flavor, flavor
 from .messages import Messages, plain
-from ..ops import numel
+from ..ops.base import numel
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
 from ..resources import template_root
 
