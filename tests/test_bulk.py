@@ -110,7 +110,7 @@ class TestLarge:
     def test_a_wrong_derivative_in_a_large_spec_is_reported(self, monkeypatch):
         """With mean's local derivative doubled, derive check on the large linear layer fails, naming numbers."""
         mean = ops.REGISTRY["mean"]
-        wrong = dataclasses.replace(mean, vd=lambda m, o: np.full_like(m, 2 / m.shape[1]))
+        wrong = dataclasses.replace(mean, array_d=lambda m, o: np.full_like(m, 2 / m.shape[1]))
         monkeypatch.setitem(ops.REGISTRY, "mean", wrong)
         result = invoke("check", str(LARGE / "linear_100.yaml"))
         assert result.exit_code == 1
@@ -141,13 +141,13 @@ class TestLarge:
     def test_each_op_is_asked_once_per_node(self, monkeypatch):
         """The derivation asks each op for its local Jacobian once per node, never once per element."""
         calls = []
-        original = Elementwise.vlocal
+        original = Elementwise.array_local
 
         def counted(self, *args, **kw):
             calls.append(self.key)
             return original(self, *args, **kw)
 
-        monkeypatch.setattr(Elementwise, "vlocal", counted)
+        monkeypatch.setattr(Elementwise, "array_local", counted)
         derive_spec(LARGE / "elementwise_10k.yaml")
         assert sorted(calls) == ["add", "mul", "mul", "relu", "sigmoid"]
 

@@ -133,7 +133,7 @@ class TestFrontMatter:
 
 class TestChoosing:
     def test_every_flavor_is_defined(self):
-        """The loader's FLAVORS, the schema's enum and generator/flavor.py agree."""
+        """The loader's FLAVORS, the schema's enum and generator/render/flavor.py agree."""
         assert spec_schema()["properties"]["flavor"]["enum"] == list(FLAVORS)
         assert [flavor(name).name for name in FLAVORS] == list(FLAVORS)
 

@@ -129,7 +129,7 @@ def test_random_specs_build_and_agree_with_torch(tmp_path, capsys):
 
 
 def test_random_specs_on_whole_arrays_agree_with_torch(tmp_path, capsys, monkeypatch):
-    """The same, with every spec derived as a large one is (generator/bulk.py): torch agrees with that path too."""
+    """The same, with every spec derived as a large one is (generator/engines/sparse.py): torch agrees with that path too."""
     monkeypatch.setattr(bulk, "SMALL", 0)
     tally = _run(300, tmp_path)
     _report(tally, capsys)

@@ -104,7 +104,7 @@ def torch_code(graph: Graph) -> str:
 def printed(derivation: Derivation, grads: dict | None = None) -> str:
     """Return what the script prints: each leaf's grad, as torch formats it.
 
-    grads: the leaves' grads as torch computes them in the spec's dtype (generator/shadow.py);
+    grads: the leaves' grads as torch computes them in the spec's dtype (generator/engines/shadow.py);
     without them, the derivation's own.
     """
     spec = derivation.graph.spec

@@ -1,10 +1,10 @@
 """The document of a large example: one generic element (x_{ij}) stands for all of them.
 
-Small examples list their elements one by one (generator/document.py). Here each
+Small examples list their elements one by one (generator/document/small.py). Here each
 step is written once for a generic element, from the op registry's generic
 formulas; tensors show their corners with their full size; a Jacobian shows its
 structure (diag(…) when it is diagonal) and its corners. Every number shown
-comes from the derivation (generator/bulk.py); the JSON has all of them.
+comes from the derivation (generator/engines/sparse.py); the JSON has all of them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..graph.walk import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
 from ..floats.numeric import numeric
 from ..ops import REGISTRY
-from ..ops.base import Arg, OPERAND, OUT, numel, source_index, unravel
+from ..ops.base import TexOperand, OPERAND, OUT, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, JacobianItem, Note, Picture
 from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, shape_text
@@ -41,7 +41,7 @@ class _Lazy:
         return float(self.values[k])
 
 
-class _Builder:
+class LargeBuilder:
     """Assemble the document model from a bulk derivation."""
 
     def __init__(self, bulk: Bulk):
@@ -51,14 +51,14 @@ class _Builder:
     def values(self, name: str) -> _Lazy:
         return _Lazy(self.d.values[name])
 
-    def args(self, node: Node) -> list[Arg]:
+    def args(self, node: Node) -> list[TexOperand]:
         out = []
         for a in node.args:
             if isinstance(a, str):
-                out.append(Arg(name_tex(a), self.graph.node(a).shape))
+                out.append(TexOperand(name_tex(a), self.graph.node(a).shape))
             else:
                 value = sp.Rational(a.numerator, a.denominator)
-                out.append(Arg(operand_tex(value), None, value))
+                out.append(TexOperand(operand_tex(value), None, value))
         return out
 
     # -- graph and forward ---------------------------------------------------
@@ -241,7 +241,7 @@ def build_generic(bulk: Bulk, **fields) -> Document:
     """Build the document model of a large example (fields: what every document has besides)."""
     from .code import gradient_names
 
-    b = _Builder(bulk)
+    b = LargeBuilder(bulk)
     names = gradient_names(bulk.graph)
     count = len(bulk.passes)
     return Document(

@@ -67,7 +67,7 @@ def fraction_tex(value: sp.Rational) -> str:
 
 def number_tex(value: sp.Expr) -> str:
     """Return a value as a short factor: an integer, an exact decimal, a small fraction, or a decimal."""
-    if isinstance(value, float):  # a large example's float64 (generator/bulk.py)
+    if isinstance(value, float):  # a large example's float64 (generator/engines/sparse.py)
         return decimal(value)
     if value.is_Integer:
         return str(int(value))

@@ -220,9 +220,9 @@ class Document:
     elementwise_only: bool
     scientific: bool  # torch printed in scientific notation
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
-    flavor: str = "portable"  # the Markdown flavor (generator/flavor.py)
+    flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
-    large: bool = False  # generic elements and float64 numbers (generator/generic.py), not every element exactly
+    large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .latex import (
     tensor_tex,
     value_tex,
 )
-from ..ops.kinks import Printer
+from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
 from ..ops.elementwise import Elementwise
@@ -41,7 +41,7 @@ MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substitute
 MAX_SUBSTITUTED_SIZE = 20 * MAX_ALL_AT_ONCE  # and the bound on that expression's size (derive.expression_size)
 
 
-class _Builder:
+class SmallBuilder:
     """Assemble the document from a derivation."""
 
     def __init__(self, derivation: Derivation):
@@ -335,7 +335,7 @@ def build_document(
 ) -> Document:
     """Build the document model of one derivation (lang and flavor override the spec's).
 
-    A large example (generator/bulk.py) shows generic elements instead of every one (generator/generic.py).
+    A large example (generator/engines/sparse.py) shows generic elements instead of every one (generator/document/large.py).
     """
     from ..engines.shadow import shadow
 
@@ -363,7 +363,7 @@ def build_document(
         from .large import build_generic
 
         return build_generic(derivation, large=True, **fields)
-    b = _Builder(derivation)
+    b = SmallBuilder(derivation)
     return Document(
         graph=b.graph_rows(),
         forward=b.forward_items(),

@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..graph.walk import Graph, Node, ones_gradient
 from ..floats.ieee import float_value, in_range, negative_zero, number, power
-from ..ops.kinks import MASKS
+from ..ops.derivatives import MASKS
 from ..ops import REGISTRY
 from ..ops.base import numel
 from ..spec.model import Array, Call
@@ -197,7 +197,7 @@ def _array(array: Array) -> tuple[sp.Expr, ...]:
     return tuple(_const(v) for v in array.values)
 
 
-class _Engine:
+class ExactEngine:
     """Compute forward values once, then any number of backward passes."""
 
     def __init__(self, graph: Graph):
@@ -308,7 +308,7 @@ class _Engine:
 
 def derive(graph: Graph) -> Derivation:
     """Derive values, every backward pass, and the leaves' grads."""
-    engine = _Engine(graph)
+    engine = ExactEngine(graph)
     passes = []
     grads: dict[str, list[sp.Expr] | None] = {i.name: None for i in graph.spec.inputs}
     for call in graph.spec.backward:
@@ -326,7 +326,7 @@ def derive(graph: Graph) -> Derivation:
     )
 
 
-def _pass(engine: _Engine, graph: Graph, call: Call) -> Pass:
+def _pass(engine: ExactEngine, graph: Graph, call: Call) -> Pass:
     out = graph.node(call.output)
     implicit = call.gradient is None
     v = _array(ones_gradient(out) if implicit else call.gradient)

@@ -2,7 +2,7 @@
 
 The exact derivation gives the true numbers; torch rounds every operand, every result,
 every local derivative and every product and sum of the chain rule to its dtype. The
-shadow does the same on the float64 array engine (generator/bulk.py): each op is computed
+shadow does the same on the float64 array engine (generator/engines/sparse.py): each op is computed
 in float64 from operands already in the dtype, then rounded to it. Rounding float64 to
 float32 with numpy's astype is the same on every CPU, unlike numpy's own float32 kernels,
 so the shadow, and the documents printed from it, never depend on the machine.
@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats import fmath
-from .sparse import Cast, _array, _Engine, _shapes
+from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
 from .exact import sympy_params
 from ..graph.walk import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
@@ -69,11 +69,11 @@ class DtypeCast(Cast):
                 rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
                 total = self.sum(rows, members.reshape(-1), groups.shape[0])
                 return (total if op.key == "sum" else self(total) / groups.shape[1]).reshape(out_shape)
-            return op.vforward(xs, shapes, params)
+            return op.array_forward(xs, shapes, params)
 
     def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
               params: dict[str, Any]) -> list:
-        found = op.vlocal(xs, out, shapes, params)
+        found = op.array_local(xs, out, shapes, params)
         if op.key != "div":
             return found
         # torch's d(a/b)/db is -((a / b) / b): it never squares b, which overflows or vanishes
@@ -138,27 +138,27 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
     """Evaluate the graph as torch does in dtype (the spec's by default): values and accumulated grads."""
     dtype = dtype or graph.spec.dtype
     cast = DtypeCast(dtype)
-    engine = _Engine(graph, cast=cast)
+    engine = ArrayEngine(graph, cast=cast)
     unit = UNIT[dtype]
     with np.errstate(all="ignore"):
-        vscale = _forward_scale(engine, graph, unit)
+        value_scale = _forward_scale(engine, graph, unit)
         grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
-        gscale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+        grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
         for call in graph.spec.backward:
             out = graph.node(call.output)
-            v = cast(_array(ones_gradient(out) if call.gradient is None else call.gradient))
+            v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
             nodes = graph.ancestors(call.output)
             adj = engine.backward(nodes, v)
-            scale = _backward_scale(engine, nodes, adj, vscale, unit)
+            scale = _backward_scale(engine, nodes, adj, value_scale, unit)
             for n in nodes:
                 if n.is_leaf:
                     leaf = n.name
                     if grads[leaf] is None:
-                        grads[leaf], gscale[leaf] = adj[leaf], scale[leaf]
+                        grads[leaf], grad_scale[leaf] = adj[leaf], scale[leaf]
                     else:
                         grads[leaf] = cast(grads[leaf] + adj[leaf])
-                        gscale[leaf] = gscale[leaf] + scale[leaf] + np.abs(grads[leaf])
-    return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=vscale, grad_scale=gscale)
+                        grad_scale[leaf] = grad_scale[leaf] + scale[leaf] + np.abs(grads[leaf])
+    return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale)
 
 
 def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> 
     return np.where(np.isnan(flow), np.inf, flow)
 
 
-def _forward_scale(engine: _Engine, graph: Graph, unit: float) -> dict[str, np.ndarray]:
+def _forward_scale(engine: ArrayEngine, graph: Graph, unit: float) -> dict[str, np.ndarray]:
     """Return, per node, how far rounding can move each value: Σ over roundings of |what was rounded| · |its path|."""
     scale: dict[str, np.ndarray] = {}
     for node in graph.nodes:
@@ -190,7 +190,7 @@ def _forward_scale(engine: _Engine, graph: Graph, unit: float) -> dict[str, np.n
     return scale
 
 
-def _backward_scale(engine: _Engine, nodes: list[Node], adj: dict[str, np.ndarray], vscale: dict[str, np.ndarray],
+def _backward_scale(engine: ArrayEngine, nodes: list[Node], adj: dict[str, np.ndarray], value_scale: dict[str, np.ndarray],
                     unit: float) -> dict[str, np.ndarray]:
     """Return, per node of one backward call, how far rounding can move each adjoint."""
     scale = {n.name: np.zeros(numel(n.shape)) for n in nodes}
@@ -198,7 +198,7 @@ def _backward_scale(engine: _Engine, nodes: list[Node], adj: dict[str, np.ndarra
         if node.is_leaf:
             continue
         upstream, err = adj[node.name], scale[node.name]
-        for (a, k, j, value, masked), moved in zip(engine.local(node), _moved(engine, node, vscale)):
+        for (a, k, j, value, masked), moved in zip(engine.local(node), _moved(engine, node, value_scale)):
             parent = node.args[a]
             if parent not in scale:
                 continue
@@ -219,16 +219,16 @@ def _terms(index: np.ndarray, size: int) -> np.ndarray:
     return np.sqrt(np.maximum(np.bincount(index, minlength=size), 1))
 
 
-def _moved(engine: _Engine, node: Node, vscale: dict[str, np.ndarray]) -> list[np.ndarray]:
+def _moved(engine: ArrayEngine, node: Node, value_scale: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Return the node's local derivatives at operands and output moved by their forward error."""
     graph = engine.graph
     if node.op in ("max", "min"):  # shares of the extreme: they depend on ties, found in the dtype itself
         return [value for _, _, _, value, _ in engine.local(node)]
     operands = [
         x if not isinstance(x, np.ndarray) or not isinstance(name, str)
-        else (engine.values[name] + vscale[name]).reshape(x.shape)
+        else (engine.values[name] + value_scale[name]).reshape(x.shape)
         for x, name in zip(engine._operands(node), node.args)
     ]
-    out = (engine.values[node.name] + vscale[node.name]).reshape(node.shape)
-    found = engine.cast.local(REGISTRY[node.op], operands, out, _shapes(node, graph), engine._params(node))
+    out = (engine.values[node.name] + value_scale[node.name]).reshape(node.shape)
+    found = engine.cast.local(REGISTRY[node.op], operands, out, operand_shapes(node, graph), engine._params(node))
     return [value for _, _, _, value, _ in found]

@@ -1,7 +1,7 @@
 """The derivation of large examples: whole tensors at once, by the structure of each op.
 
 An example whose tensors are small is derived exactly, element by element
-(generator/derive.py). Beyond SMALL elements per tensor that costs too much, so
+(generator/engines/exact.py). Beyond SMALL elements per tensor that costs too much, so
 here each op's local derivative, written once for a generic element in the op
 registry, is evaluated on whole float64 arrays, and the local Jacobians are kept
 sparse: an elementwise op's is diagonal, a reduction's has one row per group, a
@@ -95,16 +95,16 @@ def _operands(node: Node, values: dict[str, np.ndarray], graph: Graph, cast: Cas
     ]
 
 
-def _shapes(node: Node, graph: Graph) -> list[tuple[int, ...]]:
+def operand_shapes(node: Node, graph: Graph) -> list[tuple[int, ...]]:
     return [graph.node(a).shape if isinstance(a, str) else () for a in node.args]
 
 
-def _array(array) -> np.ndarray:
+def spec_array(array) -> np.ndarray:
     return np.array([float(v) for v in array.values], dtype=np.float64)
 
 
 class Cast:
-    """Floating-point rounding after every op, as torch computes in a dtype (generator/shadow.py)."""
+    """Floating-point rounding after every op, as torch computes in a dtype (generator/engines/shadow.py)."""
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         """Return array rounded to the dtype (kept as float64)."""
@@ -120,12 +120,12 @@ class Cast:
 
     def forward(self, op: Any, xs: list[Any], shapes: list[tuple[int, ...]], params: dict[str, Any]) -> np.ndarray:
         """Return an op's output as the dtype's kernel computes it, before the final rounding."""
-        return op.vforward(xs, shapes, params)
+        return op.array_forward(xs, shapes, params)
 
     def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
               params: dict[str, Any]) -> list[Local]:
         """Return an op's local Jacobian as the dtype's backward formula computes it."""
-        return op.vlocal(xs, out, shapes, params)
+        return op.array_local(xs, out, shapes, params)
 
     def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
         """Return what the node sends back to its operand where the dtype's kernel has its own formula, else None."""
@@ -136,7 +136,7 @@ class Cast:
         return np.bincount(index, weights=terms, minlength=size)
 
 
-class _Engine:
+class ArrayEngine:
     """Forward values once; local Jacobians on demand, once per node."""
 
     def __init__(self, graph: Graph, *, cast: Cast | None = None):
@@ -147,11 +147,11 @@ class _Engine:
         inputs = {i.name: i for i in graph.spec.inputs}
         for node in graph.nodes:
             if node.is_leaf:
-                self.values[node.name] = self._round(_array(inputs[node.name].value))
+                self.values[node.name] = self._round(spec_array(inputs[node.name].value))
             else:
                 op = REGISTRY[node.op]
-                operands, shapes, params = self._operands(node), _shapes(node, graph), self._params(node)
-                out = op.vforward(operands, shapes, params) if cast is None else cast.forward(op, operands, shapes, params)
+                operands, shapes, params = self._operands(node), operand_shapes(node, graph), self._params(node)
+                out = op.array_forward(operands, shapes, params) if cast is None else cast.forward(op, operands, shapes, params)
                 self.values[node.name] = self._round(np.asarray(out, dtype=np.float64).reshape(-1))
 
     def _round(self, array: np.ndarray) -> np.ndarray:
@@ -173,8 +173,8 @@ class _Engine:
         if node.name not in self.locals:
             op = REGISTRY[node.op]
             out = self.values[node.name].reshape(node.shape)
-            operands, shapes, params = self._operands(node), _shapes(node, self.graph), self._params(node)
-            found = op.vlocal(operands, out, shapes, params) if self.cast is None else self.cast.local(
+            operands, shapes, params = self._operands(node), operand_shapes(node, self.graph), self._params(node)
+            found = op.array_local(operands, out, shapes, params) if self.cast is None else self.cast.local(
                 op, operands, out, shapes, params)
             self.locals[node.name] = [(a, k, j, self._round(value), masked) for a, k, j, value, masked in found]
         return self.locals[node.name]
@@ -182,7 +182,7 @@ class _Engine:
     def kinks(self, node: Node) -> list[tuple[str, str, np.ndarray]]:
         op = REGISTRY[node.op]
         out = self.values[node.name].reshape(node.shape)
-        found = op.vkinks(self._operands(node), out, _shapes(node, self.graph), self._params(node))
+        found = op.array_kinks(self._operands(node), out, operand_shapes(node, self.graph), self._params(node))
         return [(node.name, key, where) for where, key in found]
 
     def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:
@@ -309,13 +309,13 @@ def _coalesce(entries: tuple, rows: int, cols: int) -> Sparse:
 
 def derive_bulk(graph: Graph) -> Bulk:
     """Derive values, every backward pass and the leaves' grads on whole arrays."""
-    engine = _Engine(graph)
+    engine = ArrayEngine(graph)
     passes = []
     grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
     for call in graph.spec.backward:
         out = graph.node(call.output)
         implicit = call.gradient is None
-        v = _array(ones_gradient(out) if implicit else call.gradient)
+        v = spec_array(ones_gradient(out) if implicit else call.gradient)
         nodes = graph.ancestors(call.output)
         adj = engine.backward(nodes, v)
         leaves = [n.name for n in nodes if n.is_leaf]

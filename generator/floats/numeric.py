@@ -104,6 +104,6 @@ def _apply(expr: sp.Expr, args: list[Any]) -> Any:
         for a in args[1:]:
             result = pick(result, a)
         return result
-    if hasattr(expr.func, "numeric"):  # torch's conventions at kinks (generator/kinks.py)
+    if hasattr(expr.func, "numeric"):  # torch's conventions at kinks (generator/ops/derivatives.py)
         return expr.func.numeric(*args)
     raise TypeError(f"no array form for {expr.func.__name__}")

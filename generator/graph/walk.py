@@ -9,15 +9,13 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any
 
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY
-from ..ops.base import ShapeError, fmt_shape, numel
+from ..ops.base import Arg, Shape, ShapeError, fmt_shape, numel
 from ..spec.model import Array, Call, Spec
 
-Shape = tuple[int, ...]
-Arg = Union[str, Fraction]  # a node's name, or a constant
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
@@ -108,7 +106,7 @@ class ExprError(Exception):
     """A problem in one expression; becomes a Problem at the step's line."""
 
 
-class _Builder:
+class _Walker:
     """Turn the steps of one spec into nodes, collecting problems."""
 
     def __init__(self, spec: Spec):
@@ -440,7 +438,7 @@ def _describe(node: ast.AST) -> str:
 
 def build_graph(spec: Spec) -> Graph:
     """Parse every step and check every backward call; raise SpecError with all problems."""
-    builder = _Builder(spec)
+    builder = _Walker(spec)
     problems: list[Problem] = []
     failed: set[str] = set()
     code: list[tuple[str, str]] = []

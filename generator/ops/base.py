@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from fractions import Fraction
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import sympy as sp
 
 Shape = tuple[int, ...]
+Arg = Union[str, Fraction]  # a node's operand: another node's name, or a constant
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
 # The vectorised forms take each operand as a numpy array (or a sympy number for a constant) and return
 # an op's local Jacobian as (argument, output indices, argument indices, values, masked) arrays:
@@ -144,16 +146,16 @@ class Op:
         """Apply the op with real torch."""
         raise NotImplementedError
 
-    def vforward(self, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
+    def array_forward(self, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
         """Return the output as a float64 array, computed on whole arrays at once."""
         raise NotImplementedError
 
-    def forward_tex(self, out: str, args: list[Arg], out_shape: Shape, params: dict[str, Any]) -> str:
+    def forward_tex(self, out: str, args: list[TexOperand], out_shape: Shape, params: dict[str, Any]) -> str:
         """Return the equation of a generic output element: y_{ij} = x_{ij} + 2."""
         raise NotImplementedError
 
     def backward_tex(
-        self, a: int, args: list[Arg], out: str, out_shape: Shape, params: dict[str, Any], up: Callable[[str], str]
+        self, a: int, args: list[TexOperand], out: str, out_shape: Shape, params: dict[str, Any], up: Callable[[str], str]
     ) -> str:
         """Return what a generic element of operand a gets back through this op: Σ ∂L/∂out · ∂out/∂operand.
 
@@ -161,11 +163,11 @@ class Op:
         """
         raise NotImplementedError
 
-    def vlocal(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]) -> list[Local]:
+    def array_local(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]) -> list[Local]:
         """Return the non-zero entries of the local Jacobian for each tensor operand, as arrays."""
         raise NotImplementedError
 
-    def vkinks(
+    def array_kinks(
         self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]
     ) -> Iterator[tuple[np.ndarray, str]]:
         """Yield (output indices, note key) where the op is not differentiable at these values."""
@@ -189,7 +191,7 @@ LETTERS = "ijklmnpq"  # index letters, the tensor's own first
 
 
 @dataclass(frozen=True)
-class Arg:
+class TexOperand:
     """An operand as a generic formula shows it: a tensor's LaTeX name and shape, or a constant."""
 
     tex: str

@@ -11,7 +11,7 @@ import sympy as sp
 
 from ..floats.numeric import numeric
 from .base import OPERAND, OUT, LETTERS, Op, aligned, broadcast, el, free, numel, source_index, summed, times, unravel
-from .kinks import MASKS, Inside, Positive, PowBase, PowLog, Printer
+from .derivatives import MASKS, Inside, Positive, PowBase, PowLog, Printer
 
 @lru_cache(maxsize=None)
 def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
@@ -49,11 +49,11 @@ class Elementwise(Op):
     def _env(self, xs):
         return {OPERAND[i]: x for i, x in enumerate(xs) if isinstance(x, np.ndarray)}
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         f, _ = self.generic(xs, params)
         return np.broadcast_to(numeric(f, self._env(xs)), broadcast(*shapes)).copy()
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         _, df = self.generic(xs, params)
         out_shape = broadcast(*shapes)
         env = {**self._env(xs), OUT: out}
@@ -91,7 +91,7 @@ class Elementwise(Op):
             local = rf"\left({local}\right)"
         return summed(sums, times(up(el(out, letters)), local))
 
-    def vkinks(self, xs, out, shapes, params):
+    def array_kinks(self, xs, out, shapes, params):
         if self.kink_mask is None:
             return
         args = [x if isinstance(x, np.ndarray) else float(x) for x in xs]

@@ -35,10 +35,10 @@ class Select(Op):
         for k in range(size):
             yield k, 0, start + k, sp.Integer(1)
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         return xs[0][params["index"]].copy()
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         size = numel(shapes[0][1:])
         start = (params["index"] % shapes[0][0]) * size
         return [(0, np.arange(size), start + np.arange(size), np.ones(size), None)]

@@ -57,7 +57,7 @@ class Matmul(Op):
         i, j, k = (g.reshape(-1) for g in np.indices((rows, cols, inner)))
         return i * cols + j, i * inner + k, k * cols + j
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         return fmath.matmul(xs[0], xs[1])
 
     @staticmethod
@@ -92,7 +92,7 @@ class Matmul(Op):
         over = [role[free_role]] if role[free_role] in io else []
         return summed(over, times(up(el(out, io)), other))
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         o, ia, jb = self._grid(shapes)
         return [(0, o, ia, flat(xs[1])[jb], None), (1, o, jb, flat(xs[0])[ia], None)]
 
@@ -125,10 +125,10 @@ class Transpose(Op):
         for k, (j, i) in enumerate((j, i) for j in range(cols) for i in range(rows)):
             yield k, 0, i * cols + j, sp.Integer(1)
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         return xs[0].T.copy()
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         sources = np.arange(xs[0].size).reshape(shapes[0]).T.reshape(-1)
         return [(0, np.arange(sources.size), sources, np.ones(sources.size), None)]
 

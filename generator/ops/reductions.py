@@ -9,7 +9,7 @@ import numpy as np
 import sympy as sp
 
 from .base import LETTERS, OPERAND, OUT, Op, Shape, el, flat, norm_dim, numel, ravel, summed, times, unravel
-from .kinks import NormShare, Printer, TieShare
+from .derivatives import NormShare, Printer, TieShare
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
     """Return the output shape and, per output element, the input indices it reduces."""
@@ -42,21 +42,21 @@ class Reduction(Op):
     method: str = ""
     dims: bool = False  # accepts dim= and keepdim=
     kink_at: Callable[[list[sp.Expr], sp.Expr], str | None] = field(default=None, repr=False)
-    vcombine: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # rows of members -> outputs
-    vd: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(default=None, repr=False)  # d out / d member, on rows
+    array_combine: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # rows of members -> outputs
+    array_d: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(default=None, repr=False)  # d out / d member, on rows
 
     def _index(self, shape: Shape, params: dict[str, Any]) -> tuple[Shape, np.ndarray]:
         out_shape, groups = reduce_groups(shape, params.get("dim"), params.get("keepdim", False))
         return out_shape, np.array(groups, dtype=np.int64).reshape(len(groups), -1)
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         out_shape, groups = self._index(shapes[0], params)
-        return self.vcombine(flat(xs[0])[groups]).reshape(out_shape)
+        return self.array_combine(flat(xs[0])[groups]).reshape(out_shape)
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         _, groups = self._index(shapes[0], params)
         members, outs = flat(xs[0])[groups], flat(out)[:, None]
-        values = np.broadcast_to(self.vd(members, outs), members.shape).reshape(-1).copy()
+        values = np.broadcast_to(self.array_d(members, outs), members.shape).reshape(-1).copy()
         rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
         masked = values == 0 if self.key in ("max", "min") else None  # TieShare is applied as a mask
         return [(0, rows, groups.reshape(-1), values, masked)]
@@ -96,7 +96,7 @@ class Reduction(Op):
         text = Printer({a_sym: el(x.tex, own), OUT: el(out, index)}).doprint(local)
         return times(up(el(out, index)), text)
 
-    def vkinks(self, xs, out, shapes, params):
+    def array_kinks(self, xs, out, shapes, params):
         if self.kink_at is None:
             return
         _, groups = self._index(shapes[0], params)
@@ -166,23 +166,23 @@ def _tie_share(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
 REDUCTIONS = [
     Reduction("sum", "sum rule", "SumBackward0", combine=lambda m: sp.Add(*m),
               d=lambda a, m, o: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
-              method="sum", dims=True, vcombine=lambda m: m.sum(axis=1), vd=lambda m, o: np.ones_like(m)),
+              method="sum", dims=True, array_combine=lambda m: m.sum(axis=1), array_d=lambda m, o: np.ones_like(m)),
     Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0",
               combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
-              vcombine=lambda m: m.mean(axis=1), vd=lambda m, o: np.full_like(m, 1 / m.shape[1])),
+              array_combine=lambda m: m.mean(axis=1), array_d=lambda m, o: np.full_like(m, 1 / m.shape[1])),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0",
               # torch takes one element's norm as its abs, without squaring it out of float64's range
               combine=lambda m: sp.Abs(m[0]) if len(m) == 1 else sp.sqrt(sp.Add(*(e**2 for e in m))),
               d=lambda a, m, o: NormShare(a, o),
               tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
               kink_at=lambda m, o: "norm0" if o == 0 else None,
-              vcombine=lambda m: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
-              vd=NormShare.numeric),
+              array_combine=lambda m: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
+              array_d=NormShare.numeric),
     Reduction("max", "derivative of max", "MaxBackward1", combine=lambda m: sp.Max(*m),
               d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie,
-              vcombine=lambda m: m.max(axis=1), vd=_tie_share),
+              array_combine=lambda m: m.max(axis=1), array_d=_tie_share),
     Reduction("min", "derivative of min", "MinBackward1", combine=lambda m: sp.Min(*m),
               d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie,
-              vcombine=lambda m: m.min(axis=1), vd=_tie_share),
+              array_combine=lambda m: m.min(axis=1), array_d=_tie_share),
 ]

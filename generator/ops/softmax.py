@@ -90,7 +90,7 @@ class Softmax(Op):
     def _index(self, shape, params):
         return np.array(self._groups(shape, params), dtype=np.int64)
 
-    def vforward(self, xs, shapes, params):
+    def array_forward(self, xs, shapes, params):
         groups = self._index(shapes[0], params)
         members = flat(xs[0])[groups]
         shifted = members - members.max(axis=1, keepdims=True)  # as torch: exp never overflows
@@ -100,7 +100,7 @@ class Softmax(Op):
         out[groups] = rows
         return out.reshape(shapes[0])
 
-    def vlocal(self, xs, out, shapes, params):
+    def array_local(self, xs, out, shapes, params):
         groups = self._index(shapes[0], params)
         o = flat(out)[groups]
         delta = np.eye(groups.shape[1])

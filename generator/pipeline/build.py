@@ -79,7 +79,7 @@ def derive_spec(path: Path, text: bytes | None = None):
     """Load, parse and derive one spec (from text, its bytes, if given); raise a DeriveError on any problem.
 
     Small examples are derived exactly, element by element; large ones on whole
-    arrays (generator/bulk.py), so that their cost grows with their size, not its square.
+    arrays (generator/engines/sparse.py), so that their cost grows with their size, not its square.
     """
     from ..engines.sparse import derive_bulk, is_large
     from ..engines.exact import derive

@@ -10,12 +10,12 @@ is text with three marks, read the same way by every renderer:
     **bold**    strong emphasis
 
 Markdown shows a message as it is, its $math$ in the Markdown flavor's syntax
-(generator/flavor.py); the LaTeX renderer turns the marks into commands and
+(generator/render/flavor.py); the LaTeX renderer turns the marks into commands and
 escapes the text between them. Line breaks inside a message are
 where the Markdown wraps; elsewhere they are spaces.
 
 The catalog also holds a language's words for rule names (keyed by their English
-name, as ops.py gives it) and its typesetting settings (`tex:`).
+name, as generator/ops/ gives it) and its typesetting settings (`tex:`).
 """
 
 from __future__ import annotations

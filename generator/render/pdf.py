@@ -276,7 +276,7 @@ def lines_tex(tex: str) -> str:
     return r" \\ ".join(rows)
 
 
-class _Builder:
+class TexBuilder:
     """Build the pylatex document from the document model, sentence by sentence."""
 
     def __init__(self, document: Document):
@@ -717,7 +717,7 @@ def build_tex(document: Document) -> str:
     settings = Messages(document.lang).tex
     head = (f"% !TEX program = {settings.get('engine', 'pdflatex')}\n"
             f"% derive: needs {settings['packages']}\n")
-    return head + _Builder(document).build().dumps() + "\n"
+    return head + TexBuilder(document).build().dumps() + "\n"
 
 
 # -- compiling ------------------------------------------------------------------

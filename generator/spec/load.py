@@ -50,7 +50,7 @@ MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counte
 MAX_EXPONENT_DIGITS = 3  # most digits after the e, leading zeros not counted (1e-308 needs 3)
 DTYPES = ("float32", "float64")
 LANGS = ("en", "zh")
-FLAVORS = ("portable", "github", "mkdocs", "hugo", "jekyll")  # the Markdown flavors of generator/flavor.py
+FLAVORS = ("portable", "github", "mkdocs", "hugo", "jekyll")  # the Markdown flavors of generator/render/flavor.py
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # Names the generated torch script relies on, so a tensor may not shadow them:
 # the modules it imports or may import (torch, math), the builtin it calls (print),
@@ -89,7 +89,7 @@ _PLAIN_TEXT = "allowed: plain text; no macro that makes links, styles, classes, 
 # Zero-width non-joiner and joiner: Persian, Indic scripts and emoji sequences need them.
 _JOINERS = frozenset("\u200c\u200d")
 # TeX macros a page's MathJax or KaTeX would turn into links, styles, classes, ids, HTML or loaded code.
-# Spec text never reaches a renderer as math (generator/render.py), so this is only a second fence.
+# Spec text never reaches a renderer as math (generator/render/markdown.py), so this is only a second fence.
 _ACTIVE_TEX = re.compile(r"\\(?:href|url|style|class|cssId|unicode|require|html[A-Za-z]*|includegraphics)(?![A-Za-z])")
 
 
@@ -107,7 +107,7 @@ class Seq:
     """A YAML sequence."""
 
     line: int
-    items: list[Node]
+    items: list[YamlNode]
 
 
 @dataclass
@@ -115,11 +115,11 @@ class Map:
     """A YAML mapping, every pair kept in order (duplicates included)."""
 
     line: int
-    pairs: list[tuple[Node, Node]]
+    pairs: list[tuple[YamlNode, YamlNode]]
 
 
-Node = Union[Scalar, Seq, Map]
-Fields = dict[str, tuple[Scalar, Node]]
+YamlNode = Union[Scalar, Seq, Map]
+Fields = dict[str, tuple[Scalar, YamlNode]]
 
 
 def load(path: str | Path, *, text: bytes | None = None) -> Spec:
@@ -218,10 +218,10 @@ class _Loader:
                 self.fatal(None, f"invalid YAML: {_first_line(str(error)) or type(error).__name__}")
             yield event
 
-    def tree(self, text: str) -> Node | None:
+    def tree(self, text: str) -> YamlNode | None:
         """Return the first document of text as a tree of nodes, or None if there is none."""
-        done: list[Node] = []
-        open_: list[tuple[CollectionStartEvent, list[Node]]] = []
+        done: list[YamlNode] = []
+        open_: list[tuple[CollectionStartEvent, list[YamlNode]]] = []
         documents = 0
         for event in self.events(text):
             line = event.start_mark.line + 1
@@ -270,7 +270,7 @@ class _Loader:
 
     def fields(
         self,
-        node: Node,
+        node: YamlNode,
         where: str,
         *,
         keys: tuple[str, ...],
@@ -305,7 +305,7 @@ class _Loader:
                 entries[key.text] = (key, value)
         return entries
 
-    def named(self, node: Node, where: str, allowed: str) -> Fields:
+    def named(self, node: YamlNode, where: str, allowed: str) -> Fields:
         """Return the entries of a non-empty mapping of names, checking each name."""
         if not isinstance(node, Map) or not node.pairs:
             self.bad(node.line, where, f"expected a non-empty mapping, got {_show(node)}", allowed)
@@ -334,7 +334,7 @@ class _Loader:
 
     # -- the spec --------------------------------------------------------
 
-    def spec(self, root: Node) -> Spec | None:
+    def spec(self, root: YamlNode) -> Spec | None:
         """Validate the top-level mapping and return its Spec (None if it has problems)."""
         if not isinstance(root, Map):  # name only its kind: a file that is no spec may hold anything
             allowed = "allowed keys: " + ", ".join(TOP_KEYS)
@@ -358,7 +358,7 @@ class _Loader:
             return None
         return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang, flavor)
 
-    def text_field(self, entry: tuple[Scalar, Node] | None, where: str, *, empty: bool) -> str | None:
+    def text_field(self, entry: tuple[Scalar, YamlNode] | None, where: str, *, empty: bool) -> str | None:
         """Return a plain-text field, stripped."""
         if entry is None:
             return None
@@ -387,7 +387,7 @@ class _Loader:
         return node.text.strip()
 
     def choice(
-        self, entry: tuple[Scalar, Node] | None, where: str, what: str, choices: tuple[str, ...]
+        self, entry: tuple[Scalar, YamlNode] | None, where: str, what: str, choices: tuple[str, ...]
     ) -> str:
         """Return one of choices (the first when absent)."""
         if entry is None:
@@ -398,13 +398,13 @@ class _Loader:
         self.bad(node.line, where, f"expected {what}, got {_show(node)}", "allowed: " + ", ".join(choices))
         return choices[0]
 
-    def inputs(self, node: Node) -> tuple[Input, ...]:
+    def inputs(self, node: YamlNode) -> tuple[Input, ...]:
         """Return the leaf tensors."""
         entries = self.named(node, "inputs", "allowed: input names, each with value, or fill and shape")
         found = (self.input(name, key, value) for name, (key, value) in entries.items())
         return tuple(item for item in found if item is not None)
 
-    def input(self, name: str, key: Scalar, node: Node) -> Input | None:
+    def input(self, name: str, key: Scalar, node: YamlNode) -> Input | None:
         """Return one leaf tensor."""
         where = _join("inputs", name)
         fields = self.fields(node, where, keys=INPUT_KEYS)
@@ -438,7 +438,7 @@ class _Loader:
             return None
         return Array(dims, (number,) * math.prod(dims))
 
-    def flag(self, entry: tuple[Scalar, Node] | None, where: str) -> bool | None:
+    def flag(self, entry: tuple[Scalar, YamlNode] | None, where: str) -> bool | None:
         """Return a boolean field (False when absent)."""
         if entry is None:
             return False
@@ -448,13 +448,13 @@ class _Loader:
         self.bad(node.line, where, f"expected true or false, got {_show(node)}", "allowed: true, false")
         return None
 
-    def steps(self, node: Node) -> tuple[Step, ...]:
+    def steps(self, node: YamlNode) -> tuple[Step, ...]:
         """Return the steps: name -> expression, in order."""
         entries = self.named(node, "steps", "allowed: step names, each with an expression")
         found = (self.step(name, key, value) for name, (key, value) in entries.items())
         return tuple(item for item in found if item is not None)
 
-    def step(self, name: str, key: Scalar, node: Node) -> Step | None:
+    def step(self, name: str, key: Scalar, node: YamlNode) -> Step | None:
         """Return one step; its expression is only checked to be non-empty text."""
         if _kind(node) == "str" and node.text.strip():
             expr = self.printable(node, _join("steps", name), prose=False)
@@ -463,7 +463,7 @@ class _Loader:
         self.bad(node.line, _join("steps", name), f"expected an expression, got {_show(node)}", allowed)
         return None
 
-    def backward(self, node: Node) -> tuple[Call, ...]:
+    def backward(self, node: YamlNode) -> tuple[Call, ...]:
         """Return the backward calls: one name or mapping, or a list of them."""
         if not isinstance(node, Seq):
             call = self.call(node, "backward")
@@ -474,7 +474,7 @@ class _Loader:
         found = (self.call(item, f"backward[{index}]") for index, item in enumerate(node.items))
         return tuple(call for call in found if call is not None)
 
-    def call(self, node: Node, where: str) -> Call | None:
+    def call(self, node: YamlNode, where: str) -> Call | None:
         """Return one backward call."""
         if isinstance(node, Seq):
             self.bad(node.line, where, "expected a name or a mapping, got a list", _CALL)
@@ -492,14 +492,14 @@ class _Loader:
             return None
         return Call(output, array, target[1].line)
 
-    def gradient(self, node: Node, where: str) -> Array | None:
+    def gradient(self, node: YamlNode, where: str) -> Array | None:
         """Return a call's gradient: nested lists, or a mapping with fill and shape (for large outputs)."""
         if not isinstance(node, Map):
             return self.array(node, where)
         fields = self.fields(node, where, keys=("fill", "shape"), required=("fill", "shape"))
         return None if fields is None or len(fields) < 2 else self.source(fields, where, node.line)
 
-    def reference(self, node: Node, where: str) -> str | None:
+    def reference(self, node: YamlNode, where: str) -> str | None:
         """Return the name of an existing input or step."""
         known = _listing([name for name in self.names if NAME.fullmatch(name)])
         if _kind(node) != "str":
@@ -514,7 +514,7 @@ class _Loader:
 
     # -- numbers and tensors ---------------------------------------------
 
-    def array(self, node: Node, where: str) -> Array | None:
+    def array(self, node: YamlNode, where: str) -> Array | None:
         """Return a tensor written as a number or as nested lists."""
         if isinstance(node, Scalar):
             if _kind(node) in ("int", "float", "nonfinite"):
@@ -535,7 +535,7 @@ class _Loader:
     def outline(self, node: Seq, where: str) -> tuple[int, ...] | None:
         """Return the shape that the first item at each depth implies, if allowed."""
         shape: list[int] = []
-        current: Node = node
+        current: YamlNode = node
         while isinstance(current, Seq):
             if not current.items:
                 path = where + "[0]" * len(shape)
@@ -557,7 +557,7 @@ class _Loader:
             return None
         return shape
 
-    def flatten(self, node: Node, shape: tuple[int, ...], where: str, out: list[Fraction | None]) -> None:
+    def flatten(self, node: YamlNode, shape: tuple[int, ...], where: str, out: list[Fraction | None]) -> None:
         """Append node's numbers to out row-major, reporting any that break shape."""
         if not shape:
             if isinstance(node, Seq):
@@ -579,7 +579,7 @@ class _Loader:
         for index, item in enumerate(node.items):
             self.flatten(item, shape[1:], f"{where}[{index}]", out)
 
-    def shape(self, node: Node, where: str) -> tuple[int, ...] | None:
+    def shape(self, node: YamlNode, where: str) -> tuple[int, ...] | None:
         """Return a `shape`: a list (maybe empty) of positive integers."""
         if not isinstance(node, Seq):
             self.bad(node.line, where, f"expected a list, got {_show(node)}", _SHAPE)
@@ -593,7 +593,7 @@ class _Loader:
             return None
         return self.sized(tuple(dims), node.line, where)  # type: ignore[arg-type]
 
-    def size(self, node: Node, where: str) -> int | None:
+    def size(self, node: YamlNode, where: str) -> int | None:
         """Return one positive integer of a shape."""
         if _kind(node) == "int":
             number = self.number(node, where)
@@ -604,7 +604,7 @@ class _Loader:
         self.bad(node.line, where, f"expected a positive integer, got {_show(node)}", _SHAPE)
         return None
 
-    def number(self, node: Node, where: str) -> Fraction | None:
+    def number(self, node: YamlNode, where: str) -> Fraction | None:
         """Return a finite number exactly as written in decimal."""
         kind = _kind(node)
         if kind == "nonfinite":
@@ -623,7 +623,7 @@ class _Loader:
 # -- helpers ---------------------------------------------------------------
 
 
-def _collection(start: CollectionStartEvent, children: list[Node]) -> Node:
+def _collection(start: CollectionStartEvent, children: list[YamlNode]) -> YamlNode:
     """Return the Map or Seq that start opened, holding children."""
     line = start.start_mark.line + 1
     if isinstance(start, MappingStartEvent):
@@ -631,7 +631,7 @@ def _collection(start: CollectionStartEvent, children: list[Node]) -> Node:
     return Seq(line, children)
 
 
-def _kind(node: Node) -> str:
+def _kind(node: YamlNode) -> str:
     """Return the YAML type of node: list, mapping, or a core-schema scalar type."""
     if isinstance(node, Seq):
         return "list"
@@ -680,7 +680,7 @@ def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
     return (-value if sign == "-" else value), ("", "")
 
 
-def _show(node: Node) -> str:
+def _show(node: YamlNode) -> str:
     """Return how a message names the value it got."""
     if isinstance(node, Seq):
         return "a list" if node.items else "an empty list"
@@ -692,7 +692,7 @@ def _show(node: Node) -> str:
     return "null" if kind == "null" and not node.text else _clip(node.text)
 
 
-def _kind_word(node: Node) -> str:
+def _kind_word(node: YamlNode) -> str:
     """Return what a node is, without any of its text."""
     if isinstance(node, Scalar):
         kind = _kind(node)

@@ -1,4 +1,4 @@
-"""Sympy functions for torch's conventions where a derivative does not exist.
+"""Derivative functions with torch's conventions at kinks, where a derivative does not exist, and their printer.
 
 Each evaluates to a number once its arguments are numbers, and prints as plain
 math (Iverson brackets) rather than as sympy's defaults, which differ from
