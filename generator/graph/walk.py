@@ -84,10 +84,6 @@ class Graph:
                 needed.update(a for a in node.parents if self.node(a).requires_grad)
         return [n for n in reversed(self.nodes) if n.name in needed]
 
-    def consumers(self, name: str) -> list[tuple[Node, int]]:
-        """Return (node, argument position) for every use of a node."""
-        return [(n, i) for n in self.nodes for i, a in enumerate(n.args) if a == name]
-
     def grad_fn(self, node: Node) -> str:
         """Return torch's grad_fn name of a non-leaf node."""
         op = REGISTRY[node.op]

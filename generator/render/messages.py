@@ -64,7 +64,6 @@ class Messages:
         self.lang = lang
         data = _catalog(lang)
         self._messages: dict[str, str] = data["messages"]
-        self._rules: dict[str, str] = data.get("rules") or {}
         self.tex: dict[str, str] = data.get("tex") or {}
         self._env, self._compiled = _templates(lang)
 
@@ -101,10 +100,6 @@ class Messages:
         if calls > 1:
             return self("picture_grad_call", number=call)
         return self("picture_grad")
-
-    def rule(self, name: str) -> str:
-        """Return a differentiation rule's name in this language (English names are the keys)."""
-        return self._rules.get(name, name)
 
     def shape(self, text: str) -> str:
         """Return a shape for prose: 2×2 stays, 'scalar' becomes this language's word."""
