@@ -176,7 +176,7 @@ class LargeBuilder:
     def note(self, node: Node, key: str, k: int) -> Note:
         element = element_tex(node.name, node.shape, k)
         arg = node.args[0]
-        if node.op in ("max", "min", "norm"):
+        if REGISTRY[node.op].kink_of_group:
             extreme = float(self.d.values[node.name][k])
             count = int(np.sum(self.d.values[arg] == extreme))
             return Note(key, node.name, element, name_tex(arg), number_tex(extreme), count)

@@ -177,7 +177,7 @@ class SmallBuilder:
                 c = self.graph.node(t.consumer)
                 op = REGISTRY[c.op]
                 elementwise = isinstance(op, Elementwise) and c.shape == node.shape
-                full_reduction = not c.shape and c.op in ("sum", "mean")
+                full_reduction = not c.shape and op.same_local
                 if not (elementwise or full_reduction):
                     return False
         return len({numbers for _, numbers in lines}) == 1
@@ -286,7 +286,7 @@ class SmallBuilder:
         node = self.graph.node(kink.node)
         element = element_tex(node.name, node.shape, kink.index)
         arg = node.args[0]
-        if node.op in ("max", "min", "norm"):
+        if REGISTRY[node.op].kink_of_group:
             extreme = self.d.values[node.name][kink.index]
             count = sum(1 for v in self.d.values[arg] if v == extreme)
             return Note(kink.key, node.name, element, name_tex(arg), number_tex(extreme), count)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import sympy as sp
 
 from ..graph.walk import Graph, Node, ones_gradient
-from ..floats.ieee import float_value, in_range, negative_zero, number, power
+from ..floats.ieee import exact_number, float_value, in_range, negative_zero, number, power
 from ..ops.derivatives import MASKS
 from ..ops import REGISTRY
 from ..ops.base import numel
@@ -25,7 +24,6 @@ from ..spec.model import Array, Call
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
 MAX_EXACT_INT = 10**60  # likewise a fraction whose numerator or denominator grows past this
-TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
 
 
 @dataclass(frozen=True)
@@ -177,24 +175,13 @@ def _tame(value: sp.Expr) -> sp.Expr:
     return value
 
 
-def _const(arg: Any) -> sp.Expr:
-    """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
-    if arg and abs(arg) < TINIEST_NORMAL:
-        arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
-    return sp.Rational(arg.numerator, arg.denominator)
-
-
 def sympy_params(node: Node) -> dict[str, Any]:
-    """Return a node's parameters as the ops take them: clamp's bounds as sympy numbers (a missing one ±oo)."""
-    params = node.kwargs
-    if node.op == "clamp":
-        params["lo"] = -sp.oo if params["lo"] is None else _const(params["lo"])
-        params["hi"] = sp.oo if params["hi"] is None else _const(params["hi"])
-    return params
+    """Return a node's parameters as the op's exact forms take them (numbers as sympy numbers)."""
+    return REGISTRY[node.op].exact_params(node.kwargs)
 
 
 def _array(array: Array) -> tuple[sp.Expr, ...]:
-    return tuple(_const(v) for v in array.values)
+    return tuple(exact_number(v) for v in array.values)
 
 
 class ExactEngine:
@@ -241,7 +228,7 @@ class ExactEngine:
         shadow: dict[sp.Symbol, float] = {}
         sources = [
             (self.symbols[a], self.values[a], self.shadows[a]) if isinstance(a, str)
-            else ((_const(a),), (_const(a),), (number(_const(a)),))
+            else ((exact_number(a),), (exact_number(a),), (number(exact_number(a)),))
             for a in node.args
         ]
         if outs:
@@ -275,7 +262,7 @@ class ExactEngine:
         return self.local[node.name]
 
     def _kinks(self, node: Node) -> list[Kink]:
-        values = [list(self.values[a]) if isinstance(a, str) else [_const(a)] for a in node.args]
+        values = [list(self.values[a]) if isinstance(a, str) else [exact_number(a)] for a in node.args]
         found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), sympy_params(node))
         return [Kink(node.name, k, key) for k, key in found]
 

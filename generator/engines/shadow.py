@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ..floats import fmath
 from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
 from .exact import sympy_params
 from ..graph.walk import Graph, Node, ones_gradient
@@ -61,43 +60,14 @@ class DtypeCast(Cast):
 
     def forward(self, op: Any, xs: list[Any], shapes: list[tuple[int, ...]], params: dict[str, Any]) -> np.ndarray:
         with rounding(self), np.errstate(all="ignore"):
-            if op.key == "norm":  # torch sums the squares in the dtype: they overflow or vanish there
-                return np.sqrt(self(self(np.square(np.ravel(xs[0]))).sum()))
-            if op.key in ("sum", "mean"):
-                out_shape, groups = op._index(shapes[0], params)
-                members = np.ravel(xs[0])[groups]
-                rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
-                total = self.sum(rows, members.reshape(-1), groups.shape[0])
-                return (total if op.key == "sum" else self(total) / groups.shape[1]).reshape(out_shape)
-            return op.array_forward(xs, shapes, params)
+            return op.dtype_forward(self, xs, shapes, params)
 
     def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
               params: dict[str, Any]) -> list:
-        found = op.array_local(xs, out, shapes, params)
-        if op.key != "div":
-            return found
-        # torch's d(a/b)/db is -((a / b) / b): it never squares b, which overflows or vanishes
-        b = np.broadcast_to(np.asarray(xs[1], dtype=np.float64), out.shape).reshape(-1)
-        with np.errstate(all="ignore"):
-            return [(a, k, j, -(np.ravel(out)[k] / b[k]) if a == 1 else value, masked)
-                    for a, k, j, value, masked in found]
+        return op.dtype_local(self, xs, out, shapes, params)
 
     def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
-        if node.op not in ("softmax", "log_softmax"):
-            return None
-        # torch's kernels: g - exp(o) · Σg for log_softmax, o · (g - Σ g·o) for softmax
-        groups = REGISTRY[node.op]._index(node.shape, node.kwargs)
-        g, o = upstream[groups], out[groups]
-        rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
-        if node.op == "log_softmax":
-            total = self.sum(rows, g.reshape(-1), groups.shape[0])[:, None]
-            rows_out = self(g - self(self(fmath.exp(o)) * total))
-        else:
-            total = self.sum(rows, self(g * o).reshape(-1), groups.shape[0])[:, None]
-            rows_out = self(o * self(g - total))
-        result = np.empty(out.size)
-        result[groups] = rows_out
-        return result
+        return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs)
 
     def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
         counts = np.bincount(index, minlength=size)
@@ -222,7 +192,7 @@ def _terms(index: np.ndarray, size: int) -> np.ndarray:
 def _moved(engine: ArrayEngine, node: Node, value_scale: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Return the node's local derivatives at operands and output moved by their forward error."""
     graph = engine.graph
-    if node.op in ("max", "min"):  # shares of the extreme: they depend on ties, found in the dtype itself
+    if REGISTRY[node.op].local_from_ties:  # shares of the extreme: they depend on ties, found in the dtype itself
         return [value for _, _, _, value, _ in engine.local(node)]
     operands = [
         x if not isinstance(x, np.ndarray) or not isinstance(name, str)

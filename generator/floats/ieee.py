@@ -8,6 +8,7 @@ from the same expression, and an exact zero takes its sign from there when it is
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from functools import reduce
 from typing import Callable
 
@@ -142,3 +143,13 @@ def to_float(value: sp.Expr | float) -> float:
     if value == -sp.oo:
         return float("-inf")
     return float(value.evalf(30))
+
+
+TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
+
+
+def exact_number(arg: Fraction) -> sp.Expr:
+    """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
+    if arg and abs(arg) < TINIEST_NORMAL:
+        arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
+    return sp.Rational(arg.numerator, arg.denominator)

@@ -12,25 +12,21 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import Problem, SpecError
-from ..ops import REGISTRY
-from ..ops.base import Arg, Shape, ShapeError, fmt_shape, numel
+from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
+from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, Shape, ShapeError, fmt_shape, num, numel
 from ..spec.model import Array, Call, Spec
 
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
 MAX_DEPTH = 40
-MAX_INT_DIGITS = 15
 MAX_EXPONENT_DIGITS = 3  # digits after the e of a literal, leading zeros not counted (1e-308 needs 3)
 LARGEST = Fraction(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
 SMALLEST = Fraction(1, 2**1075)  # the largest magnitude that float64 rounds to 0
 RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
-MAX_EXPONENT = 64  # |constant exponent| in a ** b
 MAX_NODES = 400  # tensors in the whole graph, leaves included
 MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
 
-UNARY_FUNCS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs")
-FUNCS = UNARY_FUNCS + ("sum", "mean", "norm", "max", "min", "pow", "softmax", "log_softmax", "clamp", "matmul")
 INTERMEDIATE_NAMES = ("t", "u", "w", "p", "q", "r", "s")
 
 
@@ -98,10 +94,6 @@ class Graph:
         return REGISTRY[node.op].rule_for(consts, same)
 
 
-class ExprError(Exception):
-    """A problem in one expression; becomes a Problem at the step's line."""
-
-
 class _Walker:
     """Turn the steps of one spec into nodes, collecting problems."""
 
@@ -145,29 +137,40 @@ class _Walker:
         """Parse one step and add its nodes; return the normalised code."""
         tree = _parse(expr)
         self.current, self.line, self.source = name, line, expr
-        result = self._visit(tree.body, top=True)
+        result = self.visit(tree.body, top=True)
         if not isinstance(result, str) or result != name:
             raise ExprError("a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)")
         return ast.unparse(tree.body)
 
-    def _make(self, op: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
+    def make(self, key: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
+        """Add the node of op `key` on these operands; return its name."""
         params = params or {}
         shapes = [self.known[a].shape if isinstance(a, str) else () for a in args]
         try:
-            shape = REGISTRY[op].shape(shapes, params)
+            shape = REGISTRY[key].shape(shapes, params)
         except ShapeError as e:
             raise ExprError(str(e)) from None
         grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
         name = self.current if top else self._name()
-        return self._add(Node(name, op, tuple(args), tuple(sorted(params.items())), shape, grad, self.current, self.line))
+        return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad, self.current, self.line))
 
-    def _tensor(self, node: ast.AST, what: str) -> str:
-        value = self._visit(node)
+    def tensor(self, node: ast.AST, what: str) -> str:
+        """Return a sub-expression that must be a tensor, as its node's name."""
+        value = self.visit(node)
         if not isinstance(value, str):
-            raise ExprError(f"{what} must be a tensor, got the number {_num(value)} (allowed: a tensor name or expression)")
+            raise ExprError(f"{what} must be a tensor, got the number {num(value)} (allowed: a tensor name or expression)")
         return value
 
-    def _visit(self, node: ast.AST, top: bool = False) -> Arg:
+    def fold(self, op: Op, values: list[Fraction]) -> Fraction:
+        """Compute an op on constants exactly, as Python would before torch sees it; refuse inf and 0.0 from rounding."""
+        value = op.fold(values)
+        if not _representable(value):
+            shown = f" {op.spelling.symbol} ".join(num(v) for v in values)
+            raise ExprError(f"{shown if len(values) > 1 else op.spelling.symbol + shown} is out of float64's range ({RANGE})")
+        return value
+
+    def visit(self, node: ast.AST, top: bool = False) -> Arg:
+        """Return a sub-expression as a node's name, or a constant."""
         if isinstance(node, ast.Constant):
             return _constant(node, self.source)
         if isinstance(node, ast.Name):
@@ -186,52 +189,39 @@ class _Walker:
         if isinstance(node, ast.Call):
             return self._call(node, top)
         if isinstance(node, ast.Attribute):
-            if node.attr != "T":
-                raise ExprError(f"attribute '.{node.attr}' is not allowed (allowed: .T and the methods {', '.join(FUNCS)})")
-            return self._make("transpose", [self._tensor(node.value, ".T's operand")], top=top)
-        if isinstance(node, ast.Subscript):
-            base = self._tensor(node.value, "the indexed value")
-            index = _int_index(node.slice, self.source)
-            return self._make("select", [base], {"index": index}, top=top)
-        raise ExprError(f"{_describe(node)} is not allowed (allowed: + - * / ** @, numbers, names, calls of {', '.join(FUNCS)}, x[i], x.T)")
+            op = by_attribute(node.attr)
+            if op is None:
+                raise ExprError(f"attribute '.{node.attr}' is not allowed"
+                                f" (allowed: {attributes()} and the methods {', '.join(function_names())})")
+            return op.attribute(self, node.value, top=top)
+        if isinstance(node, ast.Subscript) and by_subscript() is not None:
+            return by_subscript().subscript(self, node.value, node.slice, top=top)
+        raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
+                        f" calls of {', '.join(function_names())}, x[i], {attributes('x')})")
 
     def _binop(self, node: ast.BinOp, top: bool) -> Arg:
-        ops = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
-        kind = ops.get(type(node.op))
-        if kind is None:
-            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: + - * / ** @)")
-        left = self._visit(node.left)
-        right = self._visit(node.right)
-        if kind == "pow" and not isinstance(right, str) and abs(right) > MAX_EXPONENT:
-            raise ExprError(f"the exponent {_num(right)} is too large (allowed: at most {MAX_EXPONENT} in size)")
-        if not isinstance(left, str) and not isinstance(right, str):
-            return _fold(kind, left, right)
-        if kind == "matmul" and not (isinstance(left, str) and isinstance(right, str)):
-            raise ExprError("@ needs two tensors (allowed: tensor @ tensor)")
-        if kind == "div" and not isinstance(left, str):
-            # torch computes c / x as x.reciprocal() * c
-            return self._make("mul", [self._make("reciprocal", [right], top=False), left], top=top)
-        if kind == "div" and right == 0:
-            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
-        return self._make(kind, [left, right], top=top)
+        op = by_operator(type(node.op))
+        if op is None:
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: {operator_symbols()})")
+        return op.operate(self, [self.visit(node.left), self.visit(node.right)], top=top)
 
     def _unary(self, node: ast.UnaryOp, top: bool) -> Arg:
-        if not isinstance(node.op, (ast.USub, ast.UAdd)):
-            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: unary minus)")
-        value = self._visit(node.operand, top=top and isinstance(node.op, ast.UAdd))
         if isinstance(node.op, ast.UAdd):
-            return value
-        if not isinstance(value, str):
-            return -value
-        return self._make("neg", [value], top=top)
+            return self.visit(node.operand, top=top)
+        op = by_operator(type(node.op))
+        if op is None:
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: unary minus)")
+        return op.operate(self, [self.visit(node.operand)], top=top)
 
     def _call(self, node: ast.Call, top: bool) -> Arg:
         func = node.func
+        names = ", ".join(function_names())
         if not isinstance(func, ast.Attribute):
             name = f"'{func.id}'" if isinstance(func, ast.Name) else _describe(func)
-            raise ExprError(f"calling {name} is not allowed (allowed: torch.f(x) or x.f() for f in {', '.join(FUNCS)})")
-        if func.attr not in FUNCS:
-            raise ExprError(f"unknown function '{func.attr}' (allowed: {', '.join(FUNCS)})")
+            raise ExprError(f"calling {name} is not allowed (allowed: torch.f(x) or x.f() for f in {names})")
+        op = by_name(func.attr)
+        if op is None:
+            raise ExprError(f"unknown function '{func.attr}' (allowed: {names})")
         args = list(node.args)
         if isinstance(func.value, ast.Name) and func.value.id == "torch":
             if not args:
@@ -242,72 +232,7 @@ class _Walker:
         if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
             raise ExprError("* and ** arguments are not allowed (allowed: plain arguments)")
         kwargs = {k.arg: k.value for k in node.keywords}
-        return self._function(func.attr, subject, args, kwargs, top)
-
-    def _function(self, fname: str, subject: ast.AST, args: list[ast.AST], kwargs: dict[str, ast.AST], top: bool) -> Arg:
-        if fname == "pow":
-            exponent = _bind(fname, args, kwargs, ("exponent",), required=("exponent",))["exponent"]
-            base = self._visit(subject)
-            power = self._visit(exponent)
-            return self._binop_from("pow", base, power, top)
-        if fname == "matmul":
-            other = _bind(fname, args, kwargs, ("other",), required=("other",))["other"]
-            return self._make("matmul", [self._tensor(subject, "matmul's operand"), self._tensor(other, "matmul's operand")], top=top)
-        x = self._tensor(subject, f"{fname}'s operand")
-        if fname in ("max", "min") and (args or kwargs):
-            raise ExprError(f"{fname}(dim) returns values and indices; only the {fname} over all elements is"
-                            f" supported (allowed: x.{fname}())")
-        if fname in UNARY_FUNCS or fname in ("norm", "max", "min"):
-            _bind(fname, args, kwargs, ())
-            return self._make(fname, [x], top=top)
-        if fname in ("sum", "mean"):
-            bound = _bind(fname, args, kwargs, ("dim", "keepdim"))
-            dim = _int_arg(bound.get("dim"), "dim", self.source)
-            keepdim = _bool_arg(bound.get("keepdim"), "keepdim")
-            return self._make(fname, [x], {"dim": dim, "keepdim": keepdim}, top=top)
-        if fname in ("softmax", "log_softmax"):
-            bound = _bind(fname, args, kwargs, ("dim",), required=("dim",))
-            return self._make(fname, [x], {"dim": _int_arg(bound["dim"], "dim", self.source)}, top=top)
-        # clamp
-        bound = _bind(fname, args, kwargs, ("min", "max"))
-        lo, hi = (self._bound(bound.get(k), k) for k in ("min", "max"))
-        if lo is None and hi is None:
-            raise ExprError("clamp needs min= or max= (allowed: clamp(min=a), clamp(max=b), clamp(min=a, max=b))")
-        return self._make("clamp", [x], {"lo": lo, "hi": hi}, top=top)
-
-    def _binop_from(self, kind: str, left: Arg, right: Arg, top: bool) -> Arg:
-        if not isinstance(right, str) and abs(right) > MAX_EXPONENT:
-            raise ExprError(f"the exponent {_num(right)} is too large (allowed: at most {MAX_EXPONENT} in size)")
-        if not isinstance(left, str) and not isinstance(right, str):
-            return _fold(kind, left, right)
-        return self._make(kind, [left, right], top=top)
-
-    def _bound(self, node: ast.AST | None, key: str) -> Fraction | None:
-        if node is None or isinstance(node, ast.Constant) and node.value is None:
-            return None
-        value = self._visit(node)
-        if isinstance(value, str):
-            raise ExprError(f"clamp's {key}= must be a number (allowed: a number)")
-        return value
-
-
-def _bind(fname: str, args: list[ast.AST], kwargs: dict[str, ast.AST], names: tuple[str, ...],
-          required: tuple[str, ...] = ()) -> dict[str, ast.AST]:
-    """Match positional and keyword arguments to names, as Python would."""
-    allowed = ", ".join(f"{n}=" for n in names) or "no arguments"
-    if len(args) > len(names):
-        raise ExprError(f"{fname}() takes at most {len(names)} argument(s) here, got {len(args)} (allowed: {allowed})")
-    bound = dict(zip(names, args))
-    for key, value in kwargs.items():
-        if key not in names:
-            raise ExprError(f"{fname}() got an unknown argument '{key}' (allowed: {allowed})")
-        if key in bound:
-            raise ExprError(f"{fname}() got '{key}' twice (allowed: once)")
-        bound[key] = value
-    for key in required:
-        if key not in bound:
-            raise ExprError(f"{fname}() needs {key}= (allowed: {fname}(x, {key}=...))")
-    return bound
+        return op.call(self, func.attr, subject, args, kwargs, top=top)
 
 
 def _parse(expr: str) -> ast.Expression:
@@ -359,64 +284,6 @@ def _constant(node: ast.Constant, source: str) -> Fraction:
 def _representable(value: Fraction) -> bool:
     """Tell whether float64 holds a number as itself or a rounding of it, not as inf or 0."""
     return value == 0 or SMALLEST < abs(value) < LARGEST
-
-
-def _int_index(node: ast.AST, source: str) -> int:
-    value = node
-    sign = 1
-    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
-        sign, value = -1, value.operand
-    if isinstance(value, ast.Constant) and type(value.value) is int and len(str(value.value)) <= MAX_INT_DIGITS:
-        return sign * value.value
-    raise ExprError("only integer indexing is allowed (allowed: x[i] with an integer i, chained as x[i][j])")
-
-
-def _int_arg(node: ast.AST | None, key: str, source: str) -> int | None:
-    if node is None:
-        return None
-    try:
-        return _int_index(node, source)
-    except ExprError:
-        raise ExprError(f"{key}= must be an integer (allowed: an integer such as 0 or -1)") from None
-
-
-def _bool_arg(node: ast.AST | None, key: str) -> bool:
-    if node is None:
-        return False
-    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
-        return node.value
-    raise ExprError(f"{key}= must be True or False (allowed: True, False)")
-
-
-def _fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
-    """Compute an operation on two constants exactly, as Python would before torch sees it; refuse inf and 0.0 from rounding."""
-    value = _exact_fold(kind, a, b)
-    if not _representable(value):
-        sign = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[kind]
-        raise ExprError(f"{_num(a)} {sign} {_num(b)} is out of float64's range ({RANGE})")
-    return value
-
-
-def _exact_fold(kind: str, a: Fraction, b: Fraction) -> Fraction:
-    if kind == "add":
-        return a + b
-    if kind == "sub":
-        return a - b
-    if kind == "mul":
-        return a * b
-    if kind == "div":
-        if b == 0:
-            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
-        return a / b
-    if kind == "pow" and b.denominator == 1 and not (a == 0 and b < 0):
-        return a ** int(b)
-    raise ExprError(f"cannot compute {_num(a)} {'**' if kind == 'pow' else '@'} {_num(b)} exactly (allowed: + - * / on numbers, ** with an integer exponent)")
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, Fraction):
-        return str(value.numerator) if value.denominator == 1 and abs(value) < 10**15 else str(float(value))
-    return str(value)
 
 
 def _describe(node: ast.AST) -> str:

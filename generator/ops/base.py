@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Protocol, Union
 
 import numpy as np
 import sympy as sp
@@ -23,8 +24,101 @@ MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in t
 OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b"))  # a generic element of each operand
 OUT = sp.Symbol("o", real=True)  # the generic output element
 
+
 class ShapeError(ValueError):
     """The operands' shapes do not fit the op."""
+
+
+class ExprError(Exception):
+    """A problem in one expression; the graph makes it a Problem at the step's line."""
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How an expression writes an op (every spelling is the op's alone)."""
+
+    names: tuple[str, ...] = ()  # x.name(...) and torch.name(x, ...)
+    operator: type | None = None  # a Python operator: ast.Add for a + b, ast.USub for -a
+    symbol: str = ""  # that operator as messages write it
+    attribute: str = ""  # x.T
+    subscript: bool = False  # x[i]
+
+
+class Walk(Protocol):
+    """What an op may ask of the expression walker (graph/walk.py) while it binds its operands."""
+
+    source: str  # the expression's text
+
+    def visit(self, node: ast.AST) -> Arg:
+        """Return a sub-expression as a node's name, or a constant."""
+
+    def tensor(self, node: ast.AST, what: str) -> str:
+        """Return a sub-expression that must be a tensor, as its node's name."""
+
+    def make(self, key: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
+        """Add the node of op `key` on these operands; return its name."""
+
+    def fold(self, op: Op, values: list[Fraction]) -> Fraction:
+        """Return the op on constants, computed as Python does before torch sees it, in float64's range."""
+
+
+def num(value: Any) -> str:
+    """Write a constant for a message: 3, or 0.5."""
+    if isinstance(value, Fraction):
+        return str(value.numerator) if value.denominator == 1 and abs(value) < 10**15 else str(float(value))
+    return str(value)
+
+
+MAX_INT_DIGITS = 15  # digits of an integer argument (and of any number in an expression: graph/walk.py)
+
+
+def bind_args(fname: str, args: list[ast.AST], kwargs: dict[str, ast.AST], names: tuple[str, ...],
+              required: tuple[str, ...] = ()) -> dict[str, ast.AST]:
+    """Match positional and keyword arguments to names, as Python would."""
+    allowed = ", ".join(f"{n}=" for n in names) or "no arguments"
+    if len(args) > len(names):
+        raise ExprError(f"{fname}() takes at most {len(names)} argument(s) here, got {len(args)} (allowed: {allowed})")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise ExprError(f"{fname}() got an unknown argument '{key}' (allowed: {allowed})")
+        if key in bound:
+            raise ExprError(f"{fname}() got '{key}' twice (allowed: once)")
+        bound[key] = value
+    for key in required:
+        if key not in bound:
+            raise ExprError(f"{fname}() needs {key}= (allowed: {fname}(x, {key}=...))")
+    return bound
+
+
+def int_index(node: ast.AST) -> int:
+    """Return an integer literal, negative or not, as an index."""
+    value = node
+    sign = 1
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+        sign, value = -1, value.operand
+    if isinstance(value, ast.Constant) and type(value.value) is int and len(str(value.value)) <= MAX_INT_DIGITS:
+        return sign * value.value
+    raise ExprError("only integer indexing is allowed (allowed: x[i] with an integer i, chained as x[i][j])")
+
+
+def int_arg(node: ast.AST | None, key: str) -> int | None:
+    """Return an integer keyword argument such as dim=, or None when absent."""
+    if node is None:
+        return None
+    try:
+        return int_index(node)
+    except ExprError:
+        raise ExprError(f"{key}= must be an integer (allowed: an integer such as 0 or -1)") from None
+
+
+def bool_arg(node: ast.AST | None, key: str) -> bool:
+    """Return a True/False keyword argument such as keepdim=, False when absent."""
+    if node is None:
+        return False
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return node.value
+    raise ExprError(f"{key}= must be True or False (allowed: True, False)")
 
 
 def numel(shape: Shape) -> int:
@@ -93,6 +187,46 @@ class Op:
     key: str
     rule: str
     grad_fn_name: str
+    spelling: Spelling = field(default=Spelling(), repr=False)
+
+    # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
+
+    def call(self, walk: Walk, name: str, subject: ast.AST, args: list[ast.AST], kwargs: dict[str, ast.AST],
+             *, top: bool) -> Arg:
+        """Read x.name(args) or torch.name(x, args): subject is x."""
+        x = walk.tensor(subject, f"{name}'s operand")
+        return walk.make(self.key, [x], self.call_params(walk, name, args, kwargs), top=top)
+
+    def call_params(self, walk: Walk, name: str, args: list[ast.AST], kwargs: dict[str, ast.AST]) -> dict[str, Any]:
+        """Return the op's parameters from a call's other arguments."""
+        bind_args(name, args, kwargs, ())
+        return {}
+
+    def operate(self, walk: Walk, operands: list[Arg], *, top: bool) -> Arg:
+        """Read an operator on operands already read (a + b, -a): constants are folded as Python does."""
+        if not any(isinstance(x, str) for x in operands):
+            return walk.fold(self, operands)
+        return walk.make(self.key, operands, top=top)
+
+    def fold(self, values: list[Fraction]) -> Fraction:
+        """Return the op on constants exactly, or raise ExprError."""
+        a, b = values
+        raise ExprError(f"cannot compute {num(a)} {self.spelling.symbol} {num(b)} exactly"
+                        " (allowed: + - * / on numbers, ** with an integer exponent)")
+
+    def attribute(self, walk: Walk, subject: ast.AST, *, top: bool) -> Arg:
+        """Read x.attribute."""
+        return walk.make(self.key, [walk.tensor(subject, f".{self.spelling.attribute}'s operand")], top=top)
+
+    def subscript(self, walk: Walk, subject: ast.AST, index: ast.AST, *, top: bool) -> Arg:
+        """Read x[index]."""
+        raise NotImplementedError
+
+    def exact_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Return the parameters as the exact forms take them."""
+        return params
+
+    # -- the behaviour
 
     def shape(self, shapes: list[Shape], params: dict[str, Any]) -> Shape:
         """Return the output shape, or raise ShapeError."""
@@ -172,6 +306,29 @@ class Op:
     ) -> Iterator[tuple[np.ndarray, str]]:
         """Yield (output indices, note key) where the op is not differentiable at these values."""
         return iter(())
+
+    # -- in a dtype: what torch does differently from the float64 arrays (engines/shadow.py)
+
+    # A kink concerns a whole group of the operand (tied extremes, a zero norm), not one element.
+    kink_of_group = False
+    # Every element's local derivative is the same number (sum: 1, mean: 1/n).
+    same_local = False
+    # The local derivative is a share among tied extremes, found in the dtype itself (no forward error moves it).
+    local_from_ties = False
+
+    def dtype_forward(self, cast: Any, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
+        """Return the output as torch computes it in cast's dtype (cast(x) rounds, cast.sum adds in torch's order)."""
+        return self.array_forward(xs, shapes, params)
+
+    def dtype_local(self, cast: Any, xs: list[Any], out: np.ndarray, shapes: list[Shape],
+                    params: dict[str, Any]) -> list[Local]:
+        """Return the local Jacobian as torch's backward computes it in the dtype."""
+        return self.array_local(xs, out, shapes, params)
+
+    def dtype_vjp(self, cast: Any, upstream: np.ndarray, out: np.ndarray, shape: Shape,
+                  params: dict[str, Any]) -> np.ndarray | None:
+        """Return the operand's gradient by torch's fused kernel in the dtype, or None to use the local Jacobian."""
+        return None
 
 
 def flat(x: Any) -> np.ndarray:

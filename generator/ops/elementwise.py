@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -9,8 +10,12 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
+from ..floats.ieee import exact_number
 from ..floats.numeric import numeric
-from .base import OPERAND, OUT, LETTERS, Op, aligned, broadcast, el, free, numel, source_index, summed, times, unravel
+from .base import (
+    LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
+    summed, times, unravel,
+)
 from .derivatives import MASKS, Inside, Positive, PowBase, PowLog, Printer
 
 @lru_cache(maxsize=None)
@@ -139,24 +144,48 @@ class Elementwise(Op):
     def run(self, torch, ts, params):
         return self.torch_fn(torch, *ts, **params)
 
+    def fold(self, values):
+        return self.f(*values)  # on Fractions: exact, as Python computes a + b before torch sees it
 
-def _binary(key, rule, grad_fn, f, df, tex, torch_fn, **kw):
-    return Elementwise(key, rule, grad_fn, f=f, df=df, tex=tex, torch_fn=torch_fn, **kw)
+
+def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, **kw):
+    return Elementwise(key, rule, grad_fn, Spelling(operator=operator, symbol=symbol), f=f, df=df, tex=tex,
+                       torch_fn=torch_fn, **kw)
 
 
 CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None):
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None):
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
-    return Elementwise(key, rule, grad_fn, f=f, df=(df,), tex=tex, torch_fn=torch_fn, kink_at=at,
-                       kink_mask=mask, kink_key=note)
+    return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
+                       tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note)
+
+
+MAX_EXPONENT = 64  # |constant exponent| in a ** b
 
 
 @dataclass(frozen=True)
 class Pow(Elementwise):
     """a ** b: three grad_fns in torch, by which side is a constant."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        exponent = bind_args(name, args, kwargs, ("exponent",), required=("exponent",))["exponent"]
+        base = walk.visit(subject)
+        return self.operate(walk, [base, walk.visit(exponent)], top=top)
+
+    def operate(self, walk, operands, *, top):
+        power = operands[1]
+        if not isinstance(power, str) and abs(power) > MAX_EXPONENT:
+            raise ExprError(f"the exponent {num(power)} is too large (allowed: at most {MAX_EXPONENT} in size)")
+        return super().operate(walk, operands, top=top)
+
+    def fold(self, values):
+        a, b = values
+        if b.denominator == 1 and not (a == 0 and b < 0):
+            return a ** int(b)
+        return Op.fold(self, values)
 
     def rule_for(self, consts, same):
         if consts[1]:
@@ -167,6 +196,60 @@ class Pow(Elementwise):
         if consts[1]:
             return "PowBackward0"
         return "PowBackward2" if consts[0] else "PowBackward1"
+
+
+@dataclass(frozen=True)
+class Div(Elementwise):
+    """a / b: torch computes c / x as x.reciprocal() * c, and d(a/b)/db as -((a / b) / b)."""
+
+    def operate(self, walk, operands, *, top):
+        left, right = operands
+        if not isinstance(left, str) and not isinstance(right, str):
+            return walk.fold(self, operands)
+        if not isinstance(left, str):
+            return walk.make("mul", [walk.make("reciprocal", [right], top=False), left], top=top)
+        if right == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return walk.make(self.key, operands, top=top)
+
+    def fold(self, values):
+        if values[1] == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return values[0] / values[1]
+
+    def dtype_local(self, cast, xs, out, shapes, params):
+        found = self.array_local(xs, out, shapes, params)
+        # torch never squares b, which overflows or vanishes in the dtype
+        b = np.broadcast_to(np.asarray(xs[1], dtype=np.float64), out.shape).reshape(-1)
+        with np.errstate(all="ignore"):
+            return [(a, k, j, -(np.ravel(out)[k] / b[k]) if a == 1 else value, masked)
+                    for a, k, j, value, masked in found]
+
+
+@dataclass(frozen=True)
+class Clamp(Elementwise):
+    """x.clamp(min=a, max=b), either bound optional."""
+
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, ("min", "max"))
+        lo, hi = (self._bound(walk, bound.get(k), k) for k in ("min", "max"))
+        if lo is None and hi is None:
+            raise ExprError("clamp needs min= or max= (allowed: clamp(min=a), clamp(max=b), clamp(min=a, max=b))")
+        return {"lo": lo, "hi": hi}
+
+    @staticmethod
+    def _bound(walk, node, key):
+        if node is None or isinstance(node, ast.Constant) and node.value is None:
+            return None
+        value = walk.visit(node)
+        if isinstance(value, str):
+            raise ExprError(f"clamp's {key}= must be a number (allowed: a number)")
+        return value
+
+    def exact_params(self, params):
+        # a missing bound is ±oo; a spec's number exactly (a subnormal as the float64 torch holds)
+        return {**params, "lo": -sp.oo if params["lo"] is None else exact_number(params["lo"]),
+                "hi": sp.oo if params["hi"] is None else exact_number(params["hi"])}
 
 
 @dataclass(frozen=True)
@@ -231,24 +314,25 @@ def _sigmoid(a):
 ELEMENTWISE = [
     _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
-            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, const_rule=CONSTANT_TERM),
-    Sub("sub", "difference rule", "SubBackward0", f=lambda a, b: a - b,
+            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM),
+    Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
         df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
         tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM),
     _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
             (lambda a, b, o: b, lambda a, b, o: a),
-            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, const_rule=CONSTANT_FACTOR),
-    _binary("div", "quotient rule", "DivBackward0", lambda a, b: a / b,
-            (lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
-            _frac, lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
-    Pow("pow", "power rule and exponential rule", "PowBackward0", f=lambda a, b: a**b,
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR),
+    Div("div", "quotient rule", "DivBackward0", Spelling(operator=ast.Div, symbol="/"), f=lambda a, b: a / b,
+        df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
+        tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR),
+    Pow("pow", "power rule and exponential rule", "PowBackward0", Spelling(names=("pow",), operator=ast.Pow, symbol="**"),
+        f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
         kink_mask=_pow_kink_mask, kink_key="pow0"),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
-           lambda a: f"-{a}", lambda torch, a: -a),
+           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-")),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
-           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0"),
+           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
            lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
     _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,
@@ -268,7 +352,7 @@ ELEMENTWISE = [
            kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
            lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
-    Elementwise("clamp", "derivative of clamp", "ClampBackward1", f=_clamp,
+    Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
                 kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),
 ]

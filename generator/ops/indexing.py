@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .base import LETTERS, Op, ShapeError, el, numel, times
+from .base import LETTERS, Op, ShapeError, Spelling, int_index, el, numel, times
 
 @dataclass(frozen=True)
 class Select(Op):
@@ -59,7 +59,11 @@ class Select(Op):
     def run(self, torch, ts, params):
         return ts[0][params["index"]]
 
+    def subscript(self, walk, subject, index, *, top):
+        base = walk.tensor(subject, "the indexed value")
+        return walk.make(self.key, [base], {"index": int_index(index)}, top=top)
+
 
 INDEXING = [
-    Select("select", "indexing", "SelectBackward0"),
+    Select("select", "indexing", "SelectBackward0", Spelling(subscript=True)),
 ]

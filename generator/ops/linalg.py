@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
 from ..floats import fmath
-from .base import LETTERS, Op, Shape, ShapeError, checked, el, flat, fmt_shape, free, numel, summed, times
+from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, el, flat, fmt_shape, free, numel, summed, times
 
 @dataclass(frozen=True)
 class Matmul(Op):
@@ -106,6 +107,18 @@ class Matmul(Op):
     def run(self, torch, ts, params):
         return ts[0] @ ts[1]
 
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]
+        operands = [walk.tensor(subject, f"{name}'s operand"), walk.tensor(other, f"{name}'s operand")]
+        return walk.make(self.key, operands, top=top)
+
+    def operate(self, walk, operands, *, top):
+        if not any(isinstance(x, str) for x in operands):
+            return walk.fold(self, operands)
+        if not all(isinstance(x, str) for x in operands):
+            raise ExprError("@ needs two tensors (allowed: tensor @ tensor)")
+        return walk.make(self.key, operands, top=top)
+
 
 @dataclass(frozen=True)
 class Transpose(Op):
@@ -146,6 +159,6 @@ class Transpose(Op):
 
 
 LINALG = [
-    Matmul("matmul", "sum and product rules", "MmBackward0"),
-    Transpose("transpose", "transpose", "PermuteBackward0"),
+    Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(attribute="T")),
 ]

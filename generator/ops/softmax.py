@@ -9,7 +9,7 @@ import sympy as sp
 
 from ..floats import fmath
 from ..floats.ieee import number
-from .base import LETTERS, Op, checked, el, flat, free, norm_dim, numel, summed, times
+from .base import LETTERS, Op, Spelling, bind_args, int_arg, checked, el, flat, free, norm_dim, numel, summed, times
 from .reductions import reduce_groups
 
 STABLE_SHIFT = 700  # softmax shifts a group by its maximum when that is larger in size (e^709 ≈ 8e307)
@@ -146,8 +146,27 @@ class Softmax(Op):
     def run(self, torch, ts, params):
         return (torch.log_softmax if self.log else torch.softmax)(ts[0], dim=params["dim"])
 
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, ("dim",), required=("dim",))
+        return {"dim": int_arg(bound["dim"], "dim")}
+
+    def dtype_vjp(self, cast, upstream, out, shape, params):
+        # torch's kernels: g - exp(o) · Σg for log_softmax, o · (g - Σ g·o) for softmax
+        groups = self._index(shape, params)
+        g, o = upstream[groups], out[groups]
+        rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+        if self.log:
+            total = cast.sum(rows, g.reshape(-1), groups.shape[0])[:, None]
+            rows_out = cast(g - cast(cast(fmath.exp(o)) * total))
+        else:
+            total = cast.sum(rows, cast(g * o).reshape(-1), groups.shape[0])[:, None]
+            rows_out = cast(o * cast(g - total))
+        result = np.empty(out.size)
+        result[groups] = rows_out
+        return result
+
 
 SOFTMAX = [
-    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0"),
-    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", log=True),
+    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0", Spelling(names=("softmax",))),
+    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", Spelling(names=("log_softmax",)), log=True),
 ]

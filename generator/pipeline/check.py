@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..floats.ieee import to_float
 from ..errors import TorchMissing
-from ..graph.walk import Graph, Node, ones_gradient
+from ..graph.walk import Graph, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import numel
 
@@ -54,13 +53,6 @@ def import_torch() -> Any:
     return torch
 
 
-def _params(node: Node) -> dict[str, Any]:
-    params = {k: float(v) if isinstance(v, Fraction) else v for k, v in node.params}
-    if node.op in ("sum", "mean") and params.get("dim") is None:
-        params = {}
-    return params
-
-
 def forward(torch: Any, graph: Graph, leaves: dict[str, Any]) -> dict[str, Any]:
     """Compute every node with torch, from the given leaf tensors."""
     tensors = dict(leaves)
@@ -68,7 +60,7 @@ def forward(torch: Any, graph: Graph, leaves: dict[str, Any]) -> dict[str, Any]:
         if node.is_leaf:
             continue
         args = [tensors[a] if isinstance(a, str) else float(a) for a in node.args]
-        tensors[node.name] = REGISTRY[node.op].run(torch, args, _params(node))
+        tensors[node.name] = REGISTRY[node.op].run(torch, args, node.kwargs)
     return tensors
 
 
