@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
+
+import pytest
+import sympy as sp
 
 PACKAGE = Path(__file__).resolve().parent.parent / "generator"
 
@@ -126,3 +130,99 @@ class TestOpNames:
         pkg.mkdir()
         (pkg / "x.py").write_text('def f(n):\n    return f"{n}clamp"\n\n\ng = "clamp"\n')
         assert op_names_outside_ops(pkg) == ["generator/x.py:2: 'clamp'", "generator/x.py:5: 'clamp'"]
+
+
+# A toy op, added as a newcomer would: one definition, here, registered at test time; nothing else changes.
+# Rule and note sentences: "power rule" is already in both catalogs, and cube has no kink, so no catalog needs editing.
+def cube_op():
+    from generator.ops.base import Spelling
+    from generator.ops.elementwise import Elementwise
+
+    return Elementwise(
+        "cube", "power rule", "PowBackward0", Spelling(names=("cube",)),
+        f=lambda a: a**3, df=(lambda a, o: 3 * a**2,), tex=lambda a: f"{{{a}}}^{{3}}",
+        torch_fn=lambda torch, a: a**3,  # torch has no cube: the op says how torch computes it
+    )
+
+
+CUBE_SPEC = """\
+title: "A toy op: the cube"
+inputs:
+  x:
+    value: [1.5, -2, 0.5]
+    requires_grad: true
+steps:
+  y: x.cube()
+  z: torch.cube(y * 2).sum()
+backward:
+  output: z
+"""
+
+
+@pytest.fixture(params=["exact", "arrays"])
+def cube(request, monkeypatch, tmp_path):
+    """Register the cube op for one test; return a spec that uses both its spellings (derived exactly, or as large)."""
+    from generator.engines import sparse
+    from generator.ops import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "cube", cube_op())
+    if request.param == "arrays":
+        monkeypatch.setattr(sparse, "SMALL", 0)
+    path = tmp_path / "cube.yaml"
+    path.write_text(CUBE_SPEC)
+    return path
+
+
+def torch_cube_grads():
+    """Return x.grad and z for z = sum((2 x³)³), computed by torch's autograd alone."""
+    import torch
+
+    x = torch.tensor([1.5, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    z = ((x**3) * 2).pow(3).sum()
+    z.backward()
+    return x.grad.tolist(), z.item()
+
+
+class TestToyOp:
+    def test_spellings_and_grad_fn(self, cube):
+        """Both spellings read as the new op, and its grad_fn is the one torch records."""
+        import torch
+
+        from generator.graph.walk import build_graph
+        from generator.pipeline.check import forward
+        from generator.spec.load import load
+
+        graph = build_graph(load(cube))
+        cubes = [n for n in graph.nodes if n.op == "cube"]
+        assert len(cubes) == 2
+        leaves = {"x": torch.tensor([1.5, -2.0, 0.5], dtype=torch.float64, requires_grad=True)}
+        tensors = forward(torch, graph, leaves)
+        assert [graph.grad_fn(n) for n in cubes] == [tensors[n.name].grad_fn.name() for n in cubes]
+
+    def test_document_agrees_with_torch(self, cube, request):
+        """The document (JSON and Markdown) built with the new op shows torch's numbers and its formula."""
+        from generator.pipeline.build import render_spec
+
+        made = render_spec(cube, ("md", "json"), None)
+        data = json.loads(made["cube.json"])
+        grad, z = torch_cube_grads()
+        assert data["grads"]["x"] == pytest.approx(grad, rel=1e-12)
+        assert data["values"]["z"] == pytest.approx(z, rel=1e-12)
+        md = made["cube.md"].decode()
+        assert "| `y` | $y = {x}^{3}$ | 3 | `PowBackward0` | yes |" in md
+        if request.node.callspec.params["cube"] == "exact":
+            assert "y_{1} = {x_{1}}^{3} = {\\left(-2\\right)}^{3} = -8" in md
+        else:
+            assert "y_{i} = {x_{i}}^{3}" in md  # the large document's generic element
+
+    def test_check_agrees_with_torch(self, cube):
+        """derive check's code runs the new op in torch (as t ** 3) and finds no difference."""
+        from generator.pipeline.build import compare_spec
+
+        assert compare_spec(cube) == []
+
+    def test_derivative_is_sympys(self):
+        """The op's local derivative is sympy's derivative of its forward."""
+        a = sp.Symbol("a", real=True)
+        op = cube_op()
+        assert sp.simplify(op.df[0](a, op.f(a)) - sp.diff(op.f(a), a)) == 0
