@@ -359,7 +359,7 @@ def build_document(
             isinstance(REGISTRY[n.op], Elementwise) or not n.shape for n in derivation.graph.nodes if not n.is_leaf
         ),
     )
-    if not isinstance(derivation, Derivation):
+    if derivation.large:
         from .large import build_generic
 
         return build_generic(derivation, large=True, **fields)

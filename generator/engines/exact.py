@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy as sp
 
@@ -81,6 +81,7 @@ class Derivation:
     passes: tuple[Pass, ...]
     grads: dict[str, tuple[sp.Expr, ...] | None]  # leaf -> .grad after every call
 
+    large: ClassVar[bool] = False  # exact sympy numbers, every Jacobian as rows (engines/sparse.py: True)
 
 
 

@@ -12,7 +12,7 @@ vector-Jacobian products; Jacobians are products of the sparse local Jacobians.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy as sp
@@ -80,6 +80,8 @@ class Bulk:
     values: dict[str, np.ndarray]
     passes: tuple[BulkPass, ...]
     grads: dict[str, np.ndarray | None]
+
+    large: ClassVar[bool] = True  # float64 arrays, Sparse Jacobians (engines/exact.py: False)
 
 
 def is_large(graph: Graph) -> bool:

@@ -193,11 +193,11 @@ def _floats(values: Any) -> np.ndarray:
     return np.array([to_float(v) for v in values], dtype=np.float64)
 
 
-def _dense(jacobian: Any, rows: int, cols: int) -> np.ndarray:
+def _dense(jacobian: Any, rows: int, cols: int, *, large: bool) -> np.ndarray:
     """Return a derived J as an array: from a large example's Sparse, or the exact rows."""
     if jacobian is None:
         return np.zeros((rows, cols))
-    if hasattr(jacobian, "dense"):
+    if large:
         return jacobian.dense()
     return np.array([[to_float(x) for x in row] for row in jacobian], dtype=np.float64).reshape(rows, cols)
 
@@ -228,13 +228,13 @@ def compare(derivation: Derivation | Bulk, torch_run: TorchRun) -> list[str]:
             ours = p.jacobians.get(leaf)  # None: this call does not reach the leaf, so J is zero
             if isinstance(expected, tuple):
                 for n, probe in enumerate(expected, start=1):
-                    product = _product(ours, p, leaf, np.array(probe.u), cols)
+                    product = _product(ours, p, leaf, np.array(probe.u), cols, large=derivation.large)
                     if product is None:
                         diffs.append(f"{label}: too large to build, so Jᵀ·u cannot be compared")
                         break
                     cmp(f"{label} Jᵀ·u for random u #{n} ", product, probe.product, graph.node(leaf).shape)
                 continue
-            dense = _dense(ours, rows, cols)
+            dense = _dense(ours, rows, cols, large=derivation.large)
             table = np.asarray(expected, dtype=np.float64).reshape(rows, cols)
             for k in far(dense, table):
                 r, c = divmod(int(k), cols)
@@ -242,13 +242,13 @@ def compare(derivation: Derivation | Bulk, torch_run: TorchRun) -> list[str]:
     return diffs
 
 
-def _product(ours: Any, p: Any, leaf: str, u: np.ndarray, cols: int) -> np.ndarray | None:
+def _product(ours: Any, p: Any, leaf: str, u: np.ndarray, cols: int, *, large: bool) -> np.ndarray | None:
     """Return Jᵀ·u from a derived J, or None where J was too large to build."""
     if ours is None:
         return None if leaf in p.jacobians else np.zeros(cols)
-    if hasattr(ours, "transpose_times"):
+    if large:
         return ours.transpose_times(u)
-    return _dense(ours, u.size, cols).T @ u
+    return _dense(ours, u.size, cols, large=large).T @ u
 
 
 def _index(k: int, shape: tuple[int, ...]) -> str:

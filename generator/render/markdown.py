@@ -180,7 +180,7 @@ class Json(_Finished):
 
     def render(self, *, document: Document, derivation: Derivation) -> bytes:
         graph = derivation.graph
-        large = not isinstance(derivation, Derivation)  # generator/engines/sparse.py: float64 arrays, sparse Jacobians
+        large = derivation.large  # generator/engines/sparse.py: float64 arrays, sparse Jacobians
         shapes = {n.name: n.shape for n in graph.nodes}
         grads = {
             leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in derivation.grads.items()
