@@ -21,7 +21,7 @@ from ..ops import REGISTRY
 from ..ops.base import TexOperand, OPERAND, OUT, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, JacobianItem, Note, Picture
-from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, shape_text
+from .parts import formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, shape_text
 
 MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
 
@@ -174,16 +174,7 @@ class LargeBuilder:
         return tuple(shown), hidden
 
     def note(self, node: Node, key: str, k: int) -> Note:
-        element = element_tex(node.name, node.shape, k)
-        arg = node.args[0]
-        if REGISTRY[node.op].kink_of_group:
-            extreme = float(self.d.values[node.name][k])
-            count = int(np.sum(self.d.values[arg] == extreme))
-            return Note(key, node.name, element, name_tex(arg), number_tex(extreme), count)
-        parent = self.graph.node(arg)
-        j = source_index(unravel(k, node.shape), parent.shape)
-        return Note(key, node.name, element, element_tex(arg, parent.shape, j),
-                    number_tex(float(self.d.values[arg][j])), 0)
+        return kink_note(self.graph, node, key, k, lambda name: self.d.values[name].tolist())
 
     # -- Jacobians -----------------------------------------------------------
 

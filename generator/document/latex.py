@@ -126,12 +126,12 @@ def picks(n: int, limit: int = MAX_SHOWN) -> list[int | None]:
     return list(range(n)) if n <= limit else [0, 1, 2, None, n - 1]
 
 
-def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN) -> str:
-    """Return a bmatrix of cell(r, c); beyond `limit` rows or columns, only its corners with dots."""
+def corner_cells(rows: int, cols: int, cell, pick=picks) -> list[list[str]]:
+    """Return the cells cell(r, c) at the rows and columns pick(n) shows, with dots in the gaps (None)."""
     body = []
-    for r in picks(rows, limit):
+    for r in pick(rows):
         row = []
-        for c in picks(cols, limit):
+        for c in pick(cols):
             if r is None and c is None:
                 row.append(r"\ddots")
             elif r is None:
@@ -141,7 +141,12 @@ def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN) -> str:
             else:
                 row.append(cell(r, c))
         body.append(row)
-    return matrix_tex(body)
+    return body
+
+
+def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN) -> str:
+    """Return a bmatrix of cell(r, c); beyond `limit` rows or columns, only its corners with dots."""
+    return matrix_tex(corner_cells(rows, cols, cell, lambda n: picks(n, limit)))
 
 
 def size_tex(shape: tuple[int, ...]) -> str:

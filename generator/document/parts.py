@@ -12,9 +12,9 @@ from ..engines.exact import Derivation, sympy_params
 from ..floats.ieee import to_float
 from ..graph.walk import Node
 from ..ops import REGISTRY
-from ..ops.base import unravel
-from .latex import decimal, name_tex, operand_tex, tensor_tex
-from .model import GradItem, GraphRow, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
+from ..ops.base import source_index, unravel
+from .latex import corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex
+from .model import GradItem, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -40,7 +40,7 @@ def rounding_note(derivation: Derivation | Bulk, shade) -> RoundingNote | None:
     """Say where torch's rounding prints another number than the exact derivation, and the first cause."""
     from ..floats.torchprint import THRESHOLD, format_tensor
 
-    graph, spec = derivation.graph, derivation.graph.spec
+    spec = derivation.graph.spec
     for inp in spec.inputs:
         ours, exact = shade.grads.get(inp.name), derivation.grads.get(inp.name)
         if not inp.requires_grad or ours is None or exact is None or len(ours) > THRESHOLD:
@@ -109,16 +109,8 @@ def brief_tex(values, shape: tuple[int, ...]) -> str:
     if len(shape) > 2:
         return r"\left[" + brief_text(values, shape).replace("…", r"\ldots ") + r"\right]"
     rows, cols = (1, shape[0]) if len(shape) == 1 else shape
-    body = []
-    for r in _brief_picks(rows):
-        row = []
-        for c in _brief_picks(cols):
-            if r is None:
-                row.append(r"\ddots" if c is None else r"\vdots")
-            else:
-                row.append(r"\cdots" if c is None else decimal(to_float(values[r * cols + c]), 4))
-        body.append(" & ".join(row))
-    return r"\left[\begin{smallmatrix} " + r" \\ ".join(body) + r" \end{smallmatrix}\right]"
+    cells = corner_cells(rows, cols, lambda r, c: decimal(to_float(values[r * cols + c]), 4), _brief_picks)
+    return r"\left[\begin{smallmatrix} " + r" \\ ".join(" & ".join(row) for row in cells) + r" \end{smallmatrix}\right]"
 
 
 def _brief_picks(n: int) -> list[int | None]:
@@ -190,3 +182,16 @@ def formula_tex(node: Node) -> str:
         for a in node.args
     ]
     return f"{name_tex(node.name)} = {op.latex(args, sympy_params(node))}"
+
+
+def kink_note(graph, node: Node, key: str, k: int, values) -> Note:
+    """Return the note on a kink at output element k: values(name) gives a tensor's numbers, flat."""
+    element = element_tex(node.name, node.shape, k)
+    arg = node.args[0]
+    if REGISTRY[node.op].kink_of_group:
+        extreme = values(node.name)[k]
+        count = sum(1 for v in values(arg) if v == extreme)
+        return Note(key, node.name, element, name_tex(arg), number_tex(extreme), count)
+    parent = graph.node(arg)
+    j = source_index(unravel(k, node.shape), parent.shape)
+    return Note(key, node.name, element, element_tex(arg, parent.shape, j), number_tex(values(arg)[j]), 0)

@@ -27,7 +27,7 @@ from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
-from .parts import formula_tex, grad_items_of, graph_rows_of, picture_of, rounding_note, shape_text
+from .parts import formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -283,17 +283,7 @@ class SmallBuilder:
         return matrix_tex(cells)
 
     def note(self, kink) -> Note:
-        node = self.graph.node(kink.node)
-        element = element_tex(node.name, node.shape, kink.index)
-        arg = node.args[0]
-        if REGISTRY[node.op].kink_of_group:
-            extreme = self.d.values[node.name][kink.index]
-            count = sum(1 for v in self.d.values[arg] if v == extreme)
-            return Note(kink.key, node.name, element, name_tex(arg), number_tex(extreme), count)
-        parent = self.graph.node(arg)
-        j = source_index(unravel(kink.index, node.shape), parent.shape)
-        return Note(kink.key, node.name, element, element_tex(arg, parent.shape, j),
-                    number_tex(self.d.values[arg][j]), 0)
+        return kink_note(self.graph, self.graph.node(kink.node), kink.key, kink.index, self.d.values.__getitem__)
 
     def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[str, ...]:
         """Differentiate the fully substituted expression with sympy, when small and smooth."""
