@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..engines.sparse import Bulk, BulkPass, Sparse
+from ..engines.sparse import BulkPass, Sparse
 from ..engines.exact import sympy_params
 from ..graph.walk import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
@@ -20,8 +20,8 @@ from ..floats.numeric import numeric
 from ..ops import REGISTRY
 from ..ops.base import TexOperand, OPERAND, OUT, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
-from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, JacobianItem, Note, Picture
-from .parts import formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, shape_text
+from .model import BackwardItem, ForwardItem, GradItem, JacobianItem, Note, Picture
+from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, shape_text
 
 MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
 
@@ -41,12 +41,8 @@ class _Lazy:
         return float(self.values[k])
 
 
-class LargeBuilder:
+class LargeBuilder(DocumentBuilder):
     """Assemble the document model from a bulk derivation."""
-
-    def __init__(self, bulk: Bulk):
-        self.d = bulk
-        self.graph = bulk.graph
 
     def values(self, name: str) -> _Lazy:
         return _Lazy(self.d.values[name])
@@ -96,18 +92,8 @@ class LargeBuilder:
 
     # -- backward ------------------------------------------------------------
 
-    def call_item(self, i: int, p: BulkPass, vname: str | None, count: int) -> CallItem:
-        out = self.graph.node(p.call.output)
-        loss = name_tex(out.name) if p.implicit else "L"
-        items = tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order)
-        jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp
-                    if self.graph.node(leaf).requires_grad)
-        notes, hidden = self.notes(p)
-        return CallItem(
-            i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
-            tensor_tex(_Lazy(p.gradient), out.shape), vname, loss, items, jac, notes, i < count - 1, (),
-            notes_hidden=hidden,
-        )
+    def gradient(self, p: BulkPass) -> _Lazy:
+        return _Lazy(p.gradient)
 
     def backward_item(self, p: BulkPass, node: Node, loss: str) -> BackwardItem:
         is_output = node.name == p.call.output
@@ -226,20 +212,3 @@ def _diagonal(jacobian: Sparse) -> np.ndarray:
     diag = np.zeros(jacobian.cols)
     diag[jacobian.col] = jacobian.value
     return diag
-
-
-def build_generic(bulk: Bulk, **fields) -> Document:
-    """Build the document model of a large example (fields: what every document has besides)."""
-    from .code import gradient_names
-
-    b = LargeBuilder(bulk)
-    names = gradient_names(bulk.graph)
-    count = len(bulk.passes)
-    return Document(
-        graph=b.graph_rows(),
-        forward=tuple(b.forward_item(n) for n in bulk.graph.nodes if not n.is_leaf),
-        calls=tuple(b.call_item(i, p, names[i], count) for i, p in enumerate(bulk.passes)),
-        grads=b.grad_items(),
-        picture=b.picture(),
-        **fields,
-    )

@@ -12,9 +12,10 @@ from ..engines.exact import Derivation, sympy_params
 from ..floats.ieee import to_float
 from ..graph.walk import Node
 from ..ops import REGISTRY
-from ..ops.base import source_index, unravel
+from ..ops.base import numel, source_index, unravel
 from .latex import corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex
-from .model import GradItem, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
+from .code import gradient_names
+from .model import CallItem, Document, GradItem, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -195,3 +196,51 @@ def kink_note(graph, node: Node, key: str, k: int, values) -> Note:
     parent = graph.node(arg)
     j = source_index(unravel(k, node.shape), parent.shape)
     return Note(key, node.name, element, element_tex(arg, parent.shape, j), number_tex(values(arg)[j]), 0)
+
+
+class DocumentBuilder:
+    """What both builders share: the document's outline and each backward call's item.
+
+    A builder gives graph_rows, forward_item, backward_item, jacobian_item, notes, grad_items and picture.
+    """
+
+    def __init__(self, derivation: Derivation | Bulk):
+        self.d = derivation
+        self.graph = derivation.graph
+
+    def document(self, **fields) -> Document:
+        """Return the whole document (fields: what every document has besides its items)."""
+        return Document(
+            graph=self.graph_rows(),
+            forward=tuple(self.forward_item(n) for n in self.graph.nodes if not n.is_leaf),
+            calls=self.call_items(),
+            grads=self.grad_items(),
+            picture=self.picture(),
+            **fields,
+        )
+
+    def call_items(self) -> tuple[CallItem, ...]:
+        names = gradient_names(self.graph)
+        count = len(self.d.passes)
+        return tuple(self.call_item(i, p, names[i], count) for i, p in enumerate(self.d.passes))
+
+    def call_item(self, i: int, p, vname: str | None, count: int) -> CallItem:
+        out = self.graph.node(p.call.output)
+        loss = name_tex(out.name) if p.implicit else "L"
+        items = tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order)
+        jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp
+                    if self.graph.node(leaf).requires_grad)
+        notes, hidden = self.notes(p)
+        return CallItem(
+            i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
+            tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, i < count - 1,
+            self.all_at_once(p, out, loss), notes_hidden=hidden,
+        )
+
+    def gradient(self, p):
+        """Return the call's gradient v as tensor_tex takes it."""
+        return p.gradient
+
+    def all_at_once(self, p, out: Node, loss: str) -> tuple[str, ...]:
+        """Return the fully substituted expression's derivation, where the builder gives one."""
+        return ()

@@ -26,8 +26,8 @@ from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
 from ..ops.elementwise import Elementwise
-from .model import BackwardItem, CallItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
-from .parts import formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
+from .model import BackwardItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
+from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -41,12 +41,11 @@ MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substitute
 MAX_SUBSTITUTED_SIZE = 20 * MAX_ALL_AT_ONCE  # and the bound on that expression's size (derive.expression_size)
 
 
-class SmallBuilder:
+class SmallBuilder(DocumentBuilder):
     """Assemble the document from a derivation."""
 
     def __init__(self, derivation: Derivation):
-        self.d = derivation
-        self.graph = derivation.graph
+        super().__init__(derivation)
         self.names: dict[sp.Symbol, str] = {}
         self.value_names: dict[sp.Symbol, str] = {}
         for node in self.graph.nodes:
@@ -63,9 +62,6 @@ class SmallBuilder:
 
     def graph_rows(self) -> tuple[GraphRow, ...]:
         return graph_rows_of(self.graph, lambda name: self.d.values[name])
-
-    def forward_items(self) -> tuple[ForwardItem, ...]:
-        return tuple(self.forward_item(n) for n in self.graph.nodes if not n.is_leaf)
 
     def forward_item(self, node: Node) -> ForwardItem:
         size = numel(node.shape)
@@ -123,29 +119,8 @@ class SmallBuilder:
 
     # -- backward ------------------------------------------------------------
 
-    def call_items(self) -> tuple[CallItem, ...]:
-        from .code import gradient_names
-
-        names = gradient_names(self.graph)
-        count = len(self.d.passes)
-        return tuple(self.call_item(i, p, names[i], count) for i, p in enumerate(self.d.passes))
-
-    def call_item(self, i: int, p: Pass, vname: str | None, count: int) -> CallItem:
-        out = self.graph.node(p.call.output)
-        loss = self.loss_tex(p, out)
-        items = tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order)
-        jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp if self.graph.node(leaf).requires_grad)
-        notes = tuple(self.note(k) for k in p.kinks)
-        return CallItem(
-            i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
-            tensor_tex(p.gradient, out.shape), vname, loss, items, jac, notes, i < count - 1,
-            self.all_at_once(p, out, loss),
-        )
-
-    def loss_tex(self, p: Pass, out: Node) -> str:
-        if p.implicit:
-            return name_tex(out.name)
-        return "L"
+    def notes(self, p: Pass) -> tuple[tuple[Note, ...], int]:
+        return tuple(self.note(k) for k in p.kinks), 0
 
     def backward_item(self, p: Pass, node: Node, loss: str) -> BackwardItem:
         adjoints = p.adjoints[node.name]
@@ -350,18 +325,10 @@ def build_document(
         ),
     )
     if derivation.large:
-        from .large import build_generic
+        from .large import LargeBuilder
 
-        return build_generic(derivation, large=True, **fields)
-    b = SmallBuilder(derivation)
-    return Document(
-        graph=b.graph_rows(),
-        forward=b.forward_items(),
-        calls=b.call_items(),
-        grads=b.grad_items(),
-        picture=b.picture(),
-        **fields,
-    )
+        return LargeBuilder(derivation).document(large=True, **fields)
+    return SmallBuilder(derivation).document(**fields)
 
 
 def _factorable(expr: sp.Expr) -> bool:
