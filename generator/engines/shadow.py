@@ -21,7 +21,6 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
 from .exact import sympy_params
@@ -84,13 +83,7 @@ class DtypeCast(Cast):
         return total
 
     def params(self, node: Node) -> dict[str, Any]:
-        params = sympy_params(node)
-        for key in ("lo", "hi"):
-            bound = params.get(key)
-            if bound is not None and bound.is_finite:
-                rounded = float(self(np.array(float(bound))))
-                params[key] = sp.Rational(rounded) if math.isfinite(rounded) else sp.oo * int(np.sign(rounded))
-        return params
+        return REGISTRY[node.op].dtype_params(self, sympy_params(node))
 
 
 @dataclass(frozen=True, eq=False)

@@ -316,6 +316,10 @@ class Op:
     # The local derivative is a share among tied extremes, found in the dtype itself (no forward error moves it).
     local_from_ties = False
 
+    def dtype_params(self, cast: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """Return the exact parameters with their numbers as the dtype holds them."""
+        return params
+
     def dtype_forward(self, cast: Any, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
         """Return the output as torch computes it in cast's dtype (cast(x) rounds, cast.sum adds in torch's order)."""
         return self.array_forward(xs, shapes, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -245,6 +246,15 @@ class Clamp(Elementwise):
         if isinstance(value, str):
             raise ExprError(f"clamp's {key}= must be a number (allowed: a number)")
         return value
+
+    def dtype_params(self, cast, params):
+        params = dict(params)
+        for key in ("lo", "hi"):
+            bound = params[key]
+            if bound.is_finite:
+                rounded = float(cast(np.array(float(bound))))
+                params[key] = sp.Rational(rounded) if math.isfinite(rounded) else sp.oo * int(np.sign(rounded))
+        return params
 
     def exact_params(self, params):
         # a missing bound is ±oo; a spec's number exactly (a subnormal as the float64 torch holds)
