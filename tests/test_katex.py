@@ -11,7 +11,7 @@ import pytest
 from generator.pipeline.build import derive_spec
 from generator.document.small import build_document
 from generator.spec.load import FLAVORS
-from generator.render.markdown import RENDERERS
+from generator.render.formats import RENDERERS
 
 from .helpers import GALLERY, ROOT
 

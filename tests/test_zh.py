@@ -14,7 +14,7 @@ from generator.document.small import build_document
 from generator.render.messages import Messages, _catalog
 from generator.ops import REGISTRY
 from generator.render.pdf import build_tex
-from generator.render.markdown import RENDERERS
+from generator.render.formats import RENDERERS
 
 from .helpers import invoke, GALLERY, pdf_text, squeeze
 

@@ -127,7 +127,7 @@ def render_spec(
 ) -> dict[str, bytes]:
     """Derive one spec (from text, its bytes, if given) and render it: file name -> bytes (runs inside the budgeted child)."""
     from ..document.small import build_document
-    from ..render.markdown import RENDERERS
+    from ..render.formats import RENDERERS
 
     derivation = derive_spec(path, text)
     document = build_document(derivation, stem=path.stem, lang=lang, flavor=flavor, front_matter=front_matter)
@@ -152,7 +152,7 @@ def make_files(
     """
     from .isolate import budget_spent, orphaned
 
-    from ..render.markdown import RENDERERS
+    from ..render.formats import RENDERERS
 
     files = render_spec(path, formats, lang, flavor, front_matter, text)
     budget_spent()
@@ -270,7 +270,7 @@ def _warm(formats: tuple[str, ...], *, example: bool) -> None:
     from ..document import small  # noqa: F401
     from ..engines import exact, sparse  # noqa: F401
     from ..graph import walk  # noqa: F401
-    from ..render import markdown  # noqa: F401
+    from ..render.formats import RENDERERS  # noqa: F401
     from ..spec import load  # noqa: F401
     from ..render.messages import Messages
     from ..resources import template_root
