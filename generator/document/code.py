@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
-from ..graph.walk import Graph
+from ..graph.model import Graph
 from ..ops.base import numel
 from ..spec.model import Array
 from ..floats.torchprint import format_tensor

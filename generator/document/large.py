@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..engines.sparse import BulkPass, Sparse
 from ..engines.exact import sympy_params
-from ..graph.walk import Node
+from ..graph.model import Node
 from .latex import INDEX_LETTERS, corner_matrix, element_tex, name_tex, number_tex, operand_tex, picks, tensor_tex
 from ..floats.numeric import numeric
 from ..ops import REGISTRY

@@ -10,7 +10,7 @@ import sympy as sp
 
 from ..engines.exact import Derivation, sympy_params
 from ..floats.ieee import to_float
-from ..graph.walk import Node
+from ..graph.model import Node
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
 from .latex import corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex

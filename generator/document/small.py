@@ -9,7 +9,7 @@ import sympy as sp
 
 from .code import printed, torch_code
 from ..engines.exact import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, sympy_params
-from ..graph.walk import Node
+from ..graph.model import Node
 from .latex import (
     INDEX_LETTERS,
     MAX_SHOWN,

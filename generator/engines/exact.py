@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import sympy as sp
 
-from ..graph.walk import Graph, Node, ones_gradient
+from ..graph.model import Graph, Node, ones_gradient
 from ..floats.ieee import exact_number, float_value, in_range, negative_zero, number, power
 from ..ops.derivatives import MASKS
 from ..ops import REGISTRY

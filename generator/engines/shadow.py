@@ -24,7 +24,7 @@ import numpy as np
 
 from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
 from .exact import sympy_params
-from ..graph.walk import Graph, Node, ones_gradient
+from ..graph.model import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
 from ..ops import REGISTRY
 from ..ops.base import numel

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .exact import sympy_params
-from ..graph.walk import Graph, Node, ones_gradient
+from ..graph.model import Graph, Node, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import Local, numel
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..floats.ieee import to_float
 from ..errors import TorchMissing
-from ..graph.walk import Graph, ones_gradient
+from ..graph.model import Graph, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import numel
 
