@@ -88,9 +88,18 @@ def op_names() -> set[str]:
     return names
 
 
+def op_operators() -> set[str]:
+    """Return the names of the Python operators (ast classes) that spell an op: Add, USub, MatMult..."""
+    from generator.ops import REGISTRY
+
+    spellings = [getattr(op, "spelling", None) for op in REGISTRY.values()]
+    return {s.operator.__name__ for s in spellings if s and s.operator}
+
+
 def op_names_outside_ops(root: Path = PACKAGE) -> list[str]:
     """Return path:line: 'name' for every string constant outside ops/ equal to an op's key or spelling."""
     names = op_names()
+    operators = op_operators()
     hits = []
     for name, path in modules(root).items():
         if name == "generator.ops" or name.startswith("generator.ops."):
@@ -99,6 +108,10 @@ def op_names_outside_ops(root: Path = PACKAGE) -> list[str]:
             # f-strings' literal parts are Constant nodes too
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 hits.append(f"{path.relative_to(root.parent)}:{node.lineno}: {node.value!r}")
+            # an operator an op is spelled by, named as ast.Add (its symbol, + or *, is ordinary text elsewhere)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ast" \
+                    and node.attr in operators:
+                hits.append(f"{path.relative_to(root.parent)}:{node.lineno}: ast.{node.attr}")
     return sorted(hits)
 
 
@@ -121,15 +134,17 @@ class TestImports:
 
 class TestOpNames:
     def test_no_op_name_outside_ops(self):
-        """No module outside generator/ops/ spells an op's key or spelling as a string."""
+        """No module outside generator/ops/ spells an op's key or spelling (a string, or an ast operator class)."""
         assert op_names_outside_ops() == []
 
     def test_finds_an_op_name(self, tmp_path):
         """The search sees an op's name in an f-string part outside ops/."""
         pkg = tmp_path / "generator"
         pkg.mkdir()
-        (pkg / "x.py").write_text('def f(n):\n    return f"{n}clamp"\n\n\ng = "clamp"\n')
-        assert op_names_outside_ops(pkg) == ["generator/x.py:2: 'clamp'", "generator/x.py:5: 'clamp'"]
+        (pkg / "x.py").write_text('def f(n):\n    return f"{n}clamp"\n\n\ng = "clamp"\nh = ast.MatMult\n')
+        assert op_names_outside_ops(pkg) == [
+            "generator/x.py:2: 'clamp'", "generator/x.py:5: 'clamp'", "generator/x.py:6: ast.MatMult",
+        ]
 
 
 # A toy op, added as a newcomer would: one definition, here, registered at test time; nothing else changes.
