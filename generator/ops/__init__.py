@@ -1,10 +1,13 @@
 """The registry of operations: one place per op for everything we know about it, one module per family.
 
-Each op keeps together its shape rule, its forward (elementwise, in sympy), its
-local derivatives (torch's convention at kinks), the rule's name, torch's
-``grad_fn`` name, its torch function and its LaTeX. Tensors are flat row-major
-lists of sympy expressions; ``partials`` yields the non-zero entries of the
-op's local Jacobian, so the derivation never touches the zeros.
+Each op keeps together its spellings in an expression and the binding of its
+arguments, its shape rule, its forward (exact, in sympy), its local derivatives
+(torch's convention at kinks), the rule's name, torch's ``grad_fn`` name, how
+torch runs it, its LaTeX, its forms on whole float64 arrays and for a generic
+element, and what torch does differently in a dtype. Tensors are flat row-major
+lists of sympy expressions; ``partials`` yields the non-zero entries of the op's
+local Jacobian, so the derivation never touches the zeros. Nothing outside this
+folder names an op: the graph finds one by its spelling (by_name, by_operator, ...).
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ import sympy as sp
 Shape = tuple[int, ...]
 Arg = Union[str, Fraction]  # a node's operand: another node's name, or a constant
 Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument index, d out / d arg)
-# The vectorised forms take each operand as a numpy array (or a sympy number for a constant) and return
+# The array forms take each operand as a numpy array (or a sympy number for a constant) and return
 # an op's local Jacobian as (argument, output indices, argument indices, values, masked) arrays:
 # `masked` marks the zeros that torch applies with a mask (where), so that even nan or inf upstream stops.
 Local = tuple[int, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
 
-MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in the vectorised derivation
+MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in the array derivation
 
 OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b"))  # a generic element of each operand
 OUT = sp.Symbol("o", real=True)  # the generic output element
