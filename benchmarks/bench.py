@@ -54,7 +54,7 @@ def write_spec(folder: Path, n: int) -> Path:
 
 def derive_time(path: Path, runs: int = 3) -> float:
     """Seconds to load, derive and render a spec to Markdown and JSON, in-process."""
-    from generator.build import render_spec
+    from generator.pipeline.build import render_spec
 
     render_spec(path, ("md", "json"), None)  # warm: imports, caches
     return median_time(lambda: render_spec(path, ("md", "json"), None), runs)
@@ -81,7 +81,7 @@ def command_time(args: list[str], runs: int = 5, env: dict | None = None) -> flo
 
 def latexmk_alone(tex_files: list[Path]) -> float:
     """Seconds for latexmk alone on the same .tex files, one after another, as derive runs it."""
-    from generator.pdf import PROGRAM
+    from generator.render.pdf import PROGRAM
 
     start = time.perf_counter()
     for tex in tex_files:

@@ -16,9 +16,9 @@ from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
 from . import __version__
-from .build import FORMATS
+from .pipeline.build import FORMATS
 from .errors import DeriveError, printable, shown
-from .isolate import DEFAULT_TIMEOUT
+from .pipeline.isolate import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from typing import Any
@@ -122,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _specs(paths: list[Path]) -> list[Path]:
-    from .build import find_specs
+    from .pipeline.build import find_specs
 
     specs = find_specs(list(paths) or [DEFAULT_SPECS])
     if not specs:
@@ -171,7 +171,7 @@ class Progress:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build_specs
+    from .pipeline.build import build_specs
 
     specs = _specs(args.paths)
     progress = Progress(len(specs))
@@ -187,8 +187,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .build import check_spec
-    from .check import import_torch
+    from .pipeline.build import check_spec
+    from .pipeline.check import import_torch
 
     specs = _specs(args.paths)
     import_torch()
@@ -198,14 +198,14 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
-    from .schema import spec_schema
+    from .spec.schema import spec_schema
 
     print(json.dumps(spec_schema(), indent=2))
     return 0
 
 
 def _new(args: argparse.Namespace) -> int:
-    from .build import new_spec
+    from .pipeline.build import new_spec
 
     path = new_spec(args.name, folder=args.folder)
     print(f"wrote {shown(path)}: build it with derive build {shown(path)}")

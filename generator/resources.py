@@ -18,6 +18,6 @@ def template_root() -> Path:
 def package_files() -> list[tuple[str, bytes]]:
     """Return (name, bytes) of the package's code and templates, in a fixed order."""
     root = template_root()
-    files = [(f"generator/{p.name}", p) for p in HERE.glob("*.py")]
+    files = [(f"generator/{p.relative_to(HERE).as_posix()}", p) for p in HERE.rglob("*.py")]
     files += [(f"templates/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*") if p.is_file()]
     return [(name, path.read_bytes()) for name, path in sorted(files)]

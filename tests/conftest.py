@@ -18,7 +18,7 @@ def specs_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def gallery_build(tmp_path_factory) -> Path:
     """Build every gallery spec into every format once per session (a PDF takes a few seconds)."""
-    from generator.build import FORMATS, build_spec
+    from generator.pipeline.build import FORMATS, build_spec
 
     from .helpers import GALLERY
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from generator.derive import Derivation, derive
-from generator.graph import build_graph
-from generator.spec import Array, Call, Input, Spec, Step
+from generator.engines.exact import Derivation, derive
+from generator.graph.walk import build_graph
+from generator.spec.model import Array, Call, Input, Spec, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY = sorted((ROOT / "derivations").glob("*.yaml"))
@@ -91,7 +91,7 @@ def invoke(*args: str) -> Result:
 
 
 def outputs(folder: Path) -> list[Path]:
-    """Return a build folder's outputs, sorted, without the build's own record (generator.build.CACHE)."""
-    from generator.build import CACHE
+    """Return a build folder's outputs, sorted, without the build's own record (generator.pipeline.build.CACHE)."""
+    from generator.pipeline.build import CACHE
 
     return sorted(p for p in folder.iterdir() if p.name != CACHE)

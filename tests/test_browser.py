@@ -14,7 +14,7 @@ import pytest
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from generator.build import build_spec
+from generator.pipeline.build import build_spec
 
 from .helpers import ROOT
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from generator import bulk, ops
-from generator.build import derive_spec, render_spec
-from generator.bulk import Sparse, derive_bulk, is_large
-from generator.check import compare, run
-from generator.derive import Derivation
-from generator.graph import build_graph
+from generator.engines import sparse as bulk
+from generator import ops
+from generator.ops.elementwise import Elementwise
+from generator.pipeline.build import derive_spec, render_spec
+from generator.engines.sparse import Sparse, derive_bulk, is_large
+from generator.pipeline.check import compare, run
+from generator.engines.exact import Derivation
+from generator.graph.walk import build_graph
 from tests.helpers import GALLERY, invoke, make_spec
 
 LARGE = Path(__file__).resolve().parent / "large"
@@ -70,7 +72,7 @@ class TestOps:
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)
-        from generator.derive import derive
+        from generator.engines.exact import derive
 
         exact = {(k.node, k.key, k.index) for p in derive(graph).passes for k in p.kinks}
         found = {(n, key, int(i)) for p in derive_bulk(graph).passes for n, key, where in p.kinks for i in where}
@@ -87,7 +89,7 @@ class TestGallery:
     @pytest.mark.parametrize("path", GALLERY, ids=[p.stem for p in GALLERY])
     def test_gallery_on_whole_arrays_agrees_with_torch(self, path):
         """Every gallery spec, derived on whole arrays rather than exactly, agrees with torch."""
-        from generator.load import load
+        from generator.spec.load import load
 
         graph = build_graph(load(path))
         assert _numbers(graph) == []
@@ -108,7 +110,7 @@ class TestLarge:
     def test_a_wrong_derivative_in_a_large_spec_is_reported(self, monkeypatch):
         """With mean's local derivative doubled, derive check on the large linear layer fails, naming numbers."""
         mean = ops.REGISTRY["mean"]
-        wrong = dataclasses.replace(mean, vd=lambda m, o: np.full_like(m, 2 / m.shape[1]))
+        wrong = dataclasses.replace(mean, array_d=lambda m, o: np.full_like(m, 2 / m.shape[1]))
         monkeypatch.setitem(ops.REGISTRY, "mean", wrong)
         result = invoke("check", str(LARGE / "linear_100.yaml"))
         assert result.exit_code == 1
@@ -139,13 +141,13 @@ class TestLarge:
     def test_each_op_is_asked_once_per_node(self, monkeypatch):
         """The derivation asks each op for its local Jacobian once per node, never once per element."""
         calls = []
-        original = ops.Elementwise.vlocal
+        original = Elementwise.array_local
 
         def counted(self, *args, **kw):
             calls.append(self.key)
             return original(self, *args, **kw)
 
-        monkeypatch.setattr(ops.Elementwise, "vlocal", counted)
+        monkeypatch.setattr(Elementwise, "array_local", counted)
         derive_spec(LARGE / "elementwise_10k.yaml")
         assert sorted(calls) == ["add", "mul", "mul", "relu", "sigmoid"]
 

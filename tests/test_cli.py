@@ -143,7 +143,8 @@ def test_help_lists_the_commands():
 
 def test_option_lists_match_the_loader():
     """The CLI's own lists of languages and flavors (kept so --help loads no YAML library) are the loader's."""
-    from generator import cli, load
+    from generator import cli
+    from generator.spec import load
 
     assert cli.LANGS == load.LANGS and cli.FLAVORS == load.FLAVORS
 
@@ -158,7 +159,7 @@ def test_version():
 
 def test_bug_is_one_line_and_exit_70(monkeypatch, tmp_path):
     """An unexpected exception of ours is one line and exit code 70, never a traceback."""
-    from generator import build
+    from generator.pipeline import build
 
     def broken(*args, **kw):
         raise RuntimeError("boom")

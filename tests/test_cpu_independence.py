@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from generator import fmath
+from generator.floats import fmath
 
 from .helpers import ROOT
 

@@ -7,10 +7,10 @@ import re
 import pytest
 from ruamel.yaml import YAML
 
-from generator.build import build_spec
-from generator.flavor import flavor
-from generator.load import FLAVORS
-from generator.schema import spec_schema
+from generator.pipeline.build import build_spec
+from generator.render.flavor import flavor
+from generator.spec.load import FLAVORS
+from generator.spec.schema import spec_schema
 
 from .helpers import invoke, ROOT
 
@@ -133,7 +133,7 @@ class TestFrontMatter:
 
 class TestChoosing:
     def test_every_flavor_is_defined(self):
-        """The loader's FLAVORS, the schema's enum and generator/flavor.py agree."""
+        """The loader's FLAVORS, the schema's enum and generator/render/flavor.py agree."""
         assert spec_schema()["properties"]["flavor"]["enum"] == list(FLAVORS)
         assert [flavor(name).name for name in FLAVORS] == list(FLAVORS)
 

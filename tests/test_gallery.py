@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from generator.build import FORMATS, derive_spec
-from generator.check import compare, run
-from generator.code import printed, torch_code
+from generator.pipeline.build import FORMATS, derive_spec
+from generator.pipeline.check import compare, run
+from generator.document.code import printed, torch_code
 from generator.ops import REGISTRY
 
 from .helpers import GALLERY, ROOT, outputs, pdf_producer, pdf_text

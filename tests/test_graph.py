@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from generator.errors import SpecError
-from generator.graph import build_graph
+from generator.graph.walk import build_graph
 
 from .helpers import make_spec
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 
-from generator import build as build_module
-from generator import isolate
+from generator.pipeline import build as build_module
+from generator.pipeline import isolate
 
 from .helpers import ROOT, invoke, outputs
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import CACHE, build_specs
+from generator.pipeline.build import CACHE, build_specs
 
 from .helpers import ROOT, invoke, outputs
 

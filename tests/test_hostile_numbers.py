@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from generator.latex import decimal
+from generator.document.latex import decimal
 from tests.helpers import invoke
 
 RANGE = "(allowed: 0, or magnitudes from about 5e-324 to 1.8e308)"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import build_specs
+from generator.pipeline.build import build_specs
 
 from .helpers import pdf_text, squeeze
 
@@ -74,7 +74,7 @@ class TestLongText:
 
     def test_long_runs_break_into_short_source_lines(self, specs_dir, tmp_path):
         """A title of 30,000 backslashes becomes LaTeX source lines far below TeX's line buffer."""
-        from generator.pdf import escape_text
+        from generator.render.pdf import escape_text
 
         for unicode in (False, True):
             tex = escape_text("\\" * 30_000, unicode=unicode)
@@ -158,7 +158,7 @@ class TestLargeTensors:
         """A 4-D tensor is written as 2 × 2 matrices (first and last of each leading dimension), not 100."""
         import sympy as sp
 
-        from generator.latex import tensor_tex
+        from generator.document.latex import tensor_tex
 
         tex = tensor_tex([sp.Integer(1)] * 10_000, (10, 10, 10, 10))
         assert tex.count(r"\begin{bmatrix}") == 4

@@ -17,8 +17,8 @@ import pytest
 from markdown_it import MarkdownIt
 from ruamel.yaml import YAML
 
-from generator.build import build_spec
-from generator.load import FLAVORS
+from generator.pipeline.build import build_spec
+from generator.spec.load import FLAVORS
 
 from .helpers import ROOT, invoke, pdf_text
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from generator import build as build_module
-from generator import pdf as pdf_module
-from generator.build import CACHE, build_specs
+from generator.pipeline import build as build_module
+from generator.render import pdf as pdf_module
+from generator.pipeline.build import CACHE, build_specs
 from generator.cli import Progress
 from tests.helpers import GALLERY, ROOT, invoke, outputs
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import derive_spec
-from generator.document import build_document
-from generator.load import FLAVORS
-from generator.render import RENDERERS
+from generator.pipeline.build import derive_spec
+from generator.document.small import build_document
+from generator.spec.load import FLAVORS
+from generator.render.formats import RENDERERS
 
 from .helpers import GALLERY, ROOT
 

@@ -1,4 +1,4 @@
-"""Tests for generator.load: valid specs load exactly, invalid ones report every problem."""
+"""Tests for generator.spec.load: valid specs load exactly, invalid ones report every problem."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.errors import SpecError
-from generator.load import LANGS, MAX_BYTES, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, RESERVED, load
-from generator.spec import Array, Call, Input, Spec, Step
+from generator.spec.load import LANGS, MAX_BYTES, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, RESERVED, load
+from generator.spec.model import Array, Call, Input, Spec, Step
 
 F = Fraction
 

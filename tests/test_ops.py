@@ -10,8 +10,9 @@ import pytest
 import sympy as sp
 import torch
 
-from generator.derive import evaluate, full_expression, to_float
-from generator.ops import numel
+from generator.engines.exact import evaluate, full_expression
+from generator.floats.ieee import to_float
+from generator.ops.base import numel
 
 from .helpers import run_spec
 

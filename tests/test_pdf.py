@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from generator import pdf
-from generator.build import build_spec, derive_spec
-from generator.check import run
+from generator.render import pdf
+from generator.pipeline.build import build_spec, derive_spec
+from generator.pipeline.check import run
 
 from .helpers import GALLERY, pdf_text, squeeze
 

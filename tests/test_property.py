@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import bulk
-from generator.build import compare_spec, render_spec
+from generator.engines import sparse as bulk
+from generator.pipeline.build import compare_spec, render_spec
 from generator.errors import SpecError
 
 SHAPES = [(), (1,), (2,), (3,), (2, 2), (2, 3), (3, 2)]
@@ -131,7 +131,7 @@ def test_random_specs_build_and_agree_with_torch(tmp_path, capsys):
 
 
 def test_random_specs_on_whole_arrays_agree_with_torch(tmp_path, capsys, monkeypatch):
-    """The same, with every spec derived as a large one is (generator/bulk.py): torch agrees with that path too."""
+    """The same, with every spec derived as a large one is (generator/engines/sparse.py): torch agrees with that path too."""
     monkeypatch.setattr(bulk, "SMALL", 0)
     tally = _run(300, tmp_path)
     _report(tally, capsys)

@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from generator import load
-from generator.schema import spec_schema
+from generator.spec import load
+from generator.spec.schema import spec_schema
 
 from .helpers import invoke, GALLERY
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from generator.torchprint import format_tensor
+from generator.floats.torchprint import format_tensor
 
 inf, nan = math.inf, math.nan
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

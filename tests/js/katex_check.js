@@ -1,6 +1,6 @@
 // Render every math block of the given Markdown files with KaTeX in strict mode.
 // Usage: node katex_check.js [--flavor portable|github|mkdocs|hugo|jekyll] FILES
-// (the delimiters of generator/flavor.py; default portable).
+// (the delimiters of generator/render/flavor.py; default portable).
 // Prints one JSON object: {"blocks": N, "files": {file: N}, "errors": [{"file", "tex", "message"}]}.
 const katex = require("katex");
 const fs = require("fs");

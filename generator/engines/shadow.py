@@ -1,0 +1,198 @@
+"""What torch computes in a spec's dtype: the graph evaluated op by op, rounded after each op.
+
+The exact derivation gives the true numbers; torch rounds every operand, every result,
+every local derivative and every product and sum of the chain rule to its dtype. The
+shadow does the same on the float64 array engine (generator/engines/sparse.py): each op is computed
+in float64 from operands already in the dtype, then rounded to it. Rounding float64 to
+float32 with numpy's astype is the same on every CPU, unlike numpy's own float32 kernels,
+so the shadow, and the documents printed from it, never depend on the machine.
+
+Each number also gets a magnitude, a first-order bound on how far rounding can move it:
+the sum, over every rounding on its way, of the size of what was rounded times the
+derivative that carries it (the condition of the computation). Cancellation, where a
+small result comes from large terms, shows as a magnitude far above the result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
+from .exact import sympy_params
+from ..graph.model import Graph, Node, ones_gradient
+from ..floats.numeric import rounding
+from ..ops import REGISTRY
+from ..ops.base import numel
+
+SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
+UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
+
+
+def literal(value: Fraction) -> float:
+    """Return a number as Python reads its literal: the nearest float64, inf beyond the range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+class DtypeCast(Cast):
+    """Round to float32 or float64; constants become 0-d arrays, so that x * 0 is nan at inf as in torch."""
+
+    def __init__(self, dtype: str):
+        self.dtype = dtype
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        if self.dtype == "float64":
+            return np.asarray(array, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            return np.asarray(array, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+    def constant(self, value: Any) -> Any:
+        # torch turns a Python number into the tensor's dtype before the op
+        return self(np.array(literal(value)))
+
+    def forward(self, op: Any, xs: list[Any], shapes: list[tuple[int, ...]], params: dict[str, Any]) -> np.ndarray:
+        with rounding(self), np.errstate(all="ignore"):
+            return op.dtype_forward(self, xs, shapes, params)
+
+    def local(self, op: Any, xs: list[Any], out: np.ndarray, shapes: list[tuple[int, ...]],
+              params: dict[str, Any]) -> list:
+        with rounding(self), np.errstate(all="ignore"):  # torch rounds inside its backward formulas too
+            return op.dtype_local(self, xs, out, shapes, params)
+
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs)
+
+    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        counts = np.bincount(index, minlength=size)
+        if counts.size == 0 or counts.max() > SEQUENTIAL:
+            return self(np.bincount(index, weights=terms, minlength=size))
+        order = np.argsort(index, kind="stable")
+        index, terms = index[order], terms[order]
+        rank = np.arange(index.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        total = np.zeros(size)
+        total[index[rank == 0]] = terms[rank == 0]  # a sum of one term is that term, -0.0 included
+        for r in range(1, int(counts.max())):
+            at = rank == r
+            total[index[at]] = self(total[index[at]] + terms[at])
+        return total
+
+    def params(self, node: Node) -> dict[str, Any]:
+        return REGISTRY[node.op].dtype_params(self, sympy_params(node))
+
+
+@dataclass(frozen=True, eq=False)
+class Shadow:
+    """Values and leaf grads as torch computes them in dtype, each with its rounding magnitude."""
+
+    dtype: str
+    values: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray | None]
+    value_scale: dict[str, np.ndarray]
+    grad_scale: dict[str, np.ndarray | None]
+
+
+def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
+    """Evaluate the graph as torch does in dtype (the spec's by default): values and accumulated grads."""
+    dtype = dtype or graph.spec.dtype
+    cast = DtypeCast(dtype)
+    engine = ArrayEngine(graph, cast=cast)
+    unit = UNIT[dtype]
+    with np.errstate(all="ignore"):
+        value_scale = _forward_scale(engine, graph, unit)
+        grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+        grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+        for call in graph.spec.backward:
+            out = graph.node(call.output)
+            v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
+            nodes = graph.ancestors(call.output)
+            adj = engine.backward(nodes, v)
+            scale = _backward_scale(engine, nodes, adj, value_scale, unit)
+            for n in nodes:
+                if n.is_leaf:
+                    leaf = n.name
+                    if grads[leaf] is None:
+                        grads[leaf], grad_scale[leaf] = adj[leaf], scale[leaf]
+                    else:
+                        grads[leaf] = cast(grads[leaf] + adj[leaf])
+                        grad_scale[leaf] = grad_scale[leaf] + scale[leaf] + np.abs(grads[leaf])
+    return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale)
+
+
+def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> np.ndarray:
+    """Return |values| · scale, with 0 where the derivative is a masked zero (nan and inf stop there)."""
+    flow = np.where(values == 0, 0.0, np.abs(values) * scale)
+    if masked is not None:
+        flow = np.where(masked, 0.0, flow)
+    return np.where(np.isnan(flow), np.inf, flow)
+
+
+def _forward_scale(engine: ArrayEngine, graph: Graph, unit: float) -> dict[str, np.ndarray]:
+    """Return, per node, how far rounding can move each value: Σ over roundings of |what was rounded| · |its path|."""
+    scale: dict[str, np.ndarray] = {}
+    for node in graph.nodes:
+        out = engine.values[node.name]
+        here = unit * np.abs(out)
+        if node.is_leaf:
+            scale[node.name] = np.zeros(out.size)
+            continue
+        for a, k, j, value, masked in engine.local(node):
+            parent = node.args[a]
+            if not isinstance(parent, str):
+                continue
+            x = engine.values[parent]
+            # the parent's own error, carried; and the rounding of each term of a sum (|∂out/∂x · x|)
+            carried = _carry(value, masked, scale[parent][j] + unit * np.abs(x[j]))
+            here = here + np.bincount(k, weights=carried, minlength=out.size) * _terms(k, out.size)
+        scale[node.name] = here
+    return scale
+
+
+def _backward_scale(engine: ArrayEngine, nodes: list[Node], adj: dict[str, np.ndarray], value_scale: dict[str, np.ndarray],
+                    unit: float) -> dict[str, np.ndarray]:
+    """Return, per node of one backward call, how far rounding can move each adjoint."""
+    scale = {n.name: np.zeros(numel(n.shape)) for n in nodes}
+    for node in nodes:
+        if node.is_leaf:
+            continue
+        upstream, err = adj[node.name], scale[node.name]
+        for (a, k, j, value, masked), moved in zip(engine.local(node), _moved(engine, node, value_scale)):
+            parent = node.args[a]
+            if parent not in scale:
+                continue
+            size = scale[parent].size
+            # the product's rounding, and the local derivative's own error: how far it moves when its
+            # operands move by their forward error (1 - y² near y = 1 moves far)
+            drift = np.where(np.isnan(moved) & np.isnan(value), 0.0, np.abs(moved - value))
+            own = np.abs(upstream[k]) * (unit * np.abs(value) + np.nan_to_num(drift, nan=np.inf))
+            own = np.where(upstream[k] == 0, 0.0, own)
+            carried = _carry(value, masked, err[k]) + np.where(masked if masked is not None else False, 0.0, own)
+            scale[parent] = scale[parent] + np.bincount(j, weights=carried, minlength=size) * _terms(j, size)
+            scale[parent] = scale[parent] + unit * np.abs(adj[parent])
+    return scale
+
+
+def _terms(index: np.ndarray, size: int) -> np.ndarray:
+    """Return √(terms summed) per element: the typical growth of rounding over a float sum (kernels sum in blocks)."""
+    return np.sqrt(np.maximum(np.bincount(index, minlength=size), 1))
+
+
+def _moved(engine: ArrayEngine, node: Node, value_scale: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Return the node's local derivatives at operands and output moved by their forward error."""
+    graph = engine.graph
+    if REGISTRY[node.op].local_from_ties:  # shares of the extreme: they depend on ties, found in the dtype itself
+        return [value for _, _, _, value, _ in engine.local(node)]
+    operands = [
+        x if not isinstance(x, np.ndarray) or not isinstance(name, str)
+        else (engine.values[name] + value_scale[name]).reshape(x.shape)
+        for x, name in zip(engine._operands(node), node.args)
+    ]
+    out = (engine.values[node.name] + value_scale[node.name]).reshape(node.shape)
+    found = engine.cast.local(REGISTRY[node.op], operands, out, operand_shapes(node, graph), engine._params(node))
+    return [value for _, _, _, value, _ in found]

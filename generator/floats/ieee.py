@@ -1,0 +1,155 @@
+"""A float64 shadow of the exact values, for what exact arithmetic cannot say: the sign of a zero.
+
+torch computes in floating point, where -0.0 exists and 1 / -0.0 is -inf. The derivation is
+exact, where 0 has no sign. Each value therefore also gets its IEEE float64 value, evaluated
+from the same expression, and an exact zero takes its sign from there when it is divided by.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import reduce
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from . import fmath
+
+OVERFLOW = sp.Integer(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+SMALLEST_NORMAL = sp.Rational(1, 2**1022)  # below it float64 rounds to subnormals, or to 0 at 2**-1075
+
+NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
+    sp.exp: fmath.exp,
+    sp.log: fmath.log,
+    sp.sin: fmath.sin,
+    sp.cos: fmath.cos,
+    sp.tanh: fmath.tanh,
+    sp.Abs: np.abs,
+    sp.sign: np.sign,
+}
+
+
+def number(value: sp.Expr) -> np.float64:
+    """Return an exact number as a float64 (inf and nan included)."""
+    if value is sp.nan:
+        return np.float64("nan")
+    if value in (sp.oo, -sp.oo):
+        return np.float64("inf") if value == sp.oo else np.float64("-inf")
+    if value.is_Rational:
+        return np.float64(float(value))  # correctly rounded, in one step
+    return np.float64(float(value.evalf(20)))
+
+
+def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
+    """Evaluate an expression in float64, with IEEE rules for signed zeros, inf and nan."""
+    if expr in env:
+        return env[expr]
+    if expr.is_Number or not expr.args:
+        return number(expr)
+    args = [float_value(a, env) for a in expr.args]
+    with np.errstate(all="ignore"):
+        if expr.is_Add:
+            return reduce(np.add, args)
+        if expr.is_Mul:
+            return reduce(np.multiply, args)
+        if expr.is_Pow:
+            if expr.exp == sp.Rational(1, 2):
+                return np.sqrt(args[0])  # sqrt(-0.0) is -0.0, where pow gives +0.0
+            return fmath.power(args[0], args[1])
+        if expr.func is sp.Max:
+            return reduce(np.maximum, args)
+        if expr.func is sp.Min:
+            return reduce(np.minimum, args)
+        if expr.func in NUMPY:
+            return NUMPY[expr.func](*args)
+    # the kink functions: let them decide on the rounded numbers
+    result = expr.func(*(sp.Float(a) if math.isfinite(a) else number_back(a) for a in args))
+    return number(result) if result.is_number else np.float64("nan")
+
+
+def power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """Return base**exponent exactly, or as float64 has it when that is inf, 0 or nan.
+
+    sympy would build 0.5**(10**308) digit by digit; torch's answer is 0 and costs nothing.
+    """
+    if not (base.is_number and exponent.is_number):
+        return base**exponent
+    if base.is_extended_negative and exponent.is_finite and not exponent.is_integer:
+        return sp.nan  # pow of a negative number to a fraction is nan in torch; sympy would root it, (-1/4)**(1e-308) slowly
+    if sp.nan not in (base, exponent) and not (base.is_finite and exponent.is_finite):
+        # IEEE's pow at infinities: pow(-inf, -inf) is 0 where sympy says nan
+        with np.errstate(all="ignore"):
+            result = fmath.power(number(base), number(exponent))
+        return number_back(result) if not math.isfinite(result) else sp.Rational(float(result))
+    b = number(exponent)
+    with np.errstate(all="ignore"):
+        size = abs(b * fmath.log(abs(number(base))))
+    if not np.isfinite(size) or size < OUT_OF_RANGE:  # inf, nan and zeros are cheap for sympy
+        return in_range(base**exponent)
+    with np.errstate(all="ignore"):
+        result = fmath.power(number(base), b)
+    return sp.Integer(0) if result == 0 else number_back(result) if not math.isfinite(result) else in_range(base**exponent)
+
+
+OUT_OF_RANGE = 800  # |b ln a| beyond this puts a**b past float64's largest (e^709.8) and smallest (e^-745.1)
+
+
+def in_range(value: sp.Expr) -> sp.Expr:
+    """Return a number as a float64 can hold it: ±oo beyond the largest float, 0 below the least subnormal.
+
+    torch rounds every operation's result to float64, so exp(1e20) is inf there and 1e-400 is 0;
+    an exact value past those bounds would only be astronomically large to compute with and to show.
+    The sign of a zero is the float64 shadow's business (float_value).
+    """
+    if value.is_Rational or value.is_Float:
+        approx = value
+    elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
+        approx = value.evalf(20)
+        if not approx.is_Float:
+            return value
+    else:
+        return value
+    size = abs(approx)
+    if size >= OVERFLOW:
+        return sp.oo if approx > 0 else -sp.oo
+    if 0 < size < SMALLEST_NORMAL:
+        # a subnormal keeps too few bits for the exact value to stand in for torch's (0.75 * 5e-324 is 5e-324)
+        return sp.Rational(float(approx))
+    return value
+
+
+def number_back(x: float) -> sp.Expr:
+    """Return a non-finite float as sympy's oo, -oo or nan."""
+    if math.isnan(x):
+        return sp.nan
+    return sp.oo if x > 0 else -sp.oo
+
+
+def negative_zero(x: float) -> bool:
+    """Tell whether a float is -0.0."""
+    return x == 0 and math.copysign(1.0, x) < 0
+
+
+def to_float(value: sp.Expr | float) -> float:
+    """Return a Python float, with inf and nan as torch would have them."""
+    if isinstance(value, float):  # the large examples' numbers are float64 already (engines/sparse.py)
+        return value
+    if value is sp.nan:
+        return float("nan")
+    if value == sp.oo:
+        return float("inf")
+    if value == -sp.oo:
+        return float("-inf")
+    return float(value.evalf(30))
+
+
+TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit
+
+
+def exact_number(arg: Fraction) -> sp.Expr:
+    """Return a spec's number exactly, or as the float64 torch holds when it is subnormal (3e-324 is 5e-324 there)."""
+    if arg and abs(arg) < TINIEST_NORMAL:
+        arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
+    return sp.Rational(arg.numerator, arg.denominator)

@@ -1,0 +1,1 @@
+"""From a spec's expressions to a graph of operations with shapes."""

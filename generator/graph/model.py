@@ -1,0 +1,80 @@
+"""The graph of an example: its nodes (tensors, leaves or results of ops) in topological order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from ..ops import REGISTRY
+from ..ops.base import Arg, Shape, numel
+from ..spec.model import Array, Spec
+
+
+@dataclass(frozen=True)
+class Node:
+    """One tensor of the example: a leaf (op is None) or the result of an op."""
+
+    name: str
+    op: str | None
+    args: tuple[Arg, ...]
+    params: tuple[tuple[str, Any], ...]
+    shape: Shape
+    requires_grad: bool
+    step: str  # the input or step this node belongs to
+    line: int
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.op is None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(a for a in self.args if isinstance(a, str))
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Every node in topological order, and the torch code of each step."""
+
+    spec: Spec
+    nodes: tuple[Node, ...]
+    code: tuple[tuple[str, str], ...]  # (step name, normalised expression)
+
+    def node(self, name: str) -> Node:
+        """Return the node of that name."""
+        return self._index[name]
+
+    @property
+    def _index(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def ancestors(self, output: str) -> list[Node]:
+        """Return the nodes that output depends on and that require grad, output first (backward's order)."""
+        needed = {output}
+        for node in reversed(self.nodes):
+            if node.name in needed:
+                needed.update(a for a in node.parents if self.node(a).requires_grad)
+        return [n for n in reversed(self.nodes) if n.name in needed]
+
+    def grad_fn(self, node: Node) -> str:
+        """Return torch's grad_fn name of a non-leaf node."""
+        op = REGISTRY[node.op]
+        consts = tuple(not isinstance(a, str) for a in node.args)
+        shapes = [self.node(a).shape if isinstance(a, str) else () for a in node.args]
+        return op.grad_fn(consts, shapes, node.kwargs)
+
+    def rule(self, node: Node) -> str:
+        """Return the name of the differentiation rule a non-leaf node uses."""
+        consts = tuple(not isinstance(a, str) for a in node.args)
+        same = len(node.args) == 2 and node.args[0] == node.args[1]
+        return REGISTRY[node.op].rule_for(consts, same)
+
+
+def ones_gradient(node: Node) -> Array:
+    """Return the implicit gradient of a one-element output."""
+    return Array(node.shape, (Fraction(1),) * numel(node.shape))

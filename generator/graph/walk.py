@@ -1,0 +1,286 @@
+"""From a spec's expressions to a graph of operations with shapes.
+
+Expressions are parsed with Python's ``ast`` and walked against an explicit
+whitelist; anything else is refused. Nothing from a spec is ever evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+from fractions import Fraction
+from typing import Any
+
+from ..errors import Problem, SpecError
+from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
+from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
+from ..spec.model import Call, Spec
+from .model import Graph, Node
+
+MAX_EXPR_CHARS = 1000
+MAX_AST_NODES = 200
+MAX_DEPTH = 40
+MAX_EXPONENT_DIGITS = 3  # digits after the e of a literal, leading zeros not counted (1e-308 needs 3)
+LARGEST = Fraction(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
+SMALLEST = Fraction(1, 2**1075)  # the largest magnitude that float64 rounds to 0
+RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
+MAX_NODES = 400  # tensors in the whole graph, leaves included
+MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
+
+INTERMEDIATE_NAMES = ("t", "u", "w", "p", "q", "r", "s")
+
+
+class _Walker:
+    """Turn the steps of one spec into nodes, collecting problems."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.nodes: list[Node] = []
+        self.known: dict[str, Node] = {}
+        self.taken = {i.name for i in spec.inputs} | {s.name for s in spec.steps}
+        self.fresh = 0
+        self.elements = 0
+        self.failed: set[str] = set()
+
+    def leaf(self, inp) -> None:
+        """Add an input as a leaf node."""
+        self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
+
+    def _names(self) -> str:
+        return ", ".join(n.name for n in self.nodes if n.name == n.step) or "none"
+
+    def _add(self, node: Node) -> str:
+        if len(self.nodes) >= MAX_NODES:
+            raise ExprError(f"the graph has more than {MAX_NODES} tensors (allowed: at most {MAX_NODES})")
+        self.elements += numel(node.shape)
+        if self.elements > MAX_TOTAL_ELEMENTS:
+            raise ExprError(f"the graph's tensors have more than {MAX_TOTAL_ELEMENTS} elements together"
+                            f" (allowed: at most {MAX_TOTAL_ELEMENTS})")
+        self.nodes.append(node)
+        self.known[node.name] = node
+        return node.name
+
+    def _name(self) -> str:
+        while True:
+            i, self.fresh = self.fresh, self.fresh + 1
+            base = INTERMEDIATE_NAMES[i % len(INTERMEDIATE_NAMES)]
+            name = base if i < len(INTERMEDIATE_NAMES) else f"{base}{i // len(INTERMEDIATE_NAMES)}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def step(self, name: str, expr: str, line: int) -> str:
+        """Parse one step and add its nodes; return the normalised code."""
+        tree = _parse(expr)
+        self.current, self.line, self.source = name, line, expr
+        result = self.visit(tree.body, top=True)
+        if not isinstance(result, str) or result != name:
+            raise ExprError("a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)")
+        return ast.unparse(tree.body)
+
+    def make(self, key: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
+        """Add the node of op `key` on these operands; return its name."""
+        params = params or {}
+        shapes = [self.known[a].shape if isinstance(a, str) else () for a in args]
+        try:
+            shape = REGISTRY[key].shape(shapes, params)
+        except ShapeError as e:
+            raise ExprError(str(e)) from None
+        grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
+        name = self.current if top else self._name()
+        return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad, self.current, self.line))
+
+    def tensor(self, node: ast.AST, what: str) -> str:
+        """Return a sub-expression that must be a tensor, as its node's name."""
+        value = self.visit(node)
+        if not isinstance(value, str):
+            raise ExprError(f"{what} must be a tensor, got the number {num(value)} (allowed: a tensor name or expression)")
+        return value
+
+    def fold(self, op: Op, values: list[Fraction]) -> Fraction:
+        """Compute an op on constants exactly, as Python would before torch sees it; refuse inf and 0.0 from rounding."""
+        value = op.fold(values)
+        if not _representable(value):
+            shown = f" {op.spelling.symbol} ".join(num(v) for v in values)
+            raise ExprError(f"{shown if len(values) > 1 else op.spelling.symbol + shown} is out of float64's range ({RANGE})")
+        return value
+
+    def visit(self, node: ast.AST, top: bool = False) -> Arg:
+        """Return a sub-expression as a node's name, or a constant."""
+        if isinstance(node, ast.Constant):
+            return _constant(node, self.source)
+        if isinstance(node, ast.Name):
+            if node.id == self.current:
+                raise ExprError(f"step '{node.id}' uses itself (allowed: inputs and earlier steps: {self._names()})")
+            if node.id in self.failed:
+                raise ExprError(f"uses '{node.id}', which has a problem of its own (allowed: fix '{node.id}' first)")
+            known = self.known.get(node.id)
+            if known is None or known.step != node.id:
+                raise ExprError(f"unknown name '{node.id}' (allowed: inputs and earlier steps: {self._names()})")
+            return node.id
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, top)
+        if isinstance(node, ast.UnaryOp):
+            return self._unary(node, top)
+        if isinstance(node, ast.Call):
+            return self._call(node, top)
+        if isinstance(node, ast.Attribute):
+            op = by_attribute(node.attr)
+            if op is None:
+                raise ExprError(f"attribute '.{node.attr}' is not allowed"
+                                f" (allowed: {attributes()} and the methods {', '.join(function_names())})")
+            return op.attribute(self, node.value, top=top)
+        if isinstance(node, ast.Subscript) and by_subscript() is not None:
+            return by_subscript().subscript(self, node.value, node.slice, top=top)
+        raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
+                        f" calls of {', '.join(function_names())}, x[i], {attributes('x')})")
+
+    def _binop(self, node: ast.BinOp, top: bool) -> Arg:
+        op = by_operator(type(node.op))
+        if op is None:
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: {operator_symbols()})")
+        return op.operate(self, [self.visit(node.left), self.visit(node.right)], top=top)
+
+    def _unary(self, node: ast.UnaryOp, top: bool) -> Arg:
+        if isinstance(node.op, ast.UAdd):
+            return self.visit(node.operand, top=top)
+        op = by_operator(type(node.op))
+        if op is None:
+            raise ExprError(f"the operator {_describe(node.op)} is not allowed (allowed: unary minus)")
+        return op.operate(self, [self.visit(node.operand)], top=top)
+
+    def _call(self, node: ast.Call, top: bool) -> Arg:
+        func = node.func
+        names = ", ".join(function_names())
+        if not isinstance(func, ast.Attribute):
+            name = f"'{func.id}'" if isinstance(func, ast.Name) else _describe(func)
+            raise ExprError(f"calling {name} is not allowed (allowed: torch.f(x) or x.f() for f in {names})")
+        op = by_name(func.attr)
+        if op is None:
+            raise ExprError(f"unknown function '{func.attr}' (allowed: {names})")
+        args = list(node.args)
+        if isinstance(func.value, ast.Name) and func.value.id == "torch":
+            if not args:
+                raise ExprError(f"torch.{func.attr}() needs a tensor argument (allowed: torch.{func.attr}(x, ...))")
+            subject = args.pop(0)
+        else:
+            subject = func.value
+        if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
+            raise ExprError("* and ** arguments are not allowed (allowed: plain arguments)")
+        kwargs = {k.arg: k.value for k in node.keywords}
+        return op.call(self, func.attr, subject, args, kwargs, top=top)
+
+
+def _parse(expr: str) -> ast.Expression:
+    """Parse an expression with the size limits checked first."""
+    if len(expr) > MAX_EXPR_CHARS:
+        raise ExprError(f"the expression has {len(expr)} characters (allowed: at most {MAX_EXPR_CHARS})")
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError) as e:
+        reason = getattr(e, "msg", None) or str(e)
+        raise ExprError(f"not a valid expression: {reason} (allowed: torch-like Python such as x * 2 + 1)") from None
+    except RecursionError:
+        raise ExprError(f"the expression is nested too deeply (allowed: at most {MAX_DEPTH} levels)") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > MAX_AST_NODES:
+        raise ExprError(f"the expression has {count} parts (allowed: at most {MAX_AST_NODES})")
+    if _depth(tree) > MAX_DEPTH:
+        raise ExprError(f"the expression is nested too deeply (allowed: at most {MAX_DEPTH} levels)")
+    return tree
+
+
+def _depth(node: ast.AST) -> int:
+    children = list(ast.iter_child_nodes(node))
+    return 1 + max((_depth(c) for c in children), default=0)
+
+
+def _constant(node: ast.Constant, source: str) -> Fraction:
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ExprError(f"the constant {value!r} is not allowed (allowed: numbers)")
+    text = (ast.get_source_segment(source, node) or repr(value)).replace("_", "")
+    mantissa, _, exponent = text.lower().partition("e")
+    digits = mantissa.lstrip("+-").split(".")[0]
+    if len(digits) > MAX_INT_DIGITS:
+        raise ExprError(f"the number {text[:20]}... has too many digits (allowed: at most {MAX_INT_DIGITS})")
+    if len(exponent.lstrip("+-").lstrip("0")) > MAX_EXPONENT_DIGITS:
+        raise ExprError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} has too many exponent digits"
+                        f" (allowed: at most {MAX_EXPONENT_DIGITS} after the e)")
+    try:
+        number = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        number = Fraction(repr(float(value)))
+    if not _representable(number):
+        # Python would hand torch inf or 0.0 for it
+        raise ExprError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of float64's range ({RANGE})")
+    return number
+
+
+def _representable(value: Fraction) -> bool:
+    """Tell whether float64 holds a number as itself or a rounding of it, not as inf or 0."""
+    return value == 0 or SMALLEST < abs(value) < LARGEST
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Lambda": "a lambda", "ListComp": "a list comprehension", "GeneratorExp": "a generator",
+        "Compare": "a comparison", "BoolOp": "and/or", "IfExp": "an if-expression", "List": "a list",
+        "Tuple": "a tuple", "Dict": "a dict", "Set": "a set", "JoinedStr": "an f-string",
+        "NamedExpr": "an assignment expression", "Await": "await", "Starred": "a starred argument",
+        "Slice": "a slice", "SetComp": "a set comprehension", "DictComp": "a dict comprehension",
+        "FloorDiv": "//", "Mod": "%", "BitAnd": "&", "BitOr": "|", "BitXor": "^", "LShift": "<<",
+        "RShift": ">>", "Invert": "~", "Not": "not", "Yield": "yield",
+    }
+    return names.get(type(node).__name__, type(node).__name__)
+
+
+def build_graph(spec: Spec) -> Graph:
+    """Parse every step and check every backward call; raise SpecError with all problems."""
+    builder = _Walker(spec)
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    code: list[tuple[str, str]] = []
+    for inp in spec.inputs:
+        try:
+            builder.leaf(inp)
+        except ExprError as e:
+            raise SpecError([Problem(spec.path, inp.line, f"input '{inp.name}': {e}")]) from None
+    for step in spec.steps:
+        try:
+            code.append((step.name, builder.step(step.name, step.expr, step.line)))
+        except ExprError as e:
+            problems.append(Problem(spec.path, step.line, f"step '{step.name}': {e}"))
+            failed.add(step.name)
+            builder.failed.add(step.name)
+            builder.nodes = [n for n in builder.nodes if n.step != step.name]
+            builder.known = {n.name: n for n in builder.nodes}
+            builder.elements = sum(numel(n.shape) for n in builder.nodes)
+    nodes = {n.name: n for n in builder.nodes}
+    for call in spec.backward:
+        problems.extend(_check_call(spec.path, call, nodes, failed))
+    if problems:
+        raise SpecError(problems)
+    return Graph(spec, tuple(builder.nodes), tuple(code))
+
+
+def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str]) -> list[Problem]:
+    if call.output in failed:
+        return []
+    node = nodes.get(call.output)
+    where = f"backward '{call.output}'"
+    if node is None:
+        names = ", ".join(n for n in nodes if nodes[n].step == n)
+        return [Problem(path, call.line, f"{where}: unknown tensor (allowed: {names})")]
+    if not node.requires_grad:
+        return [Problem(path, call.line, f"{where}: it does not require grad, so torch cannot backpropagate from it"
+                        " (allowed: a tensor computed from an input with requires_grad: true)")]
+    if call.gradient is None:
+        if numel(node.shape) != 1:
+            return [Problem(path, call.line, f"{where}: the output has shape {fmt_shape(node.shape)}, so torch needs"
+                            " a gradient (grad can be implicitly created only for scalar outputs)"
+                            f" (allowed: {{output: {call.output}, gradient: <values of shape {fmt_shape(node.shape)}>}})")]
+        return []
+    if call.gradient.shape != node.shape:
+        return [Problem(path, call.line, f"{where}: gradient has shape {fmt_shape(call.gradient.shape)} but the output has"
+                        f" shape {fmt_shape(node.shape)} (allowed: a gradient of the output's shape)")]
+    return []

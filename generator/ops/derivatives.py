@@ -1,0 +1,194 @@
+"""Derivative functions with torch's conventions at kinks, where a derivative does not exist, and their printer.
+
+Each evaluates to a number once its arguments are numbers, and prints as plain
+math (Iverson brackets) rather than as sympy's defaults, which differ from
+torch at the kinks (sympy's Heaviside(0) is 1/2, torch's relu'(0) is 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from ..floats import fmath
+from ..floats.ieee import power
+from ..floats.numeric import active_rounding
+
+
+def _same(x):
+    return x
+
+
+def _numbers(*args: sp.Expr) -> bool:
+    return all(a.is_number for a in args)
+
+
+class Positive(sp.Function):
+    """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_number:
+            if a is sp.nan:
+                return sp.Integer(1)  # torch zeroes the gradient where a <= 0, and nan <= 0 is false
+            return sp.Integer(1) if bool(a > 0) else sp.Integer(0)
+        return None
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return np.where(np.isnan(a) | (a > 0), 1.0, 0.0)
+
+
+class Inside(sp.Function):
+    """clamp'(a): 1 where lo <= a <= hi (bounds included, as torch), else 0."""
+
+    nargs = 3  # a, lo, hi; a missing bound is passed as -oo / oo
+
+    @classmethod
+    def eval(cls, a, lo, hi):
+        if _numbers(a, lo, hi):
+            if a is sp.nan:
+                return sp.Integer(0)  # torch passes the gradient where lo <= a <= hi, false for nan
+            return sp.Integer(1) if bool(lo <= a) and bool(a <= hi) else sp.Integer(0)
+        return None
+
+    @staticmethod
+    def numeric(a, lo, hi):
+        """The same on float64 arrays."""
+        return np.where((lo <= a) & (a <= hi), 1.0, 0.0)
+
+
+class TieShare(sp.Function):
+    """max'/min' for one element: 1/k if it is one of k tied extremes, else 0."""
+
+    # args: the element, the extreme (max or min of all), then every element
+
+    @classmethod
+    def eval(cls, a, extreme, *elements):
+        if _numbers(a, extreme, *elements):
+            if a != extreme:
+                return sp.Integer(0)
+            ties = sum(1 for e in elements if e == extreme)
+            return sp.Rational(1, ties)
+        return None
+
+
+class NormShare(sp.Function):
+    """norm' for one element: a / norm, and 0 at the zero vector (as torch)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, norm):
+        if _numbers(a, norm):
+            return sp.Integer(0) if norm == 0 else a / norm
+        return None
+
+    @staticmethod
+    def numeric(a, norm):
+        """The same on float64 arrays."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(norm == 0, 0.0, a / np.where(norm == 0, 1.0, norm))
+
+
+class PowLog(sp.Function):
+    """d(a**b)/db = a**b ln a, and 0 where a = 0 and b >= 0 (as torch)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            if a == 1:
+                return sp.Integer(0)  # 1**b ln 1 = 0 even for b = nan: IEEE's pow(1, nan) is 1
+            if sp.nan in (a, b):
+                return sp.nan
+            if a == 0:
+                return sp.Integer(0) if bool(b >= 0) else -sp.oo  # (+0)**b ln(+0) = inf * -inf
+            if bool(a < 0):
+                return sp.nan  # ln of a negative number is nan in torch
+            return power(a, b) * sp.log(a)
+        return None
+
+    @staticmethod
+    def numeric(a, b):
+        """The same on float64 arrays."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            keep = active_rounding() or _same  # in a dtype, torch rounds each factor
+            general = keep(keep(fmath.power(a, b)) * keep(fmath.log(a)))
+            at_zero = np.where(b >= 0, 0.0, -np.inf)
+            return np.select(
+                [a == 1, np.isnan(a) | np.isnan(b), a == 0, a < 0], [0.0, np.nan, at_zero, np.nan], general
+            )
+
+
+class PowBase(sp.Function):
+    """d(a**b)/da = b a**(b-1), and 0 where b = 0 (torch masks it, even at a = 0)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if b.is_number and b == 0:
+            return sp.Integer(0)
+        if _numbers(a, b):
+            if sp.nan in (a, b):
+                return sp.nan
+            if a == 0 and bool(b < 1):
+                return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
+            return b * power(a, b - 1)
+        return None
+
+    @staticmethod
+    def numeric(a, b):
+        """The same on float64 arrays."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        with np.errstate(all="ignore"):
+            keep = active_rounding() or _same
+            general = keep(b * keep(fmath.power(a, b - 1)))
+            return np.select(
+                [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(b)], general
+            )
+
+
+# Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.
+MASKS = (Positive, Inside, TieShare, PowBase)
+
+
+class Printer(LatexPrinter):
+    """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
+
+    def __init__(self, names: dict[sp.Symbol, str]):
+        super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
+
+    def _print_Positive(self, expr: sp.Expr) -> str:
+        return rf"\left[{self._print(expr.args[0])} > 0\right]"
+
+    def _print_Inside(self, expr: sp.Expr) -> str:
+        a, lo, hi = (self._print(x) for x in expr.args)
+        if expr.args[1] == -sp.oo:
+            return rf"\left[{a} \le {hi}\right]"
+        if expr.args[2] == sp.oo:
+            return rf"\left[{a} \ge {lo}\right]"
+        return rf"\left[{lo} \le {a} \le {hi}\right]"
+
+    def _print_TieShare(self, expr: sp.Expr) -> str:
+        a, extreme = (self._print(x) for x in expr.args[:2])
+        return rf"\frac{{\left[{a} = {extreme}\right]}}{{\#\text{{ties}}}}"
+
+    def _print_NormShare(self, expr: sp.Expr) -> str:
+        a, norm = (self._print(x) for x in expr.args)
+        return rf"\frac{{{a}}}{{{norm}}}"
+
+    def _print_PowBase(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(sp.Mul(b, a ** (b - 1), evaluate=False))
+
+    def _print_PowLog(self, expr: sp.Expr) -> str:
+        a, b = expr.args
+        return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)

@@ -1,0 +1,380 @@
+"""Elementwise ops, with broadcasting: each written once as a scalar rule and its derivatives."""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+
+from ..floats.ieee import exact_number
+from ..floats.numeric import numeric
+from .base import (
+    LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
+    summed, times, unravel,
+)
+from .derivatives import MASKS, Inside, Positive, PowBase, PowLog, Printer
+
+@lru_cache(maxsize=None)
+def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
+    """Return an elementwise op's forward and local derivatives on a generic element, derived once.
+
+    consts holds each operand's constant value, or None where the operand is a tensor
+    (written as the generic symbol a or b).
+    """
+    args = [OPERAND[i] if c is None else c for i, c in enumerate(consts)]
+    kw = dict(params)
+    return op.f(*args, **kw), tuple(d(*args, OUT, **kw) for d in op.df)
+
+
+@dataclass(frozen=True)
+class Elementwise(Op):
+    """An op applied element by element; operands broadcast."""
+
+    f: Callable[..., sp.Expr] = field(default=None, repr=False)  # forward on scalars
+    df: tuple[Callable[..., sp.Expr], ...] = field(default=(), repr=False)  # d f / d arg, given (*args, out)
+    tex: Callable[..., str] = field(default=None, repr=False)
+    torch_fn: Callable[..., Any] = field(default=None, repr=False)
+    kink_at: Callable[..., str | None] = field(default=None, repr=False)
+    kink_mask: Callable[..., np.ndarray] = field(default=None, repr=False)  # kink_at on arrays
+    kink_key: str = ""  # the note key kink_mask stands for
+    const_rule: str = ""  # the rule when one operand is a constant
+    # per operand: torch's backward divides the gradient by the derivative's denominator (grad / a for log),
+    # so a tiny denominator never makes an infinite factor that a zero gradient would turn into nan
+    divides: tuple[bool, ...] = ()
+
+    def shape(self, shapes, params):
+        return broadcast(*shapes)
+
+    def array_fraction(self, a, xs, out, shapes, params):
+        if a >= len(self.divides) or not self.divides[a]:
+            return None
+        _, df = self.generic(xs, params)
+        env = {**self._env(xs), OUT: out}
+        out_shape = broadcast(*shapes)
+        parts = (np.broadcast_to(numeric(part, env), out_shape) for part in sp.fraction(df[a]))
+        return tuple(np.asarray(part, dtype=np.float64).reshape(numel(out_shape)) for part in parts)
+
+    def generic(self, xs, params):
+        """Return (forward, local derivatives) on a generic element, for these operands."""
+        consts = tuple(None if isinstance(x, np.ndarray) else x for x in xs)
+        return _generic(self, consts, tuple(sorted(params.items())))
+
+    def _env(self, xs):
+        return {OPERAND[i]: x for i, x in enumerate(xs) if isinstance(x, np.ndarray)}
+
+    def array_forward(self, xs, shapes, params):
+        f, _ = self.generic(xs, params)
+        return np.broadcast_to(numeric(f, self._env(xs)), broadcast(*shapes)).copy()
+
+    def array_local(self, xs, out, shapes, params):
+        _, df = self.generic(xs, params)
+        out_shape = broadcast(*shapes)
+        env = {**self._env(xs), OUT: out}
+        size = numel(out_shape)
+        local = []
+        for a, (x, d) in enumerate(zip(xs, df)):
+            if not isinstance(x, np.ndarray):
+                continue
+            values = np.broadcast_to(numeric(d, env), out_shape).reshape(-1).copy()
+            sources = np.broadcast_to(np.arange(x.size).reshape(shapes[a]), out_shape).reshape(-1)
+            masked = values == 0 if isinstance(d, MASKS) else None
+            local.append((a, np.arange(size), sources, values, masked))
+        return local
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        parts = [x.tex if x.shape is None else el(x.tex, aligned(x.shape, letters, out_shape)) for x in args]
+        return f"{el(out, letters)} = {self.latex(parts, params)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        own = list(LETTERS[: len(args[a].shape)])
+        lead = len(out_shape) - len(own)
+        extra = iter(free(own, len(out_shape)))
+        letters = [next(extra) for _ in range(lead)]
+        letters += [c if n == m else next(extra) for c, n, m in zip(own, args[a].shape, out_shape[lead:])]
+        sums = [c for c in letters if c not in own]
+        consts = tuple(None if x.shape is not None else x.value for x in args)
+        _, df = _generic(self, consts, tuple(sorted(params.items())))
+        names = {OUT: el(out, letters)}
+        for i, x in enumerate(args):
+            if x.shape is not None:
+                names[OPERAND[i]] = el(x.tex, own if i == a else aligned(x.shape, letters, out_shape))
+        local = Printer(names).doprint(df[a])
+        if df[a].is_Add or df[a].could_extract_minus_sign():
+            local = rf"\left({local}\right)"
+        return summed(sums, times(up(el(out, letters)), local))
+
+    def array_kinks(self, xs, out, shapes, params):
+        if self.kink_mask is None:
+            return
+        args = [x if isinstance(x, np.ndarray) else float(x) for x in xs]
+        hits = np.broadcast_to(self.kink_mask(*args, **params), broadcast(*shapes)).reshape(-1)
+        if hits.any():
+            yield np.flatnonzero(hits), self.kink_key
+
+    def rule_for(self, consts, same):
+        if self.const_rule and any(consts):
+            return self.const_rule
+        if same and self.key == "mul":
+            return "product rule, with the same factor twice"
+        return self.rule
+
+    def forward(self, xs, shapes, params):
+        out_shape = broadcast(*shapes)
+        result = []
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            result.append(self.f(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params))
+        return result
+
+    def partials(self, xs, outs, shapes, params):
+        out_shape = broadcast(*shapes)
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            srcs = [source_index(idx, s) for s in shapes]
+            args = [x[j] for x, j in zip(xs, srcs)]
+            for a, d in enumerate(self.df):
+                yield k, a, srcs[a], d(*args, outs[k], **params)
+
+    def latex(self, ts, params):
+        return self.tex(*ts, **params)
+
+    def kinks(self, xs, outs, shapes, params):
+        if self.kink_at is None:
+            return
+        out_shape = broadcast(*shapes)
+        for k in range(numel(out_shape)):
+            idx = unravel(k, out_shape)
+            key = self.kink_at(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params)
+            if key:
+                yield k, key
+
+    def run(self, torch, ts, params):
+        return self.torch_fn(torch, *ts, **params)
+
+    def fold(self, values):
+        return self.f(*values)  # on Fractions: exact, as Python computes a + b before torch sees it
+
+
+def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, **kw):
+    return Elementwise(key, rule, grad_fn, Spelling(operator=operator, symbol=symbol), f=f, df=df, tex=tex,
+                       torch_fn=torch_fn, **kw)
+
+
+CONSTANT_TERM = "sum rule; a constant term has derivative 0"
+CONSTANT_FACTOR = "constant multiple rule"
+
+
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=()):
+    at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
+    return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
+                       tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides)
+
+
+MAX_EXPONENT = 64  # |constant exponent| in a ** b
+
+
+@dataclass(frozen=True)
+class Pow(Elementwise):
+    """a ** b: three grad_fns in torch, by which side is a constant."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        exponent = bind_args(name, args, kwargs, ("exponent",), required=("exponent",))["exponent"]
+        base = walk.visit(subject)
+        return self.operate(walk, [base, walk.visit(exponent)], top=top)
+
+    def operate(self, walk, operands, *, top):
+        power = operands[1]
+        if not isinstance(power, str) and abs(power) > MAX_EXPONENT:
+            raise ExprError(f"the exponent {num(power)} is too large (allowed: at most {MAX_EXPONENT} in size)")
+        return super().operate(walk, operands, top=top)
+
+    def fold(self, values):
+        a, b = values
+        if b.denominator == 1 and not (a == 0 and b < 0):
+            return a ** int(b)
+        return Op.fold(self, values)
+
+    def rule_for(self, consts, same):
+        if consts[1]:
+            return "power rule"
+        return "exponential rule" if consts[0] else self.rule
+
+    def grad_fn(self, consts, shapes, params):
+        if consts[1]:
+            return "PowBackward0"
+        return "PowBackward2" if consts[0] else "PowBackward1"
+
+
+@dataclass(frozen=True)
+class Div(Elementwise):
+    """a / b: torch computes c / x as x.reciprocal() * c, and d(a/b)/db as -((a / b) / b)."""
+
+    def operate(self, walk, operands, *, top):
+        left, right = operands
+        if not isinstance(left, str) and not isinstance(right, str):
+            return walk.fold(self, operands)
+        if not isinstance(left, str):
+            return walk.make("mul", [walk.make("reciprocal", [right], top=False), left], top=top)
+        if right == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return walk.make(self.key, operands, top=top)
+
+    def fold(self, values):
+        if values[1] == 0:
+            raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
+        return values[0] / values[1]
+
+    def dtype_local(self, cast, xs, out, shapes, params):
+        found = self.array_local(xs, out, shapes, params)
+        # torch never squares b, which overflows or vanishes in the dtype
+        b = np.broadcast_to(np.asarray(xs[1], dtype=np.float64), out.shape).reshape(-1)
+        with np.errstate(all="ignore"):
+            return [(a, k, j, -(np.ravel(out)[k] / b[k]) if a == 1 else value, masked)
+                    for a, k, j, value, masked in found]
+
+
+@dataclass(frozen=True)
+class Clamp(Elementwise):
+    """x.clamp(min=a, max=b), either bound optional."""
+
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, ("min", "max"))
+        lo, hi = (self._bound(walk, bound.get(k), k) for k in ("min", "max"))
+        if lo is None and hi is None:
+            raise ExprError("clamp needs min= or max= (allowed: clamp(min=a), clamp(max=b), clamp(min=a, max=b))")
+        return {"lo": lo, "hi": hi}
+
+    @staticmethod
+    def _bound(walk, node, key):
+        if node is None or isinstance(node, ast.Constant) and node.value is None:
+            return None
+        value = walk.visit(node)
+        if isinstance(value, str):
+            raise ExprError(f"clamp's {key}= must be a number (allowed: a number)")
+        return value
+
+    def dtype_params(self, cast, params):
+        params = dict(params)
+        for key in ("lo", "hi"):
+            bound = params[key]
+            if bound.is_finite:
+                rounded = float(cast(np.array(float(bound))))
+                params[key] = sp.Rational(rounded) if math.isfinite(rounded) else sp.oo * int(np.sign(rounded))
+        return params
+
+    def exact_params(self, params):
+        # a missing bound is ±oo; a spec's number exactly (a subnormal as the float64 torch holds)
+        return {**params, "lo": -sp.oo if params["lo"] is None else exact_number(params["lo"]),
+                "hi": sp.oo if params["hi"] is None else exact_number(params["hi"])}
+
+
+@dataclass(frozen=True)
+class Sub(Elementwise):
+    """a - b: torch records a constant minus a tensor as RsubBackward1."""
+
+    def grad_fn(self, consts, shapes, params):
+        return "RsubBackward1" if consts[0] else "SubBackward0"
+
+
+def _frac(a: str, b: str) -> str:
+    return rf"\frac{{{a}}}{{{b}}}"
+
+
+def _at_zero(key: str) -> Callable[..., str | None]:
+    return lambda a: key if a == 0 else None
+
+
+def _pow_kink(a, b):
+    if a == 0 and b.is_number and b < 1 and b != 0:
+        return "pow0"
+    return None
+
+
+def _clamp_kink(a, lo, hi):
+    return "clamp_edge" if a == lo or a == hi else None
+
+
+def _pow_kink_mask(a, b):
+    return (a == 0) & (b < 1) & (b != 0)
+
+
+def _clamp_kink_mask(a, lo, hi):
+    return (a == float(lo)) | (a == float(hi))
+
+
+def _clamp(a, lo, hi):
+    return sp.Min(sp.Max(a, lo), hi)
+
+
+def _clamp_tex(a, lo, hi):
+    if lo == -sp.oo:
+        return rf"\min\left({a}, {sp.latex(hi)}\right)"
+    if hi == sp.oo:
+        return rf"\max\left({a}, {sp.latex(lo)}\right)"
+    return rf"\operatorname{{clamp}}\left({a}, {sp.latex(lo)}, {sp.latex(hi)}\right)"
+
+
+def _clamp_torch(torch, t, lo, hi):
+    kw = {}
+    if lo is not None:
+        kw["min"] = float(lo)
+    if hi is not None:
+        kw["max"] = float(hi)
+    return torch.clamp(t, **kw)
+
+
+def _sigmoid(a):
+    return 1 / (1 + sp.exp(-a))
+
+
+ELEMENTWISE = [
+    _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
+            (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
+            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM),
+    Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
+        df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
+        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM),
+    _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
+            (lambda a, b, o: b, lambda a, b, o: a),
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR),
+    Div("div", "quotient rule", "DivBackward0", Spelling(operator=ast.Div, symbol="/"), f=lambda a, b: a / b,
+        df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
+        tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False)),
+    Pow("pow", "power rule and exponential rule", "PowBackward0", Spelling(names=("pow",), operator=ast.Pow, symbol="**"),
+        f=lambda a, b: a**b,
+        df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),
+        tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
+        kink_mask=_pow_kink_mask, kink_key="pow0"),
+    _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
+           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-")),
+    _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
+           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
+    _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
+           lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
+    _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,
+           lambda a: rf"\ln {a}", lambda torch, a: torch.log(a), kink="log0", divides=(True,)),
+    _unary("sqrt", "power rule", "SqrtBackward0", sp.sqrt, lambda a, o: 1 / (2 * o),
+           lambda a: rf"\sqrt{{{a}}}", lambda torch, a: torch.sqrt(a), kink="sqrt0", divides=(True,)),
+    _unary("sin", "derivative of sine", "SinBackward0", sp.sin, lambda a, o: sp.cos(a),
+           lambda a: rf"\sin {a}", lambda torch, a: torch.sin(a)),
+    _unary("cos", "derivative of cosine", "CosBackward0", sp.cos, lambda a, o: -sp.sin(a),
+           lambda a: rf"\cos {a}", lambda torch, a: torch.cos(a)),
+    _unary("tanh", "derivative of tanh", "TanhBackward0", sp.tanh, lambda a, o: 1 - o**2,
+           lambda a: rf"\tanh {a}", lambda torch, a: torch.tanh(a)),
+    _unary("sigmoid", "derivative of the sigmoid", "SigmoidBackward0", _sigmoid, lambda a, o: o * (1 - o),
+           lambda a: rf"\sigma\left({a}\right)", lambda torch, a: torch.sigmoid(a)),
+    _unary("relu", "derivative of relu", "ReluBackward0", lambda a: sp.Max(0, a), lambda a, o: Positive(a),
+           lambda a: rf"\operatorname{{relu}}\left({a}\right)", lambda torch, a: torch.relu(a),
+           kink="relu0"),
+    _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
+           lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
+    Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
+                df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
+                kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),
+]

@@ -1,0 +1,165 @@
+"""Linear algebra: a @ b for vectors and matrices, and x.T."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from ..floats import fmath
+from ..floats.numeric import active_rounding
+from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, el, flat, fmt_shape, free, numel, summed, times
+
+@dataclass(frozen=True)
+class Matmul(Op):
+    """a @ b for 1-d and 2-d operands, as torch.matmul."""
+
+    def shape(self, shapes, params):
+        a, b = shapes
+        if not a or not b or len(a) > 2 or len(b) > 2:
+            raise ShapeError(
+                f"@ needs 1-d or 2-d operands, got {fmt_shape(a)} and {fmt_shape(b)} (allowed: vectors and matrices)"
+            )
+        if a[-1] != b[0]:
+            raise ShapeError(
+                f"@ cannot multiply {fmt_shape(a)} by {fmt_shape(b)}: {a[-1]} != {b[0]}"
+                " (allowed: the inner sizes equal)"
+            )
+        checked(numel(a[:-1] + b[1:]) * a[-1], f"{fmt_shape(a)} @ {fmt_shape(b)}")
+        return a[:-1] + b[1:]
+
+    def _terms(self, shapes):
+        """Yield (out index, a index, b index) for every product in the sums."""
+        a, b = shapes
+        rows = a[0] if len(a) == 2 else 1
+        inner = a[-1]
+        cols = b[1] if len(b) == 2 else 1
+        for i in range(rows):
+            for j in range(cols):
+                for k in range(inner):
+                    yield i * cols + j, i * inner + k, k * cols + j
+
+    def forward(self, xs, shapes, params):
+        out_shape = self.shape(shapes, params)
+        total: list[list[sp.Expr]] = [[] for _ in range(max(numel(out_shape), 1))]
+        for o, i, j in self._terms(shapes):
+            total[o].append(xs[0][i] * xs[1][j])
+        return [sp.Add(*t) for t in total]
+
+    def partials(self, xs, outs, shapes, params):
+        for o, i, j in self._terms(shapes):
+            yield o, 0, i, xs[1][j]
+            yield o, 1, j, xs[0][i]
+
+    def _grid(self, shapes):
+        a, b = shapes
+        rows, inner, cols = (a[0] if len(a) == 2 else 1), a[-1], (b[1] if len(b) == 2 else 1)
+        i, j, k = (g.reshape(-1) for g in np.indices((rows, cols, inner)))
+        return i * cols + j, i * inner + k, k * cols + j
+
+    def array_forward(self, xs, shapes, params):
+        return fmath.matmul(xs[0], xs[1], active_rounding())
+
+    @staticmethod
+    def _roles(shapes: list[Shape], given: dict[str, str]) -> dict[str, str]:
+        """Name the row (r), inner (n) and column (c) letters, keeping those given."""
+        rest = iter(free(list(given.values()), 3))
+        return {role: given.get(role) or next(rest) for role in "rnc"}
+
+    @staticmethod
+    def _indices(shapes: list[Shape], role: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+        a, b = shapes
+        ia = [role["r"], role["n"]] if len(a) == 2 else [role["n"]]
+        ib = [role["n"], role["c"]] if len(b) == 2 else [role["n"]]
+        io = ([role["r"]] if len(a) == 2 else []) + ([role["c"]] if len(b) == 2 else [])
+        return ia, ib, io
+
+    def forward_tex(self, out, args, out_shape, params):
+        shapes = [x.shape for x in args]
+        given = dict(zip("rc", LETTERS)) if len(shapes[0]) == 2 else {"c": "i"}
+        ia, ib, io = self._indices(shapes, self._roles(shapes, given))
+        inner = ia[-1]
+        return rf"{el(out, io)} = \sum_{{{inner}}} {el(args[0].tex, ia)} {el(args[1].tex, ib)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        shapes = [x.shape for x in args]
+        own = dict(zip("rn" if len(shapes[0]) == 2 else "n", LETTERS)) if a == 0 else dict(
+            zip("nc" if len(shapes[1]) == 2 else "n", LETTERS))
+        role = self._roles(shapes, own)
+        ia, ib, io = self._indices(shapes, role)
+        other = el(args[1].tex, ib) if a == 0 else el(args[0].tex, ia)
+        free_role = "c" if a == 0 else "r"
+        over = [role[free_role]] if role[free_role] in io else []
+        return summed(over, times(up(el(out, io)), other))
+
+    def array_local(self, xs, out, shapes, params):
+        o, ia, jb = self._grid(shapes)
+        return [(0, o, ia, flat(xs[1])[jb], None), (1, o, jb, flat(xs[0])[ia], None)]
+
+    def grad_fn(self, consts, shapes, params):
+        a, b = (len(s) for s in shapes)
+        return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get((a, b), "SqueezeBackward4")
+
+    def latex(self, ts, params):
+        return rf"{ts[0]} {ts[1]}"
+
+    def run(self, torch, ts, params):
+        return ts[0] @ ts[1]
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]
+        operands = [walk.tensor(subject, f"{name}'s operand"), walk.tensor(other, f"{name}'s operand")]
+        return walk.make(self.key, operands, top=top)
+
+    def operate(self, walk, operands, *, top):
+        if not any(isinstance(x, str) for x in operands):
+            return walk.fold(self, operands)
+        if not all(isinstance(x, str) for x in operands):
+            raise ExprError("@ needs two tensors (allowed: tensor @ tensor)")
+        return walk.make(self.key, operands, top=top)
+
+
+@dataclass(frozen=True)
+class Transpose(Op):
+    """x.T for a 2-d tensor."""
+
+    def shape(self, shapes, params):
+        if len(shapes[0]) != 2:
+            raise ShapeError(f".T needs a 2-d tensor, got {fmt_shape(shapes[0])} (allowed: matrices)")
+        return shapes[0][::-1]
+
+    def forward(self, xs, shapes, params):
+        rows, cols = shapes[0]
+        return [xs[0][i * cols + j] for j in range(cols) for i in range(rows)]
+
+    def partials(self, xs, outs, shapes, params):
+        rows, cols = shapes[0]
+        for k, (j, i) in enumerate((j, i) for j in range(cols) for i in range(rows)):
+            yield k, 0, i * cols + j, sp.Integer(1)
+
+    def array_forward(self, xs, shapes, params):
+        return xs[0].T.copy()
+
+    def array_local(self, xs, out, shapes, params):
+        sources = np.arange(xs[0].size).reshape(shapes[0]).T.reshape(-1)
+        return [(0, np.arange(sources.size), sources, np.ones(sources.size), None)]
+
+    def forward_tex(self, out, args, out_shape, params):
+        return rf"{el(out, 'ij')} = {el(args[0].tex, 'ji')}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        return up(el(out, "ji"))
+
+    def latex(self, ts, params):
+        return rf"{ts[0]}^{{\mathsf T}}"
+
+    def run(self, torch, ts, params):
+        return ts[0].T
+
+
+LINALG = [
+    Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(attribute="T")),
+]

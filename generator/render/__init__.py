@@ -1,0 +1,1 @@
+"""Renderers: Markdown per blog flavor, JSON, LaTeX and PDF, and the message catalogs."""

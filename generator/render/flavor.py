@@ -1,0 +1,120 @@
+"""Markdown flavors: how each blog platform wants its math written.
+
+A flavor changes only the math delimiters (and, for Hugo and Jekyll, adds optional
+front matter); every other byte of the Markdown document is the same. The Markdown
+renderer is the only user: the template's math macro calls `display`, its inline
+formulas call `inline`, and every message goes through `markup`, which rewrites
+the message's $math$ marks and leaves its text, code and bold as they are. Text
+from a spec is escaped by `text`; code spans and fences never pass through here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+
+# A theme prints the front matter's title as plain text (Hugo's {{ .Title }}, Jekyll's {{ page.title }}),
+# where a page's MathJax or KaTeX would scan it: its dollars and backslashes become their fullwidth forms
+# (the same characters under NFKC), which no renderer takes for a delimiter.
+FRONT_MATTER_TEXT = str.maketrans({"$": "\uff04", "\\": "\uff3c"})
+
+
+MD_SPECIAL = re.compile(r"([`*_{}\[\]()#+\-.!|~<>&])")
+# Dollars and backslashes start every math delimiter a page's renderer scans for ($, $$, \(, \[, \begin):
+# spec text shows each run of them in a code span, which MathJax and KaTeX skip, so the text they scan
+# never holds one. The spaces inside keep a dollar from touching a backtick (GitHub's $`…`$); the
+# double backticks keep kramdown from reading a single one between spaces as a literal backtick.
+MATH_STARTS = re.compile(r"([\\$]+)")
+# Written as entities: braces (Liquid's {{ and {%, Hugo's {{< and {{%, kramdown's {: and {::), and
+# backticks (so a spec's backtick never touches a code span's); each is a literal character on the page.
+MD_ENTITIES = "{}`"
+SPACES = re.compile(r"[ \t\n\r]+")  # only these collapse: a no-break or ideographic space stays as it is
+
+
+def md_text(text: str, entities: str = "") -> str:
+    """Escape plain text for Markdown and HTML: it shows literally, never as markup, math or a template.
+
+    The characters in entities also become numeric HTML entities rather than backslash escapes
+    (for a flavor where a backslash before them starts math, such as Hugo's \\( and \\[).
+    """
+    html = {"<": "&lt;", ">": "&gt;", "&": "&amp;"} | {c: f"&#{ord(c)};" for c in MD_ENTITIES + entities}
+    out = []
+    for k, part in enumerate(MATH_STARTS.split(SPACES.sub(" ", text).strip(" "))):
+        if k % 2:
+            out.append(f"`` {part} ``")
+        else:
+            out.append(MD_SPECIAL.sub(lambda m: html.get(m.group(1), "\\" + m.group(1)), part))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One platform's math syntax."""
+
+    name: str
+    display_open: str  # on its own line before a display formula
+    display_close: str  # on its own line after it
+    inline_open: str
+    inline_close: str
+    entities: str = ""  # characters spec text shows as HTML entities, not backslash escapes
+    front_matter: bool = False  # whether --front-matter writes YAML front matter
+
+    def display(self, tex: str) -> str:
+        """Return a display formula, delimiters on their own lines (the template adds blank lines around)."""
+        return f"{self.display_open}\n{tex}\n{self.display_close}"
+
+    def inline(self, tex: str) -> str:
+        """Return an inline formula."""
+        return f"{self.inline_open}{tex}{self.inline_close}"
+
+    def markup(self, message: str) -> str:
+        """Return a rendered message with its $math$ marks in this flavor's inline syntax."""
+        from .messages import segments
+
+        if (self.inline_open, self.inline_close) == ("$", "$"):
+            return message  # the catalog's own syntax
+        out = []
+        for kind, text in segments(message):
+            if kind == "math":
+                out.append(self.inline(text))
+            elif kind == "code":
+                out.append(f"`{text}`")
+            elif kind == "bold":
+                out.append(f"**{self.markup(text)}**")
+            else:
+                out.append(text)
+        return "".join(out)
+
+    def text(self, text: str) -> str:
+        """Escape plain text from a spec so it shows literally (never as markup or as math)."""
+        return md_text(text, entities=self.entities)
+
+    def front(self, title: str) -> str:
+        """Return YAML front matter (empty when this flavor takes none): no date, so builds stay reproducible."""
+        if not self.front_matter:
+            return ""
+        shown = re.sub(r"[ \t\n\r]+", " ", title).strip(" ").translate(FRONT_MATTER_TEXT)
+        quoted = json.dumps(shown, ensure_ascii=False)  # JSON strings are YAML double-quoted strings
+        return f"---\ntitle: {quoted}\nmath: true\n---\n\n"
+
+
+_TABLE = {
+    # $$ blocks and inline $…$: GitHub, MkDocs, Jekyll and Jupyter all read it (the default).
+    "portable": Flavor("portable", "$$", "$$", "$", "$"),
+    # GitHub's own syntax: a ```math fence, and $`…`$, which no Markdown rule can break.
+    "github": Flavor("github", "```math", "```", "$`", "`$"),
+    # pymdownx.arithmatex (generic mode) reads exactly the portable syntax: an alias.
+    "mkdocs": Flavor("mkdocs", "$$", "$$", "$", "$"),
+    # goldmark's passthrough extension; \( and \[ in spec text would start math there, so
+    # brackets and parentheses in spec text are written as entities.
+    "hugo": Flavor("hugo", "\\[", "\\]", "\\(", "\\)", entities="()[]", front_matter=True),
+    # kramdown: $$ on its own is a display block, $$…$$ inside a paragraph is inline.
+    "jekyll": Flavor("jekyll", "$$", "$$", "$$", "$$", front_matter=True),
+}
+
+
+def flavor(name: str) -> Flavor:
+    """Return a flavor by name (one of FLAVORS)."""
+    return _TABLE[name]

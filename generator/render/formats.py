@@ -1,0 +1,10 @@
+"""Every output format by its name: Markdown, JSON, LaTeX and PDF."""
+
+from __future__ import annotations
+
+from .base import Renderer
+from .json import Json
+from .markdown import Markdown
+from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
+
+RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json(), "tex": Tex(), "pdf": Pdf()}

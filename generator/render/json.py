@@ -1,0 +1,101 @@
+"""The JSON renderer: the derivation's numbers, a public contract for other tools."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from ..document.model import Document
+from ..engines.exact import Derivation
+from ..floats.ieee import to_float
+from ..ops.base import numel
+from .base import Finished
+
+
+def _number(x: float) -> float | str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _nest(values: list[Any], shape: tuple[int, ...]) -> Any:
+    if not shape:
+        return values[0]
+    if len(shape) == 1:
+        return list(values)
+    size = numel(shape[1:])
+    return [_nest(values[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])]
+
+
+def _floats(values, shape: tuple[int, ...]) -> Any:
+    if isinstance(values, np.ndarray):  # a large example's array: converted at once
+        flat = values.tolist() if np.isfinite(values).all() else [_number(v) for v in values.tolist()]
+        return _nest(flat, shape)
+    return _nest([_number(to_float(v)) for v in values], shape)
+
+
+def dumps(value: Any, pad: str = "") -> str:
+    """Return JSON indented by structure, with each innermost list of numbers on one line."""
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(x, (list, dict)) for x in value):
+        return "[\n" + ",\n".join(inner + dumps(x, inner) for x in value) + "\n" + pad + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _exact(values, shape: tuple[int, ...]) -> Any:
+    return _nest([str(v) for v in values], shape)
+
+
+class Json(Finished):
+    """The derivation's numbers: a public contract for other tools."""
+
+    ext = "json"
+
+    def render(self, *, document: Document, derivation: Derivation) -> bytes:
+        graph = derivation.graph
+        large = derivation.large  # generator/engines/sparse.py: float64 arrays, sparse Jacobians
+        shapes = {n.name: n.shape for n in graph.nodes}
+        grads = {
+            leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in derivation.grads.items()
+        }
+        calls = []
+        for p in derivation.passes:
+            out = p.call.output
+            calls.append({
+                "output": out,
+                "gradient": _floats(p.gradient, shapes[out]),
+                "implicit": p.implicit,
+                "jacobians": {
+                    leaf: _sparse(rows) if large else [[_number(to_float(x)) for x in row] for row in rows]
+                    for leaf, rows in p.jacobians.items()
+                },
+                "vjp": {leaf: _floats(v, shapes[leaf]) for leaf, v in p.vjp.items()},
+            })
+        data = {
+            "title": document.title,
+            "dtype": document.dtype,
+            "values": {n.name: _floats(derivation.values[n.name], n.shape) for n in graph.nodes},
+            "grads": grads,
+            "backward": calls,
+            "exact": None if large else {
+                "values": {n.name: _exact(derivation.values[n.name], n.shape) for n in graph.nodes},
+                "grads": {leaf: None if g is None else _exact(g, shapes[leaf]) for leaf, g in derivation.grads.items()},
+            },
+        }
+        return (dumps(data) + "\n").encode("utf-8")
+
+
+def _sparse(jacobian) -> dict[str, Any] | None:
+    """Write a large example's J by its non-zero entries, row-major: J[row[k], col[k]] = value[k]."""
+    if jacobian is None:
+        return None
+    return {"rows": jacobian.rows, "cols": jacobian.cols, "row": jacobian.row.tolist(), "col": jacobian.col.tolist(),
+            "value": _floats(jacobian.value, (jacobian.value.size,))}

@@ -1,0 +1,1 @@
+"""The spec: its model, reading its file, loading and validating the YAML, the JSON schema."""
