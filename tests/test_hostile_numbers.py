@@ -61,6 +61,9 @@ CASES = {
                           lambda x: (x * 0.75 * 3.4e38).log()),
     "half_pow_1e308": ("y: x.softmax(0) ** w", {"x": "[3, 3]", "w": "[1e308, 1e-40]"},
                        lambda x, w: x.softmax(0) ** w),
+    # d(a/b)/db where b² leaves float64's range: torch's -(a / b) / b cancels 1 / b; -a / b² would not
+    "quotient_past_the_range": ("y: (x / 1e-308 / (x / 1e-308)).sigmoid()", {"x": "[0.1, 2]"},
+                                lambda x: (x / 1e-308 / (x / 1e-308)).sigmoid()),
 }
 
 
@@ -83,6 +86,13 @@ class TestRunawayExactValues:
     def test_check_agrees(self, tmp_path):
         """derive check on tanh(-exp(1e20)): exit 0, one spec agrees."""
         spec = _spec(tmp_path, "y: (-x.exp()).tanh()", x="[1e20, 1]")
+        result = invoke("check", str(spec))
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == "1 agree with torch, 0 failed"
+
+    def test_check_agrees_on_a_quotient_at_a_tiny_divisor(self, tmp_path):
+        """x / x at x = 1e-160: b² is subnormal, so the quotient rule is taken as torch takes it; check agrees."""
+        spec = _spec(tmp_path, "y: x / x", x="[1e-160, 1e-45]")
         result = invoke("check", str(spec))
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1] == "1 agree with torch, 0 failed"

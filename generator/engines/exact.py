@@ -144,10 +144,19 @@ def _quotient(expr: sp.Mul, env: dict[sp.Symbol, sp.Expr], shadow: dict | None) 
     None where a divisor is 0, inf or nan, for evaluate's IEEE rules on 1 / 0.
     """
     top = [evaluate(f, env, shadow) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
-    bottom = [evaluate(sp.Pow(f.base, -f.exp), env, shadow) for f in expr.args if f.is_Pow and f.exp.is_negative]
-    if any(b == 0 or not b.is_finite for b in bottom) or not all(t.is_finite for t in top):
+    divisors = [f for f in expr.args if f.is_Pow and f.exp.is_negative]
+    # a small integer power is divided by one factor at a time, as torch's -(a / b) / b: b² would leave
+    # float64's range (or lose digits below it) where a / b² does not
+    small = [f.exp.is_Integer and f.exp >= -4 for f in divisors]
+    stepwise = [(evaluate(f.base, env, shadow), int(-f.exp)) for f, s in zip(divisors, small) if s]
+    bottom = [evaluate(sp.Pow(f.base, -f.exp), env, shadow) for f, s in zip(divisors, small) if not s]
+    if any(b == 0 or not b.is_finite for b in bottom + [b for b, _ in stepwise]) or not all(t.is_finite for t in top):
         return None
-    return _tame(_tame(sp.Mul(*top)) / _tame(sp.Mul(*bottom)))
+    result = _tame(_tame(sp.Mul(*top)) / _tame(sp.Mul(*bottom))) if bottom else _tame(sp.Mul(*top))
+    for base, times in stepwise:
+        for _ in range(times):
+            result = _tame(result / base)
+    return result
 
 
 def _complex(value: sp.Expr) -> bool:
