@@ -202,7 +202,9 @@ def _mean_in_dtype(cast, x, groups, out_shape):
 
 
 def _norm_in_dtype(cast, x, groups, out_shape):
-    """torch sums the squares in the dtype: they overflow or vanish there."""
+    """torch sums the squares in the dtype: they overflow or vanish there; one element's norm is its abs."""
+    if np.size(x) == 1:
+        return np.abs(np.ravel(x)[0])
     return np.sqrt(cast(cast(np.square(np.ravel(x))).sum()))
 
 
