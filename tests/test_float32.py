@@ -30,7 +30,7 @@ try:  # the new parts; imported apart so that the issue's cases also run (and fa
 except ImportError:
     pass
 
-from .helpers import GALLERY
+from .helpers import GALLERY, invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -299,3 +299,33 @@ class TestTorchsOwnFormulas:
         torch_run = run(graph, dtype="float32", jacobians=False)
         assert math.isnan(torch_run.values["y"][2])
         assert compare_shadow(shadow(graph), torch_run, graph) == []
+
+
+class TestOrderDependentSums:
+    """A sum that overflows the dtype in some orders of its terms is refused with its line, not guessed."""
+
+    SPEC = ("title: t\ninputs:\n  x: {value: [[1, 1, 1], [1e308, -3.4e38, -3.4e38]], requires_grad: true}\n"
+            "steps:\n  s: torch.sum(x)\nbackward: s\n")
+
+    def test_refused_by_build_and_check(self, tmp_path):
+        """inf + (-3.4e38 - 3.4e38) is nan where the negatives meet first, inf otherwise: one located line."""
+        import torch
+
+        x = torch.tensor([[1, 1, 1], [1e308, -3.4e38, -3.4e38]], dtype=torch.float32)
+        ordered = x.reshape(-1)[0] + x.reshape(-1)[1] + x.reshape(-1)[2] + x.reshape(-1)[3]
+        assert math.isinf(float(ordered + x.reshape(-1)[4] + x.reshape(-1)[5]))  # this order: inf
+        assert math.isnan(float(x.reshape(-1)[3] + (x.reshape(-1)[4] + x.reshape(-1)[5])))  # this one: nan
+        path = tmp_path / "sum.yaml"
+        path.write_text(self.SPEC)
+        message = (f"{path}:5: s: a sum here overflows float32 in some orders of its terms and not in others, so what"
+                   " torch prints depends on its kernel (allowed: sums whose positive and negative terms each stay"
+                   " within float32's range)")
+        for command in (["build", str(path), "--out", str(tmp_path / "o")], ["check", str(path)]):
+            result = invoke(*command)
+            assert result.exit_code == 1
+            assert result.stderr.splitlines()[0] == message
+
+    def test_a_sum_that_overflows_in_every_order_is_derived(self, tmp_path):
+        """[3e38, 3e38, 1] overflows float32 whatever the order: inf, as torch, and check agrees."""
+        path = spec_file(tmp_path, "[3e38, 3e38, 1]", "x.sum() * x")
+        assert compare_spec(path) == []

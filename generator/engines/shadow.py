@@ -24,6 +24,7 @@ import numpy as np
 
 from .sparse import Cast, spec_array, ArrayEngine, operand_shapes
 from .exact import sympy_params
+from ..errors import Problem, SpecError
 from ..graph.model import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
 from ..ops import REGISTRY
@@ -44,8 +45,13 @@ def literal(value: Fraction) -> float:
 class DtypeCast(Cast):
     """Round to float32 or float64; constants become 0-d arrays, so that x * 0 is nan at inf as in torch."""
 
-    def __init__(self, dtype: str):
+    def __init__(self, dtype: str, *, path: str = ""):
         self.dtype = dtype
+        self.path = path
+        self.node: Node | None = None
+
+    def at(self, node: Node) -> None:
+        self.node = node
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         if self.dtype == "float64":
@@ -70,6 +76,7 @@ class DtypeCast(Cast):
         return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs)
 
     def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        self._refuse_order_dependent(index, terms, size)
         counts = np.bincount(index, minlength=size)
         if counts.size == 0 or counts.max() > SEQUENTIAL:
             return self(np.bincount(index, weights=terms, minlength=size))
@@ -82,6 +89,37 @@ class DtypeCast(Cast):
             at = rank == r
             total[index[at]] = self(total[index[at]] + terms[at])
         return total
+
+    def _refuse_order_dependent(self, index: np.ndarray, terms: np.ndarray, size: int) -> None:
+        """Refuse a sum whose result in the dtype depends on the order of its terms (torch's kernels differ by CPU).
+
+        That is where a partial sum can overflow to ±inf in one order and not in another: the positive or
+        negative terms alone overflow while the whole sum does not, or an inf term meets terms that overflow
+        the other way (inf - inf is nan).
+        """
+        if np.all(np.bincount(index, minlength=size) < 2):
+            return
+        wide = np.asarray(terms, dtype=np.longdouble)
+        with np.errstate(all="ignore"):
+            finite = np.where(np.isfinite(wide), wide, 0)
+            positive = np.bincount(index, weights=np.maximum(finite, 0).astype(np.float64), minlength=size)
+            negative = np.bincount(index, weights=np.minimum(finite, 0).astype(np.float64), minlength=size)
+            exact = np.zeros(size, dtype=np.longdouble)
+            np.add.at(exact, index, finite)
+            up = np.isinf(self(positive)) | (np.bincount(index, weights=(wide == np.inf), minlength=size) > 0)
+            down = np.isinf(self(negative)) | (np.bincount(index, weights=(wide == -np.inf), minlength=size) > 0)
+            has_inf = np.bincount(index, weights=np.isinf(wide), minlength=size) > 0
+            total_fits = np.isfinite(self(exact.astype(np.float64))) & ~has_inf
+        both_infs = (np.bincount(index, weights=(wide == np.inf), minlength=size) > 0) & (
+            np.bincount(index, weights=(wide == -np.inf), minlength=size) > 0)
+        unsure = ((up & down) & ~both_infs) | ((up ^ down) & total_fits)
+        if unsure.any():
+            node = self.node
+            where = f"{node.step}" if node is not None else "a sum"
+            raise SpecError([Problem(self.path, node.line if node is not None else None,
+                                     f"{where}: a sum here overflows {self.dtype} in some orders of its terms and not"
+                                     f" in others, so what torch prints depends on its kernel (allowed: sums whose"
+                                     f" positive and negative terms each stay within {self.dtype}'s range)")])
 
     def params(self, node: Node) -> dict[str, Any]:
         return REGISTRY[node.op].dtype_params(self, sympy_params(node))
@@ -101,7 +139,7 @@ class Shadow:
 def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
     """Evaluate the graph as torch does in dtype (the spec's by default): values and accumulated grads."""
     dtype = dtype or graph.spec.dtype
-    cast = DtypeCast(dtype)
+    cast = DtypeCast(dtype, path=graph.spec.path)
     engine = ArrayEngine(graph, cast=cast)
     unit = UNIT[dtype]
     with np.errstate(all="ignore"):

@@ -138,6 +138,9 @@ class Cast:
         """Return the sums of terms by index, rounded as the dtype's kernel rounds them."""
         return np.bincount(index, weights=terms, minlength=size)
 
+    def at(self, node: Node) -> None:
+        """Say which node the engine works on now (for a message about it)."""
+
 
 class ArrayEngine:
     """Forward values once; local Jacobians on demand, once per node."""
@@ -153,6 +156,8 @@ class ArrayEngine:
                 self.values[node.name] = self._round(spec_array(inputs[node.name].value))
             else:
                 op = REGISTRY[node.op]
+                if cast is not None:
+                    cast.at(node)
                 operands, shapes, params = self._operands(node), operand_shapes(node, graph), self._params(node)
                 out = op.array_forward(operands, shapes, params) if cast is None else cast.forward(op, operands, shapes, params)
                 self.values[node.name] = self._round(np.asarray(out, dtype=np.float64).reshape(-1))
@@ -205,6 +210,8 @@ class ArrayEngine:
             if node.is_leaf:
                 continue
             upstream = adj[node.name]
+            if self.cast is not None:
+                self.cast.at(node)
             for a, k, j, value, masked in self.local(node):
                 parent = node.args[a]
                 if parent not in adj:
