@@ -284,6 +284,7 @@ class TestTorchsOwnFormulas:
         ("[1e20, 1e100]", "x * 2 / x"),
         ("[1e-40, 0.5]", "x ** x"),  # x ** (x - 1) overflows float32 before the factor x meets it: inf, as torch
         ("[1e20]", "x.norm() / x"),  # one element's norm is its abs: x² would overflow, torch never squares it
+        ("[-1.0, 2.0]", "x ** 1e-308"),  # a number exponent stays a double: (-1) ** 1e-308 is nan, not (-1) ** 0
     ])
     def test_division_in_backward(self, tmp_path, value, expr):
         """Values and grads of a division-form backward at float32's edges agree with float32 torch."""

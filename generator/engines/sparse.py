@@ -93,8 +93,9 @@ def is_large(graph: Graph) -> bool:
 def _operands(node: Node, values: dict[str, np.ndarray], graph: Graph, cast: Cast | None = None) -> list[Any]:
     return [
         values[a].reshape(graph.node(a).shape) if isinstance(a, str)
-        else sp.Rational(a.numerator, a.denominator) if cast is None else cast.constant(a)
-        for a in node.args
+        else sp.Rational(a.numerator, a.denominator) if cast is None
+        else REGISTRY[node.op].dtype_constant(cast, i, a)
+        for i, a in enumerate(node.args)
     ]
 
 

@@ -326,6 +326,10 @@ class Op:
         """Return the exact parameters with their numbers as the dtype holds them."""
         return params
 
+    def dtype_constant(self, cast: Any, index: int, value: Any) -> Any:
+        """Return constant operand index as torch holds it in cast's dtype: a Python number turned into the dtype."""
+        return cast.constant(value)
+
     def dtype_forward(self, cast: Any, xs: list[Any], shapes: list[Shape], params: dict[str, Any]) -> np.ndarray:
         """Return the output as torch computes it in cast's dtype (cast(x) rounds, cast.sum adds in torch's order)."""
         return self.array_forward(xs, shapes, params)

@@ -183,6 +183,12 @@ MAX_EXPONENT = 64  # |constant exponent| in a ** b
 class Pow(Elementwise):
     """a ** b: three grad_fns in torch, by which side is a constant."""
 
+    def dtype_constant(self, cast, index, value):
+        if index == 0:
+            return cast.constant(value)
+        # torch keeps a number exponent in double precision: float32's x ** 1e-308 is not x ** 0
+        return np.array(float(value))
+
     def call(self, walk, name, subject, args, kwargs, *, top):
         exponent = bind_args(name, args, kwargs, ("exponent",), required=("exponent",))["exponent"]
         base = walk.visit(subject)
