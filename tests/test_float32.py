@@ -291,6 +291,11 @@ class TestTorchsOwnFormulas:
         graph = build_graph(load(spec_file(tmp_path, value, expr)))
         assert compare_shadow(shadow(graph), run(graph, dtype="float32", jacobians=False), graph) == []
 
+    def test_an_underflowed_power_derivative_is_no_mask(self, tmp_path):
+        """(-1e308) ** 1e-308's derivative underflows to 0; torch masks only at b = 0, so nan upstream stays nan."""
+        path = spec_file(tmp_path, "[-1e308, 2.0]", "(x ** 1e-308).exp()", dtype="float64")
+        assert compare_spec(path) == []
+
     def test_matmul_rounds_each_product(self, tmp_path):
         """1e20 · -3.4e38 overflows in float32 before the sum meets +inf: torch gets nan, and so does the prediction."""
         path = tmp_path / "mm.yaml"

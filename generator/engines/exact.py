@@ -266,7 +266,9 @@ class ExactEngine:
             for k, a, j, d in op.partials(operands, outs, self._shapes(node), sympy_params(node)):
                 if isinstance(node.args[a], str):
                     value = evaluate(d, env, shadow)
-                    rows.append((k, a, j, d.xreplace(real), MASKED if value == 0 and isinstance(d, MASKS) else value))
+                    masked = value == 0 and isinstance(d, MASKS) and (
+                        not hasattr(d.func, "masks") or bool(d.func.masks(*(evaluate(arg, env, shadow) for arg in d.args))))
+                    rows.append((k, a, j, d.xreplace(real), MASKED if masked else value))
             self.local[node.name] = rows
             self.kinks[node.name] = self._kinks(node)
         return self.local[node.name]

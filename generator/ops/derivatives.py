@@ -145,6 +145,11 @@ class PowBase(sp.Function):
         return None
 
     @staticmethod
+    def masks(a, b):
+        """Tell where torch's mask applies: b = 0 only (a zero that underflowed is a product, nan times it is nan)."""
+        return b == 0
+
+    @staticmethod
     def numeric(a, b):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
@@ -156,8 +161,19 @@ class PowBase(sp.Function):
             )
 
 
-# Derivatives torch applies with a mask (where), so a zero there stops even nan or inf.
+# Derivatives torch applies with a mask (where), so a zero there stops even nan or inf; where the mask is
+# narrower than "the derivative is 0", the function says where with masks(*args).
 MASKS = (Positive, Inside, TieShare, PowBase)
+
+
+def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
+    """Return where a derivative's zeros are torch's mask (not a product that happens to be 0), or None."""
+    if not isinstance(d, MASKS):
+        return None
+    zero = np.asarray(values) == 0
+    if hasattr(d.func, "masks"):
+        return zero & np.broadcast_to(np.asarray(d.func.masks(*args), dtype=bool), zero.shape)
+    return zero
 
 
 class Printer(LatexPrinter):

@@ -17,7 +17,7 @@ from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
 )
-from .derivatives import MASKS, Inside, Positive, PowBase, PowLog, Printer
+from .derivatives import Inside, Positive, PowBase, PowLog, Printer, masked_zeros
 
 @lru_cache(maxsize=None)
 def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
@@ -82,7 +82,8 @@ class Elementwise(Op):
                 continue
             values = np.broadcast_to(numeric(d, env), out_shape).reshape(-1).copy()
             sources = np.broadcast_to(np.arange(x.size).reshape(shapes[a]), out_shape).reshape(-1)
-            masked = values == 0 if isinstance(d, MASKS) else None
+            args = [np.broadcast_to(numeric(arg, env), out_shape).reshape(-1) for arg in d.args]
+            masked = masked_zeros(d, values, args)
             local.append((a, np.arange(size), sources, values, masked))
         return local
 
