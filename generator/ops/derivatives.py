@@ -155,9 +155,10 @@ class PowBase(sp.Function):
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
             keep = active_rounding() or _same
-            general = keep(b * keep(fmath.power(a, b - 1)))
+            factor = keep(b)  # torch's pow keeps a number exponent in double, but multiplies by it in the dtype
+            general = keep(factor * keep(fmath.power(a, b - 1)))
             return np.select(
-                [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(b)], general
+                [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(factor)], general
             )
 
 
