@@ -286,6 +286,7 @@ class TestTorchsOwnFormulas:
         ("[1e20]", "x.norm() / x"),  # one element's norm is its abs: x² would overflow, torch never squares it
         ("[-1.0, 2.0]", "x ** 1e-308"),  # a number exponent stays a double: (-1) ** 1e-308 is nan, not (-1) ** 0
         ("[1e-308, 2.0]", "x ** 1e-308"),  # ... but torch multiplies by it in float32: 0 · (0 ** -1 = inf) is nan
+        ("[1.0, -1.0, -1.0]", "(x * 7.389056).log_softmax(-1)"),  # 0 - log(1 + 7e-7): the kernel's sum rounds at 1
     ])
     def test_division_in_backward(self, tmp_path, value, expr):
         """Values and grads of a division-form backward at float32's edges agree with float32 torch."""

@@ -180,6 +180,8 @@ def _forward_scale(engine: ArrayEngine, graph: Graph, unit: float) -> dict[str, 
         if node.is_leaf:
             scale[node.name] = np.zeros(out.size)
             continue
+        operands, shapes = engine._operands(node), operand_shapes(node, graph)
+        here = here + unit * np.abs(REGISTRY[node.op].dtype_rounding(operands, out, shapes, node.kwargs))
         for a, k, j, value, masked in engine.local(node):
             parent = node.args[a]
             if not isinstance(parent, str):

@@ -326,6 +326,10 @@ class Op:
         """Return the exact parameters with their numbers as the dtype holds them."""
         return params
 
+    def dtype_rounding(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]) -> Any:
+        """Return, per output element, the size of what the op's kernel rounds inside it (beyond its result)."""
+        return 0.0
+
     def dtype_constant(self, cast: Any, index: int, value: Any) -> Any:
         """Return constant operand index as torch holds it in cast's dtype: a Python number turned into the dtype."""
         return cast.constant(value)

@@ -100,6 +100,16 @@ class Softmax(Op):
         out[groups] = rows
         return out.reshape(shapes[0])
 
+    def dtype_rounding(self, xs, out, shapes, params):
+        # the kernel rounds x - max, each exp and their sum (about 1), then its log: log_softmax's result can be
+        # far smaller than these, as 0 - log(1 + 2e-7) is
+        groups = self._index(shapes[0], params)
+        members = flat(xs[0])[groups]
+        shifted = np.abs(members - members.max(axis=1, keepdims=True))
+        sizes = np.empty(flat(xs[0]).size)
+        sizes[groups] = shifted + 1 if self.log else np.abs(flat(out)[groups]) * (shifted + 2)
+        return sizes
+
     def array_local(self, xs, out, shapes, params):
         groups = self._index(shapes[0], params)
         o = flat(out)[groups]
