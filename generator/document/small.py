@@ -24,7 +24,7 @@ from .latex import (
 )
 from ..ops.derivatives import Printer
 from ..ops import REGISTRY
-from ..ops.base import numel, source_index, unravel
+from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
@@ -189,10 +189,9 @@ class SmallBuilder(DocumentBuilder):
             c_el = names[self.d.symbols[consumer][k]]
             up = self.partial(loss, c_el)
             local = sp.Add(*(t.local for t in terms), evaluate=False) if len(terms) > 1 else terms[0].local
-            local_tex = printer.doprint(local)
-            local_num = self.numbers.doprint(local)
-            if len(terms) > 1 or _needs_parens(local):
-                local_tex, local_num = rf"\left({local_tex}\right)", rf"\left({local_num}\right)"
+            wrap = len(terms) > 1 or _needs_parens(local)
+            local_tex = factor_tex(printer.doprint(local), wrap=wrap)
+            local_num = factor_tex(self.numbers.doprint(local), wrap=wrap)
             generic_parts.append(rf"{up} \cdot {self.partial(c_el, el)}")
             local_parts.append(rf"{up} \cdot {local_tex}")
             number_parts.append(rf"{operand_tex(terms[0].upstream)} \cdot {local_num}")

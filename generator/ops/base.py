@@ -395,7 +395,12 @@ def aligned(shape: Shape, letters: list[str], out_shape: Shape) -> list[str]:
 
 def times(up: str, local: str) -> str:
     """Return upstream times a local derivative, leaving out a factor 1."""
-    return up if local == "1" else rf"{up} \cdot {local}"
+    return up if local == "1" else rf"{up} \cdot {factor_tex(local)}"
+
+
+def factor_tex(tex: str, *, wrap: bool = False) -> str:
+    """Return LaTeX fit to stand after a product's dot: a leading minus (or wrap) puts it in parentheses."""
+    return rf"\left({tex}\right)" if wrap or tex.lstrip().startswith("-") else tex
 
 
 def summed(letters: list[str], body: str) -> str:
