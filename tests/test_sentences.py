@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+import pytest
+
 from generator.document.small import build_document
+from generator.render.messages import Messages
 
 from .helpers import ROOT, run_spec
 
@@ -32,3 +36,113 @@ class TestProducts:
                 if NEGATIVE_FACTOR.search(line):
                     bad.append(f"{path.name}: {NEGATIVE_FACTOR.search(line).group()}")
         assert bad == []
+
+
+# One op at its kink: (expression of x, x's value, the note's key). Element 0 of x sits on the kink.
+KINKS = [
+    ("x.relu()", [0.0, 2.0], "relu0"),
+    ("torch.abs(x)", [0.0, 2.0], "abs0"),
+    ("x.clamp(min=0, max=1)", [0.0, 0.5], "clamp_edge"),
+    ("x.clamp(min=-1, max=0)", [0.0, -0.5], "clamp_edge"),
+    ("x.sqrt()", [0.0, 4.0], "sqrt0"),
+    ("x.log()", [0.0, 2.0], "log0"),
+    ("1 / x", [0.0, 2.0], "div0"),
+    ("x ** 0.5", [0.0, 4.0], "pow0"),
+    ("x ** -1", [0.0, 4.0], "pow0"),
+    ("x.norm()", [0.0, 0.0], "norm0"),
+    ("x.max()", [3.0, 1.0, 3.0, 3.0], "tie"),
+    ("torch.min(x)", [0.0, 0.0, 1.0], "tie"),
+]
+
+
+def _torch_grad(expr: str, x: list[float], upstream: list[float] | None = None) -> list[float]:
+    """Return torch's x.grad for sum(upstream * expr(x)) in float64."""
+    import torch
+
+    t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    y = eval(expr, {"torch": torch, "x": t})  # the test's own expressions, not spec text
+    w = torch.ones_like(y) if upstream is None else torch.tensor(upstream, dtype=torch.float64)
+    (y * w).sum().backward()
+    return t.grad.tolist()
+
+
+def _tex_number(tex: str) -> float:
+    """Read a number as number_tex writes it: 0.5, -1, \\infty, -\\infty, \\frac{1}{3}."""
+    frac = re.fullmatch(r"(-?)\\frac\{(\d+)\}\{(\d+)\}", tex)
+    if frac:
+        return (-1 if frac.group(1) else 1) * int(frac.group(2)) / int(frac.group(3))
+    return float(tex.replace(r"\infty", "inf").replace(r"\mathrm{nan}", "nan"))
+
+
+def _notes(expr: str, x: list[float], key: str):
+    """Derive sum(expr(x)) and return the document's notes with the key."""
+    d = run_spec({"x": (x, True)}, {"y": expr, "out": "y.sum()"}, "out", dtype="float64")
+    notes = [n for call in build_document(d, stem="t").calls for n in call.notes if n.key == key]
+    assert notes, f"no {key} note for {expr}"
+    return notes
+
+
+class TestKinkNotes:
+    @pytest.mark.parametrize("expr, x, key", KINKS, ids=[f"{k}:{e}" for e, _, k in KINKS])
+    def test_the_derivative_a_note_states_is_torchs(self, expr, x, key):
+        """The note's derivative at the kink is what torch's backward gives that element."""
+        grad = _torch_grad(expr, x)
+        for note in _notes(expr, x, key):
+            j = 0 if key in ("tie", "norm0") else int(re.search(r"\d+", note.input).group())
+            assert _tex_number(note.local) == grad[j], (note, grad)
+
+    @pytest.mark.parametrize("lang", ["en", "zh"])
+    @pytest.mark.parametrize("expr, x, key", KINKS, ids=[f"{k}:{e}" for e, _, k in KINKS])
+    def test_a_note_says_its_derivative_and_names_the_input(self, expr, x, key, lang):
+        """Each language's sentence shows the derivative and the input element, never a stand-in letter."""
+        for note in _notes(expr, x, key):
+            text = Messages(lang)(Messages(lang).note_key(note.key), **note.params)
+            assert note.local in text and note.input in text
+            assert "|a|" not in text and r"\sqrt{a}" not in text and "{a}" not in text and "{a^2}" not in text
+
+    @pytest.mark.parametrize("expr", ["x.sqrt()", "x.log()", "1 / x", "x ** 0.5"])
+    def test_an_incoming_zero_gives_nan_at_an_infinite_slope(self, expr):
+        """As the notes say: torch's gradient there is nan when the incoming gradient is 0, and so is ours."""
+        theirs = _torch_grad(expr, [0.0, 4.0], upstream=[0.0, 1.0])
+        d = run_spec({"x": ([0.0, 4.0], True), "w": ([0.0, 1.0], False)}, {"out": f"(({expr}) * w).sum()"}, "out",
+                     dtype="float64")
+        assert math.isnan(theirs[0]) and math.isnan(float(d.grads["x"][0]))
+        (note,) = _notes(expr, [0.0, 4.0], KEYS[expr])
+        for lang in ("en", "zh"):
+            assert "`nan`" in Messages(lang)(f"note_{note.key}", **note.params)
+
+    def test_max_along_a_dim_sends_the_gradient_to_one_index(self):
+        """The tie note's claim: max(dim) and min(dim) give a tie's whole gradient to the index they return."""
+        import torch
+
+        for method in ("max", "min"):
+            x = torch.tensor([[3.0, 0.0, 3.0], [0.0, 3.0, 0.0]], dtype=torch.float64, requires_grad=True)
+            values, index = getattr(x, method)(dim=1)
+            values.sum().backward()
+            expected = torch.zeros_like(x)
+            expected[torch.arange(2), index] = 1
+            assert torch.equal(x.grad, expected) and (x.grad.sum(dim=1) == 1).all()
+        (note,) = _notes("x.max()", [3.0, 1.0, 3.0], "tie")
+        assert "`max(dim)` and `min(dim)`" in Messages("en")("note_tie", **note.params)
+        assert "`max(dim)` 和 `min(dim)`" in Messages("zh")("note_tie", **note.params)
+
+
+KEYS = {"x.sqrt()": "sqrt0", "x.log()": "log0", "1 / x": "div0", "x ** 0.5": "pow0"}
+
+
+class TestTies:
+    def test_a_tie_share_is_divided_by_the_number_of_ties(self):
+        """max over [1, 3, 3, 0] splits by 2, as torch does; min's single extreme is not divided: no '#ties' left."""
+        x = [1.0, 3.0, 3.0, 0.0]
+        d = run_spec({"x": (x, True)}, {"spread": "x.max() - torch.min(x)"}, "spread")
+        doc = build_document(d, stem="t")
+        eqs = _equations(doc)
+        assert not [e for e in eqs if "#" in e]
+        shares = re.findall(r"\\frac\{\\left\[x_\{(\d)\} = t\\right\]\}\{(\d+)\}", " ".join(eqs))
+        assert shares
+        torch_max = _torch_grad("x.max()", x)
+        for j, ties in shares:
+            assert torch_max[int(j)] in (0.0, 1 / int(ties)) and 1 / int(ties) in torch_max
+        assert r"\left[x_{3} = u\right]" in " ".join(eqs)  # min: one extreme, no fraction
+        (note,) = [n for call in doc.calls for n in call.notes]
+        assert note.count == 2 == round(1 / max(torch_max))

@@ -99,6 +99,12 @@ class Note:
     input: str  # LaTeX of the input element at the kink (the whole tensor for reductions)
     value: str  # LaTeX of that input's value (the extreme, for max/min ties)
     count: int  # tied elements, for max/min
+    local: str = "0"  # LaTeX of the derivative torch takes there (a tied element's share, for max/min)
+
+    @property
+    def params(self) -> dict[str, str | int]:
+        """Return the fields but the key as the message catalog's parameters."""
+        return {k: v for k, v in self.__dict__.items() if k != "key"}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import sympy as sp
 
-from ..engines.exact import Derivation, sympy_params
+from ..engines.exact import Derivation, evaluate, sympy_params
 from ..floats.ieee import to_float
 from ..graph.model import Node
 from ..ops import REGISTRY
@@ -191,11 +191,44 @@ def kink_note(graph, node: Node, key: str, k: int, values) -> Note:
     arg = node.args[0]
     if REGISTRY[node.op].kink_of_group:
         extreme = values(node.name)[k]
-        count = sum(1 for v in values(arg) if v == extreme)
-        return Note(key, node.name, element, name_tex(arg), number_tex(extreme), count)
+        members = [j for j, v in enumerate(values(arg)) if v == extreme]
+        j = members[0] if members else 0
+        local = _local_at(graph, node, k, j, values)
+        return Note(key, node.name, element, name_tex(arg), number_tex(extreme), len(members), local)
     parent = graph.node(arg)
     j = source_index(unravel(k, node.shape), parent.shape)
-    return Note(key, node.name, element, element_tex(arg, parent.shape, j), number_tex(values(arg)[j]), 0)
+    local = _local_at(graph, node, k, j, values)
+    return Note(key, node.name, element, element_tex(arg, parent.shape, j), number_tex(values(arg)[j]), 0, local)
+
+
+def _local_at(graph, node: Node, k: int, j: int, values) -> str:
+    """Return d node[k] / d first operand[j] as torch takes it, LaTeX: the op's derivative at the derivation's values."""
+
+    holders, env, shapes = [], {}, []
+    for position, a in enumerate(node.args):
+        numbers = values(a) if isinstance(a, str) else [sp.Rational(a.numerator, a.denominator)]
+        fresh = [sp.Dummy(f"a{position}_{i:06d}") for i in range(len(numbers))]
+        holders.append(fresh)
+        env.update(zip(fresh, (_exact(v) for v in numbers)))
+        shapes.append(graph.node(a).shape if isinstance(a, str) else ())
+    outs = [sp.Dummy(f"o_{i:06d}") for i in range(numel(node.shape))]
+    env.update(zip(outs, (_exact(v) for v in values(node.name))))
+    for out, a, index, d in REGISTRY[node.op].partials(holders, outs, shapes, sympy_params(node)):
+        if (out, a, index) == (k, 0, j):
+            return number_tex(evaluate(d, env))
+    return number_tex(sp.Integer(0))  # the element does not reach this output
+
+
+def _exact(v) -> sp.Expr:
+    """Return a value as a sympy number (a large example's values are floats)."""
+    if isinstance(v, sp.Basic):
+        return v
+    x = float(v)
+    if math.isnan(x):
+        return sp.nan
+    if math.isinf(x):
+        return sp.oo if x > 0 else -sp.oo
+    return sp.Rational(x)
 
 
 class DocumentBuilder:

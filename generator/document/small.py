@@ -48,12 +48,14 @@ class SmallBuilder(DocumentBuilder):
         super().__init__(derivation)
         self.names: dict[sp.Symbol, str] = {}
         self.value_names: dict[sp.Symbol, str] = {}
+        self.values: dict[sp.Symbol, sp.Expr] = {}
         for node in self.graph.nodes:
             for k, sym in enumerate(derivation.symbols[node.name]):
                 self.names[sym] = element_tex(node.name, node.shape, k)
                 self.value_names[sym] = operand_tex(derivation.values[node.name][k])
-        self.printer = Printer(self.names)
-        self.numbers = Printer(self.value_names)
+                self.values[sym] = derivation.values[node.name][k]
+        self.printer = Printer(self.names, self.values)
+        self.numbers = Printer(self.value_names, self.values)
 
     # -- graph and forward ---------------------------------------------------
 
@@ -168,7 +170,7 @@ class SmallBuilder(DocumentBuilder):
             for other in self.graph.nodes:
                 if other.shape == node.shape:
                     names[self.d.symbols[other.name][0]] = element_tex(other.name, other.shape, None)
-        printer = Printer(names)
+        printer = Printer(names, self.values)
         el = names[self.d.symbols[node.name][adj.index]]
         lhs = self.partial(loss, el)
         if is_output:

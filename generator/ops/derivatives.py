@@ -180,8 +180,9 @@ def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | Non
 class Printer(LatexPrinter):
     """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
 
-    def __init__(self, names: dict[sp.Symbol, str]):
+    def __init__(self, names: dict[sp.Symbol, str], values: dict[sp.Symbol, sp.Expr] | None = None):
         super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
+        self.values = values or {}  # the symbols' values, where a derivative's form depends on them (ties)
 
     def _print_Positive(self, expr: sp.Expr) -> str:
         return rf"\left[{self._print(expr.args[0])} > 0\right]"
@@ -196,7 +197,12 @@ class Printer(LatexPrinter):
 
     def _print_TieShare(self, expr: sp.Expr) -> str:
         a, extreme = (self._print(x) for x in expr.args[:2])
-        return rf"\frac{{\left[{a} = {extreme}\right]}}{{\#\text{{ties}}}}"
+        bracket = rf"\left[{a} = {extreme}\right]"
+        numbers = [self.values.get(x, x) for x in expr.args[1:]]
+        if not all(x.is_number for x in numbers):  # a generic element: the count is not known
+            return rf"\frac{{{bracket}}}{{\#\text{{ties}}}}"
+        ties = sum(1 for x in numbers[1:] if x == numbers[0])  # the elements equal to the extreme
+        return bracket if ties <= 1 else rf"\frac{{{bracket}}}{{{ties}}}"
 
     def _print_NormShare(self, expr: sp.Expr) -> str:
         a, norm = (self._print(x) for x in expr.args)

@@ -481,8 +481,7 @@ class TexBuilder:
             doc.append(self.section("h_kinks", 2))
             items = self.pylatex.Itemize()
             for note in call.notes:
-                items.add_item(self.say(t.note_key(note.key), element=note.element, input=note.input,
-                                        value=note.value, count=note.count, node=note.node))
+                items.add_item(self.say(t.note_key(note.key), **note.params))
             doc.append(items)
             if call.notes_hidden:
                 doc.append(self.say("notes_hidden", count=call.notes_hidden))
