@@ -8,6 +8,7 @@ import re
 import pytest
 
 from generator.document.small import build_document
+from generator.pipeline.build import derive_spec
 from generator.render.messages import Messages
 
 from .helpers import ROOT, run_spec
@@ -146,3 +147,22 @@ class TestTies:
         assert r"\left[x_{3} = u\right]" in " ".join(eqs)  # min: one extreme, no fraction
         (note,) = [n for call in doc.calls for n in call.notes]
         assert note.count == 2 == round(1 / max(torch_max))
+
+
+class TestUpstream:
+    def test_v_is_indexed_as_the_output(self):
+        """For a 2×2 output, L = Σ v_ij C_ij, as the node-by-node equations index v (v_00, not v_i)."""
+        d = run_spec({"A": ([[1, 2], [3, 4]], True)}, {"C": "A * 2"}, ("C", [[1, 0], [0.5, -1]]))
+        (call,) = build_document(d, stem="t").calls
+        assert call.weighted == r"L = \sum_{i,j} v_{ij} \, C_{ij}"
+        assert r"v_{00}" in " ".join(_equations(build_document(d, stem="t")))
+        for lang in ("en", "zh"):
+            text = Messages(lang)("what_v", v="v", out="C", out_tex="C", weighted=call.weighted)
+            assert call.weighted in text and "v_i " not in text and "C_i" not in text
+
+    def test_the_matrix_example_calls_its_gradient_v_throughout(self):
+        """09's summary names the gradient as its code and body do (v), not G."""
+        d = derive_spec(ROOT / "derivations" / "09_matrix_output.yaml")
+        doc = build_document(d, stem="09")
+        assert {c.gradient_name for c in doc.calls} == {"v"}
+        assert re.search(r"\bv\b", doc.summary) and not re.search(r"\bG\b", doc.summary)

@@ -13,7 +13,7 @@ from ..floats.ieee import to_float
 from ..graph.model import Node
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
-from .latex import corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex
+from .latex import INDEX_LETTERS, corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex
 from .code import gradient_names
 from .model import CallItem, Document, GradItem, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
@@ -231,6 +231,14 @@ def _exact(v) -> sp.Expr:
     return sp.Rational(x)
 
 
+def weighted_sum(out: Node) -> str:
+    """Return L = sum v * out with both indexed as the output is: v_{ij} C_{ij} for a matrix."""
+    v, y = element_tex("v", out.shape, None), element_tex(out.name, out.shape, None)
+    if not out.shape:
+        return rf"L = {v} \, {y}"
+    return rf"L = \sum_{{{','.join(INDEX_LETTERS[: len(out.shape)])}}} {v} \, {y}"
+
+
 class DocumentBuilder:
     """What both builders share: the document's outline and each backward call's item.
 
@@ -267,7 +275,7 @@ class DocumentBuilder:
         return CallItem(
             i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
             tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, i < count - 1,
-            self.all_at_once(p, out, loss), notes_hidden=hidden,
+            self.all_at_once(p, out, loss), notes_hidden=hidden, weighted=weighted_sum(out),
         )
 
     def gradient(self, p):

@@ -452,7 +452,8 @@ class TexBuilder:
         else:
             doc.append(self.say("explicit", out=call.output, numel=call.numel, shape=t.shape(call.shape)))
             doc.append(self.section("h_what_v", 2, v=call.gradient_name))
-            doc.append(self.say("what_v", v=call.gradient_name, out=call.output, out_tex=call.output_tex))
+            doc.append(self.say("what_v", v=call.gradient_name, out=call.output, out_tex=call.output_tex,
+                                weighted=call.weighted))
             doc.append(self.math(call.upstream))
             doc.append(self.say("rows_of_jacobian", v=call.gradient_name, out=call.output))
 
