@@ -166,3 +166,34 @@ class TestUpstream:
         doc = build_document(d, stem="09")
         assert {c.gradient_name for c in doc.calls} == {"v"}
         assert re.search(r"\bv\b", doc.summary) and not re.search(r"\bG\b", doc.summary)
+
+
+def _last_number(eq: str) -> float:
+    """Return the value an equation ends with: '... = -\\frac{19}{10} = -1.9' or '... \\approx -0.340999'."""
+    return float(re.split(r"=|\\approx", eq)[-1].strip())
+
+
+class TestAllAtOnce:
+    def test_every_partial_of_the_linear_layer_is_shown_with_torchs_value(self):
+        """03 has 6 + 2 leaf elements needing grad: all 8 partials appear, each equal to torch's grad."""
+        import torch
+
+        d = derive_spec(ROOT / "derivations" / "03_linear_layer_mse.yaml")
+        (call,) = build_document(d, stem="03").calls
+        W = torch.tensor([[0.5, -0.25, 1], [0.2, 0.1, -0.3]], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([0.1, -0.2], dtype=torch.float64, requires_grad=True)
+        x, target = torch.tensor([1.0, 2, -1], dtype=torch.float64), torch.tensor([1.0, 0], dtype=torch.float64)
+        ((W @ x + b - target) ** 2).mean().backward()
+        expected = {f"W_{{{i}{j}}}": W.grad[i, j].item() for i in range(2) for j in range(3)}
+        expected |= {f"b_{{{i}}}": b.grad[i].item() for i in range(2)}
+        shown = {re.search(r"\\partial ([Wb]_\{\d+\})\}", eq).group(1): _last_number(eq) for eq in call.all_at_once[1:]}
+        assert len(call.all_at_once) - 1 == len(shown) == W.numel() + b.numel() and call.all_at_once_hidden == 0
+        assert shown == pytest.approx(expected, abs=1e-12)
+
+    def test_partials_left_out_are_counted_and_said(self):
+        """With 16 leaf elements, 12 partials are shown and the sentence says 4 more, in each language."""
+        d = run_spec({"x": ([float(i) for i in range(16)], True)}, {"out": "(x * x).sum()"}, "out")
+        (call,) = build_document(d, stem="t").calls
+        assert len(call.all_at_once) - 1 + call.all_at_once_hidden == 16 and call.all_at_once_hidden == 4
+        for lang in ("en", "zh"):
+            assert " 4 " in Messages(lang)("all_at_once_hidden", count=call.all_at_once_hidden)

@@ -126,6 +126,7 @@ class CallItem:
     retain_graph: bool
     all_at_once: tuple[str, ...]
     notes_hidden: int = 0  # kinks of a large example beyond the notes shown
+    all_at_once_hidden: int = 0  # partial derivatives the fully substituted section leaves out
     weighted: str = ""  # LaTeX of the scalar L = sum v * output that v is the gradient of, indexed as the output
 
     @property

@@ -272,16 +272,17 @@ class DocumentBuilder:
         jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp
                     if self.graph.node(leaf).requires_grad)
         notes, hidden = self.notes(p)
+        whole, left = self.all_at_once(p, out, loss)
         return CallItem(
             i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
             tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, i < count - 1,
-            self.all_at_once(p, out, loss), notes_hidden=hidden, weighted=weighted_sum(out),
+            whole, notes_hidden=hidden, weighted=weighted_sum(out), all_at_once_hidden=left,
         )
 
     def gradient(self, p):
         """Return the call's gradient v as tensor_tex takes it."""
         return p.gradient
 
-    def all_at_once(self, p, out: Node, loss: str) -> tuple[str, ...]:
-        """Return the fully substituted expression's derivation, where the builder gives one."""
-        return ()
+    def all_at_once(self, p, out: Node, loss: str) -> tuple[tuple[str, ...], int]:
+        """Return the fully substituted expression's derivation, where the builder gives one, and the partials left out."""
+        return (), 0

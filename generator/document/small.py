@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
-MAX_ALL_AT_ONCE_ELEMENTS = 4  # derivatives shown per leaf in that section
+MAX_ALL_AT_ONCE_PARTIALS = 12  # derivatives shown in that section; the rest are counted
 MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
 MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substituted expression to be built
 MAX_SUBSTITUTED_SIZE = 20 * MAX_ALL_AT_ONCE  # and the bound on that expression's size (derive.expression_size)
@@ -261,22 +261,22 @@ class SmallBuilder(DocumentBuilder):
     def note(self, kink) -> Note:
         return kink_note(self.graph, self.graph.node(kink.node), kink.key, kink.index, self.d.values.__getitem__)
 
-    def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[str, ...]:
-        """Differentiate the fully substituted expression with sympy, when small and smooth."""
+    def all_at_once(self, p: Pass, out: Node, loss: str) -> tuple[tuple[str, ...], int]:
+        """Differentiate the fully substituted expression with sympy, when small and smooth; count what is left out."""
         if not p.implicit or p.kinks or numel(out.shape) != 1 or not self.substitutable(out):
-            return ()
+            return (), 0
         (expr,) = full_expression(self.d, out.name)
         if sp.count_ops(expr) > MAX_ALL_AT_ONCE or expr.has(sp.Max, sp.Min, sp.Abs):
-            return ()
+            return (), 0
         env = {s: v for n in self.graph.nodes if n.is_leaf for s, v in zip(self.d.symbols[n.name], self.d.values[n.name])}
         lines = [rf"{name_tex(out.name)} = {self.printer.doprint(expr)}"]
-        for leaf in p.vjp:
-            for sym in self.d.symbols[leaf][:MAX_ALL_AT_ONCE_ELEMENTS]:
-                derivative = sp.diff(expr, sym)
-                value = evaluate(derivative, env)
-                shown = sp.factor(derivative) if _factorable(derivative) else derivative
-                lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
-        return tuple(lines)
+        wanted = [sym for leaf in p.vjp for sym in self.d.symbols[leaf]]
+        for sym in wanted[:MAX_ALL_AT_ONCE_PARTIALS]:
+            derivative = sp.diff(expr, sym)
+            value = evaluate(derivative, env)
+            shown = sp.factor(derivative) if _factorable(derivative) else derivative
+            lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
+        return tuple(lines), max(len(wanted) - MAX_ALL_AT_ONCE_PARTIALS, 0)
 
     # -- the picture and the grads -----------------------------------------------
 

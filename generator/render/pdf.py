@@ -491,6 +491,8 @@ class TexBuilder:
             doc.append(self.say("all_at_once"))
             for eq in call.all_at_once:
                 doc.append(self.math(eq))
+            if call.all_at_once_hidden:
+                doc.append(self.say("all_at_once_hidden", count=call.all_at_once_hidden))
 
         doc.append(self.section("h_jacobian", 2))
         for j in call.jacobians:
