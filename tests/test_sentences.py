@@ -197,3 +197,56 @@ class TestAllAtOnce:
         assert len(call.all_at_once) - 1 + call.all_at_once_hidden == 16 and call.all_at_once_hidden == 4
         for lang in ("en", "zh"):
             assert " 4 " in Messages(lang)("all_at_once_hidden", count=call.all_at_once_hidden)
+
+
+def _matrices(tex: str) -> list[list[list[float]]]:
+    """Return every bmatrix of an equation as rows of numbers."""
+    bodies = re.findall(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", tex)
+    return [[[_tex_number(c.strip()) for c in row.split("&")] for row in body.split(r"\\")] for body in bodies]
+
+
+def _item(doc, name: str):
+    return next(item for call in doc.calls for item in call.backward if item.name == name)
+
+
+class TestProductForm:
+    def test_the_linear_layers_weight_gradient_is_shown_as_an_outer_product(self):
+        """03: ∂loss/∂W = (∂loss/∂t) xᵀ, with torch's t.grad as the column, x as the row, and torch's W.grad."""
+        import numpy as np
+        import torch
+
+        W = torch.tensor([[0.5, -0.25, 1], [0.2, 0.1, -0.3]], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([0.1, -0.2], dtype=torch.float64, requires_grad=True)
+        x, target = torch.tensor([1.0, 2, -1], dtype=torch.float64), torch.tensor([1.0, 0], dtype=torch.float64)
+        t = W @ x
+        t.retain_grad()
+        ((t + b - target) ** 2).mean().backward()
+        doc = build_document(derive_spec(ROOT / "derivations" / "03_linear_layer_mse.yaml"), stem="03")
+        item = _item(doc, "W")
+        assert item.outer and r"\frac{\partial \mathrm{loss}}{\partial t} \, x^{\mathsf T}" in item.matrix
+        column, row, result = (np.array(m) for m in _matrices(item.matrix))
+        assert np.allclose(column[:, 0], t.grad.numpy()) and np.allclose(row[0], x.numpy())
+        assert np.allclose(column @ row, result) and np.allclose(result, W.grad.numpy())
+        assert "outer product" in Messages("en")("matrix_form", outer=True)
+
+    def test_a_matrix_products_gradients_are_v_bt_and_at_v(self):
+        """09: A.grad = v Bᵀ and B.grad = Aᵀ v, the summary's claim, with torch's grads."""
+        import numpy as np
+        import torch
+
+        A = torch.tensor([[1.0, 2], [3, 4]], dtype=torch.float64, requires_grad=True)
+        B = torch.tensor([[0.0, 1], [1, -1]], dtype=torch.float64, requires_grad=True)
+        v = torch.tensor([[1, 0], [0.5, -1]], dtype=torch.float64)
+        (A @ B).backward(v)
+        doc = build_document(derive_spec(ROOT / "derivations" / "09_matrix_output.yaml"), stem="09")
+        left, right, result = (np.array(m) for m in _matrices(_item(doc, "A").matrix))
+        assert np.allclose(left, v.numpy()) and np.allclose(right, B.detach().numpy().T)
+        assert np.allclose(left @ right, result) and np.allclose(result, A.grad.numpy())
+        left, right, result = (np.array(m) for m in _matrices(_item(doc, "B").matrix))
+        assert np.allclose(left, A.detach().numpy().T) and np.allclose(right, v.numpy())
+        assert np.allclose(left @ right, result) and np.allclose(result, B.grad.numpy())
+
+    def test_no_product_form_where_a_tensor_feeds_two_ops(self):
+        """A gradient that sums two paths is not one consumer's product: no matrix form is claimed."""
+        d = run_spec({"W": ([[1, 2], [3, 4]], True), "x": ([1, -1], False)}, {"y": "W @ x + W.sum()"}, ("y", [1, 1]))
+        assert _item(build_document(d, stem="t"), "W").matrix == ""

@@ -62,6 +62,8 @@ class BackwardItem:
     value: str
     shape: str
     indices: str
+    matrix: str = ""  # the whole gradient as a product of whole tensors, where its one consumer has such a form
+    outer: bool = False  # that product is a column times a row
 
 
 @dataclass(frozen=True)

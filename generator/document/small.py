@@ -142,11 +142,37 @@ class SmallBuilder(DocumentBuilder):
         else:
             shown = [eq for eq, _ in lines[:MAX_LINES]]
         values = [a.value for a in adjoints]
+        matrix, outer = self.product_form(p, node, consumers, loss)
         return BackwardItem(
             node.name, name_tex(node.name), node.is_leaf, is_output, grad_fns, rules, tuple(shown), generic,
             0 if generic else max(size - MAX_LINES, 0), tensor_tex(values, node.shape), shape_text(node.shape),
-            ", ".join(INDEX_LETTERS[: len(node.shape)]),
+            ", ".join(INDEX_LETTERS[: len(node.shape)]), matrix, outer,
         )
+
+    def product_form(self, p: Pass, node: Node, consumers: list[str], loss: str) -> tuple[str, bool]:
+        """Return the node's whole gradient as its one consumer's product of whole tensors (or ''), and whether it is a column times a row."""
+        if len(consumers) != 1:
+            return "", False
+        c = self.graph.node(consumers[0])
+        if c.args.count(node.name) != 1:
+            return "", False
+        shapes = [self.graph.node(x).shape if isinstance(x, str) else () for x in c.args]
+        factors = REGISTRY[c.op].product_form(c.args.index(node.name), shapes)
+        if factors is None:
+            return "", False
+        symbols, numbers = [], []
+        for source, layout in factors:
+            if source is None:
+                tex, values, shape = self.partial(loss, name_tex(c.name)), [a.value for a in p.adjoints[c.name]], c.shape
+                tex = rf"\left({tex}\right)" if layout in ("transposed", "row") else tex
+            else:
+                tex, values, shape = name_tex(c.args[source]), self.d.values[c.args[source]], shapes[source]
+            symbols.append(tex + (r"^{\mathsf T}" if layout in ("transposed", "row") else ""))
+            numbers.append(_layout_tex(values, shape, layout))
+        whole = tensor_tex([a.value for a in p.adjoints[node.name]], node.shape)
+        product, written = r" \, ".join(symbols), " ".join(numbers)
+        eq = f"{self.partial(loss, name_tex(node.name))} = {product} = {written} = {whole}"
+        return eq, [layout for _, layout in factors] == ["col", "row"]
 
     def backward_generic(self, node: Node, adjoints: tuple[Adjoint, ...], lines: list[tuple[str, str]]) -> bool:
         for adj in adjoints:
@@ -289,6 +315,18 @@ class SmallBuilder(DocumentBuilder):
 
     def grad_items(self) -> tuple[GradItem, ...]:
         return grad_items_of(self.graph, self.d.passes, vjp=lambda p, leaf: p.vjp.get(leaf), grad=self.d.grads.get)
+
+
+def _layout_tex(values, shape: tuple[int, ...], layout: str) -> str:
+    """Return a tensor as a matrix in a product: as it is, transposed, or a vector as a column or a row."""
+    if layout == "col":
+        return corner_matrix(len(values), 1, lambda r, c: number_tex(values[r]))
+    if layout == "row":
+        return corner_matrix(1, len(values), lambda r, c: number_tex(values[c]))
+    rows, cols = shape
+    if layout == "transposed":
+        return corner_matrix(cols, rows, lambda r, c: number_tex(values[c * cols + r]))
+    return corner_matrix(rows, cols, lambda r, c: number_tex(values[r * cols + c]))
 
 
 def _needs_parens(expr: sp.Expr) -> bool:

@@ -307,6 +307,14 @@ class Op:
         """Yield (output indices, note key) where the op is not differentiable at these values."""
         return iter(())
 
+    def product_form(self, a: int, shapes: list[Shape]) -> tuple[tuple[int | None, str], ...] | None:
+        """Return operand a's whole gradient as a product of whole tensors, or None.
+
+        Each factor is (operand index, or None for the upstream gradient; its layout: "as is", "transposed", or
+        "col" and "row" a vector as a column or a row).
+        """
+        return None
+
     def array_fraction(
         self, a: int, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]
     ) -> tuple[np.ndarray, np.ndarray] | None:

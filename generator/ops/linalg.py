@@ -105,6 +105,14 @@ class Matmul(Op):
     def latex(self, ts, params):
         return rf"{ts[0]} {ts[1]}"
 
+    def product_form(self, a, shapes):
+        # dL/dA = G Bᵀ and dL/dB = Aᵀ G; with a vector, a column times a row (an outer product) or a matrix times a column
+        return {
+            (2, 2): (((None, "as is"), (1, "transposed")), ((0, "transposed"), (None, "as is"))),
+            (2, 1): (((None, "col"), (1, "row")), ((0, "transposed"), (None, "col"))),
+            (1, 2): (((1, "as is"), (None, "col")), ((0, "col"), (None, "row"))),
+        }.get(tuple(len(s) for s in shapes), (None, None))[a]
+
     def run(self, torch, ts, params):
         return ts[0] @ ts[1]
 

@@ -473,6 +473,9 @@ class TexBuilder:
             if item.shape != "scalar" and not item.is_output:
                 doc.append(self.say("all_together"))
                 doc.append(self.math(call.total(item)))
+            if item.matrix:
+                doc.append(self.say("matrix_form", outer=item.outer))
+                doc.append(self.math(item.matrix))
             if item.is_leaf:
                 doc.append(self.say("leaf_accumulates", name=item.name))
             elif not item.is_output:
