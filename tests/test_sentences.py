@@ -250,3 +250,24 @@ class TestProductForm:
         """A gradient that sums two paths is not one consumer's product: no matrix form is claimed."""
         d = run_spec({"W": ([[1, 2], [3, 4]], True), "x": ([1, -1], False)}, {"y": "W @ x + W.sum()"}, ("y", [1, 1]))
         assert _item(build_document(d, stem="t"), "W").matrix == ""
+
+
+class TestSummaries:
+    def test_cross_entropy_shows_softmax_minus_one_hot(self):
+        """04's summary: each partial is the logit's softmax, less 1 for class 0; the equations show it, as torch."""
+        import torch
+
+        logits = torch.tensor([2, 1, 0.1], dtype=torch.float64, requires_grad=True)
+        (-torch.log_softmax(logits, dim=0)[0]).backward()
+        softmax = torch.softmax(logits.detach(), dim=0)
+        assert torch.allclose(logits.grad, softmax - torch.tensor([1.0, 0, 0], dtype=torch.float64))
+        doc = build_document(derive_spec(ROOT / "derivations" / "04_cross_entropy.yaml"), stem="04")
+        (call,) = doc.calls
+        total = r"e^{\mathrm{logits}_{0}} + e^{\mathrm{logits}_{1}} + e^{\mathrm{logits}_{2}}"
+        for i in (1, 2):  # softmax_i itself
+            (eq,) = [e for e in call.all_at_once if rf"\partial \mathrm{{logits}}_{{{i}}}}} =" in e]
+            assert rf"\frac{{e^{{\mathrm{{logits}}_{{{i}}}}}}}{{{total}}}" in eq
+            assert _last_number(eq) == pytest.approx(softmax[i].item(), abs=1e-6)
+        (eq,) = [e for e in call.all_at_once if r"\partial \mathrm{logits}_{0}} =" in e]
+        assert _last_number(eq) == pytest.approx(softmax[0].item() - 1, abs=1e-6)
+        assert "softmax" in doc.summary and "less 1 for the true" in doc.summary
