@@ -86,12 +86,13 @@ class Json(Finished):
             "values": {n.name: _floats(derivation.values[n.name], n.shape) for n in graph.nodes},
             "grads": grads,
             "backward": calls,
-            "highlights": _highlights(derivation, shapes) if large else None,
             "exact": None if large else {
                 "values": {n.name: _exact(derivation.values[n.name], n.shape) for n in graph.nodes},
                 "grads": {leaf: None if g is None else _exact(g, shapes[leaf]) for leaf, g in derivation.grads.items()},
             },
         }
+        if large:  # what the document shows of each tensor (small examples show every entry)
+            data["highlights"] = _highlights(derivation, shapes)
         return (dumps(data) + "\n").encode("utf-8")
 
 
