@@ -131,8 +131,9 @@ class TestDisplay:
         assert picks(20) == [0, 1, 2, None, 19]
 
     def test_picture_box_shows_the_one_non_zero(self):
-        """A box of a 10-element gradient, 0 but for -1 at [3], shows the -1 in place."""
-        assert brief_text([0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], (10,)) == "[0, 0, 0, -1, …, 0]"
+        """A box of a 10-element gradient, 0 but for -1, keeps the -1 within four cells, and the first when it fits."""
+        assert brief_text([0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], (10,)) == "[…, -1, …, 0]"
+        assert brief_text([0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], (10,)) == "[0, -1, …, 0]"
 
 
 class TestImageLayer:
@@ -159,7 +160,7 @@ class TestImageLayer:
         """logp's gradient is torch's -1 at [3] and 0 elsewhere, and the picture and an equation show that -1."""
         grad = oracle["logp"][1]
         assert grad[3] == -1 and np.count_nonzero(grad) == 1
-        assert "grad: [0, 0, 0, -1, …, 0]" in image_md
+        assert "grad: […, -1, …, 0]" in image_md
         assert r"\frac{\partial \mathrm{loss}}{\partial \mathrm{logp}_{3}} = \left(-1\right) \cdot 1 = -1" in image_md
         assert "the only non-zero element" in image_md
 
@@ -169,7 +170,7 @@ class TestImageLayer:
         assert (grad[3] < 0).all() and (np.delete(grad, 3, axis=0) > 0).all()
         row = f"{grad[3, 0]:.6g}"
         assert f"only row 3 (${row}$ throughout) is negative" in image_md
-        assert f"[{grad[3, 0]:.4g}, {grad[3, 0]:.4g}, …, {grad[3, 0]:.4g}]" in image_md
+        assert f"…, [{grad[3, 0]:.4g}, …, {grad[3, 0]:.4g}], …" in image_md
         assert rf"\frac{{\partial \mathrm{{loss}}}}{{\partial W_{{30}}}} = \left({oracle['t'][1][3]:.6g}\right) \cdot 0.5 = {row}" in image_md
 
     def test_generic_sum_is_evaluated(self, oracle, image_md):

@@ -107,7 +107,7 @@ def _brief_text(values, shape: tuple[int, ...], rows: tuple[int, ...], cols: tup
     per = len(values) // shape[0]
     marks = cols if len(shape) == 1 else rows
     parts = ["…" if i is None else _brief_text(values[i * per:(i + 1) * per], shape[1:], (), cols)
-             for i in _brief_picks(shape[0], marks)]
+             for i in _brief_picks(shape[0], marks, across=len(shape) == 1)]
     return "[" + ", ".join(parts) + "]"
 
 
@@ -120,12 +120,23 @@ def brief_tex(values, shape: tuple[int, ...]) -> str:
     rows, cols = (1, shape[0]) if len(shape) == 1 else shape
     row_marks, col_marks = _brief_marks(values, shape)
     cells = corner_cells(rows, cols, lambda r, c: decimal(to_float(values[r * cols + c]), 4),
-                         lambda n: _brief_picks(n, row_marks), lambda n: _brief_picks(n, col_marks))
+                         lambda n: _brief_picks(n, row_marks), lambda n: _brief_picks(n, col_marks, across=True))
     return r"\left[\begin{smallmatrix} " + r" \\ ".join(" & ".join(row) for row in cells) + r" \end{smallmatrix}\right]"
 
 
-def _brief_picks(n: int, marks: tuple[int, ...] = ()) -> list[int | None]:
-    return list(range(n)) if n <= MAX_BRIEF else gapped(sorted({0, 1, n - 1, *marks}))
+def _brief_picks(n: int, marks: tuple[int, ...] = (), across: bool = False) -> list[int | None]:
+    """Return what a box shows of n: all, or the ends and the marked ones (without marks, the first two).
+
+    Across the box (a vector's elements, a matrix's columns) at most MAX_BRIEF cells fit: the first goes first.
+    """
+    if n <= MAX_BRIEF:
+        return list(range(n))
+    if not marks:
+        return [0, 1, None, n - 1]
+    shown = gapped(sorted({0, n - 1, *marks}))
+    if across and len(shown) > MAX_BRIEF:
+        shown = [None] + gapped(sorted({n - 1, *marks}))
+    return shown
 
 
 def _brief_marks(values, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
