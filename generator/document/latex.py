@@ -121,17 +121,31 @@ def matrix_tex(rows: list[list[str]]) -> str:
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
 
 
-def picks(n: int, limit: int = MAX_SHOWN) -> list[int | None]:
-    """Return the indices to show of n: all of them, or the first three and the last around a gap (None)."""
-    return list(range(n)) if n <= limit else [0, 1, 2, None, n - 1]
+def picks(n: int, limit: int = MAX_SHOWN, marks: tuple[int, ...] = ()) -> list[int | None]:
+    """Return the indices to show of n: all of them, or the first three, the marked ones and the last, gaps as None."""
+    if n <= limit:
+        return list(range(n))
+    return gapped(sorted({0, 1, 2, n - 1, *marks}))
 
 
-def corner_cells(rows: int, cols: int, cell, pick=picks) -> list[list[str]]:
-    """Return the cells cell(r, c) at the rows and columns pick(n) shows, with dots in the gaps (None)."""
+def gapped(shown: list[int]) -> list[int | None]:
+    """Return sorted indices with None in each gap; a gap of one index shows that index instead."""
+    out: list[int | None] = []
+    for i in shown:
+        if out and i - out[-1] == 2:
+            out.append(i - 1)
+        elif out and i - out[-1] > 2:
+            out.append(None)
+        out.append(i)
+    return out
+
+
+def corner_cells(rows: int, cols: int, cell, pick=picks, pick_cols=None) -> list[list[str]]:
+    """Return the cells cell(r, c) at the rows pick(n) and columns pick_cols(n) (else pick) show, dots in the gaps."""
     body = []
     for r in pick(rows):
         row = []
-        for c in pick(cols):
+        for c in (pick_cols or pick)(cols):
             if r is None and c is None:
                 row.append(r"\ddots")
             elif r is None:
@@ -144,9 +158,10 @@ def corner_cells(rows: int, cols: int, cell, pick=picks) -> list[list[str]]:
     return body
 
 
-def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN) -> str:
-    """Return a bmatrix of cell(r, c); beyond `limit` rows or columns, only its corners with dots."""
-    return matrix_tex(corner_cells(rows, cols, cell, lambda n: picks(n, limit)))
+def corner_matrix(rows: int, cols: int, cell, limit: int = MAX_SHOWN, marks: tuple[tuple[int, ...], ...] = ((), ())) -> str:
+    """Return a bmatrix of cell(r, c); beyond `limit` rows or columns, its corners and marked rows and columns."""
+    return matrix_tex(corner_cells(rows, cols, cell, lambda n: picks(n, limit, marks[0]),
+                                   lambda n: picks(n, limit, marks[1])))
 
 
 def size_tex(shape: tuple[int, ...]) -> str:
@@ -154,26 +169,33 @@ def size_tex(shape: tuple[int, ...]) -> str:
     return r" \times ".join(map(str, shape))
 
 
-def tensor_tex(values: list[sp.Expr] | tuple[sp.Expr, ...], shape: tuple[int, ...]) -> str:
+def elided(shape: tuple[int, ...]) -> bool:
+    """Tell whether tensor_tex leaves out some of a tensor of this shape."""
+    return any(n > MAX_SHOWN for n in shape[-2:]) or any(n > MAX_BLOCKS for n in shape[:-2])
+
+
+def tensor_tex(values: list[sp.Expr] | tuple[sp.Expr, ...], shape: tuple[int, ...], marks: tuple[int, ...] = ()) -> str:
     """Return a tensor's values: a number, a row vector, a matrix, or nested rows.
 
-    A tensor with more than MAX_SHOWN rows, columns or blocks shows its corners,
+    A tensor with more than MAX_SHOWN rows, columns or blocks shows its corners, and
+    the rows and columns of the marked entries (flat indices; generator/document/glance.py),
     with its full size written under it.
     """
     if not shape:
         return number_tex(values[0])
-    body = _tensor_body(values, shape)
-    if any(n > MAX_SHOWN for n in shape[-2:]) or any(n > MAX_BLOCKS for n in shape[:-2]):
+    body = _tensor_body(values, shape, marks)
+    if elided(shape):
         return rf"\underset{{{size_tex(shape)}}}{{{body}}}"
     return body
 
 
-def _tensor_body(values, shape: tuple[int, ...]) -> str:
+def _tensor_body(values, shape: tuple[int, ...], marks: tuple[int, ...] = ()) -> str:
     if len(shape) == 1:
-        return corner_matrix(1, shape[0], lambda r, c: number_tex(values[c]))
+        return corner_matrix(1, shape[0], lambda r, c: number_tex(values[c]), marks=((), marks))
     cols = shape[-1]
     if len(shape) == 2:
-        return corner_matrix(shape[0], cols, lambda r, c: number_tex(values[r * cols + c]))
+        return corner_matrix(shape[0], cols, lambda r, c: number_tex(values[r * cols + c]),
+                             marks=(tuple(m // cols for m in marks), tuple(m % cols for m in marks)))
     # more dims: one matrix per leading index, the first and the last beyond MAX_BLOCKS (the 4-D
     # tensors the limits allow, 10 × 10 × 10 × 10, would otherwise be a row of 100 matrices)
     per = len(values) // shape[0]

@@ -25,6 +25,45 @@ class GraphRow:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A generic equation evaluated once, at an element chosen for what it shows (generator/document/glance.py)."""
+
+    tex: str  # the element's equation with the example's numbers
+    element: str  # LaTeX of that element
+    why: str  # equal, nonzero, outlier, sign or largest
+    count: int  # how many entries (or rows) stand out as this one does
+    dropped: int = 0  # terms left out of a sum because their upstream gradient is 0
+
+    @property
+    def params(self) -> dict:
+        """Return the fields as the message catalog's parameters."""
+        return {"element": self.element, "why": self.why, "count": self.count, "dropped": self.dropped}
+
+
+@dataclass(frozen=True)
+class TensorGlance:
+    """What stands out in a tensor too large to write out: its size, extremes, norm and telling entries, as LaTeX."""
+
+    kind: str  # equal, except or spread
+    size: int
+    nonzero: int
+    baseline: str
+    entries: tuple[tuple[str, str], ...]  # (index as torch writes it, value)
+    rows: tuple[tuple[str, str], ...]  # (row, its value when the whole row has one, else '')
+    negative: bool  # the entries or rows named are the negative ones (else the positive ones)
+    low: str
+    low_at: str
+    high: str
+    high_at: str
+    norm: str
+
+    @property
+    def params(self) -> dict:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class ForwardItem:
     """The forward computation of one node."""
 
@@ -39,6 +78,8 @@ class ForwardItem:
     shape: str
     scalar: bool
     indices: str  # the generic element's index letters: i, ij, ...
+    example: Example | None = None  # a large example's generic equation at one element
+    glance: TensorGlance | None = None  # a large tensor's telling entries, under its shortened display
 
     @property
     def result(self) -> str:
@@ -64,6 +105,8 @@ class BackwardItem:
     indices: str
     matrix: str = ""  # the whole gradient as a product of whole tensors, where its one consumer has such a form
     outer: bool = False  # that product is a column times a row
+    example: Example | None = None
+    glance: TensorGlance | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +201,7 @@ class GradItem:
     parts: tuple[str, ...]  # each call's contribution
     total: str
     shape: str
+    glance: TensorGlance | None = None
 
     @property
     def equation(self) -> str:

@@ -6,6 +6,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sympy as sp
 
 from ..engines.exact import Derivation, evaluate, sympy_params
@@ -13,9 +14,10 @@ from ..floats.ieee import to_float
 from ..graph.model import Node
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
-from .latex import INDEX_LETTERS, corner_cells, decimal, element_tex, name_tex, number_tex, operand_tex, tensor_tex
+from .glance import Glance, glance
+from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
 from .code import gradient_names
-from .model import CallItem, Document, GradItem, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
+from .model import CallItem, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -94,28 +96,65 @@ def brief_number(value: sp.Expr) -> str:
 
 
 def brief_text(values, shape: tuple[int, ...]) -> str:
-    """Return a tensor in plain text, as nested lists; long rows show their ends around '…'."""
+    """Return a tensor in plain text, as nested lists; long rows show their ends and marked entries around '…'."""
+    rows, cols = _brief_marks(values, shape)
+    return _brief_text(values, shape, rows, cols)
+
+
+def _brief_text(values, shape: tuple[int, ...], rows: tuple[int, ...], cols: tuple[int, ...]) -> str:
     if not shape:
         return brief_number(values[0])
     per = len(values) // shape[0]
-    parts = ["…" if i is None else brief_text(values[i * per:(i + 1) * per], shape[1:])
-             for i in _brief_picks(shape[0])]
+    marks = cols if len(shape) == 1 else rows
+    parts = ["…" if i is None else _brief_text(values[i * per:(i + 1) * per], shape[1:], (), cols)
+             for i in _brief_picks(shape[0], marks, across=len(shape) == 1)]
     return "[" + ", ".join(parts) + "]"
 
 
 def brief_tex(values, shape: tuple[int, ...]) -> str:
-    """Return a tensor as a small LaTeX matrix; beyond MAX_BRIEF rows or columns, its corners."""
+    """Return a tensor as a small LaTeX matrix; beyond MAX_BRIEF rows or columns, its corners and marked entries."""
     if not shape:
         return decimal(to_float(values[0]), 4)
     if len(shape) > 2:
         return r"\left[" + brief_text(values, shape).replace("…", r"\ldots ") + r"\right]"
     rows, cols = (1, shape[0]) if len(shape) == 1 else shape
-    cells = corner_cells(rows, cols, lambda r, c: decimal(to_float(values[r * cols + c]), 4), _brief_picks)
+    row_marks, col_marks = _brief_marks(values, shape)
+    cells = corner_cells(rows, cols, lambda r, c: decimal(to_float(values[r * cols + c]), 4),
+                         lambda n: _brief_picks(n, row_marks), lambda n: _brief_picks(n, col_marks, across=True))
     return r"\left[\begin{smallmatrix} " + r" \\ ".join(" & ".join(row) for row in cells) + r" \end{smallmatrix}\right]"
 
 
-def _brief_picks(n: int) -> list[int | None]:
-    return list(range(n)) if n <= MAX_BRIEF else [0, 1, None, n - 1]
+def _brief_picks(n: int, marks: tuple[int, ...] = (), across: bool = False) -> list[int | None]:
+    """Return what a box shows of n: all, or the ends and the marked ones (without marks, the first two).
+
+    Across the box (a vector's elements, a matrix's columns) at most MAX_BRIEF cells fit: the first goes first.
+    """
+    if n <= MAX_BRIEF:
+        return list(range(n))
+    if not marks:
+        return [0, 1, None, n - 1]
+    shown = gapped(sorted({0, n - 1, *marks}))
+    if across and len(shown) > MAX_BRIEF:
+        shown = [None] + gapped(sorted({n - 1, *marks}))
+    return shown
+
+
+def _brief_marks(values, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Return the rows and columns (of a vector: its elements) a shortened box keeps besides its ends."""
+    if not shape or len(shape) > 2 or all(n <= MAX_BRIEF for n in shape):
+        return (), ()
+    marks = glance(flat_floats(values), shape).marks
+    if len(shape) == 1:
+        return (), marks
+    return tuple(m // shape[1] for m in marks), tuple(m % shape[1] for m in marks)
+
+
+def flat_floats(values) -> np.ndarray:
+    """Return a tensor's values as one float64 array: a large example's array as it is, exact values rounded."""
+    inner = getattr(values, "values", None)
+    if isinstance(inner, np.ndarray):
+        return inner
+    return np.array([to_float(v) for v in values], dtype=np.float64)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -163,16 +202,39 @@ def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
     return Picture(tuple(nodes), tuple(edges), len(passes))
 
 
-def grad_items_of(graph, passes, *, vjp, grad) -> tuple[GradItem, ...]:
-    """Return each leaf's .grad after every call: vjp(pass, leaf) and grad(leaf) give the numbers (or None)."""
+def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[GradItem, ...]:
+    """Return each leaf's .grad after every call: vjp(pass, leaf) and grad(leaf) give the numbers (or None).
+
+    telling: a shortened .grad keeps its telling entries and says what stands out (large examples).
+    """
     items = []
     for inp in graph.spec.inputs:
-        total = grad(inp.name)
-        parts = tuple(tensor_tex(vjp(p, inp.name), inp.value.shape) for p in passes if vjp(p, inp.name) is not None)
+        total, shape = grad(inp.name), inp.value.shape
+        seen = glance(flat_floats(total), shape) if telling and total is not None and shape else None
+        marks = seen.marks if seen else ()
+        parts = tuple(tensor_tex(vjp(p, inp.name), shape, marks) for p in passes if vjp(p, inp.name) is not None)
         items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, total is not None, parts,
-                              tensor_tex(total, inp.value.shape) if total is not None else "",
-                              shape_text(inp.value.shape)))
+                              tensor_tex(total, shape, marks) if total is not None else "", shape_text(shape),
+                              tensor_glance(seen, flat_floats(total), shape) if seen and elided(shape) else None))
     return tuple(items)
+
+
+def tensor_glance(seen: Glance, values: np.ndarray, shape: tuple[int, ...]) -> TensorGlance:
+    """Return what stands out in a tensor (its glance), written for a sentence."""
+    def at(k: int) -> str:
+        return ", ".join(map(str, unravel(k, shape)))
+
+    rows = []
+    for r in seen.rows:
+        row = values[r * shape[1]:(r + 1) * shape[1]]
+        rows.append((str(r), number_tex(float(row[0])) if np.all(row == row[0]) else ""))
+    named = values[list(seen.entries)] if seen.entries else values[:0]
+    return TensorGlance(
+        seen.kind, seen.size, seen.nonzero, "" if seen.kind == "spread" else number_tex(seen.baseline),
+        () if seen.rows else tuple((at(k), number_tex(float(values[k]))) for k in seen.entries), tuple(rows),
+        bool(np.all(named < 0)) if named.size else False, number_tex(float(values[seen.low])), at(seen.low),
+        number_tex(float(values[seen.high])), at(seen.high), number_tex(seen.norm),
+    )
 
 
 def formula_tex(node: Node) -> str:

@@ -301,6 +301,14 @@ class Op:
         """Return the non-zero entries of the local Jacobian for each tensor operand, as arrays."""
         raise NotImplementedError
 
+    def forward_numbers(self, k: int, xs: list[Any], shapes: list[Shape], params: dict[str, Any],
+                        number: Callable[[Any], str]) -> str | None:
+        """Return the right side of forward_tex at output element k with the operands' numbers (number(x) writes one).
+
+        xs holds each operand flat (float64) or a constant. None: the element's value is all there is to show.
+        """
+        return None
+
     def array_kinks(
         self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]
     ) -> Iterator[tuple[np.ndarray, str]]:
@@ -414,3 +422,34 @@ def factor_tex(tex: str, *, wrap: bool = False) -> str:
 def summed(letters: list[str], body: str) -> str:
     """Return a sum over letters (none: the body itself)."""
     return rf"\sum_{{{','.join(letters)}}} {body}" if letters else body
+
+
+def bare(tex: str) -> str:
+    r"""Return a number without the \left( \right) that operand_tex puts around a negative one."""
+    if tex.startswith(r"\left(") and tex.endswith(r"\right)"):
+        return tex[len(r"\left("):-len(r"\right)")]
+    return tex
+
+
+MAX_TERMS = 4  # runs of equal terms a sum with numbers writes out; beyond, the first two, dots and the last
+
+
+def sum_tex(terms: list[str]) -> str:
+    """Return a sum of LaTeX terms; beyond MAX_TERMS, a run of n equal terms as n · term, and dots for middle runs."""
+    if len(terms) <= MAX_TERMS:
+        return " + ".join(terms)
+    runs: list[list] = []
+    for term in terms:
+        if runs and runs[-1][0] == term:
+            runs[-1][1] += 1
+        else:
+            runs.append([term, 1])
+    shown = [term if n == 1 else rf"{n} \cdot {term}" for term, n in runs]
+    if len(shown) > MAX_TERMS:
+        shown = shown[:2] + [r"\cdots"] + shown[-1:]
+    return " + ".join(shown)
+
+
+def list_tex(items: list[str]) -> str:
+    """Return a list of LaTeX items, the middle ones as dots beyond MAX_TERMS."""
+    return ", ".join(items if len(items) <= MAX_TERMS else items[:2] + [r"\ldots"] + items[-1:])

@@ -92,6 +92,12 @@ class Elementwise(Op):
         parts = [x.tex if x.shape is None else el(x.tex, aligned(x.shape, letters, out_shape)) for x in args]
         return f"{el(out, letters)} = {self.latex(parts, params)}"
 
+    def forward_numbers(self, k, xs, shapes, params, number):
+        index = unravel(k, broadcast(*shapes))
+        numbers = [number(float(x[source_index(index, shape)])) if isinstance(x, np.ndarray) else number(x)
+                   for x, shape in zip(xs, shapes)]
+        return self.latex(numbers, params)
+
     def backward_tex(self, a, args, out, out_shape, params, up):
         own = list(LETTERS[: len(args[a].shape)])
         lead = len(out_shape) - len(own)

@@ -48,6 +48,10 @@ class Select(Op):
         index = params["index"] % args[0].shape[0]
         return rf"{el(out, rest)} = {el(args[0].tex, [str(index)] + rest)}"
 
+    def forward_numbers(self, k, xs, shapes, params, number):
+        size = numel(shapes[0][1:])
+        return number(float(xs[0][(params["index"] % shapes[0][0]) * size + k]))
+
     def backward_tex(self, a, args, out, out_shape, params, up):
         own = list(LETTERS[: len(args[0].shape)])
         index = params["index"] % args[0].shape[0]

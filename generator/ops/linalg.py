@@ -10,7 +10,7 @@ import sympy as sp
 
 from ..floats import fmath
 from ..floats.numeric import active_rounding
-from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, el, flat, fmt_shape, free, numel, summed, times
+from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, el, flat, fmt_shape, free, numel, summed, sum_tex, times
 
 @dataclass(frozen=True)
 class Matmul(Op):
@@ -98,6 +98,13 @@ class Matmul(Op):
         o, ia, jb = self._grid(shapes)
         return [(0, o, ia, flat(xs[1])[jb], None), (1, o, jb, flat(xs[0])[ia], None)]
 
+    def forward_numbers(self, k, xs, shapes, params, number):
+        a, b = shapes
+        inner, cols = a[-1], (b[1] if len(b) == 2 else 1)
+        i, j = divmod(k, cols)
+        return sum_tex([rf"{number(float(xs[0][i * inner + m]))} \cdot {number(float(xs[1][m * cols + j]))}"
+                        for m in range(inner)])
+
     def grad_fn(self, consts, shapes, params):
         a, b = (len(s) for s in shapes)
         return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get((a, b), "SqueezeBackward4")
@@ -156,6 +163,10 @@ class Transpose(Op):
 
     def forward_tex(self, out, args, out_shape, params):
         return rf"{el(out, 'ij')} = {el(args[0].tex, 'ji')}"
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        i, j = divmod(k, shapes[0][0])
+        return number(float(xs[0][j * shapes[0][1] + i]))
 
     def backward_tex(self, a, args, out, out_shape, params, up):
         return up(el(out, "ji"))

@@ -10,7 +10,7 @@ import sympy as sp
 
 from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Shape, Spelling, bind_args, bool_arg, el, flat, int_arg, norm_dim, numel, ravel,
-    summed, times, unravel,
+    list_tex, sum_tex, summed, times, unravel,
 )
 from .derivatives import NormShare, Printer, TieShare
 
@@ -114,6 +114,16 @@ class Reduction(Op):
             "min": rf"\min_{{{','.join(over)}}} {body}" if over else body,
         }[self.key]
         return f"{el(out, index)} = {rhs}"
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        _, groups = self._index(shapes[0], params)
+        members = [number(float(v)) for v in flat(xs[0])[groups[k]]]
+        if self.extreme:
+            return rf"\{self.key}\left({list_tex(members)}\right)"
+        if self.key == "norm":
+            return rf"\sqrt{{{sum_tex([f'{{{m}}}^{{2}}' for m in members])}}}"
+        total = sum_tex(members)
+        return rf"\frac{{1}}{{{len(members)}}} \left({total}\right)" if self.key == "mean" else total
 
     def backward_tex(self, a, args, out, out_shape, params, up):
         x = args[0]

@@ -9,7 +9,7 @@ import sympy as sp
 
 from ..floats import fmath
 from ..floats.ieee import number
-from .base import LETTERS, Op, Spelling, bind_args, int_arg, checked, el, flat, free, norm_dim, numel, summed, times
+from .base import LETTERS, Op, bare, sum_tex, Spelling, bind_args, int_arg, checked, el, flat, free, norm_dim, numel, summed, times
 from .reductions import reduce_groups
 
 STABLE_SHIFT = 700  # softmax shifts a group by its maximum when that is larger in size (e^709 ≈ 8e307)
@@ -138,6 +138,15 @@ class Softmax(Op):
         if self.log:
             return rf"{el(out, own)} = {el(x.tex, own)} - \ln {total}"
         return rf"{el(out, own)} = \frac{{e^{{{el(x.tex, own)}}}}}{{{total}}}"
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        group = self._index(shapes[0], params)
+        members = flat(xs[0])
+        (g,) = [row for row in group if k in row]
+        total = sum_tex([f"e^{{{bare(number(float(members[j])))}}}" for j in g])
+        if self.log:
+            return rf"{number(float(members[k]))} - \ln\left({total}\right)"
+        return rf"\frac{{e^{{{bare(number(float(members[k])))}}}}}{{{total}}}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
         x = args[0]

@@ -11,7 +11,8 @@ import numpy as np
 from ..document.model import Document
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
-from ..ops.base import numel
+from ..document.glance import glance
+from ..ops.base import numel, unravel
 from .base import Finished
 
 
@@ -90,7 +91,31 @@ class Json(Finished):
                 "grads": {leaf: None if g is None else _exact(g, shapes[leaf]) for leaf, g in derivation.grads.items()},
             },
         }
+        if large:  # what the document shows of each tensor (small examples show every entry)
+            data["highlights"] = _highlights(derivation, shapes)
         return (dumps(data) + "\n").encode("utf-8")
+
+
+def _highlights(derivation, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Return, for a large example's tensors, the entries its document shows (generator/document/glance.py)."""
+    def of(values: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
+        seen = glance(values, shape)
+        at = lambda k: list(unravel(int(k), shape))  # noqa: E731
+        return {
+            "kind": seen.kind, "size": seen.size, "nonzero": seen.nonzero,
+            "baseline": None if seen.kind == "spread" else _number(seen.baseline),
+            "entries": [at(k) for k in seen.entries], "rows": list(seen.rows),
+            "smallest": {"at": at(seen.low), "value": _number(float(values[seen.low]))},
+            "largest": {"at": at(seen.high), "value": _number(float(values[seen.high]))},
+            "l2_norm": _number(seen.norm), "example_at": at(seen.pick), "why": seen.why,
+        }
+
+    return {
+        "values": {name: of(v, shapes[name]) for name, v in derivation.values.items() if shapes[name]},
+        "backward": [{name: of(a, shapes[name]) for name, a in p.adjoints.items() if shapes[name]}
+                     for p in derivation.passes],
+        "grads": {leaf: of(g, shapes[leaf]) for leaf, g in derivation.grads.items() if g is not None and shapes[leaf]},
+    }
 
 
 def _sparse(jacobian) -> dict[str, Any] | None:

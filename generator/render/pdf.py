@@ -435,11 +435,20 @@ class TexBuilder:
                 doc.append(self.say("each_element"))
             for eq in item.equations:
                 doc.append(self.math(eq))
+            self.example(doc, item)
             if item.hidden:
                 doc.append(self.say("forward_hidden", count=item.hidden))
             if not item.scalar:
                 doc.append(self.say("so"))
                 doc.append(self.math(item.result))
+            if item.glance:
+                doc.append(self.say("glance", **item.glance.params))
+
+    def example(self, doc, item):
+        """A large example's generic equation at one element, with the sentence that says which."""
+        if item.example:
+            doc.append(self.say("example_at", **item.example.params))
+            doc.append(self.math(item.example.tex))
 
     def call(self, doc, call):
         d, t = self.doc_model, self.t
@@ -468,6 +477,7 @@ class TexBuilder:
                                     indices=indices))
             for eq in item.equations:
                 doc.append(self.math(eq))
+            self.example(doc, item)
             if item.hidden:
                 doc.append(self.say("backward_hidden", count=item.hidden))
             if item.shape != "scalar" and not item.is_output:
@@ -476,6 +486,8 @@ class TexBuilder:
             if item.matrix:
                 doc.append(self.say("matrix_form", outer=item.outer))
                 doc.append(self.math(item.matrix))
+            if item.glance:
+                doc.append(self.say("glance", **item.glance.params))
             if item.is_leaf:
                 doc.append(self.say("leaf_accumulates", name=item.name))
             elif not item.is_output:
@@ -527,6 +539,8 @@ class TexBuilder:
             else:
                 items.add_item(self.say("grad_is", leaf=g.leaf))
                 items.append(self.math(g.equation))
+            if g.glance:
+                items.append(self.say("glance", **g.glance.params))
         doc.append(items)
         doc.append(self.say("as_printed_rounded", dtype=self.doc_model.dtype) if self.doc_model.rounding else self.say("as_printed"))
 
