@@ -5,9 +5,11 @@ unexpected exception fails the test with its traceback; a refusal must be a Spec
 whose every problem has a line.
 
 `make test` tries a few hundred specs; `pytest -m long` (DERIVE_PROPERTY_EXAMPLES sets how
-many, default 5000) runs the long version, each spec in a child under the build's budget (a spec
-such as `x0 ** x0` at 1e308 can take minutes to derive exactly; a build refuses it at its
---timeout, and so does the long run, counting it apart). Both print how many specs were tried.
+many, default 5000) runs the long version: it draws the specs first, then runs each in a child
+under the build's budget, DERIVE_PROPERTY_JOBS (default: the CPU count) at once, and reports every
+failing spec (a spec such as `x0 ** x0` at 1e308 can take minutes to derive exactly; a build
+refuses it at its --timeout, and so does the long run, counting it apart). Both print how many
+specs were tried.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from generator.engines import sparse as bulk
@@ -106,11 +108,9 @@ def _build_and_compare(spec: Path) -> tuple[str, list[str]]:
     return "built", compare_spec(spec)
 
 
-def _run(examples: int, tmp_path: Path, *, budget: float | None = None) -> Counter:
-    """Try `examples` generated specs, in-process or (given a budget in seconds) each in a child."""
+def _run(examples: int, tmp_path: Path) -> Counter:
+    """Try `examples` generated specs in-process, so a failure shows its traceback and hypothesis shrinks it."""
     tally: Counter = Counter()
-    if budget is not None:
-        check.import_torch()  # once, before the children fork, rather than once in each of them
 
     @settings(max_examples=examples, deadline=None, derandomize=examples <= 500,
               suppress_health_check=list(HealthCheck), database=None)
@@ -119,18 +119,8 @@ def _run(examples: int, tmp_path: Path, *, budget: float | None = None) -> Count
         spec = tmp_path / "generated.yaml"
         spec.write_text(text)
         tally["tried"] += 1
-        tally["extreme"] += any(n in text for n in EXTREME if "e" in n)
-        if budget is None:
-            outcome, lines = _build_and_compare(spec)
-        else:
-            try:
-                outcome, lines = isolate.isolated(_build_and_compare, spec, timeout=budget, label=str(spec))
-            except isolate.BudgetError as e:  # the build's limit refusal, located at the spec
-                assert "took longer than" in str(e) or "memory" in str(e), (text, e.lines())
-                tally["over budget"] += 1
-                return
-            except DeriveError as e:  # the child's own failure: an internal error or an assertion
-                pytest.fail(f"{text}\n" + "\n".join(e.lines()))
+        tally["extreme"] += _extreme(text)
+        outcome, lines = _build_and_compare(spec)
         if outcome == "refused":
             assert all(lines), (text, lines)  # every problem has its line
             tally["refused"] += 1
@@ -140,6 +130,51 @@ def _run(examples: int, tmp_path: Path, *, budget: float | None = None) -> Count
 
     prop()
     return tally
+
+
+def _extreme(text: str) -> bool:
+    return any(n in text for n in EXTREME if "e" in n)
+
+
+def _generate(examples: int) -> list[str]:
+    """Draw `examples` spec texts from the grammar (hypothesis's generation phase only)."""
+    texts: list[str] = []
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+              phases=[Phase.generate])
+    @given(specs())
+    def gather(text: str) -> None:
+        texts.append(text)
+
+    gather()
+    return texts
+
+
+def _run_budgeted(examples: int, tmp_path: Path, *, jobs: int) -> tuple[Counter, list[str]]:
+    """Try `examples` generated specs, each in a child under the build's budget, `jobs` at once: tally and failures."""
+    check.import_torch()  # once, before the children fork, rather than once in each of them
+    texts = _generate(examples)
+    paths = []
+    for i, text in enumerate(texts):
+        folder = tmp_path / f"{i:05d}"
+        folder.mkdir()
+        (folder / "generated.yaml").write_text(text)
+        paths.append(folder / "generated.yaml")
+    results = isolate.run_many([(_build_and_compare, (p,), str(p)) for p in paths], jobs=jobs, timeout=BUDGET)
+    tally: Counter = Counter(tried=len(texts), extreme=sum(map(_extreme, texts)))
+    failures = []
+    for text, result in zip(texts, results):
+        if isinstance(result, isolate.BudgetError):  # the build's limit refusal, located at the spec
+            tally["over budget"] += 1
+        elif isinstance(result, DeriveError):  # the child's own failure: an internal error or an assertion
+            failures.append(text + "\n".join(result.lines()))
+        elif result[0] == "refused" and all(result[1]):
+            tally["refused"] += 1
+        elif result[0] == "built" and result[1] == []:
+            tally["agreed"] += 1
+        else:
+            failures.append(text + "\n".join(map(str, result[1])))
+    return tally, failures
 
 
 def _report(tally: Counter, capsys) -> None:
@@ -169,6 +204,8 @@ def test_random_specs_on_whole_arrays_agree_with_torch(tmp_path, capsys, monkeyp
 def test_long_run(tmp_path, capsys, monkeypatch, small):
     """The long run: DERIVE_PROPERTY_EXAMPLES generated specs (default 5000), on each derivation path."""
     monkeypatch.setattr(bulk, "SMALL", small)
-    tally = _run(int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000")), tmp_path, budget=BUDGET)
+    examples = int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000"))
+    tally, failures = _run_budgeted(examples, tmp_path, jobs=int(os.environ.get("DERIVE_PROPERTY_JOBS", os.cpu_count() or 1)))
     _report(tally, capsys)
-    assert tally["tried"] >= int(os.environ.get("DERIVE_PROPERTY_EXAMPLES", "5000"))
+    assert failures == [], f"{len(failures)} of {tally['tried']} specs failed; the first:\n" + "\n\n".join(failures[:5])
+    assert tally["tried"] >= examples
