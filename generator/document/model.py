@@ -46,12 +46,12 @@ class ForwardItem:
         return f"{self.tex} = {self.value}"
 
     @staticmethod
-    def together(run: tuple[ForwardItem, ...]) -> str:
-        """Return the generic equations of a run of items as one display, one row each."""
+    def together(run: tuple[ForwardItem, ...]) -> tuple[str, ...]:
+        """Return the generic equations of a run of items: one display, a row each, when there are several items."""
         if len(run) == 1:
-            return run[0].equations[0]
+            return run[0].equations
         rows = [eq.replace(" = ", " &= ", 1) for item in run for eq in item.equations]
-        return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+        return (r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}",)
 
     @property
     def displays(self) -> tuple[str, ...]:
@@ -152,6 +152,11 @@ class CallItem:
     all_at_once: tuple[str, ...]
     notes_hidden: int = 0  # kinks of a large example beyond the notes shown
     repeat_of: int = 0  # an earlier call with the same output and v: this one's derivation is the same
+
+    @property
+    def explained(self) -> str:
+        """The leaf whose Jacobian says how torch stores a tensor (the first one with elements to flatten)."""
+        return next((j.leaf for j in self.jacobians if j.leaf_shape != "scalar"), "")
 
     @property
     def at_once(self) -> tuple[str, ...]:
@@ -292,11 +297,12 @@ class Document:
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
-        """The forward items in runs: consecutive generic ones with the same indices share one display."""
+        """The forward items in runs: consecutive ones of one generic equation, same indices, share one display."""
         runs: list[list[ForwardItem]] = []
         for item in self.forward:
             last = runs[-1][-1] if runs else None
-            if last is not None and item.generic and last.generic and item.indices == last.indices:
+            alike = [i for i in (item, last) if i is not None and i.generic and len(i.equations) == 1]
+            if len(alike) == 2 and item.indices == last.indices:
                 runs[-1].append(item)
             else:
                 runs.append([item])

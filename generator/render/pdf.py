@@ -425,7 +425,8 @@ class TexBuilder:
             item = run[0]
             if item.generic:
                 doc.append(self.say("forward_node", names=[i.name for i in run], indices=item.indices))
-                doc.append(self.math(item.together(run)))
+                for eq in item.together(run):
+                    doc.append(self.math(eq))
                 continue
             doc.append(self.say("forward_node", names=[item.name], indices=""))
             for eq in item.displays:
@@ -487,7 +488,7 @@ class TexBuilder:
             for j in call.jacobians:
                 doc.append(self.say("jacobian_intro", leaf=j.leaf, flat=j.flat, out=call.output, diagonal=j.diagonal,
                                     index_tex=j.index_tex, index_code=j.index_code, scalar=j.leaf_shape == "scalar",
-                                    many=len(call.jacobians) > 1))
+                                    many=len(call.jacobians) > 1, first=j.leaf == call.explained))
                 doc.append(self.math(j.shown))
             doc.append(self.say("never_builds", implicit=call.implicit, out=call.output, v=call.gradient_name,
                                 rows=call.numel, inputs=d.inputs))
