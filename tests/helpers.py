@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -95,3 +96,14 @@ def outputs(folder: Path) -> list[Path]:
     from generator.pipeline.build import CACHE
 
     return sorted(p for p in folder.iterdir() if p.name != CACHE)
+
+
+def prose_words(markdown: str) -> int:
+    """Count a Markdown document's words of prose: code blocks (Mermaid too) and display math left out;
+    each inline formula and each code span counts as one word, and table cells count by their words."""
+    text = re.sub(r"^```.*?^```", " ", markdown, flags=re.S | re.M)
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
+    text = re.sub(r"^\|(?:---\|)+$", " ", text, flags=re.M)  # a table's rule
+    text = re.sub(r"\$[^$\n]+\$|`[^`\n]+`", " W ", text)
+    text = re.sub(r"\\(.)", r"\1", text)  # Markdown escapes of the spec's text
+    return sum(1 for token in text.split() if re.search(r"\w", token))

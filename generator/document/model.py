@@ -86,6 +86,26 @@ class ForwardItem:
         """The whole tensor: y = [...]."""
         return f"{self.tex} = {self.value}"
 
+    @staticmethod
+    def together(run: tuple[ForwardItem, ...]) -> tuple[str, ...]:
+        """Return the generic equations of a run of items: one display, a row each, when there are several items."""
+        if len(run) == 1:
+            return run[0].equations
+        rows = [eq.replace(" = ", " &= ", 1) for item in run for eq in item.equations]
+        return (r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}",)
+
+    @property
+    def displays(self) -> tuple[str, ...]:
+        """What the forward pass shows: the generic element; or the op, merged with a scalar's one equation."""
+        if self.generic:
+            return self.equations
+        head = f"{self.tex} = "
+        if len(self.equations) == 1 and self.equations[0].startswith(head) and not self.hidden:
+            if self.equations[0].startswith(self.formula + " = "):  # the equation already opens with the op
+                return self.equations
+            return (self.formula + " = " + self.equations[0][len(head):],)
+        return (self.formula, *self.equations)
+
 
 @dataclass(frozen=True)
 class BackwardItem:
@@ -107,6 +127,8 @@ class BackwardItem:
     outer: bool = False  # that product is a column times a row
     example: Example | None = None
     glance: TensorGlance | None = None
+    local: str = ""  # LaTeX: the local derivative(s) of the generic (else the first) element, for the closing table
+    gradient: str = ""  # LaTeX: the gradient, one number when every element has it, else the whole tensor
 
 
 @dataclass(frozen=True)
@@ -125,13 +147,24 @@ class JacobianItem:
     grad: str  # the result reshaped to the leaf's shape
     leaf_shape: str
     diagonal: bool
+    jvp: str | None = None  # forward mode on the same numbers: J u with u the first unit vector (J's first column)
+    first: str = ""  # LaTeX of the leaf's first element, the one u moves
+    index_tex: str = ""  # for a leaf of two or more dimensions: an element, x_{01} ...
+    index_code: str = ""  # ... and how the code indexes it, x[0][1]
 
     @property
-    def entries(self) -> str | None:
-        """J as ∂y/∂x symbols, then as formulas when there are any."""
+    def shown(self) -> str:
+        """J as ∂y/∂x symbols (when small), then at the example's values."""
         if self.notation is None:
+            return self.numeric
+        return f"J = {self.notation} = {self.numeric.removeprefix('J = ')}"
+
+    @property
+    def formulas(self) -> str | None:
+        """J's entries as formulas of the inputs, when they say more than the numbers (for the appendix)."""
+        if self.symbolic is None or self.symbolic == self.numeric.removeprefix("J = "):
             return None
-        return f"J = {self.notation}" + (f" = {self.symbolic}" if self.symbolic else "")
+        return f"J = {self.symbolic}"
 
 
 @dataclass(frozen=True)
@@ -173,6 +206,28 @@ class CallItem:
     notes_hidden: int = 0  # kinks of a large example beyond the notes shown
     all_at_once_hidden: int = 0  # partial derivatives the fully substituted section leaves out
     weighted: str = ""  # LaTeX of the scalar L = sum v * output that v is the gradient of, indexed as the output
+    repeat_of: int = 0  # an earlier call with the same output and v: this one's derivation is the same
+
+    @property
+    def explained(self) -> str:
+        """The leaf whose Jacobian says how torch stores a tensor (the first one with elements to flatten)."""
+        return next((j.leaf for j in self.jacobians if j.leaf_shape != "scalar"), "")
+
+    @property
+    def at_once(self) -> tuple[str, ...]:
+        """The fully substituted expression, then its partial derivatives two to a display."""
+        head, partials = self.all_at_once[:1], self.all_at_once[1:]
+        return head + tuple(r" \qquad ".join(partials[k:k + 2]) for k in range(0, len(partials), 2))
+
+    @property
+    def formulas(self) -> tuple[JacobianItem, ...]:
+        """The Jacobians whose entries the appendix writes as formulas (none when "all at once" already does)."""
+        return () if self.all_at_once else tuple(j for j in self.jacobians if j.formulas)
+
+    @property
+    def table(self) -> tuple[BackwardItem, ...]:
+        """The nodes of the closing table: every node the gradient reaches with its local derivative, the output left out."""
+        return tuple(item for item in self.backward if not item.is_output and item.local)
 
     @property
     def call(self) -> str:
@@ -188,6 +243,20 @@ class CallItem:
     def total(self, item: BackwardItem) -> str:
         """One node's whole gradient in this call: ∂L/∂y = [...]."""
         return rf"\frac{{\partial {self.loss}}}{{\partial {item.tex}}} = {item.value}"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A change the reader can try, with what the derivation predicts for it."""
+
+    kind: str  # "input": one leaf element changed; "unit": v with one 1; "scale": v = 2 for a scalar output
+    leaf: str  # the leaf whose .grad the reader looks at
+    element: str  # code: x[0][0] (input) / the call's v as code (unit, scale)
+    old: str  # LaTeX: the element's value in the example (input)
+    new: str  # LaTeX: its new value (input)
+    formula: str  # LaTeX: the derivative of that element, as a formula of the inputs (input)
+    result: str  # LaTeX: the predicted gradient: one number (input), the whole .grad (unit, scale)
+    call: str = ""  # code: the backward call to try (unit, scale)
 
 
 @dataclass(frozen=True)
@@ -252,6 +321,7 @@ class Picture:
     nodes: tuple[PictureNode, ...]
     edges: tuple[PictureEdge, ...]
     calls: int  # backward calls: with more than one, each non-leaf box shows one gradient per call
+    values: bool = False  # boxes show values too (the forward pass and the graph table already do)
 
 
 @dataclass(frozen=True)
@@ -271,12 +341,60 @@ class Document:
     grads: tuple[GradItem, ...]
     picture: Picture
     has_intermediates: bool
-    elementwise_only: bool
+    story: str  # "elementwise": every op works element by element; "reduced": and the last ones reduce alike; ""
+    reducers: tuple[str, ...]  # with "reduced": the nodes that combine every element alike
+    alike: bool  # every element of every tensor goes through the same numbers: one element tells the story
     scientific: bool  # torch printed in scientific notation
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
     flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
+    check: Check | None = None  # "check it yourself"
+
+    @property
+    def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
+        """The forward items in runs: consecutive ones of one generic equation, same indices, share one display."""
+        runs: list[list[ForwardItem]] = []
+        for item in self.forward:
+            last = runs[-1][-1] if runs else None
+            alike = [i for i in (item, last) if i is not None and i.generic and len(i.equations) == 1]
+            if len(alike) == 2 and item.indices == last.indices:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return tuple(tuple(run) for run in runs)
+
+    @property
+    def leaves(self) -> tuple[GraphRow, ...]:
+        """The leaves that require grad, in graph order."""
+        return tuple(row for row in self.graph if row.is_leaf and row.requires_grad)
+
+    @property
+    def others(self) -> tuple[GraphRow, ...]:
+        """The leaves that do not require grad."""
+        return tuple(row for row in self.graph if row.is_leaf and not row.requires_grad)
+
+    @property
+    def computed(self) -> GraphRow | None:
+        """A computed tensor that requires grad and has a name in the code (one the reader can call retain_grad on)."""
+        rows = [r for r in self.graph if not r.is_leaf and r.requires_grad and not r.intermediate]
+        outputs = {c.output for c in self.calls}
+        return next((r for r in rows if r.name not in outputs), rows[0] if rows else None)
+
+    @property
+    def inputs(self) -> int:
+        """The number of input elements that require grad: forward mode needs one pass per each."""
+        return sum(j.cols for j in self.calls[0].jacobians) if self.calls else 0
+
+    @property
+    def kinks(self) -> bool:
+        """Whether any call meets a point where a derivative does not exist."""
+        return any(c.notes for c in self.calls)
+
+    @property
+    def appendix(self) -> bool:
+        """Whether any call keeps detail for the appendix."""
+        return any(c.all_at_once or c.formulas for c in self.calls if not c.repeat_of)
 
 
 @dataclass(frozen=True)

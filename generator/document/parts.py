@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..ops.base import numel, source_index, unravel
 from .glance import Glance, glance
 from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
 from .code import gradient_names
-from .model import CallItem, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
+from .model import CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -237,6 +238,14 @@ def tensor_glance(seen: Glance, values: np.ndarray, shape: tuple[int, ...]) -> T
     )
 
 
+def _nest(items: list[str], shape: tuple[int, ...]) -> str:
+    """Write flat items as a nested Python list of shape (a bare item for a scalar)."""
+    if not shape:
+        return items[0]
+    size = numel(shape[1:])
+    return "[" + ", ".join(_nest(items[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])) + "]"
+
+
 def formula_tex(node: Node) -> str:
     """Return the node as an op of whole tensors: t = y · y."""
     op = REGISTRY[node.op]
@@ -319,13 +328,57 @@ class DocumentBuilder:
             calls=self.call_items(),
             grads=self.grad_items(),
             picture=self.picture(),
+            check=self.check(fields.get("dtype", "float32")),
             **fields,
         )
 
     def call_items(self) -> tuple[CallItem, ...]:
         names = gradient_names(self.graph)
         count = len(self.d.passes)
-        return tuple(self.call_item(i, p, names[i], count) for i, p in enumerate(self.d.passes))
+        items = [self.call_item(i, p, names[i], count) for i, p in enumerate(self.d.passes)]
+        for i, item in enumerate(items):
+            same = next((c for c in items[:i] if not c.repeat_of and (c.output, c.gradient) == (item.output, item.gradient)), None)
+            if same is not None:
+                items[i] = replace(item, repeat_of=same.number)
+        return tuple(items)
+
+    def check(self, dtype: str) -> Check | None:
+        """Return a change the reader can try on the first call, with the gradient the derivation gives for it."""
+        if not self.d.passes or self.d.large:  # a large tensor's gradients do not fit a sentence
+            return None
+        p = self.d.passes[0]
+        leaf = next((self.graph.node(i.name) for i in self.graph.spec.inputs if i.requires_grad and i.name in p.vjp), None)
+        if leaf is None:
+            return None
+        found = self.changed_input(p, leaf) if p.implicit else None
+        if found is not None:
+            return found
+        if len(self.d.passes) > 1:  # another v for the first call would change what the later calls add to
+            return None
+        out = self.graph.node(p.call.output)
+        suffix = ", dtype=torch.float64" if dtype == "float64" else ""
+        if p.implicit:
+            call = f"{out.name}.backward(torch.tensor({_nest(['2.'], out.shape)}{suffix}))"
+            values = [2 * v for v in self.vjp_values(p, leaf.name)]
+            return Check("scale", leaf.name, "", "", "", "", tensor_tex(values, leaf.shape), call)
+        row = self.jacobian_row(p, leaf.name)
+        if row is None:
+            return None
+        unit = _nest(["1." if k == 0 else "0." for k in range(numel(out.shape))], out.shape)
+        call = f"{out.name}.backward(torch.tensor({unit}{suffix}))"
+        return Check("unit", leaf.name, "", "", "", "", tensor_tex(row, leaf.shape), call)
+
+    def changed_input(self, p, leaf: Node) -> Check | None:
+        """Return the check that changes one input element, where the builder has the gradient as a formula."""
+        return None
+
+    def vjp_values(self, p, leaf: str):
+        """Return one call's Jᵀv for a leaf, flat."""
+        return list(p.vjp[leaf])
+
+    def jacobian_row(self, p, leaf: str):
+        """Return the first row of a call's Jacobian for a leaf, flat (None when it is not known)."""
+        return list(p.jacobians[leaf][0])
 
     def call_item(self, i: int, p, vname: str | None, count: int) -> CallItem:
         out = self.graph.node(p.call.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import sympy as sp
@@ -26,13 +27,14 @@ from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
-from .model import BackwardItem, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
+from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
 
 MAX_LINES = 12  # element equations shown per node before the rest is summarised
+MAX_LOCALS = 2  # local derivatives of one element the closing table shows; beyond, dots
 MAX_NOTATION = 16  # Jacobian entries shown as ∂y/∂x symbols
 MAX_ALL_AT_ONCE = 80  # operations in the fully substituted expression worth showing
 MAX_ALL_AT_ONCE_PARTIALS = 12  # derivatives shown in that section; the rest are counted
@@ -142,11 +144,14 @@ class SmallBuilder(DocumentBuilder):
         else:
             shown = [eq for eq, _ in lines[:MAX_LINES]]
         values = [a.value for a in adjoints]
+        whole = tensor_tex(values, node.shape)
         matrix, outer = self.product_form(p, node, consumers, loss)
         return BackwardItem(
             node.name, name_tex(node.name), node.is_leaf, is_output, grad_fns, rules, tuple(shown), generic,
-            0 if generic else max(size - MAX_LINES, 0), tensor_tex(values, node.shape), shape_text(node.shape),
+            0 if generic else max(size - MAX_LINES, 0), whole, shape_text(node.shape),
             ", ".join(INDEX_LETTERS[: len(node.shape)]), matrix, outer,
+            local="" if is_output else self.local_tex(node, adjoints[0], generic=generic),
+            gradient=number_tex(values[0]) if generic or size == 1 else whole,
         )
 
     def product_form(self, p: Pass, node: Node, consumers: list[str], loss: str) -> tuple[str, bool]:
@@ -174,6 +179,39 @@ class SmallBuilder(DocumentBuilder):
         eq = f"{self.partial(loss, name_tex(node.name))} = {product} = {written} = {whole}"
         return eq, [layout for _, layout in factors] == ["col", "row"]
 
+    def local_tex(self, node: Node, adj: Adjoint, *, generic: bool) -> str:
+        """Return each local derivative of one element (the generic one), with its value: ∂t/∂y = 2 y = 6."""
+        printer = Printer(self.generic_names(node) if generic else self.names, self.values)
+        el = printer.doprint(self.d.symbols[node.name][adj.index])
+        parts = []
+        for (consumer, k), terms in self.groups(adj).items():
+            c_el = printer.doprint(self.d.symbols[consumer][k])
+            local = sp.Add(*(t.local for t in terms), evaluate=False) if len(terms) > 1 else terms[0].local
+            value = sp.Add(*(t.local_value for t in terms))
+            if local.free_symbols:
+                formula = printer.doprint(local)
+                shown = formula + ("" if formula == number_tex(value) else value_tex(value))
+            else:
+                shown = number_tex(value)
+            parts.append(rf"{self.partial(c_el, el)} = {shown}")
+        return ", ".join(parts[:MAX_LOCALS]) + (r", \ldots" if len(parts) > MAX_LOCALS else "")
+
+    def generic_names(self, node: Node) -> dict[sp.Symbol, str]:
+        """Return the element names with every tensor of node's shape written as its generic element."""
+        names = dict(self.names)
+        for other in self.graph.nodes:
+            if other.shape == node.shape:
+                names[self.d.symbols[other.name][0]] = element_tex(other.name, other.shape, None)
+        return names
+
+    @staticmethod
+    def groups(adj: Adjoint) -> dict[tuple[str, int], list]:
+        """Return an adjoint's chain-rule terms grouped by the consumer element they come back from."""
+        groups: dict[tuple[str, int], list] = {}
+        for t in adj.terms:
+            groups.setdefault((t.consumer, t.out_index), []).append(t)
+        return groups
+
     def backward_generic(self, node: Node, adjoints: tuple[Adjoint, ...], lines: list[tuple[str, str]]) -> bool:
         for adj in adjoints:
             for t in adj.terms:
@@ -189,13 +227,8 @@ class SmallBuilder(DocumentBuilder):
         return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
 
     def adjoint_lines(self, p: Pass, node: Node, adj: Adjoint, loss: str, is_output: bool, *, generic: bool = False):
-        """Return (aligned equation, its numeric part) for one element's adjoint."""
-        names = self.names
-        if generic:
-            names = dict(self.names)
-            for other in self.graph.nodes:
-                if other.shape == node.shape:
-                    names[self.d.symbols[other.name][0]] = element_tex(other.name, other.shape, None)
+        """Return (the equation, a chain or aligned rows, and its numeric part) for one element's adjoint."""
+        names = self.generic_names(node) if generic else self.names
         printer = Printer(names, self.values)
         el = names[self.d.symbols[node.name][adj.index]]
         lhs = self.partial(loss, el)
@@ -209,11 +242,8 @@ class SmallBuilder(DocumentBuilder):
             return eq, number_tex(v)
         if not adj.terms:  # e.g. an element that indexing does not read: no path back from the output
             return rf"{lhs} = 0", "0"
-        groups: dict[tuple[str, int], list] = {}
-        for t in adj.terms:
-            groups.setdefault((t.consumer, t.out_index), []).append(t)
         generic_parts, local_parts, number_parts = [], [], []
-        for (consumer, k), terms in groups.items():
+        for (consumer, k), terms in self.groups(adj).items():
             c_el = names[self.d.symbols[consumer][k]]
             up = self.partial(loss, c_el)
             local = sp.Add(*(t.local for t in terms), evaluate=False) if len(terms) > 1 else terms[0].local
@@ -223,13 +253,19 @@ class SmallBuilder(DocumentBuilder):
             generic_parts.append(rf"{up} \cdot {self.partial(c_el, el)}")
             local_parts.append(rf"{up} \cdot {local_tex}")
             number_parts.append(rf"{operand_tex(terms[0].upstream)} \cdot {local_num}")
-        rows = [rf"{lhs} &= " + " + ".join(generic_parts)]
-        for part in (" + ".join(local_parts), " + ".join(number_parts)):
+        # ∂out/∂z = ∂out/∂out · ∂out/∂z would define the gradient by itself: from the output, the local rule comes first
+        circular = any(names[self.d.symbols[c][k]] == loss for c, k in self.groups(adj))
+        steps = ([] if circular else [" + ".join(generic_parts)]) + [" + ".join(local_parts), " + ".join(number_parts)]
+        rows = [rf"{lhs} &= {steps[0]}"]
+        for part in steps[1:]:
             if not rows[-1].endswith("&= " + part):  # skip a step that changes nothing
                 rows.append("&= " + part)
         rows[-1] += value_tex(adj.value)
         numeric = " + ".join(number_parts) + value_tex(adj.value)
-        eq = r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+        if len(generic_parts) == 1:  # one path back: a chain on one line (the PDF breaks it when too wide)
+            eq = " ".join(row.replace("&=", "=") for row in rows)
+        else:
+            eq = r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
         return eq, numeric
 
     # -- Jacobians -----------------------------------------------------------
@@ -244,18 +280,24 @@ class SmallBuilder(DocumentBuilder):
             notation = matrix_tex([[self.partial(o, x) for x in leaf_els] for o in out_els])
             symbolic = self.symbolic_jacobian(p, out, leaf)
         numeric = corner_matrix(n_rows, n_cols, lambda r, c: number_tex(rows_v[r][c]))
-        jt = corner_matrix(n_cols, n_rows, lambda r, c: number_tex(rows_v[c][r]))
-        v = corner_matrix(n_rows, 1, lambda r, c: number_tex(p.gradient[r]))
         vjp = p.vjp[leaf.name]
-        result = corner_matrix(n_cols, 1, lambda r, c: number_tex(vjp[r]))
+        if n_rows == 1:  # Jᵀ is a column: written as a row, transposed, to keep the page short
+            jt = corner_matrix(1, n_cols, lambda r, c: number_tex(rows_v[0][c])) + r"^{\mathsf T}"
+        else:
+            jt = corner_matrix(n_cols, n_rows, lambda r, c: number_tex(rows_v[c][r]))
+        v = corner_matrix(n_rows, 1, lambda r, c: number_tex(p.gradient[r]))
+        result = corner_matrix(1, n_cols, lambda r, c: number_tex(vjp[c])) + r"^{\mathsf T}"
         product = rf"J^{{\mathsf T}} v = {jt} {v} = {result}"
         diagonal = n_rows == n_cols and n_rows > 1 and all(
             rows_v[r][c] == 0 for r in range(n_rows) for c in range(n_cols) if r != c
         )
         flat = r"\left(" + ", ".join(leaf_els[:MAX_SHOWN]) + (r", \ldots" if n_cols > MAX_SHOWN else "") + r"\right)"
+        u = corner_matrix(1, n_cols, lambda r, c: "1" if c == 0 else "0") + r"^{\mathsf T}"
+        column = corner_matrix(n_rows, 1, lambda r, c: number_tex(rows_v[r][0]))
+        jvp = rf"J u = {numeric if notation else 'J'} {u} = {column}"
         return JacobianItem(
             leaf.name, name_tex(leaf.name), n_rows, n_cols, flat, notation, symbolic, rf"J = {numeric}", product,
-            tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal,
+            tensor_tex(vjp, leaf.shape), shape_text(leaf.shape), diagonal, jvp, leaf_els[0], *index_example(leaf),
         )
 
     def substitutable(self, out: Node) -> bool:
@@ -304,6 +346,29 @@ class SmallBuilder(DocumentBuilder):
             lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines), max(len(wanted) - MAX_ALL_AT_ONCE_PARTIALS, 0)
 
+    def changed_input(self, p: Pass, leaf: Node) -> Check | None:
+        """Change the leaf's first element by 1: the fully substituted expression's derivative gives its new gradient."""
+        out = self.graph.node(p.call.output)
+        if p.kinks or numel(out.shape) != 1 or not self.substitutable(out):
+            return None
+        (expr,) = full_expression(self.d, out.name)
+        if sp.count_ops(expr) > MAX_ALL_AT_ONCE or expr.has(sp.Max, sp.Min, sp.Abs):
+            return None
+        env = {s: v for n in self.graph.nodes if n.is_leaf for s, v in zip(self.d.symbols[n.name], self.d.values[n.name])}
+        sym = self.d.symbols[leaf.name][0]
+        old = env[sym]
+        derivative = sp.diff(expr, sym)
+        if evaluate(derivative, env) != p.vjp[leaf.name][0]:  # the formula must give the derivation's own number first
+            return None
+        new = old + 1
+        value = evaluate(derivative, {**env, sym: new})
+        if not (value.is_Rational or value.is_finite) or value.has(sp.nan, sp.zoo):
+            return None
+        shown = sp.factor(derivative) if _factorable(derivative) else derivative
+        element = leaf.name + "".join(f"[{i}]" for i in unravel(0, leaf.shape))
+        formula = rf"{self.partial(name_tex(out.name), self.names[sym])} = {self.printer.doprint(shown)}"
+        return Check("input", leaf.name, element, number_tex(old), number_tex(new), formula, number_tex(value))
+
     # -- the picture and the grads -----------------------------------------------
 
     def picture(self) -> Picture:
@@ -327,6 +392,13 @@ def _layout_tex(values, shape: tuple[int, ...], layout: str) -> str:
     if layout == "transposed":
         return corner_matrix(cols, rows, lambda r, c: number_tex(values[c * cols + r]))
     return corner_matrix(rows, cols, lambda r, c: number_tex(values[r * cols + c]))
+
+
+def index_example(leaf: Node) -> tuple[str, str]:
+    """Return an element of a leaf of two or more dimensions as math and as code (x_{01}, x[0][1]), else blanks."""
+    if len(leaf.shape) < 2 or numel(leaf.shape) < 2:
+        return "", ""
+    return element_tex(leaf.name, leaf.shape, 1), leaf.name + "".join(f"[{i}]" for i in unravel(1, leaf.shape))
 
 
 def _needs_parens(expr: sp.Expr) -> bool:
@@ -359,15 +431,28 @@ def build_document(
         printed=printed_text,
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
-        elementwise_only=all(
-            isinstance(REGISTRY[n.op], Elementwise) or not n.shape for n in derivation.graph.nodes if not n.is_leaf
-        ),
+        **story_of(derivation.graph),
     )
     if derivation.large:
         from .large import LargeBuilder
 
-        return LargeBuilder(derivation).document(large=True, **fields)
-    return SmallBuilder(derivation).document(**fields)
+        return LargeBuilder(derivation).document(large=True, alike=False, **fields)
+    document = SmallBuilder(derivation).document(alike=False, **fields)
+    alike = all(f.generic or f.scalar for f in document.forward) and all(
+        b.generic or b.shape == "scalar" for c in document.calls for b in c.backward if not b.is_output)
+    return replace(document, alike=alike)
+
+
+def story_of(graph) -> dict:
+    """Say which ops work element by element: all of them, all but the reductions that treat every element alike, or neither."""
+    ops = [n for n in graph.nodes if not n.is_leaf]
+    elementwise = [isinstance(REGISTRY[n.op], Elementwise) for n in ops]
+    alike = [not n.shape and REGISTRY[n.op].same_local for n in ops]
+    if all(elementwise):
+        return dict(story="elementwise", reducers=())
+    if all(e or a for e, a in zip(elementwise, alike)):
+        return dict(story="reduced", reducers=tuple(n.name for n, a in zip(ops, alike) if a))
+    return dict(story="", reducers=())
 
 
 def _factorable(expr: sp.Expr) -> bool:

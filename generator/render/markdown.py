@@ -49,7 +49,8 @@ def mermaid(picture: Picture, t: Messages) -> str:
     for n in picture.nodes:
         rows = [f"<b>{_mermaid_text(n.name)}</b> · {_mermaid_text(t.shape(n.shape))}"]
         rows.append(_mermaid_text(n.grad_fn or f"requires_grad={n.requires_grad}"))
-        rows.append(_mermaid_text(plain(t("picture_line", label=t("picture_value"), value=n.value))))
+        if picture.values:
+            rows.append(_mermaid_text(plain(t("picture_line", label=t("picture_value"), value=n.value))))
         for g in n.grads:
             label = t.picture_grad(n.name, g.call, picture.calls)
             rows.append(_mermaid_text(plain(t("picture_line", label=label, value=g.value))))

@@ -369,25 +369,25 @@ class TexBuilder:
         doc.append(NoEscape(r"\begingroup\small\setlength{\tabcolsep}{4pt}"))
         doc.append(self.graph_table())
         doc.append(NoEscape(r"\endgroup"))
+        if d.leaves:
+            doc.append(self.say("leaves", names=[r.name for r in d.leaves]))
+        if d.others:
+            doc.append(self.say("others", names=[r.name for r in d.others]))
+        if d.computed:
+            doc.append(self.say("spreads", name=d.computed.name))
+
+        self.forward(doc)
         doc.append(self.say("picture_intro"))
         pictures = self.picture(d.picture)
         if len(pictures) > 1:
             doc.append(self.say("picture_parts", parts=len(pictures)))
         for picture in pictures:
             doc.append(picture)
-        doc.append(self.say("leaves_intro"))
-        items = pl.Itemize()
-        for row in d.graph:
-            if row.is_leaf:
-                items.add_item(self.say("leaf_requires_grad" if row.requires_grad else "leaf_no_grad", name=row.name))
-        doc.append(items)
-        if d.has_intermediates:
-            doc.append(self.say("intermediates", names=[r.name for r in d.graph if r.intermediate]))
-
-        self.forward(doc)
         for call in d.calls:
             self.call(doc, call)
         self.result(doc)
+        self.check(doc)
+        self.appendix(doc)
         return doc
 
     def graph_table(self):
@@ -408,12 +408,7 @@ class TexBuilder:
             shape = self.text(t.shape(row.shape)).dumps()
             if nested(row.shape):  # 10×10×10×10 is wider than its column: it may break after a ×
                 shape = shape.replace(r"\ensuremath{\times}", r"\ensuremath{\times}\allowbreak{}")
-            if not row.is_leaf:
-                grad_fn = self._dumps([self.code(row.grad_fn)])
-            elif row.requires_grad:
-                grad_fn = self.phrase("leaf_grad_fn")
-            else:
-                grad_fn = self.phrase("no_grad_fn")
+            grad_fn = self._dumps([self.code(row.grad_fn)]) if not row.is_leaf else self.phrase("no_grad_fn")
             table.add_row([
                 NoEscape(name), NoEscape(rf"\derivecell{{{row.formula}}}"),
                 NoEscape(shape), NoEscape(grad_fn),
@@ -422,23 +417,29 @@ class TexBuilder:
         return table
 
     def forward(self, doc):
-        d, t = self.doc_model, self.t
+        d = self.doc_model
         doc.append(self.section("h_forward"))
-        doc.append(self.say("forward_intro", elementwise=d.elementwise_only))
-        for item in d.forward:
-            doc.append(self.say("forward_node", name=item.name, grad_fn=item.grad_fn,
-                                shape="" if item.scalar else t.shape(item.shape)))
-            doc.append(self.math(item.formula))
+        if d.story:
+            doc.append(self.say("story", story=d.story, reducers=list(d.reducers), alike=d.alike))
+        for run in d.steps:
+            item = run[0]
             if item.generic:
-                doc.append(self.say("every_element", indices=item.indices))
-            elif len(item.equations) > 1:
-                doc.append(self.say("each_element"))
-            for eq in item.equations:
+                doc.append(self.say("forward_node", names=[i.name for i in run], indices=item.indices))
+                for eq in item.together(run):
+                    doc.append(self.math(eq))
+                for each in run:
+                    self.example(doc, each)
+                    if each.glance:
+                        doc.append(self.say("so"))
+                        doc.append(self.math(each.result))
+                        doc.append(self.say("glance", **each.glance.params))
+                continue
+            doc.append(self.say("forward_node", names=[item.name], indices=""))
+            for eq in item.displays:
                 doc.append(self.math(eq))
             self.example(doc, item)
             if item.hidden:
                 doc.append(self.say("forward_hidden", count=item.hidden))
-            if not item.scalar:
                 doc.append(self.say("so"))
                 doc.append(self.math(item.result))
             if item.glance:
@@ -456,19 +457,25 @@ class TexBuilder:
             doc.append(self.section("h_call_number", number=call.number, call=call.call))
         else:
             doc.append(self.section("h_call", call=call.call))
+        if call.repeat_of:
+            doc.append(self.say("repeat", number=call.repeat_of))
+            return
         if call.implicit:
-            doc.append(self.say("implicit", out=call.output, out_tex=call.output_tex))
+            doc.append(self.say("implicit", out=call.output, out_tex=call.output_tex,
+                                leaf=d.leaves[0].name if d.leaves else "x"))
         else:
-            doc.append(self.say("explicit", out=call.output, numel=call.numel, shape=t.shape(call.shape)))
+            doc.append(self.say("explicit", out=call.output, numel=call.numel))
             doc.append(self.section("h_what_v", 2, v=call.gradient_name))
             doc.append(self.say("what_v", v=call.gradient_name, out=call.output, out_tex=call.output_tex,
                                 weighted=call.weighted))
             doc.append(self.math(call.upstream))
-            doc.append(self.say("rows_of_jacobian", v=call.gradient_name, out=call.output))
+        if call.retain_graph:
+            doc.append(self.say("retain_graph"))
 
-        doc.append(self.section("h_node_by_node", 2))
-        doc.append(self.say("node_by_node", out=call.output, large=d.large))
+        doc.append(self.say("chain_rule", out=call.output, large=d.large))
         for item in call.backward:
+            if item.is_output and call.implicit:
+                continue
             indices = item.indices if item.generic else ""
             if item.is_output:
                 doc.append(self.say("start", name=item.name, indices=indices))
@@ -480,18 +487,11 @@ class TexBuilder:
             self.example(doc, item)
             if item.hidden:
                 doc.append(self.say("backward_hidden", count=item.hidden))
-            if item.shape != "scalar" and not item.is_output:
-                doc.append(self.say("all_together"))
-                doc.append(self.math(call.total(item)))
             if item.matrix:
                 doc.append(self.say("matrix_form", outer=item.outer))
                 doc.append(self.math(item.matrix))
             if item.glance:
                 doc.append(self.say("glance", **item.glance.params))
-            if item.is_leaf:
-                doc.append(self.say("leaf_accumulates", name=item.name))
-            elif not item.is_output:
-                doc.append(self.say("not_a_leaf", name=item.name))
 
         if call.notes:
             doc.append(self.section("h_kinks", 2))
@@ -501,33 +501,49 @@ class TexBuilder:
             doc.append(items)
             if call.notes_hidden:
                 doc.append(self.say("notes_hidden", count=call.notes_hidden))
-        if call.all_at_once:
-            doc.append(self.section("h_all_at_once", 2))
-            doc.append(self.say("all_at_once"))
-            for eq in call.all_at_once:
-                doc.append(self.math(eq))
-            if call.all_at_once_hidden:
-                doc.append(self.say("all_at_once_hidden", count=call.all_at_once_hidden))
+        elif not d.kinks and call.number == 1:
+            doc.append(self.say("no_kinks"))
 
-        doc.append(self.section("h_jacobian", 2))
-        for j in call.jacobians:
-            doc.append(self.say("jacobian_intro", leaf=j.leaf, flat=j.flat, out=call.output, rows=j.rows,
-                                cols=j.cols, diagonal=j.diagonal))
-            if j.entries:
-                doc.append(self.math(j.entries))
-            if j.symbolic:
-                doc.append(self.say("at_these_values"))
-            doc.append(self.math(j.numeric))
-            doc.append(self.say("never_builds", implicit=call.implicit, out=call.output, v=call.gradient_name))
-            doc.append(self.math(j.vjp))
-            doc.append(self.say("reshaped", leaf=j.leaf, shape=t.shape(j.leaf_shape)))
-            doc.append(self.math(j.grad))
-        doc.append(self.say("row_or_column"))
+        if call.jacobians:
+            doc.append(self.section("h_jacobian", 2))
+            for j in call.jacobians:
+                doc.append(self.say("jacobian_intro", leaf=j.leaf, flat=j.flat, out=call.output, diagonal=j.diagonal,
+                                    index_tex=j.index_tex, index_code=j.index_code, scalar=j.leaf_shape == "scalar",
+                                    many=len(call.jacobians) > 1, first=j.leaf == call.explained))
+                doc.append(self.math(j.shown))
+            doc.append(self.say("never_builds", implicit=call.implicit, out=call.output, v=call.gradient_name,
+                                rows=call.numel, inputs=d.inputs))
+            for j in call.jacobians:
+                doc.append(self.math(j.vjp))
+            if call.jacobians[0].jvp:
+                doc.append(self.say("jvp", first=call.jacobians[0].first))
+                doc.append(self.math(call.jacobians[0].jvp))
+
+        if call.table:
+            doc.append(self.section("h_table", 2))
+            doc.append(self.chain_table(call))
+
+    def chain_table(self, call):
+        """The closing table of one call: each node, its local derivative, its gradient."""
+        pl = self.pylatex
+        NoEscape = pl.NoEscape
+        left = r">{\raggedright\arraybackslash}"
+        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.14, 0.52, 0.28))
+        table = pl.LongTable(spec, booktabs=True)
+        table.add_row([self.phrase(k) for k in ("col_tensor", "col_local", "col_gradient")], escape=False)
+        table.add_hline()
+        table.end_table_header()
+        for item in call.table:
+            table.add_row([NoEscape(self._dumps([self.code(item.name)])), NoEscape(rf"\derivecell{{{item.local}}}"),
+                           NoEscape(rf"\derivecell{{{item.gradient or item.value}}}")], escape=False)
+        return table
 
     def result(self, doc):
-        doc.append(self.section("h_result"))
+        d = self.doc_model
+        if len(d.calls) > 1:  # one call: its result ends its section
+            doc.append(self.section("h_result"))
         items = self.pylatex.Itemize()
-        for g in self.doc_model.grads:
+        for g in d.grads:
             if not g.requires_grad:
                 items.add_item(self.say("grad_not_required", leaf=g.leaf))
             elif not g.reached:
@@ -537,12 +553,38 @@ class TexBuilder:
                 items.append(self.math(accumulated(g)))
                 items.append(self.say("zero_grad", leaf=g.leaf))
             else:
-                items.add_item(self.say("grad_is", leaf=g.leaf))
-                items.append(self.math(g.equation))
+                items.add_item(self.say("grad_is", leaf=g.leaf, shape=self.t.shape(g.shape) if "×" in g.shape else ""))
             if g.glance:
                 items.append(self.say("glance", **g.glance.params))
         doc.append(items)
-        doc.append(self.say("as_printed_rounded", dtype=self.doc_model.dtype) if self.doc_model.rounding else self.say("as_printed"))
+        doc.append(self.say("as_printed_rounded", dtype=d.dtype) if d.rounding else self.say("as_printed"))
+        if len(d.calls) == 1 and d.leaves:
+            doc.append(self.say("accumulate", leaf=d.leaves[0].name))
+
+    def check(self, doc):
+        c = self.doc_model.check
+        if c is None:
+            return
+        doc.append(self.say(f"check_{c.kind}", lead=self.t("h_check"), element=c.element, old=c.old, new=c.new, formula=c.formula,
+                            leaf=c.leaf, result=c.result, call=c.call, calls=len(self.doc_model.calls)))
+
+    def appendix(self, doc):
+        d = self.doc_model
+        if not d.appendix:
+            return
+        doc.append(self.section("h_appendix"))
+        for call in d.calls:
+            if call.repeat_of:
+                continue
+            if call.all_at_once:
+                doc.append(self.say("all_at_once"))
+                for eq in call.at_once:
+                    doc.append(self.math(eq))
+                if call.all_at_once_hidden:
+                    doc.append(self.say("all_at_once_hidden", count=call.all_at_once_hidden))
+            for j in call.formulas:
+                doc.append(self.say("formulas", leaf=j.leaf))
+                doc.append(self.math(j.formulas))
 
     # -- the picture ---------------------------------------------------------
 
@@ -634,7 +676,7 @@ class TexBuilder:
         lines = [r"\textbf{" + self._dumps([self.code(node.name)]) + r"} \ensuremath{\cdot} "
                  + self.text(t.shape(node.shape)).dumps()]
         lines.append(self._dumps([self.code(node.grad_fn or f"requires_grad={node.requires_grad}")]))
-        values = [(t("picture_value"), node.value_tex)]
+        values = [(t("picture_value"), node.value_tex)] if picture.values else []
         grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
         values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) if g else ("", "") for g in grads]
         for label, tex in values:
