@@ -19,9 +19,10 @@ class GraphRow:
     formula: str  # LaTeX: name = op(args), or the leaf's value
     grad_fn: str  # torch's grad_fn name, or AccumulateGrad / '' for leaves
     requires_grad: bool
-    is_leaf: bool
+    is_leaf: bool  # as torch says: also a tensor computed only from tensors that do not require grad
     intermediate: bool  # created by torch inside one line of code; named by us
     step: str
+    computed: bool = False  # the result of an op, not an input (a leaf to torch only when it does not require grad)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ForwardItem:
 
     name: str
     tex: str
-    grad_fn: str
+    grad_fn: str  # '' where torch records none (the tensor does not require grad)
     formula: str
     equations: tuple[str, ...]
     generic: bool  # one equation stands for every element
@@ -174,7 +175,7 @@ class PictureNode:
     name: str
     tex: str
     shape: str
-    grad_fn: str  # the op's torch grad_fn; '' for a leaf
+    grad_fn: str  # the op's torch grad_fn; '' for a leaf, or a tensor that does not require grad
     is_leaf: bool
     requires_grad: bool  # for a leaf: it gets an AccumulateGrad node
     value: str  # plain text: small tensors in full, large ones abbreviated

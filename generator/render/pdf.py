@@ -378,8 +378,11 @@ class TexBuilder:
         doc.append(self.say("leaves_intro"))
         items = pl.Itemize()
         for row in d.graph:
-            if row.is_leaf:
+            if row.is_leaf and not row.computed:
                 items.add_item(self.say("leaf_requires_grad" if row.requires_grad else "leaf_no_grad", name=row.name))
+        computed = [row.name for row in d.graph if row.is_leaf and row.computed]
+        if computed:
+            items.add_item(self.say("leaf_computed", names=computed))
         doc.append(items)
         if d.has_intermediates:
             doc.append(self.say("intermediates", names=[r.name for r in d.graph if r.intermediate]))
