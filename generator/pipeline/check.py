@@ -213,7 +213,7 @@ def compare_labels(rows: Any, labels: dict[str, tuple[str | None, bool, bool]]) 
         stated = (None if row.is_leaf else row.grad_fn, row.requires_grad, row.is_leaf)
         real = labels.get(row.name)
         if real is not None and tuple(real) != stated:
-            diffs.append(f"{row.name}: the document says {_label(stated)}, torch {_label(real)}")
+            diffs.append(f"{row.name}: the document says {_label(stated)}; torch {_label(real)}")
     return diffs
 
 
