@@ -18,14 +18,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from ..ops import REGISTRY
+from ..ops import KEYWORDS, REGISTRY, operators
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full")  # torch.<name>(...) as code.py writes an input or a gradient
-KEYWORDS = ("dtype", "requires_grad", "retain_graph", "dim", "keepdim", "min", "max", "exponent", "other")
-OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.MatMult, ast.USub, ast.UAdd)
+OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
-               ast.List, ast.keyword, ast.Load, ast.Store) + OPERATORS
+               ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
 
 # Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.
@@ -62,6 +61,8 @@ def vet(code: str) -> None:
         raise Refused(f"a syntax error at line {e.lineno}") from None
     methods = {n for op in REGISTRY.values() for n in op.spelling.names} | {"backward"}
     attributes = {op.spelling.attribute for op in REGISTRY.values() if op.spelling.attribute} | {"grad"}
+    allowed_nodes = EXPRESSIONS + operators()
+    keywords = set(KEYWORDS + OWN_KEYWORDS)
     defined: set[str] = set()
 
     def name(node: ast.expr) -> str:
@@ -70,13 +71,13 @@ def vet(code: str) -> None:
         return node.id
 
     def expression(node: ast.AST) -> None:
-        if not isinstance(node, EXPRESSIONS):
+        if not isinstance(node, allowed_nodes):
             raise Refused(f"a {type(node).__name__}")
         if isinstance(node, ast.Name) and node.id not in defined | {"torch"}:
             raise Refused(f"the name {node.id!r} before it is assigned")
         if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool, type(None)):
             raise Refused(f"the constant {node.value!r}")
-        if isinstance(node, ast.keyword) and node.arg not in KEYWORDS:
+        if isinstance(node, ast.keyword) and node.arg not in keywords:
             raise Refused(f"the keyword {node.arg!r}")
         if isinstance(node, ast.Subscript):
             index = node.slice.operand if isinstance(node.slice, ast.UnaryOp) else node.slice
