@@ -17,7 +17,8 @@ from generator.pipeline.script import Refused, Started, vet
 from .helpers import GALLERY, run_spec
 
 # Small examples with a part of the graph that does not require grad (the sin(x) and 1 - y among them),
-# and a float32 tanh layer whose gradient torch prints differently from two roundings of 1 - y*y.
+# and float32 layers whose gradients torch prints only as its kernels round: tanh's 1 - y*y with one rounding,
+# softmax's sum of exps one after another, times its reciprocal.
 NO_GRAD = {
     "sin_of_constant": ({"x": ([0.5, 1.5, -2], False), "w": ([0.3, -1.2, 2.5], True)},
                         {"y": "x.sin()", "z": "1 - y", "out": "(w * z).sum()"}, "out"),
@@ -30,6 +31,12 @@ NO_GRAD = {
     "tanh_layer": ({"x": ([-1.1, -1.9], False), "W": ([[0.56, -1.5], [0.19, 1.95], [-0.78, -1.78]], True),
                     "b": ([-0.66, -1.63, 0.1], True)},
                    {"h": "(W @ x + b).tanh()", "out": "(h * h).sum()"}, "out"),
+    "softmax_layer": ({"x": ([-1.91, 0.5, 0.3, 0.63], False),
+                       "W": ([[1.06, -1.4, -1.82, 0.9], [1.6, 1.3, -1.7, -1.47], [1.84, 1.3, 0.5, -0.0],
+                              [-0.2, 1.0, 0.6, 0.98], [-1.0, 1.4, 0.9, -1.08]], True),
+                       "b": ([-0.02, -1.69, 1.1, -1.7, -0.67], True),
+                       "V": ([[0.5, -2.0, -0.1, 0.77, -0.84], [-0.14, 1.1, -0.8, 1.7, -0.8]], True)},
+                      {"h": "torch.softmax(W @ x + b, dim=0)", "out": "(V @ h).sum()"}, "out"),
 }
 SMALL = {f"{name}_{dtype}": (spec, dtype) for name, spec in NO_GRAD.items() for dtype in ("float32", "float64")}
 
