@@ -416,13 +416,13 @@ class _Cache:
 RUN_TIMEOUT = 120.0  # seconds the document's code may take in a fresh Python (importing torch takes most of it)
 
 
-def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
+def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) -> list[str]:
     """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ.
 
     Besides the numbers, the document's own code runs in a fresh Python once the budgeted work is done (so
     that torch loading there takes no time from the derivation's budget; like TeX in a build, it has its own
     limit, RUN_TIMEOUT): what it prints must be the document's block byte for byte, and each tensor's grad_fn,
-    requires_grad and is_leaf what the document's graph says.
+    requires_grad and is_leaf what the document's graph says (script=False: the numbers alone).
     """
     from .check import compare, compare_labels, compare_printed, compare_shadow, run
     from .isolate import budget_spent
@@ -448,6 +448,8 @@ def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
     if graph.spec.dtype != "float64":
         shade = shadow(graph)
         diffs += compare_shadow(shade, run(graph, dtype=graph.spec.dtype, jacobians=False), graph)
+    if not script:
+        return [f"{shown(path)}: {d}" for d in diffs]
     document = build_document(derivation, stem=path.stem)
     budget_spent()
     started = Started(code)
