@@ -104,7 +104,10 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="Compare each spec's derivation with real torch.",
                                 description="Run each spec in real torch (float64) and compare values, grads and "
                                             "Jacobians; for a float32 spec, also run it in float32 and compare "
-                                            "values and grads with what derive predicts torch computes there.")
+                                            "values and grads with what derive predicts torch computes there. "
+                                            "Then run each document's own code in a fresh Python: it must print "
+                                            "the document's block byte for byte, and every tensor's grad_fn, "
+                                            "requires_grad and is_leaf must be what the document says.")
     check.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
     check.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=f"Seconds one spec may take to derive and run (default: {DEFAULT_TIMEOUT:g}).")

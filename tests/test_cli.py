@@ -35,6 +35,18 @@ backward: y
 """
 
 
+NO_GRAD = """title: no grad
+inputs:
+  x:
+    value: [0.5, 1.5]
+  w:
+    value: [2, -1]
+    requires_grad: true
+steps:
+  y: x.sin()
+  out: (w * y).sum()
+backward: out
+"""
 
 
 class TestBuild:
@@ -125,6 +137,37 @@ class TestCheck:
         lines = result.stderr.splitlines()
         assert f"{SEED}: x.grad[0,0]: derived 9.0, torch 4.5" in lines
         assert lines[-1] == "0 agree with torch, 1 failed"
+
+    def test_printed_block_torch_does_not_print(self, monkeypatch, specs_dir):
+        """A block other than what its code prints in torch is one line naming the first differing line, exit 1."""
+        from generator.document import small
+
+        spec = specs_dir / "seed.yaml"
+        spec.write_bytes(SEED.read_bytes())
+        honest = small.printed
+        monkeypatch.setattr(small, "printed", lambda *a, **kw: honest(*a, **kw).replace("4.5000,", "4.5001,"))
+        result = invoke("check", str(spec))
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"{spec}: printed line 1 (x.grad): predicted 'tensor([[4.5001, 4.5000],',"
+            " torch 'tensor([[4.5000, 4.5000],'\n"
+            "0 agree with torch, 1 failed\n"
+        )
+
+    def test_grad_fn_torch_does_not_record(self, monkeypatch, specs_dir):
+        """A grad_fn the document names where torch records none is one line per tensor, exit 1."""
+        from generator.graph.model import Node
+
+        spec = specs_dir / "nograd.yaml"
+        spec.write_text(NO_GRAD)
+        monkeypatch.setattr(Node, "tracked", property(lambda node: node.op is not None))  # as before the fix
+        result = invoke("check", str(spec))
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"{spec}: y: the document says grad_fn=SinBackward0, requires_grad=False, is_leaf=False;"
+            " torch grad_fn=None, requires_grad=False, is_leaf=True\n"
+            "0 agree with torch, 1 failed\n"
+        )
 
     def test_without_torch(self, monkeypatch):
         """Without torch installed, one line says how to install it."""

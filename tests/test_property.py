@@ -105,7 +105,10 @@ def _build_and_compare(spec: Path) -> tuple[str, list[str]]:
     except SpecError as e:
         return "refused", [p.line and str(p) for p in e.problems]
     assert set(files) == {spec.stem + ".md", spec.stem + ".json"}, files
-    return "built", compare_spec(spec)
+    # the numbers only: each document's own script is run by test_printed.py and the gallery's tests (a fresh
+    # Python per spec would cost hundreds of torch imports here, and float32 kernels the prediction does not
+    # model, such as sums of more than 8 terms, can change a printed last digit; README, What a document contains)
+    return "built", compare_spec(spec, script=False)
 
 
 def _run(examples: int, tmp_path: Path) -> Counter:

@@ -107,6 +107,11 @@ def printed(derivation: Derivation, grads: dict | None = None) -> str:
     grads: the leaves' grads as torch computes them in the spec's dtype (generator/engines/shadow.py);
     without them, the derivation's own.
     """
+    return "\n".join(text for _, text in printed_blocks(derivation, grads)) + "\n"
+
+
+def printed_blocks(derivation: Derivation, grads: dict | None = None) -> list[tuple[str, str]]:
+    """Return, in order, each print of the script: (leaf, what print(leaf.grad) writes, without its newline)."""
     spec = derivation.graph.spec
     out = []
     for inp in spec.inputs:
@@ -114,8 +119,8 @@ def printed(derivation: Derivation, grads: dict | None = None) -> str:
             continue
         grad = (derivation.grads if grads is None else grads)[inp.name]
         if grad is None:
-            out.append("None")
+            out.append((inp.name, "None"))
             continue
         values = [to_float(v) for v in grad]
-        out.append(format_tensor(values, inp.value.shape, dtype=spec.dtype))
-    return "\n".join(out) + "\n"
+        out.append((inp.name, format_tensor(values, inp.value.shape, dtype=spec.dtype)))
+    return out

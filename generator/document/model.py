@@ -19,9 +19,10 @@ class GraphRow:
     formula: str  # LaTeX: name = op(args), or the leaf's value
     grad_fn: str  # torch's grad_fn name, or AccumulateGrad / '' for leaves
     requires_grad: bool
-    is_leaf: bool
+    is_leaf: bool  # as torch says: also a tensor computed only from tensors that do not require grad
     intermediate: bool  # created by torch inside one line of code; named by us
     step: str
+    computed: bool = False  # the result of an op, not an input (a leaf to torch only when it does not require grad)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class ForwardItem:
 
     name: str
     tex: str
-    grad_fn: str
+    grad_fn: str  # '' where torch records none (the tensor does not require grad)
     formula: str
     equations: tuple[str, ...]
     generic: bool  # one equation stands for every element
@@ -297,7 +298,7 @@ class PictureNode:
     name: str
     tex: str
     shape: str
-    grad_fn: str  # the op's torch grad_fn; '' for a leaf
+    grad_fn: str  # the op's torch grad_fn; '' for a leaf, or a tensor that does not require grad
     is_leaf: bool
     requires_grad: bool  # for a leaf: it gets an AccumulateGrad node
     value: str  # plain text: small tensors in full, large ones abbreviated
@@ -371,8 +372,13 @@ class Document:
 
     @property
     def others(self) -> tuple[GraphRow, ...]:
-        """The leaves that do not require grad."""
-        return tuple(row for row in self.graph if row.is_leaf and not row.requires_grad)
+        """The leaves made by the reader that do not require grad."""
+        return tuple(row for row in self.graph if row.is_leaf and not row.requires_grad and not row.computed)
+
+    @property
+    def untracked(self) -> tuple[GraphRow, ...]:
+        """The tensors computed only from tensors that do not require grad: leaves to torch, with no grad_fn."""
+        return tuple(row for row in self.graph if row.is_leaf and row.computed)
 
     @property
     def computed(self) -> GraphRow | None:

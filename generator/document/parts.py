@@ -174,7 +174,8 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
             formula = formula_tex(node)
             grad_fn = graph.grad_fn(node)
         rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
-                             node.requires_grad, node.is_leaf, node.name != node.step, node.step))
+                             node.requires_grad, not node.tracked, node.name != node.step, node.step,
+                             computed=not node.is_leaf))
     return tuple(rows)
 
 
@@ -196,7 +197,7 @@ def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
             for parent in dict.fromkeys(node.parents):
                 edges.append(PictureEdge(parent, node.name, graph.node(parent).requires_grad))
         nodes.append(PictureNode(
-            node.name, name_tex(node.name), shape_text(node.shape), "" if node.is_leaf else graph.grad_fn(node),
+            node.name, name_tex(node.name), shape_text(node.shape), graph.grad_fn(node),
             node.is_leaf, node.requires_grad, brief_text(shown, node.shape), brief_tex(shown, node.shape),
             tuple(grads),
         ))

@@ -29,6 +29,11 @@ class Node:
         return self.op is None
 
     @property
+    def tracked(self) -> bool:
+        """Tell whether torch records this tensor in its graph: computed, and requiring grad (else a leaf to torch)."""
+        return self.op is not None and self.requires_grad
+
+    @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.params)
 
@@ -62,7 +67,9 @@ class Graph:
         return [n for n in reversed(self.nodes) if n.name in needed]
 
     def grad_fn(self, node: Node) -> str:
-        """Return torch's grad_fn name of a non-leaf node."""
+        """Return torch's grad_fn name of a node, '' where torch has none (a leaf, or a tensor not requiring grad)."""
+        if not node.tracked:
+            return ""
         op = REGISTRY[node.op]
         consts = tuple(not isinstance(a, str) for a in node.args)
         shapes = [self.node(a).shape if isinstance(a, str) else () for a in node.args]

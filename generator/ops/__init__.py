@@ -23,6 +23,9 @@ from .softmax import SOFTMAX
 
 REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING}
 
+# Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
+KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other")
+
 # The order in which messages list the function names (a new op's names follow these).
 LISTED = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "norm", "max", "min",
           "pow", "softmax", "log_softmax", "clamp", "matmul")
@@ -63,3 +66,8 @@ def operator_symbols() -> str:
 def attributes(subject: str = "") -> str:
     """Return the attributes, as messages list them: .T (or x.T, given the subject x)."""
     return ", ".join(f"{subject}.{op.spelling.attribute}" for op in REGISTRY.values() if op.spelling.attribute)
+
+
+def operators() -> tuple[type, ...]:
+    """Return every Python operator class (ast.Add, ast.USub, ...) that spells an op."""
+    return tuple(op.spelling.operator for op in REGISTRY.values() if op.spelling.operator is not None)

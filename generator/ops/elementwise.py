@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats.ieee import exact_number
-from ..floats.numeric import numeric
+from ..floats.numeric import numeric, rounding
 from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
@@ -46,9 +46,18 @@ class Elementwise(Op):
     # per operand: torch's backward divides the gradient by the derivative's denominator (grad / a for log),
     # so a tiny denominator never makes an infinite factor that a zero gradient would turn into nan
     divides: tuple[bool, ...] = ()
+    # torch's backward kernel computes the local derivative with one rounding: 1 - y·y by a fused multiply-add
+    fused: bool = False
 
     def shape(self, shapes, params):
         return broadcast(*shapes)
+
+    def dtype_local(self, cast, xs, out, shapes, params):
+        if not self.fused:
+            return self.array_local(xs, out, shapes, params)
+        with rounding(None):
+            found = self.array_local(xs, out, shapes, params)
+        return [(a, k, j, cast(value), masked) for a, k, j, value, masked in found]
 
     def array_fraction(self, a, xs, out, shapes, params):
         if a >= len(self.divides) or not self.divides[a]:
@@ -177,10 +186,11 @@ CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=()):
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False):
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
-                       tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides)
+                       tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
+                       fused=fused)
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -379,7 +389,7 @@ ELEMENTWISE = [
     _unary("cos", "derivative of cosine", "CosBackward0", sp.cos, lambda a, o: -sp.sin(a),
            lambda a: rf"\cos {a}", lambda torch, a: torch.cos(a)),
     _unary("tanh", "derivative of tanh", "TanhBackward0", sp.tanh, lambda a, o: 1 - o**2,
-           lambda a: rf"\tanh {a}", lambda torch, a: torch.tanh(a)),
+           lambda a: rf"\tanh {a}", lambda torch, a: torch.tanh(a), fused=True),
     _unary("sigmoid", "derivative of the sigmoid", "SigmoidBackward0", _sigmoid, lambda a, o: o * (1 - o),
            lambda a: rf"\sigma\left({a}\right)", lambda torch, a: torch.sigmoid(a)),
     _unary("relu", "derivative of relu", "ReluBackward0", lambda a: sp.Max(0, a), lambda a, o: Positive(a),

@@ -100,6 +100,23 @@ class Softmax(Op):
         out[groups] = rows
         return out.reshape(shapes[0])
 
+    def dtype_forward(self, cast, xs, shapes, params):
+        if self.log:
+            return self.array_forward(xs, shapes, params)
+        # torch's kernel adds the exps one after another; along the last dim it then multiplies by the sum's
+        # reciprocal (two roundings), along another dim it divides
+        groups = self._index(shapes[0], params)
+        members = flat(xs[0])[groups]
+        exps = cast(fmath.exp(cast(members - members.max(axis=1, keepdims=True))))
+        rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+        total = cast.sum(rows, exps.reshape(-1), groups.shape[0])[:, None]
+        last = not shapes[0] or norm_dim(params["dim"], len(shapes[0])) == len(shapes[0]) - 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = cast(exps * cast(1 / total)) if last else cast(exps / total)
+        out = np.empty(xs[0].size)
+        out[groups] = values
+        return out.reshape(shapes[0])
+
     def dtype_rounding(self, xs, out, shapes, params):
         # the kernel rounds x - max, each exp and their sum (about 1), then its log: log_softmax's result can be
         # far smaller than these, as 0 - log(1 + 2e-7) is

@@ -81,12 +81,22 @@ def derive_spec(path: Path, text: bytes | None = None):
     Small examples are derived exactly, element by element; large ones on whole
     arrays (generator/engines/sparse.py), so that their cost grows with their size, not its square.
     """
-    from ..engines.sparse import derive_bulk, is_large
-    from ..engines.exact import derive
+    return derive_graph(graph_of(path, text))
+
+
+def graph_of(path: Path, text: bytes | None = None):
+    """Load and parse one spec into its graph; raise a DeriveError on any problem."""
     from ..graph.walk import build_graph
     from ..spec.load import load
 
-    graph = build_graph(load(path, text=text))
+    return build_graph(load(path, text=text))
+
+
+def derive_graph(graph):
+    """Derive a graph: exactly when small, on whole arrays when large."""
+    from ..engines.sparse import derive_bulk, is_large
+    from ..engines.exact import derive
+
     return derive_bulk(graph) if is_large(graph) else derive(graph)
 
 
@@ -403,28 +413,62 @@ class _Cache:
         return hold()
 
 
-def compare_spec(path: Path, text: bytes | None = None) -> list[str]:
-    """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ."""
-    from .check import compare, compare_shadow, run
+RUN_TIMEOUT = 120.0  # seconds the document's code may take in a fresh Python (importing torch takes most of it)
+
+
+def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) -> list[str]:
+    """Derive one spec (from text, its bytes, if given) and run it in torch; return the lines where they differ.
+
+    Besides the numbers, the document's own code runs in a fresh Python once the budgeted work is done (so
+    that torch loading there takes no time from the derivation's budget; like TeX in a build, it has its own
+    limit, RUN_TIMEOUT): what it prints must be the document's block byte for byte, and each tensor's grad_fn,
+    requires_grad and is_leaf what the document's graph says (script=False: the numbers alone).
+    """
+    from .check import compare, compare_labels, compare_printed, compare_shadow, run
+    from .isolate import budget_spent
+    from .script import Failed, Refused, Started, vet
+    from ..document.code import printed_blocks, torch_code
+    from ..document.small import build_document
     from ..engines.shadow import shadow
 
-    derivation = derive_spec(path, text)
-    graph = derivation.graph
+    graph = graph_of(path, text)
+    code = torch_code(graph)
+    try:
+        vet(code)
+    except Refused as e:
+        return [f"{shown(path)}: the document's code holds {e}, which derive never writes; it was not run"]
+    derivation = derive_graph(graph)
     exact = run(graph, dtype="float64")
     rounding = shadow(graph, dtype="float64")
     # derive's float64 prediction against float64 torch; the exact derivation against float64 torch, where
     # only what that prediction explains as rounding may differ; and in the spec's own dtype, what the
     # document prints (torch in that dtype, op by op) against torch in that dtype
     diffs = compare_shadow(rounding, exact, graph) + compare(derivation, exact, rounding)
+    shade = rounding
     if graph.spec.dtype != "float64":
-        diffs += compare_shadow(shadow(graph), run(graph, dtype=graph.spec.dtype, jacobians=False), graph)
+        shade = shadow(graph)
+        diffs += compare_shadow(shade, run(graph, dtype=graph.spec.dtype, jacobians=False), graph)
+    if not script:
+        return [f"{shown(path)}: {d}" for d in diffs]
+    document = build_document(derivation, stem=path.stem)
+    budget_spent()
+    started = Started(code)
+    try:
+        ran = started.result(RUN_TIMEOUT)
+    except Failed as e:
+        return [f"{shown(path)}: {d}" for d in diffs] + [f"{shown(path)}: the document's code, run in torch, {e}"]
+    finally:
+        started.stop()
+    diffs += compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade.grads))
+    diffs += compare_labels(document.graph, {**exact.labels, **ran.labels})
     return [f"{shown(path)}: {d}" for d in diffs]
 
 
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:
     """Compare one spec's derivation with real torch; errors list every mismatch."""
-    from . import check  # noqa: F401  (imported here, once, so each child starts warm)
-    from ..engines import exact  # noqa: F401
+    from . import check, script  # noqa: F401  (imported here, once, so each child starts warm)
+    from ..document import small  # noqa: F401
+    from ..engines import exact, shadow  # noqa: F401
     from ..spec.files import read_spec
     from .isolate import isolated
 

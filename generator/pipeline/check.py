@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from ..errors import TorchMissing
 from ..graph.model import Graph, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import numel
+from .script import first_difference, torch_labels
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -40,6 +41,7 @@ class TorchRun:
     values: dict[str, list[float]]
     grads: dict[str, list[float] | None]
     jacobians: tuple[dict[str, list[list[float]] | tuple[Probe, ...]], ...]
+    labels: dict[str, tuple[str | None, bool, bool]] = field(default_factory=dict)  # (grad_fn, requires_grad, is_leaf)
 
 
 def import_torch() -> Any:
@@ -87,6 +89,7 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         values={n.name: _flat(tensors[n.name]) for n in graph.nodes},
         grads={name: None if t.grad is None else _flat(t.grad) for name, t in leaves.items()},
         jacobians=tuple(jacobians),
+        labels=torch_labels(tensors),
     )
 
 
@@ -185,6 +188,37 @@ def compare_shadow(shade: Shadow, torch_run: TorchRun, graph: Graph) -> list[str
         if grad is not None and theirs is not None:
             cmp(f"{leaf}.grad", grad, theirs, shade.grad_scale[leaf], graph.node(leaf).shape)
     return diffs
+
+
+def compare_printed(ours: str, theirs: str, blocks: list[tuple[str, str]]) -> list[str]:
+    """Return one line naming the first printed line where the document's block and torch's output differ."""
+    found = first_difference(ours, theirs)
+    if found is None:
+        return []
+    number, a, b = found
+    where, end = "", 0
+    for leaf, text in blocks:
+        end += text.count("\n") + 1
+        if number <= end:
+            where = f" ({leaf}.grad)"
+            break
+    shown = lambda line: "nothing" if line is None else repr(line)  # noqa: E731
+    return [f"printed line {number}{where}: predicted {shown(a)}, torch {shown(b)}"]
+
+
+def compare_labels(rows: Any, labels: dict[str, tuple[str | None, bool, bool]]) -> list[str]:
+    """Return one line per tensor whose grad_fn, requires_grad or is_leaf the document states otherwise than torch."""
+    diffs = []
+    for row in rows:
+        stated = (None if row.is_leaf else row.grad_fn, row.requires_grad, row.is_leaf)
+        real = labels.get(row.name)
+        if real is not None and tuple(real) != stated:
+            diffs.append(f"{row.name}: the document says {_label(stated)}; torch {_label(real)}")
+    return diffs
+
+
+def _label(label: tuple[str | None, bool, bool]) -> str:
+    return f"grad_fn={label[0]}, requires_grad={label[1]}, is_leaf={label[2]}"
 
 
 def _floats(values: Any) -> np.ndarray:

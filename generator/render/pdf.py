@@ -373,6 +373,8 @@ class TexBuilder:
             doc.append(self.say("leaves", names=[r.name for r in d.leaves]))
         if d.others:
             doc.append(self.say("others", names=[r.name for r in d.others]))
+        if d.untracked:
+            doc.append(self.say("leaf_computed", names=[r.name for r in d.untracked]))
         if d.computed:
             doc.append(self.say("spreads", name=d.computed.name))
 

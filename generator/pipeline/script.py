@@ -1,0 +1,183 @@
+"""Run a document's own code in a fresh Python with real torch, and compare what it prints and its grad_fns.
+
+The code is ours (document/code.py writes it from the validated graph), but a graph's names
+come from a spec, so before it runs its syntax tree is checked against what the generator
+writes: `import torch`, assignments to plain names, torch's constructors, the ops' own
+spellings, `.backward(...)` and `print(x.grad)`. Anything else is refused and nothing runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from ..ops import KEYWORDS, REGISTRY, operators
+
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+CONSTRUCTORS = ("tensor", "ones", "zeros", "full")  # torch.<name>(...) as code.py writes an input or a gradient
+OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, beside the ops' KEYWORDS
+EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
+               ast.List, ast.keyword, ast.Load, ast.Store)
+RESERVED = ("torch", "print")
+
+# Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.
+# It dies with its parent (a killed check) and stops if that parent is already gone.
+HARNESS = """\
+import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[3]):
+    os._exit(124)
+import json, runpy
+scope = runpy.run_path(sys.argv[1], run_name="__main__")
+sys.stdout.flush()
+import torch
+labels = {k: [None if v.grad_fn is None else type(v.grad_fn).__name__, v.requires_grad, v.is_leaf]
+          for k, v in scope.items() if isinstance(v, torch.Tensor)}
+with open(sys.argv[2], "w") as f:
+    json.dump(labels, f)
+"""
+
+
+class Refused(ValueError):
+    """The code holds something the generator never writes."""
+
+
+def vet(code: str) -> None:
+    """Raise Refused unless the code uses only what document/code.py writes (a small whitelist)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise Refused(f"a syntax error at line {e.lineno}") from None
+    methods = {n for op in REGISTRY.values() for n in op.spelling.names} | {"backward"}
+    attributes = {op.spelling.attribute for op in REGISTRY.values() if op.spelling.attribute} | {"grad"}
+    allowed_nodes = EXPRESSIONS + operators()
+    keywords = set(KEYWORDS + OWN_KEYWORDS)
+    defined: set[str] = set()
+
+    def name(node: ast.expr) -> str:
+        if not isinstance(node, ast.Name) or not IDENTIFIER.fullmatch(node.id):
+            raise Refused(f"{ast.unparse(node)!r} where a name belongs")
+        return node.id
+
+    def expression(node: ast.AST) -> None:
+        if not isinstance(node, allowed_nodes):
+            raise Refused(f"a {type(node).__name__}")
+        if isinstance(node, ast.Name) and node.id not in defined | {"torch"}:
+            raise Refused(f"the name {node.id!r} before it is assigned")
+        if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool, type(None)):
+            raise Refused(f"the constant {node.value!r}")
+        if isinstance(node, ast.keyword) and node.arg not in keywords:
+            raise Refused(f"the keyword {node.arg!r}")
+        if isinstance(node, ast.Subscript):
+            index = node.slice.operand if isinstance(node.slice, ast.UnaryOp) else node.slice
+            if not (isinstance(index, ast.Constant) and type(index.value) is int):
+                raise Refused("an index that is not an integer")
+        if isinstance(node, ast.Attribute):
+            torch = isinstance(node.value, ast.Name) and node.value.id == "torch"
+            allowed = ({"float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes
+            if node.attr not in allowed:
+                raise Refused(f"the attribute {node.attr!r}")
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute):
+            raise Refused(f"a call of {ast.unparse(node.func)!r}")
+        for child in ast.iter_child_nodes(node):
+            expression(child)
+
+    for statement in tree.body:
+        if isinstance(statement, ast.Import):
+            if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
+                raise Refused("an import other than `import torch`")
+        elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            expression(statement.value)
+            target = name(statement.targets[0])
+            if target in RESERVED:
+                raise Refused(f"an assignment to {target!r}")
+            defined.add(target)
+        elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+            call = statement.value
+            if isinstance(call.func, ast.Name) and call.func.id == "print":
+                if call.keywords or len(call.args) != 1 or not (
+                        isinstance(call.args[0], ast.Attribute) and call.args[0].attr == "grad"):
+                    raise Refused("a print of anything but a .grad")
+                expression(call.args[0])
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
+                expression(call)
+            else:
+                raise Refused(f"the statement {ast.unparse(statement)!r}")
+        else:
+            raise Refused(f"a {type(statement).__name__} statement")
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What the document's code did in torch: its stdout, and each named tensor's label."""
+
+    stdout: str
+    labels: dict[str, tuple[str | None, bool, bool]]  # name -> (grad_fn, requires_grad, is_leaf)
+
+
+class Failed(RuntimeError):
+    """The code did not run to its end (an error, or its time was up)."""
+
+
+class Started:
+    """The document's code running in a fresh Python: `python -I`, a new empty folder, an empty environment."""
+
+    def __init__(self, code: str):
+        vet(code)
+        self.folder = tempfile.TemporaryDirectory(prefix="derive-run-")
+        script = os.path.join(self.folder.name, "example.py")
+        self.labels = os.path.join(self.folder.name, "labels.json")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(code)
+        env = {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {}  # Windows needs it
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", HARNESS, script, self.labels, str(os.getpid())],
+            cwd=self.folder.name, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    def result(self, timeout: float) -> Ran:
+        """Wait for the code at most timeout seconds; return what it printed, or raise Failed."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"took longer than {timeout:.3g} s (allowed: --timeout SECONDS to give it more)") from None
+        if self.process.returncode != 0:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            raise Failed(f"exited with code {self.process.returncode}" + (f": {lines[-1]}" if lines else ""))
+        with open(self.labels, encoding="utf-8") as f:
+            labels = {k: (v[0], v[1], v[2]) for k, v in json.load(f).items()}
+        return Ran(out.decode("utf-8", "replace"), labels)
+
+    def stop(self) -> None:
+        """Kill the code if it still runs, and remove its folder."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+        self.folder.cleanup()
+
+
+def first_difference(ours: str, theirs: str) -> tuple[int, str, str] | None:
+    """Return (line number from 1, our line, their line) where two printed texts first differ, or None."""
+    a, b = ours.split("\n"), theirs.split("\n")
+    for k in range(max(len(a), len(b))):
+        x, y = (a[k] if k < len(a) else None), (b[k] if k < len(b) else None)
+        if x != y:
+            return k + 1, x, y
+    return None
+
+
+def torch_labels(tensors: dict[str, Any]) -> dict[str, tuple[str | None, bool, bool]]:
+    """Return each tensor's (grad_fn name or None, requires_grad, is_leaf), as torch reports them."""
+    return {k: (None if t.grad_fn is None else type(t.grad_fn).__name__, bool(t.requires_grad), bool(t.is_leaf))
+            for k, t in tensors.items()}
