@@ -88,7 +88,7 @@ class TestEightAnswers:
         if stem == "01_scalar_mean":
             assert r"$v = \frac{\partial \mathrm{out}}{\partial \mathrm{out}} = 1$" in text
         else:
-            assert "**upstream gradient**" in text and r"L = \sum_i v_i \, y_i" in text
+            assert "**upstream gradient**" in text and r"L = \sum_{i} v_{i} \, y_{i}" in text
 
     @pytest.mark.parametrize("stem", SEEDS)
     def test_why_a_non_scalar_output_needs_v(self, stem):

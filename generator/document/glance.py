@@ -48,7 +48,7 @@ def glance(values: np.ndarray, shape: tuple[int, ...]) -> Glance:
     others = np.flatnonzero(~(x == mode))  # nan is never equal, so it is always an exception
     if others.size == 0:
         return Glance("equal", baseline=mode, entries=(), pick=0, why="equal", **base)
-    if others.size <= MAX_MARKED:
+    if others.size <= MAX_MARKED and others.size < size - others.size:  # a few exceptions to a value most elements share
         why = "nonzero" if mode == 0 else "outlier"
         return Glance("except", baseline=mode, entries=tuple(map(int, others)), pick=int(others[0]), why=why,
                       **base)
