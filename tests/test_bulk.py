@@ -156,7 +156,7 @@ class TestDocuments:
     def test_large_markdown_shows_generic_elements(self):
         """The linear layer's document writes W_{ij} once, states full sizes, and has no per-element lines."""
         text = render_spec(LARGE / "linear_100.yaml", ("md",), None)["linear_100.md"].decode()
-        assert r"t_{i} = \sum_{k} W_{ik} x_{k}" in text
+        assert r"t_{i} &= \sum_{k} W_{ik} x_{k}" in text  # aligned with the elementwise steps after it
         assert r"\frac{\partial \mathrm{loss}}{\partial W_{ij}} = \frac{\partial \mathrm{loss}}{\partial t_{i}} \cdot x_{j}" in text
         assert r"\underset{1 \times 10000}" in text
         assert "W_{12}" not in text and "computed in float64" in text
