@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -95,3 +96,38 @@ def outputs(folder: Path) -> list[Path]:
     from generator.pipeline.build import CACHE
 
     return sorted(p for p in folder.iterdir() if p.name != CACHE)
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word pdftotext found on a page: its box in points (y grows down) and its text."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a PDF: its size in points and its words."""
+
+    width: float
+    height: float
+    words: tuple[Word, ...]
+
+
+PAGE = re.compile(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', re.S)
+WORD = re.compile(r'<word xMin="([\d.-]+)" yMin="([\d.-]+)" xMax="([\d.-]+)" yMax="([\d.-]+)">(.*?)</word>', re.S)
+
+
+def pdf_pages(path: Path) -> list[Page]:
+    """Return each page's size and word boxes, as poppler's pdftotext -bbox reads them (an independent parser)."""
+    import html
+
+    result = subprocess.run(["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [Page(float(width), float(height),
+                 tuple(Word(*map(float, w[:4]), html.unescape(w[4])) for w in WORD.findall(body)))
+            for width, height, body in PAGE.findall(result.stdout.decode("utf-8", errors="replace"))]

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,20 +34,33 @@ JOB = "document"  # the file name inside the temporary folder
 
 # Macros of the document (LaTeX written here, by the project). A display, a table cell or the
 # graph's picture that is wider than the line (or taller than most of the page) is scaled down
-# to fit; a display written as a chain a = b = c is first tried one relation per line.
+# to fit; a display written as a chain a = b = c is first tried one relation per line. What is
+# scaled is written to the log ("derive: scaled", its type size, widths and source line), for the tests.
 MACROS = r"""
 \setcounter{MaxMatrixCols}{40}
 \newsavebox{\derivebox}
+\makeatletter
+\newcommand{\derivesize}{\f@size pt}% the type size of what \deriveshrink may scale, for the log
+{\footnotesize\xdef\derivepicturesize{\f@size pt}}% a picture's boxes are set in \footnotesize
+\makeatother
 \newcommand{\deriveshrink}{%
   \ifdim\wd\derivebox>\linewidth
+    \typeout{derive: scaled \derivesize\space type from \the\wd\derivebox\space to \the\linewidth\space
+      at line \the\inputlineno}%
     \sbox{\derivebox}{\resizebox{\linewidth}{!}{\usebox{\derivebox}}}%
   \fi
   \ifdim\dimexpr\ht\derivebox+\dp\derivebox\relax>0.8\textheight
+    \typeout{derive: scaled \derivesize\space type from \the\dimexpr\ht\derivebox+\dp\derivebox\relax\space
+      to \the\dimexpr0.8\textheight\relax\space at line \the\inputlineno}%
     \sbox{\derivebox}{\resizebox*{!}{0.8\textheight}{\usebox{\derivebox}}}%
   \fi}
+\newcommand{\derivereport}[1]{% a node's corners, in pt within its picture, for the tests
+  \pgfpointanchor{#1}{south west}\pgfgetlastxy\derivexa\deriveya
+  \pgfpointanchor{#1}{north east}\pgfgetlastxy\derivexb\deriveyb
+  \typeout{derive: node #1 \derivexa\space\deriveya\space\derivexb\space\deriveyb}}
 \newenvironment{derivefit}
   {\par\medskip\noindent\begin{lrbox}{\derivebox}}
-  {\end{lrbox}\deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\medskip}
+  {\end{lrbox}\let\derivesize\derivepicturesize\deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\medskip}
 \newenvironment{derivedisplay}[1]
   {\par\smallskip\noindent\def\derivelines{#1}\begin{lrbox}{\derivebox}$\displaystyle}
   {$\end{lrbox}%
@@ -534,6 +548,7 @@ class TexBuilder:
         parts of at most BAND_LINES lines, each its own picture: an arrow from an earlier part starts
         at its source's name. So every picture stays small enough to read, and within TeX's dimensions.
         """
+        from pylatex import NoEscape
         from pylatex.tikz import TikZ, TikZDraw, TikZNode, TikZNodeAnchor, TikZOptions, TikZScope, TikZUserPath
 
         t = self.t
@@ -589,7 +604,7 @@ class TexBuilder:
             tikz.append(TikZDraw([nodes[e.source], "--", nodes[e.target]], options=TikZOptions("fwd")))
             if e.backward:
                 tikz.append(TikZDraw([TikZNodeAnchor(ids[e.target], "60"),
-                                      TikZUserPath(f"to[bend right=12] node[backlabel, midway] {{{back_label}}}"),
+                                      TikZUserPath(f"to[bend right=12] node[backlabel, midway] (b{ids[e.source]}{ids[e.target]}) {{{back_label}}}"),
                                       TikZNodeAnchor(ids[e.source], "-60")], options=TikZOptions("back")))
         for target, edges in earlier.items():
             # one arrow in from the upper left, from the sources' names (their boxes are in an earlier part)
@@ -605,8 +620,12 @@ class TexBuilder:
                                       TikZNodeAnchor(handle, "west")], options=TikZOptions("back")))
         for name, acc in accumulate.items():
             label = self._dumps(self.inline(t("picture_leaf_grad", name=name)))
-            bands[band_of[name]].append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"),
+            bands[band_of[name]].append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] (l{ids[name]}) {{{label}}}"),
                                                  acc], options=TikZOptions("back")))
+        for tikz in bands:  # every box and label of the picture, where TeX put it, in the log
+            named = re.findall(r"\\node\[[^\]]*\] \((\w+)\)|node\[backlabel[^\]]*\] \((\w+)\)", tikz.dumps())
+            tikz.append(NoEscape(r"\typeout{derive: picture}"))
+            tikz.extend(NoEscape(rf"\derivereport{{{a or b}}}") for a, b in named)
         return [self.Fit(data=[tikz]) for tikz in bands]
 
     def box(self, picture: Picture, node) -> str:
@@ -748,8 +767,21 @@ def _missing(engine_name: str, packages: tuple[str, ...], path: str) -> str | No
     return next((name for name in wanted if name not in present), None)
 
 
+@dataclass(frozen=True)
+class Typeset:
+    """A compiled document: the PDF's bytes and the engine's log (its warnings: overfull boxes, what was scaled)."""
+
+    pdf: bytes
+    log: str
+
+
 def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
     """Compile LaTeX made by build_tex to PDF bytes, in a fresh temporary folder; raise DeriveError on failure."""
+    return typeset(tex, label=label, timeout=timeout).pdf
+
+
+def typeset(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> Typeset:
+    """Compile LaTeX made by build_tex to a PDF, keeping the engine's log; raise DeriveError on failure."""
     head = PROGRAM.match(tex)
     if head is None:
         raise ValueError("the LaTeX source does not say which engine compiles it")
@@ -760,7 +792,8 @@ def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
                          f"apt-get install --no-install-recommends {packages}")
     env = dict(os.environ)
     env.update(openin_any="p", openout_any="p", shell_escape="f", SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH,
-               FORCE_SOURCE_DATE="1", TZ="UTC", MKTEXPK="0", MKTEXMF="0")  # no bitmap fonts, no font cache
+               FORCE_SOURCE_DATE="1", TZ="UTC", MKTEXPK="0", MKTEXMF="0",  # no bitmap fonts, no font cache
+               max_print_line="100000")  # the log's lines unwrapped: one warning, one line
     for name in ("TEXINPUTS", "TEXMFCNF", "TEXMFHOME", "TEXMFVAR"):  # only the installed TeX and this folder
         env.pop(name, None)
     command = ["latexmk", "-norc", "-xelatex" if engine_name == "xelatex" else "-pdf", "-no-shell-escape",
@@ -772,7 +805,8 @@ def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
         pdf = folder / f"{JOB}.pdf"
         if returncode != 0 or not pdf.is_file():
             raise DeriveError(f"{label}: LaTeX failed: {first_error(folder, output)}")
-        return pdf.read_bytes()
+        log = folder / f"{JOB}.log"
+        return Typeset(pdf.read_bytes(), log.read_text(encoding="utf-8", errors="replace") if log.is_file() else "")
 
 
 def _run(command: list[str], folder: Path, env: dict[str, str], timeout: float, label: str) -> tuple[int, str]:
