@@ -722,7 +722,7 @@ def value_size(text: str) -> tuple[float, float]:
 
 def box_size(t: Messages, picture: Picture, node) -> tuple[float, float]:
     """Return about how many cm (wide, tall) a box of the picture takes: for wrapping its lines, not placing."""
-    wide = [text_width(node.name + t.shape(node.shape), BOX_CHAR) + 0.4,
+    wide = [text_width(node.name + node.shape, BOX_CHAR) + 0.4,
             text_width(node.grad_fn or f"requires_grad={node.requires_grad}", BOX_CHAR)]
     tall = 2 * LINE_H
     for label, value in box_values(t, picture, node, "text"):
