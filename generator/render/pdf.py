@@ -44,6 +44,9 @@ MACROS = r"""
 \setcounter{MaxMatrixCols}{40}
 \setlength{\emergencystretch}{3em}
 \extrafloats{200}
+\renewcommand{\topfraction}{0.9}% a picture goes at the top of a page, with text under it,
+\renewcommand{\textfraction}{0.07}% rather than alone on a page of its own
+\renewcommand{\floatpagefraction}{0.8}
 \newcommand{\derivebreak}{\penalty 1000\relax}
 \newsavebox{\derivebox}
 \makeatletter
@@ -89,7 +92,8 @@ MACROS = r"""
   boxes/.style={matrix, inner sep=0pt, column sep=0pt, ampersand replacement=\derivenext},
   box/.style={draw=black!60, rounded corners=2pt, fill=white, align=center, font=\footnotesize,
     minimum width=3.5cm, inner sep=3pt, anchor=center,
-    execute at begin node={\setlength{\arraycolsep}{3pt}\setlength{\linewidth}{6cm}}},
+    execute at begin node={\setlength{\arraycolsep}{3pt}\setlength{\linewidth}{6cm}%
+      \setlength{\lineskip}{2.5pt}\setlength{\lineskiplimit}{2.5pt}}},% a matrix's brackets clear the line above
   leaf/.style={box, fill=blue!5, draw=blue!45!black},
   acc/.style={draw=red!60!black, dashed, rounded corners=6pt, fill=red!4, font=\footnotesize\ttfamily,
     inner sep=3pt, anchor=center},
@@ -770,10 +774,10 @@ def outer_parts(tex: str) -> list[str]:
 # Sizes in cm, for wrapping a row of boxes and cutting a picture into parts (TeX places them)
 BOX_W, BOX_SEP, GAP = 3.5, 0.11, 0.5  # a box at least, its inner margin, and the space between two boxes
 BOX_CHAR, LABEL_CHAR = 0.17, 0.14  # a character of a box (\footnotesize), of an arrow's label (\scriptsize)
-LINE_H, MATRIX_ROW_H, COL_GAP, BRACKETS, NESTED_W = 0.4, 0.45, 0.21, 0.3, 6.0
+LINE_H, MATRIX_ROW_H, COL_GAP, BRACKETS, NESTED_W = 0.4, 0.36, 0.21, 0.3, 6.0
 LABEL_GAP, ACC_W = 0.15, 2.7  # between a leaf, its .grad label and its AccumulateGrad; that node's width
 LINE_WIDTH = 16.5  # of boxes a line of the picture holds before it wraps (the text is 17 cm wide)
-ROW_GAP = 1.2  # between two lines of boxes
+ROW_GAP = 1.0  # between two lines of boxes
 BAND_HEIGHT, BAND_LINES = 19.0, 7  # one picture at most (the text is 25.7 cm tall); a taller graph is drawn in parts
 
 
