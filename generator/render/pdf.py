@@ -627,11 +627,11 @@ class TexBuilder:
                             + r" \\ };")
             drawn.append(tikz)
         back_label = self._dumps(self.inline(t("picture_back")))
-        # a box's arrows back leave its top, and arrive at its bottom, spread left to right as their other ends lie
+        # a box's arrows back leave its top edge, and arrive at its bottom edge, spread left to right as their
+        # other ends lie, straight (a bend would lift a long one's label out of the gap between the lines of boxes)
         back = [e for e in picture.edges if e.backward and band_of[e.source] == band_of[e.target]]
-        leave = {e: spread([f.source for f in back if f.target == e.target], e.source, placed, 150, 30) for e in back}
-        arrive = {e: spread([f.target for f in back if f.source == e.source], e.target, placed, -150, -30)
-                  for e in back}
+        leave = {e: spread([f.source for f in back if f.target == e.target], e.source, placed) for e in back}
+        arrive = {e: spread([f.target for f in back if f.source == e.source], e.target, placed) for e in back}
         earlier: dict[str, list] = {}  # a target's arrows from an earlier part
         for e in picture.edges:
             if band_of[e.source] != band_of[e.target]:
@@ -644,8 +644,8 @@ class TexBuilder:
                 up, down = line_of[e.source], line_of[e.target]
                 pos = min(0.5, ROW_GAP / 2 / ((down - up) * ROW_GAP + sum(tall[up + 1:down])))
                 named[band_of[e.target]].append(f"b{s}{d}")
-                tikz.append(rf"\draw[back] ({d}.{leave[e]}) to[bend right=12] node[backlabel, pos={pos:.2f}]"
-                            rf" (b{s}{d}) {{{back_label}}} ({s}.{arrive[e]});")
+                tikz.append(rf"\draw[back] ([xshift={leave[e]:.2f}cm]{d}.north) -- node[backlabel,"
+                            rf" pos={pos:.2f}] (b{s}{d}) {{{back_label}}} ([xshift={arrive[e]:.2f}cm]{s}.south);")
         for target, edges in earlier.items():
             # one arrow in from the upper left, from the sources' names (their boxes are in an earlier part)
             names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
@@ -684,12 +684,13 @@ class TexBuilder:
         return r" \\ ".join(lines)
 
 
-def spread(ends: list[str], end: str, placed: dict[str, float], first: int, last: int) -> int:
-    """Return the anchor angle of one of a box's arrows: first to last as their other ends lie left to right."""
+def spread(ends: list[str], end: str, placed: dict[str, float]) -> float:
+    """Return where one of a box's arrows back meets its edge, in cm right of its middle: left to right as
+    their other ends lie, within the narrowest box; a lone arrow right of the middle, clear of the arrow in."""
     if len(ends) == 1:
-        return (first + last) // 2 + (30 if first < last else -30)  # 60 at the top, -60 at the bottom: off the middle
+        return SPREAD / 2
     order = sorted(ends, key=lambda n: placed[n])
-    return round(first + (last - first) * order.index(end) / (len(ends) - 1))
+    return -SPREAD + 2 * SPREAD * order.index(end) / (len(ends) - 1)
 
 
 def readable(tex: str) -> str:
@@ -778,6 +779,7 @@ LINE_H, MATRIX_ROW_H, COL_GAP, BRACKETS, NESTED_W = 0.4, 0.36, 0.21, 0.3, 6.0
 LABEL_GAP, ACC_W = 0.15, 2.7  # between a leaf, its .grad label and its AccumulateGrad; that node's width
 LINE_WIDTH = 16.5  # of boxes a line of the picture holds before it wraps (the text is 17 cm wide)
 ROW_GAP = 1.0  # between two lines of boxes
+SPREAD = 1.3  # arrows back meet a box's edge at most this far from its middle (a box is at least BOX_W wide)
 BAND_HEIGHT, BAND_LINES = 19.0, 7  # one picture at most (the text is 25.7 cm tall); a taller graph is drawn in parts
 
 
