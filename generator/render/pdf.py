@@ -44,6 +44,7 @@ MACROS = r"""
 \setcounter{MaxMatrixCols}{40}
 \setlength{\emergencystretch}{3em}
 \extrafloats{200}
+\maxdeadcycles=1000 % a deep graph is many pictures in a row: LaTeX's output loop places them one by one
 \renewcommand{\topfraction}{0.9}% a picture goes at the top of a page, with text under it,
 \renewcommand{\textfraction}{0.07}% rather than alone on a page of its own
 \renewcommand{\floatpagefraction}{0.8}
