@@ -107,3 +107,38 @@ def prose_words(markdown: str) -> int:
     text = re.sub(r"\$[^$\n]+\$|`[^`\n]+`", " W ", text)
     text = re.sub(r"\\(.)", r"\1", text)  # Markdown escapes of the spec's text
     return sum(1 for token in text.split() if re.search(r"\w", token))
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word pdftotext found on a page: its box in points (y grows down) and its text."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a PDF: its size in points and its words."""
+
+    width: float
+    height: float
+    words: tuple[Word, ...]
+
+
+PAGE = re.compile(r'<page width="([\d.]+)" height="([\d.]+)">(.*?)</page>', re.S)
+WORD = re.compile(r'<word xMin="([\d.-]+)" yMin="([\d.-]+)" xMax="([\d.-]+)" yMax="([\d.-]+)">(.*?)</word>', re.S)
+
+
+def pdf_pages(path: Path) -> list[Page]:
+    """Return each page's size and word boxes, as poppler's pdftotext -bbox reads them (an independent parser)."""
+    import html
+
+    result = subprocess.run(["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [Page(float(width), float(height),
+                 tuple(Word(*map(float, w[:4]), html.unescape(w[4])) for w in WORD.findall(body)))
+            for width, height, body in PAGE.findall(result.stdout.decode("utf-8", errors="replace"))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import unicodedata
 
 import pytest
 
@@ -12,7 +13,7 @@ from generator.render import pdf
 from generator.pipeline.build import build_spec, derive_spec
 from generator.pipeline.check import run
 
-from .helpers import GALLERY, pdf_text, squeeze
+from .helpers import GALLERY, pdf_pages, pdf_text, squeeze
 
 IDS = [p.stem for p in GALLERY]
 
@@ -59,6 +60,107 @@ class TestGallery:
             assert r"\underset{12 \times 12}" in source
             assert all(dots in source for dots in (r"\cdots", r"\vdots", r"\ddots"))
         assert "12×12" in pdf_text(gallery_build / "18_large_matrix.pdf")
+
+
+@pytest.fixture(scope="session")
+def gallery_typeset(gallery_build) -> dict:
+    """Typeset each gallery document's LaTeX again, keeping TeX's log: stem -> pdf.Typeset."""
+    return {stem: pdf.typeset((gallery_build / f"{stem}.tex").read_text(), label=stem) for stem in IDS}
+
+
+OVERFULL = re.compile(r"^Overfull \\([hv])box \((\d+(?:\.\d+)?)pt too (?:wide|high)\) (.*)$", re.M)
+SCALED = re.compile(r"^derive: scaled ([\d.]+)pt type from ([\d.]+)pt to ([\d.]+)pt at line (\d+)$", re.M)
+STARTS = (r"\derivemath{", r"\begin{derivedisplay}", r"\derivecell{", r"\begin{derivefit}", r"\begin{tikzpicture}")
+FOOTNOTESIZE = 9.0  # pt, in an 11pt article: the least a matrix or a picture's text may be set at
+CM = 72 / 2.54  # pt
+MARGIN = 2 * CM  # the page's margins (geometry: margin=2cm)
+
+
+def construct(tex: str, line: int) -> str:
+    """Return the display, cell or picture of the LaTeX source that ends at this line (1-based)."""
+    lines = tex.splitlines()
+    start = line - 1
+    while start > 0 and not any(mark in lines[start] for mark in STARTS):
+        start -= 1
+    return "\n".join(lines[start:line])
+
+
+def overlap(a, b) -> tuple[float, float]:
+    """Return how far two word boxes overlap across and down (negative: apart)."""
+    return min(a.x1, b.x1) - max(a.x0, b.x0), min(a.y1, b.y1) - max(a.y0, b.y0)
+
+
+def squeezed(a, b) -> bool:
+    """Return whether two words on one line touch only through CJK punctuation, which xeCJK sets half width."""
+    left, right = (a, b) if a.x0 < b.x0 else (b, a)
+    wide = left.text[-1:] + right.text[:1]
+    return (abs(a.y0 - b.y0) < 1 and overlap(a, b)[0] < 0.6 * (a.y1 - a.y0)
+            and any(unicodedata.category(c).startswith("P") and unicodedata.east_asian_width(c) in "WF" for c in wide))
+
+
+class TestLayout:
+    @pytest.mark.parametrize("stem", IDS)
+    def test_no_line_runs_over(self, stem, gallery_typeset, gallery_build):
+        """TeX's log of each gallery PDF reports no line or page overfull by more than 2pt."""
+        typeset = gallery_typeset[stem]
+        assert typeset.pdf == (gallery_build / f"{stem}.pdf").read_bytes()  # the log is the built PDF's
+        over = [f"{stem}: {kind}box {points}pt too wide {where}" for kind, points, where in OVERFULL.findall(typeset.log)
+                if float(points) > 2]
+        assert not over, "\n".join(over)
+
+    @pytest.mark.parametrize("stem", IDS)
+    def test_matrices_and_pictures_are_never_set_below_footnotesize(self, stem, gallery_typeset, gallery_build):
+        """A display or cell holding a matrix, or a picture, is never scaled below \\footnotesize to fit."""
+        tex = (gallery_build / f"{stem}.tex").read_text()
+        small = []
+        for size, natural, room, line in SCALED.findall(gallery_typeset[stem].log):
+            source = construct(tex, int(line))
+            shown = float(size) * float(room) / float(natural)
+            if re.search(r"matrix\}|tikzpicture", source) and shown < FOOTNOTESIZE:
+                small.append(f"{stem}:{line}: set at {shown:.1f}pt: {source[-200:]}")
+        assert not small, "\n".join(small)
+
+    @pytest.mark.parametrize("stem", IDS)
+    def test_no_two_boxes_or_labels_of_the_graph_overlap(self, stem, gallery_typeset):
+        """In each picture of the graph, no box, AccumulateGrad node or arrow label lies over another (TeX's places)."""
+        pictures = [re.findall(r"^derive: node (\w+) (\S+)pt (\S+)pt (\S+)pt (\S+)pt$", part, re.M)
+                    for part in gallery_typeset[stem].log.split("derive: picture")[1:]]
+        assert pictures and all(pictures)
+        clashes = []
+        for number, nodes in enumerate(pictures, 1):
+            boxes = [(name, *map(float, corners)) for name, *corners in nodes]
+            for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
+                for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
+                    across, down = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
+                    if across > 0.5 and down > 0.5:
+                        clashes.append(f"{stem} picture {number}: {a} over {b} ({across:.1f}×{down:.1f}pt)")
+        assert not clashes, "\n".join(clashes)
+
+    @pytest.mark.parametrize("stem", IDS)
+    def test_no_two_words_overlap(self, stem, gallery_build):
+        """No two words of a page (in the text, the table or the graph's boxes and labels) are set over each other."""
+        clashes = []
+        for number, page in enumerate(pdf_pages(gallery_build / f"{stem}.pdf"), 1):
+            words = [w for w in page.words if any(c.isalnum() for c in w.text)]  # not a bracket's or a root's pieces
+            for i, a in enumerate(words):
+                for b in words[i + 1:]:
+                    across, down = overlap(a, b)
+                    if across > 1 and down > 2 and not squeezed(a, b):
+                        clashes.append(f"{stem} p{number}: {a.text!r} over {b.text!r} ({across:.1f}×{down:.1f}pt)")
+        assert not clashes, "\n".join(clashes)
+
+    @pytest.mark.parametrize("stem", IDS)
+    def test_every_page_but_the_last_is_a_third_full(self, stem, gallery_build):
+        """Each page but the last has text at least a third of the way down its text area."""
+        pages = pdf_pages(gallery_build / f"{stem}.pdf")
+        empty = []
+        for number, page in enumerate(pages[:-1], 1):
+            bottom = page.height - MARGIN
+            lowest = max((w.y1 for w in page.words if w.y1 <= bottom + 2), default=MARGIN)  # not the page number
+            filled = (lowest - MARGIN) / (bottom - MARGIN)
+            if filled < 1 / 3:
+                empty.append(f"{stem} p{number}: {filled:.0%} full")
+        assert not empty, "\n".join(empty)
 
 
 class TestReproducible:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,40 +32,72 @@ SOURCE_DATE_EPOCH = "946684800"  # 2000-01-01 00:00 UTC: the date inside every P
 TEX_TIMEOUT = 180.0  # seconds latexmk may take for one document
 JOB = "document"  # the file name inside the temporary folder
 
-# Macros of the document (LaTeX written here, by the project). A display, a table cell or the
-# graph's picture that is wider than the line (or taller than most of the page) is scaled down
-# to fit; a display written as a chain a = b = c is first tried one relation per line.
+# Macros of the document (LaTeX written here, by the project). A display or a table cell wider
+# than the line is first set with its matrices' columns closer, a display written as a chain
+# a = b = c then one relation per line; what is still too wide (or taller than most of the page)
+# is scaled down to fit. The log says what was scaled ("derive: scaled", its type size, widths and
+# source line) and where each box and label of a picture landed ("derive: node"), for the tests.
+# Inline code may break after . _ ( , = or inside a CamelCase name, at a cost (\derivebreak), and
+# lines may stretch a little more (\emergencystretch), so no line runs into the margin. A picture
+# floats, so a page before one too tall for the rest of it is not left half empty.
 MACROS = r"""
 \setcounter{MaxMatrixCols}{40}
+\setlength{\emergencystretch}{3em}
+\extrafloats{200}
+\maxdeadcycles=1000 % a deep graph is many pictures in a row: LaTeX's output loop places them one by one
+\renewcommand{\topfraction}{0.9}% a picture goes at the top of a page, with text under it,
+\renewcommand{\textfraction}{0.07}% rather than alone on a page of its own
+\renewcommand{\floatpagefraction}{0.8}
+\newcommand{\derivebreak}{\penalty 1000\relax}
 \newsavebox{\derivebox}
+\makeatletter
+\newcommand{\derivesize}{\f@size pt}% the type size of what \deriveshrink may scale, for the log
+{\footnotesize\xdef\derivepicturesize{\f@size pt}}% a picture's boxes are set in \footnotesize
+\makeatother
 \newcommand{\deriveshrink}{%
   \ifdim\wd\derivebox>\linewidth
+    \typeout{derive: scaled \derivesize\space type from \the\wd\derivebox\space to \the\linewidth\space
+      at line \the\inputlineno}%
     \sbox{\derivebox}{\resizebox{\linewidth}{!}{\usebox{\derivebox}}}%
   \fi
   \ifdim\dimexpr\ht\derivebox+\dp\derivebox\relax>0.8\textheight
+    \typeout{derive: scaled \derivesize\space type from \the\dimexpr\ht\derivebox+\dp\derivebox\relax\space
+      to \the\dimexpr0.8\textheight\relax\space at line \the\inputlineno}%
     \sbox{\derivebox}{\resizebox*{!}{0.8\textheight}{\usebox{\derivebox}}}%
   \fi}
+\newcommand{\derivereport}[1]{% a node's corners, in pt within its picture, for the tests
+  \pgfpointanchor{#1}{south west}\pgfgetlastxy\derivexa\deriveya
+  \pgfpointanchor{#1}{north east}\pgfgetlastxy\derivexb\deriveyb
+  \typeout{derive: node #1 \derivexa\space\deriveya\space\derivexb\space\deriveyb}}
 \newenvironment{derivefit}
   {\par\medskip\noindent\begin{lrbox}{\derivebox}}
-  {\end{lrbox}\deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\medskip}
-\newenvironment{derivedisplay}[1]
-  {\par\smallskip\noindent\def\derivelines{#1}\begin{lrbox}{\derivebox}$\displaystyle}
-  {$\end{lrbox}%
-   \ifdim\wd\derivebox>\linewidth\ifx\derivelines\empty\else
-     \sbox{\derivebox}{$\displaystyle\begin{aligned}\derivelines\end{aligned}$}%
-   \fi\fi
-   \deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\smallskip}
-\newcommand{\derivecell}[1]{\sbox{\derivebox}{$#1$}\deriveshrink\usebox{\derivebox}}
+  {\end{lrbox}\let\derivesize\derivepicturesize\deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\medskip}
+\newenvironment{derivefigure}{\begin{figure}[htbp]}{\end{figure}}
+\newcommand{\derivesetmath}[2]{% math #2 in style #1 into \derivebox; too wide, its matrices' columns closer
+  \sbox{\derivebox}{$#1#2$}%
+  \ifdim\wd\derivebox>\linewidth\sbox{\derivebox}{\setlength{\arraycolsep}{2pt}$#1#2$}\fi}
+\newcommand{\derivemath}[2]{% a display #2; too wide, the same chain one relation per line (#1, if not empty)
+  \par\smallskip\noindent\derivesetmath{\displaystyle}{#2}%
+  \ifdim\wd\derivebox>\linewidth\def\derivelines{#1}\ifx\derivelines\empty\else
+    \derivesetmath{\displaystyle}{\begin{aligned}#1\end{aligned}}%
+  \fi\fi
+  \deriveshrink\makebox[\linewidth]{\usebox{\derivebox}}\par\smallskip}
+\newcommand{\derivecell}[1]{\derivesetmath{}{#1}\deriveshrink\usebox{\derivebox}}
 \newcommand{\derivetitle}[1]{\begin{center}\LARGE\bfseries #1\end{center}}
 \renewcommand{\labelitemi}{\ensuremath{\bullet}}
 \lstset{basicstyle=\ttfamily\small, columns=fullflexible, keepspaces=true, breaklines=true,
   frame=single, framesep=4pt, rulecolor=\color{black!30}, aboveskip=8pt, belowskip=8pt}
+\pgfdeclarelayer{background}
+\pgfsetlayers{background,main}
 \tikzset{
+  boxes/.style={matrix, inner sep=0pt, column sep=0pt, ampersand replacement=\derivenext},
   box/.style={draw=black!60, rounded corners=2pt, fill=white, align=center, font=\footnotesize,
-    text width=3.5cm, inner sep=3pt},
+    minimum width=3.5cm, inner sep=3pt, anchor=center,
+    execute at begin node={\setlength{\arraycolsep}{3pt}\setlength{\linewidth}{6cm}%
+      \setlength{\lineskip}{2.5pt}\setlength{\lineskiplimit}{2.5pt}}},% a matrix's brackets clear the line above
   leaf/.style={box, fill=blue!5, draw=blue!45!black},
   acc/.style={draw=red!60!black, dashed, rounded corners=6pt, fill=red!4, font=\footnotesize\ttfamily,
-    inner sep=3pt},
+    inner sep=3pt, anchor=center},
   fwd/.style={-{Stealth[length=2.2mm]}, thick, black!75},
   back/.style={-{Stealth[length=2mm]}, dashed, thick, red!70!black},
   backlabel/.style={font=\scriptsize, text=red!70!black, fill=white, inner sep=1pt, sloped=false},
@@ -205,17 +238,16 @@ def _classes():
         def dumps(self) -> str:
             return self.dumps_content() + "\n\n"
 
-    class Display(Environment):
-        """Display math; its argument is the same chain one relation per line (or empty)."""
-
-        _latex_name = "derivedisplay"
-        escape = False
-        content_separator = "\n"
-
     class Fit(Environment):
         """A box (table or picture) scaled down when wider than the line."""
 
         _latex_name = "derivefit"
+        content_separator = "\n"
+
+    class Figure(Environment):
+        """A float holding a picture: it goes where it fits, so no page before it is left half empty."""
+
+        _latex_name = "derivefigure"
         content_separator = "\n"
 
     class Listing(Environment):
@@ -225,7 +257,7 @@ def _classes():
         escape = False
         content_separator = "\n"
 
-    return Text, Paragraph, Display, Fit, Listing
+    return Text, Paragraph, Fit, Figure, Listing
 
 
 OPENS = re.compile(r"\\begin\{|\\left(?![a-zA-Z])")
@@ -276,12 +308,15 @@ def lines_tex(tex: str) -> str:
     return r" \\ ".join(rows)
 
 
+CODE_BREAKS = re.compile(r"(?<=[._(,=])(?=.)|(?<=[a-z0-9])(?=[A-Z])")
+
+
 class TexBuilder:
     """Build the pylatex document from the document model, sentence by sentence."""
 
     def __init__(self, document: Document):
         self.pylatex = _pylatex()[0]
-        self.Text, self.Paragraph, self.Display, self.Fit, self.Listing = _classes()
+        self.Text, self.Paragraph, self.Fit, self.Figure, self.Listing = _classes()
         self.doc_model = document
         self.t = Messages(document.lang)
         self.unicode = self.t.tex.get("engine") == "xelatex"
@@ -292,7 +327,10 @@ class TexBuilder:
         return self.Text(text, unicode=self.unicode)
 
     def code(self, text: str):
-        return self.pylatex.Command("texttt", arguments=self.text(text))
+        """Inline code in typewriter: it may break a line (at a cost) after . _ ( , = and inside a CamelCase name."""
+        pieces = CODE_BREAKS.split(text)
+        return self.pylatex.Command("texttt", arguments=self.pylatex.NoEscape(
+            r"\derivebreak{}".join(escape_text(piece, unicode=self.unicode) for piece in pieces)))
 
     def inline(self, markup: str) -> list:
         """Turn a rendered message into pylatex objects: text escaped, code in typewriter, math as is."""
@@ -322,8 +360,7 @@ class TexBuilder:
 
     def math(self, tex: str):
         """A display: project-generated LaTeX, tried one relation per line when too wide."""
-        NoEscape = self.pylatex.NoEscape
-        return self.Display(arguments=NoEscape(lines_tex(tex)), data=[NoEscape(tex)])
+        return self.pylatex.NoEscape(f"\\derivemath{{{lines_tex(tex)}}}{{%\n{tex}}}%\n")
 
     def section(self, key: str, level: int = 1, **params):
         cls = self.pylatex.Section if level == 1 else self.pylatex.Subsection
@@ -396,7 +433,7 @@ class TexBuilder:
         pl, t = self.pylatex, self.t
         NoEscape = pl.NoEscape
         left = r">{\raggedright\arraybackslash}"
-        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.13, 0.31, 0.08, 0.24, 0.14))
+        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.12, 0.40, 0.08, 0.19, 0.11))
         table = pl.LongTable(spec, booktabs=True)
         table.add_row([t_(k) for t_, k in ((self.phrase, "col_tensor"), (self.phrase, "col_formula"),
                                             (self.phrase, "col_shape"), (self.phrase, "col_grad_fn"),
@@ -412,7 +449,7 @@ class TexBuilder:
                 shape = shape.replace(r"\ensuremath{\times}", r"\ensuremath{\times}\allowbreak{}")
             grad_fn = self._dumps([self.code(row.grad_fn)]) if not row.is_leaf else self.phrase("no_grad_fn")
             table.add_row([
-                NoEscape(name), NoEscape(rf"\derivecell{{{row.formula}}}"),
+                NoEscape(name), NoEscape(rf"\derivecell{{{readable(row.formula)}}}"),
                 NoEscape(shape), NoEscape(grad_fn),
                 self.phrase("yes" if row.requires_grad else "no"),
             ], escape=False)
@@ -593,84 +630,106 @@ class TexBuilder:
     def picture(self, picture: Picture) -> list:
         """The graph in TikZ: one row per depth, arrows down the way data flows, red dashed arrows back.
 
-        A row wider than the line wraps onto more lines, and a graph deeper than a page is drawn in
-        parts of at most BAND_LINES lines, each its own picture: an arrow from an earlier part starts
-        at its source's name. So every picture stays small enough to read, and within TeX's dimensions.
+        Each line of boxes is a TikZ matrix, so TeX sets the boxes side by side at their own widths
+        and nothing overlaps; a leaf's AccumulateGrad sits beside it, its label above the arrow between.
+        A row wider than the line wraps onto more lines (widths estimated here, see box_size), and a
+        graph taller than a page is drawn in parts, each its own picture: an arrow from an earlier part
+        starts at its source's name. So every picture fits the page at its own size, and within TeX's
+        dimensions. Each part floats (a picture too tall for the rest of a page leaves no gap).
         """
-        from pylatex.tikz import TikZ, TikZDraw, TikZNode, TikZNodeAnchor, TikZOptions, TikZScope, TikZUserPath
-
-        t = self.t
+        NoEscape, t = self.pylatex.NoEscape, self.t
         ids = {n.name: f"n{i}" for i, n in enumerate(picture.nodes)}
         by_name = {n.name: n for n in picture.nodes}
         parents: dict[str, list[str]] = {}
         for e in picture.edges:
             parents.setdefault(e.target, []).append(e.source)
-        bands = [TikZ()]
-        band_of: dict[str, int] = {}
-        nodes: dict[str, TikZNode] = {}
-        accumulate: dict[str, TikZNode] = {}
-        placed: dict[str, float] = {}
-        line = 0  # lines drawn in the current band
+        texts = {n.name: self.box(picture, n) for n in picture.nodes}
+        sizes = {n.name: box_size(self.t, picture, n) for n in picture.nodes}
+        labels = {n.name: t("picture_leaf_grad", name=n.name) for n in picture.nodes if n.is_leaf and n.requires_grad}
+        widths = {name: w + (LABEL_GAP * 2 + text_width(labels[name], LABEL_CHAR) + ACC_W if name in labels else 0)
+                  for name, (w, _) in sizes.items()}
+        lines: list[list[str]] = []
+        placed: dict[str, float] = {}  # a box's place in its line, centred on 0
         for row in layers(picture):
             # each op under the mean of its parents (crossings stay few); leaves keep the graph's order, left
             row = sorted(row, key=lambda n: sum(placed[p] for p in parents[n]) / len(parents[n])
                          if parents.get(n) and all(p in placed for p in parents[n]) else float("-inf"))
-            for part in wrap(row, [BOX_W + (ACC_W if by_name[n].is_leaf and by_name[n].requires_grad else 0)
-                                   for n in row]):
-                if line == BAND_LINES:
-                    bands.append(TikZ())
-                    line = 0
-                widths = [w for _, w in part]
-                x = -(sum(widths) + GAP * (len(part) - 1)) / 2
-                scope = TikZScope(options=TikZOptions(f"local bounding box=row{line}"))
-                for name, width in part:
-                    node = by_name[name]
-                    centre = placed[name] = x + BOX_W / 2
-                    at = f"({centre:.2f},0)" if line == 0 else f"({centre:.2f},0 |- row{line - 1}.south)"
-                    options = ["leaf" if node.is_leaf else "box", "anchor=north", f"at={{{at}}}"]
-                    if line:
-                        options.append("yshift=-16mm")
-                    nodes[name] = TikZNode(handle=ids[name], options=TikZOptions(*options),
-                                           text=self.box(picture, node))
-                    band_of[name] = len(bands) - 1
-                    scope.append(nodes[name])
-                    if node.is_leaf and node.requires_grad:
-                        accumulate[name] = TikZNode(handle=f"a{ids[name]}",
-                                                    options=TikZOptions("acc", f"right=8mm of {ids[name]}"),
-                                                    text="AccumulateGrad")
-                        scope.append(accumulate[name])
-                    x += width + GAP
-                bands[-1].append(scope)
-                line += 1
+            for part in wrap(row, [widths[n] for n in row]):
+                placed.update((name, i - (len(part) - 1) / 2) for i, (name, _) in enumerate(part))
+                lines.append([name for name, _ in part])
+        bands: list[list[list[str]]] = [[]]
+        height = 0.0
+        for line in lines:
+            tall = max(sizes[name][1] for name in line) + ROW_GAP
+            if bands[-1] and (len(bands[-1]) == BAND_LINES or height + tall > BAND_HEIGHT):
+                bands.append([])
+                height = 0.0
+            bands[-1].append(line)
+            height += tall
+        band_of = {name: b for b, band in enumerate(bands) for line in band for name in line}
+        line_of = {name: k for k, line in enumerate(lines) for name in line}
+        tall = [max(sizes[name][1] for name in line) for line in lines]
+        drawn: list[list[str]] = []
+        named: list[list[str]] = []  # each picture's boxes and labels
+        for band in bands:
+            tikz, named_here = [r"\begin{tikzpicture}"], []
+            named.append(named_here)
+            for k, line in enumerate(band):
+                cells = []
+                for name in line:
+                    node, i = by_name[name], ids[name]
+                    cell = rf"\node[{'leaf' if node.is_leaf else 'box'}] ({i}) {{{texts[name]}}};"
+                    named_here.append(i)
+                    if name in labels:
+                        named_here += [f"l{i}", f"a{i}"]
+                        label = self._dumps(self.inline(labels[name]))
+                        cell += (rf" \derivenext[{LABEL_GAP}cm] \node[backlabel, anchor=south] (l{i}) {{{label}}};"
+                                 rf" \derivenext[{LABEL_GAP}cm] \node[acc] (a{i}) {{AccumulateGrad}};")
+                    cells.append(cell)
+                at = "at={(0,0)}" if k == 0 else f"at={{(0,0 |- row{k - 1}.south)}}, yshift=-{ROW_GAP}cm"
+                tikz.append(rf"\matrix (row{k}) [boxes, anchor=north, {at}] {{" + f" \\derivenext[{GAP}cm] ".join(cells)
+                            + r" \\ };")
+            drawn.append(tikz)
         back_label = self._dumps(self.inline(t("picture_back")))
+        # a box's arrows back leave its top edge, and arrive at its bottom edge, spread left to right as their
+        # other ends lie, straight (a bend would lift a long one's label out of the gap between the lines of boxes)
+        back = [e for e in picture.edges if e.backward and band_of[e.source] == band_of[e.target]]
+        leave = {e: spread([f.source for f in back if f.target == e.target], e.source, placed) for e in back}
+        arrive = {e: spread([f.target for f in back if f.source == e.source], e.target, placed) for e in back}
         earlier: dict[str, list] = {}  # a target's arrows from an earlier part
         for e in picture.edges:
             if band_of[e.source] != band_of[e.target]:
                 earlier.setdefault(e.target, []).append(e)
                 continue
-            tikz = bands[band_of[e.target]]
-            tikz.append(TikZDraw([nodes[e.source], "--", nodes[e.target]], options=TikZOptions("fwd")))
+            tikz, s, d = drawn[band_of[e.target]], ids[e.source], ids[e.target]
+            tikz.append(rf"\draw[fwd] ({s}) -- ({d});")
             if e.backward:
-                tikz.append(TikZDraw([TikZNodeAnchor(ids[e.target], "60"),
-                                      TikZUserPath(f"to[bend right=12] node[backlabel, midway] {{{back_label}}}"),
-                                      TikZNodeAnchor(ids[e.source], "-60")], options=TikZOptions("back")))
+                # the label in the gap just above the target: an arrow over more lines passes other boxes midway
+                up, down = line_of[e.source], line_of[e.target]
+                pos = min(0.5, ROW_GAP / 2 / ((down - up) * ROW_GAP + sum(tall[up + 1:down])))
+                named[band_of[e.target]].append(f"b{s}{d}")
+                tikz.append(rf"\draw[back] ([xshift={leave[e]:.2f}cm]{d}.north) -- node[backlabel,"
+                            rf" pos={pos:.2f}] (b{s}{d}) {{{back_label}}} ([xshift={arrive[e]:.2f}cm]{s}.south);")
         for target, edges in earlier.items():
             # one arrow in from the upper left, from the sources' names (their boxes are in an earlier part)
             names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
-            tikz, handle = bands[band_of[target]], f"f{ids[target]}"
-            at = f"at={{([xshift=4mm, yshift=6mm]{ids[target]}.north west)}}"
-            options = TikZOptions(r"font=\footnotesize", "inner sep=2pt", "anchor=south east", at)
-            tikz.append(TikZNode(handle=handle, options=options, text=names))
-            tikz.append(TikZDraw([TikZNodeAnchor(handle, "south"), "--", TikZNodeAnchor(ids[target], "140")],
-                                 options=TikZOptions("fwd")))
+            tikz, d = drawn[band_of[target]], ids[target]
+            named[band_of[target]].append(f"f{d}")
+            tikz.append(rf"\node[font=\footnotesize, inner sep=2pt, anchor=south east] (f{d}) "
+                        rf"at ([xshift=4mm, yshift=6mm]{d}.north west) {{{names}}};")
+            tikz.append(rf"\draw[fwd] (f{d}.south) -- ({d}.140);")
             if any(e.backward for e in edges):
-                tikz.append(TikZDraw([TikZNodeAnchor(ids[target], "165"), TikZUserPath("to[bend left=30]"),
-                                      TikZNodeAnchor(handle, "west")], options=TikZOptions("back")))
-        for name, acc in accumulate.items():
-            label = self._dumps(self.inline(t("picture_leaf_grad", name=name)))
-            bands[band_of[name]].append(TikZDraw([nodes[name], TikZUserPath(f"-- node[backlabel, above] {{{label}}}"),
-                                                 acc], options=TikZOptions("back")))
-        return [self.Fit(data=[tikz]) for tikz in bands]
+                tikz.append(rf"\draw[back] ({d}.165) to[bend left=30] (f{d}.west);")
+        for name in labels:
+            i = ids[name]
+            drawn[band_of[name]].append(rf"\draw[back] ({i}.east) -- (a{i}.west);")
+        for tikz, names in zip(drawn, named):  # every box and label of the picture, where TeX put it, in the log
+            tikz += [r"\typeout{derive: picture}"] + [rf"\derivereport{{{name}}}" for name in names]
+        # the arrows under the boxes: one that passes a box goes behind it, never over its text
+        return [self.Figure(data=[self.Fit(data=[NoEscape("\n".join(
+                    tikz[:1 + len(band)] + [r"\begin{pgfonlayer}{background}"] + tikz[1 + len(band):]
+                    + [r"\end{pgfonlayer}", r"\end{tikzpicture}"]))])])
+                for tikz, band in zip(drawn, bands)]
 
     def box(self, picture: Picture, node) -> str:
         """The text of one box: name and shape, grad_fn or requires_grad, value, gradients."""
@@ -678,18 +737,68 @@ class TexBuilder:
         lines = [r"\textbf{" + self._dumps([self.code(node.name)]) + r"} \ensuremath{\cdot} "
                  + self.text(t.shape(node.shape)).dumps()]
         lines.append(self._dumps([self.code(node.grad_fn or f"requires_grad={node.requires_grad}")]))
-        values = [(t("picture_value"), node.value_tex)] if picture.values else []
-        grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
-        values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex) if g else ("", "") for g in grads]
-        for label, tex in values:
+        for label, tex in box_values(t, picture, node, "tex"):
             if not label:  # the calls between, left out
                 lines.append(r"\ensuremath{\vdots}")
             elif nested(node.shape):  # nested lists, often wider than a box: the label, then the value scaled to fit
                 lines.append(self._dumps(self.inline(t("picture_line", label=label, value=""))).rstrip())
                 lines += [rf"\derivecell{{{part}}}" for part in outer_parts(tex)]
-            else:
-                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${tex}$"))))
+            else:  # a matrix at the box's type size, not a script-size smallmatrix
+                lines.append(self._dumps(self.inline(t("picture_line", label=label, value=f"${readable(tex)}$"))))
         return r" \\ ".join(lines)
+
+
+def spread(ends: list[str], end: str, placed: dict[str, float]) -> float:
+    """Return where one of a box's arrows back meets its edge, in cm right of its middle: left to right as
+    their other ends lie, within the narrowest box; a lone arrow right of the middle, clear of the arrow in."""
+    if len(ends) == 1:
+        return SPREAD / 2
+    order = sorted(ends, key=lambda n: placed[n])
+    return -SPREAD + 2 * SPREAD * order.index(end) / (len(ends) - 1)
+
+
+def readable(tex: str) -> str:
+    """Return math with its small matrices at the type size around them (a smallmatrix is set in script size)."""
+    return tex.replace(r"{smallmatrix}", r"{matrix}")
+
+
+def box_values(t: Messages, picture: Picture, node, kind: str) -> list[tuple[str, str]]:
+    """Return a box's (label, value) lines, value as "tex" or "text"; ("", "") stands for the calls left out."""
+    values = [(t("picture_value"), node.value_tex if kind == "tex" else node.value)] if picture.values else []
+    grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
+    values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex if kind == "tex" else g.value) if g
+               else ("", "") for g in grads]
+    return values
+
+
+def text_width(text: str, char: float) -> float:
+    """Return about how many cm a line of text takes, `char` cm a character (a wide one twice that)."""
+    return sum(2 * char if _wide(c) else char for c in text)
+
+
+def value_size(text: str) -> tuple[float, float]:
+    """Return about how many cm (wide, tall) a value takes, from its plain text: 4.5, [1, 2] or [[1, 2], [3, 4]]."""
+    depth = len(text) - len(text.lstrip("["))
+    if depth == 0:
+        return text_width(text, BOX_CHAR), LINE_H
+    if depth > 2:  # nested lists, one outer element a line, scaled down to NESTED_W
+        count = max(1, text.count("[" * (depth - 1)))
+        return min(NESTED_W, text_width(text, BOX_CHAR) / count), LINE_H * count
+    rows = [row.split(", ") for row in re.findall(r"\[([^\[\]]*)\]", text)]
+    columns = [max(len(row[c]) if c < len(row) else 0 for row in rows) for c in range(max(map(len, rows)))]
+    return sum(columns) * BOX_CHAR + COL_GAP * (len(columns) - 1) + BRACKETS, MATRIX_ROW_H * len(rows) + 0.1
+
+
+def box_size(t: Messages, picture: Picture, node) -> tuple[float, float]:
+    """Return about how many cm (wide, tall) a box of the picture takes: for wrapping its lines, not placing."""
+    wide = [text_width(node.name + node.shape, BOX_CHAR) + 0.4,
+            text_width(node.grad_fn or f"requires_grad={node.requires_grad}", BOX_CHAR)]
+    tall = 2 * LINE_H
+    for label, value in box_values(t, picture, node, "text"):
+        w, h = value_size(value) if label else (0.0, LINE_H)
+        wide.append(text_width(label, BOX_CHAR) + 0.2 + w)
+        tall += max(h, LINE_H)
+    return max(BOX_W, max(wide) + 2 * BOX_SEP), tall + 2 * BOX_SEP
 
 
 MAX_BOX_GRADS = 4  # gradients (one a backward call) a box of the picture shows; beyond, the first two and the last
@@ -727,9 +836,15 @@ def outer_parts(tex: str) -> list[str]:
     return parts
 
 
-BOX_W, ACC_W, GAP = 3.8, 3.8, 0.5  # cm a box, an AccumulateGrad beside it, and the space between take
-LINE_WIDTH = 21.5  # cm of boxes a line of the picture holds before it wraps (five boxes: scaled to the page, legible)
-BAND_LINES = 7  # lines of boxes one picture holds (scaled to the page, legible); a deeper graph is drawn in parts
+# Sizes in cm, for wrapping a row of boxes and cutting a picture into parts (TeX places them)
+BOX_W, BOX_SEP, GAP = 3.5, 0.11, 0.5  # a box at least, its inner margin, and the space between two boxes
+BOX_CHAR, LABEL_CHAR = 0.17, 0.14  # a character of a box (\footnotesize), of an arrow's label (\scriptsize)
+LINE_H, MATRIX_ROW_H, COL_GAP, BRACKETS, NESTED_W = 0.4, 0.36, 0.21, 0.3, 6.0
+LABEL_GAP, ACC_W = 0.15, 2.7  # between a leaf, its .grad label and its AccumulateGrad; that node's width
+LINE_WIDTH = 16.5  # of boxes a line of the picture holds before it wraps (the text is 17 cm wide)
+ROW_GAP = 1.0  # between two lines of boxes
+SPREAD = 1.3  # arrows back meet a box's edge at most this far from its middle (a box is at least BOX_W wide)
+BAND_HEIGHT, BAND_LINES = 19.0, 7  # one picture at most (the text is 25.7 cm tall); a taller graph is drawn in parts
 
 
 def wrap(row: list[str], widths: list[float]) -> list[list[tuple[str, float]]]:
@@ -811,8 +926,21 @@ def _missing(engine_name: str, packages: tuple[str, ...], path: str) -> str | No
     return next((name for name in wanted if name not in present), None)
 
 
+@dataclass(frozen=True)
+class Typeset:
+    """A compiled document: the PDF's bytes and the engine's log (its warnings: overfull boxes, what was scaled)."""
+
+    pdf: bytes
+    log: str
+
+
 def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
     """Compile LaTeX made by build_tex to PDF bytes, in a fresh temporary folder; raise DeriveError on failure."""
+    return typeset(tex, label=label, timeout=timeout).pdf
+
+
+def typeset(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> Typeset:
+    """Compile LaTeX made by build_tex to a PDF, keeping the engine's log; raise DeriveError on failure."""
     head = PROGRAM.match(tex)
     if head is None:
         raise ValueError("the LaTeX source does not say which engine compiles it")
@@ -823,7 +951,8 @@ def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
                          f"apt-get install --no-install-recommends {packages}")
     env = dict(os.environ)
     env.update(openin_any="p", openout_any="p", shell_escape="f", SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH,
-               FORCE_SOURCE_DATE="1", TZ="UTC", MKTEXPK="0", MKTEXMF="0")  # no bitmap fonts, no font cache
+               FORCE_SOURCE_DATE="1", TZ="UTC", MKTEXPK="0", MKTEXMF="0",  # no bitmap fonts, no font cache
+               max_print_line="100000")  # the log's lines unwrapped: one warning, one line
     for name in ("TEXINPUTS", "TEXMFCNF", "TEXMFHOME", "TEXMFVAR"):  # only the installed TeX and this folder
         env.pop(name, None)
     command = ["latexmk", "-norc", "-xelatex" if engine_name == "xelatex" else "-pdf", "-no-shell-escape",
@@ -835,7 +964,8 @@ def compile_pdf(tex: str, *, label: str, timeout: float = TEX_TIMEOUT) -> bytes:
         pdf = folder / f"{JOB}.pdf"
         if returncode != 0 or not pdf.is_file():
             raise DeriveError(f"{label}: LaTeX failed: {first_error(folder, output)}")
-        return pdf.read_bytes()
+        log = folder / f"{JOB}.log"
+        return Typeset(pdf.read_bytes(), log.read_text(encoding="utf-8", errors="replace") if log.is_file() else "")
 
 
 def _run(command: list[str], folder: Path, env: dict[str, str], timeout: float, label: str) -> tuple[int, str]:
