@@ -567,13 +567,14 @@ class TexBuilder:
         pl = self.pylatex
         NoEscape = pl.NoEscape
         left = r">{\raggedright\arraybackslash}"
-        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.14, 0.52, 0.28))
+        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.12, 0.46, 0.36))
         table = pl.LongTable(spec, booktabs=True)
         table.add_row([self.phrase(k) for k in ("col_tensor", "col_local", "col_gradient")], escape=False)
         table.add_hline()
         table.end_table_header()
         for item in call.table:
-            table.add_row([NoEscape(self._dumps([self.code(item.name)])), NoEscape(rf"\derivecell{{{item.local}}}"),
+            local = r"\newline ".join(rf"\derivecell{{{part}}}" for part in top_level_parts(item.local))  # a line each
+            table.add_row([NoEscape(self._dumps([self.code(item.name)])), NoEscape(local),
                            NoEscape(rf"\derivecell{{{item.gradient or item.value}}}")], escape=False)
         return table
 
@@ -817,6 +818,24 @@ def accumulated(grad) -> str:
 def nested(shape: str) -> bool:
     """Return whether a shape (as the document writes it, 2×3×4) has more than two dimensions."""
     return shape.count("×") >= 2
+
+
+def top_level_parts(tex: str, sep: str = ", ") -> list[str]:
+    """Split LaTeX at each sep outside braces and \\left…\\right pairs: a list of equations, one per part."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(tex):
+        if tex.startswith(r"\left", i) or tex[i] == "{":
+            depth += 1
+        elif tex.startswith(r"\right", i) or tex[i] == "}":
+            depth -= 1
+        elif depth == 0 and tex.startswith(sep, i):
+            parts.append(tex[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    parts.append(tex[start:])
+    return [part for part in parts if part.strip()]
 
 
 def outer_parts(tex: str) -> list[str]:
