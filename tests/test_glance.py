@@ -181,22 +181,15 @@ class TestImageLayer:
         """Each evaluated equation ends in torch's value (forward) or gradient (backward) at its element."""
         doc = build_document(derive_spec(IMAGE), stem="19")
         checked = 0
-        for item in doc.forward:
-            value = oracle[item.name][0]
-            if item.example:
-                index = _index(item.example.element, value.shape)
-                assert _close(_last_number(item.example.tex), float(value[index])), item.example.tex
-                checked += 1
-            else:
-                assert _close(_last_number(item.equations[-1]), float(value)), item.equations
-        for item in doc.calls[0].backward[1:]:
-            grad = oracle[item.name][1]
-            if item.example:
-                index = _index(item.example.element, grad.shape)
-                assert _close(_last_number(item.example.tex), float(grad[index])), item.example.tex
-                checked += 1
-            else:
-                assert _close(_last_number(item.equations[-1]), float(grad)), item.equations
+        for items, which in ((doc.forward, 0), (doc.calls[0].backward[1:], 1)):  # values, then gradients
+            for item in items:
+                expected = oracle[item.name][which]
+                if item.example:
+                    index = _index(item.example.element, expected.shape)
+                    assert _close(_last_number(item.example.tex), float(expected[index])), item.example.tex
+                    checked += 1
+                else:
+                    assert _close(_last_number(item.equations[-1]), float(expected)), item.equations
         assert checked == 8
 
     def test_pdf_shows_the_same(self, tmp_path):
