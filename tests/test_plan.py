@@ -50,11 +50,12 @@ def torch_error(code: str) -> str:
     raise AssertionError("torch raised nothing")
 
 
-def latex_numbers(tex: str) -> list[Fraction]:
-    """Read the numbers of a LaTeX number or matrix the document printed: 6, -0.9, \\frac{3}{4}, bmatrix cells."""
-    found = re.findall(r"(-?)\\frac\{(\d+)\}\{(\d+)\}|(-?\d+(?:\.\d+)?)", tex.replace(r"\left(", "").replace(r"\right)", ""))
-    return [Fraction(int(p), int(q)) * (-1 if sign else 1) if p else Fraction(plain)
-            for sign, p, q, plain in found]
+def latex_numbers(tex: str) -> list[Fraction | float]:
+    """Read the numbers of a LaTeX number or matrix the document printed: 6, -0.9, \\frac{3}{4}, \\infty, bmatrix cells."""
+    found = re.findall(r"(-?)\\frac\{(\d+)\}\{(\d+)\}|(-?\d+(?:\.\d+)?)|(-?)\\infty",
+                       tex.replace(r"\left(", "").replace(r"\right)", ""))
+    return [Fraction(int(p), int(q)) * (-1 if sign else 1) if p else Fraction(plain) if plain else
+            float("-inf" if minus else "inf") for sign, p, q, plain, minus in found]
 
 
 class TestWordCounter:
