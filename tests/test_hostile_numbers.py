@@ -152,3 +152,16 @@ class TestLiteralsOutOfRange:
         assert result.exit_code == 1
         assert result.stderr.splitlines()[0] == (
             f"{spec}:4: inputs.x.value[0]: exponent too long: 1e-999999999 (allowed: at most 3 digits after the e)")
+
+
+def test_max_at_the_largest_double_keeps_its_gradient(tmp_path):
+    """max of a tensor holding 1.7976931348623157e308 sends the gradient there, as torch does (found by the long fuzz)."""
+    from generator.pipeline.build import compare_spec, derive_spec
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text("title: t\ndtype: float64\ninputs:\n  x:\n    value: [1.7976931348623157e308, -1, 1e308]\n"
+                    "    requires_grad: true\nsteps:\n  out: x.max()\nbackward: out\n")
+    x = torch.tensor([1.7976931348623157e308, -1, 1e308], dtype=torch.float64, requires_grad=True)
+    x.max().backward()
+    assert [float(v) for v in derive_spec(spec).grads["x"]] == x.grad.tolist() == [1.0, 0.0, 0.0]
+    assert compare_spec(spec, script=False) == []

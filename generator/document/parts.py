@@ -15,6 +15,7 @@ from ..floats.ieee import to_float
 from ..graph.model import Node
 from ..ops import REGISTRY
 from ..ops.base import numel, source_index, unravel
+from ..ops.derivatives import same_number
 from .glance import Glance, glance
 from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
 from .code import gradient_names
@@ -263,7 +264,7 @@ def kink_note(graph, node: Node, key: str, k: int, values) -> Note:
     arg = node.args[0]
     if REGISTRY[node.op].kink_of_group:
         extreme = values(node.name)[k]
-        members = [j for j, v in enumerate(values(arg)) if v == extreme]
+        members = [j for j, v in enumerate(values(arg)) if same_number(v, extreme)]
         j = members[0] if members else 0
         local = _local_at(graph, node, k, j, values)
         return Note(key, node.name, element, name_tex(arg), number_tex(extreme), len(members), local)

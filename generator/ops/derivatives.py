@@ -70,11 +70,18 @@ class TieShare(sp.Function):
     @classmethod
     def eval(cls, a, extreme, *elements):
         if _numbers(a, extreme, *elements):
-            if a != extreme:
+            if not same_number(a, extreme):
                 return sp.Integer(0)
-            ties = sum(1 for e in elements if e == extreme)
+            ties = sum(1 for e in elements if same_number(e, extreme))
             return sp.Rational(1, ties)
         return None
+
+
+def same_number(e: sp.Expr, extreme: sp.Expr) -> bool:
+    """Tell whether two numbers are equal; one too large to keep exactly is a 40-digit Float (engines/exact.py)."""
+    if isinstance(extreme, sp.Float) or isinstance(e, sp.Float):
+        return sp.Float(e, 40) == sp.Float(extreme, 40)
+    return e == extreme
 
 
 class NormShare(sp.Function):
@@ -201,7 +208,7 @@ class Printer(LatexPrinter):
         numbers = [self.values.get(x, x) for x in expr.args[1:]]
         if not all(x.is_number for x in numbers):  # a generic element: the count is not known
             return rf"\frac{{{bracket}}}{{\#\text{{ties}}}}"
-        ties = sum(1 for x in numbers[1:] if x == numbers[0])  # the elements equal to the extreme
+        ties = sum(1 for x in numbers[1:] if same_number(x, numbers[0]))  # the elements equal to the extreme
         return bracket if ties <= 1 else rf"\frac{{{bracket}}}{{{ties}}}"
 
     def _print_NormShare(self, expr: sp.Expr) -> str:
