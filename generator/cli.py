@@ -84,7 +84,9 @@ def parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="Build specs into Markdown, JSON, LaTeX and PDF.",
                                 description="Build each spec (files or folders; default derivations/) into "
-                                            "OUT/<stem>.<format>. A spec whose outputs are up to date is skipped.")
+                                            "OUT/<stem>.<format>. A spec is a .yaml file, or a .py file of torch "
+                                            "code, which is read, never run; a folder's .py files whose names "
+                                            "start with _ are skipped. A spec whose outputs are up to date is skipped.")
     build.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
     build.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="Folder for the outputs (default: output).")
     build.add_argument("--format", dest="formats", type=_formats, default=("md",), metavar="LIST",
@@ -129,7 +131,7 @@ def _specs(paths: list[Path]) -> list[Path]:
 
     specs = find_specs(list(paths) or [DEFAULT_SPECS])
     if not specs:
-        raise DeriveError("no spec files found (allowed: .yaml or .yml files)")
+        raise DeriveError("no spec files found (allowed: .yaml, .yml or .py files)")
     return specs
 
 

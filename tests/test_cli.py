@@ -118,7 +118,7 @@ class TestBuild:
         """An empty folder says there is nothing to build."""
         result = invoke("build", str(specs_dir))
         assert result.exit_code == 1
-        assert result.stderr == "no spec files found (allowed: .yaml or .yml files)\n"
+        assert result.stderr == "no spec files found (allowed: .yaml, .yml or .py files)\n"
 
 
 class TestCheck:
@@ -149,7 +149,7 @@ class TestCheck:
         result = invoke("check", str(spec))
         assert result.exit_code == 1
         assert result.stderr == (
-            f"{spec}: printed line 1 (x.grad): predicted 'tensor([[4.5001, 4.5000],',"
+            f"{spec}: printed line 1 (print(x.grad)): predicted 'tensor([[4.5001, 4.5000],',"
             " torch 'tensor([[4.5000, 4.5000],'\n"
             "0 agree with torch, 1 failed\n"
         )

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
-from ..spec.model import Array
+from ..spec.model import Array, Print, Shown
 from ..floats.torchprint import format_tensor
+
+if TYPE_CHECKING:
+    from ..engines.shadow import Shadow
 
 
 def literal(value: Fraction) -> str:
@@ -85,6 +92,7 @@ def torch_code(graph: Graph) -> str:
         lines.append(f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=inp.requires_grad)}")
     for name, expr in graph.code:
         lines.append(f"{name} = {expr}")
+    lines += [p.code for p in spec.prints or () if p.after == 0]
     names = gradient_names(graph)
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):
@@ -95,32 +103,81 @@ def torch_code(graph: Graph) -> str:
         if i < last:
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
-    for inp in spec.inputs:
-        if inp.requires_grad:
-            lines.append(f"print({inp.name}.grad)")
+        lines += [p.code for p in spec.prints or () if p.after == i + 1]
+    if spec.prints is None:
+        lines += [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad]
     return "\n".join(lines) + "\n"
 
 
-def printed(derivation: Derivation, grads: dict | None = None) -> str:
-    """Return what the script prints: each leaf's grad, as torch formats it.
+def printed(derivation: Derivation, shade: Shadow | None = None) -> str:
+    """Return what the script prints, as torch formats it.
 
-    grads: the leaves' grads as torch computes them in the spec's dtype (generator/engines/shadow.py);
-    without them, the derivation's own.
+    shade: the values and grads as torch computes them in the spec's dtype (generator/engines/shadow.py);
+    without it, the derivation's own.
     """
-    return "\n".join(text for _, text in printed_blocks(derivation, grads)) + "\n"
+    return "\n".join(text for _, text in printed_blocks(derivation, shade)) + "\n"
 
 
-def printed_blocks(derivation: Derivation, grads: dict | None = None) -> list[tuple[str, str]]:
-    """Return, in order, each print of the script: (leaf, what print(leaf.grad) writes, without its newline)."""
-    spec = derivation.graph.spec
+def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[tuple[str, str]]:
+    """Return, in order, each print of the script: (its code, what it writes without the last newline)."""
+    graph = derivation.graph
+    spec = graph.spec
+    prints = spec.prints
+    if prints is None:
+        prints = tuple(Print((Shown(i.name, "grad"),), len(spec.backward), f"print({i.name}.grad)", i.line)
+                       for i in spec.inputs if i.requires_grad)
+    grads_after = _Grads(derivation, shade)
     out = []
-    for inp in spec.inputs:
-        if not inp.requires_grad:
-            continue
-        grad = (derivation.grads if grads is None else grads)[inp.name]
-        if grad is None:
-            out.append((inp.name, "None"))
-            continue
-        values = [to_float(v) for v in grad]
-        out.append((inp.name, format_tensor(values, inp.value.shape, dtype=spec.dtype)))
+    for p in prints:
+        text = "".join(part if isinstance(part, str) else _show(part, p.after, derivation, shade, grads_after)
+                       for part in p.parts)
+        out.append((p.code, text))
     return out
+
+
+def _show(shown: Shown, after: int, derivation: Derivation, shade: Shadow | None, grads_after: "_Grads") -> str:
+    """Return what printing one thing of a tensor writes."""
+    graph = derivation.graph
+    node = graph.node(shown.name)
+    dtype = graph.spec.dtype
+    if shown.what == "is_leaf":
+        return str(not node.tracked)
+    if shown.what == "requires_grad":
+        return str(node.requires_grad)
+    if shown.what == "value":
+        values = derivation.values[node.name] if shade is None else shade.values[node.name]
+        return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
+                             requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
+    grad = grads_after(after).get(node.name) if node.is_leaf else None  # a non-leaf's .grad is None (torch warns)
+    if grad is None:
+        return "None"
+    return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
+
+
+def _flat(values) -> list:
+    return np.asarray(values).ravel().tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+class _Grads:
+    """The leaves' grads after the first k backward calls: the final ones, or those of the first k calls alone."""
+
+    def __init__(self, derivation: Derivation, shade: Shadow | None):
+        self.derivation, self.shade, self.cache = derivation, shade, {}
+
+    def __call__(self, k: int) -> dict:
+        graph = self.derivation.graph
+        if k == len(graph.spec.backward):
+            return self.derivation.grads if self.shade is None else self.shade.grads
+        if k == 0:
+            return {}
+        if k not in self.cache:
+            from ..engines.exact import derive
+            from ..engines.shadow import shadow
+            from ..engines.sparse import derive_bulk, is_large
+
+            prefix = replace(graph, spec=replace(graph.spec, backward=graph.spec.backward[:k]))
+            if self.shade is not None:
+                self.cache[k] = shadow(prefix).grads
+            else:
+                self.cache[k] = (derive_bulk(prefix) if is_large(prefix) else derive(prefix)).grads
+        return self.cache[k]

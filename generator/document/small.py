@@ -417,7 +417,7 @@ def build_document(
 
     spec = derivation.graph.spec
     shade = shadow(derivation.graph)
-    printed_text = printed(derivation, shade.grads)  # what torch prints: rounded after every op
+    printed_text = printed(derivation, shade)  # what torch prints: rounded after every op
     fields = dict(
         rounding=rounding_note(derivation, shade) if printed_text != printed(derivation) else None,
         stem=stem,

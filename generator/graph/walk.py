@@ -260,7 +260,28 @@ def build_graph(spec: Spec) -> Graph:
         problems.extend(_check_call(spec.path, call, nodes, failed))
     if problems:
         raise SpecError(problems)
-    return Graph(spec, tuple(builder.nodes), tuple(code))
+    graph = Graph(spec, tuple(builder.nodes), tuple(code))
+    problems.extend(_freed(graph))
+    if problems:
+        raise SpecError(problems)
+    return graph
+
+
+def _freed(graph: Graph) -> list[Problem]:
+    """Report a backward call through tensors that an earlier call without retain_graph freed, as torch raises."""
+    problems: list[Problem] = []
+    freed: dict[str, int] = {}  # node -> line of the call that freed what its backward keeps
+    for call in graph.spec.backward:
+        reached = [n for n in graph.ancestors(call.output) if n.tracked]
+        hit = next((n for n in reached if n.name in freed), None)
+        if hit is not None:
+            problems.append(Problem(graph.spec.path, call.line, f"backward '{call.output}': torch raises 'Trying to"
+                                    f" backward through the graph a second time': the call on line {freed[hit.name]}"
+                                    f" freed what {hit.name}'s backward keeps"
+                                    " (allowed: retain_graph=True on that call)"))
+        if not call.retain:
+            freed.update((n.name, call.line) for n in reached if REGISTRY[n.op].saves and n.name not in freed)
+    return problems
 
 
 def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str]) -> list[Problem]:

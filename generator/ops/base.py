@@ -188,6 +188,9 @@ class Op:
     rule: str
     grad_fn_name: str
     spelling: Spelling = field(default=Spelling(), repr=False)
+    # whether torch's backward keeps tensors of the forward, which a backward without retain_graph frees
+    # (derivatives.yaml: add, sub, neg, sum, mean, transpose and select need only sizes and scalars)
+    saves: bool = field(default=True, kw_only=True, repr=False)
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 

@@ -186,11 +186,11 @@ CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False):
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False, saves=True):
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
                        tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
-                       fused=fused)
+                       fused=fused, saves=saves)
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -359,10 +359,10 @@ def _sigmoid(a):
 ELEMENTWISE = [
     _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
-            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM),
+            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM, saves=False),
     Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
         df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
-        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM),
+        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM, saves=False),
     _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
             (lambda a, b, o: b, lambda a, b, o: a),
             lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR),
@@ -375,7 +375,7 @@ ELEMENTWISE = [
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
         kink_mask=_pow_kink_mask, kink_key="pow0"),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
-           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-")),
+           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-"), saves=False),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
            lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,

@@ -69,5 +69,5 @@ class Select(Op):
 
 
 INDEXING = [
-    Select("select", "indexing", "SelectBackward0", Spelling(subscript=True)),
+    Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
 ]

@@ -180,5 +180,5 @@ class Transpose(Op):
 
 LINALG = [
     Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
-    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(attribute="T")),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(attribute="T"), saves=False),
 ]

@@ -219,10 +219,10 @@ def _norm_in_dtype(cast, x, groups, out_shape):
 
 
 REDUCTIONS = [
-    Reduction("sum", "sum rule", "SumBackward0", Spelling(names=("sum",)), in_dtype=_sum_in_dtype, same_local=True, combine=lambda m: sp.Add(*m),
+    Reduction("sum", "sum rule", "SumBackward0", Spelling(names=("sum",)), saves=False, in_dtype=_sum_in_dtype, same_local=True, combine=lambda m: sp.Add(*m),
               d=lambda a, m, o: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
               method="sum", dims=True, array_combine=lambda m: m.sum(axis=1), array_d=lambda m, o: np.ones_like(m)),
-    Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0", Spelling(names=("mean",)),
+    Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0", Spelling(names=("mean",)), saves=False,
               in_dtype=_mean_in_dtype, same_local=True,
               combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Callable
 
 FORMATS = ("md", "json", "tex", "pdf")
-SPEC_SUFFIXES = (".yaml", ".yml")
+SPEC_SUFFIXES = (".yaml", ".yml", ".py")  # a folder's .py files named _*.py (helpers, __init__.py) are skipped
 CACHE = ".derive-cache.json"  # in the output folder: what each spec's outputs were built from
 
 
@@ -47,7 +47,8 @@ def find_specs(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and (p.is_file() or p.is_symlink())))
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and (p.is_file() or p.is_symlink())
+                                and not (p.suffix == ".py" and p.name.startswith("_"))))
         elif path.is_file() or path.is_symlink():
             found.append(path)
         else:
@@ -459,7 +460,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
         return [f"{shown(path)}: {d}" for d in diffs] + [f"{shown(path)}: the document's code, run in torch, {e}"]
     finally:
         started.stop()
-    diffs += compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade.grads))
+    diffs += compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade))
     diffs += compare_labels(document.graph, {**exact.labels, **ran.labels})
     return [f"{shown(path)}: {d}" for d in diffs]
 

@@ -197,10 +197,10 @@ def compare_printed(ours: str, theirs: str, blocks: list[tuple[str, str]]) -> li
         return []
     number, a, b = found
     where, end = "", 0
-    for leaf, text in blocks:
+    for code, text in blocks:
         end += text.count("\n") + 1
         if number <= end:
-            where = f" ({leaf}.grad)"
+            where = f" ({code})"
             break
     shown = lambda line: "nothing" if line is None else repr(line)  # noqa: E731
     return [f"printed line {number}{where}: predicted {shown(a)}, torch {shown(b)}"]

@@ -3,7 +3,7 @@
 The code is ours (document/code.py writes it from the validated graph), but a graph's names
 come from a spec, so before it runs its syntax tree is checked against what the generator
 writes: `import torch`, assignments to plain names, torch's constructors, the ops' own
-spellings, `.backward(...)` and `print(x.grad)`. Anything else is refused and nothing runs.
+spellings, `.backward(...)` and prints of tensors, their .grad, .is_leaf and .requires_grad, text and f-strings. Anything else is refused and nothing runs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, besi
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
+SHOWN = ("grad", "is_leaf", "requires_grad")  # what a print may show of a tensor, beside its value
 
 # Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.
 # It dies with its parent (a killed check) and stops if that parent is already gone.
@@ -47,6 +48,10 @@ labels = {k: [None if v.grad_fn is None else type(v.grad_fn).__name__, v.require
 with open(sys.argv[2], "w") as f:
     json.dump(labels, f)
 """
+
+
+def _text(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
 class Refused(ValueError):
@@ -93,6 +98,26 @@ def vet(code: str) -> None:
         for child in ast.iter_child_nodes(node):
             expression(child)
 
+    def shown(node: ast.expr) -> None:
+        if isinstance(node, ast.Attribute) and node.attr in SHOWN:
+            node = node.value
+        name(node)
+        expression(node)
+
+    def printed(call: ast.Call) -> None:
+        """Vet print(...) of tensors, their .grad, .is_leaf and .requires_grad, text and f-strings of them."""
+        if any(k.arg != "sep" or not _text(k.value) for k in call.keywords):
+            raise Refused("a print with keywords other than sep")
+        for arg in call.args:
+            if isinstance(arg, ast.JoinedStr):
+                for piece in arg.values:
+                    if isinstance(piece, ast.FormattedValue) and piece.conversion == -1 and piece.format_spec is None:
+                        shown(piece.value)
+                    elif not _text(piece):
+                        raise Refused("an f-string field with a conversion or format")
+            elif not _text(arg):
+                shown(arg)
+
     for statement in tree.body:
         if isinstance(statement, ast.Import):
             if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
@@ -106,10 +131,7 @@ def vet(code: str) -> None:
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
             call = statement.value
             if isinstance(call.func, ast.Name) and call.func.id == "print":
-                if call.keywords or len(call.args) != 1 or not (
-                        isinstance(call.args[0], ast.Attribute) and call.args[0].attr == "grad"):
-                    raise Refused("a print of anything but a .grad")
-                expression(call.args[0])
+                printed(call)
             elif isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
                 expression(call)
             else:

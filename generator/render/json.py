@@ -85,6 +85,7 @@ class Json(Finished):
             "dtype": document.dtype,
             "values": {n.name: _floats(derivation.values[n.name], n.shape) for n in graph.nodes},
             "grads": grads,
+            "printed": document.printed,  # what the example's code prints, as torch writes it
             "backward": calls,
             "exact": None if large else {
                 "values": {n.name: _exact(derivation.values[n.name], n.shape) for n in graph.nodes},

@@ -40,25 +40,15 @@ from ruamel.yaml.reader import ReaderError
 
 from ..errors import Problem, SpecError, shown
 from .files import MAX_BYTES, read_spec
+from . import python
 from .model import Array, Call, Input, Spec, Step
+from .numbers import (
+    DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, clip as _clip, decimal as _decimal, integer as _integer,
+)
 
 MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
-MAX_DIMS = 4  # most dimensions of a tensor
-MAX_ELEMENTS = 10_000  # most elements of a tensor
-MAX_INT_DIGITS = 50  # most digits of an integer literal
-MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
-MAX_EXPONENT_DIGITS = 3  # most digits after the e, leading zeros not counted (1e-308 needs 3)
-DTYPES = ("float32", "float64")
-LANGS = ("en", "zh")
-FLAVORS = ("portable", "github", "mkdocs", "hugo", "jekyll")  # the Markdown flavors of generator/render/flavor.py
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
-# Names the generated torch script relies on, so a tensor may not shadow them:
-# the modules it imports or may import (torch, math), the builtin it calls (print),
-# its gradient variable (v; code.py renames on clashes, but v keeps the script plain)
-# and the word its output uses for gradients (grad, as in x.grad).
-RESERVED = frozenset({"torch", "math", "print", "v", "grad"})
 
-TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "dtype", "lang", "flavor")
+TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "code", "dtype", "lang", "flavor")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
 INPUT_KEYS = ("value", "fill", "shape", "requires_grad")
 CALL_KEYS = ("output", "gradient")
@@ -71,7 +61,6 @@ _PLAIN = (
     ("float", re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")),
     ("nonfinite", re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")),
 )
-_DECIMAL = re.compile(r"([-+]?)([0-9]*)\.?([0-9]*)(?:[eE]([-+]?)([0-9]+))?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 # The "(allowed: ...)" ends of messages used in several places.
@@ -100,6 +89,7 @@ class Scalar:
     line: int
     text: str
     plain: bool
+    block: bool = False  # a literal or folded block (| or >): its text starts on the next line
 
 
 @dataclass
@@ -126,6 +116,8 @@ def load(path: str | Path, *, text: bytes | None = None) -> Spec:
     """Read and validate one spec file; raise SpecError listing every problem."""
     loader = _Loader(shown(path))
     data = loader.read(Path(path)) if text is None else text
+    if Path(path).suffix == ".py":
+        return python.read(shown(path), data, stem=Path(path).stem)
     return loader.load(data)
 
 
@@ -233,7 +225,7 @@ class _Loader:
             elif isinstance(event, (AliasEvent, ScalarEvent, CollectionStartEvent)):
                 self.check_properties(event, line)
                 if isinstance(event, ScalarEvent):
-                    parent.append(Scalar(line, event.value, event.style is None))
+                    parent.append(Scalar(line, event.value, event.style is None, event.style in ("|", ">")))
                 else:
                     self.check_depth(len(open_) + 1, line)
                     open_.append((event, []))
@@ -343,9 +335,13 @@ class _Loader:
         if root.pairs and not set(keys) & set(TOP_KEYS):  # no spec key: quote none of its keys
             self.fatal(root.line, "not a derive spec: none of its keys is a spec key",
                        "allowed keys: " + ", ".join(TOP_KEYS))
-        top = self.fields(root, "", keys=TOP_KEYS, required=TOP_REQUIRED)
+        code = next((value for key, value in root.pairs if isinstance(key, Scalar) and key.text == "code"), None)
+        required = ("title",) if code is not None else TOP_REQUIRED
+        top = self.fields(root, "", keys=TOP_KEYS, required=required)
         if top is None:
             return None
+        if code is not None:
+            return self.with_code(top)
         title = self.text_field(top.get("title"), "title", empty=False)
         summary = self.text_field(top.get("summary"), "summary", empty=True)
         inputs = self.inputs(top["inputs"][1]) if "inputs" in top else ()
@@ -357,6 +353,31 @@ class _Loader:
         if self.problems:
             return None
         return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang, flavor)
+
+    def with_code(self, top: Fields) -> Spec | None:
+        """Return a spec whose computation is a `code:` block of torch code: its inputs, if any, are bound first."""
+        for key in ("steps", "backward"):
+            if key in top:
+                self.bad(top[key][0].line, key, "not allowed together with code", "allowed: code, or steps and backward")
+        title = self.text_field(top.get("title"), "title", empty=False)
+        summary = self.text_field(top.get("summary"), "summary", empty=True)
+        inputs = self.inputs(top["inputs"][1]) if "inputs" in top else ()
+        dtype = self.choice(top.get("dtype"), "dtype", "a dtype", DTYPES)
+        lang = self.choice(top.get("lang"), "lang", "a language code", LANGS)
+        flavor = self.choice(top.get("flavor"), "flavor", "a Markdown flavor", FLAVORS)
+        node = top["code"][1]
+        if not (_kind(node) == "str" and node.text.strip()):
+            self.bad(node.line, "code", f"expected torch code, got {_show(node)}", "allowed: a block of Python, code: |")
+        if self.problems:
+            return None
+        assert isinstance(node, Scalar)
+        settings = Spec(self.path, title or "", summary or "", inputs, (), (), dtype, lang, flavor)
+        first = node.line + 1 if node.block else node.line
+        try:
+            return python.code(self.path, node.text, stem="", first_line=first, settings=settings)
+        except SpecError as error:
+            self.problems.extend(error.problems)
+            return None
 
     def text_field(self, entry: tuple[Scalar, YamlNode] | None, where: str, *, empty: bool) -> str | None:
         """Return a plain-text field, stripped."""
@@ -644,42 +665,6 @@ def _kind(node: YamlNode) -> str:
     return "str"
 
 
-def _integer(text: str) -> tuple[Fraction | None, tuple[str, str]]:
-    """Return the value of a core-schema integer, or why it is refused."""
-    sign = -1 if text.startswith("-") else 1
-    digits = text.lstrip("+-")
-    base = {"0x": 16, "0o": 8}.get(digits[:2], 10)
-    if base != 10:
-        digits = digits[2:]
-    if len(digits) > MAX_INT_DIGITS:
-        return None, (f"integer too long: {len(digits)} digits", f"allowed: at most {MAX_INT_DIGITS} digits")
-    return Fraction(sign * int(digits, base)), ("", "")
-
-
-def _decimal(text: str) -> tuple[Fraction | None, tuple[str, str]]:
-    """Return the exact value of a core-schema decimal like 0.1 or -1e-4, or why it is refused."""
-    match = _DECIMAL.fullmatch(text)
-    assert match is not None
-    sign, whole, fraction, exp_sign, exponent = match.groups()
-    digits = whole + fraction
-    if len(digits) > MAX_DECIMAL_DIGITS:
-        allowed = f"allowed: at most {MAX_DECIMAL_DIGITS} digits before the exponent"
-        return None, (f"number too long: {len(digits)} digits", allowed)
-    if not digits.strip("0"):
-        return Fraction(0), ("", "")  # 0e999999999999 is 0 whatever its exponent
-    if len((exponent or "").lstrip("0")) > MAX_EXPONENT_DIGITS:
-        allowed = f"allowed: at most {MAX_EXPONENT_DIGITS} digits after the e"
-        return None, (f"exponent too long: {_clip(text)}", allowed)
-    approx = float(text)  # only to bound the exponent before computing 10**exponent
-    if math.isinf(approx) or approx == 0:
-        allowed = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
-        return None, (f"number out of range: {_clip(text)}", allowed)
-    # leading zeros stripped: int() refuses strings over 4300 digits
-    power = int((exp_sign or "") + ((exponent or "").lstrip("0") or "0")) - len(fraction)
-    value = Fraction(int(digits)) * Fraction(10) ** power
-    return (-value if sign == "-" else value), ("", "")
-
-
 def _show(node: YamlNode) -> str:
     """Return how a message names the value it got."""
     if isinstance(node, Seq):
@@ -706,9 +691,6 @@ def _quote(text: str) -> str:
     return repr(_clip(text))
 
 
-def _clip(text: str, limit: int = 40) -> str:
-    """Return text cut to limit characters."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _join(where: str, key: str) -> str:

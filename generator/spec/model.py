@@ -40,6 +40,25 @@ class Call:
     output: str
     gradient: Array | None
     line: int
+    retain: bool = True  # retain_graph: the YAML spec's code keeps the graph for every later call
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One thing a print shows of a tensor: its value, grad, is_leaf or requires_grad."""
+
+    name: str
+    what: str  # "value", "grad", "is_leaf" or "requires_grad"
+
+
+@dataclass(frozen=True)
+class Print:
+    """One print(...) of a Python example: its pieces in order, and how many backward calls came before it."""
+
+    parts: tuple[str | Shown, ...]  # text as written, and the things shown
+    after: int
+    code: str  # the statement, as the document's script writes it
+    line: int
 
 
 @dataclass(frozen=True)
@@ -55,3 +74,4 @@ class Spec:
     dtype: str = "float32"
     lang: str = "en"
     flavor: str = "portable"
+    prints: tuple[Print, ...] | None = None  # a Python example's own prints; None: each leaf's grad at the end

@@ -1,0 +1,257 @@
+"""A Python file of torch code is read, never run, into the same explanation as a YAML spec (issue 12)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from generator.cli import main
+from generator.errors import SpecError
+from generator.pipeline.build import compare_spec, derive_spec, graph_of
+from generator.spec.load import load
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_1 = '''\
+"""Scalar output: out = mean(3(x + 2)²)
+
+The first example of PyTorch's autograd tutorial: a 2×2 tensor of ones goes through three steps to
+a single number, and out.backward() fills x.grad with 4.5 in every cell. Here is why.
+"""
+import torch
+
+x = torch.ones(2, 2, requires_grad=True)
+y = x + 2
+z = y * y * 3
+out = z.mean()
+
+# 求梯度啦
+out.backward()
+# 打印x的梯度
+print(x.grad)
+'''
+
+
+def write(tmp_path: Path, code: str, name: str = "example.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(code), encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def torch_run(code: str, *, float64: bool = False) -> tuple[str, dict]:
+    """Run trusted test code in torch: what it prints, and its leaves' final grads (computed in float64 if asked)."""
+    out = io.StringIO()
+    scope: dict = {}
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if float64 else default)
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(textwrap.dedent(code), "<oracle>", "exec"), scope)  # noqa: S102 - the test's own code, the oracle
+    finally:
+        torch.set_default_dtype(default)
+    grads = {k: None if v.grad is None else v.grad.tolist() for k, v in scope.items()
+             if isinstance(v, torch.Tensor) and v.is_leaf and v.requires_grad}
+    return out.getvalue(), grads
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        graph_of(path)
+    return caught.value.lines()
+
+
+class TestSeed:
+    def test_pasted_seed_gives_the_yaml_document(self, tmp_path):
+        """The seed's first example pasted as a .py file builds the same Markdown and JSON as its YAML spec."""
+        py = write(tmp_path, SEED_1, "01_scalar_mean.py")
+        yaml_dir = tmp_path / "yaml"
+        yaml_dir.mkdir()
+        (yaml_dir / "01_scalar_mean.yaml").write_bytes((ROOT / "derivations/01_scalar_mean.yaml").read_bytes())
+        assert run("build", str(py), "--out", str(tmp_path / "a"), "--format", "md,json")[0] == 0
+        assert run("build", str(yaml_dir), "--out", str(tmp_path / "b"), "--format", "md,json")[0] == 0
+        for ext in ("md", "json"):
+            assert (tmp_path / "a" / f"01_scalar_mean.{ext}").read_text() == (tmp_path / "b" / f"01_scalar_mean.{ext}").read_text()
+
+    def test_pasted_seed_agrees_with_torch(self, tmp_path):
+        """derive check passes on the pasted seed, and its JSON's grads and printed text are torch's."""
+        py = write(tmp_path, SEED_1)
+        assert run("check", str(py)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(py), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        printed, grads = torch_run(SEED_1)
+        assert data["printed"] == printed
+        assert data["grads"] == grads
+
+
+class TestStatements:
+    def test_rebinding_makes_new_nodes(self, tmp_path):
+        """c = c + 1 binds a new node c2, and the grads and prints are torch's (micrograd style)."""
+        code = """\
+        import torch
+        a = torch.tensor(2.0, requires_grad=True)
+        b = torch.tensor(-3.0, requires_grad=True)
+        c = a * b
+        c = c + a
+        c = c * c
+        c.backward()
+        print(a.grad, b.grad)
+        """
+        spec = load(write(tmp_path, code))
+        assert [s.name for s in spec.steps] == ["c", "c2", "c3"]
+        printed, grads = torch_run(code)
+        result = derive_spec(write(tmp_path, code))
+        assert {k: float(v[0]) for k, v in result.grads.items()} == grads
+        assert compare_spec(write(tmp_path, code)) == []
+
+    def test_loop_and_helpers_are_unrolled(self, tmp_path):
+        """A for loop over range(k) and helper functions and lambdas become plain steps, as torch computes them."""
+        code = """\
+        import torch
+        def f(u, w):
+            return u * w + 1
+        g = lambda t: t.tanh()
+        x = torch.tensor([0.5, -1.0], requires_grad=True)
+        h = x
+        for i in range(3):
+            h = g(f(h, i + 1))
+        out = h.sum()
+        out.backward()
+        print(x.grad)
+        """
+        path = write(tmp_path, code)
+        assert [s.expr for s in load(path).steps] == [
+            "(x * (0 + 1) + 1).tanh()", "(h * (1 + 1) + 1).tanh()", "(h2 * (2 + 1) + 1).tanh()", "h3.sum()"]
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert data["printed"] == torch_run(code)[0]  # float32, as written
+        assert data["grads"]["x"] == pytest.approx(torch_run(code, float64=True)[1]["x"], rel=1e-12)  # the exact grads
+        assert compare_spec(path) == []
+
+    def test_prints_are_torch_s_byte_for_byte(self, tmp_path):
+        """Values, grads, is_leaf, requires_grad, text and f-strings print as torch prints them, in order."""
+        code = """\
+        import torch
+        x = torch.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+        w = torch.tensor([0.5, -0.25])
+        print(x)
+        y = (x * w).sum(dim=1)
+        print("y =", y)
+        print(x.is_leaf, y.is_leaf, w.requires_grad)
+        print(f"before: {x.grad}")
+        y.backward(torch.tensor([1.0, 0.1]), retain_graph=True)
+        print(f"after one call: {x.grad}")
+        y.backward(torch.tensor([1.0, 0.1]))
+        print("after two:", x.grad, sep="\\n")
+        print(y.grad)
+        """
+        path = write(tmp_path, code)
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert data["printed"] == torch_run(code)[0]
+        flat = lambda rows: [v for row in rows for v in row]  # noqa: E731
+        assert flat(data["grads"]["x"]) == pytest.approx(flat(torch_run(code, float64=True)[1]["x"]), rel=1e-12)
+        assert run("check", str(path))[0] == 0
+
+    def test_yaml_code_block(self, tmp_path):
+        """A YAML spec's code: block stands in for steps and backward, with its inputs bound first; lines are the file's."""
+        spec = tmp_path / "c.yaml"
+        spec.write_text("title: t\ninputs:\n  x:\n    value: [1, 2]\n    requires_grad: true\ncode: |\n"
+                        "  y = x ** 2\n  y.sum().backward()\n  print(z.grad)\n")
+        assert problems(spec) == [f"{spec}:9: 'z' is not a tensor of the example (allowed: x, y)"]
+        spec.write_text("title: t\ninputs:\n  x:\n    value: [1, 2]\n    requires_grad: true\ncode: |\n"
+                        "  y = x ** 2\n  out = y.sum()\n  out.backward()\n  print(x.grad)\n")
+        assert [float(v) for v in derive_spec(spec).grads["x"]] == torch_run(
+            "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\n(x ** 2).sum().backward()\n")[1]["x"]
+
+
+class TestRetainGraph:
+    @pytest.mark.parametrize("expr", ["x * 2", "x + 2", "x - 1", "-x", "x.exp()", "x.sum()", "x.mean()", "x.T",
+                                      "x[0]", "x.relu()", "x.max()", "x.norm()", "x / 3", "x ** 2", "x @ x.T",
+                                      "x.softmax(dim=1)", "x.clamp(min=0)"])
+    def test_second_backward_refused_exactly_when_torch_raises(self, tmp_path, expr):
+        """A second backward without retain_graph is refused where torch raises, and explained where torch does not."""
+        code = f"""\
+        import torch
+        x = torch.tensor([[1.0, -2.0], [0.5, 3.0]], requires_grad=True)
+        y = {expr}
+        out = y.sum()
+        out.backward()
+        out.backward()
+        print(x.grad)
+        """
+        try:
+            torch_run(code)
+            raises = False
+        except RuntimeError as e:
+            assert "backward through the graph a second time" in str(e)
+            raises = True
+        path = write(tmp_path, code)
+        if raises:
+            assert problems(path) == [f"{path}:6: backward 'out': torch raises 'Trying to backward through the graph"
+                                      " a second time': the call on line 5 freed what y's backward keeps"
+                                      " (allowed: retain_graph=True on that call)"]
+        else:
+            assert compare_spec(path) == []
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("code, line, message", [
+        ("import os\n", 1, "import os is not supported (allowed: import torch, import torch.nn.functional as F, import math)"),
+        ("x = __import__('os')\n", 1, "calling '__import__' is not supported"),
+        ("f = open('/tmp/derive-pwned', 'w')\n", 1, "calling 'open' is not supported"),
+        ("x = torch.ones(2).__class__.__bases__\n", 1, "the attribute '.__bases__'"),
+        ("@torch.no_grad\ndef f(a):\n    return a\n", 1, "function 'f' has decorators"),
+        ("exec('import os')\n", 1, "calling 'exec' on its own"),
+        ("y = [exec(c) for c in ['1']]\n", 1, "inside a computation"),
+        ("with torch.no_grad():\n    pass\n", 1, "a with block (torch.no_grad() and the like) is not supported"),
+        ("while True:\n    pass\n", 1, "a while loop is not supported"),
+        ("class F(torch.autograd.Function):\n    pass\n", 1, "a class (torch.autograd.Function and the like) is not supported"),
+        ("x = torch.ones(2, requires_grad=True)\nx += 1\n", 2, "an in-place update such as 'x += 1' is not supported"),
+        ("x = torch.ones(2, requires_grad=True)\nx.grad.zero_()\n", 2, "not supported yet: resetting grads between calls"),
+        ("x = torch.tensor([1, 2], requires_grad=True)\n", 1, "torch.tensor of integers makes an integer tensor"),
+        ("for i in range(1000):\n    pass\n", 1, "a loop of 1000 iterations (allowed: at most 100)"),
+    ])
+    def test_refused_with_location_and_nothing_runs(self, tmp_path, code, line, message):
+        """Code outside the whitelist is refused at its line, names the feature, and never runs."""
+        path = write(tmp_path, "import torch\n" + code)
+        found = problems(path)
+        assert found[0].startswith(f"{path}:{line + 1}: ") and message in found[0], found
+        assert all(p.endswith(")") and "(allowed: " in p or "(allowed:" in p for p in found), found
+        assert not Path("/tmp/derive-pwned").exists()
+
+    def test_every_problem_is_reported(self, tmp_path):
+        """Several problems are all reported, each at its own line, then the read stops once."""
+        path = write(tmp_path, "import torch\nimport os\nx = torch.ones(2, requires_grad=True)\nwhile x:\n    pass\n"
+                               "y = x * 2\ny.sum().backward(create_graph=True)\n")
+        lines = [p.split(": ")[0] for p in problems(path)]
+        assert lines == [f"{path}:2", f"{path}:4", f"{path}:7"]
+
+    def test_the_file_is_never_imported(self, tmp_path, monkeypatch):
+        """Building a file whose import would leave a mark leaves none: it is parsed, not run."""
+        mark = tmp_path / "ran"
+        path = write(tmp_path, f"import torch\nopen({str(mark)!r}, 'w')\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        assert run("build", str(path), "--out", str(tmp_path / "o"))[0] == 1
+        assert not mark.exists()
+
+
+class TestFolders:
+    def test_a_folder_takes_py_files_but_not_underscored(self, tmp_path):
+        """build on a folder builds its .py files and skips _*.py (helpers, __init__.py)."""
+        write(tmp_path, SEED_1, "seed.py")
+        write(tmp_path, "raise SystemExit\n", "_helper.py")
+        code, out, err = run("build", str(tmp_path), "--out", str(tmp_path / "o"))
+        assert (code, err) == (0, "")
+        assert sorted(p.name for p in (tmp_path / "o").glob("*.md")) == ["seed.md"]
