@@ -164,6 +164,44 @@ class TestStatements:
         assert flat(data["grads"]["x"]) == pytest.approx(flat(torch_run(code, float64=True)[1]["x"]), rel=1e-12)
         assert run("check", str(path))[0] == 0
 
+    def test_grads_reset_between_calls(self, tmp_path):
+        """zero_(), = None and a loop over [w, b] reset grads where torch does; prints and final grads are torch's."""
+        code = """\
+        import torch
+        w = torch.tensor([1.0, -2.0], requires_grad=True)
+        b = torch.tensor(0.5, requires_grad=True)
+        x = torch.tensor([3.0, 4.0])
+        for step in range(3):
+            loss = ((w * x).sum() + b) ** 2 * (step + 1)
+            loss.backward()
+            print(f"step {step}: {w.grad} {b.grad}")
+            for p in [w, b]:
+                p.grad.zero_()
+        w.grad = None
+        loss = (w * b).sum()
+        loss.backward()
+        print(w.grad, b.grad)
+        """
+        path = write(tmp_path, code)
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,md")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        printed, grads = torch_run(code, float64=True)
+        assert data["printed"] == torch_run(code)[0]
+        assert data["grads"]["w"] == pytest.approx(grads["w"], rel=1e-12)
+        assert data["grads"]["b"] == pytest.approx(grads["b"], rel=1e-12)
+        assert run("check", str(path))[0] == 0
+        assert "`b.grad.zero_()` just before call 4 threw away" in (tmp_path / "o/example.md").read_text()
+
+    def test_zeroing_a_grad_that_is_none_is_refused_as_torch_raises(self, tmp_path):
+        """x.grad.zero_() before any backward reaches x: torch raises AttributeError, derive refuses at that line."""
+        code = "import torch\nx = torch.ones(2, requires_grad=True)\nx.grad.zero_()\n(x * 2).sum().backward()\n"
+        with pytest.raises(AttributeError):
+            torch_run(code)
+        path = write(tmp_path, code)
+        assert problems(path) == [f"{path}:3: x.grad is None here, so torch raises AttributeError: 'NoneType' object"
+                                  " has no attribute 'zero_' (allowed: x.grad.zero_() after a backward call that"
+                                  " reaches x, or x.grad = None)"]
+
     def test_yaml_code_block(self, tmp_path):
         """A YAML spec's code: block stands in for steps and backward, with its inputs bound first; lines are the file's."""
         spec = tmp_path / "c.yaml"
@@ -219,7 +257,7 @@ class TestRefusals:
         ("while True:\n    pass\n", 1, "a while loop is not supported"),
         ("class F(torch.autograd.Function):\n    pass\n", 1, "a class (torch.autograd.Function and the like) is not supported"),
         ("x = torch.ones(2, requires_grad=True)\nx += 1\n", 2, "an in-place update such as 'x += 1' is not supported"),
-        ("x = torch.ones(2, requires_grad=True)\nx.grad.zero_()\n", 2, "not supported yet: resetting grads between calls"),
+        ("x = torch.ones(2, requires_grad=True)\nopt.zero_grad()\n", 2, "optimizers are not supported yet"),
         ("x = torch.tensor([1, 2], requires_grad=True)\n", 1, "torch.tensor of integers makes an integer tensor"),
         ("for i in range(1000):\n    pass\n", 1, "a loop of 1000 iterations (allowed: at most 100)"),
     ])

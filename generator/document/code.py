@@ -12,7 +12,7 @@ from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
-from ..spec.model import Array, Print, Shown
+from ..spec.model import Array, Print, Shown, apply_resets
 from ..floats.torchprint import format_tensor
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def torch_code(graph: Graph) -> str:
         lines.append(f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=inp.requires_grad)}")
     for name, expr in graph.code:
         lines.append(f"{name} = {expr}")
-    lines += [p.code for p in spec.prints or () if p.after == 0]
+    lines += _between(spec, 0)
     names = gradient_names(graph)
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):
@@ -103,10 +103,16 @@ def torch_code(graph: Graph) -> str:
         if i < last:
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
-        lines += [p.code for p in spec.prints or () if p.after == i + 1]
+        lines += _between(spec, i + 1)
     if spec.prints is None:
         lines += [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad]
     return "\n".join(lines) + "\n"
+
+
+def _between(spec, calls: int) -> list[str]:
+    """Return the code of the prints and resets after that many backward calls, in the example's order."""
+    found = [p for p in spec.prints or () if p.after == calls] + list(spec.resets_before(calls))
+    return [item.code for item in sorted(found, key=lambda item: item.seq)]
 
 
 def printed(derivation: Derivation, shade: Shadow | None = None) -> str:
@@ -129,13 +135,13 @@ def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[
     grads_after = _Grads(derivation, shade)
     out = []
     for p in prints:
-        text = "".join(part if isinstance(part, str) else _show(part, p.after, derivation, shade, grads_after)
+        text = "".join(part if isinstance(part, str) else _show(part, p.after, p.seq, derivation, shade, grads_after)
                        for part in p.parts)
         out.append((p.code, text))
     return out
 
 
-def _show(shown: Shown, after: int, derivation: Derivation, shade: Shadow | None, grads_after: "_Grads") -> str:
+def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Shadow | None, grads_after: "_Grads") -> str:
     """Return what printing one thing of a tensor writes."""
     graph = derivation.graph
     node = graph.node(shown.name)
@@ -146,12 +152,23 @@ def _show(shown: Shown, after: int, derivation: Derivation, shade: Shadow | None
         return str(node.requires_grad)
     if shown.what == "value":
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
+        if shown.formatted and not node.shape:  # torch formats a 0-d tensor as its item(), a Python float
+            return repr(_in_dtype(_flat(values)[0], dtype))
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
-    grad = grads_after(after).get(node.name) if node.is_leaf else None  # a non-leaf's .grad is None (torch warns)
+    grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq), lambda leaf, g: [0.0] * len(_flat(g)))
+    grad = grads.get(node.name) if node.is_leaf else None  # a non-leaf's .grad is None (torch warns)
     if grad is None:
         return "None"
+    if shown.formatted and not node.shape:
+        return repr(_in_dtype(_flat(grad)[0], dtype))
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
+
+
+def _in_dtype(value, dtype: str) -> float:
+    """Return a number as torch's item() gives it: rounded to the dtype, as a Python float."""
+    x = to_float(value)
+    return float(np.float32(x)) if dtype == "float32" else x
 
 
 def _flat(values) -> list:

@@ -272,6 +272,9 @@ class GradItem:
     total: str
     shape: str
     glance: TensorGlance | None = None
+    reset_before: int = 0  # the call that a reset (reset_code) came just before: .grad holds that call's on
+    reset_code: str = ""
+    reset_after: str = ""  # a reset after the last call
 
     @property
     def equation(self) -> str:

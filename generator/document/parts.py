@@ -211,14 +211,20 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
     telling: a shortened .grad keeps its telling entries and says what stands out (large examples).
     """
     items = []
-    for inp in graph.spec.inputs:
+    spec = graph.spec
+    for inp in spec.inputs:
         total, shape = grad(inp.name), inp.value.shape
         seen = glance(flat_floats(total), shape) if telling and total is not None and shape else None
         marks = seen.marks if seen else ()
-        parts = tuple(tensor_tex(vjp(p, inp.name), shape, marks) for p in passes if vjp(p, inp.name) is not None)
+        between = [r for r in spec.resets if r.leaf == inp.name and 0 < r.after < len(passes)]
+        since = between[-1].after if between else 0  # the calls before the last reset no longer count
+        parts = tuple(tensor_tex(vjp(p, inp.name), shape, marks) for p in passes[since:] if vjp(p, inp.name) is not None)
+        after = [r for r in spec.resets if r.leaf == inp.name and r.after == len(passes)]
         items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, total is not None, parts,
                               tensor_tex(total, shape, marks) if total is not None else "", shape_text(shape),
-                              tensor_glance(seen, flat_floats(total), shape) if seen and elided(shape) else None))
+                              tensor_glance(seen, flat_floats(total), shape) if seen and elided(shape) else None,
+                              reset_before=since + 1 if between else 0, reset_code=between[-1].code if between else "",
+                              reset_after=after[-1].code if after else ""))
     return tuple(items)
 
 
@@ -352,6 +358,9 @@ class DocumentBuilder:
         leaf = next((self.graph.node(i.name) for i in self.graph.spec.inputs if i.requires_grad and i.name in p.vjp), None)
         if leaf is None:
             return None
+        repeats = all(q.call.output == p.call.output and q.call.gradient == p.call.gradient for q in self.d.passes)
+        if not repeats or any(r.leaf == leaf.name for r in self.graph.spec.resets):
+            return None  # "each call adds the same" would not hold
         found = self.changed_input(p, leaf) if p.implicit else None
         if found is not None:
             return found

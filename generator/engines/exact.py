@@ -19,7 +19,7 @@ from ..floats.ieee import exact_number, float_value, in_range, negative_zero, nu
 from ..ops.derivatives import MASKS
 from ..ops import REGISTRY
 from ..ops.base import numel
-from ..spec.model import Array, Call
+from ..spec.model import Array, Call, apply_resets
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
@@ -310,7 +310,8 @@ def derive(graph: Graph) -> Derivation:
     engine = ExactEngine(graph)
     passes = []
     grads: dict[str, list[sp.Expr] | None] = {i.name: None for i in graph.spec.inputs}
-    for call in graph.spec.backward:
+    for i, call in enumerate(graph.spec.backward):
+        grads = apply_resets(grads, graph.spec.resets_before(i), lambda leaf, g: [sp.Integer(0)] * len(g))
         passes.append(_pass(engine, graph, call))
         for leaf, vjp in passes[-1].vjp.items():
             prev = grads[leaf]

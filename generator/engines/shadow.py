@@ -29,6 +29,7 @@ from ..graph.model import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
 from ..ops import REGISTRY
 from ..ops.base import numel
+from ..spec.model import apply_resets
 
 SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
@@ -146,7 +147,10 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
         value_scale = _forward_scale(engine, graph, unit)
         grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
         grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
-        for call in graph.spec.backward:
+        for i, call in enumerate(graph.spec.backward):
+            resets = graph.spec.resets_before(i)
+            grads = apply_resets(grads, resets, lambda leaf, g: np.zeros_like(g))
+            grad_scale = apply_resets(grad_scale, resets, lambda leaf, g: np.zeros_like(g))
             out = graph.node(call.output)
             v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
             nodes = graph.ancestors(call.output)

@@ -22,6 +22,7 @@ from ..floats.numeric import rounding
 from ..graph.model import Graph, Node, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import Local, numel
+from ..spec.model import apply_resets
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
 MAX_JACOBIAN_ENTRIES = 4_000_000  # non-zero entries of a Jacobian built; beyond, only Jᵀ·v is derived
@@ -337,7 +338,8 @@ def derive_bulk(graph: Graph) -> Bulk:
     engine = ArrayEngine(graph)
     passes = []
     grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
-    for call in graph.spec.backward:
+    for i, call in enumerate(graph.spec.backward):
+        grads = apply_resets(grads, graph.spec.resets_before(i), lambda leaf, g: np.zeros_like(g))
         out = graph.node(call.output)
         implicit = call.gradient is None
         v = spec_array(ones_gradient(out) if implicit else call.gradient)

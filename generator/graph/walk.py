@@ -262,9 +262,27 @@ def build_graph(spec: Spec) -> Graph:
         raise SpecError(problems)
     graph = Graph(spec, tuple(builder.nodes), tuple(code))
     problems.extend(_freed(graph))
+    problems.extend(_zeroed_none(graph))
     if problems:
         raise SpecError(problems)
     return graph
+
+
+def _zeroed_none(graph: Graph) -> list[Problem]:
+    """Report t.grad.zero_() where t.grad is still None, as torch raises AttributeError there."""
+    spec, problems, has = graph.spec, [], set()
+    for i in range(len(spec.backward) + 1):
+        for reset in spec.resets_before(i):
+            if reset.clear:
+                has.discard(reset.leaf)
+            elif reset.leaf not in has:
+                problems.append(Problem(spec.path, reset.line, f"{reset.leaf}.grad is None here, so torch raises"
+                                        " AttributeError: 'NoneType' object has no attribute 'zero_'"
+                                        f" (allowed: {reset.leaf}.grad.zero_() after a backward call that reaches"
+                                        f" {reset.leaf}, or {reset.leaf}.grad = None)"))
+        if i < len(spec.backward):
+            has.update(n.name for n in graph.ancestors(spec.backward[i].output) if n.is_leaf)
+    return problems
 
 
 def _freed(graph: Graph) -> list[Problem]:

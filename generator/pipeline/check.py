@@ -78,7 +78,12 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
     }
     tensors = forward(torch, graph, leaves)
     want, jacobians = jacobians, []
-    for call in graph.spec.backward:
+    for i, call in enumerate(graph.spec.backward):
+        for reset in graph.spec.resets_before(i):
+            if reset.clear:
+                leaves[reset.leaf].grad = None
+            else:
+                leaves[reset.leaf].grad.zero_()
         out = graph.node(call.output)
         gradient = call.gradient or ones_gradient(out)
         v = torch.tensor([float(x) for x in gradient.values], dtype=tdtype).reshape(out.shape)

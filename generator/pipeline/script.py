@@ -50,6 +50,18 @@ with open(sys.argv[2], "w") as f:
 """
 
 
+def _is_reset(statement: ast.stmt) -> bool:
+    """Tell whether a statement is t.grad.zero_() or t.grad = None, as code.py writes a reset."""
+    if isinstance(statement, ast.Expr):
+        call = statement.value
+        return (isinstance(call, ast.Call) and not call.args and not call.keywords
+                and isinstance(call.func, ast.Attribute) and call.func.attr == "zero_"
+                and isinstance(call.func.value, ast.Attribute) and call.func.value.attr == "grad")
+    return (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "grad"
+            and isinstance(statement.value, ast.Constant) and statement.value.value is None)
+
+
 def _text(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
@@ -122,6 +134,8 @@ def vet(code: str) -> None:
         if isinstance(statement, ast.Import):
             if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
                 raise Refused("an import other than `import torch`")
+        elif _is_reset(statement):
+            name(statement.value.func.value.value if isinstance(statement, ast.Expr) else statement.targets[0].value)
         elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             expression(statement.value)
             target = name(statement.targets[0])

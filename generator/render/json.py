@@ -13,6 +13,7 @@ from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..document.glance import glance
 from ..ops.base import numel, unravel
+from ..spec.model import apply_resets
 from .base import Finished
 
 
@@ -64,9 +65,9 @@ class Json(Finished):
         graph = derivation.graph
         large = derivation.large  # generator/engines/sparse.py: float64 arrays, sparse Jacobians
         shapes = {n.name: n.shape for n in graph.nodes}
-        grads = {
-            leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in derivation.grads.items()
-        }
+        final = apply_resets(derivation.grads, graph.spec.resets_before(len(derivation.passes)),
+                             lambda leaf, g: np.zeros(numel(shapes[leaf])))  # resets after the last call too
+        grads = {leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in final.items()}
         calls = []
         for p in derivation.passes:
             out = p.call.output

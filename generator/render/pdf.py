@@ -596,6 +596,10 @@ class TexBuilder:
                 items.add_item(self.say("grad_is", leaf=g.leaf, shape=self.t.shape(g.shape) if "×" in g.shape else ""))
             if g.glance:
                 items.append(self.say("glance", **g.glance.params))
+            if g.reset_before:
+                items.append(self.say("grad_reset", leaf=g.leaf, code=g.reset_code, call=g.reset_before))
+            if g.reset_after:
+                items.append(self.say("grad_reset_after", leaf=g.leaf, code=g.reset_after))
         doc.append(items)
         doc.append(self.say("as_printed_rounded", dtype=d.dtype) if d.rounding else self.say("as_printed"))
         if len(d.calls) == 1 and d.leaves:

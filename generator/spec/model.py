@@ -49,6 +49,7 @@ class Shown:
 
     name: str
     what: str  # "value", "grad", "is_leaf" or "requires_grad"
+    formatted: bool = False  # a field of an f-string: a one-element tensor shows as a Python float there
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,22 @@ class Print:
     after: int
     code: str  # the statement, as the document's script writes it
     line: int
+    seq: int = 0  # its place among the example's prints and resets
+
+
+@dataclass(frozen=True)
+class Reset:
+    """`leaf.grad.zero_()` (zeros) or `leaf.grad = None` (clear) in a Python example, after `after` backward calls."""
+
+    leaf: str
+    clear: bool
+    after: int
+    line: int
+    seq: int = 0
+
+    @property
+    def code(self) -> str:
+        return f"{self.leaf}.grad = None" if self.clear else f"{self.leaf}.grad.zero_()"
 
 
 @dataclass(frozen=True)
@@ -75,3 +92,16 @@ class Spec:
     lang: str = "en"
     flavor: str = "portable"
     prints: tuple[Print, ...] | None = None  # a Python example's own prints; None: each leaf's grad at the end
+    resets: tuple[Reset, ...] = ()  # grads zeroed or cleared between backward calls
+
+    def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
+        """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""
+        return tuple(r for r in self.resets if r.after == call and (seq is None or r.seq < seq))
+
+
+def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:
+    """Return the leaves' grads with resets applied: zero_() keeps a tensor of zeros (zeros(leaf, grad)), = None clears."""
+    grads = dict(grads)
+    for r in resets:
+        grads[r.leaf] = None if r.clear or grads[r.leaf] is None else zeros(r.leaf, grads[r.leaf])
+    return grads

@@ -18,13 +18,13 @@ import io
 import math
 import re
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import NoReturn
 
 from ..errors import Problem, SpecError
 from .files import MAX_BYTES
-from .model import Array, Call, Input, Print, Shown, Spec, Step
+from .model import Array, Call, Input, Print, Reset, Shown, Spec, Step
 from .numbers import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, RESERVED, clip, decimal, integer
 
 MAX_STATEMENTS = 2000  # statements once loops are unrolled and functions inlined
@@ -71,6 +71,7 @@ class _Reader:
     steps: list[Step] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     prints: list[Print] = field(default_factory=list)
+    resets: list[Reset] = field(default_factory=list)
     bound: dict[str, str] = field(default_factory=dict)  # Python name -> node name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # Python name -> a number
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
@@ -147,6 +148,15 @@ class _Reader:
             raise Refused("for ... else is not supported (allowed: for i in range(k): ...)")
         if not isinstance(node.target, ast.Name):
             raise Refused("a for loop over anything but one name is not supported (allowed: for i in range(k): ...)")
+        if isinstance(node.iter, (ast.List, ast.Tuple)):  # for p in [w, b]: the body once per tensor
+            names = [self.tensor_name(e) if isinstance(e, ast.Name) else None for e in node.iter.elts]
+            if None in names or len(names) > MAX_ITERATIONS:
+                raise Refused(f"a loop over {_describe(node.iter)} (allowed: for i in range(k), for p in [w, b])")
+            for name in names:
+                self.forget(node.target.id)
+                self.bound[node.target.id] = name
+                self.block(node.body)
+            return
         values = self.range_of(node.iter)
         for i in values:
             self.constants[node.target.id] = ast.Constant(i)
@@ -156,7 +166,7 @@ class _Reader:
     def range_of(self, node: ast.expr) -> range:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
                 and not node.keywords and 1 <= len(node.args) <= 3):
-            raise Refused(f"a loop over {_describe(node)} is not supported (allowed: for i in range(k), with k a number)")
+            raise Refused(f"a loop over {_describe(node)} is not supported (allowed: for i in range(k), for p in [w, b])")
         bounds = [self.integer_of(a) for a in node.args]
         try:
             values = range(*bounds)
@@ -176,7 +186,9 @@ class _Reader:
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
             return self.set_requires_grad(target.value, value, line)
         if isinstance(target, ast.Attribute) and target.attr == "grad":
-            raise Refused(f"assigning {_describe(target)} (allowed: not supported yet: resetting grads between calls)")
+            if not (isinstance(value, ast.Constant) and value.value is None):
+                raise Refused(f"assigning {_describe(value)} to {_describe(target)} (allowed: t.grad = None, t.grad.zero_())")
+            return self.reset(target.value, line, clear=True)
         if not isinstance(target, ast.Name):
             raise Refused(f"assigning to {_describe(target)} (allowed: name = expression)")
         name = target.id
@@ -256,6 +268,10 @@ class _Reader:
             return self.print_(node, line)
         if isinstance(func, ast.Attribute) and func.attr == "backward":
             return self.backward(node, line)
+        if isinstance(func, ast.Attribute) and func.attr == "zero_" and not node.args and not node.keywords:
+            grad = func.value.value if isinstance(func.value, ast.Attribute) and func.value.attr == "data" else func.value
+            if isinstance(grad, ast.Attribute) and grad.attr == "grad":
+                return self.reset(grad.value, line, clear=False)
         if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
             flag = self.flag(node.args[0], "requires_grad_") if node.args else True
             return self.require(self.leaf_named(func.value), flag)
@@ -296,6 +312,14 @@ class _Reader:
             raise Refused(f"the gradient {_describe(node)} (allowed: a tensor made by torch.tensor, ones, ..., or its name)")
         return made[0]
 
+    def reset(self, subject: ast.expr, line: int, *, clear: bool) -> None:
+        """Record t.grad.zero_() or t.grad = None on a leaf."""
+        name = self.tensor_name(subject)
+        if name not in self.leaves:
+            raise Refused(f"resetting the grad of '{name}', which is not a leaf: its .grad is None"
+                          " (allowed: leaves, made by torch.tensor, ones, ...)")
+        self.resets.append(Reset(name, clear, len(self.calls), line, self.count))
+
     def print_(self, node: ast.Call, line: int) -> None:
         sep, end = " ", "\n"
         for k in node.keywords:
@@ -313,25 +337,38 @@ class _Reader:
             parts.extend(shown)
             args.append(code)
         keywords = "" if sep == " " else f", sep={sep!r}"
-        self.prints.append(Print(tuple(parts), len(self.calls), f"print({', '.join(args)}{keywords})", line))
+        self.prints.append(Print(tuple(parts), len(self.calls), f"print({', '.join(args)}{keywords})", line, self.count))
 
     def shown(self, node: ast.expr) -> tuple[list[str | Shown], str]:
-        """Return what one argument of print shows, and its code."""
+        """Return what one argument of print shows, and its code (loop constants written in)."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return [node.value], repr(node.value)
-        if isinstance(node, ast.JoinedStr):
-            parts: list[str | Shown] = []
-            for piece in node.values:
-                if isinstance(piece, ast.Constant):
-                    parts.append(piece.value)
-                elif piece.conversion != -1 or piece.format_spec is not None:
-                    raise Refused("an f-string field with a conversion or format (allowed: {t}, {t.grad}, {t.is_leaf})")
-                else:
-                    parts.extend(self.shown(piece.value)[0])
-            code = ast.unparse(ast.JoinedStr([p if isinstance(p, ast.Constant) else ast.FormattedValue(
-                self.shown_expr(p.value), -1, None) for p in node.values]))
-            return parts, code
-        return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
+        if isinstance(node, ast.Name) and node.id in self.constants:
+            text = _number_text(self.number(node))
+            return [text], text
+        if not isinstance(node, ast.JoinedStr):
+            return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
+        parts: list[str | Shown] = []
+        pieces: list[ast.expr] = []
+        for piece in node.values:
+            if isinstance(piece, ast.FormattedValue) and (piece.conversion != -1 or piece.format_spec is not None):
+                raise Refused("an f-string field with a conversion or format (allowed: {t}, {t.grad}, {t.is_leaf})")
+            value = piece.value if isinstance(piece, ast.FormattedValue) else piece
+            if isinstance(value, ast.Name) and value.id in self.constants:
+                value = ast.Constant(_number_text(self.number(value)))
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+                pieces.append(ast.Constant(str(value.value)))
+            else:
+                parts.append(replace(self.one_shown(value), formatted=True))
+                pieces.append(ast.FormattedValue(self.shown_expr(value), -1, None))
+        merged: list[ast.expr] = []
+        for piece in pieces:  # neighbouring texts as one, as Python writes an f-string
+            if merged and isinstance(piece, ast.Constant) and isinstance(merged[-1], ast.Constant):
+                merged[-1] = ast.Constant(merged[-1].value + piece.value)
+            else:
+                merged.append(piece)
+        return parts, ast.unparse(ast.JoinedStr(merged))
 
     def one_shown(self, node: ast.expr) -> Shown:
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
@@ -625,7 +662,7 @@ class _Reader:
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
-                    prints)
+                    prints, tuple(self.resets))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -692,7 +729,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         reader.leaves[inp.name] = _Leaf(inp.value, None, inp.requires_grad, inp.line)
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
-                settings.lang, settings.flavor, spec.prints)
+                settings.lang, settings.flavor, spec.prints, spec.resets)
 
 
 # -- helpers -------------------------------------------------------------
@@ -734,6 +771,11 @@ def _exact(text: str) -> Fraction:
 def _float_or_int(value: Fraction) -> int | float:
     """Return a number as a constant for the graph: an int, or the float whose shortest repr the graph reads back."""
     return int(value) if value.denominator == 1 else float(value)
+
+
+def _number_text(value: Fraction) -> str:
+    """Return how Python prints a number constant."""
+    return str(int(value)) if value.denominator == 1 else repr(float(value))
 
 
 def _is_int_literal(node: ast.expr) -> bool:
@@ -808,8 +850,10 @@ def _refuse_statement(node: ast.stmt) -> Refused:
 
 def _call_allowed(func: ast.expr) -> str:
     name = func.attr if isinstance(func, ast.Attribute) else ""
-    if name in ("zero_", "zero_grad"):
-        return "(allowed: not supported yet: resetting grads between calls)"
+    if name == "zero_grad":
+        return "(allowed: t.grad.zero_() or t.grad = None for each leaf; optimizers are not supported yet)"
+    if name == "zero_":
+        return "(allowed: t.grad.zero_() on a leaf)"
     if name == "retain_grad":
         return "(allowed: not supported yet: retain_grad())"
     if name == "register_hook":
