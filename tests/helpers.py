@@ -15,7 +15,7 @@ from generator.graph.walk import build_graph
 from generator.spec.model import Array, Call, Input, Spec, Step
 
 ROOT = Path(__file__).resolve().parent.parent
-GALLERY = sorted((ROOT / "derivations").glob("*.yaml"))
+GALLERY = sorted([*(ROOT / "derivations").glob("*.yaml"), *(ROOT / "derivations").glob("*.py")])
 
 
 def array(value) -> Array:
