@@ -202,6 +202,30 @@ class TestStatements:
                                   " has no attribute 'zero_' (allowed: x.grad.zero_() after a backward call that"
                                   " reaches x, or x.grad = None)"]
 
+    def test_no_grad_and_detach_stop_the_gradient(self, tmp_path):
+        """torch.no_grad() blocks and .detach() give tensors without grad_fn; grads, prints and the text are torch's."""
+        code = """\
+        import torch
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x * x
+        with torch.no_grad():
+            z = y * 2
+            print(z.requires_grad, z.is_leaf)
+        u = y.detach()
+        out = (y * u + z).sum()
+        out.backward()
+        print(x.grad, u.requires_grad)
+        """
+        path = write(tmp_path, code)
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,md")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert data["printed"] == torch_run(code)[0]
+        assert data["grads"]["x"] == torch_run(code, float64=True)[1]["x"]
+        assert run("check", str(path))[0] == 0
+        text = (tmp_path / "o/example.md").read_text()
+        assert "`z` is computed from tensors that require grad, but inside `with torch.no_grad():`" in text
+        assert "`u` holds a `.detach()`ed copy" in text
+
     def test_yaml_code_block(self, tmp_path):
         """A YAML spec's code: block stands in for steps and backward, with its inputs bound first; lines are the file's."""
         spec = tmp_path / "c.yaml"
@@ -253,7 +277,7 @@ class TestRefusals:
         ("@torch.no_grad\ndef f(a):\n    return a\n", 1, "function 'f' has decorators"),
         ("exec('import os')\n", 1, "calling 'exec' on its own"),
         ("y = [exec(c) for c in ['1']]\n", 1, "inside a computation"),
-        ("with torch.no_grad():\n    pass\n", 1, "a with block (torch.no_grad() and the like) is not supported"),
+        ("with open('/tmp/derive-pwned', 'w') as f:\n    pass\n", 1, "a with block other than torch.no_grad() is not supported"),
         ("while True:\n    pass\n", 1, "a while loop is not supported"),
         ("class F(torch.autograd.Function):\n    pass\n", 1, "a class (torch.autograd.Function and the like) is not supported"),
         ("x = torch.ones(2, requires_grad=True)\nx += 1\n", 2, "an in-place update such as 'x += 1' is not supported"),

@@ -90,8 +90,11 @@ def torch_code(graph: Graph) -> str:
     lines = ["import torch", ""]
     for inp in spec.inputs:
         lines.append(f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=inp.requires_grad)}")
-    for name, expr in graph.code:
-        lines.append(f"{name} = {expr}")
+    quiet = {s.name for s in spec.steps if s.no_grad}
+    for i, (name, expr) in enumerate(graph.code):
+        if name in quiet and (i == 0 or graph.code[i - 1][0] not in quiet):
+            lines.append("with torch.no_grad():")
+        lines.append(f"{'    ' if name in quiet else ''}{name} = {expr}")
     lines += _between(spec, 0)
     names = gradient_names(graph)
     last = len(spec.backward) - 1

@@ -23,6 +23,7 @@ class GraphRow:
     intermediate: bool  # created by torch inside one line of code; named by us
     step: str
     computed: bool = False  # the result of an op, not an input (a leaf to torch only when it does not require grad)
+    cut: str = ""  # "no_grad" or "detach": computed from tensors that require grad, but torch recorded nothing
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,11 @@ class Document:
     @property
     def untracked(self) -> tuple[GraphRow, ...]:
         """The tensors computed only from tensors that do not require grad: leaves to torch, with no grad_fn."""
-        return tuple(row for row in self.graph if row.is_leaf and row.computed)
+        return tuple(row for row in self.graph if row.is_leaf and row.computed and not row.cut)
+
+    def cut(self, kind: str) -> tuple[GraphRow, ...]:
+        """The tensors computed from tensors that require grad where torch records nothing: no_grad or detach."""
+        return tuple(row for row in self.graph if row.cut == kind and not row.intermediate)
 
     @property
     def computed(self) -> GraphRow | None:

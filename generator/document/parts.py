@@ -176,7 +176,7 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
             grad_fn = graph.grad_fn(node)
         rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,
-                             computed=not node.is_leaf))
+                             computed=not node.is_leaf, cut=node.cut))
     return tuple(rows)
 
 

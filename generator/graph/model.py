@@ -23,6 +23,7 @@ class Node:
     requires_grad: bool
     step: str  # the input or step this node belongs to
     line: int
+    cut: str = ""  # "no_grad" or "detach": computed from tensors that require grad, but torch recorded nothing
 
     @property
     def is_leaf(self) -> bool:

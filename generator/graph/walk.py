@@ -39,6 +39,7 @@ class _Walker:
         self.taken = {i.name for i in spec.inputs} | {s.name for s in spec.steps}
         self.fresh = 0
         self.elements = 0
+        self.no_grad = False
         self.failed: set[str] = set()
 
     def leaf(self, inp) -> None:
@@ -86,8 +87,10 @@ class _Walker:
         except ShapeError as e:
             raise ExprError(str(e)) from None
         grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
+        cut = "no_grad" if grad and self.no_grad else "detach" if grad and not REGISTRY[key].tracks else ""
         name = self.current if top else self._name()
-        return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad, self.current, self.line))
+        return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
+                              self.current, self.line, cut))
 
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""
@@ -247,6 +250,7 @@ def build_graph(spec: Spec) -> Graph:
             raise SpecError([Problem(spec.path, inp.line, f"input '{inp.name}': {e}")]) from None
     for step in spec.steps:
         try:
+            builder.no_grad = step.no_grad
             code.append((step.name, builder.step(step.name, step.expr, step.line)))
         except ExprError as e:
             problems.append(Problem(spec.path, step.line, f"step '{step.name}': {e}"))

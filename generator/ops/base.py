@@ -191,6 +191,7 @@ class Op:
     # whether torch's backward keeps tensors of the forward, which a backward without retain_graph frees
     # (derivatives.yaml: add, sub, neg, sum, mean, transpose and select need only sizes and scalars)
     saves: bool = field(default=True, kw_only=True, repr=False)
+    tracks: bool = field(default=True, kw_only=True, repr=False)  # False: its result never requires grad (detach)
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 

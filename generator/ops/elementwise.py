@@ -186,11 +186,12 @@ CONSTANT_TERM = "sum rule; a constant term has derivative 0"
 CONSTANT_FACTOR = "constant multiple rule"
 
 
-def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False, saves=True):
+def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False, saves=True,
+           tracks=True):
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
                        tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
-                       fused=fused, saves=saves)
+                       fused=fused, saves=saves, tracks=tracks)
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -397,6 +398,9 @@ ELEMENTWISE = [
            kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
            lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
+    # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
+    _unary("detach", "detach", "", lambda a: a, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
     Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
                 kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),

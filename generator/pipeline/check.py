@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,7 +64,8 @@ def forward(torch: Any, graph: Graph, leaves: dict[str, Any]) -> dict[str, Any]:
         if node.is_leaf:
             continue
         args = [tensors[a] if isinstance(a, str) else float(a) for a in node.args]
-        tensors[node.name] = REGISTRY[node.op].run(torch, args, node.kwargs)
+        with torch.no_grad() if node.cut == "no_grad" else contextlib.nullcontext():
+            tensors[node.name] = REGISTRY[node.op].run(torch, args, node.kwargs)
     return tensors
 
 

@@ -130,28 +130,45 @@ def vet(code: str) -> None:
             elif not _text(arg):
                 shown(arg)
 
-    for statement in tree.body:
-        if isinstance(statement, ast.Import):
-            if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
-                raise Refused("an import other than `import torch`")
-        elif _is_reset(statement):
-            name(statement.value.func.value.value if isinstance(statement, ast.Expr) else statement.targets[0].value)
-        elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-            expression(statement.value)
-            target = name(statement.targets[0])
-            if target in RESERVED:
-                raise Refused(f"an assignment to {target!r}")
-            defined.add(target)
-        elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-            call = statement.value
-            if isinstance(call.func, ast.Name) and call.func.id == "print":
-                printed(call)
-            elif isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
-                expression(call)
+    def statements(body: list[ast.stmt], *, quiet: bool = False) -> None:
+        for statement in body:
+            if isinstance(statement, ast.Import) and not quiet:
+                if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
+                    raise Refused("an import other than `import torch`")
+            elif isinstance(statement, ast.With) and not quiet and _is_no_grad(statement):
+                if not all(isinstance(s, ast.Assign) for s in statement.body):
+                    raise Refused("a with torch.no_grad() block holding anything but assignments")
+                statements(statement.body, quiet=True)
+            elif _is_reset(statement) and not quiet:
+                name(statement.value.func.value.value if isinstance(statement, ast.Expr) else statement.targets[0].value)
+            elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                expression(statement.value)
+                target = name(statement.targets[0])
+                if target in RESERVED:
+                    raise Refused(f"an assignment to {target!r}")
+                defined.add(target)
+            elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and not quiet:
+                call = statement.value
+                if isinstance(call.func, ast.Name) and call.func.id == "print":
+                    printed(call)
+                elif isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
+                    expression(call)
+                else:
+                    raise Refused(f"the statement {ast.unparse(statement)!r}")
             else:
-                raise Refused(f"the statement {ast.unparse(statement)!r}")
-        else:
-            raise Refused(f"a {type(statement).__name__} statement")
+                raise Refused(f"a {type(statement).__name__} statement")
+
+    statements(tree.body)
+
+
+def _is_no_grad(statement: ast.With) -> bool:
+    """Tell whether a with statement is exactly `with torch.no_grad():`."""
+    if len(statement.items) != 1 or statement.items[0].optional_vars is not None:
+        return False
+    call = statement.items[0].context_expr
+    return (isinstance(call, ast.Call) and not call.args and not call.keywords
+            and isinstance(call.func, ast.Attribute) and call.func.attr == "no_grad"
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "torch")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Step:
     name: str
     expr: str
     line: int
+    no_grad: bool = False  # inside `with torch.no_grad():`: torch records nothing
 
 
 @dataclass(frozen=True)

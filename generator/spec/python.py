@@ -41,7 +41,8 @@ HEADER_KEYS = ("lang", "flavor")
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
 _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS) + ", name = expression,"
-               " t.backward(...), print(...), for loops over range(k), functions and lambdas returning one expression")
+               " t.backward(...), t.grad.zero_(), t.grad = None, print(...), with torch.no_grad():,"
+               " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = "allowed: import torch, import torch.nn.functional as F, import math"
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
 
@@ -78,6 +79,7 @@ class _Reader:
     modules: dict[str, str] = field(default_factory=dict)  # alias -> "torch", "F" or "math"
     taken: set[str] = field(default_factory=set)  # node names
     count: int = 0
+    no_grad: bool = False  # inside `with torch.no_grad():`
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -112,7 +114,23 @@ class _Reader:
             return self.function(node)
         if isinstance(node, ast.Pass):
             return None
+        if isinstance(node, ast.With) and self.is_no_grad(node):
+            outer, self.no_grad = self.no_grad, True
+            try:
+                self.block(node.body)
+            finally:
+                self.no_grad = outer
+            return None
         raise _refuse_statement(node)
+
+    def is_no_grad(self, node: ast.With) -> bool:
+        """Tell whether a with statement is `with torch.no_grad():`."""
+        if len(node.items) != 1 or node.items[0].optional_vars is not None:
+            return False
+        call = node.items[0].context_expr
+        return (isinstance(call, ast.Call) and not call.args and not call.keywords
+                and isinstance(call.func, ast.Attribute) and call.func.attr == "no_grad"
+                and isinstance(call.func.value, ast.Name) and self.modules.get(call.func.value.id) == "torch")
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         if isinstance(node, ast.ImportFrom):
@@ -210,7 +228,7 @@ class _Reader:
         node = self.fresh(name)
         self.forget(name)
         self.bound[name] = node
-        self.steps.append(Step(node, expr, line))
+        self.steps.append(Step(node, expr, line, self.no_grad))
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
         a = node.args
@@ -283,7 +301,7 @@ class _Reader:
             output = self.tensor_name(subject)
         else:  # (x ** 2).sum().backward(): the output gets a name of its own, out
             output = self.fresh("out")
-            self.steps.append(Step(output, ast.unparse(self.translate(subject)), line))
+            self.steps.append(Step(output, ast.unparse(self.translate(subject)), line, self.no_grad))
         args = dict(zip(("gradient", "retain_graph", "create_graph"), node.args))
         if len(node.args) > 3:
             raise Refused("backward() takes at most gradient, retain_graph, create_graph")
@@ -611,7 +629,7 @@ class _Reader:
                               f" (allowed: torch.f(x), x.f(), and the functions defined above: {helpers})")
             if isinstance(n, ast.Attribute) and n.attr.startswith("_"):
                 raise Refused(f"the attribute '.{clip(n.attr)}' (allowed: torch's ops, such as x.sum() or x.T)")
-            if isinstance(n, ast.Attribute) and n.attr in ("grad", "data", "detach", "grad_fn", "requires_grad"):
+            if isinstance(n, ast.Attribute) and n.attr in ("grad", "data", "grad_fn", "requires_grad"):
                 raise Refused(f"{_describe(n)} inside a computation (allowed: not supported yet; operations on tensors)")
             if isinstance(n, ast.Constant) and type(n.value) in (int, float):
                 return ast.Constant(_float_or_int(self.number(n)))
@@ -825,7 +843,7 @@ def _describe(node: ast.AST) -> str:
 
 
 _UNSUPPORTED = {
-    ast.With: "a with block (torch.no_grad() and the like)",
+    ast.With: "a with block other than torch.no_grad()",
     ast.While: "a while loop",
     ast.If: "an if statement",
     ast.ClassDef: "a class (torch.autograd.Function and the like)",
