@@ -226,6 +226,32 @@ class TestStatements:
         assert "`z` is computed from tensors that require grad, but inside `with torch.no_grad():`" in text
         assert "`u` holds a `.detach()`ed copy" in text
 
+    def test_retain_grad_keeps_a_computed_tensor_s_grad(self, tmp_path):
+        """retain_grad() keeps y.grad (accumulating over calls); without it a non-leaf's .grad prints None, as torch."""
+        code = """\
+        import torch
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3
+        w = y + 1
+        y.retain_grad()
+        z = (y ** 2 * w).sum()
+        print(y.grad)
+        z.backward(retain_graph=True)
+        print(y.grad, x.grad)
+        z.backward()
+        print(f"{y.grad} {w.grad}")
+        """
+        path = write(tmp_path, code)
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,md")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert data["printed"] == torch_run(code)[0]
+        scope: dict = {}
+        exec(compile(textwrap.dedent(code).replace("print(", "(lambda *a: a)("), "<oracle>", "exec"), scope)  # noqa: S102
+        assert data["retained"] == {"y": scope["y"].grad.tolist()}
+        assert run("check", str(path))[0] == 0
+        assert "`y.retain_grad()` keeps it, and it accumulates like a leaf's over the 2 calls" in (
+            tmp_path / "o/example.md").read_text()
+
     def test_yaml_code_block(self, tmp_path):
         """A YAML spec's code: block stands in for steps and backward, with its inputs bound first; lines are the file's."""
         spec = tmp_path / "c.yaml"

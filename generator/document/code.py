@@ -114,7 +114,8 @@ def torch_code(graph: Graph) -> str:
 
 def _between(spec, calls: int) -> list[str]:
     """Return the code of the prints and resets after that many backward calls, in the example's order."""
-    found = [p for p in spec.prints or () if p.after == calls] + list(spec.resets_before(calls))
+    found = ([p for p in spec.prints or () if p.after == calls] + list(spec.resets_before(calls))
+             + [r for r in spec.retained if r.after == calls])
     return [item.code for item in sorted(found, key=lambda item: item.seq)]
 
 
@@ -160,7 +161,7 @@ def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Sha
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
     grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq), lambda leaf, g: [0.0] * len(_flat(g)))
-    grad = grads.get(node.name) if node.is_leaf else None  # a non-leaf's .grad is None (torch warns)
+    grad = grads.get(node.name) if node.is_leaf else grads_after.retained(node.name, after, seq)
     if grad is None:
         return "None"
     if shown.formatted and not node.shape:
@@ -183,6 +184,30 @@ class _Grads:
 
     def __init__(self, derivation: Derivation, shade: Shadow | None):
         self.derivation, self.shade, self.cache = derivation, shade, {}
+
+    def retained(self, name: str, k: int, seq: int):
+        """Return a computed tensor's .grad after k calls: None, unless retain_grad() kept its gradients since."""
+        spec = self.derivation.graph.spec
+        since = [r.after for r in spec.retained if r.name == name and (r.after < k or r.seq < seq)]
+        if not since:
+            return None  # torch warns that a non-leaf's .grad is not kept, and gives None
+        total = None
+        for j in range(min(since), k):
+            if self.shade is not None:
+                part = self.shade.adjoints[j].get(name)
+            else:
+                found = self.derivation.passes[j].adjoints.get(name)
+                part = None if found is None else (found if isinstance(found, np.ndarray) else [a.value for a in found])
+            if part is None:
+                continue
+            if total is None:
+                total = part
+            elif self.shade is not None:
+                total = np.asarray(total) + np.asarray(part)
+                total = total.astype(np.float32).astype(np.float64) if spec.dtype == "float32" else total
+            else:
+                total = [a + b for a, b in zip(total, part)]
+        return total
 
     def __call__(self, k: int) -> dict:
         graph = self.derivation.graph

@@ -276,6 +276,7 @@ class GradItem:
     reset_before: int = 0  # the call that a reset (reset_code) came just before: .grad holds that call's on
     reset_code: str = ""
     reset_after: str = ""  # a reset after the last call
+    retained: bool = False  # a computed tensor whose .grad retain_grad() kept
 
     @property
     def equation(self) -> str:

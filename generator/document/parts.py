@@ -225,7 +225,27 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
                               tensor_glance(seen, flat_floats(total), shape) if seen and elided(shape) else None,
                               reset_before=since + 1 if between else 0, reset_code=between[-1].code if between else "",
                               reset_after=after[-1].code if after else ""))
+    for name in dict.fromkeys(r.name for r in spec.retained):
+        node = graph.node(name)
+        if node.is_leaf:
+            continue  # retain_grad() on a leaf changes nothing
+        since = min(r.after for r in spec.retained if r.name == name)
+        found = [_adjoint_values(p, name) for p in passes[since:]]
+        found = [f for f in found if f is not None]
+        total = [sum(column) for column in zip(*found)] if found else None
+        items.append(GradItem(name, name_tex(name), node.requires_grad, total is not None,
+                              tuple(tensor_tex(f, node.shape) for f in found),
+                              tensor_tex(total, node.shape) if total is not None else "", shape_text(node.shape),
+                              retained=True))
     return tuple(items)
+
+
+def _adjoint_values(p, name: str):
+    """Return one call's gradient of a tensor, flat (None if the call does not reach it)."""
+    found = p.adjoints.get(name)
+    if found is None:
+        return None
+    return list(found) if isinstance(found, np.ndarray) else [a.value for a in found]
 
 
 def tensor_glance(seen: Glance, values: np.ndarray, shape: tuple[int, ...]) -> TensorGlance:

@@ -135,6 +135,7 @@ class Shadow:
     grads: dict[str, np.ndarray | None]
     value_scale: dict[str, np.ndarray]
     grad_scale: dict[str, np.ndarray | None]
+    adjoints: tuple[dict[str, np.ndarray], ...] = ()  # each call's gradient of every tensor it reaches
 
 
 def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
@@ -147,6 +148,7 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
         value_scale = _forward_scale(engine, graph, unit)
         grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
         grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+        adjoints: list[dict[str, np.ndarray]] = []
         for i, call in enumerate(graph.spec.backward):
             resets = graph.spec.resets_before(i)
             grads = apply_resets(grads, resets, lambda leaf, g: np.zeros_like(g))
@@ -155,6 +157,7 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
             v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
             nodes = graph.ancestors(call.output)
             adj = engine.backward(nodes, v)
+            adjoints.append(adj)
             scale = _backward_scale(engine, nodes, adj, value_scale, unit)
             for n in nodes:
                 if n.is_leaf:
@@ -164,7 +167,8 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
                     else:
                         grads[leaf] = cast(grads[leaf] + adj[leaf])
                         grad_scale[leaf] = grad_scale[leaf] + scale[leaf] + np.abs(grads[leaf])
-    return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale)
+    return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale,
+                  adjoints=tuple(adjoints))
 
 
 def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> np.ndarray:

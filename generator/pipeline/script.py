@@ -153,6 +153,9 @@ def vet(code: str) -> None:
                     printed(call)
                 elif isinstance(call.func, ast.Attribute) and call.func.attr == "backward":
                     expression(call)
+                elif (isinstance(call.func, ast.Attribute) and call.func.attr == "retain_grad"
+                      and not call.args and not call.keywords):
+                    name(call.func.value)
                 else:
                     raise Refused(f"the statement {ast.unparse(statement)!r}")
             else:

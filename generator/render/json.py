@@ -86,6 +86,7 @@ class Json(Finished):
             "dtype": document.dtype,
             "values": {n.name: _floats(derivation.values[n.name], n.shape) for n in graph.nodes},
             "grads": grads,
+            "retained": {g.leaf: _retained(derivation, g.leaf, shapes[g.leaf]) for g in document.grads if g.retained},
             "printed": document.printed,  # what the example's code prints, as torch writes it
             "backward": calls,
             "exact": None if large else {
@@ -96,6 +97,14 @@ class Json(Finished):
         if large:  # what the document shows of each tensor (small examples show every entry)
             data["highlights"] = _highlights(derivation, shapes)
         return (dumps(data) + "\n").encode("utf-8")
+
+
+def _retained(derivation, name: str, shape: tuple[int, ...]) -> Any:
+    """Return a computed tensor's final .grad, kept by retain_grad(): its gradients summed over the calls since."""
+    since = min(r.after for r in derivation.graph.spec.retained if r.name == name)
+    parts = [p.adjoints[name] for p in derivation.passes[since:] if name in p.adjoints]
+    flat = [np.asarray(a) if isinstance(a, np.ndarray) else [x.value for x in a] for a in parts]
+    return _floats([sum(column) for column in zip(*flat)], shape) if flat else None
 
 
 def _highlights(derivation, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

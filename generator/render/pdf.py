@@ -587,7 +587,10 @@ class TexBuilder:
             doc.append(self.section("h_result"))
         items = self.pylatex.Itemize()
         for g in d.grads:
-            if not g.requires_grad:
+            if g.retained:
+                items.add_item(self.say("grad_retained", name=g.leaf, count=len(g.parts)))
+                items.append(self.math(accumulated(g)))
+            elif not g.requires_grad:
                 items.add_item(self.say("grad_not_required", leaf=g.leaf))
             elif not g.reached:
                 items.add_item(self.say("grad_not_reached", leaf=g.leaf))

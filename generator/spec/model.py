@@ -80,6 +80,20 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Retain:
+    """`t.retain_grad()` in a Python example: t's gradient is kept from the next backward call on."""
+
+    name: str
+    after: int
+    line: int
+    seq: int = 0
+
+    @property
+    def code(self) -> str:
+        return f"{self.name}.retain_grad()"
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole example, as written in its YAML file."""
 
@@ -94,6 +108,7 @@ class Spec:
     flavor: str = "portable"
     prints: tuple[Print, ...] | None = None  # a Python example's own prints; None: each leaf's grad at the end
     resets: tuple[Reset, ...] = ()  # grads zeroed or cleared between backward calls
+    retained: tuple[Retain, ...] = ()  # computed tensors whose .grad torch keeps
 
     def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
         """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""

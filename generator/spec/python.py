@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from ..errors import Problem, SpecError
 from .files import MAX_BYTES
-from .model import Array, Call, Input, Print, Reset, Shown, Spec, Step
+from .model import Array, Call, Input, Print, Reset, Retain, Shown, Spec, Step
 from .numbers import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, RESERVED, clip, decimal, integer
 
 MAX_STATEMENTS = 2000  # statements once loops are unrolled and functions inlined
@@ -41,7 +41,7 @@ HEADER_KEYS = ("lang", "flavor")
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
 _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS) + ", name = expression,"
-               " t.backward(...), t.grad.zero_(), t.grad = None, print(...), with torch.no_grad():,"
+               " t.backward(...), t.grad.zero_(), t.grad = None, t.retain_grad(), print(...), with torch.no_grad():,"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = "allowed: import torch, import torch.nn.functional as F, import math"
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
@@ -73,6 +73,7 @@ class _Reader:
     calls: list[Call] = field(default_factory=list)
     prints: list[Print] = field(default_factory=list)
     resets: list[Reset] = field(default_factory=list)
+    retained: list[Retain] = field(default_factory=list)
     bound: dict[str, str] = field(default_factory=dict)  # Python name -> node name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # Python name -> a number
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
@@ -290,6 +291,9 @@ class _Reader:
             grad = func.value.value if isinstance(func.value, ast.Attribute) and func.value.attr == "data" else func.value
             if isinstance(grad, ast.Attribute) and grad.attr == "grad":
                 return self.reset(grad.value, line, clear=False)
+        if isinstance(func, ast.Attribute) and func.attr == "retain_grad" and not node.args and not node.keywords:
+            self.retained.append(Retain(self.tensor_name(func.value), len(self.calls), line, self.count))
+            return None
         if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
             flag = self.flag(node.args[0], "requires_grad_") if node.args else True
             return self.require(self.leaf_named(func.value), flag)
@@ -680,7 +684,7 @@ class _Reader:
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
-                    prints, tuple(self.resets))
+                    prints, tuple(self.resets), tuple(self.retained))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -747,7 +751,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         reader.leaves[inp.name] = _Leaf(inp.value, None, inp.requires_grad, inp.line)
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
-                settings.lang, settings.flavor, spec.prints, spec.resets)
+                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained)
 
 
 # -- helpers -------------------------------------------------------------
@@ -872,8 +876,6 @@ def _call_allowed(func: ast.expr) -> str:
         return "(allowed: t.grad.zero_() or t.grad = None for each leaf; optimizers are not supported yet)"
     if name == "zero_":
         return "(allowed: t.grad.zero_() on a leaf)"
-    if name == "retain_grad":
-        return "(allowed: not supported yet: retain_grad())"
     if name == "register_hook":
         return "(allowed: not supported yet: hooks)"
     return f"(allowed: {_STATEMENTS})"
