@@ -22,7 +22,11 @@ def spec_schema() -> dict[str, Any]:
         "title": "derive spec",
         "description": "A PyTorch autograd example that derive explains step by step.",
         "type": "object",
-        "required": list(TOP_REQUIRED),
+        "required": ["title"],
+        "oneOf": [
+            {"required": list(TOP_REQUIRED), "not": {"required": ["code"]}},
+            {"required": ["title", "code"], "not": {"anyOf": [{"required": ["steps"]}, {"required": ["backward"]}]}},
+        ],
         "additionalProperties": False,
         "properties": {
             "title": {"type": "string", "minLength": 1, "description": "Plain text."},
@@ -43,6 +47,11 @@ def spec_schema() -> dict[str, Any]:
                 "propertyNames": {"$ref": "#/$defs/name"},
                 "additionalProperties": {"type": "string", "minLength": 1, "description": "A torch-like expression."},
                 "description": "name: expression, in order, like the torch code.",
+            },
+            "code": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Torch code (read, never run) instead of steps and backward; inputs, if any, are bound first.",
             },
             "backward": {
                 "oneOf": [
