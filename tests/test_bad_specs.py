@@ -15,7 +15,7 @@ from tests.helpers import invoke
 
 BAD = Path(__file__).resolve().parent / "bad"
 SENTINEL = Path("/tmp/derive-pwned")
-FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul"
+FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach"
 
 EXPECTED = {
     '01_malformed_yaml.yaml': [
@@ -91,7 +91,7 @@ EXPECTED = {
     ],
     '24_unknown_key.yaml': [
         '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, requires_grad)',
-        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)',
+        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)',
     ],
     '25_non_finite.yaml': [
         '{path}:4: inputs.x.value[0]: expected a finite number, got .inf (allowed: an integer or decimal, like 3, -0.5 or 1e-4)',

@@ -96,7 +96,7 @@ class TestSymlinks:
         result = invoke("build", str(spec), "--out", str(tmp_path / "out"))
         assert result.exit_code == 1
         assert result.stderr == (
-            f"{spec}:1: expected a mapping, got text (allowed keys: title, summary, inputs, steps, backward, dtype,"
+            f"{spec}:1: expected a mapping, got text (allowed keys: title, summary, inputs, steps, backward, code, dtype,"
             " lang, flavor)\n0 built, 1 failed\n"
         )
 
@@ -108,7 +108,7 @@ class TestSymlinks:
         assert result.exit_code == 1
         assert result.stderr == (
             f"{spec}:1: not a derive spec: none of its keys is a spec key (allowed keys: title, summary, inputs, steps,"
-            " backward, dtype, lang, flavor)\n0 built, 1 failed\n"
+            " backward, code, dtype, lang, flavor)\n0 built, 1 failed\n"
         )
 
 

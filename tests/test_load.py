@@ -353,7 +353,7 @@ class TestKeys:
     def test_unknown_top_level_key(self):
         """Keys outside the format are refused, listing the allowed ones."""
         assert problems("title: t\ninputs: {x: {value: 1}}\nsteps: {y: x}\nbackward: y\noutput: y\n") == [
-            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)"
+            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)"
         ]
 
     def test_unknown_nested_key(self):
@@ -515,7 +515,7 @@ class TestFile:
 
     def test_top_level_not_a_mapping(self):
         """The top level is a mapping; what it is instead is named by kind, never quoted (it may be any file)."""
-        allowed = "(allowed keys: title, summary, inputs, steps, backward, dtype, lang, flavor)"
+        allowed = "(allowed keys: title, summary, inputs, steps, backward, code, dtype, lang, flavor)"
         assert problems("- title\n") == [f"spec.yaml:1: expected a mapping, got a list {allowed}"]
         assert problems("just text\n") == [f"spec.yaml:1: expected a mapping, got text {allowed}"]
         assert problems("---\n") == [f"spec.yaml:2: expected a mapping, got null {allowed}"]
@@ -579,7 +579,7 @@ class TestReportAll:
             """
         assert problems(source) == [
             "spec.yaml:1: title: expected text, got '' (allowed: a non-empty string)",
-            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, dtype, lang, flavor)",
+            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)",
             "spec.yaml:5: inputs.x.value[1]: ragged list, expected 2 items, got 1 (allowed: rectangular nested lists)",
             "spec.yaml:6: inputs.x.requires_grad: expected true or false, got 'maybe' (allowed: true, false)",
             "spec.yaml:7: inputs: invalid name 'class', a Python keyword (allowed: any name but a Python keyword)",

@@ -23,7 +23,7 @@ class GraphRow:
     intermediate: bool  # created by torch inside one line of code; named by us
     step: str
     computed: bool = False  # the result of an op, not an input (a leaf to torch only when it does not require grad)
-    cut: str = ""  # "no_grad" or "detach": computed from tensors that require grad, but torch recorded nothing
+    cut: str = ""  # "no_grad", or the key of an op torch does not record: computed from tensors that require grad
 
 
 @dataclass(frozen=True)
@@ -385,9 +385,12 @@ class Document:
         """The tensors computed only from tensors that do not require grad: leaves to torch, with no grad_fn."""
         return tuple(row for row in self.graph if row.is_leaf and row.computed and not row.cut)
 
-    def cut(self, kind: str) -> tuple[GraphRow, ...]:
-        """The tensors computed from tensors that require grad where torch records nothing: no_grad or detach."""
-        return tuple(row for row in self.graph if row.cut == kind and not row.intermediate)
+    @property
+    def cuts(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The tensors computed from tensors that require grad where torch records nothing, by why: (why, names)."""
+        rows = [row for row in self.graph if row.cut]
+        kinds = dict.fromkeys(row.cut for row in rows)
+        return tuple((kind, tuple(row.name for row in rows if row.cut == kind)) for kind in kinds)
 
     @property
     def computed(self) -> GraphRow | None:

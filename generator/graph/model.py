@@ -23,7 +23,7 @@ class Node:
     requires_grad: bool
     step: str  # the input or step this node belongs to
     line: int
-    cut: str = ""  # "no_grad" or "detach": computed from tensors that require grad, but torch recorded nothing
+    cut: str = ""  # "no_grad", or the key of an op torch does not record: computed from tensors that require grad
 
     @property
     def is_leaf(self) -> bool:

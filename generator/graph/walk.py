@@ -87,7 +87,7 @@ class _Walker:
         except ShapeError as e:
             raise ExprError(str(e)) from None
         grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
-        cut = "no_grad" if grad and self.no_grad else "detach" if grad and not REGISTRY[key].tracks else ""
+        cut = "no_grad" if grad and self.no_grad else key if grad and not REGISTRY[key].tracks else ""
         name = self.current if top else self._name()
         return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
                               self.current, self.line, cut))

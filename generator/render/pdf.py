@@ -412,9 +412,8 @@ class TexBuilder:
             doc.append(self.say("others", names=[r.name for r in d.others]))
         if d.untracked:
             doc.append(self.say("leaf_computed", names=[r.name for r in d.untracked]))
-        for kind in ("no_grad", "detach"):
-            if d.cut(kind):
-                doc.append(self.say("cut_" + kind, names=[r.name for r in d.cut(kind)]))
+        for kind, names in d.cuts:
+            doc.append(self.say("cut_" + kind, names=list(names)))
         if d.computed:
             doc.append(self.say("spreads", name=d.computed.name))
 
