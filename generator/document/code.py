@@ -112,6 +112,9 @@ def torch_code(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+ADDRESS = "0x…"  # how a printed block writes a memory address
+
+
 def _between(spec, calls: int) -> list[str]:
     """Return the code of the prints and resets after that many backward calls, in the example's order."""
     found = ([p for p in spec.prints or () if p.after == calls] + list(spec.resets_before(calls))
@@ -154,6 +157,8 @@ def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Sha
         return str(not node.tracked)
     if shown.what == "requires_grad":
         return str(node.requires_grad)
+    if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
+        return f"<{graph.grad_fn(node)} object at {ADDRESS}>" if node.tracked else "None"
     if shown.what == "value":
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.formatted and not node.shape:  # torch formats a 0-d tensor as its item(), a Python float

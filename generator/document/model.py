@@ -351,6 +351,7 @@ class Document:
     reducers: tuple[str, ...]  # with "reduced": the nodes that combine every element alike
     alike: bool  # every element of every tensor goes through the same numbers: one element tells the story
     scientific: bool  # torch printed in scientific notation
+    addresses: bool = False  # a print shows a grad_fn, whose memory address changes every run
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
     flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it

@@ -196,7 +196,7 @@ def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
                 if adj is not None:
                     grads.append(PictureGrad(number, brief_text(adj, node.shape), brief_tex(adj, node.shape)))
             for parent in dict.fromkeys(node.parents):
-                edges.append(PictureEdge(parent, node.name, graph.node(parent).requires_grad))
+                edges.append(PictureEdge(parent, node.name, graph.node(parent).requires_grad and not node.cut))
         nodes.append(PictureNode(
             node.name, name_tex(node.name), shape_text(node.shape), graph.grad_fn(node),
             node.is_leaf, node.requires_grad, brief_text(shown, node.shape), brief_tex(shown, node.shape),

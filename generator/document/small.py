@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import sympy as sp
 
-from .code import printed, torch_code
+from .code import ADDRESS, printed, torch_code
 from ..engines.exact import Adjoint, Derivation, Pass, evaluate, expression_size, full_expression, sympy_params
 from ..graph.model import Node
 from .latex import (
@@ -430,6 +430,7 @@ def build_document(
         code=torch_code(derivation.graph),
         printed=printed_text,
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
+        addresses=ADDRESS in printed_text,
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         **story_of(derivation.graph),
     )

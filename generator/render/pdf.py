@@ -400,6 +400,8 @@ class TexBuilder:
             doc.append(self.say("rounding", **d.rounding.params))
         if d.scientific:
             doc.append(self.say("scientific"))
+        if d.addresses:
+            doc.append(self.say("addresses"))
 
         doc.append(self.section("h_graph"))
         doc.append(self.say("graph_intro"))
@@ -418,7 +420,7 @@ class TexBuilder:
             doc.append(self.say("spreads", name=d.computed.name))
 
         self.forward(doc)
-        doc.append(self.say("picture_intro"))
+        doc.append(self.say("picture_intro", calls=len(d.calls)))
         pictures = self.picture(d.picture)
         if len(pictures) > 1:
             doc.append(self.say("picture_parts", parts=len(pictures)))
