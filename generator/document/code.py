@@ -159,17 +159,19 @@ def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Sha
         return str(node.requires_grad)
     if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
         return f"<{graph.grad_fn(node)} object at {ADDRESS}>" if node.tracked else "None"
-    if shown.what == "value":
+    if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
-        if shown.formatted and not node.shape:  # torch formats a 0-d tensor as its item(), a Python float
+        if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()
             return repr(_in_dtype(_flat(values)[0], dtype))
+        if shown.what == "data":  # the same numbers, detached: no grad_fn, no requires_grad
+            return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype)
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
     grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq), lambda leaf, g: [0.0] * len(_flat(g)))
     grad = grads.get(node.name) if node.is_leaf else grads_after.retained(node.name, after, seq)
     if grad is None:
         return "None"
-    if shown.formatted and not node.shape:
+    if shown.item or (shown.formatted and not node.shape):
         return repr(_in_dtype(_flat(grad)[0], dtype))
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import NoReturn
 
+import numpy as np
+
 from ..errors import Problem, SpecError
 from .files import MAX_BYTES
 from .model import Array, Call, Input, Print, Reset, Retain, Shown, Spec, Step
@@ -33,7 +35,7 @@ MAX_INLINE_DEPTH = 8  # helper functions calling helper functions
 MAX_AST_NODES = 20_000  # parts of the whole module
 MAX_DEPTH = 60  # nesting of the module's syntax tree
 
-CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like")
+CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor")
 TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64"}
 CASTS = {"float": "float32", "double": "float64"}
 SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn")
@@ -101,6 +103,9 @@ class _Reader:
                 self.problems.append(Problem(self.path, line, str(e)))
 
     def statement(self, node: ast.stmt) -> None:
+        missing = _missing_feature(node)
+        if missing:
+            raise Refused(f"{missing} is not supported yet (allowed: {_STATEMENTS})")
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             return self.imports(node)
         if isinstance(node, ast.Assign):
@@ -208,8 +213,15 @@ class _Reader:
             if not (isinstance(value, ast.Constant) and value.value is None):
                 raise Refused(f"assigning {_describe(value)} to {_describe(target)} (allowed: t.grad = None, t.grad.zero_())")
             return self.reset(target.value, line, clear=True)
+        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+            names = [t.id for t in target.elts if isinstance(t, ast.Name)]
+            taken = {n.id for v in value.elts for n in ast.walk(v) if isinstance(n, ast.Name)}
+            if len(names) == len(target.elts) and not set(names) & taken:  # a, b = x, y: one after the other
+                for t, v in zip(target.elts, value.elts):
+                    self.assign(t, v, line)
+                return None
         if not isinstance(target, ast.Name):
-            raise Refused(f"assigning to {_describe(target)} (allowed: name = expression)")
+            raise Refused(f"assigning to {_describe(target)} (allowed: name = expression, or a, b = x, y)")
         name = target.id
         if isinstance(value, ast.Lambda):
             return self.lambda_(name, value)
@@ -393,6 +405,15 @@ class _Reader:
         return parts, ast.unparse(ast.JoinedStr(merged))
 
     def one_shown(self, node: ast.expr) -> Shown:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item"
+                and not node.args and not node.keywords):  # t.item(), t.data.item(), t.grad.item(): a Python float
+            inner = node.func.value
+            inner = inner.value if isinstance(inner, ast.Attribute) and inner.attr == "data" else inner
+            if isinstance(inner, ast.Attribute) and inner.attr == "grad":
+                return Shown(self.tensor_name(inner.value), "grad", item=True)
+            return Shown(self.tensor_name(inner), "value", item=True)
+        if isinstance(node, ast.Attribute) and node.attr == "data":
+            return Shown(self.tensor_name(node.value), "data")
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
             return Shown(self.tensor_name(node.value), node.attr)
         if isinstance(node, ast.Name) and node.id in self.bound:
@@ -403,7 +424,8 @@ class _Reader:
     def shown_expr(self, node: ast.expr) -> ast.expr:
         shown = self.one_shown(node)
         name = ast.Name(shown.name)
-        return name if shown.what == "value" else ast.Attribute(name, shown.what)
+        expr = name if shown.what == "value" else ast.Attribute(name, shown.what)
+        return ast.Call(ast.Attribute(expr, "item"), [], []) if shown.item else expr
 
     def tensor_name(self, node: ast.expr) -> str:
         if isinstance(node, ast.Name) and node.id in self.bound:
@@ -437,14 +459,18 @@ class _Reader:
             method = call.func.attr  # type: ignore[attr-defined]
             if method == "requires_grad_":
                 grad = self.flag(call.args[0], "requires_grad_") if call.args else True
-            elif method == "to":
+                continue
+            if method == "to":
                 if len(call.args) != 1 or call.keywords:
                     raise Refused("to(...) with other than one dtype (allowed: .to(torch.float64))")
-                dtype = self.dtype(call.args[0])
+                cast = self.dtype(call.args[0])
             else:
                 if call.args or call.keywords:
                     raise Refused(f".{method}() with arguments (allowed: .{method}())")
-                dtype = CASTS[method]
+                cast = CASTS[method]
+            if cast != (dtype or "float32"):  # the values were already rounded to the dtype they were made in
+                array = _rounded(array, dtype or "float32")
+            dtype = cast
         return array, dtype, grad
 
     def created(self, kind: str, node: ast.Call) -> tuple[Array, str | None, bool]:
@@ -457,10 +483,12 @@ class _Reader:
         dtype = self.dtype(kwargs.pop("dtype")) if "dtype" in kwargs else None
         args = list(node.args)
         integral = False
-        if kind == "tensor":
-            if len(args) != 1 or kwargs:
-                raise Refused("torch.tensor(...) takes one nested list of numbers (allowed: torch.tensor([1., 2.]))")
+        if kind in ("tensor", "Tensor"):
+            if len(args) != 1 or kwargs or (kind == "Tensor" and (dtype or grad)):
+                raise Refused(f"torch.{kind}(...) takes one nested list of numbers (allowed: torch.tensor([1., 2.]))")
             array, integral = self.literal(args[0])
+            if kind == "Tensor":  # the old constructor always makes float32
+                array, integral, dtype = _rounded(array, "float32"), False, "float32"
         elif kind in ("ones", "zeros"):
             shape = self.shape(args, kwargs.pop("size", None), kind)
             array = Array(shape, (Fraction(kind == "ones"),) * math.prod(shape))
@@ -791,6 +819,14 @@ def _float_or_int(value: Fraction) -> int | float:
     return int(value) if value.denominator == 1 else float(value)
 
 
+def _rounded(array: Array, dtype: str) -> Array:
+    """Return an array's values as a tensor of that dtype holds them (a Python float first, as torch reads one)."""
+    rounded = [float(v) if dtype == "float64" else float(np.float32(float(v))) for v in array.values]
+    if not all(math.isfinite(v) for v in rounded):
+        raise Refused(f"a value beyond {dtype}'s range, which torch makes inf (allowed: finite values)")
+    return Array(array.shape, tuple(Fraction(v) for v in rounded))
+
+
 def _number_text(value: Fraction) -> str:
     """Return how Python prints a number constant."""
     return str(int(value)) if value.denominator == 1 else repr(float(value))
@@ -840,6 +876,68 @@ def _describe(node: ast.AST) -> str:
     except Exception:  # noqa: BLE001 - a node unparse cannot write is named by its type
         text = type(node).__name__
     return "'" + clip(" ".join(text.split())) + "'"
+
+
+# What tutorials use that derive does not read yet, by the dotted name (or its last part) that shows it.
+_MISSING = {
+    "register_hook": "a hook (t.register_hook)",
+    "torch.autograd.grad": "torch.autograd.grad",
+    "autograd.grad": "torch.autograd.grad",
+    "torch.autograd.functional": "torch.autograd.functional (jacobian, hessian, vjp, jvp, hvp)",
+    "jacobian": "torch.autograd.functional.jacobian",
+    "hessian": "torch.autograd.functional.hessian",
+    "hvp": "torch.autograd.functional.hvp",
+    "vjp": "torch.autograd.functional.vjp",
+    "jvp": "torch.autograd.functional.jvp",
+    "torch.autograd.Function": "a custom torch.autograd.Function",
+    "Function": "a custom torch.autograd.Function",
+    "Variable": "Variable (the API before PyTorch 0.4)",
+    "enable_grad": "torch.enable_grad",
+    "set_grad_enabled": "torch.set_grad_enabled",
+    "torch.nn": "torch.nn modules",
+    "nn": "torch.nn modules",
+    "torch.optim": "an optimizer (torch.optim)",
+    "optim": "an optimizer (torch.optim)",
+    "zero_grad": "an optimizer's zero_grad()",
+    "next_functions": "grad_fn.next_functions",
+}
+
+
+def _missing_feature(node: ast.stmt) -> str:
+    """Return the name of a feature derive does not read yet that a statement uses, or ''."""
+    if isinstance(node, ast.ImportFrom):
+        found = _MISSING.get(node.module or "", "")
+        for alias in node.names:
+            found = found or _MISSING.get(f"{node.module}.{alias.name}", "") or _MISSING.get(alias.name, "")
+        return found
+    if isinstance(node, ast.Import):
+        return next((_MISSING[a.name] for a in node.names if a.name in _MISSING), "")
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Attribute, ast.Name)):
+            dotted = _dotted(sub)
+            if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
+                continue  # its functions are read as torch's, and the graph names any it does not know
+            for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
+                if key in _MISSING and not (isinstance(sub, ast.Name) and key in ("nn", "optim", "Function")):
+                    return _MISSING[key]
+        if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name):
+            return "an in-place update of a tensor (a training step such as w -= lr * w.grad)"
+        if isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr):
+            return "t.data"
+        if isinstance(sub, (ast.FunctionDef, ast.ClassDef)) and sub.decorator_list:
+            return "a decorator such as @torch.no_grad()"
+    return ""
+
+
+def _dotted(node: ast.expr) -> str:
+    """Return a.b.c for a chain of names, else ''."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    return ".".join([node.id, *reversed(parts)])
 
 
 _UNSUPPORTED = {
