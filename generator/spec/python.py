@@ -966,8 +966,6 @@ def _refuse_statement(node: ast.stmt) -> Refused:
 
 def _call_allowed(func: ast.expr) -> str:
     name = func.attr if isinstance(func, ast.Attribute) else ""
-    if name == "zero_grad":
-        return "(allowed: t.grad.zero_() or t.grad = None for each leaf; optimizers are not supported yet)"
     if name == "zero_":
         return "(allowed: t.grad.zero_() on a leaf)"
     if name == "register_hook":
