@@ -111,6 +111,9 @@ class TestStatements:
         """
         spec = load(write(tmp_path, code))
         assert [s.name for s in spec.steps] == ["c", "c2", "c3"]
+        run("build", str(write(tmp_path, code)), "--out", str(tmp_path / "o"))
+        assert ("The code binds `c` 3 times; each binding is a new tensor of the graph, so this page names them"
+                " `c`, `c2` and `c3`.") in (tmp_path / "o/example.md").read_text()
         printed, grads = torch_run(code)
         result = derive_spec(write(tmp_path, code))
         assert {k: float(v[0]) for k, v in result.grads.items()} == grads

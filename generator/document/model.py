@@ -352,6 +352,7 @@ class Document:
     alike: bool  # every element of every tensor goes through the same numbers: one element tells the story
     scientific: bool  # torch printed in scientific notation
     addresses: bool = False  # a print shows a grad_fn, whose memory address changes every run
+    renamed: tuple[tuple[str, str], ...] = ()  # (tensor, the name the code binds it to) where the code rebinds a name
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
     flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
@@ -385,6 +386,14 @@ class Document:
     def untracked(self) -> tuple[GraphRow, ...]:
         """The tensors computed only from tensors that do not require grad: leaves to torch, with no grad_fn."""
         return tuple(row for row in self.graph if row.is_leaf and row.computed and not row.cut)
+
+    @property
+    def rebound(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each Python name the code binds more than once, with the tensors this page names for it: (c, (c, c2))."""
+        found: dict[str, list[str]] = {}
+        for node, original in self.renamed:
+            found.setdefault(original, [original] if any(r.name == original for r in self.graph) else []).append(node)
+        return tuple((original, tuple(names)) for original, names in found.items() if len(names) > 1)
 
     @property
     def cuts(self) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -431,6 +431,7 @@ def build_document(
         printed=printed_text,
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
         addresses=ADDRESS in printed_text,
+        renamed=spec.renamed,
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         **story_of(derivation.graph),
     )

@@ -408,6 +408,8 @@ class TexBuilder:
         doc.append(NoEscape(r"\begingroup\small\setlength{\tabcolsep}{4pt}"))
         doc.append(self.graph_table())
         doc.append(NoEscape(r"\endgroup"))
+        for original, names in d.rebound:
+            doc.append(self.say("rebound", original=original, names=list(names)))
         if d.leaves:
             doc.append(self.say("leaves", names=[r.name for r in d.leaves]))
         if d.others:

@@ -110,6 +110,7 @@ class Spec:
     prints: tuple[Print, ...] | None = None  # a Python example's own prints; None: each leaf's grad at the end
     resets: tuple[Reset, ...] = ()  # grads zeroed or cleared between backward calls
     retained: tuple[Retain, ...] = ()  # computed tensors whose .grad torch keeps
+    renamed: tuple[tuple[str, str], ...] = ()  # (node, the Python name it binds): c2 for the second c
 
     def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
         """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""

@@ -76,6 +76,7 @@ class _Reader:
     prints: list[Print] = field(default_factory=list)
     resets: list[Reset] = field(default_factory=list)
     retained: list[Retain] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (node name, the Python name it binds)
     bound: dict[str, str] = field(default_factory=dict)  # Python name -> node name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # Python name -> a number
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
@@ -287,6 +288,8 @@ class _Reader:
             k += 1
             candidate = f"{base}{k}"
         self.taken.add(candidate)
+        if candidate != name:
+            self.renamed.append((candidate, name))
         return candidate
 
     def expression_statement(self, node: ast.expr, line: int) -> None:
@@ -708,7 +711,7 @@ class _Reader:
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
-                    prints, tuple(self.resets), tuple(self.retained))
+                    prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -775,7 +778,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         reader.leaves[inp.name] = _Leaf(inp.value, None, inp.requires_grad, inp.line)
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
-                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained)
+                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed)
 
 
 # -- helpers -------------------------------------------------------------
