@@ -18,24 +18,7 @@ from generator.pipeline.build import compare_spec, derive_spec, graph_of
 from generator.spec.load import load
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_1 = '''\
-"""Scalar output: out = mean(3(x + 2)²)
-
-The first example of PyTorch's autograd tutorial: a 2×2 tensor of ones goes through three steps to
-a single number, and out.backward() fills x.grad with 4.5 in every cell. Here is why.
-"""
-import torch
-
-x = torch.ones(2, 2, requires_grad=True)
-y = x + 2
-z = y * y * 3
-out = z.mean()
-
-# 求梯度啦
-out.backward()
-# 打印x的梯度
-print(x.grad)
-'''
+SEED_1 = (ROOT / "derivations/01_scalar_mean_torch.py").read_text(encoding="utf-8")
 
 
 def write(tmp_path: Path, code: str, name: str = "example.py") -> Path:
