@@ -47,7 +47,7 @@ with open(sys.argv[2], "w") as f:
 
 # A repr such as <AddBackward0 object at 0x7f...> carries a memory address that changes on every run and
 # that no reader of the code can know: both sides are compared with addresses blanked.
-ADDRESS = re.compile(r"0x(?:[0-9a-fA-F]+|…)")  # derive writes an address as 0x…
+ADDRESS = re.compile(r"0x(?:[0-9a-fA-F]+|\.\.\.)")  # derive writes an address as 0x...
 
 # Relative tolerance per leaf dtype: derive predicts torch's float32 rounding, and the JSON floats it writes
 # may differ from torch's in the last bit of a float32 (2^-24 ~ 6e-8) or float64 (2^-53 ~ 1e-16); the

@@ -262,15 +262,15 @@ class TestStatements:
         assert run("check", str(path))[0] == 0
 
     def test_grad_fn_prints_with_its_address_left_out(self, tmp_path):
-        """print(t.grad_fn) writes torch's line with the address as 0x…, and check compares everything else."""
+        """print(t.grad_fn) writes torch's line with the address as 0x..., and check compares everything else."""
         code = "import torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\nprint(y.grad_fn, x.grad_fn)\ny.sum().backward()\n"
         path = write(tmp_path, code)
         run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,md")
         printed = json.loads((tmp_path / "o/example.json").read_text())["printed"]
         theirs = torch_run(code)[0]
-        assert re.sub(r"0x[0-9a-f]+", "0x…", theirs) == printed == "<MulBackward0 object at 0x…> None\n"
+        assert re.sub(r"0x[0-9a-f]+", "0x...", theirs) == printed == "<MulBackward0 object at 0x...> None\n"
         assert run("check", str(path))[0] == 0
-        assert "which changes every run; the block writes it as `0x…`" in (tmp_path / "o/example.md").read_text()
+        assert "which changes every run; the block writes it as `0x...`" in (tmp_path / "o/example.md").read_text()
 
     def test_an_example_without_backward(self, tmp_path):
         """Code that only builds a graph (the tutorials' requires_grad and detach cells) is explained and checked."""
@@ -334,6 +334,8 @@ class TestRefusals:
         ("exec('import os')\n", 1, "calling 'exec' on its own"),
         ("y = torch.ones(2, requires_grad=True)\ny.register_hook(lambda g: g * 2)\n", 2, "a hook (t.register_hook) is not supported yet"),
         ("from torch.autograd import grad\n", 1, "torch.autograd.grad is not supported yet"),
+        ("print('\\\\end{lstlisting}')\n", 1, "in print(...) (allowed: printable ASCII without backslashes)"),
+        ("print('梯度')\n", 1, "the text '梯度' in print(...) (allowed: printable ASCII without backslashes)"),
         ("class F(torch.autograd.Function):\n    pass\n", 1, "a custom torch.autograd.Function is not supported yet"),
         ("y = [exec(c) for c in ['1']]\n", 1, "inside a computation"),
         ("with open('/tmp/derive-pwned', 'w') as f:\n    pass\n", 1, "a with block other than torch.no_grad() is not supported"),
@@ -350,6 +352,12 @@ class TestRefusals:
         assert found[0].startswith(f"{path}:{line + 1}: ") and message in found[0], found
         assert all(p.endswith(")") and "(allowed: " in p or "(allowed:" in p for p in found), found
         assert not Path("/tmp/derive-pwned").exists()
+
+    def test_active_tex_in_the_docstring_is_refused(self, tmp_path):
+        """A docstring is the title and summary: a TeX macro that makes links or HTML is refused, as in YAML."""
+        path = write(tmp_path, '"""Title \\href{https://evil}{x}"""\nimport torch\n')
+        assert problems(path) == [f"{path}:1: TeX macro \\href in the docstring (allowed: plain text; no macro that"
+                                  " makes links, styles, classes, ids or HTML, or loads code)"]
 
     def test_every_problem_is_reported(self, tmp_path):
         """Several problems are all reported, each at its own line, then the read stops once."""

@@ -112,7 +112,7 @@ def torch_code(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
-ADDRESS = "0x…"  # how a printed block writes a memory address
+ADDRESS = "0x..."  # how a printed block writes a memory address
 
 
 def _between(spec, calls: int) -> list[str]:

@@ -27,7 +27,7 @@ EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Att
                ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
 SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad")  # what a print may show of a tensor, beside its value
-MEMORY = re.compile(r"0x[0-9a-fA-F]+")  # an address in what torch prints, which the document writes as 0x…
+MEMORY = re.compile(r"0x[0-9a-fA-F]+")  # an address in what torch prints, which the document writes as 0x...
 
 # Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.
 # It dies with its parent (a killed check) and stops if that parent is already gone.
@@ -229,7 +229,7 @@ class Started:
 
 def first_difference(ours: str, theirs: str) -> tuple[int, str, str] | None:
     """Return (line number from 1, our line, their line) where two printed texts first differ, or None."""
-    a, b = ours.split("\n"), MEMORY.sub("0x…", theirs).split("\n")
+    a, b = ours.split("\n"), MEMORY.sub("0x...", theirs).split("\n")
     for k in range(max(len(a), len(b))):
         x, y = (a[k] if k < len(a) else None), (b[k] if k < len(b) else None)
         if x != y:

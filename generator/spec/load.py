@@ -43,7 +43,8 @@ from .files import MAX_BYTES, read_spec
 from . import python
 from .model import Array, Call, Input, Spec, Step
 from .numbers import (
-    DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, clip as _clip, decimal as _decimal, integer as _integer,
+    DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, ACTIVE_TEX as _ACTIVE_TEX,
+    PLAIN_TEXT as _PLAIN_TEXT, clip as _clip, decimal as _decimal, integer as _integer,
 )
 
 MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
@@ -74,12 +75,8 @@ _NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
 _CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
 _PRINTABLE = "allowed: printable characters, spaces (also no-break, thin, ideographic), tabs and newlines"
 _CODE_CHARS = "allowed: printable characters, spaces, tabs and newlines"
-_PLAIN_TEXT = "allowed: plain text; no macro that makes links, styles, classes, ids or HTML, or loads code"
 # Zero-width non-joiner and joiner: Persian, Indic scripts and emoji sequences need them.
 _JOINERS = frozenset("\u200c\u200d")
-# TeX macros a page's MathJax or KaTeX would turn into links, styles, classes, ids, HTML or loaded code.
-# Spec text never reaches a renderer as math (generator/render/markdown.py), so this is only a second fence.
-_ACTIVE_TEX = re.compile(r"\\(?:href|url|style|class|cssId|unicode|require|html[A-Za-z]*|includegraphics)(?![A-Za-z])")
 
 
 @dataclass

@@ -21,6 +21,11 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 # and the word its output uses for gradients (grad, as in x.grad).
 RESERVED = frozenset({"torch", "math", "print", "v", "grad"})
 
+# TeX macros a page's MathJax or KaTeX would turn into links, styles, classes, ids, HTML or loaded code.
+# Spec text never reaches a renderer as math (generator/render/markdown.py), so this is only a second fence.
+ACTIVE_TEX = re.compile(r"\\(?:href|url|style|class|cssId|unicode|require|html[A-Za-z]*|includegraphics)(?![A-Za-z])")
+PLAIN_TEXT = "allowed: plain text; no macro that makes links, styles, classes, ids or HTML, or loads code"
+
 _DECIMAL = re.compile(r"([-+]?)([0-9]*)\.?([0-9]*)(?:[eE]([-+]?)([0-9]+))?")
 
 

@@ -27,7 +27,9 @@ import numpy as np
 from ..errors import Problem, SpecError
 from .files import MAX_BYTES
 from .model import Array, Call, Input, Print, Reset, Retain, Shown, Spec, Step
-from .numbers import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, RESERVED, clip, decimal, integer
+from .numbers import (
+    ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
+)
 
 MAX_STATEMENTS = 2000  # statements once loops are unrolled and functions inlined
 MAX_ITERATIONS = 100  # iterations of one for loop
@@ -379,7 +381,7 @@ class _Reader:
     def shown(self, node: ast.expr) -> tuple[list[str | Shown], str]:
         """Return what one argument of print shows, and its code (loop constants written in)."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return [node.value], repr(node.value)
+            return [_plain(node.value)], repr(node.value)
         if isinstance(node, ast.Name) and node.id in self.constants:
             text = _number_text(self.number(node))
             return [text], text
@@ -394,7 +396,7 @@ class _Reader:
             if isinstance(value, ast.Name) and value.id in self.constants:
                 value = ast.Constant(_number_text(self.number(value)))
             if isinstance(value, ast.Constant):
-                parts.append(str(value.value))
+                parts.append(_plain(str(value.value)))
                 pieces.append(ast.Constant(str(value.value)))
             else:
                 parts.append(replace(self.one_shown(value), formatted=True))
@@ -695,6 +697,9 @@ class _Reader:
 
     def spec(self, tree: ast.Module, text: str, stem: str, default_dtype: str = "float32", last_line: int = 1) -> Spec:
         title, summary = _title(tree, text, stem)
+        active = ACTIVE_TEX.search(title + "\n" + summary)
+        if active:
+            self.bad(1, f"TeX macro {active.group()} in the docstring", PLAIN_TEXT)
         header = self.header(text)
         self.block(tree.body)
         used = {n for s in self.steps for n in _names_in(s.expr)}
@@ -820,6 +825,13 @@ def _exact(text: str) -> Fraction:
 def _float_or_int(value: Fraction) -> int | float:
     """Return a number as a constant for the graph: an int, or the float whose shortest repr the graph reads back."""
     return int(value) if value.denominator == 1 else float(value)
+
+
+def _plain(text: str) -> str:
+    """Return text a print writes, if it is printable ASCII without backslashes (a PDF listing sets it verbatim)."""
+    if all(" " <= c <= "~" for c in text) and "\\" not in text:
+        return text
+    raise Refused(f"the text {clip(repr(text))} in print(...) (allowed: printable ASCII without backslashes)")
 
 
 def _rounded(array: Array, dtype: str) -> Array:
