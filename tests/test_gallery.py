@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -45,7 +46,8 @@ def test_code_prints_what_the_document_says(stem, derivations, tmp_path):
     script.write_text(torch_code(d.graph))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == build_document(d, stem=stem).printed
+    printed = re.sub(r"0x[0-9a-f]+", "0x...", result.stdout)  # a grad_fn's address changes every run
+    assert printed == build_document(d, stem=stem).printed
 
 
 def test_seed_examples_print_the_posts_numbers(derivations):

@@ -24,6 +24,24 @@ def _numbers(*args: sp.Expr) -> bool:
     return all(a.is_number for a in args)
 
 
+class Detached(sp.Function):
+    """detach(a): the same value, but a constant to autograd, so its derivative is 0 (sympy.diff agrees)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        return a if a.is_number else None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return a
+
+
 class Positive(sp.Function):
     """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
 
@@ -201,6 +219,9 @@ class Printer(LatexPrinter):
         if expr.args[2] == sp.oo:
             return rf"\left[{a} \ge {lo}\right]"
         return rf"\left[{lo} \le {a} \le {hi}\right]"
+
+    def _print_Detached(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{detach}}\left({self._print(expr.args[0])}\right)"
 
     def _print_TieShare(self, expr: sp.Expr) -> str:
         a, extreme = (self._print(x) for x in expr.args[:2])

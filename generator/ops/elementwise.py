@@ -17,7 +17,7 @@ from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
 )
-from .derivatives import Inside, Positive, PowBase, PowLog, Printer, masked_zeros
+from .derivatives import Detached, Inside, Positive, PowBase, PowLog, Printer, masked_zeros
 
 @lru_cache(maxsize=None)
 def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
@@ -399,7 +399,7 @@ ELEMENTWISE = [
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
            lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
-    _unary("detach", "detach", "", lambda a: a, lambda a, o: sp.Integer(0),
+    _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
     Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
