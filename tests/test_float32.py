@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -188,6 +189,7 @@ class TestPrintedBlock:
         derivations = [derive_spec(p) for p in GALLERY]
         outs = torch_prints(*(torch_code(d.graph) for d in derivations))
         for path, d, out in zip(GALLERY, derivations, outs):
+            out = re.sub(r"0x[0-9a-f]+", "0x...", out)  # a grad_fn's address changes every run
             assert build_document(d, stem=path.stem).printed == out, path.stem
 
     POLY = (
