@@ -359,6 +359,15 @@ class TestRefusals:
         assert problems(path) == [f"{path}:1: TeX macro \\href in the docstring (allowed: plain text; no macro that"
                                   " makes links, styles, classes, ids or HTML, or loads code)"]
 
+    def test_unrolling_is_bounded(self, tmp_path):
+        """Nested loops that would unroll past the statement limit are refused at a line, not run for long."""
+        code = "import torch\nx = torch.ones(1, requires_grad=True)\nfor i in range(100):\n    for j in range(100):\n        y = x * 2\n"
+        path = write(tmp_path, code)
+        limit = "more than 2000 statements once loops are unrolled (allowed: at most 2000)"
+        assert problems(path) == [f"{path}:3: {limit}", f"{path}:4: {limit}"]  # the loop that ran out, in the loop
+        path = write(tmp_path, "import torch\n" + "x = 1\n" * 2001)
+        assert problems(path) == [f"{path}:2001: {limit}"]  # the 2001st statement
+
     def test_every_problem_is_reported(self, tmp_path):
         """Several problems are all reported, each at its own line, then the read stops once."""
         path = write(tmp_path, "import torch\nimport os\nx = torch.ones(2, requires_grad=True)\nwhile x:\n    pass\n"

@@ -86,15 +86,17 @@ class _Reader:
     taken: set[str] = field(default_factory=set)  # node names
     count: int = 0
     no_grad: bool = False  # inside `with torch.no_grad():`
+    last_line: int = 1  # the line of the statement being read
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
 
     # -- statements ------------------------------------------------------
 
-    def block(self, body: list[ast.stmt], loop: dict[str, int] | None = None) -> None:
+    def block(self, body: list[ast.stmt]) -> None:
         """Read statements in order; a loop's body is read once per iteration."""
         for statement in body:
+            self.last_line = statement.lineno
             self.count += 1
             if self.count > MAX_STATEMENTS:
                 raise Refused(f"more than {MAX_STATEMENTS} statements once loops are unrolled"
@@ -701,7 +703,10 @@ class _Reader:
         if active:
             self.bad(1, f"TeX macro {active.group()} in the docstring", PLAIN_TEXT)
         header = self.header(text)
-        self.block(tree.body)
+        try:
+            self.block(tree.body)
+        except Refused as e:  # the statement count ran out at the top level
+            self.problems.append(Problem(self.path, self.last_line, str(e)))
         used = {n for s in self.steps for n in _names_in(s.expr)}
         for name, leaf in self.leaves.items():
             leaf.used = leaf.used or name in used
