@@ -18,6 +18,7 @@ import io
 import math
 import re
 import tokenize
+import warnings
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import NoReturn
@@ -764,7 +765,9 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         raise SpecError([Problem(path, line, f"invalid character U+{ord(odd):04X} (allowed: printable characters,"
                                  " spaces, tabs and newlines)")])
     try:
-        tree = ast.parse(text, mode="exec")
+        with warnings.catch_warnings():  # an invalid escape in the author's strings is theirs to fix, not ours to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="exec")
     except SyntaxError as e:
         line = (e.lineno or 1) + first_line - 1
         raise SpecError([Problem(path, line, f"invalid Python: {e.msg} (allowed: Python 3 code)")]) from None
