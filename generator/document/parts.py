@@ -229,15 +229,19 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
         node = graph.node(name)
         if node.is_leaf:
             continue  # retain_grad() on a leaf changes nothing
-        since = min(r.after for r in spec.retained if r.name == name)
-        found = [_adjoint_values(p, name) for p in passes[since:]]
-        found = [f for f in found if f is not None]
-        total = [sum(column) for column in zip(*found)] if found else None
+        found, total = retained_parts(spec, passes, name)
         items.append(GradItem(name, name_tex(name), node.requires_grad, total is not None,
                               tuple(tensor_tex(f, node.shape) for f in found),
                               tensor_tex(total, node.shape) if total is not None else "", shape_text(node.shape),
                               retained=True))
     return tuple(items)
+
+
+def retained_parts(spec, passes, name: str) -> tuple[list, list | None]:
+    """Return a retained tensor's gradient from each call since retain_grad() that reaches it, and their sum."""
+    since = min(r.after for r in spec.retained if r.name == name)
+    found = [f for f in (_adjoint_values(p, name) for p in passes[since:]) if f is not None]
+    return found, [sum(column) for column in zip(*found)] if found else None
 
 
 def _adjoint_values(p, name: str):

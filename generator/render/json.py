@@ -12,6 +12,7 @@ from ..document.model import Document
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..document.glance import glance
+from ..document.parts import retained_parts
 from ..ops.base import numel, unravel
 from ..spec.model import apply_resets
 from .base import Finished
@@ -101,10 +102,8 @@ class Json(Finished):
 
 def _retained(derivation, name: str, shape: tuple[int, ...]) -> Any:
     """Return a computed tensor's final .grad, kept by retain_grad(): its gradients summed over the calls since."""
-    since = min(r.after for r in derivation.graph.spec.retained if r.name == name)
-    parts = [p.adjoints[name] for p in derivation.passes[since:] if name in p.adjoints]
-    flat = [np.asarray(a) if isinstance(a, np.ndarray) else [x.value for x in a] for a in parts]
-    return _floats([sum(column) for column in zip(*flat)], shape) if flat else None
+    _, total = retained_parts(derivation.graph.spec, derivation.passes, name)
+    return None if total is None else _floats(total, shape)
 
 
 def _highlights(derivation, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
