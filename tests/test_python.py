@@ -294,6 +294,48 @@ class TestStatements:
             "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\n(x ** 2).sum().backward()\n")[1]["x"]
 
 
+class TestGradsContract:
+    """JSON `grads`: each name bound at the end to a leaf that requires grad, with that leaf's final .grad."""
+
+    @pytest.mark.parametrize("code", [
+        """
+        import torch
+        x = torch.Tensor([-4.0]).double()
+        x.requires_grad = True
+        y = (x * x).relu() + x
+        y.backward()
+        xpt, ypt = x, y
+        print(xpt.grad)
+        """,
+        """
+        import torch
+        c = torch.tensor([1.0, 2.0])
+        w = torch.tensor([0.5, -1.0], requires_grad=True)
+        b = torch.tensor([0.25, 0.75], requires_grad=True)
+        loss = (c * w + b).sum()
+        loss.backward()
+        for p in [w, b]:
+            print(p.grad)
+        """,
+        """
+        import torch
+        x = torch.tensor([2.0, 3.0], requires_grad=True)
+        y = (x * x).sum()
+        x = torch.tensor([5.0], requires_grad=True)
+        y.backward()
+        print(y)
+        """,
+    ], ids=["aliases", "loop-variable-and-inputs-without-grad", "leaf-no-longer-named"])
+    def test_grads_name_the_leaves_torch_leaves_named(self, tmp_path, code):
+        """Aliases and a loop's last tensor are listed, tensors without requires_grad and unnamed leaves are not."""
+        path = write(tmp_path, code)
+        assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")[0] == 0
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        printed, grads = torch_run(code)
+        assert data["printed"] == printed
+        assert data["grads"] == grads  # small integers and halves: exact in float32
+
+
 class TestRetainGraph:
     @pytest.mark.parametrize("expr", ["x * 2", "x + 2", "x - 1", "-x", "x.exp()", "x.sum()", "x.mean()", "x.T",
                                       "x[0]", "x.relu()", "x.max()", "x.norm()", "x / 3", "x ** 2", "x @ x.T",

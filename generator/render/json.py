@@ -68,7 +68,8 @@ class Json(Finished):
         shapes = {n.name: n.shape for n in graph.nodes}
         final = apply_resets(derivation.grads, graph.spec.resets_before(len(derivation.passes)),
                              lambda leaf, g: np.zeros(numel(shapes[leaf])))  # resets after the last call too
-        grads = {leaf: None if g is None else _floats(g, shapes[leaf]) for leaf, g in final.items()}
+        grads = {name: None if final[leaf] is None else _floats(final[leaf], shapes[leaf])
+                 for name, leaf in graph.spec.leaf_names()}
         calls = []
         for p in derivation.passes:
             out = p.call.output
@@ -134,3 +135,83 @@ def _sparse(jacobian) -> dict[str, Any] | None:
         return None
     return {"rows": jacobian.rows, "cols": jacobian.cols, "row": jacobian.row.tolist(), "col": jacobian.col.tolist(),
             "value": _floats(jacobian.value, (jacobian.value.size,))}
+
+
+def document_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of what `--format json` writes: the contract other tools read."""
+    number = {"oneOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
+    tensor = {"oneOf": [number, {"type": "array", "items": {"$ref": "#/$defs/tensor"}}]}
+    exact = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/$defs/exact"}}]}
+    maybe = {"oneOf": [{"$ref": "#/$defs/tensor"}, {"type": "null"}]}
+    sparse = {
+        "type": "object", "additionalProperties": False,
+        "required": ["rows", "cols", "row", "col", "value"],
+        "properties": {"rows": {"type": "integer"}, "cols": {"type": "integer"},
+                       "row": {"type": "array", "items": {"type": "integer"}},
+                       "col": {"type": "array", "items": {"type": "integer"}},
+                       "value": {"type": "array", "items": number}},
+    }
+    dense = {"type": "array", "items": {"type": "array", "items": number}}
+    call = {
+        "type": "object", "additionalProperties": False,
+        "required": ["output", "gradient", "implicit", "jacobians", "vjp"],
+        "properties": {
+            "output": {"type": "string", "description": "The tensor backward was called on."},
+            "gradient": {"$ref": "#/$defs/tensor", "description": "v: the gradient argument (1 when implicit)."},
+            "implicit": {"type": "boolean", "description": "backward() without a gradient, on a scalar."},
+            "jacobians": {"type": "object", "description": "Per leaf, J: numel(output) x numel(leaf), row-major;"
+                          " sparse or null in a large example.",
+                          "additionalProperties": {"oneOf": [dense, sparse, {"type": "null"}]}},
+            "vjp": {"type": "object", "description": "Per leaf, this call's J^T v.",
+                    "additionalProperties": {"$ref": "#/$defs/tensor"}},
+        },
+    }
+    spot = {"type": "object", "additionalProperties": False, "required": ["at", "value"],
+            "properties": {"at": {"type": "array", "items": {"type": "integer"}}, "value": number}}
+    glimpse = {
+        "type": "object", "additionalProperties": False,
+        "required": ["kind", "size", "nonzero", "baseline", "entries", "rows", "smallest", "largest", "l2_norm",
+                     "example_at", "why"],
+        "properties": {
+            "kind": {"enum": ["equal", "except", "spread"]}, "size": {"type": "integer"},
+            "nonzero": {"type": "integer"}, "baseline": {"oneOf": [number, {"type": "null"}]},
+            "entries": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+            "rows": {"type": "array", "items": {"type": "integer"}},
+            "smallest": spot, "largest": spot, "l2_norm": number,
+            "example_at": {"type": "array", "items": {"type": "integer"}}, "why": {"type": "string"},
+        },
+    }
+    glimpses = {"type": "object", "additionalProperties": glimpse}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "derive document",
+        "description": "What `derive build --format json` writes for one example.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["title", "dtype", "values", "grads", "retained", "printed", "backward", "exact"],
+        "properties": {
+            "title": {"type": "string"},
+            "dtype": {"enum": ["float32", "float64"]},
+            "values": {"type": "object", "description": "Every tensor of the graph, by node name.",
+                       "additionalProperties": {"$ref": "#/$defs/tensor"}},
+            "grads": {"type": "object", "additionalProperties": {"$ref": "#/$defs/maybe"},
+                      "description": "For each name bound at the end to a leaf that requires grad (every such"
+                                     " input of a YAML spec; aliases too in torch code), that leaf's final"
+                                     " .grad, after resets that follow the last call; null if it has none."},
+            "retained": {"type": "object", "additionalProperties": {"$ref": "#/$defs/maybe"},
+                         "description": "The final .grad of each computed tensor kept by retain_grad()."},
+            "printed": {"type": "string", "description": "Exactly what the example's code prints in torch."},
+            "backward": {"type": "array", "items": call, "description": "Every backward call, in order."},
+            "exact": {"oneOf": [{"type": "null"}, {
+                "type": "object", "additionalProperties": False, "required": ["values", "grads"],
+                "properties": {"values": {"type": "object", "additionalProperties": {"$ref": "#/$defs/exact"}},
+                               "grads": {"type": "object", "additionalProperties":
+                                         {"oneOf": [{"$ref": "#/$defs/exact"}, {"type": "null"}]}}},
+                "description": "The same values and each leaf's grad as exact sympy strings (null when large)."}]},
+            "highlights": {"type": "object", "additionalProperties": False,
+                           "description": "A large example's telling entries, as its document shows them.",
+                           "properties": {"values": glimpses, "grads": glimpses,
+                                          "backward": {"type": "array", "items": glimpses}}},
+        },
+        "$defs": {"tensor": tensor, "exact": exact, "maybe": maybe},
+    }

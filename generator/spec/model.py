@@ -111,6 +111,13 @@ class Spec:
     resets: tuple[Reset, ...] = ()  # grads zeroed or cleared between backward calls
     retained: tuple[Retain, ...] = ()  # computed tensors whose .grad torch keeps
     renamed: tuple[tuple[str, str], ...] = ()  # (node, the Python name it binds): c2 for the second c
+    bound: tuple[tuple[str, str], ...] | None = None  # a Python example's (name, node) at its end; None: each input
+
+    def leaf_names(self) -> tuple[tuple[str, str], ...]:
+        """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""
+        grad_leaves = {i.name for i in self.inputs if i.requires_grad}
+        pairs = self.bound if self.bound is not None else tuple((i.name, i.name) for i in self.inputs)
+        return tuple((name, node) for name, node in pairs if node in grad_leaves)
 
     def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
         """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""

@@ -722,7 +722,7 @@ class _Reader:
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
-                    prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed))
+                    prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -791,7 +791,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         reader.leaves[inp.name] = _Leaf(inp.value, None, inp.requires_grad, inp.line)
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
-                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed)
+                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound)
 
 
 # -- helpers -------------------------------------------------------------
