@@ -114,9 +114,11 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=f"Seconds one spec may take to derive and run (default: {DEFAULT_TIMEOUT:g}).")
 
-    commands.add_parser("schema", help="Print the JSON Schema of the spec format.",
-                        description="Print the JSON Schema of the spec format (for editors such as VS Code's "
-                                    "YAML extension).")
+    schema = commands.add_parser("schema", help="Print the JSON Schema of the spec format (or of the JSON output).",
+                                 description="Print the JSON Schema of the spec format (for editors such as VS "
+                                             "Code's YAML extension), or with --document that of the JSON "
+                                             "documents `build --format json` writes.")
+    schema.add_argument("--document", action="store_true", help="The schema of the JSON output instead.")
 
     new = commands.add_parser("new", help="Write a commented starter spec.",
                               description="Write a commented starter spec, DIR/NAME.yaml, that builds as it is.")
@@ -203,9 +205,10 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
+    from .render.json import document_schema
     from .spec.schema import spec_schema
 
-    print(json.dumps(spec_schema(), indent=2))
+    print(json.dumps(document_schema() if args.document else spec_schema(), indent=2))
     return 0
 
 
@@ -228,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             top.print_help()
             return 0
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe (derive schema | head) is caught below
+        return code
+    except BrokenPipeError:  # the reader stopped reading: nothing more to say, and no one to say it to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a program ended by SIGPIPE
     except DeriveError as e:
         for line in e.lines():
             print(printable(line), file=sys.stderr)

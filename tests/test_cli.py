@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
@@ -211,3 +212,13 @@ def test_bug_is_one_line_and_exit_70(monkeypatch, tmp_path):
     result = invoke("build", str(SEED), "--out", str(tmp_path))
     assert result.exit_code == 70
     assert result.stderr == "derive: internal error (RuntimeError: boom); please report it\n"
+
+
+def test_a_reader_that_stops_reading_ends_derive_quietly():
+    """`derive schema | head`: a closed pipe is exit 141 with nothing on stderr, not an internal error."""
+    proc = subprocess.Popen([sys.executable, "-m", "generator", "schema"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    proc.stdout.close()  # before derive writes a byte
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert (proc.wait(), err) == (141, b"")

@@ -107,3 +107,29 @@ class TestNew:
         result = invoke("new", "../escape", "--dir", str(tmp_path))
         assert result.exit_code == 1
         assert result.stderr == "'../escape' is not a usable spec name (allowed: letters, digits, _ and -, up to 64)\n"
+
+
+def document_validator():
+    """Return a validator for the printed schema of the JSON output."""
+    result = invoke("schema", "--document")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+COMMITTED_JSON = sorted(p for p in (Path(__file__).resolve().parent.parent / "output").glob("*.json") if p.stem[0].isdigit())
+
+
+@pytest.mark.parametrize("path", COMMITTED_JSON, ids=[p.stem for p in COMMITTED_JSON])
+def test_committed_json_documents_follow_the_document_schema(path):
+    """Every JSON document of the gallery, small and large, validates against `derive schema --document`."""
+    document_validator().validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_document_schema_rejects_a_key_it_does_not_describe():
+    """The document schema is closed: a key the renderer stopped or started writing fails validation."""
+    path = Path(__file__).resolve().parent.parent / "output" / "01_scalar_mean.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["gradz"] = data.pop("grads")
+    assert not document_validator().is_valid(data)
