@@ -153,6 +153,10 @@ FORGED = [
     "x = lambda: 0",
     "x = torch.ones(2)\nx.backward(gradient=x)",
     "y = x",
+    "x = torch.ones(2)\nx.requires_grad_(False)",
+    "x = torch.ones(2)\nx.requires_grad_(True, 1)",
+    "x = torch.ones(2)\nx.requires_grad_(requires_grad=True)",
+    "y.requires_grad_(True)",
 ]
 
 

@@ -294,6 +294,51 @@ class TestStatements:
             "import torch\nx = torch.tensor([1., 2.], requires_grad=True)\n(x ** 2).sum().backward()\n")[1]["x"]
 
 
+class TestRequiresGradLater:
+    CODE = """
+        import torch
+        x = torch.arange(4.0)
+        print(x)
+        print(x.requires_grad, x.is_leaf)
+        x.requires_grad_(True)
+        print(x.grad)
+        print(x, x.requires_grad)
+        y = 2 * (x * x).sum()
+        print(y)
+        y.backward()
+        print(x.grad)
+        """
+
+    def test_prints_before_requires_grad_show_the_tensor_as_it_was(self, tmp_path):
+        """d2l's x = arange(4.); print(x); x.requires_grad_(True): each print is torch's, and so is x.grad."""
+        path = write(tmp_path, self.CODE)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,md")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        printed, grads = torch_run(self.CODE)
+        assert (data["printed"], data["grads"]) == (printed, grads)
+
+    def test_the_document_code_keeps_the_author_s_order(self, tmp_path):
+        """The document's code prints x before x.requires_grad_(True) and computes y after, as the author wrote."""
+        path = write(tmp_path, self.CODE)
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "md")
+        text = (tmp_path / "o/example.md").read_text()
+        code = text[text.index("```python"):]
+        order = [code.index(s) for s in ("x = torch.tensor([0., 1., 2., 3.])", "print(x)\n",
+                                         "x.requires_grad_(True)", "y = 2 * ", "y.backward()")]
+        assert order == sorted(order)
+
+    def test_requires_grad_after_a_computation_is_still_refused(self, tmp_path):
+        """Turning requires_grad on after x was computed with is refused at its line (the earlier step kept no graph)."""
+        path = write(tmp_path, """
+            import torch
+            x = torch.ones(2)
+            y = x * 2
+            x.requires_grad_(True)
+            """)
+        assert problems(path) == [f"{path}:5: requires_grad changed after 'x' was used (allowed: set it before computing with it)"]
+
+
 class TestGradsContract:
     """JSON `grads`: each name bound at the end to a leaf that requires grad, with that leaf's final .grad."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -85,41 +86,42 @@ def gradient_names(graph: Graph) -> list[str | None]:
 
 
 def torch_code(graph: Graph) -> str:
-    """Return the example as a runnable Python script."""
+    """Return the example as a runnable Python script, its statements in the example's order."""
     spec = graph.spec
-    lines = ["import torch", ""]
+    events: list[tuple[float, list[str], bool]] = []  # (statement count, lines, inside torch.no_grad())
     for inp in spec.inputs:
-        lines.append(f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=inp.requires_grad)}")
-    quiet = {s.name for s in spec.steps if s.no_grad}
-    for i, (name, expr) in enumerate(graph.code):
-        if name in quiet and (i == 0 or graph.code[i - 1][0] not in quiet):
-            lines.append("with torch.no_grad():")
-        lines.append(f"{'    ' if name in quiet else ''}{name} = {expr}")
-    lines += _between(spec, 0)
+        made = inp.requires_grad and not inp.grad_from
+        events.append((inp.seq, [f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=made)}"], False))
+        if inp.requires_grad and inp.grad_from:
+            events.append((inp.grad_from, [f"{inp.name}.requires_grad_(True)"], False))
+    steps = {s.name: s for s in spec.steps}
+    for name, expr in graph.code:
+        events.append((steps[name].seq, [f"{name} = {expr}"], steps[name].no_grad))
     names = gradient_names(graph)
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):
-        args = []
+        lines, args = [], []
         if vname:
             lines.append(f"{vname} = {_tensor_code(call.gradient, dtype=spec.dtype, requires_grad=False)}")
             args.append(vname)
         if i < last:
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
-        lines += _between(spec, i + 1)
-    if spec.prints is None:
-        lines += [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad]
+        events.append((call.seq, lines, False))
+    events += [(item.seq, [item.code], False) for item in (*(spec.prints or ()), *spec.resets, *spec.retained)]
+    if spec.prints is None:  # the example prints nothing itself: each leaf's grad, at the end
+        events.append((math.inf, [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad], False))
+    lines = ["import torch", ""]
+    quiet = False
+    for _, code, inside in sorted(events, key=lambda e: e[0]):  # stable: a YAML spec's stay in the order above
+        if inside and not quiet:
+            lines.append("with torch.no_grad():")
+        quiet = inside
+        lines += [("    " if inside else "") + line for line in code]
     return "\n".join(lines) + "\n"
 
 
 ADDRESS = "0x..."  # how a printed block writes a memory address
-
-
-def _between(spec, calls: int) -> list[str]:
-    """Return the code of the prints and resets after that many backward calls, in the example's order."""
-    found = ([p for p in spec.prints or () if p.after == calls] + list(spec.resets_before(calls))
-             + [r for r in spec.retained if r.after == calls])
-    return [item.code for item in sorted(found, key=lambda item: item.seq)]
 
 
 def printed(derivation: Derivation, shade: Shadow | None = None) -> str:
@@ -155,15 +157,16 @@ def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Sha
     dtype = graph.spec.dtype
     if shown.what == "is_leaf":
         return str(not node.tracked)
-    if shown.what == "requires_grad":
-        return str(node.requires_grad)
+    early = node.is_leaf and seq < next((i.grad_from for i in graph.spec.inputs if i.name == node.name), 0)
+    if shown.what == "requires_grad":  # early: printed before the code's requires_grad_(True)
+        return str(node.requires_grad and not early)
     if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
         return f"<{graph.grad_fn(node)} object at {ADDRESS}>" if node.tracked else "None"
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()
             return repr(_in_dtype(_flat(values)[0], dtype))
-        if shown.what == "data":  # the same numbers, detached: no grad_fn, no requires_grad
+        if shown.what == "data" or early:  # the same numbers, detached: no grad_fn, no requires_grad
             return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype)
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)

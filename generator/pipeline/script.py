@@ -160,6 +160,10 @@ def vet(code: str) -> None:
                 elif (isinstance(call.func, ast.Attribute) and call.func.attr == "retain_grad"
                       and not call.args and not call.keywords):
                     name(call.func.value)
+                elif (isinstance(call.func, ast.Attribute) and call.func.attr == "requires_grad_"
+                      and [ast.dump(a) for a in call.args] == [ast.dump(ast.Constant(True))] and not call.keywords):
+                    name(call.func.value)
+                    expression(call.func.value)  # a tensor made above
                 else:
                     raise Refused(f"the statement {ast.unparse(statement)!r}")
             else:

@@ -22,6 +22,8 @@ class Input:
     value: Array
     requires_grad: bool
     line: int
+    seq: int = 0  # a Python example's statement count where the tensor is made (0: before any code)
+    grad_from: int = 0  # the statement of a later requires_grad_(True), when prints came between; 0: from the start
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Step:
     expr: str
     line: int
     no_grad: bool = False  # inside `with torch.no_grad():`: torch records nothing
+    seq: int = 0  # its place among a Python example's statements (0: a YAML spec's, in their order)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Call:
     gradient: Array | None
     line: int
     retain: bool = True  # retain_graph: the YAML spec's code keeps the graph for every later call
+    seq: int = 0
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,9 @@ class _Leaf:
     dtype: str | None  # None: torch's default, float32
     requires_grad: bool
     line: int
-    used: bool = False
+    used: bool = False  # by a step, a print or a backward call
+    seq: int = 0
+    grad_from: int = 0  # see Input.grad_from
 
 
 @dataclass
@@ -247,7 +249,7 @@ class _Reader:
         node = self.fresh(name)
         self.forget(name)
         self.bound[name] = node
-        self.steps.append(Step(node, expr, line, self.no_grad))
+        self.steps.append(Step(node, expr, line, self.no_grad, self.count))
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
         a = node.args
@@ -260,7 +262,7 @@ class _Reader:
         node = self.fresh(name)
         self.forget(name)
         self.bound[name] = node
-        self.leaves[node] = _Leaf(made[0], made[1], made[2], line)
+        self.leaves[node] = _Leaf(made[0], made[1], made[2], line, seq=self.count)
 
     def set_requires_grad(self, target: ast.expr, value: ast.expr, line: int) -> None:
         flag = self.flag(value, "requires_grad")
@@ -274,8 +276,14 @@ class _Reader:
 
     def require(self, node: str, flag: bool) -> None:
         leaf = self.leaves[node]
-        if leaf.used:
+        if flag == leaf.requires_grad:
+            return
+        if any(node in _names_in(s.expr) for s in self.steps) or any(c.output == node for c in self.calls):
             raise Refused(f"requires_grad changed after '{node}' was used (allowed: set it before computing with it)")
+        if not flag and leaf.used:
+            raise Refused(f"requires_grad turned off after '{node}' was printed (allowed: turn it on after printing)")
+        if leaf.used:  # printed before: those prints show the tensor without requires_grad, as torch does
+            leaf.grad_from = self.count
         leaf.requires_grad = flag
 
     def forget(self, name: str) -> None:
@@ -325,7 +333,7 @@ class _Reader:
             output = self.tensor_name(subject)
         else:  # (x ** 2).sum().backward(): the output gets a name of its own, out
             output = self.fresh("out")
-            self.steps.append(Step(output, ast.unparse(self.translate(subject)), line, self.no_grad))
+            self.steps.append(Step(output, ast.unparse(self.translate(subject)), line, self.no_grad, self.count))
         args = dict(zip(("gradient", "retain_graph", "create_graph"), node.args))
         if len(node.args) > 3:
             raise Refused("backward() takes at most gradient, retain_graph, create_graph")
@@ -341,7 +349,7 @@ class _Reader:
         gradient = None
         if "gradient" in args and not (isinstance(args["gradient"], ast.Constant) and args["gradient"].value is None):
             gradient = self.gradient(args["gradient"])
-        self.calls.append(Call(output, gradient, line, retain))
+        self.calls.append(Call(output, gradient, line, retain, self.count))
 
     def gradient(self, node: ast.expr) -> Array:
         if isinstance(node, ast.Name) and self.bound.get(node.id) in self.leaves:
@@ -718,7 +726,8 @@ class _Reader:
                      "allowed: one dtype for the whole example")
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
-        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line) for n, leaf in kept.items())
+        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from)
+                       for n, leaf in kept.items())
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
