@@ -339,6 +339,48 @@ class TestRequiresGradLater:
         assert problems(path) == [f"{path}:5: requires_grad changed after 'x' was used (allowed: set it before computing with it)"]
 
 
+class TestComparisons:
+    CODE = """
+        import torch
+        a = torch.tensor([2., 3.], requires_grad=True)
+        b = torch.tensor([6., 4.], requires_grad=True)
+        x = torch.tensor([[0.1, 0.2, 0.3], [0.7, 1.1, 1e-3]], requires_grad=True)
+        print(x.grad == 2 * x)
+        Q = 3*a**3 - b**2
+        Q.backward(gradient=torch.tensor([1., 1.]))
+        print(9*a**2 == a.grad)
+        print(-2*b == b.grad, a.grad == 36)
+        y = (x * x * 3).sum()
+        y.backward()
+        print(x.grad == 6 * x)
+        print(x.grad == x * 6, x * 3 == x + x + x)
+        print(x.grad == x.grad[0])
+        print(x.grad == torch.exp(x - x) * 6 * x)
+        """
+
+    def test_prints_of_a_equals_b_are_torch_s(self, tmp_path):
+        """print(a == b) shows torch's bool tensor: float32 products and sums rounded as torch rounds them, grads, None."""
+        code = self.CODE
+        path = write(tmp_path, code)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        printed, _ = torch_run(code)
+        assert "False" in printed and "True" in printed  # the example tells rounding apart
+        assert data["printed"] == printed
+
+    @pytest.mark.parametrize("line, message", [
+        ("print(x < x.grad)", "printing the comparison 'x < x.grad' (allowed: a == b, such as x.grad == 4 * x)"),
+        ("print(x.grad == torch.ones(3))", "in the printed comparison: "),
+        ("print(x.grad == q)", "unknown name 'q'"),
+    ])
+    def test_comparisons_outside_the_whitelist_are_refused(self, tmp_path, line, message):
+        """Another comparison, sides that do not broadcast, or an unknown name: a located refusal."""
+        path = write(tmp_path, f"import torch\nx = torch.ones(2, requires_grad=True)\n(x * x).sum().backward()\n{line}\n")
+        found = problems(path)
+        assert len(found) == 1 and found[0].startswith(f"{path}:4: ") and message in found[0], found
+
+
 class TestGradsContract:
     """JSON `grads`: each name bound at the end to a leaf that requires grad, with that leaf's final .grad."""
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from generator.floats.torchprint import format_tensor
+from generator.floats.torchprint import format_bools, format_tensor
 
 inf, nan = math.inf, math.nan
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -224,3 +224,12 @@ def test_random(shape: tuple[int, ...], palette: list[float], seed: int, dtype: 
     rng = random.Random(seed)
     values = [rng.choice(palette) for _ in range(math.prod(shape))]
     check(values, shape, dtype, *grad)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2,), (30,), (2, 2), (2, 3, 2), (0,), (2, 0), (1200,), (40, 40)])
+@pytest.mark.parametrize("pattern", ["all", "none", "mixed"])
+def test_bools(shape: tuple[int, ...], pattern: str) -> None:
+    """A bool tensor (what a == b gives) prints as torch prints it: widths, wrapping, summaries, empty sizes."""
+    n = math.prod(shape)
+    values = [pattern == "all" or (pattern == "mixed" and (i * 7) % 3 == 0) for i in range(n)]
+    assert format_bools(values, shape) == str(torch.tensor(values, dtype=torch.bool).reshape(shape))

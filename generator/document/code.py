@@ -13,8 +13,8 @@ from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
-from ..spec.model import Array, Print, Shown, apply_resets
-from ..floats.torchprint import format_tensor
+from ..spec.model import Array, Compared, Print, Shown, apply_resets
+from ..floats.torchprint import format_bools, format_tensor
 
 if TYPE_CHECKING:
     from ..engines.shadow import Shadow
@@ -150,9 +150,12 @@ def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[
     return out
 
 
-def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Shadow | None, grads_after: "_Grads") -> str:
+def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
+          grads_after: "_Grads") -> str:
     """Return what printing one thing of a tensor writes."""
     graph = derivation.graph
+    if isinstance(shown, Compared):
+        return _compare(shown, after, seq, derivation, shade, grads_after)
     node = graph.node(shown.name)
     dtype = graph.spec.dtype
     if shown.what == "is_leaf":
@@ -177,6 +180,33 @@ def _show(shown: Shown, after: int, seq: int, derivation: Derivation, shade: Sha
     if shown.item or (shown.formatted and not node.shape):
         return repr(_in_dtype(_flat(grad)[0], dtype))
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
+
+
+def _compare(compared: Compared, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
+             grads_after: "_Grads") -> str:
+    """Return what print(a == b) writes: each side computed as torch does in the dtype, then compared elementwise."""
+    from ..engines.shadow import shadow
+    from ..graph.walk import comparison_graph, comparison_sides
+
+    graph = derivation.graph
+    values = {}
+    for placeholder, name, what in compared.refs:
+        node = graph.node(name)
+        if what == "value":
+            found = derivation.values[name] if shade is None else shade.values[name]
+        else:
+            grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq),
+                                 lambda leaf, g: [0.0] * len(_flat(g)))
+            found = grads.get(name) if node.is_leaf else grads_after.retained(name, after, seq)
+            if found is None:
+                return "False"  # torch: a tensor == None is False
+        values[placeholder] = Array(node.shape, tuple(Fraction(to_float(v)) for v in _flat(found)))
+    mini = comparison_graph(graph, compared, values)
+    sides = shadow(mini)
+    shape = mini.node("d").shape
+    left, right = (np.broadcast_to(np.asarray(sides.values[k], dtype=np.float64).reshape(mini.node(k).shape), shape)
+                   for k in comparison_sides(compared))
+    return format_bools((left == right).ravel().tolist(), shape)
 
 
 def _in_dtype(value, dtype: str) -> float:

@@ -52,6 +52,29 @@ def format_tensor(values: Sequence[float], shape: tuple[int, ...], *, dtype: str
     return _add_suffixes(PREFIX + body, suffixes)
 
 
+def format_bools(values: Sequence[bool], shape: tuple[int, ...]) -> str:
+    """Return exactly what print(t) shows for a bool tensor, such as the result of a == b."""
+    shape = tuple(shape)
+    vals = [bool(v) for v in values]
+    if len(vals) != math.prod(shape):
+        raise ValueError(f"{len(vals)} values do not fill shape {shape}")
+    if not vals:
+        return _add_suffixes(PREFIX + "[]", ([] if len(shape) == 1 else [f"size={shape}"]) + ["dtype=torch.bool"])
+    summarize = len(vals) > THRESHOLD
+    fmt = _BoolFormatter(list(_shown(vals, shape, summarize)))
+    return PREFIX + _render(vals, shape, 0, len(PREFIX), summarize, fmt) + ")"
+
+
+class _BoolFormatter:
+    """Write True and False right-aligned to the widest shown, as torch's formatter does for non-float dtypes."""
+
+    def __init__(self, shown: list[bool]) -> None:
+        self.width = max(len(str(v)) for v in shown)
+
+    def __call__(self, v: bool) -> str:
+        return str(v).rjust(self.width)
+
+
 def _round(x: float, dtype: str) -> float:
     """Round x to the nearest value of dtype, overflowing to +-inf as torch does."""
     if dtype == "float64" or not math.isfinite(x):

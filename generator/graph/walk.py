@@ -7,13 +7,14 @@ whitelist; anything else is refused. Nothing from a spec is ever evaluated.
 from __future__ import annotations
 
 import ast
+import re
 from fractions import Fraction
 from typing import Any
 
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
-from ..spec.model import Call, Spec
+from ..spec.model import Array, Call, Compared, Input, Spec, Step
 from .model import Graph, Node
 
 MAX_EXPR_CHARS = 1000
@@ -267,9 +268,50 @@ def build_graph(spec: Spec) -> Graph:
     graph = Graph(spec, tuple(builder.nodes), tuple(code))
     problems.extend(_freed(graph))
     problems.extend(_zeroed_none(graph))
+    problems.extend(_comparisons(graph))
     if problems:
         raise SpecError(problems)
     return graph
+
+
+def comparison_graph(graph: Graph, compared: Compared, values: dict[str, Array] | None = None) -> Graph:
+    """Return the graph of a printed a == b: its tensors as inputs, a step for each side that computes, and d = a - b.
+
+    values: each placeholder's numbers (the tensor's, or its grad's, when printed); zeros when only checking.
+    Node d's shape is the comparison's (the sides broadcast); comparison_sides names each side's node.
+    """
+    inputs = []
+    for placeholder, name, _ in compared.refs:
+        shape = graph.node(name).shape
+        array = values[placeholder] if values else Array(shape, (Fraction(0),) * numel(shape))
+        inputs.append(Input(placeholder, array, False, 0))
+    inputs += [Input(placeholder, Array((), (value,)), False, 0) for placeholder, value in compared.numbers]
+    left, right = comparison_sides(compared)
+    steps = [Step(k, e, 0) for k, e in ((left, compared.left), (right, compared.right)) if k != e]
+    spec = Spec(graph.spec.path, "", "", tuple(inputs), (*steps, Step("d", f"{left} - {right}", 0)), (), graph.spec.dtype)
+    return build_graph(spec)
+
+
+def comparison_sides(compared: Compared) -> tuple[str, str]:
+    """Name the nodes that hold a printed comparison's two sides: a placeholder itself, or l and r."""
+    names = {placeholder for placeholder, _, _ in compared.refs} | {placeholder for placeholder, _ in compared.numbers}
+    return (compared.left if compared.left in names else "l", compared.right if compared.right in names else "r")
+
+
+def _comparisons(graph: Graph) -> list[Problem]:
+    """Report a printed a == b whose sides torch could not compute or compare."""
+    problems = []
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if isinstance(part, Compared):
+                try:
+                    comparison_graph(graph, part)
+                except SpecError as e:
+                    shown = {ph: name if what == "value" else f"{name}.grad" for ph, name, what in part.refs}
+                    what = "; ".join(re.sub(r"\bp\d+\b", lambda m: shown.get(m.group(), m.group()),
+                                            re.sub(r"^step '[lrd]': ", "", problem.message)) for problem in e.problems)
+                    problems.append(Problem(graph.spec.path, p.line, f"in the printed comparison: {what}"))
+    return problems
 
 
 def _zeroed_none(graph: Graph) -> list[Problem]:

@@ -131,6 +131,9 @@ def vet(code: str) -> None:
                         shown(piece.value)
                     elif not _text(piece):
                         raise Refused("an f-string field with a conversion or format")
+            elif isinstance(arg, ast.Compare) and len(arg.ops) == 1 and isinstance(arg.ops[0], ast.Eq):
+                expression(arg.left)  # a == b of tensors, their grads and numbers, as code.py writes it
+                expression(arg.comparators[0])
             elif not _text(arg):
                 shown(arg)
 

@@ -59,10 +59,20 @@ class Shown:
 
 
 @dataclass(frozen=True)
+class Compared:
+    """What print(a == b) shows: a bool tensor, torch comparing two expressions element by element."""
+
+    left: str  # an expression of the placeholders in refs, as a step of a spec writes it
+    right: str
+    refs: tuple[tuple[str, str, str], ...]  # (placeholder, node, "value" or "grad")
+    numbers: tuple[tuple[str, Fraction], ...] = ()  # (placeholder, value): a side that is a number, a 0-d tensor to torch
+
+
+@dataclass(frozen=True)
 class Print:
     """One print(...) of a Python example: its pieces in order, and how many backward calls came before it."""
 
-    parts: tuple[str | Shown, ...]  # text as written, and the things shown
+    parts: tuple[str | Shown | Compared, ...]  # text as written, and the things shown
     after: int
     code: str  # the statement, as the document's script writes it
     line: int

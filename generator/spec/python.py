@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import Problem, SpecError
 from .files import MAX_BYTES
-from .model import Array, Call, Input, Print, Reset, Retain, Shown, Spec, Step
+from .model import Array, Call, Compared, Input, Print, Reset, Retain, Shown, Spec, Step
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -396,6 +396,8 @@ class _Reader:
         if isinstance(node, ast.Name) and node.id in self.constants:
             text = _number_text(self.number(node))
             return [text], text
+        if isinstance(node, ast.Compare):
+            return self.compared(node)
         if not isinstance(node, ast.JoinedStr):
             return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
         parts: list[str | Shown] = []
@@ -419,6 +421,55 @@ class _Reader:
             else:
                 merged.append(piece)
         return parts, ast.unparse(ast.JoinedStr(merged))
+
+    def compared(self, node: ast.Compare) -> tuple[list[str | Shown | Compared], str]:
+        """Return print(a == b)'s comparison, each side an expression of tensors, their grads and numbers."""
+        if len(node.ops) != 1 or not isinstance(node.ops[0], ast.Eq):
+            raise Refused(f"printing the comparison {_describe(node)} (allowed: a == b, such as x.grad == 4 * x)")
+        refs: dict[tuple[str, str], str] = {}
+        numbers: dict[str, Fraction] = {}
+        sides, codes = [], []
+        for side in (node.left, node.comparators[0]):
+            if self.is_number(side):
+                value = self.number(side)
+                placeholder = f"p{len(refs) + len(numbers) + 1}"
+                numbers[placeholder] = value
+                sides.append(placeholder)
+                codes.append(ast.Constant(_float_or_int(value)))
+                continue
+            grads: dict[str, ast.expr] = {}
+
+            def mark(n: ast.AST) -> ast.AST:  # t.grad -> a marker name that translate() passes through
+                if isinstance(n, ast.Attribute) and n.attr == "grad":
+                    marker = f"grad of {self.tensor_name(n.value)}"
+                    grads[marker] = ast.Name(marker, ast.Load())
+                    return grads[marker]
+                for field_name, value in ast.iter_fields(n):
+                    if isinstance(value, list):
+                        setattr(n, field_name, [mark(v) if isinstance(v, ast.AST) else v for v in value])
+                    elif isinstance(value, ast.AST):
+                        setattr(n, field_name, mark(value))
+                return n
+
+            translated = self.translate(mark(copy.deepcopy(side)), grads)
+            code, expr = copy.deepcopy(translated), translated
+            for n in ast.walk(code):
+                for field_name, value in ast.iter_fields(n):
+                    if isinstance(value, ast.Name) and value.id.startswith("grad of "):
+                        setattr(n, field_name, ast.Attribute(ast.Name(value.id[8:], ast.Load()), "grad", ast.Load()))
+            if isinstance(code, ast.Name) and code.id.startswith("grad of "):
+                code = ast.Attribute(ast.Name(code.id[8:], ast.Load()), "grad", ast.Load())
+            for n in ast.walk(expr):
+                if isinstance(n, ast.Name) and n.id != "torch":
+                    key = (n.id[8:], "grad") if n.id.startswith("grad of ") else (n.id, "value")
+                    n.id = refs.setdefault(key, f"p{len(refs) + len(numbers) + 1}")
+            sides.append(ast.unparse(expr))
+            codes.append(code)
+        if numbers and not refs:
+            raise Refused(f"printing {_describe(node)}, two numbers (allowed: a tensor, or its grad, on one side)")
+        compared = Compared(sides[0], sides[1], tuple((p, name, what) for (name, what), p in refs.items()),
+                            tuple(numbers.items()))
+        return [compared], ast.unparse(ast.Compare(codes[0], [ast.Eq()], [codes[1]]))
 
     def one_shown(self, node: ast.expr) -> Shown:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item"
