@@ -137,8 +137,58 @@ class Matmul(Op):
 
 
 @dataclass(frozen=True)
+class Dot(Matmul):
+    """torch.dot(a, b): the sum of the products of two vectors' elements."""
+
+    def shape(self, shapes, params):
+        if [len(s) for s in shapes] != [1, 1]:
+            raise ShapeError(f"dot needs two 1-d tensors, got {fmt_shape(shapes[0])} and {fmt_shape(shapes[1])}"
+                             " (allowed: vectors of one length)")
+        return super().shape(shapes, params)
+
+    def grad_fn(self, consts, shapes, params):
+        return "DotBackward0"
+
+    def latex(self, ts, params):
+        return rf"{ts[0]} \cdot {ts[1]}"
+
+    def run(self, torch, ts, params):
+        return torch.dot(ts[0], ts[1])
+
+    def operate(self, walk, operands, *, top):
+        raise ExprError("dot is a function (allowed: torch.dot(a, b), a.dot(b))")
+
+
+@dataclass(frozen=True)
+class Mm(Matmul):
+    """torch.mm(a, b): the product of two matrices."""
+
+    def shape(self, shapes, params):
+        if [len(s) for s in shapes] != [2, 2]:
+            raise ShapeError(f"mm needs two 2-d tensors, got {fmt_shape(shapes[0])} and {fmt_shape(shapes[1])}"
+                             " (allowed: matrices, the inner sizes equal)")
+        return super().shape(shapes, params)
+
+    def grad_fn(self, consts, shapes, params):
+        return "MmBackward0"
+
+    def run(self, torch, ts, params):
+        return torch.mm(ts[0], ts[1])
+
+    def operate(self, walk, operands, *, top):
+        raise ExprError("mm is a function (allowed: torch.mm(a, b), a.mm(b))")
+
+
+@dataclass(frozen=True)
 class Transpose(Op):
-    """x.T for a 2-d tensor."""
+    """x.T or x.t() for a 2-d tensor."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        bind_args(name, args, kwargs, ())
+        return walk.make(self.key, [walk.tensor(subject, f"{name}'s operand")], {"method": True}, top=top)
+
+    def grad_fn(self, consts, shapes, params):
+        return "TBackward0" if params.get("method") else "PermuteBackward0"  # x.t() is its own op to torch
 
     def shape(self, shapes, params):
         if len(shapes[0]) != 2:
@@ -175,10 +225,12 @@ class Transpose(Op):
         return rf"{ts[0]}^{{\mathsf T}}"
 
     def run(self, torch, ts, params):
-        return ts[0].T
+        return ts[0].t() if params.get("method") else ts[0].T
 
 
 LINALG = [
     Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
-    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(attribute="T"), saves=False),
+    Dot("dot", "sum and product rules", "DotBackward0", Spelling(names=("dot",))),
+    Mm("mm", "sum and product rules", "MmBackward0", Spelling(names=("mm",))),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False),
 ]
