@@ -381,6 +381,32 @@ class TestComparisons:
         assert len(found) == 1 and found[0].startswith(f"{path}:4: ") and message in found[0], found
 
 
+class TestOnesLikeGradient:
+    @pytest.mark.parametrize("gradient", ["torch.ones_like(y)", "torch.ones(len(y))", "torch.ones(y.shape)",
+                                          "torch.ones(y.size())", "gradient=torch.ones_like(y)"])
+    def test_a_gradient_of_ones_shaped_after_a_computed_tensor(self, tmp_path, gradient):
+        """y.backward(torch.ones_like(y)) and its spellings (d2l, the basics tutorial): torch's grads and prints."""
+        code = f"""
+            import torch
+            x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+            y = x * x * 3
+            y.backward({gradient}, retain_graph=True)
+            print(x.grad)
+            y.backward({gradient})
+            print(x.grad)
+            """
+        path = write(tmp_path, code)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert (data["printed"], data["grads"]) == torch_run(code)
+
+    def test_len_of_a_0_d_tensor_is_refused(self, tmp_path):
+        """torch.ones(len(y)) of a 0-d y raises TypeError in torch: a located refusal here."""
+        path = write(tmp_path, "import torch\nx = torch.ones(2, requires_grad=True)\ny = x.sum()\ny.backward(torch.ones(len(y)))\n")
+        assert problems(path) == [f"{path}:4: len(y) of a 0-d tensor: torch raises TypeError (allowed: torch.ones_like(y))"]
+
+
 class TestGradsContract:
     """JSON `grads`: each name bound at the end to a leaf that requires grad, with that leaf's final .grad."""
 

@@ -101,10 +101,12 @@ def torch_code(graph: Graph) -> str:
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):
         lines, args = [], []
-        if vname:
-            lines.append(f"{vname} = {_tensor_code(call.gradient, dtype=spec.dtype, requires_grad=False)}")
+        if vname:  # ones(len(y)) of a 1-d y is ones_like(y)
+            made = f"torch.ones_like({call.like})" if call.like else _tensor_code(call.gradient, dtype=spec.dtype,
+                                                                                  requires_grad=False)
+            lines.append(f"{vname} = {made}")
             args.append(vname)
-        if i < last:
+        if call.retain and (i < last or call.seq):  # a Python example's as written; a YAML spec's keeps all but the last
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
         events.append((call.seq, lines, False))

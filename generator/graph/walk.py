@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -261,11 +262,14 @@ def build_graph(spec: Spec) -> Graph:
             builder.known = {n.name: n for n in builder.nodes}
             builder.elements = sum(numel(n.shape) for n in builder.nodes)
     nodes = {n.name: n for n in builder.nodes}
+    calls = []
     for call in spec.backward:
-        problems.extend(_check_call(spec.path, call, nodes, failed))
+        call, problem = _ones_like(spec.path, call, nodes)
+        calls.append(call)
+        problems.extend([problem] if problem else _check_call(spec.path, call, nodes, failed))
     if problems:
         raise SpecError(problems)
-    graph = Graph(spec, tuple(builder.nodes), tuple(code))
+    graph = Graph(replace(spec, backward=tuple(calls)), tuple(builder.nodes), tuple(code))
     problems.extend(_freed(graph))
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
@@ -346,6 +350,19 @@ def _freed(graph: Graph) -> list[Problem]:
         if not call.retain:
             freed.update((n.name, call.line) for n in reached if REGISTRY[n.op].saves and n.name not in freed)
     return problems
+
+
+def _ones_like(path: str, call: Call, nodes: dict[str, Node]) -> tuple[Call, Problem | None]:
+    """Give a call whose gradient is ones shaped after a computed tensor (torch.ones_like(y)) its values."""
+    if not call.like or call.like not in nodes:
+        return call, None
+    shape = nodes[call.like].shape
+    if call.like_len:
+        if not shape:
+            return call, Problem(path, call.line, f"len({call.like}) of a 0-d tensor: torch raises TypeError"
+                                 f" (allowed: torch.ones_like({call.like}))")
+        shape = shape[:1]
+    return replace(call, gradient=Array(shape, (Fraction(1),) * numel(shape))), None
 
 
 def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str]) -> list[Problem]:

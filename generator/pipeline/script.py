@@ -21,7 +21,7 @@ from typing import Any
 from ..ops import KEYWORDS, REGISTRY, operators
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-CONSTRUCTORS = ("tensor", "ones", "zeros", "full")  # torch.<name>(...) as code.py writes an input or a gradient
+CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like")  # torch.<name>(...) as code.py writes an input or a gradient
 OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store)

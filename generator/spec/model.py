@@ -46,6 +46,8 @@ class Call:
     line: int
     retain: bool = True  # retain_graph: the YAML spec's code keeps the graph for every later call
     seq: int = 0
+    like: str = ""  # torch.ones_like(t), torch.ones(t.shape): ones of t's shape, which the graph knows
+    like_len: bool = False  # torch.ones(len(t)): ones of t's first size
 
 
 @dataclass(frozen=True)

@@ -346,10 +346,34 @@ class _Reader:
         if "create_graph" in args and self.flag(args["create_graph"], "create_graph"):
             raise Refused("backward(create_graph=True) (allowed: not supported yet: second derivatives)")
         retain = self.flag(args["retain_graph"], "retain_graph") if "retain_graph" in args else False
-        gradient = None
+        gradient, like = None, None
         if "gradient" in args and not (isinstance(args["gradient"], ast.Constant) and args["gradient"].value is None):
-            gradient = self.gradient(args["gradient"])
-        self.calls.append(Call(output, gradient, line, retain, self.count))
+            like = self.ones_like(args["gradient"])
+            gradient = None if like else self.gradient(args["gradient"])
+        self.calls.append(Call(output, gradient, line, retain, self.count, *(like or ("", False))))
+
+    def ones_like(self, node: ast.expr) -> tuple[str, bool] | None:
+        """Return (t, by len) for torch.ones_like(t), ones(t.shape), ones(t.size()) or ones(len(t)) of a computed t."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) == 1
+                and not node.keywords and isinstance(node.func.value, ast.Name)
+                and self.modules.get(node.func.value.id) == "torch" and node.func.attr in ("ones", "ones_like")):
+            return None
+        arg = node.args[0]
+        by_len = False
+        if node.func.attr == "ones":
+            if isinstance(arg, ast.Attribute) and arg.attr == "shape":
+                arg = arg.value
+            elif (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "size"
+                  and not arg.args and not arg.keywords):
+                arg = arg.func.value
+            elif (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "len"
+                  and len(arg.args) == 1 and not arg.keywords):
+                arg, by_len = arg.args[0], True
+            else:
+                return None
+        if not (isinstance(arg, ast.Name) and arg.id in self.bound) or self.bound[arg.id] in self.leaves:
+            return None  # a leaf's shape is known here: made as any other gradient
+        return self.tensor_name(arg), by_len
 
     def gradient(self, node: ast.expr) -> Array:
         if isinstance(node, ast.Name) and self.bound.get(node.id) in self.leaves:
