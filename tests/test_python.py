@@ -407,6 +407,62 @@ class TestOnesLikeGradient:
         assert problems(path) == [f"{path}:4: len(y) of a 0-d tensor: torch raises TypeError (allowed: torch.ones_like(y))"]
 
 
+class TestGradModes:
+    CODE = """
+        import torch
+        x = torch.tensor([1.5, -2.0], requires_grad=True)
+        is_train = False
+        with torch.no_grad():
+            with torch.enable_grad():
+                y = x * 2
+            y0 = x * 5
+        with torch.set_grad_enabled(is_train):
+            y1 = x * 3
+        print(y.requires_grad, y0.requires_grad, y1.requires_grad)
+
+        @torch.no_grad()
+        def doubler(t):
+            return t * 2
+
+        @torch.enable_grad()
+        def tripler(t):
+            return t * 3
+
+        z = doubler(x)
+        with torch.no_grad():
+            w = tripler(x)
+        print(z.requires_grad, w.requires_grad)
+        _ = torch.set_grad_enabled(False)
+        q = x * 4
+        torch.set_grad_enabled(True)
+        r = x * x + torch.ones(2, requires_grad=True) * 2
+        print(q.requires_grad, r)
+        (y + w + r).sum().backward()
+        print(x.grad)
+        """
+
+    def test_no_grad_enable_grad_and_set_grad_enabled_as_torch_has_them(self, tmp_path):
+        """Blocks, decorators and the global switch: requires_grad, prints and grads are torch's."""
+        path = write(tmp_path, self.CODE)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert (data["printed"], data["grads"]) == torch_run(self.CODE)
+
+    def test_a_decorated_helper_inside_a_computation_is_refused(self, tmp_path):
+        """f(x) + 1 with f under @torch.no_grad() cannot be one step: a located refusal that says how to write it."""
+        path = write(tmp_path, """
+            import torch
+            x = torch.ones(2, requires_grad=True)
+            @torch.no_grad()
+            def f(t):
+                return t * 2
+            y = f(x) + 1
+            """)
+        assert problems(path) == [f"{path}:7: calling 'f', a helper under a grad-mode decorator, inside a computation"
+                                  " (allowed: name = f(...), a step of its own)"]
+
+
 class TestGradsContract:
     """JSON `grads`: each name bound at the end to a leaf that requires grad, with that leaf's final .grad."""
 
@@ -485,7 +541,8 @@ class TestRefusals:
         ("x = __import__('os')\n", 1, "calling '__import__' is not supported"),
         ("f = open('/tmp/derive-pwned', 'w')\n", 1, "calling 'open' is not supported"),
         ("x = torch.ones(2).__class__.__bases__\n", 1, "the attribute '.__bases__'"),
-        ("@torch.no_grad\ndef f(a):\n    return a\n", 1, "a decorator such as @torch.no_grad() is not supported yet"),
+        ("@print\ndef f(a):\n    return a\n", 1, "function 'f' has decorators, defaults or special parameters"),
+        ("@torch.no_grad\nclass F:\n    pass\n", 1, "a decorator on a class is not supported yet"),
         ("exec('import os')\n", 1, "calling 'exec' on its own"),
         ("y = torch.ones(2, requires_grad=True)\ny.register_hook(lambda g: g * 2)\n", 2, "a hook (t.register_hook) is not supported yet"),
         ("from torch.autograd import grad\n", 1, "torch.autograd.grad is not supported yet"),
@@ -493,7 +550,8 @@ class TestRefusals:
         ("print('梯度')\n", 1, "the text '梯度' in print(...) (allowed: printable ASCII without backslashes)"),
         ("class F(torch.autograd.Function):\n    pass\n", 1, "a custom torch.autograd.Function is not supported yet"),
         ("y = [exec(c) for c in ['1']]\n", 1, "inside a computation"),
-        ("with open('/tmp/derive-pwned', 'w') as f:\n    pass\n", 1, "a with block other than torch.no_grad() is not supported"),
+        ("with open('/tmp/derive-pwned', 'w') as f:\n    pass\n", 1,
+         "a with block other than torch.no_grad(), enable_grad() or set_grad_enabled(flag) is not supported"),
         ("while True:\n    pass\n", 1, "a while loop is not supported"),
         ("x = torch.ones(2, requires_grad=True)\nx += 1\n", 2, "an in-place update of a tensor (a training step such as w -= lr * w.grad) is not supported yet"),
         ("x = torch.ones(2, requires_grad=True)\nopt.zero_grad()\n", 2, "an optimizer's zero_grad() is not supported yet"),

@@ -46,7 +46,8 @@ HEADER_KEYS = ("lang", "flavor")
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
 _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS) + ", name = expression,"
-               " t.backward(...), t.grad.zero_(), t.grad = None, t.retain_grad(), print(...), with torch.no_grad():,"
+               " t.backward(...), t.grad.zero_(), t.grad = None, t.retain_grad(), print(...), with torch.no_grad():"
+               " (or enable_grad(), set_grad_enabled(flag), as blocks or decorators),"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = "allowed: import torch, import torch.nn.functional as F, import math"
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
@@ -84,6 +85,8 @@ class _Reader:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (node name, the Python name it binds)
     bound: dict[str, str] = field(default_factory=dict)  # Python name -> node name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # Python name -> a number
+    flags: dict[str, bool] = field(default_factory=dict)  # Python name -> True or False (is_train = False)
+    modes: dict[str, bool] = field(default_factory=dict)  # helper -> the grad mode its decorator sets
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
     modules: dict[str, str] = field(default_factory=dict)  # alias -> "torch", "F" or "math"
     taken: set[str] = field(default_factory=set)  # node names
@@ -128,23 +131,30 @@ class _Reader:
             return self.function(node)
         if isinstance(node, ast.Pass):
             return None
-        if isinstance(node, ast.With) and self.is_no_grad(node):
-            outer, self.no_grad = self.no_grad, True
-            try:
-                self.block(node.body)
-            finally:
-                self.no_grad = outer
-            return None
+        if isinstance(node, ast.With) and len(node.items) == 1 and node.items[0].optional_vars is None:
+            mode = self.grad_mode(node.items[0].context_expr)
+            if mode is not None:
+                outer, self.no_grad = self.no_grad, not mode
+                try:
+                    self.block(node.body)
+                finally:
+                    self.no_grad = outer  # torch restores the mode it found on entering, whatever the body set
+                return None
         raise _refuse_statement(node)
 
-    def is_no_grad(self, node: ast.With) -> bool:
-        """Tell whether a with statement is `with torch.no_grad():`."""
-        if len(node.items) != 1 or node.items[0].optional_vars is not None:
-            return False
-        call = node.items[0].context_expr
-        return (isinstance(call, ast.Call) and not call.args and not call.keywords
-                and isinstance(call.func, ast.Attribute) and call.func.attr == "no_grad"
-                and isinstance(call.func.value, ast.Name) and self.modules.get(call.func.value.id) == "torch")
+    def grad_mode(self, node: ast.expr) -> bool | None:
+        """Return whether torch.no_grad(), enable_grad() or set_grad_enabled(flag) turns gradients on; None if not one."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
+                and node.func.attr in ("no_grad", "enable_grad", "set_grad_enabled")):
+            return None
+        if node.func.attr == "set_grad_enabled":
+            if len(node.args) != 1 or node.keywords:
+                raise Refused("torch.set_grad_enabled with other than one flag (allowed: torch.set_grad_enabled(False))")
+            return self.flag(node.args[0], "set_grad_enabled")
+        if node.args or node.keywords:
+            raise Refused(f"torch.{node.func.attr}(...) with arguments (allowed: torch.{node.func.attr}())")
+        return node.func.attr == "enable_grad"
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         if isinstance(node, ast.ImportFrom):
@@ -163,9 +173,11 @@ class _Reader:
     def function(self, node: ast.FunctionDef) -> None:
         """Keep a helper that returns one expression, to inline where it is called."""
         a = node.args
-        if node.decorator_list or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or node.returns:
+        modes = [self.grad_mode(d if isinstance(d, ast.Call) else ast.Call(d, [], [])) for d in node.decorator_list]
+        if (None in modes or len(modes) > 1 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs
+                or node.returns):
             raise Refused(f"function '{node.name}' has decorators, defaults or special parameters"
-                          " (allowed: def f(a, b): return expression)")
+                          " (allowed: def f(a, b): return expression, perhaps under @torch.no_grad())")
         body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                              and isinstance(s.value.value, str))]
         if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
@@ -173,6 +185,8 @@ class _Reader:
                           " (allowed: def f(a, b): return expression)")
         self.forget(node.name)
         self.functions[node.name] = ([p.arg for p in a.args], body[0].value)
+        if modes:
+            self.modes[node.name] = modes[0]
 
     def loop(self, node: ast.For) -> None:
         """Unroll `for i in range(k)`: the body once per value of i."""
@@ -231,6 +245,12 @@ class _Reader:
         if not isinstance(target, ast.Name):
             raise Refused(f"assigning to {_describe(target)} (allowed: name = expression, or a, b = x, y)")
         name = target.id
+        if name == "_" and isinstance(value, ast.Call) and self.grad_mode(value) is not None:
+            return self.expression_statement(value, line)  # _ = torch.set_grad_enabled(False)
+        if isinstance(value, ast.Constant) and isinstance(value.value, bool):
+            self.forget(name)
+            self.flags[name] = value.value
+            return None
         if isinstance(value, ast.Lambda):
             return self.lambda_(name, value)
         if self.is_number(value):
@@ -245,11 +265,16 @@ class _Reader:
             self.forget(name)
             self.bound[name] = node
             return None
-        expr = ast.unparse(self.translate(value))
+        no_grad = self.no_grad
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in self.modes:
+            no_grad = not self.modes[value.func.id]  # name = f(...) of a helper under @torch.no_grad()
+            expr = ast.unparse(self.translate(value, decorated=True))
+        else:
+            expr = ast.unparse(self.translate(value))
         node = self.fresh(name)
         self.forget(name)
         self.bound[name] = node
-        self.steps.append(Step(node, expr, line, self.no_grad, self.count))
+        self.steps.append(Step(node, expr, line, no_grad, self.count))
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
         a = node.args
@@ -288,7 +313,7 @@ class _Reader:
 
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
-        for table in (self.bound, self.constants, self.functions):
+        for table in (self.bound, self.constants, self.functions, self.flags, self.modes):
             table.pop(name, None)
 
     def fresh(self, name: str) -> str:
@@ -313,6 +338,11 @@ class _Reader:
         func = node.func
         if isinstance(func, ast.Name) and func.id == "print":
             return self.print_(node, line)
+        if isinstance(func, ast.Attribute) and func.attr == "set_grad_enabled":
+            mode = self.grad_mode(node)
+            if mode is not None:
+                self.no_grad = not mode  # from here on, until a with block it is inside ends
+                return None
         if isinstance(func, ast.Attribute) and func.attr == "backward":
             return self.backward(node, line)
         if isinstance(func, ast.Attribute) and func.attr == "zero_" and not node.args and not node.keywords:
@@ -531,6 +561,31 @@ class _Reader:
 
     # -- tensors made by creation functions ------------------------------
 
+    def is_creation(self, node: ast.expr) -> bool:
+        """Tell whether an expression is torch.ones(...) and the like, perhaps with .requires_grad_() or a cast."""
+        while (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+               and node.func.attr in ("requires_grad_", "double", "float", "to")):
+            node = node.func.value
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
+                and node.func.attr in CREATORS)
+
+    def anonymous_leaf(self, node: ast.Call) -> str:
+        """Make a leaf of a tensor created inside an expression, named after its maker (ones, ones2, ...)."""
+        made = self.creation(node)
+        assert made is not None
+        inner = node
+        while inner.func.attr not in CREATORS:  # type: ignore[attr-defined]
+            inner = inner.func.value  # type: ignore[attr-defined]
+        base = inner.func.attr.lower()  # type: ignore[attr-defined]
+        name, k = base, 1
+        while name in self.taken or name in self.bound or name in RESERVED:
+            k += 1
+            name = f"{base}{k}"
+        self.taken.add(name)
+        self.leaves[name] = _Leaf(made[0], made[1], made[2], self.last_line, used=True, seq=self.count)
+        return name
+
     def creation(self, node: ast.expr) -> tuple[Array, str | None, bool] | None:
         """Return (values, dtype, requires_grad) of a creation call, perhaps with .requires_grad_() or .double(); else None."""
         tail: list[ast.Call] = []
@@ -715,6 +770,8 @@ class _Reader:
         raise Refused(f"{_describe(node)} where a number is needed ({_LITERAL})")
 
     def flag(self, node: ast.expr, what: str) -> bool:
+        if isinstance(node, ast.Name) and node.id in self.flags:
+            return self.flags[node.id]
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return node.value
         raise Refused(f"{what}={_describe(node)} (allowed: True or False)")
@@ -727,9 +784,14 @@ class _Reader:
 
     # -- expressions -----------------------------------------------------
 
-    def translate(self, node: ast.expr, env: dict[str, ast.expr] | None = None, depth: int = 0) -> ast.expr:
-        """Return an expression with names bound to their nodes, constants and functions inlined, F. as torch."""
+    def translate(self, node: ast.expr, env: dict[str, ast.expr] | None = None, depth: int = 0, *,
+                  decorated: bool = False) -> ast.expr:
+        """Return an expression with names bound to their nodes, constants and functions inlined, F. as torch.
+
+        decorated: the expression is a call of a helper under a grad-mode decorator, which may be inlined there.
+        """
         env = env or {}
+        root = copy.deepcopy(node)
 
         def visit(n: ast.AST) -> ast.AST:
             if isinstance(n, ast.Name):
@@ -742,7 +804,12 @@ class _Reader:
                 if n.id in self.modules:
                     return ast.Name("torch" if self.modules[n.id] in ("torch", "F") else n.id, ast.Load())
                 raise Refused(f"unknown name '{clip(n.id)}' (allowed: {self.names()})")
+            if isinstance(n, ast.Call) and self.is_creation(n):  # torch.ones(2, requires_grad=True) * 2
+                return ast.Name(self.anonymous_leaf(n), ast.Load())
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                if n.func.id in self.modes and not (decorated and n is root):
+                    raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
+                                  f" (allowed: name = {n.func.id}(...), a step of its own)")
                 if n.func.id in self.functions:
                     return self.inline(n, env, depth)
                 helpers = ", ".join(sorted(self.functions)) or "none yet"
@@ -764,7 +831,7 @@ class _Reader:
                     setattr(n, name, visit(value))
             return n
 
-        result = visit(copy.deepcopy(node))
+        result = visit(root)
         assert isinstance(result, ast.expr)
         return result
 
@@ -999,8 +1066,7 @@ _MISSING = {
     "torch.autograd.Function": "a custom torch.autograd.Function",
     "Function": "a custom torch.autograd.Function",
     "Variable": "Variable (the API before PyTorch 0.4)",
-    "enable_grad": "torch.enable_grad",
-    "set_grad_enabled": "torch.set_grad_enabled",
+    "Parameter": "torch.nn.Parameter",
     "torch.nn": "torch.nn modules",
     "nn": "torch.nn modules",
     "torch.optim": "an optimizer (torch.optim)",
@@ -1031,8 +1097,8 @@ def _missing_feature(node: ast.stmt) -> str:
             return "an in-place update of a tensor (a training step such as w -= lr * w.grad)"
         if isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr):
             return "t.data"
-        if isinstance(sub, (ast.FunctionDef, ast.ClassDef)) and sub.decorator_list:
-            return "a decorator such as @torch.no_grad()"
+        if isinstance(sub, ast.ClassDef) and sub.decorator_list:
+            return "a decorator on a class"
     return ""
 
 
@@ -1048,7 +1114,7 @@ def _dotted(node: ast.expr) -> str:
 
 
 _UNSUPPORTED = {
-    ast.With: "a with block other than torch.no_grad()",
+    ast.With: "a with block other than torch.no_grad(), enable_grad() or set_grad_enabled(flag)",
     ast.While: "a while loop",
     ast.If: "an if statement",
     ast.ClassDef: "a class (torch.autograd.Function and the like)",
