@@ -407,6 +407,24 @@ class TestOnesLikeGradient:
         assert problems(path) == [f"{path}:4: len(y) of a 0-d tensor: torch raises TypeError (allowed: torch.ones_like(y))"]
 
 
+class TestPrintedText:
+    def test_newlines_in_printed_text_print_as_in_torch(self, tmp_path):
+        """The basics tutorial's print(f"\\nSecond call\\n{inp.grad}"): the same lines, and a PDF that compiles."""
+        code = """
+            import torch
+            inp = torch.eye(2, 3, requires_grad=True)
+            out = (inp + 1).pow(2).t()
+            out.backward(torch.ones_like(out), retain_graph=True)
+            print(f"First call\\n{inp.grad}")
+            out.backward(torch.ones_like(out))
+            print("\\nSecond call", inp.grad, sep="\\n")
+            """
+        path = write(tmp_path, code)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json,pdf")[0] == 0
+        assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(code)[0]
+
+
 class TestGradModes:
     CODE = """
         import torch
@@ -546,8 +564,10 @@ class TestRefusals:
         ("exec('import os')\n", 1, "calling 'exec' on its own"),
         ("y = torch.ones(2, requires_grad=True)\ny.register_hook(lambda g: g * 2)\n", 2, "a hook (t.register_hook) is not supported yet"),
         ("from torch.autograd import grad\n", 1, "torch.autograd.grad is not supported yet"),
-        ("print('\\\\end{lstlisting}')\n", 1, "in print(...) (allowed: printable ASCII without backslashes)"),
-        ("print('梯度')\n", 1, "the text '梯度' in print(...) (allowed: printable ASCII without backslashes)"),
+        ("print('\\\\end{lstlisting}')\n", 1, "in print(...) (allowed: printable ASCII and newlines, without backslashes)"),
+        ("print('a', 'b', sep='\\\\end{lstlisting}')\n", 1, "in print(...) (allowed: printable ASCII and newlines"),
+        ("print('a', 'b', sep='\\x1b[31m')\n", 1, "in print(...) (allowed: printable ASCII and newlines"),
+        ("print('梯度')\n", 1, "the text '梯度' in print(...) (allowed: printable ASCII and newlines, without backslashes)"),
         ("class F(torch.autograd.Function):\n    pass\n", 1, "a custom torch.autograd.Function is not supported yet"),
         ("y = [exec(c) for c in ['1']]\n", 1, "inside a computation"),
         ("with open('/tmp/derive-pwned', 'w') as f:\n    pass\n", 1,

@@ -429,7 +429,7 @@ class _Reader:
         for k in node.keywords:
             if k.arg not in ("sep", "end") or not (isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)):
                 raise Refused(f"print({k.arg}=...) (allowed: print(...) with sep= or end= strings)")
-            sep, end = (k.value.value, end) if k.arg == "sep" else (sep, k.value.value)
+            sep, end = (_plain(k.value.value), end) if k.arg == "sep" else (sep, k.value.value)
         if end != "\n":
             raise Refused("print(end=...) (allowed: the default end, a newline)")
         parts: list[str | Shown] = []
@@ -987,10 +987,14 @@ def _float_or_int(value: Fraction) -> int | float:
 
 
 def _plain(text: str) -> str:
-    """Return text a print writes, if it is printable ASCII without backslashes (a PDF listing sets it verbatim)."""
-    if all(" " <= c <= "~" for c in text) and "\\" not in text:
+    """Return text a print writes, if it is printable ASCII and newlines without backslashes.
+
+    A PDF listing sets the code and what it prints verbatim: the code writes a newline as the escape \\n,
+    which can never spell the listing's end, as a backslash of the text itself could.
+    """
+    if all(" " <= c <= "~" or c == "\n" for c in text) and "\\" not in text:
         return text
-    raise Refused(f"the text {clip(repr(text))} in print(...) (allowed: printable ASCII without backslashes)")
+    raise Refused(f"the text {clip(repr(text))} in print(...) (allowed: printable ASCII and newlines, without backslashes)")
 
 
 def _rounded(array: Array, dtype: str) -> Array:
