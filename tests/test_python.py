@@ -425,6 +425,37 @@ class TestPrintedText:
         assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(code)[0]
 
 
+class TestLegacyApi:
+    @pytest.mark.parametrize("code", [
+        """
+        import torch
+        from torch.autograd import Variable
+        tensor = torch.FloatTensor([[1, 2], [3, 4]])
+        variable = Variable(tensor, requires_grad=True)
+        print(tensor, variable)
+        out = torch.mean(variable * variable)
+        out.backward()
+        print(variable.grad, variable.data)
+        """,
+        """
+        import torch
+        from torch.autograd import Variable as V
+        w = V(torch.DoubleTensor([0.5, -1]), requires_grad=True)
+        x = V(torch.DoubleTensor([3, 1]))
+        y = (w * x).sum()
+        y.backward()
+        print(w.grad, x.grad, y)
+        """,
+    ], ids=["morvan", "double"])
+    def test_variable_and_typed_constructors_as_torch_makes_them(self, tmp_path, code):
+        """Variable(t, requires_grad=True), FloatTensor and DoubleTensor (pre-0.4 tutorials): torch's prints and grads."""
+        path = write(tmp_path, code)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        data = json.loads((tmp_path / "o/example.json").read_text())
+        assert (data["printed"], data["grads"]) == torch_run(code)
+
+
 class TestGradModes:
     CODE = """
         import torch

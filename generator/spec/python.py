@@ -38,7 +38,9 @@ MAX_INLINE_DEPTH = 8  # helper functions calling helper functions
 MAX_AST_NODES = 20_000  # parts of the whole module
 MAX_DEPTH = 60  # nesting of the module's syntax tree
 
-CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor")
+CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor",
+            "FloatTensor", "DoubleTensor")
+LEGACY = {"Tensor": "float32", "FloatTensor": "float32", "DoubleTensor": "float64"}  # torch.Tensor([...]) and kin
 TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64"}
 CASTS = {"float": "float32", "double": "float64"}
 SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn")
@@ -49,7 +51,8 @@ _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS)
                " t.backward(...), t.grad.zero_(), t.grad = None, t.retain_grad(), print(...), with torch.no_grad():"
                " (or enable_grad(), set_grad_enabled(flag), as blocks or decorators),"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
-_IMPORTS = "allowed: import torch, import torch.nn.functional as F, import math"
+_IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import math,"
+            " from torch.autograd import Variable")
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
 
 
@@ -158,6 +161,9 @@ class _Reader:
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         if isinstance(node, ast.ImportFrom):
+            if node.module == "torch.autograd" and [a.name for a in node.names] == ["Variable"]:
+                self.modules[node.names[0].asname or "Variable"] = "Variable"  # the API before PyTorch 0.4
+                return
             raise Refused(f"from {node.module or '.'} import ... is not supported ({_IMPORTS})")
         for alias in node.names:
             name = alias.asname or alias.name
@@ -566,18 +572,38 @@ class _Reader:
         while (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                and node.func.attr in ("requires_grad_", "double", "float", "to")):
             node = node.func.value
-        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
-                and node.func.attr in CREATORS)
+        return self.is_variable(node) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
+            and node.func.attr in CREATORS)
+
+    def is_variable(self, node: ast.expr) -> bool:
+        """Tell whether an expression is Variable(t, ...), from torch.autograd."""
+        return (isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Name) and self.modules.get(node.func.id) == "Variable")
+            or _dotted(node.func) == "torch.autograd.Variable"))
+
+    def variable(self, node: ast.Call) -> tuple[Array, str | None, bool]:
+        """Return Variable(t, requires_grad=flag): a leaf of t's values, as torch 0.4 and later make it."""
+        if len(node.args) != 1 or any(k.arg != "requires_grad" for k in node.keywords):
+            raise Refused("Variable(...) with other than a tensor and requires_grad= (allowed: Variable(t, requires_grad=True))")
+        made = self.creation(node.args[0])
+        if made is None:
+            source = self.tensor_name(node.args[0])
+            if source not in self.leaves:
+                raise Refused(f"Variable of the computed tensor '{source}' (allowed: Variable of a tensor made by torch.tensor, ...)")
+            made = (self.leaves[source].array, self.leaves[source].dtype, False)
+        grad = self.flag(node.keywords[0].value, "requires_grad") if node.keywords else False
+        return made[0], made[1], grad
 
     def anonymous_leaf(self, node: ast.Call) -> str:
         """Make a leaf of a tensor created inside an expression, named after its maker (ones, ones2, ...)."""
         made = self.creation(node)
         assert made is not None
         inner = node
-        while inner.func.attr not in CREATORS:  # type: ignore[attr-defined]
+        while not self.is_variable(inner) and inner.func.attr not in CREATORS:  # type: ignore[attr-defined]
             inner = inner.func.value  # type: ignore[attr-defined]
-        base = inner.func.attr.lower()  # type: ignore[attr-defined]
+        base = "variable" if self.is_variable(inner) else inner.func.attr.lower()  # type: ignore[attr-defined]
         name, k = base, 1
         while name in self.taken or name in self.bound or name in RESERVED:
             k += 1
@@ -593,14 +619,17 @@ class _Reader:
                and node.func.attr in ("requires_grad_", "double", "float", "to")):
             tail.append(node)
             node = node.func.value
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
-                and node.func.attr in CREATORS):
+        if self.is_variable(node):
+            array, dtype, grad = self.variable(node)  # type: ignore[arg-type]
+        elif not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and isinstance(node.func.value, ast.Name) and self.modules.get(node.func.value.id) == "torch"
+                  and node.func.attr in CREATORS):
             if tail:
                 raise Refused(f"{_describe(tail[-1].func)} on {_describe(node)}"
                               " (allowed: on a tensor made by torch.tensor, ones, ...)")
             return None
-        array, dtype, grad = self.created(node.func.attr, node)
+        else:
+            array, dtype, grad = self.created(node.func.attr, node)
         for call in reversed(tail):
             method = call.func.attr  # type: ignore[attr-defined]
             if method == "requires_grad_":
@@ -629,12 +658,12 @@ class _Reader:
         dtype = self.dtype(kwargs.pop("dtype")) if "dtype" in kwargs else None
         args = list(node.args)
         integral = False
-        if kind in ("tensor", "Tensor"):
-            if len(args) != 1 or kwargs or (kind == "Tensor" and (dtype or grad)):
+        if kind == "tensor" or kind in LEGACY:
+            if len(args) != 1 or kwargs or (kind in LEGACY and (dtype or grad)):
                 raise Refused(f"torch.{kind}(...) takes one nested list of numbers (allowed: torch.tensor([1., 2.]))")
             array, integral = self.literal(args[0])
-            if kind == "Tensor":  # the old constructor always makes float32
-                array, integral, dtype = _rounded(array, "float32"), False, "float32"
+            if kind in LEGACY:  # the old constructors make float32 (or float64) of any numbers
+                array, integral, dtype = _rounded(array, LEGACY[kind]), False, LEGACY[kind]
         elif kind in ("ones", "zeros"):
             shape = self.shape(args, kwargs.pop("size", None), kind)
             array = Array(shape, (Fraction(kind == "ones"),) * math.prod(shape))
@@ -1069,7 +1098,6 @@ _MISSING = {
     "jvp": "torch.autograd.functional.jvp",
     "torch.autograd.Function": "a custom torch.autograd.Function",
     "Function": "a custom torch.autograd.Function",
-    "Variable": "Variable (the API before PyTorch 0.4)",
     "Parameter": "torch.nn.Parameter",
     "torch.nn": "torch.nn modules",
     "nn": "torch.nn modules",
