@@ -456,6 +456,22 @@ class TestLegacyApi:
         assert (data["printed"], data["grads"]) == torch_run(code)
 
 
+class TestShapes:
+    def test_shapes_print_as_torch_size(self, tmp_path):
+        """print(y.shape), y.size() and f-strings of them (loeber's tutorial prints y.shape): torch.Size([...])."""
+        code = """
+            import torch
+            x = torch.ones(2, 3, requires_grad=True)
+            y = x.sum()
+            print(x.shape, y.shape, x.size())
+            print(f"{x.shape} and {y.size()}")
+            """
+        path = write(tmp_path, code)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(code)[0]
+
+
 class TestGradModes:
     CODE = """
         import torch

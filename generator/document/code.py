@@ -162,6 +162,8 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
     dtype = graph.spec.dtype
     if shown.what == "is_leaf":
         return str(not node.tracked)
+    if shown.what == "shape":
+        return f"torch.Size([{', '.join(str(n) for n in node.shape)}])"
     early = node.is_leaf and seq < next((i.grad_from for i in graph.spec.inputs if i.name == node.name), 0)
     if shown.what == "requires_grad":  # early: printed before the code's requires_grad_(True)
         return str(node.requires_grad and not early)

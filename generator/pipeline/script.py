@@ -26,7 +26,7 @@ OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, besi
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
-SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad")  # what a print may show of a tensor, beside its value
+SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad", "shape")  # what a print may show of a tensor, beside its value
 MEMORY = re.compile(r"0x[0-9a-fA-F]+")  # an address in what torch prints, which the document writes as 0x...
 
 # Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.

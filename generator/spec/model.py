@@ -55,7 +55,7 @@ class Shown:
     """One thing a print shows of a tensor: its value, grad, is_leaf or requires_grad."""
 
     name: str
-    what: str  # "value", "data", "grad", "grad_fn", "is_leaf" or "requires_grad"
+    what: str  # "value", "data", "grad", "grad_fn", "is_leaf", "requires_grad" or "shape"
     formatted: bool = False  # a field of an f-string: a one-element tensor shows as a Python float there
     item: bool = False  # .item(): the one element as a Python float
 

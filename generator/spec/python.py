@@ -43,7 +43,7 @@ CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "one
 LEGACY = {"Tensor": "float32", "FloatTensor": "float32", "DoubleTensor": "float64"}  # torch.Tensor([...]) and kin
 TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64"}
 CASTS = {"float": "float32", "double": "float64"}
-SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn")
+SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn", "shape")
 HEADER_KEYS = ("lang", "flavor")
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
@@ -543,10 +543,13 @@ class _Reader:
             return Shown(self.tensor_name(node.value), "data")
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
             return Shown(self.tensor_name(node.value), node.attr)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
+                and not node.args and not node.keywords):  # t.size() is t.shape
+            return Shown(self.tensor_name(node.func.value), "shape")
         if isinstance(node, ast.Name) and node.id in self.bound:
             return Shown(self.tensor_name(node), "value")
-        raise Refused(f"printing {_describe(node)} (allowed: t, t.grad, t.grad_fn, t.is_leaf, t.requires_grad, text,"
-                      " f-strings of them)")
+        raise Refused(f"printing {_describe(node)} (allowed: t, t.grad, t.grad_fn, t.is_leaf, t.requires_grad, t.shape,"
+                      " text, f-strings of them)")
 
     def shown_expr(self, node: ast.expr) -> ast.expr:
         shown = self.one_shown(node)
