@@ -456,6 +456,22 @@ class TestLegacyApi:
         assert (data["printed"], data["grads"]) == torch_run(code)
 
 
+class TestNames:
+    def test_a_name_ending_in_a_digit_is_numbered_after_an_underscore(self, tmp_path):
+        """The second c1 is c1_2 (c12 would read as c-twelve); the second c is still c2."""
+        path = write(tmp_path, """
+            import torch
+            x = torch.ones(2, requires_grad=True)
+            c1 = x * 2
+            c1 = c1 + 1
+            c = x * 3
+            c = c + 1
+            (c1 + c).sum().backward()
+            """)
+        names = [n.name for n in graph_of(path).nodes]
+        assert {"c1", "c1_2", "c", "c2"} <= set(names) and "c12" not in names
+
+
 class TestShapes:
     def test_shapes_print_as_torch_size(self, tmp_path):
         """print(y.shape), y.size() and f-strings of them (loeber's tutorial prints y.shape): torch.Size([...])."""

@@ -13,7 +13,7 @@ from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
-from ..spec.model import Array, Compared, Print, Shown, apply_resets
+from ..spec.model import Array, Call, Compared, Print, Shown, apply_resets
 from ..floats.torchprint import format_bools, format_tensor
 
 if TYPE_CHECKING:
@@ -85,6 +85,11 @@ def gradient_names(graph: Graph) -> list[str | None]:
     return names
 
 
+def writes_retain(call: Call, i: int, last: int) -> bool:
+    """Tell whether the code writes retain_graph=True on call i: a Python example's as written, a YAML spec's on all but the last."""
+    return call.retain and (i < last or call.seq > 0)
+
+
 def torch_code(graph: Graph) -> str:
     """Return the example as a runnable Python script, its statements in the example's order."""
     spec = graph.spec
@@ -106,7 +111,7 @@ def torch_code(graph: Graph) -> str:
                                                                                   requires_grad=False)
             lines.append(f"{vname} = {made}")
             args.append(vname)
-        if call.retain and (i < last or call.seq):  # a Python example's as written; a YAML spec's keeps all but the last
+        if writes_retain(call, i, last):
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
         events.append((call.seq, lines, False))

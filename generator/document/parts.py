@@ -18,7 +18,7 @@ from ..ops.base import numel, source_index, unravel
 from ..ops.derivatives import same_number
 from .glance import Glance, glance
 from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
-from .code import gradient_names
+from .code import gradient_names, writes_retain
 from .model import CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
 
 if TYPE_CHECKING:
@@ -425,7 +425,7 @@ class DocumentBuilder:
         whole, left = self.all_at_once(p, out, loss)
         return CallItem(
             i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
-            tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, i < count - 1,
+            tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, writes_retain(p.call, i, count - 1),
             whole, notes_hidden=hidden, weighted=weighted_sum(out), all_at_once_hidden=left,
         )
 

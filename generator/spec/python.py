@@ -330,7 +330,7 @@ class _Reader:
         candidate, k = base, 1
         while candidate in self.taken or candidate in self.bound.values():
             k += 1
-            candidate = f"{base}{k}"
+            candidate = f"{base}_{k}" if base[-1].isdigit() else f"{base}{k}"  # c1's second binding: c1_2, not c12
         self.taken.add(candidate)
         if candidate != name:
             self.renamed.append((candidate, name))
