@@ -40,7 +40,7 @@ CASES = {
     "softmax": ("x.softmax(dim=1)", "softmax"), "log_softmax": ("x.log_softmax(dim=0)", "log_softmax"),
     "matmul": ("x @ w.T", "matmul"), "matvec": ("x @ b", "matmul"), "vecmat": ("b @ x.T", "matmul"),
     "dot": ("b @ b", "matmul"), "transpose": ("x.T", "transpose"), "select": ("x[1]", "select"),
-    "torch_dot": ("torch.dot(b, b * 2)", "dot"), "mm": ("x.mm(w.t())", "mm"),
+    "torch_dot": ("torch.dot(b, b * 2)", "dot"), "mm": ("x.mm(w.t())", "mm"), "view": ("(x * w).view(-1)", "view"),
     "detach": ("x.detach() * x + w.detach()", "detach"),
 }
 

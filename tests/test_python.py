@@ -472,6 +472,15 @@ class TestNames:
         assert {"c1", "c1_2", "c", "c2"} <= set(names) and "c12" not in names
 
 
+class TestReshape:
+    @pytest.mark.parametrize("line", ["y = x.T.view(-1)", "y = (x.t() * 2).reshape(3, 2)"])
+    def test_view_or_reshape_through_a_transpose_is_refused(self, tmp_path, line):
+        """Behind a transpose torch's strides decide (view raises, reshape copies): a located refusal, not a guess."""
+        path = write(tmp_path, f"import torch\nx = torch.ones(2, 3, requires_grad=True)\n{line}\n")
+        found = problems(path)
+        assert len(found) == 1 and found[0].startswith(f"{path}:3: step 'y': ") and "through a transpose" in found[0]
+
+
 class TestShapes:
     def test_shapes_print_as_torch_size(self, tmp_path):
         """print(y.shape), y.size() and f-strings of them (loeber's tutorial prints y.shape): torch.Size([...])."""

@@ -28,7 +28,7 @@ RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
 MAX_NODES = 400  # tensors in the whole graph, leaves included
 MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
 
-INTERMEDIATE_NAMES = ("t", "u", "w", "p", "q", "r", "s")
+INTERMEDIATE_NAMES = tuple("tuwpqrs")  # letters for the tensors inside a step
 
 
 class _Walker:
@@ -93,6 +93,19 @@ class _Walker:
         name = self.current if top else self._name()
         return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
                               self.current, self.line, cut))
+
+    def strided(self, name: str) -> bool:
+        """Tell whether a tensor was computed through an op whose result is not in row-major order (a transpose)."""
+        seen, todo = set(), [name]
+        while todo:
+            node = self.known[todo.pop()]
+            if node.name in seen or node.is_leaf:
+                continue
+            seen.add(node.name)
+            if REGISTRY[node.op].permutes:
+                return True
+            todo.extend(a for a in node.args if isinstance(a, str))
+        return False
 
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""

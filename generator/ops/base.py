@@ -55,6 +55,9 @@ class Walk(Protocol):
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""
 
+    def strided(self, name: str) -> bool:
+        """Tell whether a tensor was computed through an op whose result is not in row-major order (a transpose)."""
+
     def make(self, key: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
         """Add the node of op `key` on these operands; return its name."""
 
@@ -192,6 +195,7 @@ class Op:
     # (derivatives.yaml: add, sub, neg, sum, mean, transpose and select need only sizes and scalars)
     saves: bool = field(default=True, kw_only=True, repr=False)
     tracks: bool = field(default=True, kw_only=True, repr=False)  # False: its result never requires grad (detach)
+    permutes: bool = field(default=False, kw_only=True, repr=False)  # its result is a strided view, not row-major (x.T)
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 

@@ -1,13 +1,14 @@
-"""Indexing: x[i], one slice along the first dim."""
+"""Indexing and reshaping: x[i], one slice along the first dim; x.view(...) and x.reshape(...)."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
-from .base import LETTERS, Op, ShapeError, Spelling, int_index, el, numel, times
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, fmt_shape, int_index, el, numel, times
 
 @dataclass(frozen=True)
 class Select(Op):
@@ -68,6 +69,102 @@ class Select(Op):
         return walk.make(self.key, [base], {"index": int_index(index)}, top=top)
 
 
+@dataclass(frozen=True)
+class View(Op):
+    """x.view(2, 3) or x.reshape(-1): the same elements in row-major order, another shape."""
+
+    def call_params(self, walk, name, args, kwargs):
+        if kwargs:
+            raise ExprError(f"{name}() takes sizes only (allowed: x.{name}(2, 3), x.{name}((2, 3)), x.{name}(-1))")
+        sizes = args[0].elts if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else args
+        if not sizes:
+            raise ExprError(f"{name}() needs the new sizes (allowed: x.{name}(2, 3))")
+        return {"sizes": tuple(int_index(a) for a in sizes), "name": name}
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        x = walk.tensor(subject, f"{name}'s operand")
+        if walk.strided(x):  # torch's strides decide there: view raises, reshape copies (UnsafeViewBackward0) or not
+            raise ExprError(f"{name}() of a tensor computed through a transpose"
+                            f" (allowed: {name}() of tensors computed without .T or .t(); not supported yet)")
+        return walk.make(self.key, [x], self.call_params(walk, name, args, kwargs), top=top)
+
+    def shape(self, shapes, params):
+        sizes, size = params["sizes"], numel(shapes[0])
+        if sum(1 for n in sizes if n == -1) > 1 or any(n < -1 for n in sizes):
+            raise ShapeError(f"{params['name']}{tuple(sizes)}: sizes must be positive, with at most one -1"
+                             " (allowed: x.view(2, -1))")
+        known = numel(tuple(n for n in sizes if n != -1))
+        if -1 in sizes:
+            if known == 0 or size % known:
+                raise ShapeError(f"{fmt_shape(shapes[0])} cannot be viewed as {list(sizes)}"
+                                 f" (allowed: sizes whose product is {size})")
+            sizes = tuple(size // known if n == -1 else n for n in sizes)
+        if numel(sizes) != size:
+            raise ShapeError(f"{fmt_shape(shapes[0])} cannot be viewed as {list(sizes)}"
+                             f" (allowed: sizes whose product is {size})")
+        return tuple(sizes)
+
+    def forward(self, xs, shapes, params):
+        return list(xs[0])
+
+    def partials(self, xs, outs, shapes, params):
+        for k in range(len(xs[0])):
+            yield k, 0, k, sp.Integer(1)
+
+    def array_forward(self, xs, shapes, params):
+        return np.asarray(xs[0]).reshape(self.shape(shapes, params)).copy()
+
+    def array_local(self, xs, out, shapes, params):
+        size = numel(shapes[0])
+        return [(0, np.arange(size), np.arange(size), np.ones(size), None)]
+
+    @staticmethod
+    def _flat(letters: list[str], shape: tuple[int, ...]) -> str:
+        """Write the row-major position of an element with these index letters: 2i + j."""
+        terms = []
+        for d, letter in enumerate(letters):
+            stride = numel(shape[d + 1:])
+            terms.append(letter if stride == 1 else f"{stride}{letter}")
+        return " + ".join(terms) or "0"
+
+    def _element(self, tex: str, shape: tuple[int, ...], position: str, single: bool) -> str:
+        """Write the element of a tensor at a row-major position: x_{2i + j}, or its indices when it has dims."""
+        if not shape:
+            return tex
+        if len(shape) == 1:
+            return el(tex, [position]) if single else f"{tex}_{{{position}}}"
+        parts = []
+        for d in range(len(shape)):
+            stride, size = numel(shape[d + 1:]), shape[d]
+            inner = f"({position})" if " " in position else position
+            part = inner if stride == 1 else rf"\lfloor {inner} / {stride} \rfloor"
+            parts.append(part if d == 0 else rf"{part} \bmod {size}")
+        return f"{tex}_{{{', '.join(parts)}}}"
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        position = self._flat(letters, out_shape)
+        return rf"{el(out, letters)} = {self._element(args[0].tex, args[0].shape, position, len(letters) == 1)}"
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        return number(float(xs[0][k]))
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        own = list(LETTERS[: len(args[0].shape)])
+        position = self._flat(own, args[0].shape)
+        return up(self._element(out, out_shape, position, len(own) == 1))
+
+    def grad_fn(self, consts, shapes, params):
+        return "ViewBackward0"
+
+    def latex(self, ts, params):
+        return rf"\operatorname{{{params['name']}}}_{{{fmt_shape(params['sizes'])}}}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return getattr(ts[0], params["name"])(*params["sizes"])
+
+
 INDEXING = [
     Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
+    View("view", "reshaping", "ViewBackward0", Spelling(names=("view", "reshape")), saves=False),
 ]

@@ -232,5 +232,6 @@ LINALG = [
     Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
     Dot("dot", "sum and product rules", "DotBackward0", Spelling(names=("dot",))),
     Mm("mm", "sum and product rules", "MmBackward0", Spelling(names=("mm",))),
-    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False,
+              permutes=True),
 ]
