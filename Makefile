@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures latexmk \
 	texlive-xetex texlive-lang-chinese poppler-utils
 
-.PHONY: build test bench clean tex browser
+.PHONY: build test bench corpus clean tex browser
 
 build: $(STAMP) tex
 	$(BIN)/derive build derivations --out output --format md,json,tex,pdf
@@ -19,6 +19,10 @@ test: $(STAMP) tex browser node_modules/.installed
 # The five performance figures of the README, measured on this machine (about two minutes).
 bench: $(STAMP) tex
 	$(BIN)/python benchmarks/bench.py
+
+# Issue 12's measure: each snippet of tests/corpus/ in real torch and through derive, with the count (minutes).
+corpus: $(STAMP) tex
+	$(BIN)/python -m pytest -m long tests/test_corpus.py -p no:cacheprovider -s
 
 # torch is installed on its own, pinned: a bare requirement may pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
