@@ -497,6 +497,41 @@ class TestShapes:
         assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(code)[0]
 
 
+class TestNumberFormats:
+    CODE = """
+        import torch
+        dtype = torch.float
+        device = torch.device("cpu")
+        w = torch.tensor(1.0, device=device, dtype=dtype, requires_grad=True)
+        x = torch.tensor([1.0, 2.0, 3.0], device="cpu")
+        loss = ((w * x - 2 * x) ** 2).mean()
+        print(f"loss = {loss.item():.8f}, {loss:.3e} {loss:10.2f}|{loss:<10.2f}|{loss:+.1%}")
+        loss.backward()
+        print(f"w.grad = {w.grad:.3f} {w.grad.item():.4f} {w.grad.item()}")
+        """
+
+    def test_f_string_number_formats_and_cpu_device_as_in_torch(self, tmp_path):
+        """{loss.item():.4f} and kin (Loeber's, airoads' training logs), device='cpu' and dtype=dtype: torch's text."""
+        path = write(tmp_path, self.CODE)
+        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+        assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(self.CODE)[0]
+
+    @pytest.mark.parametrize("line, message", [
+        ('print(f"{x:.2f}")', "the format '.2f' of 'x', which has 2 elements: torch raises TypeError"),
+        ('print(f"{x.grad.item():.2f}")', "x.grad is None here, so torch raises AttributeError or TypeError"),
+        ("print(x.grad.item())", "x.grad is None here, so torch raises AttributeError or TypeError"),
+        ('print(f"{x.sum():{x}}")', "an f-string field with a conversion or a format other than a number's"),
+        ('print(f"{x.is_leaf:.2f}")', "a format '.2f' for 'x.is_leaf', which is not a number"),
+        ("y = torch.ones(2, device='cuda')", "the device 'cuda' (allowed: 'cpu', torch.device('cpu'))"),
+    ])
+    def test_what_torch_would_raise_on_is_refused(self, tmp_path, line, message):
+        """A format of a tensor with elements, .item() of a grad that is None, another device: located refusals."""
+        path = write(tmp_path, f"import torch\nx = torch.tensor([1.0, 2.0], requires_grad=True)\n{line}\n")
+        found = problems(path)
+        assert len(found) == 1 and found[0].startswith(f"{path}:3: ") and message in found[0], found
+
+
 class TestGradModes:
     CODE = """
         import torch
@@ -633,6 +668,7 @@ class TestRefusals:
         ("f = open('/tmp/derive-pwned', 'w')\n", 1, "calling 'open' is not supported"),
         ("x = torch.ones(2).__class__.__bases__\n", 1, "the attribute '.__bases__'"),
         ("@print\ndef f(a):\n    return a\n", 1, "function 'f' has decorators, defaults or special parameters"),
+        ("def f(a):\n    print(a)\n    return a\n", 1, "function 'f' has more than a single return statement"),
         ("@torch.no_grad\nclass F:\n    pass\n", 1, "a decorator on a class is not supported yet"),
         ("exec('import os')\n", 1, "calling 'exec' on its own"),
         ("y = torch.ones(2, requires_grad=True)\ny.register_hook(lambda g: g * 2)\n", 2, "a hook (t.register_hook) is not supported yet"),

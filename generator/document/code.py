@@ -177,7 +177,7 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()
-            return repr(_in_dtype(_flat(values)[0], dtype))
+            return _number_text(_in_dtype(_flat(values)[0], dtype), shown.spec)
         if shown.what == "data" or early:  # the same numbers, detached: no grad_fn, no requires_grad
             return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype)
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
@@ -187,7 +187,7 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
     if grad is None:
         return "None"
     if shown.item or (shown.formatted and not node.shape):
-        return repr(_in_dtype(_flat(grad)[0], dtype))
+        return _number_text(_in_dtype(_flat(grad)[0], dtype), shown.spec)
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
 
 
@@ -216,6 +216,11 @@ def _compare(compared: Compared, after: int, seq: int, derivation: Derivation, s
     left, right = (np.broadcast_to(np.asarray(sides.values[k], dtype=np.float64).reshape(mini.node(k).shape), shape)
                    for k in comparison_sides(compared))
     return format_bools((left == right).ravel().tolist(), shape)
+
+
+def _number_text(value: float, spec: str) -> str:
+    """Return how Python writes a float: repr, or as an f-string's format asks (.4f)."""
+    return format(value, spec) if spec else repr(value)
 
 
 def _in_dtype(value, dtype: str) -> float:

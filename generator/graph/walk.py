@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
-from ..spec.model import Array, Call, Compared, Input, Spec, Step
+from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step
 from .model import Graph, Node
 
 MAX_EXPR_CHARS = 1000
@@ -286,6 +286,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_freed(graph))
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
+    problems.extend(_items_of_none(graph))
     if problems:
         raise SpecError(problems)
     return graph
@@ -345,6 +346,37 @@ def _zeroed_none(graph: Graph) -> list[Problem]:
                                         f" {reset.leaf}, or {reset.leaf}.grad = None)"))
         if i < len(spec.backward):
             has.update(n.name for n in graph.ancestors(spec.backward[i].output) if n.is_leaf)
+    return problems
+
+
+def _items_of_none(graph: Graph) -> list[Problem]:
+    """Report t.grad.item() (or {t.grad:.2f}) where t.grad is None, and a number format of a tensor, as torch raises."""
+    spec, problems = graph.spec, []
+    for p in spec.prints or ():
+        for part in p.parts:
+            if isinstance(part, Shown) and part.spec and not part.item and graph.node(part.name).shape:
+                what = part.name + (".grad" if part.what == "grad" else "")
+                problems.append(Problem(spec.path, p.line, f"the format {part.spec!r} of '{what}', which has"
+                                        f" {numel(graph.node(part.name).shape)} elements: torch raises TypeError:"
+                                        " unsupported format string passed to Tensor.__format__"
+                                        " (allowed: a format of t.item() or of a 0-d tensor)"))
+                continue
+            if not (isinstance(part, Shown) and part.what == "grad" and (part.item or part.spec)):
+                continue
+            node = graph.node(part.name)
+            if node.is_leaf:
+                has = set()
+                for i in range(p.after):
+                    has.difference_update(r.leaf for r in spec.resets_before(i) if r.clear)
+                    has.update(n.name for n in graph.ancestors(spec.backward[i].output) if n.is_leaf and n.requires_grad)
+                has.difference_update(r.leaf for r in spec.resets_before(p.after, p.seq) if r.clear)
+                none = part.name not in has
+            else:
+                none = not any(r.name == part.name and r.after < p.after for r in spec.retained)
+            if none:
+                problems.append(Problem(spec.path, p.line, f"{part.name}.grad is None here, so torch raises"
+                                        " AttributeError or TypeError reading it as a number"
+                                        f" (allowed: {part.name}.grad after a backward call that reaches it)"))
     return problems
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ops import KEYWORDS, REGISTRY, operators
+from ..spec.python import float_format
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like")  # torch.<name>(...) as code.py writes an input or a gradient
@@ -127,7 +128,8 @@ def vet(code: str) -> None:
         for arg in call.args:
             if isinstance(arg, ast.JoinedStr):
                 for piece in arg.values:
-                    if isinstance(piece, ast.FormattedValue) and piece.conversion == -1 and piece.format_spec is None:
+                    if (isinstance(piece, ast.FormattedValue) and piece.conversion == -1
+                            and (piece.format_spec is None or float_format(piece.format_spec) is not None)):
                         shown(piece.value)
                     elif not _text(piece):
                         raise Refused("an f-string field with a conversion or format")

@@ -58,6 +58,7 @@ class Shown:
     what: str  # "value", "data", "grad", "grad_fn", "is_leaf", "requires_grad" or "shape"
     formatted: bool = False  # a field of an f-string: a one-element tensor shows as a Python float there
     item: bool = False  # .item(): the one element as a Python float
+    spec: str = ""  # an f-string field's format, such as .4f: applied to the Python float
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ class _Reader:
     bound: dict[str, str] = field(default_factory=dict)  # Python name -> node name
     constants: dict[str, ast.expr] = field(default_factory=dict)  # Python name -> a number
     flags: dict[str, bool] = field(default_factory=dict)  # Python name -> True or False (is_train = False)
+    devices: set[str] = field(default_factory=set)  # Python names bound to torch.device("cpu")
+    dtypes: dict[str, str] = field(default_factory=dict)  # Python name -> a dtype (dtype = torch.float)
     modes: dict[str, bool] = field(default_factory=dict)  # helper -> the grad mode its decorator sets
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
     modules: dict[str, str] = field(default_factory=dict)  # alias -> "torch", "F" or "math"
@@ -187,7 +189,7 @@ class _Reader:
         body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                              and isinstance(s.value.value, str))]
         if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
-            raise Refused(f"function '{node.name}' is more than one return statement"
+            raise Refused(f"function '{node.name}' has more than a single return statement"
                           " (allowed: def f(a, b): return expression)")
         self.forget(node.name)
         self.functions[node.name] = ([p.arg for p in a.args], body[0].value)
@@ -257,6 +259,15 @@ class _Reader:
             self.forget(name)
             self.flags[name] = value.value
             return None
+        if isinstance(value, ast.Call) and _dotted(value.func) == "torch.device":
+            self.device(value)
+            self.forget(name)
+            self.devices.add(name)
+            return None
+        if isinstance(value, ast.Attribute) and _dotted(value) in {f"torch.{d}" for d in TORCH_DTYPES}:
+            self.forget(name)
+            self.dtypes[name] = self.dtype(value)
+            return None
         if isinstance(value, ast.Lambda):
             return self.lambda_(name, value)
         if self.is_number(value):
@@ -319,8 +330,9 @@ class _Reader:
 
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
-        for table in (self.bound, self.constants, self.functions, self.flags, self.modes):
+        for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes):
             table.pop(name, None)
+        self.devices.discard(name)
 
     def fresh(self, name: str) -> str:
         """Return a node name for a new binding of a Python name: the name itself first, then name2, name3, ..."""
@@ -463,8 +475,12 @@ class _Reader:
         parts: list[str | Shown] = []
         pieces: list[ast.expr] = []
         for piece in node.values:
-            if isinstance(piece, ast.FormattedValue) and (piece.conversion != -1 or piece.format_spec is not None):
-                raise Refused("an f-string field with a conversion or format (allowed: {t}, {t.grad}, {t.is_leaf})")
+            spec = ""
+            if isinstance(piece, ast.FormattedValue) and piece.format_spec is not None:
+                spec = float_format(piece.format_spec)
+            if isinstance(piece, ast.FormattedValue) and (piece.conversion != -1 or spec is None):
+                raise Refused("an f-string field with a conversion or a format other than a number's"
+                              " (allowed: {t}, {t.grad}, {loss.item():.4f}, {w.grad.item():8.3e})")
             value = piece.value if isinstance(piece, ast.FormattedValue) else piece
             if isinstance(value, ast.Name) and value.id in self.constants:
                 value = ast.Constant(_number_text(self.number(value)))
@@ -472,8 +488,13 @@ class _Reader:
                 parts.append(_plain(str(value.value)))
                 pieces.append(ast.Constant(str(value.value)))
             else:
-                parts.append(replace(self.one_shown(value), formatted=True))
-                pieces.append(ast.FormattedValue(self.shown_expr(value), -1, None))
+                shown = replace(self.one_shown(value), formatted=True, spec=spec)
+                if spec and shown.what not in ("value", "grad"):
+                    raise Refused(f"a format {spec!r} for {_describe(value)}, which is not a number"
+                                  " (allowed: formats of t.item() or a 0-d tensor)")
+                parts.append(shown)
+                pieces.append(ast.FormattedValue(self.shown_expr(value), -1,
+                                                 ast.JoinedStr([ast.Constant(spec)]) if spec else None))
         merged: list[ast.expr] = []
         for piece in pieces:  # neighbouring texts as one, as Python writes an f-string
             if merged and isinstance(piece, ast.Constant) and isinstance(merged[-1], ast.Constant):
@@ -654,8 +675,11 @@ class _Reader:
     def created(self, kind: str, node: ast.Call) -> tuple[Array, str | None, bool]:
         kwargs = {}
         for k in node.keywords:
+            if k.arg == "device":
+                self.device(k.value)
+                continue
             if k.arg not in ("requires_grad", "dtype", "size", "fill_value", "n", "m", "steps"):
-                raise Refused(f"torch.{kind}({k.arg}=...) (allowed: requires_grad=, dtype=)")
+                raise Refused(f"torch.{kind}({k.arg}=...) (allowed: requires_grad=, dtype=, device='cpu')")
             kwargs[k.arg] = k.value
         grad = self.flag(kwargs.pop("requires_grad"), "requires_grad") if "requires_grad" in kwargs else False
         dtype = self.dtype(kwargs.pop("dtype")) if "dtype" in kwargs else None
@@ -801,6 +825,15 @@ class _Reader:
             return _exact(text)
         raise Refused(f"{_describe(node)} where a number is needed ({_LITERAL})")
 
+    def device(self, node: ast.expr) -> None:
+        """Accept device='cpu', torch.device('cpu') or a name bound to it: derive explains what the CPU computes."""
+        if isinstance(node, ast.Name) and node.id in self.devices:
+            return
+        if isinstance(node, ast.Call) and _dotted(node.func) == "torch.device" and len(node.args) == 1 and not node.keywords:
+            node = node.args[0]
+        if not (isinstance(node, ast.Constant) and node.value == "cpu"):
+            raise Refused(f"the device {clip(' '.join(ast.unparse(node).split()))} (allowed: 'cpu', torch.device('cpu'))")
+
     def flag(self, node: ast.expr, what: str) -> bool:
         if isinstance(node, ast.Name) and node.id in self.flags:
             return self.flags[node.id]
@@ -809,6 +842,8 @@ class _Reader:
         raise Refused(f"{what}={_describe(node)} (allowed: True or False)")
 
     def dtype(self, node: ast.expr) -> str:
+        if isinstance(node, ast.Name) and node.id in self.dtypes:  # dtype = torch.float, then dtype=dtype
+            return self.dtypes[node.id]
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and self.modules.get(node.value.id) == "torch" and node.attr in TORCH_DTYPES):
             return TORCH_DTYPES[node.attr]
@@ -1016,6 +1051,17 @@ def _exact(text: str) -> Fraction:
 def _float_or_int(value: Fraction) -> int | float:
     """Return a number as a constant for the graph: an int, or the float whose shortest repr the graph reads back."""
     return int(value) if value.denominator == 1 else float(value)
+
+
+FLOAT_FORMAT = re.compile(r"[<>=^]?[-+ ]?0?[0-9]{0,2}[,_]?(\.[0-9]{1,2})?[eEfFgG%]?")
+
+
+def float_format(node: ast.expr) -> str | None:
+    """Return an f-string field's format if it is a plain number format (.4f, 8.3e, +.2%), else None."""
+    if (isinstance(node, ast.JoinedStr) and len(node.values) == 1 and isinstance(node.values[0], ast.Constant)
+            and isinstance(node.values[0].value, str) and FLOAT_FORMAT.fullmatch(node.values[0].value)):
+        return node.values[0].value
+    return None
 
 
 def _plain(text: str) -> str:
