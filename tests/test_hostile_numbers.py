@@ -165,3 +165,32 @@ def test_max_at_the_largest_double_keeps_its_gradient(tmp_path):
     x.max().backward()
     assert [float(v) for v in derive_spec(spec).grads["x"]] == x.grad.tolist() == [1.0, 0.0, 0.0]
     assert compare_spec(spec, script=False) == []
+
+
+SIGNED_ZERO_CASES = {
+    # relu(-1) * -1 is -0.0 to torch; (-0.0) ** -1 is -inf and its ln is -inf, so d/db is +inf, not +0.0's -inf
+    "exponent_at_negative_zero": ("y: (x.relu() * x) ** w", {"x": "[-1, 2, -3]", "w": "[-1, -2, 0.5]"},
+                                  lambda x, w: (x.relu() * x) ** w),
+    # b (-0.0)**(b - 1) for an even b < 0: (-0.0)**-3 is -inf, so -2 times it is +inf
+    "base_at_negative_zero": ("y: (x * -1) ** -2", {"x": "[0, 1]"}, lambda x: (x * -1) ** -2),
+    # d(x/x)/dx at 1e-160: torch's 1 / x - (x / x) / x is 0; 1 / x - x / x² is not, x² being subnormal
+    "quotient_by_itself_at_1e_160": ("y: x / x", {"x": "[1e-160, 0.5]"}, lambda x: x / x),
+}
+
+
+@pytest.mark.parametrize("small", [None, 0], ids=["exact", "arrays"])
+@pytest.mark.parametrize("name", SIGNED_ZERO_CASES)
+def test_signed_zeros_and_tiny_divisors_as_torch(name, small, tmp_path, monkeypatch):
+    """Found by the long fuzz on the arrays path: -0.0 in a power and x / x at 1e-160 give torch's grads on both paths."""
+    from generator.engines import sparse
+    from generator.pipeline.build import compare_spec, derive_spec
+
+    if small is not None:
+        monkeypatch.setattr(sparse, "SMALL", small)
+    steps, inputs, fn = SIGNED_ZERO_CASES[name]
+    path = _spec(tmp_path, steps, **inputs)
+    _, grads = _torch_grads(fn, **{k: json.loads(v) for k, v in inputs.items()})
+    derived = derive_spec(path).grads
+    for leaf, theirs in grads.items():
+        assert all(_same(float(ours), t) for ours, t in zip(derived[leaf], theirs)), (leaf, derived[leaf], theirs)
+    assert compare_spec(path, script=False) == []

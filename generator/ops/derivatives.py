@@ -140,13 +140,20 @@ class PowLog(sp.Function):
         return None
 
     @staticmethod
+    def at_signed_zero(a, b, *, negative):
+        """Return the value at a = -0.0 where it differs from +0.0's: (-0.0)**b ln(-0.0) = inf for an odd b < 0."""
+        if negative[0] and b.is_number and b.is_integer and bool(b < 0) and b.is_odd:
+            return sp.oo
+        return None
+
+    @staticmethod
     def numeric(a, b):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
             keep = active_rounding() or _same  # in a dtype, torch rounds each factor
             general = keep(keep(fmath.power(a, b)) * keep(fmath.log(a)))
-            at_zero = np.where(b >= 0, 0.0, -np.inf)
+            at_zero = np.where(b >= 0, 0.0, general)  # IEEE's pow and log of a signed zero: (-0.0)**-1 ln(-0.0) = inf
             return np.select(
                 [a == 1, np.isnan(a) | np.isnan(b), a == 0, a < 0], [0.0, np.nan, at_zero, np.nan], general
             )
@@ -175,6 +182,13 @@ class PowBase(sp.Function):
         return b == 0
 
     @staticmethod
+    def at_signed_zero(a, b, *, negative):
+        """Return the value at a = -0.0 where it differs from +0.0's: b (-0.0)**(b - 1) for an even b < 0 is +-inf flipped."""
+        if negative[0] and b.is_number and b.is_integer and bool(b < 0) and b.is_even:
+            return -sp.oo * sp.sign(b)
+        return None
+
+    @staticmethod
     def numeric(a, b):
         """The same on float64 arrays."""
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
@@ -182,9 +196,7 @@ class PowBase(sp.Function):
             keep = active_rounding() or _same
             factor = keep(b)  # torch's pow keeps a number exponent in double, but multiplies by it in the dtype
             general = keep(factor * keep(fmath.power(a, b - 1)))
-            return np.select(
-                [b == 0, np.isnan(a) | np.isnan(b), (a == 0) & (b < 1)], [0.0, np.nan, np.inf * np.sign(factor)], general
-            )
+            return np.select([b == 0, np.isnan(a) | np.isnan(b)], [0.0, np.nan], general)  # IEEE at a signed zero
 
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf; where the mask is
