@@ -525,12 +525,7 @@ class _Reader:
                     marker = f"grad of {self.tensor_name(n.value)}"
                     grads[marker] = ast.Name(marker, ast.Load())
                     return grads[marker]
-                for field_name, value in ast.iter_fields(n):
-                    if isinstance(value, list):
-                        setattr(n, field_name, [mark(v) if isinstance(v, ast.AST) else v for v in value])
-                    elif isinstance(value, ast.AST):
-                        setattr(n, field_name, mark(value))
-                return n
+                return _map_children(n, mark)
 
             translated = self.translate(mark(copy.deepcopy(side)), grads)
             code, expr = copy.deepcopy(translated), translated
@@ -891,12 +886,7 @@ class _Reader:
             if isinstance(n, (ast.Lambda, ast.NamedExpr, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp,
                               ast.IfExp, ast.Await, ast.Yield, ast.YieldFrom, ast.Starred)):
                 raise Refused(f"{_describe(n)} inside a computation (allowed: operations on tensors and numbers)")
-            for name, value in ast.iter_fields(n):
-                if isinstance(value, list):
-                    setattr(n, name, [visit(v) if isinstance(v, ast.AST) else v for v in value])
-                elif isinstance(value, ast.AST):
-                    setattr(n, name, visit(value))
-            return n
+            return _map_children(n, visit)
 
         result = visit(root)
         assert isinstance(result, ast.expr)
@@ -1081,6 +1071,16 @@ def _rounded(array: Array, dtype: str) -> Array:
     if not all(math.isfinite(v) for v in rounded):
         raise Refused(f"a value beyond {dtype}'s range, which torch makes inf (allowed: finite values)")
     return Array(array.shape, tuple(Fraction(v) for v in rounded))
+
+
+def _map_children(node: ast.AST, fn) -> ast.AST:
+    """Replace each child of a node by fn(child), in place; return the node."""
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            setattr(node, name, [fn(v) if isinstance(v, ast.AST) else v for v in value])
+        elif isinstance(value, ast.AST):
+            setattr(node, name, fn(value))
+    return node
 
 
 def _number_text(value: Fraction) -> str:
