@@ -56,6 +56,14 @@ def problems(path: Path) -> list[str]:
     return caught.value.lines()
 
 
+def checked_json(tmp_path: Path, code: str) -> dict:
+    """Write the code, assert that derive check agrees with torch on it, and return its JSON document."""
+    path = write(tmp_path, code)
+    assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
+    assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")[0] == 0
+    return json.loads((tmp_path / "o/example.json").read_text())
+
+
 def assert_one_problem(path: Path, line: int, message: str) -> None:
     """Assert that reading the file finds exactly one problem, at that line, whose text holds message."""
     found = problems(path)
@@ -367,10 +375,7 @@ class TestComparisons:
     def test_prints_of_a_equals_b_are_torch_s(self, tmp_path):
         """print(a == b) shows torch's bool tensor: float32 products and sums rounded as torch rounds them, grads, None."""
         code = self.CODE
-        path = write(tmp_path, code)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        data = json.loads((tmp_path / "o/example.json").read_text())
+        data = checked_json(tmp_path, code)
         printed, _ = torch_run(code)
         assert "False" in printed and "True" in printed  # the example tells rounding apart
         assert data["printed"] == printed
@@ -400,10 +405,7 @@ class TestOnesLikeGradient:
             y.backward({gradient})
             print(x.grad)
             """
-        path = write(tmp_path, code)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        data = json.loads((tmp_path / "o/example.json").read_text())
+        data = checked_json(tmp_path, code)
         assert (data["printed"], data["grads"]) == torch_run(code)
 
     def test_len_of_a_0_d_tensor_is_refused(self, tmp_path):
@@ -454,10 +456,7 @@ class TestLegacyApi:
     ], ids=["morvan", "double"])
     def test_variable_and_typed_constructors_as_torch_makes_them(self, tmp_path, code):
         """Variable(t, requires_grad=True), FloatTensor and DoubleTensor (pre-0.4 tutorials): torch's prints and grads."""
-        path = write(tmp_path, code)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        data = json.loads((tmp_path / "o/example.json").read_text())
+        data = checked_json(tmp_path, code)
         assert (data["printed"], data["grads"]) == torch_run(code)
 
 
@@ -496,10 +495,7 @@ class TestShapes:
             print(x.shape, y.shape, x.size())
             print(f"{x.shape} and {y.size()}")
             """
-        path = write(tmp_path, code)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(code)[0]
+        assert checked_json(tmp_path, code)["printed"] == torch_run(code)[0]
 
 
 class TestNumberFormats:
@@ -517,10 +513,7 @@ class TestNumberFormats:
 
     def test_f_string_number_formats_and_cpu_device_as_in_torch(self, tmp_path):
         """{loss.item():.4f} and kin (Loeber's, airoads' training logs), device='cpu' and dtype=dtype: torch's text."""
-        path = write(tmp_path, self.CODE)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        assert json.loads((tmp_path / "o/example.json").read_text())["printed"] == torch_run(self.CODE)[0]
+        assert checked_json(tmp_path, self.CODE)["printed"] == torch_run(self.CODE)[0]
 
     @pytest.mark.parametrize("line, message", [
         ('print(f"{x:.2f}")', "the format '.2f' of 'x', which has 2 elements: torch raises TypeError"),
@@ -572,10 +565,7 @@ class TestGradModes:
 
     def test_no_grad_enable_grad_and_set_grad_enabled_as_torch_has_them(self, tmp_path):
         """Blocks, decorators and the global switch: requires_grad, prints and grads are torch's."""
-        path = write(tmp_path, self.CODE)
-        assert run("check", str(path)) == (0, "1 agree with torch, 0 failed\n", "")
-        run("build", str(path), "--out", str(tmp_path / "o"), "--format", "json")
-        data = json.loads((tmp_path / "o/example.json").read_text())
+        data = checked_json(tmp_path, self.CODE)
         assert (data["printed"], data["grads"]) == torch_run(self.CODE)
 
     def test_a_decorated_helper_inside_a_computation_is_refused(self, tmp_path):
