@@ -78,7 +78,7 @@ class TestBuild:
         assert result.exit_code == 1
         assert result.stderr == (
             f"{bad}:7: step 'y': unknown function 'foo' (allowed: exp, log, sqrt, sin, cos, tanh, sigmoid, relu,"
-            " abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach)\n"
+            " abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape)\n"
             f"{bad}:9: backward 'z': the output has shape [2], so torch needs a gradient (grad can be implicitly"
             " created only for scalar outputs) (allowed: {output: z, gradient: <values of shape [2]>})\n"
             "1 built, 1 failed\n"
@@ -96,7 +96,7 @@ class TestBuild:
         assert result.exit_code == 1
         assert result.stderr.splitlines()[0] == (
             f"{spec}:7: step 'y': unknown function 'write_text' (allowed: exp, log, sqrt, sin, cos, tanh, sigmoid,"
-            " relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach)"
+            " relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape)"
         )
         assert not sentinel.exists()
         assert not out.exists()

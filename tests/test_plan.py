@@ -171,9 +171,9 @@ class TestEightAnswers:
         import torch
 
         order = torch.arange(4).reshape(2, 2).flatten().tolist()
-        cells = ", ".join(f"x_{{{k // 2}{k % 2}}}" for k in order)
+        cells = "$, $".join(f"x_{{{k // 2}{k % 2}}}" for k in order)  # a formula per element, so a long tuple breaks
         text = prose("01_scalar_mean")
-        assert f"row by row, as torch stores it ($x_{{01}}$ is `x[0][1]`): $\\left({cells}\\right)$" in text
+        assert f"row by row, as torch stores it ($x_{{01}}$ is `x[0][1]`): $({cells})$" in text
 
 
 class TestSentencesGone:

@@ -20,7 +20,7 @@ from .latex import INDEX_LETTERS, corner_matrix, elided, element_tex, name_tex, 
 from ..ops import REGISTRY
 from ..ops.base import TexOperand, bare, numel, sum_tex
 from .model import BackwardItem, Example, ForwardItem, GradItem, JacobianItem, Note, Picture, TensorGlance
-from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, shape_text, tensor_glance
+from .parts import DocumentBuilder, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, shape_text, tensor_glance
 
 MAX_NOTES = 3  # places shown per kind of kink; the rest are counted
 
@@ -210,8 +210,7 @@ class LargeBuilder(DocumentBuilder):
             jt = corner_matrix(cols, rows, lambda r, c: number_tex(jacobian.entry(c, r)), marks=by_col[::-1])
         v = corner_matrix(rows, 1, lambda r, c: number_tex(float(p.gradient[r])))
         result = corner_matrix(cols, 1, lambda r, c: number_tex(float(vjp[r])), marks=(marks, ()))
-        flat = (r"\left(" + ", ".join(element_tex(leaf.name, leaf.shape, j) for j in picks(cols)[:3])
-                + (r", \ldots" if cols > 3 else "") + r"\right)")
+        flat = flat_tuple([element_tex(leaf.name, leaf.shape, j) for j in picks(cols)[:3]], cols > 3)
         return JacobianItem(
             leaf.name, name_tex(leaf.name), rows, cols, flat, None, None, numeric,
             rf"J^{{\mathsf T}} v = {jt} {v} = {result}", tensor_tex(_Lazy(vjp), leaf.shape, marks), shape_text(leaf.shape),

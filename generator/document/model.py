@@ -388,6 +388,11 @@ class Document:
         return tuple(row for row in self.graph if row.is_leaf and row.computed and not row.cut)
 
     @property
+    def jacobians_first(self) -> int:
+        """The number of the first call with a Jacobian section: the one that says backward() never builds J."""
+        return next((c.number for c in self.calls if c.jacobians), 0)
+
+    @property
     def rebound(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Each Python name the code binds more than once, with the tensors this page names for it: (c, (c, c2))."""
         found: dict[str, list[str]] = {}

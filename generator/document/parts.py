@@ -436,3 +436,13 @@ class DocumentBuilder:
     def all_at_once(self, p, out: Node, loss: str) -> tuple[tuple[str, ...], int]:
         """Return the fully substituted expression's derivation, where the builder gives one, and the partials left out."""
         return (), 0
+
+
+def flat_tuple(elements: list[str], more: bool) -> str:
+    """Write a flattened tensor's elements as (x_{00}, x_{01}, ...) for inside $...$, a formula per element.
+
+    Each element closes and reopens the math, so a long tuple breaks between elements (TeX never breaks
+    inside \\left( ... \\right), and runs off the page); the message puts the outer dollars.
+    """
+    return "(" + "$, $".join(elements) + ("$, $\\ldots" if more else "") + ")"
+

@@ -28,7 +28,7 @@ from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
-from .parts import DocumentBuilder, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
+from .parts import DocumentBuilder, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -291,7 +291,7 @@ class SmallBuilder(DocumentBuilder):
         diagonal = n_rows == n_cols and n_rows > 1 and all(
             rows_v[r][c] == 0 for r in range(n_rows) for c in range(n_cols) if r != c
         )
-        flat = r"\left(" + ", ".join(leaf_els[:MAX_SHOWN]) + (r", \ldots" if n_cols > MAX_SHOWN else "") + r"\right)"
+        flat = flat_tuple(leaf_els[:MAX_SHOWN], n_cols > MAX_SHOWN)
         u = corner_matrix(1, n_cols, lambda r, c: "1" if c == 0 else "0") + r"^{\mathsf T}"
         column = corner_matrix(n_rows, 1, lambda r, c: number_tex(rows_v[r][0]))
         jvp = rf"J u = {numeric if notation else 'J'} {u} = {column}"

@@ -556,8 +556,9 @@ class TexBuilder:
                                     index_tex=j.index_tex, index_code=j.index_code, scalar=j.leaf_shape == "scalar",
                                     many=len(call.jacobians) > 1, first=j.leaf == call.explained))
                 doc.append(self.math(j.shown))
-            doc.append(self.say("never_builds", implicit=call.implicit, out=call.output, v=call.gradient_name,
-                                rows=call.numel, inputs=d.inputs))
+            if call.number == d.jacobians_first:
+                doc.append(self.say("never_builds", implicit=call.implicit, out=call.output, v=call.gradient_name,
+                                    rows=call.numel, inputs=d.inputs))
             for j in call.jacobians:
                 doc.append(self.math(j.vjp))
             if call.jacobians[0].jvp:
