@@ -182,8 +182,7 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
             return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype)
         return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
-    grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq), lambda leaf, g: [0.0] * len(_flat(g)))
-    grad = grads.get(node.name) if node.is_leaf else grads_after.retained(node.name, after, seq)
+    grad = grads_after.at(node, after, seq)
     if grad is None:
         return "None"
     if shown.item or (shown.formatted and not node.shape):
@@ -204,9 +203,7 @@ def _compare(compared: Compared, after: int, seq: int, derivation: Derivation, s
         if what == "value":
             found = derivation.values[name] if shade is None else shade.values[name]
         else:
-            grads = apply_resets(grads_after(after), graph.spec.resets_before(after, seq),
-                                 lambda leaf, g: [0.0] * len(_flat(g)))
-            found = grads.get(name) if node.is_leaf else grads_after.retained(name, after, seq)
+            found = grads_after.at(node, after, seq)
             if found is None:
                 return "False"  # torch: a tensor == None is False
         values[placeholder] = Array(node.shape, tuple(Fraction(to_float(v)) for v in _flat(found)))
@@ -238,6 +235,13 @@ class _Grads:
 
     def __init__(self, derivation: Derivation, shade: Shadow | None):
         self.derivation, self.shade, self.cache = derivation, shade, {}
+
+    def at(self, node, k: int, seq: int):
+        """Return a tensor's .grad where statement seq runs, after k calls: a leaf's with resets, else what it retained."""
+        if not node.is_leaf:
+            return self.retained(node.name, k, seq)
+        spec = self.derivation.graph.spec
+        return apply_resets(self(k), spec.resets_before(k, seq), lambda leaf, g: [0.0] * len(_flat(g))).get(node.name)
 
     def retained(self, name: str, k: int, seq: int):
         """Return a computed tensor's .grad after k calls: None, unless retain_grad() kept its gradients since."""
