@@ -19,7 +19,7 @@ from ..floats.ieee import exact_number, float_value, in_range, negative_zero, nu
 from ..ops.derivatives import MASKS
 from ..ops import REGISTRY
 from ..ops.base import numel
-from ..spec.model import Array, Call, apply_resets
+from ..spec.model import Array, Call, apply_resets, shared
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
@@ -333,8 +333,12 @@ def derive(graph: Graph) -> Derivation:
         grads = apply_resets(grads, graph.spec.resets_before(i), lambda leaf, g: [sp.Integer(0)] * len(g))
         passes.append(_pass(engine, graph, call))
         for leaf, vjp in passes[-1].vjp.items():
+            if not graph.spec.accumulates(leaf, call.seq):
+                continue
+            leaf = graph.spec.identity(leaf)  # a leaf changed in place keeps one .grad
             prev = grads[leaf]
             grads[leaf] = list(vjp) if prev is None else [_tame(p + q) for p, q in zip(prev, vjp)]
+    grads = shared(grads, graph.spec)
     return Derivation(
         graph=graph,
         symbols=engine.symbols,

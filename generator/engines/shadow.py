@@ -29,7 +29,7 @@ from ..graph.model import Graph, Node, ones_gradient
 from ..floats.numeric import rounding
 from ..ops import REGISTRY
 from ..ops.base import numel
-from ..spec.model import apply_resets
+from ..spec.model import apply_resets, shared
 
 SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
@@ -160,13 +160,14 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
             adjoints.append(adj)
             scale = _backward_scale(engine, nodes, adj, value_scale, unit)
             for n in nodes:
-                if n.is_leaf:
-                    leaf = n.name
+                if n.is_leaf and graph.spec.accumulates(n.name, call.seq):
+                    leaf = graph.spec.identity(n.name)  # a leaf changed in place keeps one .grad
                     if grads[leaf] is None:
-                        grads[leaf], grad_scale[leaf] = adj[leaf], scale[leaf]
+                        grads[leaf], grad_scale[leaf] = adj[n.name], scale[n.name]
                     else:
-                        grads[leaf] = cast(grads[leaf] + adj[leaf])
-                        grad_scale[leaf] = grad_scale[leaf] + scale[leaf] + np.abs(grads[leaf])
+                        grads[leaf] = cast(grads[leaf] + adj[n.name])
+                        grad_scale[leaf] = grad_scale[leaf] + scale[n.name] + np.abs(grads[leaf])
+    grads, grad_scale = shared(grads, graph.spec), shared(grad_scale, graph.spec)
     return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale,
                   adjoints=tuple(adjoints))
 

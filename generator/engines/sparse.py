@@ -22,7 +22,7 @@ from ..floats.numeric import rounding
 from ..graph.model import Graph, Node, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import Local, numel
-from ..spec.model import apply_resets
+from ..spec.model import apply_resets, shared
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
 MAX_JACOBIAN_ENTRIES = 4_000_000  # non-zero entries of a Jacobian built; beyond, only Jᵀ·v is derived
@@ -352,5 +352,9 @@ def derive_bulk(graph: Graph) -> Bulk:
             jacobians=engine.jacobians(nodes, leaves), vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
         ))
         for leaf in leaves:
-            grads[leaf] = adj[leaf] if grads[leaf] is None else grads[leaf] + adj[leaf]
+            if not graph.spec.accumulates(leaf, call.seq):
+                continue
+            key = graph.spec.identity(leaf)  # a leaf changed in place keeps one .grad
+            grads[key] = adj[leaf] if grads[key] is None else grads[key] + adj[leaf]
+    grads = shared(grads, graph.spec)
     return Bulk(graph=graph, values=engine.values, passes=tuple(passes), grads=grads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 from typing import Any
 
@@ -55,8 +56,8 @@ class Graph:
         """Return the node of that name."""
         return self._index[name]
 
-    @property
-    def _index(self) -> dict[str, Node]:
+    @cached_property
+    def _index(self) -> dict[str, Node]:  # built once: node() is asked for every element of every pass
         return {n.name: n for n in self.nodes}
 
     def ancestors(self, output: str) -> list[Node]:

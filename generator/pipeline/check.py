@@ -81,8 +81,9 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
     }
     tensors = forward(torch, graph, leaves)
     want, jacobians = jacobians, []
-    for i, call in enumerate(graph.spec.backward):
-        for reset in graph.spec.resets_before(i):
+    spec = graph.spec
+    for i, call in enumerate(spec.backward):
+        for reset in spec.resets_before(i):
             if reset.clear:
                 leaves[reset.leaf].grad = None
             else:
@@ -90,12 +91,22 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         out = graph.node(call.output)
         gradient = call.gradient or ones_gradient(out)
         v = torch.tensor([float(x) for x in gradient.values], dtype=tdtype).reshape(out.shape)
+        kept = {name: t.grad for name, t in leaves.items()}
+        for t in leaves.values():
+            t.grad = None
         tensors[call.output].backward(v, retain_graph=True)
+        for name, t in leaves.items():  # a leaf changed in place is one tensor to torch: its versions share .grad
+            first = spec.identity(name)
+            added, t.grad = t.grad, kept[name] if name == first else None
+            if added is not None and spec.accumulates(name, call.seq):
+                held = leaves[first].grad
+                leaves[first].grad = added if held is None else held + added
         if want:
             jacobians.append(_jacobians(torch, graph, leaves, call.output))
     return TorchRun(
         values={n.name: _flat(tensors[n.name]) for n in graph.nodes},
-        grads={name: None if t.grad is None else _flat(t.grad) for name, t in leaves.items()},
+        grads={name: None if leaves[spec.identity(name)].grad is None else _flat(leaves[spec.identity(name)].grad)
+               for name in leaves},
         jacobians=tuple(jacobians),
         labels=torch_labels(tensors),
     )

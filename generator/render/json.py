@@ -14,7 +14,7 @@ from ..floats.ieee import to_float
 from ..document.glance import glance
 from ..document.parts import retained_parts
 from ..ops.base import numel, unravel
-from ..spec.model import apply_resets
+from ..spec.model import apply_resets, shared
 from .base import Finished
 
 
@@ -68,6 +68,7 @@ class Json(Finished):
         shapes = {n.name: n.shape for n in graph.nodes}
         final = apply_resets(derivation.grads, graph.spec.resets_before(len(derivation.passes)),
                              lambda leaf, g: np.zeros(numel(shapes[leaf])))  # resets after the last call too
+        final = shared(final, graph.spec)
         grads = {name: None if final[leaf] is None else _floats(final[leaf], shapes[leaf])
                  for name, leaf in graph.spec.leaf_names()}
         calls = []

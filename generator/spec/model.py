@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 
@@ -69,6 +71,7 @@ class Compared:
     right: str
     refs: tuple[tuple[str, str, str], ...]  # (placeholder, node, "value" or "grad")
     numbers: tuple[tuple[str, Fraction], ...] = ()  # (placeholder, value): a side that is a number, a 0-d tensor to torch
+    op: str = "=="  # a while's or an if's condition compares with <, <=, >, >=, == or !=
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,31 @@ class Retain:
 
 
 @dataclass(frozen=True)
+class Update:
+    """A leaf's values changed in place, which torch does not record: `w -= lr * w.grad` under no_grad, `x.data *= 2`.
+
+    The tensor stays the same leaf with the same .grad; its new values are a new node of the graph (w2), computed
+    from refs as torch computes them when the example runs (generator/engines/updates.py).
+    """
+
+    node: str  # the new values' node
+    of: str  # the tensor's first node: every version shares its .grad
+    expr: str  # the new values, an expression of the placeholders, as a step of a spec writes it
+    refs: tuple[tuple[str, str, str], ...]  # (placeholder, node, "value" or "grad"): a grad is the tensor's, of
+    after: int  # backward calls before it
+    code: str  # the statement, as the document's code writes it
+    line: int
+    seq: int = 0
+    data: bool = False  # through .data, which torch allows outside no_grad too
+    requires_grad: bool | None = None  # requires_grad_(flag) after the tensor was used: the same values, a new flag
+
+    @property
+    def copy(self) -> bool:
+        """Tell whether the new values are the old ones (only the flag changes)."""
+        return self.expr in {p for p, _, _ in self.refs}
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole example, as written in its YAML file."""
 
@@ -129,6 +157,30 @@ class Spec:
     retained: tuple[Retain, ...] = ()  # computed tensors whose .grad torch keeps
     renamed: tuple[tuple[str, str], ...] = ()  # (node, the Python name it binds): c2 for the second c
     bound: tuple[tuple[str, str], ...] | None = None  # a Python example's (name, node) at its end; None: each input
+    updates: tuple[Update, ...] = ()  # leaves changed in place, in the example's order
+
+    def identity(self, name: str) -> str:
+        """Return the first node of the tensor a node is a version of (itself, unless an update made it)."""
+        return self._identities.get(name, name)
+
+    def accumulates(self, name: str, seq: int) -> bool:
+        """Tell whether a backward call at statement seq adds to a leaf's .grad: torch's AccumulateGrad skips a tensor
+        whose requires_grad was turned off since (its latest values before seq do not require grad)."""
+        first = self.identity(name)
+        current = first
+        for u in self.updates:
+            if u.seq < seq and self.identity(u.node) == first:
+                current = u.node
+        return next((i.requires_grad for i in self.inputs if i.name == current), True)
+
+    @cached_property
+    def _identities(self) -> dict[str, str]:
+        inputs = {i.name for i in self.inputs}
+        first: dict[str, str] = {}  # a computed tensor made a leaf: its first leaf node
+        found = {}
+        for u in self.updates:
+            found[u.node] = u.of if u.of in inputs else first.setdefault(u.of, u.node)
+        return {k: v for k, v in found.items() if k != v}
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""
@@ -139,6 +191,14 @@ class Spec:
     def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
         """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""
         return tuple(r for r in self.resets if r.after == call and (seq is None or r.seq < seq))
+
+
+Evaluate = Callable[["Spec", Compared], bool]  # decides a condition on tensor values from the code read so far
+
+
+def shared(grads: dict, spec: Spec) -> dict:
+    """Return every leaf's grad from grads kept per tensor: each version of a tensor changed in place shows its .grad."""
+    return {i.name: grads.get(spec.identity(i.name)) for i in spec.inputs}
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:
