@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import replace
 from fractions import Fraction
@@ -94,14 +95,18 @@ def torch_code(graph: Graph) -> str:
     """Return the example as a runnable Python script, its statements in the example's order."""
     spec = graph.spec
     events: list[tuple[float, list[str], bool]] = []  # (statement count, lines, inside torch.no_grad())
+    versions = {u.node: u.of for u in spec.updates}
     for inp in spec.inputs:
+        if inp.name in versions:
+            continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
         events.append((inp.seq, [f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=made)}"], False))
         if inp.requires_grad and inp.grad_from:
             events.append((inp.grad_from, [f"{inp.name}.requires_grad_(True)"], False))
     steps = {s.name: s for s in spec.steps}
     for name, expr in graph.code:
-        events.append((steps[name].seq, [f"{name} = {expr}"], steps[name].no_grad))
+        events.append((steps[name].seq, [f"{name} = {_first_names(expr, versions)}"], steps[name].no_grad))
+    events += [(u.seq, [u.code], not u.data and u.requires_grad is None) for u in spec.updates]
     names = gradient_names(graph)
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):
@@ -126,6 +131,17 @@ def torch_code(graph: Graph) -> str:
         quiet = inside
         lines += [("    " if inside else "") + line for line in code]
     return "\n".join(lines) + "\n"
+
+
+def _first_names(expr: str, versions: dict[str, str]) -> str:
+    """Return a step's code with each leaf changed in place named by its first node: one tensor to torch."""
+    if not versions:
+        return expr
+    tree = ast.parse(expr, mode="eval")
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            n.id = versions.get(n.id, n.id)
+    return ast.unparse(tree)
 
 
 ADDRESS = "0x..."  # how a printed block writes a memory address
@@ -241,7 +257,8 @@ class _Grads:
         if not node.is_leaf:
             return self.retained(node.name, k, seq)
         spec = self.derivation.graph.spec
-        return apply_resets(self(k), spec.resets_before(k, seq), lambda leaf, g: [0.0] * len(_flat(g))).get(node.name)
+        grads = apply_resets(self(k), spec.resets_before(k, seq), lambda leaf, g: [0.0] * len(_flat(g)))
+        return grads.get(spec.identity(node.name))  # a leaf changed in place keeps one .grad
 
     def retained(self, name: str, k: int, seq: int):
         """Return a computed tensor's .grad after k calls: None, unless retain_grad() kept its gradients since."""

@@ -50,6 +50,9 @@ class LargeBuilder(DocumentBuilder):
     def values(self, name: str) -> _Lazy:
         return _Lazy(self.d.values[name])
 
+    def leaf_values(self, name: str) -> _Lazy:
+        return self.values(name)
+
     def args(self, node: Node) -> list[TexOperand]:
         out = []
         for a in node.args:

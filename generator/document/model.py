@@ -23,6 +23,7 @@ class GraphRow:
     intermediate: bool  # created by torch inside one line of code; named by us
     step: str
     computed: bool = False  # the result of an op, not an input (a leaf to torch only when it does not require grad)
+    version_of: str = ""  # a leaf's values after an in-place update: the tensor's first node (same tensor to torch)
     cut: str = ""  # "no_grad", or the key of an op torch does not record: computed from tensors that require grad
 
 
@@ -188,6 +189,16 @@ class Note:
 
 
 @dataclass(frozen=True)
+class AgainRow:
+    """A backward call of a loop's later iteration: the same derivation on that iteration's numbers."""
+
+    number: int
+    output: str
+    value: str  # LaTeX of the output's value
+    grads: tuple[tuple[str, str], ...]  # (leaf, LaTeX of this call's Jᵀv for it)
+
+
+@dataclass(frozen=True)
 class CallItem:
     """One backward call."""
 
@@ -209,6 +220,8 @@ class CallItem:
     all_at_once_hidden: int = 0  # partial derivatives the fully substituted section leaves out
     weighted: str = ""  # LaTeX of the scalar L = sum v * output that v is the gradient of, indexed as the output
     repeat_of: int = 0  # an earlier call with the same output and v: this one's derivation is the same
+    again_of: int = 0  # an earlier call of the same line, in a loop's earlier iteration: shown in that one's table
+    again: tuple[AgainRow, ...] = ()  # the later iterations' calls of this line
 
     @property
     def explained(self) -> str:
@@ -309,6 +322,11 @@ class PictureNode:
     value: str  # plain text: small tensors in full, large ones abbreviated
     value_tex: str
     grads: tuple[PictureGrad, ...]
+    grad_name: str = ""  # a leaf changed in place: the tensor whose .grad it adds to (its first node); '' for itself
+
+    @property
+    def grad_of(self) -> str:
+        return self.grad_name or self.name
 
 
 @dataclass(frozen=True)
@@ -328,6 +346,19 @@ class Picture:
     edges: tuple[PictureEdge, ...]
     calls: int  # backward calls: with more than one, each non-leaf box shows one gradient per call
     values: bool = False  # boxes show values too (the forward pass and the graph table already do)
+
+
+@dataclass(frozen=True)
+class UpdateItem:
+    """A leaf's values changed in place (w -= lr * w.grad under no_grad): the same tensor, new values."""
+
+    code: str
+    line: int
+    of: str  # the tensor, by its first node
+    node: str  # its new values' node
+    no_grad: bool  # inside torch.no_grad() (else through .data)
+    values: str  # LaTeX of the new values
+    requires_grad: bool | None = None  # requires_grad_(flag) after the tensor was computed with: same values, new flag
 
 
 @dataclass(frozen=True)
@@ -358,6 +389,9 @@ class Document:
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
     check: Check | None = None  # "check it yourself"
+    updates: tuple[UpdateItem, ...] = ()  # the first MAX_UPDATES in-place updates of leaves
+    updates_hidden: int = 0  # and how many more
+    repeated: tuple[str, ...] = ()  # tensors of a loop's later iterations, left out of the table and the picture
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -375,7 +409,7 @@ class Document:
     @property
     def leaves(self) -> tuple[GraphRow, ...]:
         """The leaves that require grad, in graph order."""
-        return tuple(row for row in self.graph if row.is_leaf and row.requires_grad)
+        return tuple(row for row in self.graph if row.is_leaf and row.requires_grad and not row.version_of)
 
     @property
     def others(self) -> tuple[GraphRow, ...]:
@@ -396,7 +430,10 @@ class Document:
     def rebound(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Each Python name the code binds more than once, with the tensors this page names for it: (c, (c, c2))."""
         found: dict[str, list[str]] = {}
+        shown = {r.name for r in self.graph}
         for node, original in self.renamed:
+            if node not in shown:
+                continue  # a loop's later iteration: said once, by repeated
             found.setdefault(original, [original] if any(r.name == original for r in self.graph) else []).append(node)
         return tuple((original, tuple(names)) for original, names in found.items() if len(names) > 1)
 

@@ -19,7 +19,10 @@ from ..ops.derivatives import same_number
 from .glance import Glance, glance
 from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
 from .code import gradient_names, writes_retain
-from .model import CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote
+from .model import (
+    AgainRow, CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote,
+    UpdateItem,
+)
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -167,27 +170,35 @@ def shape_text(shape: tuple[int, ...]) -> str:
 def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
     """Return the graph table's rows: values(name) gives a leaf's numbers."""
     rows = []
+    hidden = repeated_nodes(graph)
     for node in graph.nodes:
+        if node.name in hidden:
+            continue
         if node.is_leaf:
             formula = f"{name_tex(node.name)} = {tensor_tex(values(node.name), node.shape)}"
             grad_fn = "AccumulateGrad" if node.requires_grad else ""
         else:
             formula = formula_tex(node)
             grad_fn = graph.grad_fn(node)
+        of = graph.spec.identity(node.name)
         rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,
-                             computed=not node.is_leaf, cut=node.cut))
+                             computed=not node.is_leaf, version_of="" if of == node.name else of, cut=node.cut))
     return tuple(rows)
 
 
 def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
     """Return the graph's picture: values(name), adjoint(pass, name) and grad(leaf) give the numbers (or None)."""
     nodes, edges = [], []
+    hidden = repeated_nodes(graph)
     for node in graph.nodes:
+        if node.name in hidden:
+            continue
         shown = values(node.name)
         grads = []
+        of = graph.spec.identity(node.name)
         if node.is_leaf:
-            total = grad(node.name)
+            total = grad(node.name) if of == node.name else None  # one .grad for all values of a tensor changed in place
             if total is not None:
                 grads.append(PictureGrad(0, brief_text(total, node.shape), brief_tex(total, node.shape)))
         else:
@@ -200,7 +211,7 @@ def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
         nodes.append(PictureNode(
             node.name, name_tex(node.name), shape_text(node.shape), graph.grad_fn(node),
             node.is_leaf, node.requires_grad, brief_text(shown, node.shape), brief_tex(shown, node.shape),
-            tuple(grads),
+            tuple(grads), "" if of == node.name else of,
         ))
     return Picture(tuple(nodes), tuple(edges), len(passes))
 
@@ -213,12 +224,15 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
     items = []
     spec = graph.spec
     for inp in spec.inputs:
+        if spec.identity(inp.name) != inp.name:
+            continue  # values after an in-place update: the same tensor, whose .grad its first node's item shows
         total, shape = grad(inp.name), inp.value.shape
         seen = glance(flat_floats(total), shape) if telling and total is not None and shape else None
         marks = seen.marks if seen else ()
         between = [r for r in spec.resets if r.leaf == inp.name and 0 < r.after < len(passes)]
         since = between[-1].after if between else 0  # the calls before the last reset no longer count
-        parts = tuple(tensor_tex(vjp(p, inp.name), shape, marks) for p in passes[since:] if vjp(p, inp.name) is not None)
+        parts = tuple(tensor_tex(vjp(p, name), shape, marks) for p in passes[since:]
+                      for name in _versions(spec, inp.name) if vjp(p, name) is not None)
         after = [r for r in spec.resets if r.leaf == inp.name and r.after == len(passes)]
         items.append(GradItem(inp.name, name_tex(inp.name), inp.requires_grad, total is not None, parts,
                               tensor_tex(total, shape, marks) if total is not None else "", shape_text(shape),
@@ -235,6 +249,58 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
                               tensor_tex(total, node.shape) if total is not None else "", shape_text(node.shape),
                               retained=True))
     return tuple(items)
+
+
+MAX_UPDATES = 3  # in-place updates explained one by one; the rest are counted
+
+
+def update_items(graph, values, hidden: set[str]) -> tuple[tuple[UpdateItem, ...], int]:
+    """Return the first in-place updates of leaves (not a loop's later ones), values(name) giving a node's numbers,
+    and how many are left."""
+    shown = [u for u in graph.spec.updates if u.node not in hidden]
+    items = tuple(UpdateItem(u.code, u.line, u.of, u.node, not u.data, tensor_tex(values(u.node), graph.node(u.node).shape),
+                             u.requires_grad) for u in shown[:MAX_UPDATES])
+    return items, len(graph.spec.updates) - len(items)
+
+
+def repeated_nodes(graph) -> set[str]:
+    """Return the tensors of a loop's later iterations: made by a line already run, reached by no call explained in full.
+
+    The document explains a loop's first iteration and tabulates the others (call_items' again rows).
+    """
+    spec = graph.spec
+    lines: dict[str, int] = {s.name: s.line for s in spec.steps} | {u.node: u.line for u in spec.updates}
+    seen: set[int] = set()
+    again: set[str] = set()
+    for name in sorted(lines, key=lambda n: _seq(spec, n)):
+        if lines[name] in seen:
+            again.add(name)
+        seen.add(lines[name])
+    again = {n.name for n in graph.nodes if n.step in again}
+    first = set()
+    for i in first_calls(spec):
+        first.update(n.name for n in graph.ancestors(spec.backward[i].output))
+        first.update(p for n in graph.ancestors(spec.backward[i].output) for p in n.parents)
+    return again - first
+
+
+def _seq(spec, name: str) -> int:
+    return next((s.seq for s in spec.steps if s.name == name), None) or next((u.seq for u in spec.updates if u.node == name), 0)
+
+
+def first_calls(spec) -> list[int]:
+    """Return the indices of the backward calls explained in full: each line's first (all of a YAML spec's)."""
+    seen, first = set(), []
+    for i, call in enumerate(spec.backward):
+        if not call.seq or call.line not in seen:
+            first.append(i)
+        seen.add(call.line)
+    return first
+
+
+def _versions(spec, leaf: str) -> list[str]:
+    """Return a leaf's nodes: itself, then its values after each in-place update."""
+    return [leaf] + [u.node for u in spec.updates if u.of == leaf]
 
 
 def retained_parts(spec, passes, name: str) -> tuple[list, list | None]:
@@ -354,9 +420,15 @@ class DocumentBuilder:
 
     def document(self, **fields) -> Document:
         """Return the whole document (fields: what every document has besides its items)."""
+        rows = self.graph_rows()
+        hidden = repeated_nodes(self.graph)
+        updates, more = update_items(self.graph, self.leaf_values, hidden)
         return Document(
-            graph=self.graph_rows(),
-            forward=tuple(self.forward_item(n) for n in self.graph.nodes if not n.is_leaf),
+            updates=updates,
+            updates_hidden=more,
+            repeated=tuple(n.name for n in self.graph.nodes if n.name in hidden),
+            graph=rows,
+            forward=tuple(self.forward_item(n) for n in self.graph.nodes if not n.is_leaf and n.name not in hidden),
             calls=self.call_items(),
             grads=self.grad_items(),
             picture=self.picture(),
@@ -364,12 +436,23 @@ class DocumentBuilder:
             **fields,
         )
 
+    def leaf_values(self, name: str):
+        """Return a leaf's numbers, as tensor_tex takes them."""
+        return self.d.values[name]
+
     def call_items(self) -> tuple[CallItem, ...]:
         names = gradient_names(self.graph)
         count = len(self.d.passes)
-        items = [self.call_item(i, p, names[i], count) for i, p in enumerate(self.d.passes)]
+        first = first_calls(self.graph.spec)
+        items = [self.call_item(i, p, names[i], count) if i in first else self.again_item(i, p, first)
+                 for i, p in enumerate(self.d.passes)]
         for i, item in enumerate(items):
-            same = next((c for c in items[:i] if not c.repeat_of and (c.output, c.gradient) == (item.output, item.gradient)), None)
+            if item.again_of:
+                head = items[item.again_of - 1]
+                items[item.again_of - 1] = replace(head, again=head.again + (self.again_row(i, self.d.passes[i]),))
+        for i, item in enumerate(items):
+            same = next((c for c in items[:i] if not c.repeat_of and not c.again_of and not item.again_of
+                         and (c.output, c.gradient) == (item.output, item.gradient)), None)
             if same is not None:
                 items[i] = replace(item, repeat_of=same.number)
         return tuple(items)
@@ -428,6 +511,20 @@ class DocumentBuilder:
             tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, writes_retain(p.call, i, count - 1),
             whole, notes_hidden=hidden, weighted=weighted_sum(out), all_at_once_hidden=left,
         )
+
+    def again_item(self, i: int, p, first: list[int]) -> CallItem:
+        """Return a loop's later call, shown as a row of its line's first call."""
+        head = max(k for k in first if k < i and self.d.passes[k].call.line == p.call.line)
+        out = self.graph.node(p.call.output)
+        return CallItem(i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit, "",
+                        None, "", (), (), (), False, (), again_of=head + 1)
+
+    def again_row(self, i: int, p) -> AgainRow:
+        """Return a loop's later call's numbers: its output, and what it adds to each leaf's .grad."""
+        out = self.graph.node(p.call.output)
+        grads = tuple((self.graph.spec.identity(leaf), tensor_tex(self.vjp_values(p, leaf), self.graph.node(leaf).shape))
+                      for leaf in p.vjp if self.graph.node(leaf).requires_grad)
+        return AgainRow(i + 1, out.name, tensor_tex(self.leaf_values(out.name), out.shape), grads)
 
     def gradient(self, p):
         """Return the call's gradient v as tensor_tex takes it."""

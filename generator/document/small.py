@@ -28,7 +28,7 @@ from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
-from .parts import DocumentBuilder, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
+from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -447,7 +447,8 @@ def build_document(
 
 def story_of(graph) -> dict:
     """Say which ops work element by element: all of them, all but the reductions that treat every element alike, or neither."""
-    ops = [n for n in graph.nodes if not n.is_leaf]
+    hidden = repeated_nodes(graph)
+    ops = [n for n in graph.nodes if not n.is_leaf and n.name not in hidden]
     elementwise = [isinstance(REGISTRY[n.op], Elementwise) for n in ops]
     alike = [not n.shape and REGISTRY[n.op].same_local for n in ops]
     if all(elementwise):

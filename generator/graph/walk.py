@@ -7,6 +7,7 @@ whitelist; anything else is refused. Nothing from a spec is ever evaluated.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import replace
 from fractions import Fraction
@@ -15,7 +16,7 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
-from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step
+from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step, Update
 from .model import Graph, Node
 
 MAX_EXPR_CHARS = 1000
@@ -258,12 +259,31 @@ def build_graph(spec: Spec) -> Graph:
     problems: list[Problem] = []
     failed: set[str] = set()
     code: list[tuple[str, str]] = []
+    names = {i.name for i in spec.inputs}
+    late = {u.node: u for u in spec.updates if u.copy and u.refs[0][1] not in names}  # a computed tensor made a leaf
+    inputs = {i.name: i for i in spec.inputs}
     for inp in spec.inputs:
+        if inp.name in late:
+            continue
         try:
             builder.leaf(inp)
         except ExprError as e:
             raise SpecError([Problem(spec.path, inp.line, f"input '{inp.name}': {e}")]) from None
+
+    def add_late(before: float) -> None:
+        for name, update in list(late.items()):
+            if update.seq < before:
+                del late[name]
+                source = builder.known.get(update.refs[0][1])
+                if source is None:
+                    failed.add(name)
+                    continue
+                shape = source.shape
+                inputs[name] = replace(inputs[name], value=Array(shape, (Fraction(0),) * numel(shape)))
+                builder.leaf(inputs[name])
+
     for step in spec.steps:
+        add_late(step.seq)
         try:
             builder.no_grad = step.no_grad
             code.append((step.name, builder.step(step.name, step.expr, step.line)))
@@ -274,6 +294,8 @@ def build_graph(spec: Spec) -> Graph:
             builder.nodes = [n for n in builder.nodes if n.step != step.name]
             builder.known = {n.name: n for n in builder.nodes}
             builder.elements = sum(numel(n.shape) for n in builder.nodes)
+    add_late(math.inf)
+    spec = replace(spec, inputs=tuple(inputs.values()))
     nodes = {n.name: n for n in builder.nodes}
     calls = []
     for call in spec.backward:
@@ -284,6 +306,8 @@ def build_graph(spec: Spec) -> Graph:
         raise SpecError(problems)
     graph = Graph(replace(spec, backward=tuple(calls)), tuple(builder.nodes), tuple(code))
     problems.extend(_freed(graph))
+    problems.extend(_changed_in_place(graph))
+    problems.extend(_updates(graph))
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
@@ -308,6 +332,61 @@ def comparison_graph(graph: Graph, compared: Compared, values: dict[str, Array] 
     steps = [Step(k, e, 0) for k, e in ((left, compared.left), (right, compared.right)) if k != e]
     spec = Spec(graph.spec.path, "", "", tuple(inputs), (*steps, Step("d", f"{left} - {right}", 0)), (), graph.spec.dtype)
     return build_graph(spec)
+
+
+def update_graph(graph: Graph, update: Update, values: dict[str, Array] | None = None) -> Graph:
+    """Return the graph of a leaf's in-place update: its tensors and grads as inputs, and node new, its new values.
+
+    values: each placeholder's numbers; zeros when only checking.
+    """
+    inputs = []
+    for placeholder, name, _ in update.refs:
+        shape = graph.node(name).shape
+        array = values[placeholder] if values else Array(shape, (Fraction(0),) * numel(shape))
+        inputs.append(Input(placeholder, array, False, 0))
+    spec = Spec(graph.spec.path, "", "", tuple(inputs), (Step("new", update.expr, 0),), (), graph.spec.dtype)
+    return build_graph(spec)
+
+
+def _updates(graph: Graph) -> list[Problem]:
+    """Report an in-place update torch could not compute: of another shape, or reading a .grad that is None."""
+    spec, problems = graph.spec, []
+    for update in spec.updates:
+        shape = graph.node(update.node).shape
+        if update.copy:
+            source = graph.node(update.refs[0][1])
+            if source.tracked:
+                problems.append(Problem(spec.path, update.line, f"requires_grad of '{update.of}', which torch computed"
+                                        f" with {graph.grad_fn(source)}: torch changes the flag of leaves only"
+                                        " (allowed: on a tensor made by torch.tensor, ones, ..., or computed without"
+                                        " grad)"))
+            continue
+        try:
+            new = update_graph(graph, update).node("new").shape
+        except SpecError as e:
+            problems += [Problem(spec.path, update.line, re.sub(r"^step 'new': ", "in the update: ", p.message))
+                         for p in e.problems]
+            continue
+        if new != shape:
+            problems.append(Problem(spec.path, update.line, f"the update gives shape {list(new)} to"
+                                    f" '{update.of}' of shape {list(shape)}: torch raises a RuntimeError"
+                                    " (allowed: new values of the tensor's own shape)"))
+        for _, name, what in update.refs:
+            if what == "grad" and not _has_grad(graph, name, update.after, update.seq):
+                problems.append(Problem(spec.path, update.line, f"{name}.grad is None here, so torch raises"
+                                        " TypeError (allowed: the update after a backward call that reaches"
+                                        f" {name})"))
+    return problems
+
+
+def _has_grad(graph: Graph, leaf: str, after: int, seq: int) -> bool:
+    """Tell whether a leaf's .grad is a tensor after `after` backward calls, where statement seq runs."""
+    spec, has = graph.spec, False
+    for i in range(after):
+        has = has and not any(r.leaf == leaf and r.clear for r in spec.resets_before(i))
+        has = has or any(spec.identity(n.name) == leaf and spec.accumulates(n.name, spec.backward[i].seq)
+                         for n in graph.ancestors(spec.backward[i].output) if n.is_leaf)
+    return has and not any(r.leaf == leaf and r.clear for r in spec.resets_before(after, seq))
 
 
 def comparison_sides(compared: Compared) -> tuple[str, str]:
@@ -345,7 +424,8 @@ def _zeroed_none(graph: Graph) -> list[Problem]:
                                         f" (allowed: {reset.leaf}.grad.zero_() after a backward call that reaches"
                                         f" {reset.leaf}, or {reset.leaf}.grad = None)"))
         if i < len(spec.backward):
-            has.update(n.name for n in graph.ancestors(spec.backward[i].output) if n.is_leaf)
+            has.update(spec.identity(n.name) for n in graph.ancestors(spec.backward[i].output)
+                       if n.is_leaf and spec.accumulates(n.name, spec.backward[i].seq))
     return problems
 
 
@@ -368,9 +448,10 @@ def _items_of_none(graph: Graph) -> list[Problem]:
                 has = set()
                 for i in range(p.after):
                     has.difference_update(r.leaf for r in spec.resets_before(i) if r.clear)
-                    has.update(n.name for n in graph.ancestors(spec.backward[i].output) if n.is_leaf and n.requires_grad)
+                    has.update(spec.identity(n.name) for n in graph.ancestors(spec.backward[i].output)
+                               if n.is_leaf and n.requires_grad and spec.accumulates(n.name, spec.backward[i].seq))
                 has.difference_update(r.leaf for r in spec.resets_before(p.after, p.seq) if r.clear)
-                none = part.name not in has
+                none = spec.identity(part.name) not in has
             else:
                 none = not any(r.name == part.name and r.after < p.after for r in spec.retained)
             if none:
@@ -378,6 +459,28 @@ def _items_of_none(graph: Graph) -> list[Problem]:
                                         " AttributeError or TypeError reading it as a number"
                                         f" (allowed: {part.name}.grad after a backward call that reaches it)"))
     return problems
+
+
+def _changed_in_place(graph: Graph) -> list[Problem]:
+    """Report a backward call through an op that kept a leaf's values which an update changed since, as torch raises."""
+    spec, problems = graph.spec, []
+    made = {i.name: i.seq for i in spec.inputs}
+    for call in spec.backward:
+        for node in graph.ancestors(call.output):
+            if not node.tracked or not REGISTRY[node.op].saves:
+                continue
+            for parent in node.parents:
+                later = [u for u in spec.updates if parent in made and spec.identity(u.node) == spec.identity(parent)
+                         and made[parent] < u.seq < call.seq and not u.copy]
+                if later:
+                    problems.append(Problem(spec.path, call.line, f"backward '{call.output}' needs the values of"
+                                            f" '{spec.identity(parent)}' that {node.name} kept, but line {later[0].line}"
+                                            " changed them in place: torch raises 'one of the variables needed for"
+                                            " gradient computation has been modified by an inplace operation', or"
+                                            " through .data uses the new values without a word (allowed: backward"
+                                            " before the update, or compute again after it)"))
+                    break
+    return list(dict.fromkeys(problems))
 
 
 def _freed(graph: Graph) -> list[Problem]:

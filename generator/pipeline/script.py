@@ -64,6 +64,12 @@ def _is_reset(statement: ast.stmt) -> bool:
             and isinstance(statement.value, ast.Constant) and statement.value.value is None)
 
 
+def _is_data_update(statement: ast.stmt) -> bool:
+    """Tell whether a statement is t.data = expression, as code.py writes an update through .data."""
+    return (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "data")
+
+
 def _text(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
@@ -136,8 +142,8 @@ def vet(code: str) -> None:
             elif isinstance(arg, ast.Compare) and len(arg.ops) == 1 and isinstance(arg.ops[0], ast.Eq):
                 expression(arg.left)  # a == b of tensors, their grads and numbers, as code.py writes it
                 expression(arg.comparators[0])
-            elif not _text(arg):
-                shown(arg)
+            elif not (_text(arg) or isinstance(arg, ast.Constant) and type(arg.value) in (int, float)):
+                shown(arg)  # a number is a loop counter or a constant, written in
 
     def statements(body: list[ast.stmt], *, quiet: bool = False) -> None:
         for statement in body:
@@ -145,11 +151,22 @@ def vet(code: str) -> None:
                 if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
                     raise Refused("an import other than `import torch`")
             elif isinstance(statement, ast.With) and not quiet and _is_no_grad(statement):
-                if not all(isinstance(s, ast.Assign) for s in statement.body):
+                if not all(isinstance(s, (ast.Assign, ast.AugAssign)) for s in statement.body):
                     raise Refused("a with torch.no_grad() block holding anything but assignments")
                 statements(statement.body, quiet=True)
+            elif isinstance(statement, ast.AugAssign) or _is_data_update(statement):
+                target = statement.target if isinstance(statement, ast.AugAssign) else statement.targets[0]
+                data = isinstance(target, ast.Attribute) and target.attr == "data"
+                if not (quiet or data) or name(target.value if data else target) not in defined:
+                    raise Refused(f"the update {ast.unparse(statement)!r}")
+                expression(statement.value)
             elif _is_reset(statement) and not quiet:
                 name(statement.value.func.value.value if isinstance(statement, ast.Expr) else statement.targets[0].value)
+            elif (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and not quiet
+                  and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "requires_grad"
+                  and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, bool)):
+                name(statement.targets[0].value)
+                expression(statement.targets[0].value)  # t.requires_grad = False, on a tensor made above
             elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
                 expression(statement.value)
                 target = name(statement.targets[0])
@@ -166,7 +183,8 @@ def vet(code: str) -> None:
                       and not call.args and not call.keywords):
                     name(call.func.value)
                 elif (isinstance(call.func, ast.Attribute) and call.func.attr == "requires_grad_"
-                      and [ast.dump(a) for a in call.args] == [ast.dump(ast.Constant(True))] and not call.keywords):
+                      and [ast.dump(a) for a in call.args] in ([ast.dump(ast.Constant(True))], [ast.dump(ast.Constant(False))])
+                      and not call.keywords):
                     name(call.func.value)
                     expression(call.func.value)  # a tensor made above
                 else:

@@ -52,7 +52,7 @@ def mermaid(picture: Picture, t: Messages) -> str:
         if picture.values:
             rows.append(_mermaid_text(plain(t("picture_line", label=t("picture_value"), value=n.value))))
         for g in n.grads:
-            label = t.picture_grad(n.name, g.call, picture.calls)
+            label = t.picture_grad(n.grad_of, g.call, picture.calls)
             rows.append(_mermaid_text(plain(t("picture_line", label=label, value=g.value))))
         lines.append(f'  {ids[n.name]}["{"<br/>".join(rows)}"]')
     accumulate = [n for n in picture.nodes if n.is_leaf and n.requires_grad]
@@ -62,7 +62,7 @@ def mermaid(picture: Picture, t: Messages) -> str:
         arrow = f'-->|"{_mermaid_text(plain(t("picture_back")))}"|' if e.backward else "-->"
         lines.append(f"  {ids[e.source]} {arrow} {ids[e.target]}")
     for k, n in enumerate(accumulate):
-        lines.append(f'  {ids[n.name]} -.->|"{_mermaid_text(plain(t("picture_leaf_grad", name=n.name)))}"| a{k}')
+        lines.append(f'  {ids[n.name]} -.->|"{_mermaid_text(plain(t("picture_leaf_grad", name=n.grad_of)))}"| a{k}')
     back = [i for i, e in enumerate(picture.edges) if e.backward]
     to_accumulate = [len(picture.edges) + k for k in range(len(accumulate))]
     lines.append("  classDef leaf fill:#eef4ff,stroke:#4a6fa5")

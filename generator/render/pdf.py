@@ -410,6 +410,16 @@ class TexBuilder:
         doc.append(NoEscape(r"\endgroup"))
         for original, names in d.rebound:
             doc.append(self.say("rebound", original=original, names=list(names)))
+        if d.repeated:
+            doc.append(self.say("repeated", count=len(d.repeated), names=d.repeated[:3]))
+        for u in d.updates:
+            if u.requires_grad is None:
+                doc.append(self.say("update", code=u.code, line=u.line, of=u.of, node=u.node, no_grad=u.no_grad,
+                                    values=u.values))
+            else:
+                doc.append(self.say("update_flag", code=u.code, line=u.line, of=u.of, node=u.node, flag=u.requires_grad))
+        if d.updates_hidden:
+            doc.append(self.say("updates_more", count=d.updates_hidden))
         if d.leaves:
             doc.append(self.say("leaves", names=[r.name for r in d.leaves]))
         if d.others:
@@ -429,7 +439,8 @@ class TexBuilder:
         for picture in pictures:
             doc.append(picture)
         for call in d.calls:
-            self.call(doc, call)
+            if not call.again_of:
+                self.call(doc, call)
         self.result(doc)
         self.check(doc)
         self.appendix(doc)
@@ -450,6 +461,8 @@ class TexBuilder:
             name = self._dumps([self.code(row.name)])
             if row.intermediate:
                 name += " " + self.phrase("inside", step=row.step)
+            elif row.version_of:
+                name += " " + self.phrase("updated", of=row.version_of)
             shape = self.text(t.shape(row.shape)).dumps()
             if nested(row.shape):  # 10×10×10×10 is wider than its column: it may break after a ×
                 shape = shape.replace(r"\ensuremath{\times}", r"\ensuremath{\times}\allowbreak{}")
@@ -568,6 +581,30 @@ class TexBuilder:
         if call.table:
             doc.append(self.section("h_table", 2))
             doc.append(self.chain_table(call))
+        if call.again:
+            doc.append(self.section("h_again", 2))
+            doc.append(self.say("again", call=call.call, count=len(call.again), first=call.again[0].number,
+                                last=call.again[-1].number, out=call.output))
+            doc.append(self.again_table(call))
+
+    def again_table(self, call):
+        """The table of a loop's later calls of one line: each output and what it adds to each leaf's .grad."""
+        pl = self.pylatex
+        NoEscape = pl.NoEscape
+        leaves = [leaf for leaf, _ in call.again[0].grads]
+        width = 0.84 / (1 + len(leaves))
+        spec = r">{\raggedright\arraybackslash}p{0.1\linewidth}" + "".join(
+            rf">{{\raggedright\arraybackslash}}p{{{width:.3f}\linewidth}}" for _ in range(1 + len(leaves)))
+        table = pl.LongTable(spec, booktabs=True)
+        table.add_row([self.phrase("col_call"), self.phrase("col_output")]
+                      + [self.phrase("col_added", leaf=leaf) for leaf in leaves], escape=False)
+        table.add_hline()
+        table.end_table_header()
+        for row in call.again:
+            table.add_row([NoEscape(str(row.number)),
+                           NoEscape(self._dumps([self.code(row.output)]) + rf" $=$ \derivecell{{{row.value}}}")]
+                          + [NoEscape(rf"\derivecell{{{tex}}}") for _, tex in row.grads], escape=False)
+        return table
 
     def chain_table(self, call):
         """The closing table of one call: each node, its local derivative, its gradient."""
@@ -628,7 +665,7 @@ class TexBuilder:
             return
         doc.append(self.section("h_appendix"))
         for call in d.calls:
-            if call.repeat_of:
+            if call.repeat_of or call.again_of:
                 continue
             if call.all_at_once:
                 doc.append(self.say("all_at_once"))
@@ -660,7 +697,7 @@ class TexBuilder:
             parents.setdefault(e.target, []).append(e.source)
         texts = {n.name: self.box(picture, n) for n in picture.nodes}
         sizes = {n.name: box_size(self.t, picture, n) for n in picture.nodes}
-        labels = {n.name: t("picture_leaf_grad", name=n.name) for n in picture.nodes if n.is_leaf and n.requires_grad}
+        labels = {n.name: t("picture_leaf_grad", name=n.grad_of) for n in picture.nodes if n.is_leaf and n.requires_grad}
         widths = {name: w + (LABEL_GAP * 2 + text_width(labels[name], LABEL_CHAR) + ACC_W if name in labels else 0)
                   for name, (w, _) in sizes.items()}
         lines: list[list[str]] = []
@@ -781,7 +818,7 @@ def box_values(t: Messages, picture: Picture, node, kind: str) -> list[tuple[str
     """Return a box's (label, value) lines, value as "tex" or "text"; ("", "") stands for the calls left out."""
     values = [(t("picture_value"), node.value_tex if kind == "tex" else node.value)] if picture.values else []
     grads = node.grads if len(node.grads) <= MAX_BOX_GRADS else node.grads[:2] + (None,) + node.grads[-1:]
-    values += [(t.picture_grad(node.name, g.call, picture.calls), g.tex if kind == "tex" else g.value) if g
+    values += [(t.picture_grad(node.grad_of, g.call, picture.calls), g.tex if kind == "tex" else g.value) if g
                else ("", "") for g in grads]
     return values
 

@@ -41,7 +41,7 @@ from ruamel.yaml.reader import ReaderError
 from ..errors import Problem, SpecError, shown
 from .files import MAX_BYTES, read_spec
 from . import python
-from .model import Array, Call, Input, Spec, Step
+from .model import Array, Call, Evaluate, Input, Spec, Step
 from .numbers import (
     DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, ACTIVE_TEX as _ACTIVE_TEX,
     PLAIN_TEXT as _PLAIN_TEXT, clip as _clip, decimal as _decimal, integer as _integer,
@@ -109,20 +109,25 @@ YamlNode = Union[Scalar, Seq, Map]
 Fields = dict[str, tuple[Scalar, YamlNode]]
 
 
-def load(path: str | Path, *, text: bytes | None = None) -> Spec:
-    """Read and validate one spec file; raise SpecError listing every problem."""
-    loader = _Loader(shown(path))
+def load(path: str | Path, *, text: bytes | None = None, evaluate: Evaluate | None = None) -> Spec:
+    """Read and validate one spec file; raise SpecError listing every problem.
+
+    evaluate: decides a condition on tensor values (while, if) from what the code computed so far; without it,
+    such conditions are refused.
+    """
+    loader = _Loader(shown(path), evaluate)
     data = loader.read(Path(path)) if text is None else text
     if Path(path).suffix == ".py":
-        return python.read(shown(path), data, stem=Path(path).stem)
+        return python.read(shown(path), data, stem=Path(path).stem, evaluate=evaluate)
     return loader.load(data)
 
 
 class _Loader:
     """Collect the problems of one spec file while reading it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, evaluate: Evaluate | None = None):
         self.path = path
+        self.evaluate = evaluate
         self.problems: list[Problem] = []
         self.names: dict[str, int] = {}  # input and step names -> line
 
@@ -371,7 +376,7 @@ class _Loader:
         settings = Spec(self.path, title or "", summary or "", inputs, (), (), dtype, lang, flavor)
         first = node.line + 1 if node.block else node.line
         try:
-            return python.code(self.path, node.text, stem="", first_line=first, settings=settings)
+            return python.code(self.path, node.text, stem="", first_line=first, settings=settings, evaluate=self.evaluate)
         except SpecError as error:
             self.problems.extend(error.problems)
             return None

@@ -26,8 +26,9 @@ from typing import NoReturn
 import numpy as np
 
 from ..errors import Problem, SpecError
+from ..ops import by_operator
 from .files import MAX_BYTES
-from .model import Array, Call, Compared, Input, Print, Reset, Retain, Shown, Spec, Step
+from .model import Array, Call, Compared, Evaluate, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -95,6 +96,13 @@ class _Reader:
     functions: dict[str, tuple[list[str], ast.expr]] = field(default_factory=dict)
     modules: dict[str, str] = field(default_factory=dict)  # alias -> "torch", "F" or "math"
     taken: set[str] = field(default_factory=set)  # node names
+    updates: list[Update] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # a leaf's node after an in-place update -> its first node
+    computed: dict[int, str] = field(default_factory=dict)  # a printed computation (its syntax node) -> its step
+    evaluate: Evaluate | None = None  # decides while's and if's conditions on tensor values (the pipeline's)
+    procedures: dict[str, tuple[list[str], list[ast.stmt]]] = field(default_factory=dict)  # several statements
+    depth: int = 0  # functions of several statements being read inside one another
+    local: bool = False  # inside one: its in-place updates would change the caller's tensors
     count: int = 0
     no_grad: bool = False  # inside `with torch.no_grad():`
     last_line: int = 1  # the line of the statement being read
@@ -122,6 +130,12 @@ class _Reader:
         missing = _missing_feature(node)
         if missing:
             raise Refused(f"{missing} is not supported yet (allowed: {_STATEMENTS})")
+        if isinstance(node, ast.AugAssign):
+            return self.update(node.target, node.op, node.value, node.lineno)
+        if isinstance(node, ast.If):
+            return self.block(node.body if self.condition(node.test) else node.orelse)
+        if isinstance(node, ast.While):
+            return self.while_(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             return self.imports(node)
         if isinstance(node, ast.Assign):
@@ -188,10 +202,16 @@ class _Reader:
                           " (allowed: def f(a, b): return expression, perhaps under @torch.no_grad())")
         body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                              and isinstance(s.value.value, str))]
-        if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
-            raise Refused(f"function '{node.name}' has more than a single return statement"
-                          " (allowed: def f(a, b): return expression)")
+        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+            raise Refused(f"function '{node.name}' does not end with return expression"
+                          " (allowed: def f(a, b): ... return expression)")
         self.forget(node.name)
+        if len(body) > 1:  # statements, then a return: read where it is called, as name = f(...)
+            if modes:
+                raise Refused(f"function '{node.name}' under a decorator holds more than a return statement"
+                              " (allowed: def f(a, b): return expression)")
+            self.procedures[node.name] = ([p.arg for p in a.args], body)
+            return
         self.functions[node.name] = ([p.arg for p in a.args], body[0].value)
         if modes:
             self.modes[node.name] = modes[0]
@@ -237,6 +257,8 @@ class _Reader:
         return int(value)
 
     def assign(self, target: ast.expr, value: ast.expr, line: int) -> None:
+        if isinstance(target, ast.Attribute) and target.attr == "data":  # w.data = w.data - lr * w.grad
+            return self.update(target, None, value, line)
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
             return self.set_requires_grad(target.value, value, line)
         if isinstance(target, ast.Attribute) and target.attr == "grad":
@@ -282,6 +304,11 @@ class _Reader:
             self.forget(name)
             self.bound[name] = node
             return None
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in self.procedures:
+            node = self.procedure(name, value, line)
+            self.forget(name)
+            self.bound[name] = node
+            return None
         no_grad = self.no_grad
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in self.modes:
             no_grad = not self.modes[value.func.id]  # name = f(...) of a helper under @torch.no_grad()
@@ -292,6 +319,41 @@ class _Reader:
         self.forget(name)
         self.bound[name] = node
         self.steps.append(Step(node, expr, line, no_grad, self.count))
+
+    def procedure(self, name: str, call: ast.Call, line: int) -> str:
+        """Read a call of a function of several statements: its body with the parameters bound; return its result's node.
+
+        Its names are its own: the caller's bindings are as they were afterwards, as in Python.
+        """
+        params, body = self.procedures[call.func.id]  # type: ignore[attr-defined]
+        if call.keywords or len(call.args) != len(params):
+            raise Refused(f"calling {call.func.id} with other than its {len(params)} plain arguments"  # type: ignore[attr-defined]
+                          f" (allowed: {call.func.id}({', '.join(params)}))")  # type: ignore[attr-defined]
+        if self.depth >= MAX_INLINE_DEPTH:
+            raise Refused(f"functions calling functions more than {MAX_INLINE_DEPTH} deep (allowed: at most {MAX_INLINE_DEPTH})")
+        args = [self.tensor_name(a) if isinstance(a, ast.Name) and a.id in self.bound else None for a in call.args]
+        if None in args:
+            raise Refused(f"calling {call.func.id} with other than names of tensors"  # type: ignore[attr-defined]
+                          " (allowed: f(x) with x a tensor of the example)")
+        saved = {k: dict(getattr(self, k)) for k in ("bound", "constants", "functions", "flags", "modes", "dtypes")}
+        self.depth += 1
+        try:
+            for p, node in zip(params, args):
+                self.forget(p)
+                self.bound[p] = node
+            self.local = True
+            self.block(body[:-1])
+            result = body[-1].value  # type: ignore[attr-defined]
+            if isinstance(result, ast.Name) and result.id in self.bound:
+                return self.tensor_name(result)
+            node = self.fresh(name)
+            self.steps.append(Step(node, ast.unparse(self.translate(result)), line, self.no_grad, self.count))
+            return node
+        finally:
+            self.depth -= 1
+            self.local = self.depth > 0
+            for k, table in saved.items():
+                setattr(self, k, table)
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
         a = node.args
@@ -308,7 +370,26 @@ class _Reader:
 
     def set_requires_grad(self, target: ast.expr, value: ast.expr, line: int) -> None:
         flag = self.flag(value, "requires_grad")
+        if self.changes_flag(target, flag, line, "{}.requires_grad = " + str(flag)):
+            return
         self.require(self.leaf_named(target), flag)
+
+    def changes_flag(self, target: ast.expr, flag: bool, line: int, code: str) -> bool:  # code: "{}" for its name
+        """Read a requires_grad change after the tensor was computed with, or of a computed tensor: new values' node.
+
+        To torch it is the same tensor; what is computed from it afterwards does (or does not) record a grad_fn.
+        """
+        if not (isinstance(target, ast.Name) and target.id in self.bound):
+            return False
+        node = self.bound[target.id]
+        if node in self.leaves:
+            leaf = self.leaves[node]
+            used = any(node in _names_in(s.expr) for s in self.steps) or any(c.output == node for c in self.calls)
+            if flag == leaf.requires_grad or not used:
+                return False
+        refs = {(node, "value"): "p1"}
+        self.new_version(target.id, "p1", refs, line, code.format(self.versions.get(node, node)), requires_grad=flag)
+        return True
 
     def leaf_named(self, node: ast.expr) -> str:
         name = node.id if isinstance(node, ast.Name) else None
@@ -330,7 +411,7 @@ class _Reader:
 
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
-        for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes):
+        for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures):
             table.pop(name, None)
         self.devices.discard(name)
 
@@ -372,6 +453,8 @@ class _Reader:
             return None
         if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
             flag = self.flag(node.args[0], "requires_grad_") if node.args else True
+            if self.changes_flag(func.value, flag, line, "{}.requires_grad_(" + str(flag) + ")"):
+                return None
             return self.require(self.leaf_named(func.value), flag)
         raise Refused(f"calling {_describe(func)} on its own {_call_allowed(func)}")
 
@@ -440,9 +523,10 @@ class _Reader:
         if name not in self.leaves:
             raise Refused(f"resetting the grad of '{name}', which is not a leaf: its .grad is None"
                           " (allowed: leaves, made by torch.tensor, ones, ...)")
-        self.resets.append(Reset(name, clear, len(self.calls), line, self.count))
+        self.resets.append(Reset(self.versions.get(name, name), clear, len(self.calls), line, self.count))
 
     def print_(self, node: ast.Call, line: int) -> None:
+        self.computed.clear()
         sep, end = " ", "\n"
         for k in node.keywords:
             if k.arg not in ("sep", "end") or not (isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)):
@@ -484,6 +568,8 @@ class _Reader:
             value = piece.value if isinstance(piece, ast.FormattedValue) else piece
             if isinstance(value, ast.Name) and value.id in self.constants:
                 value = ast.Constant(_number_text(self.number(value)))
+            elif isinstance(value, ast.BinOp) and self.is_arithmetic(value):  # {epoch + 1}
+                value = ast.Constant(_number_text(self.arithmetic(value)))
             if isinstance(value, ast.Constant):
                 parts.append(_plain(str(value.value)))
                 pieces.append(ast.Constant(str(value.value)))
@@ -518,34 +604,177 @@ class _Reader:
                 sides.append(placeholder)
                 codes.append(ast.Constant(_float_or_int(value)))
                 continue
-            grads: dict[str, ast.expr] = {}
-
-            def mark(n: ast.AST) -> ast.AST:  # t.grad -> a marker name that translate() passes through
-                if isinstance(n, ast.Attribute) and n.attr == "grad":
-                    marker = f"grad of {self.tensor_name(n.value)}"
-                    grads[marker] = ast.Name(marker, ast.Load())
-                    return grads[marker]
-                return _map_children(n, mark)
-
-            translated = self.translate(mark(copy.deepcopy(side)), grads)
-            code, expr = copy.deepcopy(translated), translated
-            for n in ast.walk(code):
-                for field_name, value in ast.iter_fields(n):
-                    if isinstance(value, ast.Name) and value.id.startswith("grad of "):
-                        setattr(n, field_name, ast.Attribute(ast.Name(value.id[8:], ast.Load()), "grad", ast.Load()))
-            if isinstance(code, ast.Name) and code.id.startswith("grad of "):
-                code = ast.Attribute(ast.Name(code.id[8:], ast.Load()), "grad", ast.Load())
-            for n in ast.walk(expr):
-                if isinstance(n, ast.Name) and n.id != "torch":
-                    key = (n.id[8:], "grad") if n.id.startswith("grad of ") else (n.id, "value")
-                    n.id = refs.setdefault(key, f"p{len(refs) + len(numbers) + 1}")
-            sides.append(ast.unparse(expr))
+            expr, code = self.marked(side, refs, len(numbers))
+            sides.append(expr)
             codes.append(code)
         if numbers and not refs:
             raise Refused(f"printing {_describe(node)}, two numbers (allowed: a tensor, or its grad, on one side)")
         compared = Compared(sides[0], sides[1], tuple((p, name, what) for (name, what), p in refs.items()),
                             tuple(numbers.items()))
         return [compared], ast.unparse(ast.Compare(codes[0], [ast.Eq()], [codes[1]]))
+
+    def marked(self, side: ast.expr, refs: dict[tuple[str, str], str], numbers: int = 0) -> tuple[str, ast.expr]:
+        """Return an expression of tensors and their grads with each one a placeholder (refs), and its code."""
+        grads: dict[str, ast.expr] = {}
+
+        def mark(n: ast.AST) -> ast.AST:  # t.grad -> a marker name that translate() passes through
+            if isinstance(n, ast.Attribute) and n.attr == "data" and isinstance(n.value, ast.Attribute):
+                n = n.value  # w.grad.data: the same numbers
+            if isinstance(n, ast.Attribute) and n.attr == "grad":
+                marker = f"grad of {self.tensor_name(n.value)}"
+                grads[marker] = ast.Name(marker, ast.Load())
+                return grads[marker]
+            if isinstance(n, ast.Attribute) and n.attr == "data" and isinstance(n.value, ast.Name):
+                return mark(n.value)  # w.data: w's numbers
+            return _map_children(n, mark)
+
+        translated = self.translate(mark(copy.deepcopy(side)), grads)
+        code, expr = copy.deepcopy(translated), translated
+        for n in ast.walk(code):
+            for field_name, value in ast.iter_fields(n):
+                if isinstance(value, ast.Name) and value.id.startswith("grad of "):
+                    setattr(n, field_name, ast.Attribute(ast.Name(value.id[8:], ast.Load()), "grad", ast.Load()))
+        if isinstance(code, ast.Name) and code.id.startswith("grad of "):
+            code = ast.Attribute(ast.Name(code.id[8:], ast.Load()), "grad", ast.Load())
+        for n in ast.walk(code):  # the code names a tensor changed in place by its first node, as torch's code does
+            if isinstance(n, ast.Name):
+                n.id = self.versions.get(n.id, n.id)
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Name) and n.id != "torch":
+                key = (n.id[8:], "grad") if n.id.startswith("grad of ") else (n.id, "value")
+                n.id = refs.setdefault(key, f"p{len(refs) + numbers + 1}")
+        return ast.unparse(expr), code
+
+    def update(self, target: ast.expr, op: ast.operator | None, value: ast.expr, line: int) -> None:
+        """Read w -= expression, w.data -= ... or w.data = ...: a leaf's new values, which torch does not record."""
+        data = isinstance(target, ast.Attribute) and target.attr == "data"
+        name = target.value if data else target  # type: ignore[attr-defined]
+        if self.local:
+            raise Refused(f"an in-place update of {_describe(target)} inside a function of several statements"
+                          " (allowed: updates outside functions)")
+        allowed = ("allowed: w -= expression on a leaf made by torch.tensor, ones, ..., inside with torch.no_grad():,"
+                   " or w.data -= ..., w.data = ...")
+        if not (isinstance(name, ast.Name) and self.bound.get(name.id) in self.leaves):
+            raise Refused(f"an in-place update of {_describe(target)}, which is not a leaf of the example ({allowed})")
+        old = self.bound[name.id]
+        leaf = self.leaves[old]
+        if leaf.requires_grad and not self.no_grad and not data:
+            raise Refused(f"updating '{name.id}' in place while torch records: torch raises 'a leaf Variable that"
+                          f" requires grad is being used in an in-place operation' ({allowed})")
+        refs: dict[tuple[str, str], str] = {}
+        new = value if op is None else ast.BinOp(ast.Name(name.id, ast.Load()), op, value)
+        expr, code = self.marked(new, refs)
+        of = self.versions.get(old, old)
+        written = ast.Attribute(ast.Name(of, ast.Load()), "data", ast.Store()) if data else ast.Name(of, ast.Store())
+        if op is None:
+            statement = ast.Assign([written], code, lineno=line)
+        else:
+            statement = ast.AugAssign(written, op, code.right)  # type: ignore[attr-defined]
+        self.new_version(name.id, expr, refs, line, ast.unparse(statement), data=data)
+
+    def new_version(self, name: str, expr: str, refs: dict[tuple[str, str], str], line: int, code: str, *,
+                    data: bool = False, requires_grad: bool | None = None) -> None:
+        """Bind a Python name to a tensor's new values: a leaf node of the graph, the same tensor to torch."""
+        old = self.bound[name]
+        of = self.versions.get(old, old)
+        refs_grads = tuple((p, self.versions.get(n, n) if what == "grad" else n, what) for (n, what), p in refs.items())
+        version = self.fresh(name)
+        if self.renamed and self.renamed[-1][0] == version:
+            self.renamed.pop()  # not a new tensor: the document says so itself
+        leaf = self.leaves.get(old)
+        if leaf is not None:
+            leaf.used = True
+            array, dtype, grad = leaf.array, leaf.dtype, leaf.requires_grad
+        else:  # a computed tensor: its shape is the graph's to know, and the update's to give
+            array, dtype, grad = Array((), (Fraction(0),)), None, False
+        self.forget(name)
+        self.bound[name] = version
+        self.versions[version] = of
+        self.leaves[version] = _Leaf(Array(array.shape, (Fraction(0),) * len(array.values)), dtype,
+                                     grad if requires_grad is None else requires_grad, line, used=True, seq=self.count)
+        self.updates.append(Update(version, of, expr, refs_grads, len(self.calls), code, line, self.count, data,
+                                   requires_grad))
+
+    def is_arithmetic(self, node: ast.expr) -> bool:
+        try:
+            self.arithmetic(node)
+        except Refused:
+            return False
+        return True
+
+    def while_(self, node: ast.While) -> None:
+        """Unroll a while loop, its condition decided before each iteration from the values computed so far."""
+        if node.orelse:
+            raise Refused("while ... else is not supported (allowed: while condition: ...)")
+        for _ in range(MAX_ITERATIONS + 1):
+            if not self.condition(node.test):
+                return
+            self.block(node.body)
+        raise Refused(f"a while loop still running after {MAX_ITERATIONS} iterations (allowed: at most {MAX_ITERATIONS})")
+
+    def on_tensors(self, test: ast.Compare) -> bool:
+        """Decide a comparison of tensor values (b.norm() < 1000) as torch does, from what the code computed so far."""
+        symbols = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+        if len(test.ops) != 1 or type(test.ops[0]) not in symbols:
+            raise Refused(f"the condition {_describe(test)} (allowed: one comparison, such as b.norm() < 1000)")
+        if self.evaluate is None:
+            raise Refused(f"the condition {_describe(test)} on tensor values (allowed: conditions on numbers here)")
+        refs: dict[tuple[str, str], str] = {}
+        numbers: dict[str, Fraction] = {}
+        sides = []
+        for side in (test.left, test.comparators[0]):
+            if self.is_number(side):
+                placeholder = f"p{len(refs) + len(numbers) + 1}"
+                numbers[placeholder] = self.number(side)
+                sides.append(placeholder)
+            else:
+                sides.append(self.marked(side, refs, len(numbers))[0])
+        compared = Compared(sides[0], sides[1], tuple((p, n, w) for (n, w), p in refs.items()), tuple(numbers.items()),
+                            symbols[type(test.ops[0])])
+        if self.problems:
+            raise Refused(f"the condition {_describe(test)}, after a problem above (allowed: fix that first)")
+        try:
+            return self.evaluate(self.snapshot(), compared)
+        except SpecError as e:
+            raise Refused(f"the condition {_describe(test)}: {e.problems[0].message}") from None
+
+    def condition(self, test: ast.expr) -> bool:
+        """Return an if's or a while's test: of numbers, flags and loop counters, or a comparison of tensor values."""
+        if isinstance(test, ast.Compare) and not all(self.is_arithmetic(s) for s in [test.left, *test.comparators]):
+            return self.on_tensors(test)
+        if isinstance(test, ast.Name) and test.id in self.flags:
+            return self.flags[test.id]
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return not self.condition(test.operand)
+        if isinstance(test, ast.BoolOp):
+            values = [self.condition(v) for v in test.values]
+            return all(values) if isinstance(test.op, ast.And) else any(values)
+        if isinstance(test, ast.Compare):
+            sides = [self.arithmetic(test.left)] + [self.arithmetic(c) for c in test.comparators]
+            compare = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+                       ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
+            if all(type(o) in compare for o in test.ops):
+                return all(compare[type(o)](a, b) for o, a, b in zip(test.ops, sides, sides[1:]))
+        raise Refused(f"the condition {_describe(test)} (allowed: comparisons of numbers and loop counters, such as"
+                      " if epoch % 10 == 0:; not yet conditions on tensor values)")
+
+    def arithmetic(self, node: ast.expr) -> Fraction:
+        """Return a number computed from literals and constants with + - * / // % and **, as Python does on ints."""
+        if isinstance(node, ast.BinOp):
+            a, b = self.arithmetic(node.left), self.arithmetic(node.right)
+            if a.denominator == 1 and b.denominator == 1:  # Python's own integer arithmetic, exact
+                try:
+                    if isinstance(node.op, ast.Mod):
+                        return Fraction(int(a) % int(b))
+                    if isinstance(node.op, ast.FloorDiv):
+                        return Fraction(int(a) // int(b))
+                except ZeroDivisionError:
+                    raise Refused(f"{_describe(node)} divides by zero (allowed: arithmetic that Python can do)") from None
+                op = by_operator(type(node.op))
+                if op is not None and op.spelling.symbol in ("+", "-", "*"):
+                    return op.fold([a, b])
+            raise Refused(f"{_describe(node)} (allowed: + - * % // of integers)")
+        return self.number(node)
 
     def one_shown(self, node: ast.expr) -> Shown:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item"
@@ -554,22 +783,36 @@ class _Reader:
             inner = inner.value if isinstance(inner, ast.Attribute) and inner.attr == "data" else inner
             if isinstance(inner, ast.Attribute) and inner.attr == "grad":
                 return Shown(self.tensor_name(inner.value), "grad", item=True)
-            return Shown(self.tensor_name(inner), "value", item=True)
+            return Shown(self.printed_tensor(inner), "value", item=True)
         if isinstance(node, ast.Attribute) and node.attr == "data":
             return Shown(self.tensor_name(node.value), "data")
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
+            if node.attr != "grad" and isinstance(node.value, (ast.Call, ast.BinOp, ast.UnaryOp)):
+                return Shown(self.printed_tensor(node.value), node.attr)  # (x ** 2).requires_grad
             return Shown(self.tensor_name(node.value), node.attr)
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
                 and not node.args and not node.keywords):  # t.size() is t.shape
             return Shown(self.tensor_name(node.func.value), "shape")
         if isinstance(node, ast.Name) and node.id in self.bound:
             return Shown(self.tensor_name(node), "value")
+        if isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp)) and not self.is_arithmetic(node):
+            return Shown(self.printed_tensor(node), "value")
         raise Refused(f"printing {_describe(node)} (allowed: t, t.grad, t.grad_fn, t.is_leaf, t.requires_grad, t.shape,"
                       " text, f-strings of them)")
 
+    def printed_tensor(self, node: ast.expr) -> str:
+        """Return the node of a printed tensor: a name's, or a computation's own step (shown, shown2, ...)."""
+        if isinstance(node, ast.Name):
+            return self.tensor_name(node)
+        if id(node) not in self.computed:  # one step, however often this print's pieces ask
+            name = self.fresh("shown")
+            self.steps.append(Step(name, ast.unparse(self.translate(node)), self.last_line, self.no_grad, self.count))
+            self.computed[id(node)] = name
+        return self.computed[id(node)]
+
     def shown_expr(self, node: ast.expr) -> ast.expr:
         shown = self.one_shown(node)
-        name = ast.Name(shown.name)
+        name = ast.Name(self.versions.get(shown.name, shown.name))  # a tensor changed in place: its first name
         expr = name if shown.what == "value" else ast.Attribute(name, shown.what)
         return ast.Call(ast.Attribute(expr, "item"), [], []) if shown.item else expr
 
@@ -905,6 +1148,15 @@ class _Reader:
 
     # -- the whole file --------------------------------------------------
 
+    def snapshot(self) -> Spec:
+        """Return the spec of what the code has done so far, for deciding a condition on its values."""
+        dtypes = {leaf.dtype for leaf in self.leaves.values()} - {None}
+        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from)
+                       for n, leaf in self.leaves.items())
+        return Spec(self.path, "", "", inputs, tuple(self.steps), tuple(self.calls),
+                    dtypes.pop() if len(dtypes) == 1 else "float32", resets=tuple(self.resets),
+                    updates=tuple(self.updates))
+
     def spec(self, tree: ast.Module, text: str, stem: str, default_dtype: str = "float32", last_line: int = 1) -> Spec:
         title, summary = _title(tree, text, stem)
         active = ACTIVE_TEX.search(title + "\n" + summary)
@@ -930,7 +1182,8 @@ class _Reader:
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
-                    prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()))
+                    prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
+                    tuple(self.updates))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -952,7 +1205,7 @@ class _Reader:
         return found
 
 
-def read(path: str, data: bytes, *, stem: str) -> Spec:
+def read(path: str, data: bytes, *, stem: str, evaluate: Evaluate | None = None) -> Spec:
     """Read and validate one Python file of torch code; raise SpecError listing every problem."""
     if len(data) > MAX_BYTES:
         raise SpecError([Problem(path, None, f"file too large: more than {MAX_BYTES} bytes (allowed: at most {MAX_BYTES} bytes)")])
@@ -962,10 +1215,11 @@ def read(path: str, data: bytes, *, stem: str) -> Spec:
         line = data.count(b"\n", 0, error.start) + 1
         raise SpecError([Problem(path, line, f"invalid UTF-8: byte 0x{data[error.start]:02x} at offset {error.start}"
                                  " (allowed: UTF-8 text)")]) from None
-    return code(path, text, stem=stem)
+    return code(path, text, stem=stem, evaluate=evaluate)
 
 
-def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec | None = None) -> Spec:
+def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec | None = None,
+         evaluate: Evaluate | None = None) -> Spec:
     """Read torch code (a whole file, or a YAML spec's `code:` block starting at first_line)."""
     odd = next((c for c in text if not (c.isprintable() or c in "\t\n\r")), None)
     if odd is not None:
@@ -989,7 +1243,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
     _keep_sources(tree, text)
     if first_line != 1:
         ast.increment_lineno(tree, first_line - 1)
-    reader = _Reader(path)
+    reader = _Reader(path, evaluate=evaluate)
     last = max(len(text.splitlines()), 1) + first_line - 1
     if settings is None:
         return reader.spec(tree, text, stem, last_line=last)
@@ -999,7 +1253,8 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
         reader.leaves[inp.name] = _Leaf(inp.value, None, inp.requires_grad, inp.line)
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
-                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound)
+                settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound,
+                spec.updates)
 
 
 # -- helpers -------------------------------------------------------------
@@ -1166,7 +1421,7 @@ def _missing_feature(node: ast.stmt) -> str:
         return found
     if isinstance(node, ast.Import):
         return next((_MISSING[a.name] for a in node.names if a.name in _MISSING), "")
-    for sub in ast.walk(node):
+    for sub in _own_parts(node):
         if isinstance(sub, (ast.Attribute, ast.Name)):
             dotted = _dotted(sub)
             if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
@@ -1174,13 +1429,33 @@ def _missing_feature(node: ast.stmt) -> str:
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
                 if key in _MISSING and not (isinstance(sub, ast.Name) and key in ("nn", "optim", "Function")):
                     return _MISSING[key]
-        if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name):
-            return "an in-place update of a tensor (a training step such as w -= lr * w.grad)"
-        if isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr):
+        if (isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr)
+                and not _update_of_data(node, sub)):
             return "t.data"
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
     return ""
+
+
+def _own_parts(node: ast.stmt):
+    """Yield a statement's parts, but not the statements of a loop's, with's or if's body: each is read on its own."""
+    heads = {ast.For: ("target", "iter"), ast.With: ("items",), ast.If: ("test",), ast.While: ("test",)}
+    if type(node) not in heads:
+        yield from ast.walk(node)
+        return
+    yield node
+    for name in heads[type(node)]:
+        value = getattr(node, name)
+        for part in value if isinstance(value, list) else [value]:
+            yield from ast.walk(part)
+
+
+def _update_of_data(statement: ast.stmt, attribute: ast.Attribute) -> bool:
+    """Tell whether t.data is read by a condition or an in-place update, or written by one: w.data -= ..., w.data = ..."""
+    if isinstance(statement, (ast.AugAssign, ast.While, ast.If)):
+        return True
+    return (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "data")
 
 
 def _dotted(node: ast.expr) -> str:
