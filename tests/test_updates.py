@@ -74,6 +74,22 @@ LOOPS = {
                 w2.grad.zero_()
         print(w1, w2)
     """,
+    "a change backward does not read": """
+        import torch
+        x = torch.ones(1, requires_grad=True)
+        print(x.data, x.data.requires_grad)
+        y = 2 * x
+        x.data *= 100
+        y.backward()
+        print(x, x.grad)
+        w = torch.tensor([3.0, -1.0])
+        v = torch.tensor([0.5, 2.0], requires_grad=True)
+        z = (w * v).sum()
+        with torch.no_grad():
+            v *= 4
+        z.backward()
+        print(v, v.grad)
+    """,
     "other operators": """
         import torch
         w = torch.tensor([4.0, -3.0], requires_grad=True)

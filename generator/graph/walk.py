@@ -467,9 +467,12 @@ def _changed_in_place(graph: Graph) -> list[Problem]:
     made = {i.name: i.seq for i in spec.inputs}
     for call in spec.backward:
         for node in graph.ancestors(call.output):
-            if not node.tracked or not REGISTRY[node.op].saves:
+            if not node.tracked:
                 continue
-            for parent in node.parents:
+            requires = tuple(isinstance(a, str) and graph.node(a).requires_grad for a in node.args)
+            for index, parent in enumerate(node.args):
+                if not isinstance(parent, str) or not REGISTRY[node.op].reads(index, requires, node.kwargs):
+                    continue
                 later = [u for u in spec.updates if parent in made and spec.identity(u.node) == spec.identity(parent)
                          and made[parent] < u.seq < call.seq and not u.copy]
                 if later:

@@ -236,6 +236,10 @@ class Op:
 
     # -- the behaviour
 
+    def reads(self, index: int, requires: tuple[bool, ...], params: dict[str, Any]) -> bool:
+        """Tell whether backward reads operand index's values (requires: which operands require grad)."""
+        return self.saves
+
     def shape(self, shapes: list[Shape], params: dict[str, Any]) -> Shape:
         """Return the output shape, or raise ShapeError."""
         raise NotImplementedError

@@ -148,6 +148,15 @@ class Elementwise(Op):
             result.append(self.f(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params))
         return result
 
+    def reads(self, index, requires, params):
+        """Read an operand's values where a derivative needed (of an operand requiring grad) is written with it."""
+        xs = sp.symbols(f"a0:{len(self.df)}")
+        out = sp.Symbol("out")  # the result, which torch keeps as it was computed
+        try:
+            return any(xs[index] in d(*xs, out, **params).free_symbols for d, r in zip(self.df, requires) if r)
+        except (TypeError, ValueError):  # a derivative that needs numbers: assume it reads them all
+            return self.saves
+
     def partials(self, xs, outs, shapes, params):
         out_shape = broadcast(*shapes)
         for k in range(numel(out_shape)):

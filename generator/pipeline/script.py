@@ -124,6 +124,8 @@ def vet(code: str) -> None:
             node = node.func.value
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
             node = node.value
+        if isinstance(node, ast.Attribute) and node.attr == "data":  # t.data.requires_grad
+            node = node.value
         name(node)
         expression(node)
 

@@ -554,6 +554,11 @@ class _Reader:
             return [text], text
         if isinstance(node, ast.Compare):
             return self.compared(node)
+        detached = {"requires_grad": "False", "is_leaf": "True", "grad_fn": "None"}
+        if (isinstance(node, ast.Attribute) and node.attr in detached and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "data"):  # t.data is t's numbers detached: a leaf without requires_grad
+            name = self.tensor_name(node.value.value)
+            return [detached[node.attr]], f"{self.versions.get(name, name)}.data.{node.attr}"
         if not isinstance(node, ast.JoinedStr):
             return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
         parts: list[str | Shown] = []
