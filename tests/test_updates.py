@@ -311,3 +311,22 @@ class TestRequiresGradChanges:
         text = " ".join((tmp_path / "o/example.md").read_text().split())
         assert ("`a2.requires_grad_(True)` (line 6) turns on `requires_grad` of `a2`: to torch it is the same tensor"
                 " with the same values, a leaf") in text
+
+
+class TestParameter:
+    def test_prints_and_grads_are_torch_s(self, tmp_path):
+        """torch.nn.Parameter is a leaf that requires grad by default, printed as 'Parameter containing:'."""
+        code = """
+            import torch
+            with torch.no_grad():
+                a = torch.nn.Parameter(torch.tensor([0.5, 0.25]))
+            print(a)
+            b = (a * 2).sum()
+            b.backward()
+            print(a.grad, a.is_leaf, a.requires_grad)
+            c = torch.nn.Parameter(torch.tensor(1.5), requires_grad=False)
+            print(c, c.requires_grad)
+        """
+        printed, grads = torch_run(code)
+        document = checked_json(tmp_path, code)
+        assert document["printed"] == printed and document["grads"] == grads

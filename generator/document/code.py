@@ -100,7 +100,10 @@ def torch_code(graph: Graph) -> str:
         if inp.name in versions:
             continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
-        events.append((inp.seq, [f"{inp.name} = {_tensor_code(inp.value, dtype=spec.dtype, requires_grad=made)}"], False))
+        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter)
+        if inp.parameter:  # a Parameter requires grad unless told
+            tensor = f"torch.nn.Parameter({tensor}{'' if inp.requires_grad else ', requires_grad=False'})"
+        events.append((inp.seq, [f"{inp.name} = {tensor}"], False))
         if inp.requires_grad and inp.grad_from:
             events.append((inp.grad_from, [f"{inp.name}.requires_grad_(True)"], False))
     steps = {s.name: s for s in spec.steps}
@@ -196,8 +199,10 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
             return _number_text(_in_dtype(_flat(values)[0], dtype), shown.spec)
         if shown.what == "data" or early:  # the same numbers, detached: no grad_fn, no requires_grad
             return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype)
-        return format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
+        text = format_tensor([to_float(v) for v in _flat(values)], node.shape, dtype=dtype,
                              requires_grad=node.requires_grad, grad_fn=graph.grad_fn(node) or None)
+        made = next((i for i in graph.spec.inputs if i.name == node.name), None)
+        return "Parameter containing:\n" + text if made is not None and made.parameter else text
     grad = grads_after.at(node, after, seq)
     if grad is None:
         return "None"

@@ -28,6 +28,7 @@ EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Att
                ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
 SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad", "shape")  # what a print may show of a tensor, beside its value
+PARAMETER = ast.dump(ast.parse("torch.nn.Parameter", mode="eval").body)
 MEMORY = re.compile(r"0x[0-9a-fA-F]+")  # an address in what torch prints, which the document writes as 0x...
 
 # Runs the script, then writes each tensor's (grad_fn name, requires_grad, is_leaf) by variable name.
@@ -108,6 +109,8 @@ def vet(code: str) -> None:
             index = node.slice.operand if isinstance(node.slice, ast.UnaryOp) else node.slice
             if not (isinstance(index, ast.Constant) and type(index.value) is int):
                 raise Refused("an index that is not an integer")
+        if isinstance(node, ast.Attribute) and ast.dump(node) == PARAMETER:
+            return  # torch.nn.Parameter, as code.py writes a Parameter
         if isinstance(node, ast.Attribute):
             torch = isinstance(node.value, ast.Name) and node.value.id == "torch"
             allowed = ({"float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes

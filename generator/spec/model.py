@@ -26,6 +26,7 @@ class Input:
     line: int
     seq: int = 0  # a Python example's statement count where the tensor is made (0: before any code)
     grad_from: int = 0  # the statement of a later requires_grad_(True), when prints came between; 0: from the start
+    parameter: bool = False  # made by torch.nn.Parameter(...): printed as "Parameter containing:"
 
 
 @dataclass(frozen=True)

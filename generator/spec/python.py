@@ -72,6 +72,7 @@ class _Leaf:
     used: bool = False  # by a step, a print or a backward call
     seq: int = 0
     grad_from: int = 0  # see Input.grad_from
+    parameter: bool = False  # see Input.parameter
 
 
 @dataclass
@@ -296,6 +297,8 @@ class _Reader:
             self.forget(name)
             self.constants[name] = ast.Constant(self.number(value))
             return None
+        if isinstance(value, ast.Call) and _dotted(value.func) == "torch.nn.Parameter":
+            return self.parameter(name, value, line)
         made = self.creation(value)
         if made is not None:
             return self.leaf(name, made, line)
@@ -367,6 +370,22 @@ class _Reader:
         self.forget(name)
         self.bound[name] = node
         self.leaves[node] = _Leaf(made[0], made[1], made[2], line, seq=self.count)
+
+    def parameter(self, name: str, node: ast.Call, line: int) -> None:
+        """Read torch.nn.Parameter(t, requires_grad=True): a leaf of t's values that requires grad by default."""
+        if len(node.args) != 1 or any(k.arg != "requires_grad" for k in node.keywords):
+            raise Refused("torch.nn.Parameter(...) with other than a tensor and requires_grad="
+                          " (allowed: torch.nn.Parameter(torch.tensor([...])))")
+        made = self.creation(node.args[0])
+        if made is None:
+            source = self.tensor_name(node.args[0])
+            if source not in self.leaves:
+                raise Refused(f"a Parameter of the computed tensor '{source}'"
+                              " (allowed: of a tensor made by torch.tensor, ones, ...)")
+            made = (self.leaves[source].array, self.leaves[source].dtype, False)
+        grad = self.flag(node.keywords[0].value, "requires_grad") if node.keywords else True
+        self.leaf(name, (made[0], made[1], grad), line)
+        self.leaves[self.bound[name]].parameter = True
 
     def set_requires_grad(self, target: ast.expr, value: ast.expr, line: int) -> None:
         flag = self.flag(value, "requires_grad")
@@ -1182,7 +1201,7 @@ class _Reader:
                      "allowed: one dtype for the whole example")
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
-        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from)
+        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter)
                        for n, leaf in kept.items())
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
@@ -1407,7 +1426,6 @@ _MISSING = {
     "jvp": "torch.autograd.functional.jvp",
     "torch.autograd.Function": "a custom torch.autograd.Function",
     "Function": "a custom torch.autograd.Function",
-    "Parameter": "torch.nn.Parameter",
     "torch.nn": "torch.nn modules",
     "nn": "torch.nn modules",
     "torch.optim": "an optimizer (torch.optim)",
@@ -1426,7 +1444,11 @@ def _missing_feature(node: ast.stmt) -> str:
         return found
     if isinstance(node, ast.Import):
         return next((_MISSING[a.name] for a in node.names if a.name in _MISSING), "")
+    allowed = {id(n) for a in _own_parts(node) if isinstance(a, ast.Attribute) and _dotted(a) == "torch.nn.Parameter"
+               for n in ast.walk(a)}  # the one name of torch.nn read so far
     for sub in _own_parts(node):
+        if id(sub) in allowed:
+            continue
         if isinstance(sub, (ast.Attribute, ast.Name)):
             dotted = _dotted(sub)
             if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
