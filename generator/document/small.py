@@ -27,6 +27,7 @@ from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
+from ..spec.model import Functional
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
@@ -435,6 +436,10 @@ def build_document(
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         **story_of(derivation.graph),
     )
+    if any(isinstance(part, Functional) for p in spec.prints or () for part in p.parts):
+        from .functional import functional_items
+
+        fields["functionals"] = functional_items(spec)
     if derivation.large:
         from .large import LargeBuilder
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
-from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step
+from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step
 from .model import Graph, Node
 
 MAX_EXPR_CHARS = 1000
@@ -287,6 +287,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
+    problems.extend(_functionals(graph))
     if problems:
         raise SpecError(problems)
     return graph
@@ -431,3 +432,18 @@ def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str])
         return [Problem(path, call.line, f"{where}: gradient has shape {fmt_shape(call.gradient.shape)} but the output has"
                         f" shape {fmt_shape(node.shape)} (allowed: a gradient of the output's shape)")]
     return []
+
+
+def _functionals(graph: Graph) -> list[Problem]:
+    """Report a printed jacobian, vjp or jvp whose function torch could not run at its inputs, or whose v does not fit."""
+    from .functional import functional_graph
+
+    problems = []
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if isinstance(part, Functional):
+                try:
+                    functional_graph(graph.spec, part)
+                except SpecError as e:
+                    problems.extend(e.problems)
+    return problems
