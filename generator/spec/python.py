@@ -263,7 +263,8 @@ class _Reader:
         if isinstance(value, ast.Tuple):
             return self.tuple_(name, value, line)
         if self.functional_kind(value):
-            raise Refused(f"keeping {_describe(value)} in a name (allowed: print({_describe(value)[1:-1]}))")
+            kind = self.functional_kind(value)
+            raise Refused(f"keeping what {kind}(...) returns in a name (allowed: not supported yet; print({kind}(...)))")
         if name == "_" and isinstance(value, ast.Call) and self.grad_mode(value) is not None:
             return self.expression_statement(value, line)  # _ = torch.set_grad_enabled(False)
         if isinstance(value, ast.Constant) and isinstance(value.value, bool):
