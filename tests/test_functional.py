@@ -113,6 +113,19 @@ class TestVjpJvp:
         print(vjp(lambda a: a.exp().sum(), x))
         """)
 
+    def test_vjp_of_the_intro_doubling(self, tmp_path):
+        """The intro tutorial's vjp of do_some_doubling (its while loop doubles 10 times at these inputs), as torch prints it."""
+        data = agrees(tmp_path, """\
+        import torch
+        def do_some_doubling(x):
+            return x * 2 * 2 * 2 * 2 * 2 * 2 * 2 * 2 * 2 * 2
+        inputs = torch.tensor([-0.25, 1.25, 0.5])
+        my_gradients = torch.tensor([0.1, 1.0, 0.0001])
+        print(torch.autograd.functional.vjp(do_some_doubling, inputs, v=my_gradients))
+        """)
+        (call,) = data["functionals"]
+        assert call["returned"] == [pytest.approx([102.4, 1024.0, 0.1024], rel=1e-12)]
+
     def test_jvp_returns_output_and_ju(self, tmp_path):
         """jvp(f, inputs, v) prints (f(x), J u) as torch does."""
         agrees(tmp_path, """\

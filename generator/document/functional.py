@@ -18,9 +18,9 @@ def functionals_of(spec: Spec) -> tuple[Functional, ...]:
     return tuple(part for p in spec.prints or () for part in p.parts if isinstance(part, Functional))
 
 
-def functional_items(spec: Spec) -> tuple[FunctionalItem, ...]:
-    """Return an item for each printed functional call."""
-    items = [functional_item(spec, f, k) for k, f in enumerate(functionals_of(spec), start=1)]
+def functional_items(spec: Spec, builder) -> tuple[FunctionalItem, ...]:
+    """Return an item for each printed functional call (builder: SmallBuilder, which explains a derivation)."""
+    items = [functional_item(spec, f, k, builder) for k, f in enumerate(functionals_of(spec), start=1)]
     def key(i: FunctionalItem) -> tuple:
         return i.function, i.forward, tuple(replace(x, tracked=False) for x in i.inputs)
 
@@ -31,12 +31,10 @@ def functional_items(spec: Spec) -> tuple[FunctionalItem, ...]:
     return tuple(items)
 
 
-def functional_item(spec: Spec, f: Functional, number: int) -> FunctionalItem:
+def functional_item(spec: Spec, f: Functional, number: int, builder) -> FunctionalItem:
     """Explain one call: f on the inputs' copies, each J entry by entry, and the product the call returns."""
-    from .small import SmallBuilder
-
     solved = solve(spec, f)
-    builder = SmallBuilder(solved.derivation)
+    builder = builder(solved.derivation)
     graph = solved.graph
     out = graph.node(solved.output)
     p = solved.derivation.passes[0]

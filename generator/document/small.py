@@ -439,7 +439,7 @@ def build_document(
     if any(isinstance(part, Functional) for p in spec.prints or () for part in p.parts):
         from .functional import functional_items
 
-        fields["functionals"] = functional_items(spec)
+        fields["functionals"] = functional_items(spec, SmallBuilder)
     if derivation.large:
         from .large import LargeBuilder
 

@@ -9,7 +9,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats.ieee import to_float
-from ..graph.functional import functional_graph, output_name
+from ..graph.walk import functional_graph, output_name
 from ..graph.model import Graph
 from ..ops.base import numel
 from ..spec.model import Functional, Spec
