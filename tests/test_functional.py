@@ -87,6 +87,20 @@ class TestJacobian:
         print(torch.autograd.functional.jacobian(lambda a: (a.exp() * a.sin()).sum() / 3, x))
         """)
 
+    def test_closure_over_leaves_is_a_constant(self, tmp_path):
+        """f may use the example's leaves: constants to J, a grad_fn with create_graph only where one requires grad."""
+        data = agrees(tmp_path, """\
+        import torch
+        x = torch.tensor([0.1, 0.7, 3.3])
+        m = torch.tensor([[0.3, 1.1, -0.7], [2.0, 0.1, 0.9], [0.33, 0.5, -1.25]])
+        w = torch.tensor([2.0, -1.0, 0.5], requires_grad=True)
+        print(torch.autograd.functional.jacobian(lambda a: a @ m, x, create_graph=True))
+        print(torch.autograd.functional.jacobian(lambda a: a @ m * w, x, create_graph=True))
+        print(w.grad)
+        """)
+        assert sum(data["functionals"][0]["jacobians"]["a"], []) == pytest.approx(
+            [0.3, 2.0, 0.33, 1.1, 0.1, 0.5, -0.7, 0.9, -1.25], rel=1e-12)  # J of a @ m is mᵀ
+
     def test_inputs_do_not_change(self, tmp_path):
         """A leaf that requires grad, given to jacobian, keeps its .grad None: torch differentiates a copy."""
         agrees(tmp_path, """\
@@ -156,8 +170,8 @@ class TestVjpJvp:
 
 class TestRefused:
     @pytest.mark.parametrize("line, message", [
-        ("print(torch.autograd.functional.jacobian(lambda a: a * w, x))",
-         "uses 'w', a tensor from outside it (allowed: jacobian of a function of its own parameters: a)"),
+        ("print(torch.autograd.functional.jacobian(lambda a: a * w2, x))",
+         "uses 'w2', a computed tensor from outside it (allowed: jacobian of a function of its own parameters (a)"),
         ("print(torch.autograd.functional.vjp(lambda a: a * 2, x))",
          "vjp without v of 'f', whose output has 2 elements: torch raises RuntimeError"),
         ("print(torch.autograd.functional.vjp(lambda a: a * 2, x, torch.tensor([1.0, 2.0, 3.0])))",
@@ -173,7 +187,7 @@ class TestRefused:
     ])
     def test_refused_with_a_located_message(self, tmp_path, line, message):
         """What torch raises on, or what is not read yet, is refused at its line, naming what is allowed."""
-        path = write(tmp_path, f"import torch\nw = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        path = write(tmp_path, f"import torch\nw = torch.tensor([1.0, 2.0], requires_grad=True); w2 = w * 2\n"
                                f"x = torch.tensor([1.0, 2.0])\n{line}\n")
         assert_one_problem(path, 4, message)
 
@@ -196,4 +210,4 @@ class TestRefused:
             vet("import torch\nx = torch.tensor([1.])\n"
                 "print(torch.autograd.functional.jacobian(lambda a: __import__('os'), x))\n")
         with pytest.raises(Refused):
-            vet("import torch\nx = torch.tensor([1.])\nprint(torch.autograd.functional.jacobian(lambda a: x, x))\n")
+            vet("import torch\nx = torch.tensor([1.])\nprint(torch.autograd.functional.jacobian(lambda a: y, x))\n")

@@ -70,4 +70,5 @@ def functional_item(spec: Spec, f: Functional, number: int, builder) -> Function
     return FunctionalItem(
         number, f.kind, f.line, f.code, f.function, solved.output, name_tex(solved.output), numel(out.shape),
         forward, tuple(inputs), f.packed, f.create_graph, v, products, functional_text(spec, f, shade=True),
+        outside=f.outside,
     )

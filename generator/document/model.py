@@ -483,6 +483,7 @@ class FunctionalItem:
     products: tuple[str, ...]  # vjp: Jᵀv per input; jvp: J u; () for jacobian
     printed: str  # what printing the call shows
     repeat_of: int = 0  # an earlier call of the same function at the same inputs: its J is this one's
+    outside: tuple[str, ...] = ()  # the example's tensors f uses besides its parameters: constants to J
 
     @property
     def tensors(self) -> tuple[str, ...]:

@@ -30,11 +30,7 @@ class Solved:
     formulas: tuple[tuple[tuple[sp.Expr, ...], ...], ...]  # the same entries as formulas of the inputs (sympy.diff)
     results: tuple[tuple[sp.Expr, ...], ...]  # per tensor returned after f's output: J_i (flat), Jᵢᵀv, or (Ju,)
     v: tuple[tuple[sp.Expr, ...], ...]  # vjp: (v,); jvp: one u per input; jacobian: ()
-
-    @property
-    def tracked(self) -> tuple[bool, ...]:
-        """With create_graph: whether each J_i depends on the inputs, so that torch records how (a grad_fn)."""
-        return tuple(any(e.free_symbols for row in rows for e in row) for rows in self.formulas)
+    tracked: tuple[bool, ...] = ()  # with create_graph: J_i depends on tensors that require grad, so torch records how
 
 
 @lru_cache(maxsize=64)
@@ -62,7 +58,10 @@ def solve(spec: Spec, f: Functional) -> Solved:
         u = v or ((sp.Integer(1),),)
         results = (tuple(sum((e * x for rows, ui in zip(jacobians, u) for e, x in zip(rows[r], ui)), sp.Integer(0))
                          for r in range(size)),)
-    return Solved(f, graph, derivation, out, tuple(jacobians), formulas, results, v)
+    grad = {i.name for i in spec.inputs if i.requires_grad}
+    live = {s for name in (*f.params, *(n for n in f.outside if n in grad)) for s in derivation.symbols[name]}
+    tracked = tuple(any(e.free_symbols & live for row in rows for e in row) for rows in formulas)
+    return Solved(f, graph, derivation, out, tuple(jacobians), formulas, results, v, tracked)
 
 
 @lru_cache(maxsize=64)

@@ -466,7 +466,8 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
     torch builds J one row at a time: a vjp with a one-hot v for each element of f's output.
     """
     values = {i.name: i.value for i in spec.inputs}
-    leaves = tuple(Input(p, values[n], True, f.line) for p, n in zip(f.params, f.inputs))
+    leaves = tuple(Input(p, values[n], True, f.line) for p, n in zip(f.params, f.inputs)) + tuple(
+        Input(n, values[n], False, f.line) for n in f.outside)  # to J, what f uses from outside is a constant
     out = output_name(f)
     mini = Spec(spec.path, spec.title, spec.summary, leaves, (Step(out, f.expr, f.line),), (), spec.dtype,
                 spec.lang, spec.flavor)

@@ -139,8 +139,7 @@ def vet(code: str) -> None:
                 name(element)
                 expression(element)
         outer = set(defined)
-        defined.clear()
-        defined.update(params)  # f is a function of its parameters alone
+        defined.update(params)  # f's parameters, and the tensors assigned above
         try:
             expression(call.args[0].body)
         finally:

@@ -580,7 +580,8 @@ class TexBuilder:
             for i in f.inputs:
                 doc.append(self.math(i.jacobian.numeric if len(f.inputs) == 1 else i.display))
         else:
-            doc.append(self.say("functional_intro", kind=f.kind, function=f.function, tensors=f.tensors, pairs=f.pairs))
+            doc.append(self.say("functional_intro", kind=f.kind, function=f.function, tensors=f.tensors, pairs=f.pairs,
+                                outside=f.outside))
             for i in f.inputs:
                 doc.append(self.math(i.value))
             for item in f.forward:

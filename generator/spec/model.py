@@ -164,6 +164,7 @@ class Functional:
     v_packed: bool = False  # jvp's v given as a tuple
     create_graph: bool = False
     vectorize: bool = False  # torch computes J's rows at once with vmap: the same numbers
+    outside: tuple[str, ...] = ()  # leaves of the example that f uses besides its parameters: constants to J
 
     @property
     def code(self) -> str:

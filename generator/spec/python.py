@@ -1025,9 +1025,11 @@ class _Reader:
                 raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
         expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
         outside = sorted(_names_in(expr) - set(params) - {"torch"})
-        if outside:
-            raise Refused(f"'{function}' uses {', '.join(repr(n) for n in outside)}, a tensor from outside it"
-                          f" (allowed: {kind} of a function of its own parameters: {', '.join(params)})")
+        computed = [n for n in outside if n not in self.leaves]
+        if computed:
+            raise Refused(f"'{function}' uses {', '.join(repr(n) for n in computed)}, a computed tensor from outside it"
+                          f" (allowed: {kind} of a function of its own parameters ({', '.join(params)}) and of tensors"
+                          " made by torch.tensor, ones, ...)")
         v: tuple[str, ...] = ()
         v_packed = False
         given = args.get("v")
@@ -1041,7 +1043,8 @@ class _Reader:
             if kind == "jvp" and len(v) != len(inputs):
                 raise Refused(f"jvp with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
                               f" (allowed: one v per input)")
-        return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize)
+        return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize,
+                          tuple(outside))
 
     def function_of(self, node: ast.expr) -> tuple[str, tuple[str, ...], ast.expr]:
         """Return (name, parameters, return expression) of a helper named or a lambda written in place."""
