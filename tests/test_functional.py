@@ -182,6 +182,8 @@ class TestRefused:
          "jacobian(strict=True) (allowed: not supported yet; strict=False)"),
         ("print(torch.autograd.functional.hessian(lambda a: a.sum(), x))",
          "torch.autograd.functional.hessian is not supported yet"),
+        ("print(torch.autograd.functional.jacobian(lambda a: a * 2, torch.ones(65)))",
+         "jacobian of 'f', where 'a' has 65 elements (allowed: not supported yet; at most 64 elements per tensor"),
         ("J = torch.autograd.functional.jacobian(lambda a: a * 2, x)",
          "keeping what jacobian(...) returns in a name (allowed: not supported yet; print(jacobian(...)))"),
     ])

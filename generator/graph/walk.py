@@ -454,6 +454,9 @@ def _functionals(graph: Graph) -> list[Problem]:
 # the call is a small graph of its own, and J, Jᵀv and Ju come from its derivation.
 
 
+MAX_FUNCTIONAL_ELEMENTS = 64  # the exact engine's size (engines/sparse.py SMALL): J entry by entry, one pass per row
+
+
 def output_name(f: Functional) -> str:
     """Name f's output after the helper (exp_adder), unless a parameter has that name."""
     name = f.function
@@ -478,7 +481,11 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
                          for p in e.problems]) from None
     shape = graph.node(out).shape
     size = numel(shape)
+    largest = max(graph.nodes, key=lambda n: numel(n.shape))
     problem = _mismatch(spec, f, graph, values)
+    if numel(largest.shape) > MAX_FUNCTIONAL_ELEMENTS:
+        problem = (f"{f.kind} of '{f.function}', where '{largest.name}' has {numel(largest.shape)} elements (allowed: not"
+                   f" supported yet; at most {MAX_FUNCTIONAL_ELEMENTS} elements per tensor, derived exactly)")
     if problem:
         raise SpecError([Problem(spec.path, f.line, problem)])
     if f.kind == "vjp" and not rows:

@@ -1295,7 +1295,7 @@ _MISSING = {
     "register_hook": "a hook (t.register_hook)",
     "torch.autograd.grad": "torch.autograd.grad",
     "autograd.grad": "torch.autograd.grad",
-    "torch.autograd.functional": "torch.autograd.functional (jacobian, hessian, vjp, jvp, hvp)",
+    "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
     "hessian": "torch.autograd.functional.hessian",
     "hvp": "torch.autograd.functional.hvp",
     "torch.autograd.Function": "a custom torch.autograd.Function",
