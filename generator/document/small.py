@@ -453,6 +453,8 @@ def build_document(
 def story_of(graph) -> dict:
     """Say which ops work element by element: all of them, all but the reductions that treat every element alike, or neither."""
     ops = [n for n in graph.nodes if not n.is_leaf]
+    if not ops:  # nothing computed (an example that only prints jacobians): no story to tell
+        return dict(story="", reducers=())
     elementwise = [isinstance(REGISTRY[n.op], Elementwise) for n in ops]
     alike = [not n.shape and REGISTRY[n.op].same_local for n in ops]
     if all(elementwise):
