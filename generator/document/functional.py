@@ -54,18 +54,23 @@ def functional_item(spec: Spec, f: Functional, number: int, builder) -> Function
         inputs.append(FunctionalInput(param, tensor, value, item, fmt_shape(out.shape + leaf.shape),
                                       f.create_graph and solved.tracked[k], display))
     v, products = "", ()
+    many = len(f.params) > 1
+    sub = {param: f"_{{{name_tex(param)}}}" if many else "" for param in f.params}
     if f.kind == "vjp":
         v = tensor_tex(p.gradient, out.shape)
-        products = tuple(i.jacobian.vjp for i in inputs)
+        products = tuple(i.jacobian.vjp.replace("J^", f"J{sub[i.param]}^", 1) for i in inputs)
     elif f.kind == "jvp":
         us = solved.v or ((sp.Integer(1),),)
         v = ", ".join(tensor_tex(u, graph.node(param).shape) for u, param in zip(us, f.params))
+        if many:
+            v = "(" + ", ".join(f"u{sub[param]}" for param in f.params) + ") = (" + v + ")"
         terms = []
         for rows, u in zip(solved.jacobians, us):
             numeric = corner_matrix(len(rows), len(u), lambda r, c, rows=rows: number_tex(rows[r][c]))
             terms.append(numeric + " " + corner_matrix(len(u), 1, lambda r, c, u=u: number_tex(u[r])))
         result = corner_matrix(len(solved.results[0]), 1, lambda r, c: number_tex(solved.results[0][r]))
-        products = ("J u = " + " + ".join(terms) + " = " + result,)
+        named = " + ".join(f"J{sub[param]} u{sub[param]}" for param in f.params)
+        products = ((f"J u = {named} = " if many else "J u = ") + " + ".join(terms) + " = " + result,)
     forward = tuple(builder.forward_item(n) for n in graph.nodes if not n.is_leaf)
     return FunctionalItem(
         number, f.kind, f.line, f.code, f.function, solved.output, name_tex(solved.output), numel(out.shape),
