@@ -14,7 +14,7 @@ from ..engines.exact import Derivation
 from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
-from ..spec.model import Array, Call, Compared, Print, Shown, apply_resets
+from ..spec.model import Array, Call, Compared, Functional, Print, Shown, apply_resets
 from ..floats.torchprint import format_bools, format_tensor
 
 if TYPE_CHECKING:
@@ -176,12 +176,15 @@ def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[
     return out
 
 
-def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
+def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
           grads_after: "_Grads") -> str:
     """Return what printing one thing of a tensor writes."""
     graph = derivation.graph
     if isinstance(shown, Compared):
         return _compare(shown, after, seq, derivation, shade, grads_after)
+    if isinstance(shown, Functional):
+        from ..engines.functional import functional_text
+        return functional_text(graph.spec, shown, shade=shade is not None)
     node = graph.node(shown.name)
     dtype = graph.spec.dtype
     if shown.what == "is_leaf":

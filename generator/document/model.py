@@ -392,6 +392,7 @@ class Document:
     updates: tuple[UpdateItem, ...] = ()  # the first MAX_UPDATES in-place updates of leaves
     updates_hidden: int = 0  # and how many more
     repeated: tuple[str, ...] = ()  # tensors of a loop's later iterations, left out of the table and the picture
+    functionals: tuple[FunctionalItem, ...] = ()  # each printed torch.autograd.functional call, in order
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -484,3 +485,64 @@ class RoundingNote:
     def params(self) -> dict[str, str]:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class FunctionalInput:
+    """One input of a torch.autograd.functional call: f's parameter, the tensor it copies, and its J."""
+
+    param: str  # f's parameter
+    tensor: str  # the example's tensor that torch copies into it
+    value: str  # LaTeX: param = its values
+    jacobian: JacobianItem  # J of f's output by this input, flattened as torch flattens
+    shape: str  # J's shape as torch returns it: the output's shape, then the input's
+    tracked: bool  # create_graph: J depends on the inputs, so torch records a grad_fn for it
+    display: str = ""  # LaTeX: J_x = [∂ notation] = [formulas] = [numbers], what is small enough of it
+
+
+@dataclass(frozen=True)
+class FunctionalItem:
+    """One printed torch.autograd.functional.jacobian, vjp or jvp: f at the inputs, J, and what the call returns."""
+
+    number: int
+    kind: str  # jacobian, vjp or jvp
+    line: int
+    call: str  # the call as the document's code writes it
+    function: str
+    output: str
+    output_tex: str
+    rows: int  # elements of f's output: J's rows, one backward pass each
+    forward: tuple[ForwardItem, ...]  # f computed at the inputs' values
+    inputs: tuple[FunctionalInput, ...]
+    packed: bool  # inputs given as a tuple: torch returns a tuple of J's
+    create_graph: bool
+    v: str  # vjp: LaTeX of v; jvp: of u ('' for jacobian)
+    products: tuple[str, ...]  # vjp: Jᵀv per input; jvp: J u; () for jacobian
+    printed: str  # what printing the call shows
+    repeat_of: int = 0  # an earlier call of the same function at the same inputs: its J is this one's
+    outside: tuple[str, ...] = ()  # the example's tensors f uses besides its parameters: constants to J
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """The example's tensors given as inputs."""
+        return tuple(i.tensor for i in self.inputs)
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(f's parameter, the tensor it copies) for each input."""
+        return tuple((i.param, i.tensor) for i in self.inputs)
+
+    @property
+    def shapes(self) -> tuple[str, ...]:
+        """Each J's shape as torch returns it."""
+        return tuple(i.shape for i in self.inputs)
+
+    @property
+    def tracked(self) -> tuple[str, ...]:
+        """The inputs whose J prints with a grad_fn (create_graph=True)."""
+        return tuple(i.param for i in self.inputs if i.tracked)
+
+    @property
+    def constant(self) -> tuple[str, ...]:
+        """The inputs whose J has constant entries: no grad_fn even with create_graph=True."""
+        return tuple(i.param for i in self.inputs if not i.tracked)

@@ -27,6 +27,7 @@ from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
+from ..spec.model import Functional
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 
@@ -435,6 +436,10 @@ def build_document(
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         **story_of(derivation.graph),
     )
+    if any(isinstance(part, Functional) for p in spec.prints or () for part in p.parts):
+        from .functional import functional_items
+
+        fields["functionals"] = functional_items(spec, SmallBuilder)
     if derivation.large:
         from .large import LargeBuilder
 
@@ -449,6 +454,8 @@ def story_of(graph) -> dict:
     """Say which ops work element by element: all of them, all but the reductions that treat every element alike, or neither."""
     hidden = repeated_nodes(graph)
     ops = [n for n in graph.nodes if not n.is_leaf and n.name not in hidden]
+    if not ops:  # nothing computed (an example that only prints jacobians): no story to tell
+        return dict(story="", reducers=())
     elementwise = [isinstance(REGISTRY[n.op], Elementwise) for n in ops]
     alike = [not n.shape and REGISTRY[n.op].same_local for n in ops]
     if all(elementwise):

@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
-from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step, Update
+from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
+from ..spec.numbers import NAME, RESERVED
 from .model import Graph, Node
 
 MAX_EXPR_CHARS = 1000
@@ -311,6 +312,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
+    problems.extend(_functionals(graph))
     if problems:
         raise SpecError(problems)
     return graph
@@ -537,3 +539,84 @@ def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str])
         return [Problem(path, call.line, f"{where}: gradient has shape {fmt_shape(call.gradient.shape)} but the output has"
                         f" shape {fmt_shape(node.shape)} (allowed: a gradient of the output's shape)")]
     return []
+
+
+def _functionals(graph: Graph) -> list[Problem]:
+    """Report a printed jacobian, vjp or jvp whose function torch could not run at its inputs, or whose v does not fit."""
+    problems = []
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if isinstance(part, Functional):
+                try:
+                    functional_graph(graph.spec, part)
+                except SpecError as e:
+                    problems.extend(e.problems)
+    return problems
+
+
+# -- torch.autograd.functional ------------------------------------------------
+# The graph of one jacobian / vjp / jvp call: f's parameters as leaves that require grad, f's output a step.
+# torch detaches each input and sets requires_grad on the copy, so the example's own tensors never change;
+# the call is a small graph of its own, and J, Jᵀv and Ju come from its derivation.
+
+
+MAX_FUNCTIONAL_ELEMENTS = 64  # the exact engine's size (engines/sparse.py SMALL): J entry by entry, one pass per row
+
+
+def output_name(f: Functional) -> str:
+    """Name f's output after the helper (exp_adder), unless a parameter has that name."""
+    name = f.function
+    return name if NAME.fullmatch(name) and name not in RESERVED and name not in f.params else "out"
+
+
+def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
+    """Return the call's graph: one backward call with v (or J's first row), or one per row of J with rows=True.
+
+    torch builds J one row at a time: a vjp with a one-hot v for each element of f's output.
+    """
+    values = {i.name: i.value for i in spec.inputs}
+    leaves = tuple(Input(p, values[n], True, f.line) for p, n in zip(f.params, f.inputs)) + tuple(
+        Input(n, values[n], False, f.line) for n in f.outside)  # to J, what f uses from outside is a constant
+    out = output_name(f)
+    mini = Spec(spec.path, spec.title, spec.summary, leaves, (Step(out, f.expr, f.line),), (), spec.dtype,
+                spec.lang, spec.flavor)
+    try:
+        graph = build_graph(mini)
+    except SpecError as e:
+        raise SpecError([Problem(spec.path, f.line, f"in {f.kind}'s function '{f.function}': {p.message}")
+                         for p in e.problems]) from None
+    shape = graph.node(out).shape
+    size = numel(shape)
+    largest = max(graph.nodes, key=lambda n: numel(n.shape))
+    problem = _mismatch(spec, f, graph, values)
+    if numel(largest.shape) > MAX_FUNCTIONAL_ELEMENTS:
+        problem = (f"{f.kind} of '{f.function}', where '{largest.name}' has {numel(largest.shape)} elements (allowed: not"
+                   f" supported yet; at most {MAX_FUNCTIONAL_ELEMENTS} elements per tensor, derived exactly)")
+    if problem:
+        raise SpecError([Problem(spec.path, f.line, problem)])
+    if f.kind == "vjp" and not rows:
+        calls = (Call(out, values[f.v[0]] if f.v else Array(shape, (Fraction(1),) * size), f.line),)
+    else:
+        units = [Array(shape, tuple(Fraction(int(i == k)) for i in range(size))) for k in range(size)]
+        calls = tuple(Call(out, u, f.line) for u in (units if rows else units[:1]))
+    return replace(graph, spec=replace(graph.spec, backward=calls))
+
+
+def _mismatch(spec: Spec, f: Functional, graph: Graph, values: dict[str, Array]) -> str:
+    """Return why torch raises on v's shapes, or ''."""
+    out = graph.node(output_name(f)).shape
+    if f.kind == "vjp" and not f.v and numel(out) != 1:
+        return (f"vjp without v of '{f.function}', whose output has {numel(out)} elements: torch raises RuntimeError"
+                " (allowed: v of the output's shape; None only for a one-element output)")
+    if f.kind == "vjp" and f.v and values[f.v[0]].shape != out:
+        return (f"vjp with v of shape {fmt_shape(values[f.v[0]].shape)} for an output of shape {fmt_shape(out)}:"
+                " torch raises RuntimeError (allowed: v of the output's shape)")
+    if f.kind == "jvp":
+        if not f.v and (len(f.inputs) != 1 or numel(values[f.inputs[0]].shape) != 1):
+            return ("jvp without v at other than one input of one element: torch raises RuntimeError"
+                    " (allowed: v of the inputs' shapes)")
+        for name, given in zip(f.inputs, f.v):
+            if values[given].shape != values[name].shape:
+                return (f"jvp with v of shape {fmt_shape(values[given].shape)} for the input '{name}' of shape"
+                        f" {fmt_shape(values[name].shape)}: torch raises RuntimeError (allowed: v of the inputs' shapes)")
+    return ""

@@ -426,7 +426,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     limit, RUN_TIMEOUT): what it prints must be the document's block byte for byte, and each tensor's grad_fn,
     requires_grad and is_leaf what the document's graph says (script=False: the numbers alone).
     """
-    from .check import compare, compare_labels, compare_printed, compare_shadow, run
+    from .check import compare, compare_functionals, compare_labels, compare_printed, compare_shadow, run
     from .isolate import budget_spent
     from .script import Failed, Refused, Started, vet
     from ..document.code import printed_blocks, torch_code
@@ -446,6 +446,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     # only what that prediction explains as rounding may differ; and in the spec's own dtype, what the
     # document prints (torch in that dtype, op by op) against torch in that dtype
     diffs = compare_shadow(rounding, exact, graph) + compare(derivation, exact, rounding)
+    diffs += compare_functionals(graph.spec)
     shade = rounding
     if graph.spec.dtype != "float64":
         shade = shadow(graph)

@@ -347,3 +347,20 @@ def _index(k: int, shape: tuple[int, ...]) -> str:
     if not shape:
         return "" if k == 0 else f"[{k}]"
     return "[" + ",".join(map(str, unravel(k, shape))) + "]"
+
+
+def compare_functionals(spec: Any) -> list[str]:
+    """Return where a printed jacobian, vjp or jvp's derivation (f's values, J, Jᵀv) differs from float64 torch."""
+    from ..engines.functional import solve
+    from ..engines.shadow import shadow
+    from ..spec.model import Functional
+
+    diffs = []
+    for p in spec.prints or ():
+        for part in p.parts:
+            if isinstance(part, Functional):
+                solved = solve(spec, part)
+                found = compare(solved.derivation, run(solved.graph, dtype="float64"),
+                                shadow(solved.graph, dtype="float64"))
+                diffs += [f"{part.kind} at line {part.line}: {d}" for d in found]
+    return diffs

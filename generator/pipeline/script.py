@@ -132,6 +132,31 @@ def vet(code: str) -> None:
         name(node)
         expression(node)
 
+    def functional(call: ast.Call) -> None:
+        """Vet torch.autograd.functional.jacobian(lambda a, b: expression, (x, y), v, create_graph=True)."""
+        if not call.args or not isinstance(call.args[0], ast.Lambda) or len(call.args) > 3:
+            raise Refused(f"the call {ast.unparse(call)!r}")
+        a = call.args[0].args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or not a.args:
+            raise Refused("a lambda with special parameters")
+        params = {p.arg for p in a.args}
+        if any(not IDENTIFIER.fullmatch(p) or p in RESERVED for p in params):
+            raise Refused("a lambda parameter that is not a plain name")
+        for k in call.keywords:
+            if k.arg not in ("create_graph", "vectorize") or not (isinstance(k.value, ast.Constant) and k.value.value is True):
+                raise Refused(f"the keyword {k.arg!r}")
+        for given in call.args[1:]:
+            for element in given.elts if isinstance(given, ast.Tuple) and given.elts else [given]:
+                name(element)
+                expression(element)
+        outer = set(defined)
+        defined.update(params)  # f's parameters, and the tensors assigned above
+        try:
+            expression(call.args[0].body)
+        finally:
+            defined.clear()
+            defined.update(outer)
+
     def printed(call: ast.Call) -> None:
         """Vet print(...) of tensors, their .grad, .is_leaf and .requires_grad, text and f-strings of them."""
         if any(k.arg != "sep" or not _text(k.value) for k in call.keywords):
@@ -147,6 +172,11 @@ def vet(code: str) -> None:
             elif isinstance(arg, ast.Compare) and len(arg.ops) == 1 and isinstance(arg.ops[0], ast.Eq):
                 expression(arg.left)  # a == b of tensors, their grads and numbers, as code.py writes it
                 expression(arg.comparators[0])
+            elif isinstance(arg, ast.Tuple) and arg.elts:
+                for element in arg.elts:  # a tuple of tensors
+                    shown(element)
+            elif isinstance(arg, ast.Call) and _dotted(arg.func) in FUNCTIONAL_CALLS:
+                functional(arg)
             elif not (_text(arg) or isinstance(arg, ast.Constant) and type(arg.value) in (int, float)):
                 shown(arg)  # a number is a loop counter or a constant, written in
 
@@ -198,6 +228,18 @@ def vet(code: str) -> None:
                 raise Refused(f"a {type(statement).__name__} statement")
 
     statements(tree.body)
+
+
+FUNCTIONAL_CALLS = tuple(f"torch.autograd.functional.{k}" for k in ("jacobian", "vjp", "jvp"))
+
+
+def _dotted(node: ast.expr) -> str:
+    """Return a.b.c for a chain of names, else ''."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
 
 
 def _is_no_grad(statement: ast.With) -> bool:

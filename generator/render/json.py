@@ -99,7 +99,40 @@ class Json(Finished):
         }
         if large:  # what the document shows of each tensor (small examples show every entry)
             data["highlights"] = _highlights(derivation, shapes)
+        if document.functionals:
+            data["functionals"] = _functionals(graph.spec)
         return (dumps(data) + "\n").encode("utf-8")
+
+
+def _functionals(spec) -> list[dict[str, Any]]:
+    """Return each printed jacobian, vjp or jvp: f's output, J per input (exact, row-major), and what the call returns."""
+    from ..document.functional import functionals_of
+    from ..engines.functional import solve
+
+    found = []
+    for f in functionals_of(spec):
+        solved = solve(spec, f)
+        graph = solved.graph
+        out = graph.node(solved.output).shape
+        shapes = [graph.node(p).shape for p in f.params]
+        if f.kind == "jacobian":
+            returned = [_floats(r, out + s) for r, s in zip(solved.results, shapes)]
+        elif f.kind == "vjp":
+            returned = [_floats(r, s) for r, s in zip(solved.results, shapes)]
+        else:
+            returned = [_floats(solved.results[0], out)]
+        found.append({
+            "kind": f.kind,
+            "function": f.function,
+            "inputs": {p: t for p, t in zip(f.params, f.inputs)},
+            "output": _floats(solved.derivation.values[solved.output], out),
+            "jacobians": {p: [[_number(to_float(x)) for x in row] for row in rows]
+                          for p, rows in zip(f.params, solved.jacobians)},
+            "v": [_floats(v, s) for v, s in zip(solved.v, [graph.node(solved.output).shape] if f.kind == "vjp" else shapes)],
+            "returned": returned,
+            "create_graph": f.create_graph,
+        })
+    return found
 
 
 def _retained(derivation, name: str, shape: tuple[int, ...]) -> Any:
@@ -167,6 +200,24 @@ def document_schema() -> dict[str, Any]:
                     "additionalProperties": {"$ref": "#/$defs/tensor"}},
         },
     }
+    functional = {
+        "type": "object", "additionalProperties": False,
+        "required": ["kind", "function", "inputs", "output", "jacobians", "v", "returned", "create_graph"],
+        "properties": {
+            "kind": {"enum": ["jacobian", "vjp", "jvp"]},
+            "function": {"type": "string", "description": "The helper (or lambda's name) differentiated."},
+            "inputs": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "Per parameter of the function, the example's tensor torch copies into it."},
+            "output": {"$ref": "#/$defs/tensor", "description": "The function's value at the inputs."},
+            "jacobians": {"type": "object", "additionalProperties": dense,
+                          "description": "Per parameter, J: numel(output) x numel(input), row-major."},
+            "v": {"type": "array", "items": {"$ref": "#/$defs/tensor"},
+                  "description": "vjp: [v]; jvp: u per input; [] for jacobian or when torch takes ones."},
+            "returned": {"type": "array", "items": {"$ref": "#/$defs/tensor"},
+                         "description": "After the output: J per input (jacobian), J^T v per input (vjp), [J u] (jvp)."},
+            "create_graph": {"type": "boolean"},
+        },
+    }
     spot = {"type": "object", "additionalProperties": False, "required": ["at", "value"],
             "properties": {"at": {"type": "array", "items": {"type": "integer"}}, "value": number}}
     glimpse = {
@@ -213,6 +264,8 @@ def document_schema() -> dict[str, Any]:
                            "description": "A large example's telling entries, as its document shows them.",
                            "properties": {"values": glimpses, "grads": glimpses,
                                           "backward": {"type": "array", "items": glimpses}}},
+            "functionals": {"type": "array", "items": functional,
+                            "description": "Every printed torch.autograd.functional call, in order (absent if none)."},
         },
         "$defs": {"tensor": tensor, "exact": exact, "maybe": maybe},
     }

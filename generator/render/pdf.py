@@ -441,6 +441,8 @@ class TexBuilder:
         for call in d.calls:
             if not call.again_of:
                 self.call(doc, call)
+        for f in d.functionals:
+            self.functional(doc, f)
         self.result(doc)
         self.check(doc)
         self.appendix(doc)
@@ -605,6 +607,35 @@ class TexBuilder:
                            NoEscape(self._dumps([self.code(row.output)]) + rf" $=$ \derivecell{{{row.value}}}")]
                           + [NoEscape(rf"\derivecell{{{tex}}}") for _, tex in row.grads], escape=False)
         return table
+
+    def functional(self, doc, f):
+        """One torch.autograd.functional call: f at the inputs' copies, J for each input, what the call returns."""
+        doc.append(self.section("h_functional", kind=f.kind, function=f.function, number=f.number,
+                                count=len(self.doc_model.functionals)))
+        if f.repeat_of:
+            doc.append(self.say("functional_repeat", number=f.repeat_of))
+            for i in f.inputs:
+                doc.append(self.math(i.jacobian.numeric if len(f.inputs) == 1 else i.display))
+        else:
+            doc.append(self.say("functional_intro", kind=f.kind, function=f.function, tensors=f.tensors, pairs=f.pairs,
+                                outside=f.outside))
+            for i in f.inputs:
+                doc.append(self.math(i.value))
+            for item in f.forward:
+                for eq in item.displays:
+                    doc.append(self.math(eq))
+            doc.append(self.say("functional_jacobian", output=f.output, rows=f.rows, many=len(f.inputs) > 1))
+            for i in f.inputs:
+                doc.append(self.say("functional_input", param=i.param, flat=i.jacobian.flat))
+                doc.append(self.math(i.display))
+        if f.kind == "jacobian":
+            doc.append(self.say("functional_rows", output=f.output, rows=f.rows, packed=f.packed, shapes=f.shapes))
+            if f.create_graph:
+                doc.append(self.say("functional_graph", tracked=f.tracked, constant=f.constant))
+        else:
+            doc.append(self.say("functional_" + f.kind, output=f.output, v=f.v))
+            for eq in f.products:
+                doc.append(self.math(eq))
 
     def chain_table(self, call):
         """The closing table of one call: each node, its local derivative, its gradient."""

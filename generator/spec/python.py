@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import Problem, SpecError
 from ..ops import by_operator
 from .files import MAX_BYTES
-from .model import Array, Call, Compared, Evaluate, Input, Print, Reset, Retain, Shown, Spec, Step, Update
+from .model import Array, Call, Compared, Evaluate, Functional, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -46,6 +46,7 @@ TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", 
 CASTS = {"float": "float32", "double": "float64"}
 SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn", "shape")
 HEADER_KEYS = ("lang", "flavor")
+FUNCTIONALS = ("jacobian", "vjp", "jvp")  # torch.autograd.functional's, read so far
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
 _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS) + ", name = expression,"
@@ -107,6 +108,7 @@ class _Reader:
     count: int = 0
     no_grad: bool = False  # inside `with torch.no_grad():`
     last_line: int = 1  # the line of the statement being read
+    tuples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Python name -> the tensors of a tuple
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -180,6 +182,11 @@ class _Reader:
         if isinstance(node, ast.ImportFrom):
             if node.module == "torch.autograd" and [a.name for a in node.names] == ["Variable"]:
                 self.modules[node.names[0].asname or "Variable"] = "Variable"  # the API before PyTorch 0.4
+                return
+            if node.module == "torch.autograd.functional" and all(a.name in FUNCTIONALS for a in node.names):
+                for alias in node.names:
+                    self.forget(alias.asname or alias.name)
+                    self.modules[alias.asname or alias.name] = "functional." + alias.name
                 return
             raise Refused(f"from {node.module or '.'} import ... is not supported ({_IMPORTS})")
         for alias in node.names:
@@ -276,6 +283,11 @@ class _Reader:
         if not isinstance(target, ast.Name):
             raise Refused(f"assigning to {_describe(target)} (allowed: name = expression, or a, b = x, y)")
         name = target.id
+        if isinstance(value, ast.Tuple):
+            return self.tuple_(name, value, line)
+        if self.functional_kind(value):
+            kind = self.functional_kind(value)
+            raise Refused(f"keeping what {kind}(...) returns in a name (allowed: not supported yet; print({kind}(...)))")
         if name == "_" and isinstance(value, ast.Call) and self.grad_mode(value) is not None:
             return self.expression_statement(value, line)  # _ = torch.set_grad_enabled(False)
         if isinstance(value, ast.Constant) and isinstance(value.value, bool):
@@ -432,6 +444,7 @@ class _Reader:
         """Unbind a Python name before binding it anew."""
         for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures):
             table.pop(name, None)
+        self.tuples.pop(name, None)
         self.devices.discard(name)
 
     def fresh(self, name: str) -> str:
@@ -578,6 +591,11 @@ class _Reader:
                 and node.value.attr == "data"):  # t.data is t's numbers detached: a leaf without requires_grad
             name = self.tensor_name(node.value.value)
             return [detached[node.attr]], f"{self.versions.get(name, name)}.data.{node.attr}"
+        if isinstance(node, ast.Tuple) or (isinstance(node, ast.Name) and node.id in self.tuples):
+            return self.tuple_shown(node)
+        if self.functional_kind(node):
+            called = self.functional(node)  # type: ignore[arg-type]
+            return [called], called.code
         if not isinstance(node, ast.JoinedStr):
             return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
         parts: list[str | Shown] = []
@@ -1170,6 +1188,144 @@ class _Reader:
         args = {p: self.translate(a, env, depth) for p, a in zip(params, call.args)}
         return self.translate(body, {**{k: v for k, v in env.items() if k not in params}, **args}, depth + 1)
 
+    # -- tuples of tensors and torch.autograd.functional -----------------
+
+    def tuple_(self, name: str, node: ast.Tuple, line: int) -> None:
+        """Bind a name to a tuple of tensors: those named, or new leaves made in it (name_0, name_1, ...)."""
+        if not node.elts or len(node.elts) > MAX_ITERATIONS:
+            raise Refused(f"the tuple {_describe(node)} (allowed: a tuple of tensors, such as (x, y))")
+        base, k = name, 1
+        while not NAME.fullmatch(base + "_0") or base in RESERVED or any(
+                f"{base}_{i}" in self.taken or f"{base}_{i}" in self.bound.values() for i in range(len(node.elts))):
+            k += 1
+            base = f"{name}{k}"
+            if k > MAX_STATEMENTS:
+                raise Refused(f"the name '{clip(name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
+        members = []
+        for i, element in enumerate(node.elts):
+            made = self.creation(element)
+            if made is None:
+                members.append(self.tensor_name(element))
+                continue
+            member = f"{base}_{i}"
+            self.taken.add(member)
+            self.leaves[member] = _Leaf(made[0], made[1], made[2], line, seq=self.count)
+            members.append(member)
+        self.forget(name)
+        self.tuples[name] = tuple(members)
+
+    def tuple_of(self, node: ast.expr) -> tuple[str, ...]:
+        """Return the tensors of a tuple: (x, y) written out, or a name bound to one."""
+        if isinstance(node, ast.Name) and node.id in self.tuples:
+            members = self.tuples[node.id]
+            for member in members:
+                if member in self.leaves:
+                    self.leaves[member].used = True
+            return members
+        if isinstance(node, ast.Tuple) and node.elts:
+            return tuple(self.tensor_or_leaf(e) for e in node.elts)
+        raise Refused(f"{_describe(node)} where a tuple of tensors belongs (allowed: (x, y), or a name bound to one)")
+
+    def tensor_or_leaf(self, node: ast.expr) -> str:
+        """Return the node of a tensor named, or of a leaf made right here (torch.tensor([1., 2.]))."""
+        if isinstance(node, ast.Call) and self.is_creation(node):
+            return self.anonymous_leaf(node)
+        return self.tensor_name(node)
+
+    def tuple_shown(self, node: ast.expr) -> tuple[list[str | Shown], str]:
+        """Return what printing a tuple of tensors shows: (tensor(...), tensor(...)), as Python writes a tuple."""
+        members = self.tuple_of(node)
+        parts: list[str | Shown] = ["("]
+        for i, member in enumerate(members):
+            parts += [", "] if i else []
+            parts.append(Shown(member, "value"))
+        parts.append(",)" if len(members) == 1 else ")")
+        return parts, f"({', '.join(members)}{',' if len(members) == 1 else ''})"
+
+    def functional_kind(self, node: ast.expr) -> str:
+        """Return "jacobian", "vjp" or "jvp" for a call of torch.autograd.functional's, else ''."""
+        if not isinstance(node, ast.Call):
+            return ""
+        dotted = _dotted(node.func)
+        head, _, kind = dotted.rpartition(".")
+        if head == "torch.autograd.functional" and kind in FUNCTIONALS and self.modules.get("torch") == "torch":
+            return kind
+        if isinstance(node.func, ast.Name) and self.modules.get(node.func.id, "").startswith("functional."):
+            return self.modules[node.func.id].removeprefix("functional.")
+        return ""
+
+    def functional(self, node: ast.Call) -> Functional:
+        """Read jacobian(f, inputs, ...), vjp(f, inputs, v) or jvp(f, inputs, v) of a helper or a lambda."""
+        kind = self.functional_kind(node)
+        names = ("func", "inputs", "v", "create_graph", "strict") if kind != "jacobian" else (
+            "func", "inputs", "create_graph", "strict", "vectorize", "strategy")
+        if len(node.args) > len(names) or any(isinstance(a, ast.Starred) for a in node.args):
+            raise Refused(f"{kind}() with {len(node.args)} arguments (allowed: {kind}({', '.join(names)}))")
+        args = dict(zip(names, node.args))
+        for k in node.keywords:
+            if k.arg not in names or k.arg in args:
+                raise Refused(f"{kind}({k.arg}=...) (allowed: {kind}({', '.join(names)}))")
+            args[k.arg] = k.value
+        if "func" not in args or "inputs" not in args:
+            raise Refused(f"{kind}() without a function and its inputs (allowed: {kind}(f, inputs))")
+        create = self.flag(args["create_graph"], "create_graph") if "create_graph" in args else False
+        if create and kind != "jacobian":
+            raise Refused(f"{kind}(create_graph=True) (allowed: not supported yet; create_graph=False)")
+        if "strict" in args and self.flag(args["strict"], "strict"):
+            raise Refused(f"{kind}(strict=True) (allowed: not supported yet; strict=False)")
+        vectorize = self.flag(args["vectorize"], "vectorize") if "vectorize" in args else False
+        if "strategy" in args and not (isinstance(args["strategy"], ast.Constant)
+                                       and args["strategy"].value == "reverse-mode"):
+            raise Refused(f"jacobian(strategy={_describe(args['strategy'])}) (allowed: strategy='reverse-mode')")
+        function, params, body = self.function_of(args["func"])
+        packed = not (isinstance(args["inputs"], ast.Name) and args["inputs"].id in self.bound) and not (
+            isinstance(args["inputs"], ast.Call) and self.is_creation(args["inputs"]))
+        inputs = self.tuple_of(args["inputs"]) if packed else (self.tensor_or_leaf(args["inputs"]),)
+        if len(inputs) != len(params):
+            raise Refused(f"{kind} of '{function}', which takes {len(params)} tensors, at {len(inputs)}: torch raises"
+                          f" TypeError (allowed: {len(params)} inputs)")
+        for name in inputs:
+            if name not in self.leaves:
+                raise Refused(f"{kind} at '{name}', a computed tensor (allowed: tensors made by torch.tensor, ones, ...)")
+        for p in params:
+            if not NAME.fullmatch(p) or p in RESERVED:
+                raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
+        expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
+        outside = sorted(_names_in(expr) - set(params) - {"torch"})
+        computed = [n for n in outside if n not in self.leaves]
+        if computed:
+            raise Refused(f"'{function}' uses {', '.join(repr(n) for n in computed)}, a computed tensor from outside it"
+                          f" (allowed: {kind} of a function of its own parameters ({', '.join(params)}) and of tensors"
+                          " made by torch.tensor, ones, ...)")
+        v: tuple[str, ...] = ()
+        v_packed = False
+        given = args.get("v")
+        if given is not None and not (isinstance(given, ast.Constant) and given.value is None):
+            v_packed = kind == "jvp" and not (isinstance(given, ast.Name) and given.id in self.bound) and not (
+                isinstance(given, ast.Call) and self.is_creation(given))
+            v = self.tuple_of(given) if v_packed else (self.tensor_or_leaf(given),)
+            if any(name not in self.leaves for name in v):
+                raise Refused(f"{kind} with v {_describe(given)}, a computed tensor"
+                              " (allowed: tensors made by torch.tensor, ones, ...)")
+            if kind == "jvp" and len(v) != len(inputs):
+                raise Refused(f"jvp with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
+                              f" (allowed: one v per input)")
+        return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize,
+                          tuple(outside))
+
+    def function_of(self, node: ast.expr) -> tuple[str, tuple[str, ...], ast.expr]:
+        """Return (name, parameters, return expression) of a helper named or a lambda written in place."""
+        if isinstance(node, ast.Lambda):
+            a = node.args
+            if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
+                raise Refused("a lambda with defaults or special parameters (allowed: lambda a, b: expression)")
+            return "f", tuple(p.arg for p in a.args), node.body
+        if isinstance(node, ast.Name) and node.id in self.functions and node.id not in self.modes:
+            params, body = self.functions[node.id]
+            return node.id, tuple(params), body
+        raise Refused(f"the function {_describe(node)} (allowed: a helper defined above, or a lambda:"
+                      f" {', '.join(sorted(set(self.functions) - set(self.modes))) or 'none yet'})")
+
     # -- the whole file --------------------------------------------------
 
     def snapshot(self) -> Spec:
@@ -1418,12 +1574,9 @@ _MISSING = {
     "register_hook": "a hook (t.register_hook)",
     "torch.autograd.grad": "torch.autograd.grad",
     "autograd.grad": "torch.autograd.grad",
-    "torch.autograd.functional": "torch.autograd.functional (jacobian, hessian, vjp, jvp, hvp)",
-    "jacobian": "torch.autograd.functional.jacobian",
+    "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
     "hessian": "torch.autograd.functional.hessian",
     "hvp": "torch.autograd.functional.hvp",
-    "vjp": "torch.autograd.functional.vjp",
-    "jvp": "torch.autograd.functional.jvp",
     "torch.autograd.Function": "a custom torch.autograd.Function",
     "Function": "a custom torch.autograd.Function",
     "torch.nn": "torch.nn modules",
@@ -1438,6 +1591,8 @@ _MISSING = {
 def _missing_feature(node: ast.stmt) -> str:
     """Return the name of a feature derive does not read yet that a statement uses, or ''."""
     if isinstance(node, ast.ImportFrom):
+        if node.module == "torch.autograd.functional" and all(a.name in FUNCTIONALS for a in node.names):
+            return ""  # read by _Reader.imports
         found = _MISSING.get(node.module or "", "")
         for alias in node.names:
             found = found or _MISSING.get(f"{node.module}.{alias.name}", "") or _MISSING.get(alias.name, "")
@@ -1451,6 +1606,9 @@ def _missing_feature(node: ast.stmt) -> str:
             continue
         if isinstance(sub, (ast.Attribute, ast.Name)):
             dotted = _dotted(sub)
+            head, _, tail = dotted.rpartition(".")
+            if dotted == "torch.autograd.functional" or (head == "torch.autograd.functional" and tail in FUNCTIONALS):
+                continue  # jacobian, vjp and jvp are read; hessian and hvp are named by the call itself
             if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
                 continue  # its functions are read as torch's, and the graph names any it does not know
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
