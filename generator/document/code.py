@@ -100,8 +100,12 @@ def torch_code(graph: Graph) -> str:
         if inp.requires_grad and inp.grad_from:
             events.append((inp.grad_from, [f"{inp.name}.requires_grad_(True)"], False))
     steps = {s.name: s for s in spec.steps}
+    hidden = {h for a in spec.applied for h in a.hidden}  # a Function's forward and backward: its class says them
+    for f in spec.functions:
+        events.append((f.seq, ["", *f.code.splitlines(), ""], False))
     for name, expr in graph.code:
-        events.append((steps[name].seq, [f"{name} = {expr}"], steps[name].no_grad))
+        if name not in hidden:
+            events.append((steps[name].seq, [f"{name} = {expr}"], steps[name].no_grad))
     names = gradient_names(graph)
     last = len(spec.backward) - 1
     for i, (call, vname) in enumerate(zip(spec.backward, names)):

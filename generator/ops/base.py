@@ -64,6 +64,9 @@ class Walk(Protocol):
     def fold(self, op: Op, values: list[Fraction]) -> Fraction:
         """Return the op on constants, computed as Python does before torch sees it, in float64's range."""
 
+    def applied(self, function: str) -> tuple[str, str, Arg] | None:
+        """Return (input, forward's result, backward's factor) of F.apply(x) in the current step, if it makes one."""
+
 
 def num(value: Any) -> str:
     """Write a constant for a message: 3, or 0.5."""

@@ -129,6 +129,8 @@ class Spec:
     retained: tuple[Retain, ...] = ()  # computed tensors whose .grad torch keeps
     renamed: tuple[tuple[str, str], ...] = ()  # (node, the Python name it binds): c2 for the second c
     bound: tuple[tuple[str, str], ...] | None = None  # a Python example's (name, node) at its end; None: each input
+    functions: tuple[Function, ...] = ()  # a Python example's custom torch.autograd.Function classes
+    applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""
@@ -139,6 +141,33 @@ class Spec:
     def resets_before(self, call: int, seq: int | None = None) -> tuple[Reset, ...]:
         """Return the resets after `call` calls and before the next one (and before statement seq, if given)."""
         return tuple(r for r in self.resets if r.after == call and (seq is None or r.seq < seq))
+
+
+@dataclass(frozen=True)
+class Function:
+    """A custom torch.autograd.Function of a Python example: its code as written, and its forward and backward."""
+
+    name: str  # the class name
+    code: str  # the class, as the document's script writes it
+    line: int
+    seq: int
+    forward: str  # what forward returns, as written (its parameter and locals by their own names)
+    backward: str  # what backward returns, as written
+    param: str  # forward's tensor parameter (after ctx)
+    grad: str  # backward's parameter (after ctx), grad_output
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One F.apply(x): the nodes of its input, forward's result, and the factor backward multiplies grad_output by."""
+
+    node: str  # the step F.apply(x) makes
+    function: str
+    input: str
+    forward: str
+    factor: str | Fraction  # a node, or a number (backward returns grad_output * 2)
+    hidden: tuple[str, ...]  # the steps forward and backward compute: not the document's script's own lines
+    line: int
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:

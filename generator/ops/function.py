@@ -1,0 +1,113 @@
+"""F.apply(x) of a custom torch.autograd.Function: forward's value, and the author's backward as its local derivative.
+
+A Function is no op of its own: its forward is read as ordinary ops (steps the reader inlines, computed as
+torch runs forward, without recording), and so is the factor its backward multiplies grad_output by. This op
+joins them: operands (x, forward's result, backward's factor); its value is forward's result, and its only
+local derivative is d out[k] / d x[k] = the factor at k, which is what the author's backward gives back for a
+grad_output of 1 at k. The reader keeps to backwards of the form grad_output * factor, elementwise.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, broadcast, el, fmt_shape, numel, source_index, \
+    times, unravel
+
+APPLY = "apply"  # Function.apply(x): how a Python example calls a Function
+MODULE = "torch.autograd.function."  # where torch's backward class of a Function lives, as its repr writes it
+
+
+def is_apply(attribute: str) -> bool:
+    """Tell whether F.attribute(...) applies a Function F."""
+    return attribute == APPLY
+
+
+@dataclass(frozen=True)
+class Applied(Op):
+    """One application of a custom Function; params: its class name."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        if not isinstance(subject, ast.Name) or walk.applied(subject.id) is None:
+            raise ExprError(f"{_describe(subject)}.{name}(...) (allowed: F.{name}(x) of a custom torch.autograd.Function"
+                            " defined above, in a Python example)")
+        bind_args(name, args, kwargs, ("x",), ("x",))
+        x, forward, factor = walk.applied(subject.id)
+        return walk.make(self.key, [x, forward, factor], {"name": subject.id}, top=top)
+
+    def shape(self, shapes, params):
+        x, forward, factor = shapes
+        if forward != x:
+            raise ShapeError(f"forward of {params['name']} returns shape {fmt_shape(forward)} for an input of shape"
+                             f" {fmt_shape(x)} (allowed: a Function that works element by element)")
+        if broadcast(x, factor) != x:
+            raise ShapeError(f"backward of {params['name']} gives shape {fmt_shape(broadcast(x, factor))} for an input"
+                             f" of shape {fmt_shape(x)} (allowed: the input's shape)")
+        return x
+
+    def grad_fn(self, consts, shapes, params):
+        return f"{params['name']}Backward"
+
+    def grad_fn_object(self, params: dict[str, Any]) -> str:
+        """Return the class torch's repr of grad_fn names, with its module."""
+        return MODULE + self.grad_fn((), [], params)
+
+    def rule_for(self, consts, same):
+        return self.rule
+
+    def forward(self, xs, shapes, params):
+        return list(xs[1])
+
+    def partials(self, xs, outs, shapes, params):
+        for k in range(numel(shapes[0])):
+            yield k, 0, k, xs[2][source_index(unravel(k, shapes[0]), shapes[2])]
+
+    def latex(self, ts, params):
+        return r"\mathrm{" + params["name"].replace("_", r"\_") + r"}\left(" + ts[0] + r"\right)"
+
+    def run(self, torch, ts, params):
+        x, forward, factor = ts
+        value = forward.detach().clone()
+        factor = factor.detach() if hasattr(factor, "detach") else factor
+
+        def fwd(ctx, a):
+            return value.clone()
+
+        def bwd(ctx, grad_output):
+            return grad_output * factor
+
+        cls = type(params["name"], (torch.autograd.Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
+        return cls.apply(x)
+
+    def array_forward(self, xs, shapes, params):
+        return np.asarray(xs[1], dtype=np.float64).copy()
+
+    def array_local(self, xs, out, shapes, params):
+        size = numel(shapes[0])
+        factor = xs[2] if isinstance(xs[2], np.ndarray) else np.float64(float(xs[2]))
+        values = np.broadcast_to(np.asarray(factor, dtype=np.float64).reshape(shapes[2]), shapes[0]).reshape(-1).copy()
+        return [(0, np.arange(size), np.arange(size), values, None)]
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        return f"{el(out, letters)} = {el(args[1].tex, letters)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        letters = list(LETTERS[: len(out_shape)])
+        factor = args[2]
+        local = factor.tex if factor.shape is None else el(factor.tex, letters[len(out_shape) - len(factor.shape):])
+        return times(up(el(out, letters)), local)
+
+
+def _describe(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # noqa: BLE001 - a node unparse cannot write is named by its type
+        return type(node).__name__
+
+
+FUNCTION = [Applied("function", "the author's backward", "", Spelling(names=(APPLY,)))]
