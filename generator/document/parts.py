@@ -166,6 +166,8 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
     """Return the graph table's rows: values(name) gives a leaf's numbers."""
+    from .function import inside_function
+
     rows = []
     for node in graph.nodes:
         if node.is_leaf:
@@ -176,7 +178,7 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
             grad_fn = graph.grad_fn(node)
         rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,
-                             computed=not node.is_leaf, cut=node.cut))
+                             computed=not node.is_leaf, cut=inside_function(graph, node) or node.cut))
     return tuple(rows)
 
 

@@ -155,6 +155,7 @@ class Function:
     backward: str  # what backward returns, as written
     param: str  # forward's tensor parameter (after ctx)
     grad: str  # backward's parameter (after ctx), grad_output
+    returns: int = 0  # the line of backward's return
 
 
 @dataclass(frozen=True)

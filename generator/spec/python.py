@@ -384,7 +384,8 @@ class _Reader:
                            f" (allowed: return {grad} * expression, element by element)")
         self.forget(node.name)
         code = ast.unparse(_canonical(node, fwd, bwd))
-        function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad)
+        function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
+                            ret.lineno)
         self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno)
 
     def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
