@@ -103,6 +103,21 @@ class Applied(Op):
         return times(up(el(out, letters)), local)
 
 
+def factors(node: ast.expr) -> list[ast.expr]:
+    """Return the factors of a product a * b * c, in order: how the reader finds grad_output * factor in backward."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        return factors(node.left) + factors(node.right)
+    return [node]
+
+
+def product(items: list[ast.expr]) -> ast.expr | None:
+    """Return a * b * c of factors (left to right, as Python groups them), or None for none."""
+    found: ast.expr | None = None
+    for item in items:
+        found = item if found is None else ast.BinOp(found, ast.Mult(), item)
+    return found
+
+
 def _describe(node: ast.AST) -> str:
     try:
         return ast.unparse(node)
@@ -110,4 +125,4 @@ def _describe(node: ast.AST) -> str:
         return type(node).__name__
 
 
-FUNCTION = [Applied("function", "the author's backward", "", Spelling(names=(APPLY,)))]
+FUNCTION = [Applied("custom_function", "the author's backward", "", Spelling(names=(APPLY,)))]

@@ -374,7 +374,9 @@ class _Reader:
         backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves)
         if ret is None:
             raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
-        factors = _factors(ret)
+        from ..ops.function import factors as split
+
+        factors = split(ret)
         own = [f for f in factors if isinstance(f, ast.Name) and f.id == grad]
         rest = [f for f in factors if not (isinstance(f, ast.Name) and f.id == grad)]
         mentions = any(isinstance(n, ast.Name) and n.id == grad for f in rest for n in ast.walk(f))
@@ -459,7 +461,7 @@ class _Reader:
 
     def apply(self, call: ast.Call, env: dict[str, ast.expr], depth: int, *, name: str = "") -> ast.expr:
         """Inline F.apply(x): forward's steps (unrecorded, as torch runs it), backward's factor, and the output's step."""
-        from ..ops.function import APPLY
+        from ..ops.function import APPLY, product as products
 
         cls = self.function_of(call)
         custom = self.customs[cls]
@@ -493,9 +495,7 @@ class _Reader:
         bscope = {mine: scope[theirs] for mine, theirs in custom.saved}
         for local, expr, at in custom.backward:
             bscope[local] = step(local, expr, bscope, at)
-        product: ast.expr | None = None
-        for f in custom.factor:
-            product = f if product is None else ast.BinOp(product, ast.Mult(), f)
+        product = products(custom.factor)
         factor = step("d" + cls, product, bscope, custom.factor[0].lineno) if product is not None else ast.Constant(1)
         if isinstance(factor, ast.Constant):
             factor_arg: str | Fraction = Fraction(factor.value) if isinstance(factor.value, int) else _exact(repr(factor.value))
@@ -1399,13 +1399,6 @@ def _missing_feature(node: ast.stmt) -> str:
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
     return ""
-
-
-def _factors(node: ast.expr) -> list[ast.expr]:
-    """Return the factors of a product a * b * c, in order."""
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        return _factors(node.left) + _factors(node.right)
-    return [node]
 
 
 def _canonical(node: ast.ClassDef, fwd: ast.FunctionDef, bwd: ast.FunctionDef) -> ast.ClassDef:
