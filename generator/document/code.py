@@ -177,7 +177,7 @@ def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation,
     if shown.what == "requires_grad":  # early: printed before the code's requires_grad_(True)
         return str(node.requires_grad and not early)
     if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
-        return f"<{graph.grad_fn(node)} object at {ADDRESS}>" if node.tracked else "None"
+        return f"<{graph.grad_fn_repr(node)} object at {ADDRESS}>" if node.tracked else "None"
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()

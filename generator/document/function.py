@@ -50,6 +50,6 @@ def function_items(derivation: Derivation) -> tuple[FunctionItem, ...]:
 def inside_function(graph, node) -> str:
     """Return the key of the op of the F.apply(x) whose forward or backward computes a node, or ''."""
     for a in graph.spec.applied:
-        if node.name in a.hidden:
+        if node.step in a.hidden:
             return graph.node(a.node).op
     return ""

@@ -56,7 +56,7 @@ def _verdict(derivation: Derivation, graph: Graph, applied) -> Verdict:
         return expr.xreplace(found) if found else expr
 
     for node in graph.nodes:
-        if node.name in inner:
+        if node.step in inner:  # a hidden step's own node, and the intermediate ones inside it
             for s, e in zip(derivation.symbols[node.name], derivation.elements[node.name]):
                 composed[s] = expand(e)
     env = {s: v for name, syms in derivation.symbols.items() for s, v in zip(syms, derivation.values[name])}

@@ -344,6 +344,8 @@ class Op:
 
     # A kink concerns a whole group of the operand (tied extremes, a zero norm), not one element.
     kink_of_group = False
+    # Where torch's class for grad_fn lives, as repr(t.grad_fn) writes it before the name ('' for torch's own ops).
+    grad_fn_module = ""
     # Every element's local derivative is the same number (sum: 1, mean: 1/n).
     same_local = False
     # The local derivative is a share among tied extremes, found in the dtype itself (no forward error moves it).

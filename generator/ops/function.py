@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -30,6 +29,8 @@ def is_apply(attribute: str) -> bool:
 @dataclass(frozen=True)
 class Applied(Op):
     """One application of a custom Function; params: its class name."""
+
+    grad_fn_module = MODULE
 
     def call(self, walk, name, subject, args, kwargs, *, top):
         if not isinstance(subject, ast.Name) or walk.applied(subject.id) is None:
@@ -51,10 +52,6 @@ class Applied(Op):
 
     def grad_fn(self, consts, shapes, params):
         return f"{params['name']}Backward"
-
-    def grad_fn_object(self, params: dict[str, Any]) -> str:
-        """Return the class torch's repr of grad_fn names, with its module."""
-        return MODULE + self.grad_fn((), [], params)
 
     def rule_for(self, consts, same):
         return self.rule
