@@ -48,6 +48,11 @@ def verdicts(derivation: Derivation) -> tuple[Verdict, ...]:
 
 
 def _verdict(derivation: Derivation, graph: Graph, applied) -> Verdict:
+    from ..ops.function import kept
+    from ..ops.base import numel
+    from .exact import ExactEngine
+
+    engine = ExactEngine(graph)
     inner = set(applied.hidden)
     composed = {}  # symbol of an inner element -> its expression in the input's symbols
 
@@ -55,23 +60,38 @@ def _verdict(derivation: Derivation, graph: Graph, applied) -> Verdict:
         found = {s: composed[s] for s in expr.free_symbols if s in composed}
         return expr.xreplace(found) if found else expr
 
-    for node in graph.nodes:
-        if node.step in inner:  # a hidden step's own node, and the intermediate ones inside it
-            for s, e in zip(derivation.symbols[node.name], derivation.elements[node.name]):
-                composed[s] = expand(e)
-    env = {s: v for name, syms in derivation.symbols.items() for s, v in zip(syms, derivation.values[name])}
+    # forward mode through forward's steps, by each op's own local derivatives (torch's choice at kinks):
+    # tangent[node][k][i] = d node[k] / d x[i]
     xs = derivation.symbols[applied.input]
-    forward = [expand(s) for s in derivation.symbols[applied.forward]]
-    theirs = tuple(evaluate(sp.diff(e, x), env) for e, x in zip(forward, xs))
+    tangent = {applied.input: [{k: sp.Integer(1)} for k in range(len(xs))]}
+    for node in graph.nodes:
+        if node.step not in inner:
+            continue
+        for s, e in zip(derivation.symbols[node.name], derivation.elements[node.name]):
+            composed[s] = expand(e)
+        rows: list[dict[int, sp.Expr]] = [{} for _ in range(numel(node.shape))]
+        for k, a, j, d, _ in engine.partials(node):
+            for i, dv in tangent.get(node.args[a], [{}] * (j + 1))[j].items():
+                rows[k][i] = rows[k].get(i, sp.Integer(0)) + expand(d) * dv
+        tangent[node.name] = rows
+    env = {s: v for name, syms in derivation.symbols.items() for s, v in zip(syms, derivation.values[name])}
+    column = tangent[applied.forward]
+    theirs = tuple(evaluate(column[k].get(k, sp.Integer(0)), env) for k in range(len(xs)))
+    across = {k for k in range(len(xs)) for i, d in column[k].items() if i != k and evaluate(d, env) != 0}
     if isinstance(applied.factor, str):
-        ours = tuple(derivation.values[applied.factor])
+        ours = list(derivation.values[applied.factor])
         ours = ours * (len(xs) // len(ours)) if len(ours) == 1 else ours  # a 0-d factor broadcasts
     else:
-        ours = (exact_number(applied.factor),) * len(xs)
-    differs = tuple(k for k, (a, b) in enumerate(zip(ours, theirs)) if not _same(a, b))
+        ours = [exact_number(applied.factor)] * len(xs)
+    if applied.mask:
+        masks = list(derivation.values[applied.mask])
+        masks = masks * (len(xs) // len(masks)) if len(masks) == 1 else masks
+        ours = [o * kept(m, applied.keep, applied.at) for o, m in zip(ours, masks)]
+    differs = tuple(k for k, (a, b) in enumerate(zip(ours, theirs)) if not _same(a, b) or k in across)
     function = next(f for f in graph.spec.functions if f.name == applied.function)
     return Verdict(applied.function, applied.node, applied.input, applied.forward, function.returns or applied.line,
-                   sp.diff(forward[0], xs[0]), xs[0], forward[0], ours, theirs, differs)
+                   column[0].get(0, sp.Integer(0)), xs[0], composed.get(derivation.symbols[applied.forward][0], xs[0]),
+                   tuple(ours), theirs, differs)
 
 
 def _same(a: sp.Expr, b: sp.Expr) -> bool:

@@ -64,8 +64,8 @@ class Walk(Protocol):
     def fold(self, op: Op, values: list[Fraction]) -> Fraction:
         """Return the op on constants, computed as Python does before torch sees it, in float64's range."""
 
-    def applied(self, function: str) -> tuple[str, str, Arg] | None:
-        """Return (input, forward's result, backward's factor) of F.apply(x) in the current step, if it makes one."""
+    def applied(self, function: str) -> Any:
+        """Return the record of F.apply(x) in the current step (input, forward, factor, mask...), if it makes one."""
 
 
 def num(value: Any) -> str:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
+import sympy as sp
 
 from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, broadcast, el, fmt_shape, numel, source_index, \
     times, unravel
+from .derivatives import Inside, Positive
 
 APPLY = "apply"  # Function.apply(x): how a Python example calls a Function
 MODULE = "torch.autograd.function."  # where torch's backward class of a Function lives, as its repr writes it
@@ -37,11 +40,15 @@ class Applied(Op):
             raise ExprError(f"{_describe(subject)}.{name}(...) (allowed: F.{name}(x) of a custom torch.autograd.Function"
                             " defined above, in a Python example)")
         bind_args(name, args, kwargs, ("x",), ("x",))
-        x, forward, factor = walk.applied(subject.id)
-        return walk.make(self.key, [x, forward, factor], {"name": subject.id}, top=top)
+        a = walk.applied(subject.id)
+        params = {"name": subject.id, "keep": a.keep, "at": a.at} if a.mask else {"name": subject.id}
+        return walk.make(self.key, [a.input, a.forward, a.factor, *([a.mask] if a.mask else [])], params, top=top)
 
     def shape(self, shapes, params):
-        x, forward, factor = shapes
+        x, forward, factor = shapes[:3]
+        if len(shapes) > 3 and broadcast(x, shapes[3]) != x:
+            raise ShapeError(f"backward of {params['name']} masks with shape {fmt_shape(shapes[3])} a gradient of"
+                             f" shape {fmt_shape(x)} (allowed: the input's shape)")
         if forward != x:
             raise ShapeError(f"forward of {params['name']} returns shape {fmt_shape(forward)} for an input of shape"
                              f" {fmt_shape(x)} (allowed: a Function that works element by element)")
@@ -61,21 +68,30 @@ class Applied(Op):
 
     def partials(self, xs, outs, shapes, params):
         for k in range(numel(shapes[0])):
-            yield k, 0, k, xs[2][source_index(unravel(k, shapes[0]), shapes[2])]
+            index = unravel(k, shapes[0])
+            local = xs[2][source_index(index, shapes[2])]
+            if len(xs) > 3:  # grad_input[m < 0] = 0: kept where the comparison fails
+                local = local * kept(xs[3][source_index(index, shapes[3])], params["keep"], params["at"])
+            yield k, 0, k, local
 
     def latex(self, ts, params):
         return r"\mathrm{" + params["name"].replace("_", r"\_") + r"}\left(" + ts[0] + r"\right)"
 
     def run(self, torch, ts, params):
-        x, forward, factor = ts
+        x, forward, factor = ts[:3]
         value = forward.detach().clone()
         factor = factor.detach() if hasattr(factor, "detach") else factor
+        keep = None
+        if len(ts) > 3:
+            m, at = ts[3].detach(), float(params["at"])
+            keep = {">=": m >= at, "<=": m <= at, ">": m > at, "<": m < at}[params["keep"]]
 
         def fwd(ctx, a):
             return value.clone()
 
         def bwd(ctx, grad_output):
-            return grad_output * factor
+            grad = grad_output * factor
+            return grad if keep is None else torch.where(keep, grad, torch.zeros_like(grad))
 
         cls = type(params["name"], (torch.autograd.Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
         return cls.apply(x)
@@ -87,6 +103,11 @@ class Applied(Op):
         size = numel(shapes[0])
         factor = xs[2] if isinstance(xs[2], np.ndarray) else np.float64(float(xs[2]))
         values = np.broadcast_to(np.asarray(factor, dtype=np.float64).reshape(shapes[2]), shapes[0]).reshape(-1).copy()
+        if len(xs) > 3:
+            at, m = float(params["at"]), np.broadcast_to(np.asarray(xs[3], dtype=np.float64).reshape(shapes[3]), shapes[0])
+            keep = {">=": m >= at, "<=": m <= at, ">": m > at, "<": m < at}[params["keep"]].reshape(-1)
+            values = np.where(keep, values, 0.0)
+            return [(0, np.arange(size), np.arange(size), values, ~keep)]  # zeros torch writes, not products
         return [(0, np.arange(size), np.arange(size), values, None)]
 
     def forward_tex(self, out, args, out_shape, params):
@@ -97,6 +118,9 @@ class Applied(Op):
         letters = list(LETTERS[: len(out_shape)])
         factor = args[2]
         local = factor.tex if factor.shape is None else el(factor.tex, letters[len(out_shape) - len(factor.shape):])
+        if len(args) > 3:
+            m = args[3]
+            local += rf" \left[{el(m.tex, letters[len(out_shape) - len(m.shape):])} {KEPT_TEX[params['keep']]} {params['at']}\right]"
         return times(up(el(out, letters)), local)
 
 
@@ -113,6 +137,26 @@ def product(items: list[ast.expr]) -> ast.expr | None:
     for item in items:
         found = item if found is None else ast.BinOp(found, ast.Mult(), item)
     return found
+
+
+# grad_input[m < at] = 0 in backward keeps the gradient where m >= at; and so on for each comparison
+KEEPS = {ast.Lt: ">=", ast.Gt: "<=", ast.LtE: ">", ast.GtE: "<"}
+KEPT_TEX = {">=": r"\ge", "<=": r"\le", ">": ">", "<": "<"}
+
+
+def keeps(comparison: ast.cmpop) -> str:
+    """Return where grad[m OP at] = 0 keeps the gradient (">=" for <), or '' for a comparison not read."""
+    return KEEPS.get(type(comparison), "")
+
+
+def kept(m: sp.Expr, keep: str, at) -> sp.Expr:
+    """Return 1 where the gradient is kept at m, else 0: an Iverson bracket, as the kink functions write it."""
+    at = sp.Rational(at.numerator, at.denominator) if isinstance(at, Fraction) else at
+    if keep == ">=":
+        return Inside(m, at, sp.oo)
+    if keep == "<=":
+        return Inside(m, -sp.oo, at)
+    return Positive(m - at) if keep == ">" else Positive(at - m)
 
 
 def _describe(node: ast.AST) -> str:

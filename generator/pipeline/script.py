@@ -166,6 +166,17 @@ def vet(code: str) -> None:
                       and ast.unparse(s.value) in (f"{ctx}.saved_tensors", *(f"{ctx}.saved_tensors[{k}]" for k in range(8)))):
                     targets = s.targets[0].elts if isinstance(s.targets[0], ast.Tuple) else [s.targets[0]]
                     defined.update(name(t) for t in targets)
+                elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.value, ast.Call)
+                      and ast.unparse(s.value) == f"{a.args[1].arg}.clone()"):
+                    defined.add(name(s.targets[0]))  # grad_input = grad_output.clone()
+                elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Subscript)
+                      and isinstance(s.targets[0].slice, ast.Compare) and len(s.targets[0].slice.ops) == 1
+                      and isinstance(s.targets[0].slice.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE))):
+                    name(s.targets[0].value)  # grad_input[input < 0] = 0
+                    expression(ast.Name(name(s.targets[0].value)))
+                    expression(s.targets[0].slice.left)
+                    expression(s.targets[0].slice.comparators[0])
+                    expression(s.value)
                 elif isinstance(s, ast.Assign) and len(s.targets) == 1 and name(s.targets[0]) not in RESERVED:
                     expression(s.value)
                     defined.add(name(s.targets[0]))

@@ -169,6 +169,9 @@ class Applied:
     factor: str | Fraction  # a node, or a number (backward returns grad_output * 2)
     hidden: tuple[str, ...]  # the steps forward and backward compute: not the document's script's own lines
     line: int
+    mask: str = ""  # grad_input[m < 0] = 0 in backward: the node m compared (and zeroed where the comparison holds)
+    keep: str = ""  # where the gradient is kept: ">=" for m < at zeroed, and so on
+    at: Fraction = Fraction(0)
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:

@@ -97,6 +97,7 @@ class _Custom:
     backward: list[tuple[str, ast.expr, int]]  # backward's locals
     factor: list[ast.expr]  # what backward multiplies grad_output by: the return's other factors, in order
     line: int
+    masks: list[tuple[str, ast.expr, Fraction]] = field(default_factory=list)  # grad_input[m < 0] = 0: (keep, m, at)
 
 
 @dataclass
@@ -371,14 +372,22 @@ class _Reader:
         saves = saved_names or []
         if any(n not in known for n in saves):
             raise _Located(fwd.lineno, f"ctx.save_for_backward of a name forward does not bind ({_FUNCTION})")
-        backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves)
+        masks: list = []
+        clones: set[str] = set()
+        backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves, masks=masks, clones=clones)
         if ret is None:
             raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
         from ..ops.function import factors as split
 
         factors = split(ret)
-        own = [f for f in factors if isinstance(f, ast.Name) and f.id == grad]
-        rest = [f for f in factors if not (isinstance(f, ast.Name) and f.id == grad)]
+        grads = {grad} | clones if masks or clones else {grad}
+        own = [f for f in factors if isinstance(f, ast.Name) and f.id in grads]
+        rest = [f for f in factors if not (isinstance(f, ast.Name) and f.id in grads)]
+        if masks and [f.id for f in own] != [next(iter(clones))]:  # type: ignore[attr-defined]
+            raise _Located(ret.lineno, f"backward of {node.name} returns {_describe(ret)} after masking the clone"
+                           " (allowed: return the masked clone)")
+        if len(masks) > 1:
+            raise _Located(bwd.lineno, f"backward of {node.name} masks more than once (allowed: one grad_input[m < 0] = 0)")
         mentions = any(isinstance(n, ast.Name) and n.id == grad for f in rest for n in ast.walk(f))
         if len(own) != 1 or mentions or any(grad in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
                                             for _, v, _ in backward):
@@ -388,11 +397,18 @@ class _Reader:
         code = ast.unparse(_canonical(node, fwd, bwd))
         function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
                             ret.lineno)
-        self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno)
+        self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks)
 
     def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
-                    saves: list[str] | None = None) -> tuple[list[tuple[str, ast.expr, int]], list, ast.expr | None]:
-        """Return a method's locals, what it saves (forward) or unpacks (backward), and its return."""
+                    saves: list[str] | None = None, masks: list | None = None,
+                    clones: set[str] | None = None) -> tuple[list[tuple[str, ast.expr, int]], list, ast.expr | None]:
+        """Return a method's locals, what it saves (forward) or unpacks (backward), and its return.
+
+        In backward (masks given): grad_input = grad_output.clone() adds to clones, grad_input[m < 0] = 0 to masks.
+        """
+        from ..ops.function import keeps
+
+        clones = set() if clones is None else clones
         local: list[tuple[str, ast.expr, int]] = []
         extra: list = []
         found: ast.expr | None = None
@@ -429,6 +445,24 @@ class _Reader:
                     pairs = [(e.id, saved) for e, saved in zip(elts, saves)]  # type: ignore[attr-defined]
                 extra += pairs
                 bound.update(n for n, _ in pairs)
+                continue
+            elif (masks is not None and isinstance(item, ast.Assign) and len(item.targets) == 1
+                  and isinstance(item.targets[0], ast.Name) and isinstance(item.value, ast.Call)
+                  and _dotted(item.value.func) in {f"{n}.clone" for n in names} and not item.value.args
+                  and not item.value.keywords and not clones):
+                clones.add(item.targets[0].id)  # grad_input = grad_output.clone(): grad_output, to be masked
+                bound.add(item.targets[0].id)
+                continue
+            elif masks is not None and isinstance(item, ast.Assign) and len(item.targets) == 1 and _is_mask(item, clones):
+                target = item.targets[0]
+                compare = target.slice  # type: ignore[attr-defined]
+                if self.number(item.value) != 0 or not keeps(compare.ops[0]):
+                    raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: grad_input[m < 0] = 0, with"
+                                   " <, >, <= or >= and a number)")
+                free = {n.id for n in ast.walk(compare.left) if isinstance(n, ast.Name)} - bound - {"torch"}
+                if free or names & {n.id for n in ast.walk(compare.left) if isinstance(n, ast.Name)}:
+                    raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: a mask of the saved tensors)")
+                masks.append((keeps(compare.ops[0]), compare.left, self.number(compare.comparators[0])))
                 continue
             elif (isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name)
                   and item.targets[0].id not in bound | {ctx}):
@@ -501,12 +535,19 @@ class _Reader:
             factor_arg: str | Fraction = Fraction(factor.value) if isinstance(factor.value, int) else _exact(repr(factor.value))
         else:
             factor_arg = factor.id  # type: ignore[attr-defined]
+        mask = ("", "", Fraction(0))
+        if custom.masks:
+            keep, subject, at = custom.masks[0]
+            m = step("mask", subject, bscope, custom.line)
+            if not isinstance(m, ast.Name):
+                raise _Located(custom.line, f"backward of {cls} masks by {_describe(subject)} (allowed: a tensor)")
+            mask = (m.id, keep, at)
         node = self.fresh(name or cls.lower())
         if name:
             self.forget(name)
             self.bound[name] = node
         self.steps.append(Step(node, f"{cls}.{APPLY}({x})", line, self.no_grad, self.count))
-        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line))
+        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask))
         return ast.Name(node, ast.Load())
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
@@ -1399,6 +1440,13 @@ def _missing_feature(node: ast.stmt) -> str:
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
     return ""
+
+
+def _is_mask(item: ast.Assign, clones: set[str]) -> bool:
+    """Tell whether a statement is clone[m < number] = number in backward (any comparison, checked later)."""
+    target = item.targets[0]
+    return (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id in clones
+            and isinstance(target.slice, ast.Compare) and len(target.slice.ops) == 1)
 
 
 def _canonical(node: ast.ClassDef, fwd: ast.FunctionDef, bwd: ast.FunctionDef) -> ast.ClassDef:
