@@ -74,6 +74,41 @@ def first_problem(path: Path, line: int, message: str) -> None:
     assert found[0].startswith(f"{path}:{line}: ") and message in found[0], found
 
 
+# The tutorial's MyReLU (18_examples_custom_relu_function), one forward and backward on its numbers, without the loop.
+RELU = """\
+import torch
+
+
+class MyReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input):
+        ctx.save_for_backward(input)
+        return input.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, = ctx.saved_tensors
+        grad_input = grad_output.clone()
+        grad_input[input < 0] = 0
+        return grad_input
+
+
+dtype = torch.float
+device = torch.device("cpu")
+x = torch.tensor([[1.0, -0.5, 0.25], [0.5, 1.5, -1.0]], device=device, dtype=dtype)
+y = torch.tensor([[0.5], [-1.0]], device=device, dtype=dtype)
+w1 = torch.tensor([[0.5, -0.25], [0.75, 0.5], [-0.5, 1.0]], device=device, dtype=dtype, requires_grad=True)
+w2 = torch.tensor([[1.0], [-0.5]], device=device, dtype=dtype, requires_grad=True)
+relu = MyReLU.apply
+y_pred = relu(x.mm(w1)).mm(w2)
+loss = (y_pred - y).pow(2).sum()
+print("loss", loss.item())
+loss.backward()
+print(w1.grad)
+print(w2.grad)
+"""
+
+
 class TestApply:
     def test_exp_docstring_example_agrees_with_torch(self, tmp_path):
         """The Function docstring's Exp: values, printed text and the leaf's grad are torch's."""
@@ -103,6 +138,22 @@ class TestApply:
         for leaf, grad in grads.items():
             assert data["grads"][leaf] == pytest.approx(grad, rel=1e-5)  # exact, torch's float32
         assert data["functions"][0]["agree"] is True
+
+    def test_relu_mask_agrees_with_torch(self, tmp_path):
+        """MyReLU's clone-and-mask backward: the printed grads (a +0.0 where the mask writes 0) and grads are torch's."""
+        data = checked_json(tmp_path, RELU)
+        printed, grads = torch_run(RELU)
+        assert data["printed"] == printed
+        assert data["grads"] == grads
+
+    def test_mask_at_kink_agrees_with_clamp(self, tmp_path):
+        """At input 0, MyReLU keeps the gradient (0 < 0 is false) and torch's clamp'(0) is 1: they agree there."""
+        data = checked_json(tmp_path, RELU)
+        [found] = data["functions"]
+        assert found["backward"] == found["derivative"] == [[1.0, 0.0], [1.0, 0.0]]  # x.mm(w1) is [[0, -.25], ...]
+        zero = torch.tensor([0.0], requires_grad=True)
+        zero.clamp(min=0).sum().backward()
+        assert zero.grad.tolist() == [1.0]  # torch's own clamp'(0), which the derivative of forward follows
 
     def test_forward_is_read_as_unrecorded_steps(self, tmp_path):
         """Forward's steps require no grad (torch runs forward without recording); the output requires grad."""
