@@ -346,7 +346,8 @@ class _Reader:
             raise Refused(f"the class name '{clip(node.name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
         methods: dict[str, ast.FunctionDef] = {}
         for item in node.body:
-            if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant) and isinstance(item.value.value, str):
+            if isinstance(item, ast.Pass) or (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)
+                                              and isinstance(item.value.value, str)):
                 continue  # the class's docstring
             if not (isinstance(item, ast.FunctionDef) and item.name in ("forward", "backward") and item.name not in methods):
                 raise _Located(item.lineno, f"{_describe(item) if not isinstance(item, ast.FunctionDef) else item.name!r}"
@@ -509,6 +510,8 @@ class _Reader:
             if isinstance(translated, (ast.Name, ast.Constant)):
                 return translated
             node = self.fresh(base)
+            if self.renamed and self.renamed[-1][0] == node:
+                self.renamed.pop()  # a Function's own local, which the code never binds at the top: no rebinding to tell
             self.steps.append(Step(node, ast.unparse(translated), line, True, self.count))
             hidden.append(node)
             return ast.Name(node, ast.Load())
