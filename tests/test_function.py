@@ -171,6 +171,18 @@ class TestVerdict:
         assert found["agree"] is True and found["disagree_at"] == []
         assert found["backward"] == found["derivative"] == [6.0, -3.0]
 
+    def test_json_follows_the_document_schema(self, tmp_path):
+        """The functions key of a document with a Function is valid against `derive schema --document`."""
+        import jsonschema
+
+        from generator.render.json import document_schema
+
+        data = checked_json(tmp_path, SQUARE.format(factor=2))
+        jsonschema.Draft202012Validator(document_schema()).validate(data)
+        data["functions"][0]["extra"] = 1
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft202012Validator(document_schema()).validate(data)
+
     def test_wrong_backward_fails_check_located(self, tmp_path):
         """A backward of 3x for x**2: derive check names the line and element, with both numbers, and fails."""
         path = write(tmp_path, SQUARE.format(factor=3))
