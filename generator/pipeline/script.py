@@ -194,7 +194,7 @@ def vet(code: str) -> None:
                 if not all(isinstance(s, ast.Assign) for s in statement.body):
                     raise Refused("a with torch.no_grad() block holding anything but assignments")
                 statements(statement.body, quiet=True)
-            elif isinstance(statement, ast.ClassDef) and not quiet:
+            elif isinstance(statement, ast.ClassDef) and not quiet and statement.name not in RESERVED:
                 function(statement)
                 defined.add(name(ast.Name(statement.name)))
             elif _is_reset(statement) and not quiet:
