@@ -255,3 +255,21 @@ def _square():
 
     return Square
 
+
+
+class TestScript:
+    def test_vet_takes_the_class_as_written_and_nothing_more(self, tmp_path):
+        """The document's script with its Function passes vet; the same with anything added to the class is refused."""
+        from generator.document.code import torch_code
+        from generator.pipeline.script import Refused, vet
+
+        code = torch_code(graph_of(write(tmp_path, RELU)))
+        vet(code)
+        for old, new in [("        ctx.save_for_backward(input)\n", "        import os\n"),
+                         ("        ctx.save_for_backward(input)\n", "        ctx.mark_dirty(input)\n"),
+                         ("(torch.autograd.Function)", "(object)"),
+                         ("        return input.clamp(min=0)\n", "        return input.__class__\n"),
+                         ("        grad_input[input < 0] = 0\n", "        grad_input[input.__class__] = 0\n")]:
+            assert old in code
+            with pytest.raises(Refused):
+                vet(code.replace(old, new))
