@@ -45,6 +45,35 @@ CASES = {
 }
 
 
+# Ops only torch code spells (a custom Function's apply): each case a Python example, read as a spec.
+PY_CASES = {
+    "custom_function": ("""\
+import torch
+
+class Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return a ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        a, = ctx.saved_tensors
+        return g * 3 * a ** 2
+
+x = torch.tensor([[0.5, -1.0, 0.0], [2.0, 0.5, -0.25]], dtype=torch.float64, requires_grad=True)
+out = (Cube.apply(x) * Cube.apply(x * 2)).sum()
+out.backward()
+""", "custom_function"),
+}
+
+
+def _py_graph(code: str):
+    from generator.spec.python import code as read_code
+
+    return build_graph(read_code("case.py", code, stem="case"))
+
+
 def _graph(expr: str):
     spec = make_spec(
         {"x": (X, True), "w": (W, True), "p": (POS, True), "b": ([0.5, -2.0, 1.0], True)},
@@ -62,12 +91,17 @@ def _numbers(graph) -> list[str]:
 class TestOps:
     def test_every_op_has_a_case(self):
         """Adding an op to the registry without a case here fails."""
-        assert {op for _, op in CASES.values()} == set(ops.REGISTRY)
+        assert {op for _, op in (*CASES.values(), *PY_CASES.values())} == set(ops.REGISTRY)
 
     @pytest.mark.parametrize("case", sorted(CASES))
     def test_op_agrees_with_torch(self, case):
         """Values, grads and Jacobians of each op on whole arrays, kinks included, equal torch's."""
         assert _numbers(_graph(CASES[case][0])) == []
+
+    @pytest.mark.parametrize("case", sorted(PY_CASES))
+    def test_python_op_agrees_with_torch(self, case):
+        """The same for the ops only torch code spells, read from a Python example."""
+        assert _numbers(_py_graph(PY_CASES[case][0])) == []
 
     @pytest.mark.parametrize("expr", ["x.relu()", "x.abs()", "x.clamp(min=-0.25, max=0.5)", "x.relu().max()",
                                       "(x * 0).norm()", "x.relu().sqrt()", "1 / x", "x.relu().log()", "x ** 0.5"])

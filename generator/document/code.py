@@ -107,8 +107,12 @@ def torch_code(graph: Graph) -> str:
         if inp.requires_grad and inp.grad_from:
             events.append((inp.grad_from, [f"{inp.name}.requires_grad_(True)"], False))
     steps = {s.name: s for s in spec.steps}
+    hidden = {h for a in spec.applied for h in a.hidden}  # a Function's forward and backward: its class says them
+    for f in spec.functions:
+        events.append((f.seq, ["", *f.code.splitlines(), ""], False))
     for name, expr in graph.code:
-        events.append((steps[name].seq, [f"{name} = {_first_names(expr, versions)}"], steps[name].no_grad))
+        if name not in hidden:
+            events.append((steps[name].seq, [f"{name} = {_first_names(expr, versions)}"], steps[name].no_grad))
     events += [(u.seq, [u.code], not u.data and u.requires_grad is None) for u in spec.updates]
     names = gradient_names(graph)
     last = len(spec.backward) - 1
@@ -195,7 +199,7 @@ def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation
     if shown.what == "requires_grad":  # early: printed before the code's requires_grad_(True)
         return str(node.requires_grad and not early)
     if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
-        return f"<{graph.grad_fn(node)} object at {ADDRESS}>" if node.tracked else "None"
+        return f"<{graph.grad_fn_repr(node)} object at {ADDRESS}>" if node.tracked else "None"
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()

@@ -393,6 +393,7 @@ class Document:
     updates_hidden: int = 0  # and how many more
     repeated: tuple[str, ...] = ()  # tensors of a loop's later iterations, left out of the table and the picture
     functionals: tuple[FunctionalItem, ...] = ()  # each printed torch.autograd.functional call, in order
+    functions: tuple[FunctionItem, ...] = ()  # each F.apply(x) of a custom torch.autograd.Function
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -546,3 +547,35 @@ class FunctionalItem:
     def constant(self) -> tuple[str, ...]:
         """The inputs whose J has constant entries: no grad_fn even with create_graph=True."""
         return tuple(i.param for i in self.inputs if not i.tracked)
+class FunctionRow:
+    """One element of a custom Function's input: what its backward gives back there, and forward's derivative."""
+
+    element: str  # LaTeX of the input element
+    value: str  # LaTeX of its value
+    ours: str  # LaTeX: backward's factor there (the gradient it gives back for a grad_output of 1)
+    theirs: str  # LaTeX: the derivative of forward there
+    agree: bool
+    tex: str  # LaTeX: both, at this element, as one display
+
+
+@dataclass(frozen=True)
+class FunctionItem:
+    """A custom torch.autograd.Function where it is applied: forward, the author's backward, and one checked by the other."""
+
+    name: str  # the class
+    output: str  # the tensor F.apply(x) makes
+    input: str
+    grad_fn: str
+    grad: str  # backward's parameter, grad_output
+    forward: str  # code: what forward returns
+    backward: str  # code: what backward returns
+    hidden: tuple[str, ...]  # the tensors computed inside forward and backward
+    local: str  # LaTeX: d output / d input at a generic element, as the author's backward has it
+    derivative: str  # LaTeX: the same by the rules, from forward's composed formula
+    rows: tuple[FunctionRow, ...]
+    agree: bool
+
+    @property
+    def params(self) -> dict:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)

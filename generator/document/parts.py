@@ -169,6 +169,8 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
     """Return the graph table's rows: values(name) gives a leaf's numbers."""
+    from .function import inside_function
+
     rows = []
     hidden = repeated_nodes(graph)
     for node in graph.nodes:
@@ -183,7 +185,8 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
         of = graph.spec.identity(node.name)
         rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,
-                             computed=not node.is_leaf, version_of="" if of == node.name else of, cut=node.cut))
+                             computed=not node.is_leaf, version_of="" if of == node.name else of,
+                             cut=inside_function(graph, node) or node.cut))
     return tuple(rows)
 
 

@@ -415,6 +415,7 @@ def build_document(
     A large example (generator/engines/sparse.py) shows generic elements instead of every one (generator/document/large.py).
     """
     from ..engines.shadow import shadow
+    from .function import function_items
 
     spec = derivation.graph.spec
     shade = shadow(derivation.graph)
@@ -447,7 +448,7 @@ def build_document(
     document = SmallBuilder(derivation).document(alike=False, **fields)
     alike = all(f.generic or f.scalar for f in document.forward) and all(
         b.generic or b.shape == "scalar" for c in document.calls for b in c.backward if not b.is_output)
-    return replace(document, alike=alike)
+    return replace(document, alike=alike, functions=function_items(derivation))
 
 
 def story_of(graph) -> dict:

@@ -77,6 +77,10 @@ class Graph:
         shapes = [self.node(a).shape if isinstance(a, str) else () for a in node.args]
         return op.grad_fn(consts, shapes, node.kwargs)
 
+    def grad_fn_repr(self, node: Node) -> str:
+        """Return what print(t.grad_fn) writes before ' object at': the class, with its module for a custom Function."""
+        return REGISTRY[node.op].grad_fn_module + self.grad_fn(node)
+
     def rule(self, node: Node) -> str:
         """Return the name of the differentiation rule a non-leaf node uses."""
         consts = tuple(not isinstance(a, str) for a in node.args)

@@ -96,6 +96,10 @@ class _Walker:
         return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
                               self.current, self.line, cut))
 
+    def applied(self, function: str):
+        """Return the Applied record (generator/spec/model.py) of F.apply(x) in the current step, if it makes one."""
+        return next((a for a in self.spec.applied if a.node == self.current and a.function == function), None)
+
     def strided(self, name: str) -> bool:
         """Tell whether a tensor was computed through an op whose result is not in row-major order (a transpose)."""
         seen, todo = set(), [name]

@@ -16,12 +16,13 @@ import ast
 
 from .base import Op
 from .elementwise import ELEMENTWISE
+from .function import FUNCTION, Applied
 from .indexing import INDEXING
 from .linalg import LINALG
 from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other")
@@ -53,7 +54,7 @@ def by_subscript() -> Op | None:
 
 def function_names() -> list[str]:
     """Return every name an op is called by, in the order messages list them."""
-    names = [n for op in REGISTRY.values() for n in op.spelling.names]
+    names = [n for op in REGISTRY.values() if not isinstance(op, Applied) for n in op.spelling.names]  # F.apply: a Function's
     return sorted(names, key=lambda n: (LISTED.index(n) if n in LISTED else len(LISTED), names.index(n)))
 
 

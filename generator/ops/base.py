@@ -64,6 +64,9 @@ class Walk(Protocol):
     def fold(self, op: Op, values: list[Fraction]) -> Fraction:
         """Return the op on constants, computed as Python does before torch sees it, in float64's range."""
 
+    def applied(self, function: str) -> Any:
+        """Return the record of F.apply(x) in the current step (input, forward, factor, mask...), if it makes one."""
+
 
 def num(value: Any) -> str:
     """Write a constant for a message: 3, or 0.5."""
@@ -345,6 +348,8 @@ class Op:
 
     # A kink concerns a whole group of the operand (tied extremes, a zero norm), not one element.
     kink_of_group = False
+    # Where torch's class for grad_fn lives, as repr(t.grad_fn) writes it before the name ('' for torch's own ops).
+    grad_fn_module = ""
     # Every element's local derivative is the same number (sum: 1, mean: 1/n).
     same_local = False
     # The local derivative is a share among tied extremes, found in the dtype itself (no forward error moves it).

@@ -432,6 +432,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     from ..document.code import printed_blocks, torch_code
     from ..document.small import build_document
     from ..engines.shadow import shadow
+    from ..engines.verdict import disagreements
 
     graph = graph_of(path, text)
     code = torch_code(graph)
@@ -440,6 +441,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     except Refused as e:
         return [f"{shown(path)}: the document's code holds {e}, which derive never writes; it was not run"]
     derivation = derive_graph(graph)
+    own = [f"{shown(path)}:{line}: {what}" for line, what in disagreements(derivation)]  # a Function's backward
     exact = run(graph, dtype="float64")
     rounding = shadow(graph, dtype="float64")
     # derive's float64 prediction against float64 torch; the exact derivation against float64 torch, where
@@ -452,20 +454,20 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
         shade = shadow(graph)
         diffs += compare_shadow(shade, run(graph, dtype=graph.spec.dtype, jacobians=False), graph)
     if not script:
-        return [f"{shown(path)}: {d}" for d in diffs]
+        return own + [f"{shown(path)}: {d}" for d in diffs]
     document = build_document(derivation, stem=path.stem)
     budget_spent()
     started = Started(code)
     try:
         ran = started.result(RUN_TIMEOUT)
     except Failed as e:
-        return [f"{shown(path)}: {d}" for d in diffs] + [f"{shown(path)}: the document's code, run in torch, {e}"]
+        return own + [f"{shown(path)}: {d}" for d in diffs] + [f"{shown(path)}: the document's code, run in torch, {e}"]
     finally:
         started.stop()
     diffs += compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade))
     last = {u.of: u.node for u in graph.spec.updates}  # the code's name of a tensor changed in place: its last values
     diffs += compare_labels(document.graph, {**exact.labels, **{last.get(k, k): v for k, v in ran.labels.items()}})
-    return [f"{shown(path)}: {d}" for d in diffs]
+    return own + [f"{shown(path)}: {d}" for d in diffs]
 
 
 def check_spec(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Outcome:

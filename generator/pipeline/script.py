@@ -180,6 +180,52 @@ def vet(code: str) -> None:
             elif not (_text(arg) or isinstance(arg, ast.Constant) and type(arg.value) in (int, float)):
                 shown(arg)  # a number is a loop counter or a constant, written in
 
+    def function(node: ast.ClassDef) -> None:
+        """Vet a custom Function as code.py writes it: forward and backward of assignments, ctx's two calls and a return."""
+        base = node.bases[0] if len(node.bases) == 1 else None
+        if not (base is not None and ast.unparse(base) == "torch.autograd.Function" and not node.keywords
+                and not node.decorator_list and [getattr(m, "name", "") for m in node.body] == ["forward", "backward"]):
+            raise Refused(f"the class {node.name!r}")
+        outer = set(defined)
+        for method in node.body:
+            a = method.args
+            if (not isinstance(method, ast.FunctionDef) or [ast.unparse(d) for d in method.decorator_list] != ["staticmethod"]
+                    or len(a.args) != 2 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs):
+                raise Refused(f"the method {getattr(method, 'name', '')!r} of {node.name!r}")
+            ctx = name(ast.Name(a.args[0].arg))
+            defined.clear()
+            defined.add(name(ast.Name(a.args[1].arg)))
+            for i, s in enumerate(method.body):
+                last = i == len(method.body) - 1
+                if isinstance(s, ast.Return) and last and s.value is not None:
+                    expression(s.value)
+                elif (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and not s.value.keywords
+                      and ast.unparse(s.value.func) == f"{ctx}.save_for_backward"):
+                    for arg in s.value.args:
+                        expression(ast.Name(name(arg)))
+                elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and ast.unparse(s.value).startswith(f"{ctx}.saved_tensors")
+                      and ast.unparse(s.value) in (f"{ctx}.saved_tensors", *(f"{ctx}.saved_tensors[{k}]" for k in range(8)))):
+                    targets = s.targets[0].elts if isinstance(s.targets[0], ast.Tuple) else [s.targets[0]]
+                    defined.update(name(t) for t in targets)
+                elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.value, ast.Call)
+                      and ast.unparse(s.value) == f"{a.args[1].arg}.clone()"):
+                    defined.add(name(s.targets[0]))  # grad_input = grad_output.clone()
+                elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Subscript)
+                      and isinstance(s.targets[0].slice, ast.Compare) and len(s.targets[0].slice.ops) == 1
+                      and isinstance(s.targets[0].slice.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE))):
+                    name(s.targets[0].value)  # grad_input[input < 0] = 0
+                    expression(ast.Name(name(s.targets[0].value)))
+                    expression(s.targets[0].slice.left)
+                    expression(s.targets[0].slice.comparators[0])
+                    expression(s.value)
+                elif isinstance(s, ast.Assign) and len(s.targets) == 1 and name(s.targets[0]) not in RESERVED:
+                    expression(s.value)
+                    defined.add(name(s.targets[0]))
+                else:
+                    raise Refused(f"the statement {ast.unparse(s)!r} in {node.name!r}")
+        defined.clear()
+        defined.update(outer)
+
     def statements(body: list[ast.stmt], *, quiet: bool = False) -> None:
         for statement in body:
             if isinstance(statement, ast.Import) and not quiet:
@@ -195,6 +241,9 @@ def vet(code: str) -> None:
                 if not (quiet or data) or name(target.value if data else target) not in defined:
                     raise Refused(f"the update {ast.unparse(statement)!r}")
                 expression(statement.value)
+            elif isinstance(statement, ast.ClassDef) and not quiet and statement.name not in RESERVED:
+                function(statement)
+                defined.add(name(ast.Name(statement.name)))
             elif _is_reset(statement) and not quiet:
                 name(statement.value.func.value.value if isinstance(statement, ast.Expr) else statement.targets[0].value)
             elif (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and not quiet

@@ -101,6 +101,8 @@ class Json(Finished):
             data["highlights"] = _highlights(derivation, shapes)
         if document.functionals:
             data["functionals"] = _functionals(graph.spec)
+        if graph.spec.applied:
+            data["functions"] = _functions(derivation, shapes)
         return (dumps(data) + "\n").encode("utf-8")
 
 
@@ -131,6 +133,21 @@ def _functionals(spec) -> list[dict[str, Any]]:
             "v": [_floats(v, s) for v, s in zip(solved.v, [graph.node(solved.output).shape] if f.kind == "vjp" else shapes)],
             "returned": returned,
             "create_graph": f.create_graph,
+        })
+    return found
+
+
+def _functions(derivation, shapes: dict[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+    """Return each F.apply(x) of a custom Function: the author's backward beside the derivative of forward."""
+    from ..engines.verdict import verdicts
+
+    found = []
+    for v in verdicts(derivation):
+        shape = shapes[v.input]
+        found.append({
+            "function": v.function, "output": v.node, "input": v.input, "line": v.line,
+            "backward": _floats(v.ours, shape), "derivative": _floats(v.theirs, shape), "agree": v.agree,
+            "disagree_at": [list(unravel(k, shape)) for k in v.differs],
         })
     return found
 
@@ -234,6 +251,23 @@ def document_schema() -> dict[str, Any]:
         },
     }
     glimpses = {"type": "object", "additionalProperties": glimpse}
+    function = {
+        "type": "object", "additionalProperties": False,
+        "required": ["function", "output", "input", "line", "backward", "derivative", "agree", "disagree_at"],
+        "properties": {
+            "function": {"type": "string", "description": "The class name."},
+            "output": {"type": "string", "description": "The tensor F.apply(x) makes."},
+            "input": {"type": "string", "description": "x."},
+            "line": {"type": "integer", "description": "The line of backward's return (or of the call)."},
+            "backward": {"$ref": "#/$defs/tensor", "description": "d output / d x per element, as the author's"
+                         " backward gives it (what it multiplies grad_output by): what torch and the grads use."},
+            "derivative": {"$ref": "#/$defs/tensor", "description": "The derivative of forward per element, by the"
+                           " rules (sympy)."},
+            "agree": {"type": "boolean"},
+            "disagree_at": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                            "description": "The elements of x where the two differ."},
+        },
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "derive document",
@@ -260,6 +294,8 @@ def document_schema() -> dict[str, Any]:
                                "grads": {"type": "object", "additionalProperties":
                                          {"oneOf": [{"$ref": "#/$defs/exact"}, {"type": "null"}]}}},
                 "description": "The same values and each leaf's grad as exact sympy strings (null when large)."}]},
+            "functions": {"type": "array", "items": function, "description": "Each F.apply(x) of a custom"
+                          " torch.autograd.Function (only when the example has one)."},
             "highlights": {"type": "object", "additionalProperties": False,
                            "description": "A large example's telling entries, as its document shows them.",
                            "properties": {"values": glimpses, "grads": glimpses,

@@ -432,6 +432,7 @@ class TexBuilder:
             doc.append(self.say("spreads", name=d.computed.name))
 
         self.forward(doc)
+        self.functions(doc)
         doc.append(self.say("picture_intro", calls=len(d.calls)))
         pictures = self.picture(d.picture)
         if len(pictures) > 1:
@@ -447,6 +448,19 @@ class TexBuilder:
         self.check(doc)
         self.appendix(doc)
         return doc
+
+    def functions(self, doc):
+        """Each custom Function where it is applied: its backward, forward's derivative, and whether they agree."""
+        for f in self.doc_model.functions:
+            doc.append(self.section("h_function", 2, name=f.name))
+            doc.append(self.say("function_apply", **f.params))
+            doc.append(self.math(f.local))
+            doc.append(self.say("function_rule"))
+            doc.append(self.math(f.derivative))
+            doc.append(self.say("function_rows", input=f.input))
+            for r in f.rows:
+                doc.append(self.math(r.tex))
+            doc.append(self.say("function_agree" if f.agree else "function_disagree", rows=f.rows))
 
     def graph_table(self):
         pl, t = self.pylatex, self.t

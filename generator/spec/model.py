@@ -182,6 +182,8 @@ class Spec:
         for u in self.updates:
             found[u.node] = u.of if u.of in inputs else first.setdefault(u.of, u.node)
         return {k: v for k, v in found.items() if k != v}
+    functions: tuple[Function, ...] = ()  # a Python example's custom torch.autograd.Function classes
+    applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""
@@ -200,6 +202,35 @@ Evaluate = Callable[["Spec", Compared], bool]  # decides a condition on tensor v
 def shared(grads: dict, spec: Spec) -> dict:
     """Return every leaf's grad from grads kept per tensor: each version of a tensor changed in place shows its .grad."""
     return {i.name: grads.get(spec.identity(i.name)) for i in spec.inputs}
+@dataclass(frozen=True)
+class Function:
+    """A custom torch.autograd.Function of a Python example: its code as written, and its forward and backward."""
+
+    name: str  # the class name
+    code: str  # the class, as the document's script writes it
+    line: int
+    seq: int
+    forward: str  # what forward returns, as written (its parameter and locals by their own names)
+    backward: str  # what backward returns, as written
+    param: str  # forward's tensor parameter (after ctx)
+    grad: str  # backward's parameter (after ctx), grad_output
+    returns: int = 0  # the line of backward's return
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One F.apply(x): the nodes of its input, forward's result, and the factor backward multiplies grad_output by."""
+
+    node: str  # the step F.apply(x) makes
+    function: str
+    input: str
+    forward: str
+    factor: str | Fraction  # a node, or a number (backward returns grad_output * 2)
+    hidden: tuple[str, ...]  # the steps forward and backward compute: not the document's script's own lines
+    line: int
+    mask: str = ""  # grad_input[m < 0] = 0 in backward: the node m compared (and zeroed where the comparison holds)
+    keep: str = ""  # where the gradient is kept: ">=" for m < at zeroed, and so on
+    at: Fraction = Fraction(0)
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import Problem, SpecError
 from ..ops import by_operator
 from .files import MAX_BYTES
-from .model import Array, Call, Compared, Evaluate, Functional, Input, Print, Reset, Retain, Shown, Spec, Step, Update
+from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -76,6 +76,33 @@ class _Leaf:
     parameter: bool = False  # see Input.parameter
 
 
+class _Located(Refused):
+    """A refusal inside a compound statement, at the line of the part refused."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+_FUNCTION = ("allowed: class F(torch.autograd.Function) with @staticmethod def forward(ctx, x) and"
+             " @staticmethod def backward(ctx, grad_output) of name = expression, ctx.save_for_backward(...),"
+             " a, = ctx.saved_tensors, and one return")
+
+
+@dataclass
+class _Custom:
+    """A custom torch.autograd.Function as read: forward's and backward's statements, checked, not yet applied."""
+
+    function: Function
+    forward: list[tuple[str, ast.expr, int]]  # forward's locals: (name, expression, line)
+    result: ast.expr  # what forward returns
+    saved: list[tuple[str, str]]  # (backward's name, forward's name it gets from ctx.saved_tensors)
+    backward: list[tuple[str, ast.expr, int]]  # backward's locals
+    factor: list[ast.expr]  # what backward multiplies grad_output by: the return's other factors, in order
+    line: int
+    masks: list[tuple[str, ast.expr, Fraction]] = field(default_factory=list)  # grad_input[m < 0] = 0: (keep, m, at)
+
+
 @dataclass
 class _Reader:
     """Collect the problems of one Python file while reading it."""
@@ -105,6 +132,9 @@ class _Reader:
     procedures: dict[str, tuple[list[str], list[ast.stmt]]] = field(default_factory=dict)  # several statements
     depth: int = 0  # functions of several statements being read inside one another
     local: bool = False  # inside one: its in-place updates would change the caller's tensors
+    customs: dict[str, _Custom] = field(default_factory=dict)  # class name -> a custom torch.autograd.Function
+    aliases: dict[str, str] = field(default_factory=dict)  # Python name -> the Function whose apply it is (f = F.apply)
+    applied: list[Applied] = field(default_factory=list)
     count: int = 0
     no_grad: bool = False  # inside `with torch.no_grad():`
     last_line: int = 1  # the line of the statement being read
@@ -127,7 +157,7 @@ class _Reader:
                 self.statement(statement)
             except Refused as e:
                 line = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
-                self.problems.append(Problem(self.path, line, str(e)))
+                self.problems.append(Problem(self.path, getattr(e, "line", None) or line, str(e)))
 
     def statement(self, node: ast.stmt) -> None:
         missing = _missing_feature(node)
@@ -153,6 +183,8 @@ class _Reader:
             return self.function(node)
         if isinstance(node, ast.Pass):
             return None
+        if isinstance(node, ast.ClassDef):
+            return self.custom(node)
         if isinstance(node, ast.With) and len(node.items) == 1 and node.items[0].optional_vars is None:
             mode = self.grad_mode(node.items[0].context_expr)
             if mode is not None:
@@ -187,6 +219,9 @@ class _Reader:
                 for alias in node.names:
                     self.forget(alias.asname or alias.name)
                     self.modules[alias.asname or alias.name] = "functional." + alias.name
+                return
+            if node.module == "torch.autograd" and [a.name for a in node.names] == ["Function"]:
+                self.modules[node.names[0].asname or "Function"] = "Function"  # class F(Function): a custom Function
                 return
             raise Refused(f"from {node.module or '.'} import ... is not supported ({_IMPORTS})")
         for alias in node.names:
@@ -305,6 +340,13 @@ class _Reader:
             return None
         if isinstance(value, ast.Lambda):
             return self.lambda_(name, value)
+        if self.function_of(value, called=False):  # square = Square.apply
+            function = self.function_of(value, called=False)
+            self.forget(name)
+            self.aliases[name] = function
+            return None
+        if self.function_of(value):  # y = Square.apply(x): y is the Function's output
+            return self.apply(value, {}, 0, name=name)
         if self.is_number(value):
             self.forget(name)
             self.constants[name] = ast.Constant(self.number(value))
@@ -369,6 +411,223 @@ class _Reader:
             self.local = self.depth > 0
             for k, table in saved.items():
                 setattr(self, k, table)
+    def custom(self, node: ast.ClassDef) -> None:
+        """Read class F(torch.autograd.Function): forward and backward static methods of whitelisted code."""
+        base = node.bases[0] if len(node.bases) == 1 else None
+        if (base is None or node.keywords or not (
+                (isinstance(base, ast.Name) and self.modules.get(base.id) == "Function")
+                or (_dotted(base) == "torch.autograd.Function" and self.modules.get("torch") == "torch"))):
+            raise Refused(f"the class '{clip(node.name)}', which is not a custom torch.autograd.Function ({_FUNCTION})")
+        if not NAME.fullmatch(node.name) or node.name in RESERVED:
+            raise Refused(f"the class name '{clip(node.name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
+        methods: dict[str, ast.FunctionDef] = {}
+        for item in node.body:
+            if isinstance(item, ast.Pass) or (isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant)
+                                              and isinstance(item.value.value, str)):
+                continue  # the class's docstring
+            if not (isinstance(item, ast.FunctionDef) and item.name in ("forward", "backward") and item.name not in methods):
+                raise _Located(item.lineno, f"{_describe(item) if not isinstance(item, ast.FunctionDef) else item.name!r}"
+                               f" in the class {node.name} ({_FUNCTION})")
+            a = item.args
+            if (len(item.decorator_list) != 1 or not (isinstance(item.decorator_list[0], ast.Name)
+                                                      and item.decorator_list[0].id == "staticmethod")):
+                raise _Located(item.lineno, f"{item.name} of {node.name} without exactly @staticmethod ({_FUNCTION})")
+            if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or item.returns or len(a.args) != 2:
+                raise _Located(item.lineno, f"{item.name}({', '.join(p.arg for p in a.args)}) of {node.name}: a Function"
+                               " of other than one tensor, or special parameters (allowed: forward(ctx, x), backward(ctx,"
+                               " grad_output))")
+            methods[item.name] = item
+        if set(methods) != {"forward", "backward"}:
+            raise Refused(f"the class {node.name} without both forward and backward ({_FUNCTION})")
+        fwd, bwd = methods["forward"], methods["backward"]
+        ctx, param = (p.arg for p in fwd.args.args)
+        bctx, grad = (p.arg for p in bwd.args.args)
+        forward, saved_names, result = self.method_body(fwd, ctx, {param}, node.name)
+        if result is None:
+            raise _Located(fwd.lineno, f"forward of {node.name} without a return ({_FUNCTION})")
+        known = {param} | {n for n, _, _ in forward}
+        saves = saved_names or []
+        if any(n not in known for n in saves):
+            raise _Located(fwd.lineno, f"ctx.save_for_backward of a name forward does not bind ({_FUNCTION})")
+        masks: list = []
+        clones: set[str] = set()
+        backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves, masks=masks, clones=clones)
+        if ret is None:
+            raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
+        from ..ops.function import factors as split
+
+        factors = split(ret)
+        grads = {grad} | clones if masks or clones else {grad}
+        own = [f for f in factors if isinstance(f, ast.Name) and f.id in grads]
+        rest = [f for f in factors if not (isinstance(f, ast.Name) and f.id in grads)]
+        if masks and [f.id for f in own] != [next(iter(clones))]:  # type: ignore[attr-defined]
+            raise _Located(ret.lineno, f"backward of {node.name} returns {_describe(ret)} after masking the clone"
+                           " (allowed: return the masked clone)")
+        if len(masks) > 1:
+            raise _Located(bwd.lineno, f"backward of {node.name} masks more than once (allowed: one grad_input[m < 0] = 0)")
+        mentions = any(isinstance(n, ast.Name) and n.id == grad for f in rest for n in ast.walk(f))
+        if len(own) != 1 or mentions or any(grad in {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+                                            for _, v, _ in backward):
+            raise _Located(ret.lineno, f"backward of {node.name} returns {_describe(ret)}, not {grad} times a factor"
+                           f" (allowed: return {grad} * expression, element by element)")
+        self.forget(node.name)
+        code = ast.unparse(_canonical(node, fwd, bwd))
+        function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
+                            ret.lineno)
+        self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks)
+
+    def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
+                    saves: list[str] | None = None, masks: list | None = None,
+                    clones: set[str] | None = None) -> tuple[list[tuple[str, ast.expr, int]], list, ast.expr | None]:
+        """Return a method's locals, what it saves (forward) or unpacks (backward), and its return.
+
+        In backward (masks given): grad_input = grad_output.clone() adds to clones, grad_input[m < 0] = 0 to masks.
+        """
+        from ..ops.function import keeps
+
+        clones = set() if clones is None else clones
+        local: list[tuple[str, ast.expr, int]] = []
+        extra: list = []
+        found: ast.expr | None = None
+        body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                               and isinstance(s.value.value, str))]
+        bound = set(names)
+        for item in body:
+            where = f"in {method.name} of {cls}"
+            if found is not None:
+                raise _Located(item.lineno, f"a statement after the return {where} ({_FUNCTION})")
+            if isinstance(item, ast.Return) and item.value is not None:
+                found = item.value
+            elif (saves is None and isinstance(item, ast.Expr) and isinstance(item.value, ast.Call)
+                  and _dotted(item.value.func) == f"{ctx}.save_for_backward" and not item.value.keywords
+                  and all(isinstance(a, ast.Name) for a in item.value.args) and not extra):
+                extra = [a.id for a in item.value.args]  # type: ignore[attr-defined]
+                continue
+            elif saves is not None and isinstance(item, ast.Assign) and len(item.targets) == 1 and (
+                    _dotted(item.value) == f"{ctx}.saved_tensors" or (
+                    isinstance(item.value, ast.Subscript) and _dotted(item.value.value) == f"{ctx}.saved_tensors")):
+                target, value = item.targets[0], item.value
+                if isinstance(value, ast.Subscript):  # a = ctx.saved_tensors[0]
+                    index = value.slice
+                    if not (isinstance(target, ast.Name) and isinstance(index, ast.Constant) and type(index.value) is int
+                            and 0 <= index.value < len(saves)):
+                        raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: a = ctx.saved_tensors[i]"
+                                       f" for i below {len(saves)})")
+                    pairs = [(target.id, saves[index.value])]
+                else:  # a, = ctx.saved_tensors
+                    elts = target.elts if isinstance(target, (ast.Tuple, ast.List)) else None
+                    if elts is None or len(elts) != len(saves) or not all(isinstance(e, ast.Name) for e in elts):
+                        raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: one name for each of the"
+                                       f" {len(saves)} saved tensors, such as a, = ctx.saved_tensors)")
+                    pairs = [(e.id, saved) for e, saved in zip(elts, saves)]  # type: ignore[attr-defined]
+                extra += pairs
+                bound.update(n for n, _ in pairs)
+                continue
+            elif (masks is not None and isinstance(item, ast.Assign) and len(item.targets) == 1
+                  and isinstance(item.targets[0], ast.Name) and isinstance(item.value, ast.Call)
+                  and _dotted(item.value.func) in {f"{n}.clone" for n in names} and not item.value.args
+                  and not item.value.keywords and not clones):
+                clones.add(item.targets[0].id)  # grad_input = grad_output.clone(): grad_output, to be masked
+                bound.add(item.targets[0].id)
+                continue
+            elif masks is not None and isinstance(item, ast.Assign) and len(item.targets) == 1 and _is_mask(item, clones):
+                target = item.targets[0]
+                compare = target.slice  # type: ignore[attr-defined]
+                if self.number(item.value) != 0 or not keeps(compare.ops[0]):
+                    raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: grad_input[m < 0] = 0, with"
+                                   " <, >, <= or >= and a number)")
+                free = {n.id for n in ast.walk(compare.left) if isinstance(n, ast.Name)} - bound - {"torch"}
+                if free or names & {n.id for n in ast.walk(compare.left) if isinstance(n, ast.Name)}:
+                    raise _Located(item.lineno, f"{_describe(item)} {where} (allowed: a mask of the saved tensors)")
+                masks.append((keeps(compare.ops[0]), compare.left, self.number(compare.comparators[0])))
+                continue
+            elif (isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name)
+                  and item.targets[0].id not in bound | {ctx}):
+                local.append((item.targets[0].id, item.value, item.lineno))
+            else:
+                raise _Located(item.lineno, f"{_describe(item)} {where} ({_FUNCTION})")
+            value = found if found is not None else item.value  # type: ignore[attr-defined]
+            free = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} - bound - {"torch"}
+            if free:
+                raise _Located(item.lineno, f"the name '{clip(sorted(free)[0])}' {where} (allowed: its parameters,"
+                               " the names it binds and torch)")
+            if found is None:
+                bound.add(item.targets[0].id)  # type: ignore[attr-defined]
+        return local, extra, found
+
+    def function_of(self, node: ast.expr, *, called: bool = True) -> str:
+        """Return the Function a call F.apply(x) (or f(x), with f = F.apply) applies; called=False: F.apply itself."""
+        from ..ops.function import is_apply
+
+        if called:
+            if not isinstance(node, ast.Call):
+                return ""
+            if isinstance(node.func, ast.Name) and node.func.id in self.aliases:
+                return self.aliases[node.func.id]
+            node = node.func
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in self.customs
+                and is_apply(node.attr)):
+            return node.value.id
+        return ""
+
+    def apply(self, call: ast.Call, env: dict[str, ast.expr], depth: int, *, name: str = "") -> ast.expr:
+        """Inline F.apply(x): forward's steps (unrecorded, as torch runs it), backward's factor, and the output's step."""
+        from ..ops.function import APPLY, product as products
+
+        cls = self.function_of(call)
+        custom = self.customs[cls]
+        if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
+            raise Refused(f"{cls}.apply with other than one tensor (allowed: {cls}.apply(x))")
+        line = self.last_line
+        hidden: list[str] = []
+
+        def step(base: str, expr: ast.expr, scope: dict[str, ast.expr], line: int) -> ast.expr:
+            translated = self.translate(expr, scope, depth + 1)
+            if isinstance(translated, (ast.Name, ast.Constant)):
+                return translated
+            node = self.fresh(base)
+            if self.renamed and self.renamed[-1][0] == node:
+                self.renamed.pop()  # a Function's own local, which the code never binds at the top: no rebinding to tell
+            self.steps.append(Step(node, ast.unparse(translated), line, True, self.count))
+            hidden.append(node)
+            return ast.Name(node, ast.Load())
+
+        arg = self.translate(call.args[0], env, depth)
+        if isinstance(arg, ast.Name) and (arg.id in self.leaves or arg.id in {s.name for s in self.steps}):
+            x = arg.id
+        else:  # Exp.apply(c + d * x): the input is a step of its own
+            x = self.fresh(custom.function.param)
+            self.steps.append(Step(x, ast.unparse(arg), line, self.no_grad, self.count))
+        scope: dict[str, ast.expr] = {custom.function.param: ast.Name(x, ast.Load())}
+        for local, expr, at in custom.forward:
+            scope[local] = step(local, expr, scope, at)
+        result = step("forward", custom.result, scope, custom.result.lineno)
+        if not isinstance(result, ast.Name) or result.id == x:
+            raise _Located(custom.line, f"forward of {cls} returns {_describe(custom.result)}, not a new tensor"
+                           " (allowed: a computation on its input)")
+        bscope = {mine: scope[theirs] for mine, theirs in custom.saved}
+        for local, expr, at in custom.backward:
+            bscope[local] = step(local, expr, bscope, at)
+        product = products(custom.factor)
+        factor = step("d" + cls, product, bscope, custom.factor[0].lineno) if product is not None else ast.Constant(1)
+        if isinstance(factor, ast.Constant):
+            factor_arg: str | Fraction = Fraction(factor.value) if isinstance(factor.value, int) else _exact(repr(factor.value))
+        else:
+            factor_arg = factor.id  # type: ignore[attr-defined]
+        mask = ("", "", Fraction(0))
+        if custom.masks:
+            keep, subject, at = custom.masks[0]
+            m = step("mask", subject, bscope, custom.line)
+            if not isinstance(m, ast.Name):
+                raise _Located(custom.line, f"backward of {cls} masks by {_describe(subject)} (allowed: a tensor)")
+            mask = (m.id, keep, at)
+        node = self.fresh(name or cls.lower())
+        if name:
+            self.forget(name)
+            self.bound[name] = node
+        self.steps.append(Step(node, f"{cls}.{APPLY}({x})", line, self.no_grad, self.count))
+        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask))
+        return ast.Name(node, ast.Load())
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
         a = node.args
@@ -442,7 +701,8 @@ class _Reader:
 
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
-        for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures):
+        for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures,
+                      self.aliases):
             table.pop(name, None)
         self.tuples.pop(name, None)
         self.devices.discard(name)
@@ -1153,6 +1413,8 @@ class _Reader:
                 raise Refused(f"unknown name '{clip(n.id)}' (allowed: {self.names()})")
             if isinstance(n, ast.Call) and self.is_creation(n):  # torch.ones(2, requires_grad=True) * 2
                 return ast.Name(self.anonymous_leaf(n), ast.Load())
+            if isinstance(n, ast.Call) and self.function_of(n):  # relu(x.mm(w1)).mm(w2): the Function's output, a step
+                return self.apply(n, env, depth)
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
                 if n.func.id in self.modes and not (decorated and n is root):
                     raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
@@ -1363,7 +1625,7 @@ class _Reader:
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
                     prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
-                    tuple(self.updates))
+                    tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -1434,7 +1696,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
                 settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound,
-                spec.updates)
+                spec.updates, spec.functions, spec.applied)
 
 
 # -- helpers -------------------------------------------------------------
@@ -1577,8 +1839,6 @@ _MISSING = {
     "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
     "hessian": "torch.autograd.functional.hessian",
     "hvp": "torch.autograd.functional.hvp",
-    "torch.autograd.Function": "a custom torch.autograd.Function",
-    "Function": "a custom torch.autograd.Function",
     "torch.nn": "torch.nn modules",
     "nn": "torch.nn modules",
     "torch.optim": "an optimizer (torch.optim)",
@@ -1641,6 +1901,22 @@ def _update_of_data(statement: ast.stmt, attribute: ast.Attribute) -> bool:
         return True
     return (isinstance(statement, ast.Assign) and len(statement.targets) == 1
             and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "data")
+def _is_mask(item: ast.Assign, clones: set[str]) -> bool:
+    """Tell whether a statement is clone[m < number] = number in backward (any comparison, checked later)."""
+    target = item.targets[0]
+    return (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id in clones
+            and isinstance(target.slice, ast.Compare) and len(target.slice.ops) == 1)
+
+
+def _canonical(node: ast.ClassDef, fwd: ast.FunctionDef, bwd: ast.FunctionDef) -> ast.ClassDef:
+    """Return a Function's class as the document's script writes it: torch.autograd.Function, no docstrings."""
+    def method(m: ast.FunctionDef) -> ast.FunctionDef:
+        body = [s for s in m.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        return ast.FunctionDef(name=m.name, args=m.args, body=body, decorator_list=[ast.Name("staticmethod", ast.Load())])
+
+    base = ast.Attribute(ast.Attribute(ast.Name("torch", ast.Load()), "autograd", ast.Load()), "Function", ast.Load())
+    return ast.fix_missing_locations(ast.ClassDef(name=node.name, bases=[base], keywords=[], body=[method(fwd), method(bwd)],
+                                                  decorator_list=[]))
 
 
 def _dotted(node: ast.expr) -> str:
