@@ -547,6 +547,9 @@ class FunctionalItem:
     def constant(self) -> tuple[str, ...]:
         """The inputs whose J has constant entries: no grad_fn even with create_graph=True."""
         return tuple(i.param for i in self.inputs if not i.tracked)
+
+
+@dataclass(frozen=True)
 class FunctionRow:
     """One element of a custom Function's input: what its backward gives back there, and forward's derivative."""
 

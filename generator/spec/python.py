@@ -340,12 +340,12 @@ class _Reader:
             return None
         if isinstance(value, ast.Lambda):
             return self.lambda_(name, value)
-        if self.function_of(value, called=False):  # square = Square.apply
-            function = self.function_of(value, called=False)
+        if self.custom_of(value, called=False):  # square = Square.apply
+            function = self.custom_of(value, called=False)
             self.forget(name)
             self.aliases[name] = function
             return None
-        if self.function_of(value):  # y = Square.apply(x): y is the Function's output
+        if self.custom_of(value):  # y = Square.apply(x): y is the Function's output
             return self.apply(value, {}, 0, name=name)
         if self.is_number(value):
             self.forget(name)
@@ -555,7 +555,7 @@ class _Reader:
                 bound.add(item.targets[0].id)  # type: ignore[attr-defined]
         return local, extra, found
 
-    def function_of(self, node: ast.expr, *, called: bool = True) -> str:
+    def custom_of(self, node: ast.expr, *, called: bool = True) -> str:
         """Return the Function a call F.apply(x) (or f(x), with f = F.apply) applies; called=False: F.apply itself."""
         from ..ops.function import is_apply
 
@@ -574,7 +574,7 @@ class _Reader:
         """Inline F.apply(x): forward's steps (unrecorded, as torch runs it), backward's factor, and the output's step."""
         from ..ops.function import APPLY, product as products
 
-        cls = self.function_of(call)
+        cls = self.custom_of(call)
         custom = self.customs[cls]
         if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
             raise Refused(f"{cls}.apply with other than one tensor (allowed: {cls}.apply(x))")
@@ -1413,7 +1413,7 @@ class _Reader:
                 raise Refused(f"unknown name '{clip(n.id)}' (allowed: {self.names()})")
             if isinstance(n, ast.Call) and self.is_creation(n):  # torch.ones(2, requires_grad=True) * 2
                 return ast.Name(self.anonymous_leaf(n), ast.Load())
-            if isinstance(n, ast.Call) and self.function_of(n):  # relu(x.mm(w1)).mm(w2): the Function's output, a step
+            if isinstance(n, ast.Call) and self.custom_of(n):  # relu(x.mm(w1)).mm(w2): the Function's output, a step
                 return self.apply(n, env, depth)
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
                 if n.func.id in self.modes and not (decorated and n is root):
