@@ -14,6 +14,7 @@ from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
 from ..spec.model import Array, Call, Compared, Print, Shown, apply_resets
+from ..spec.model import active_hooks
 from ..floats.torchprint import format_bools, format_tensor
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ def torch_code(graph: Graph) -> str:
         lines.append(f"{call.output}.backward({', '.join(args)})")
         events.append((call.seq, lines, False))
     events += [(item.seq, [item.code], False) for item in (*(spec.prints or ()), *spec.resets, *spec.retained)]
+    events += [(hook.seq, list(hook.code), False) for hook in spec.hooks]
+    events += [(hook.removed, [f"{hook.handle}.remove()"], False) for hook in spec.hooks if hook.removed]
     if spec.prints is None:  # the example prints nothing itself: each leaf's grad, at the end
         events.append((math.inf, [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad], False))
     lines = ["import torch", ""]
@@ -153,8 +156,9 @@ def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[
     for p in prints:
         text = "".join(part if isinstance(part, str) else _show(part, p.after, p.seq, derivation, shade, grads_after)
                        for part in p.parts)
-        out.append((p.code, text))
-    return out
+        out.append((p.seq, p.code, text))
+    out += [(call.seq, code, text) for call, code, text in hook_prints(derivation, shade)]
+    return [(code, text) for _, code, text in sorted(out, key=lambda o: o[0])]  # stable: a call's hooks in order
 
 
 def _show(shown: Shown | Compared, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
@@ -284,3 +288,53 @@ class _Grads:
             else:
                 self.cache[k] = (derive_bulk(prefix) if is_large(prefix) else derive(prefix)).grads
         return self.cache[k]
+
+
+def hook_prints(derivation: Derivation, shade: Shadow | None = None) -> list[tuple[Call, str, str]]:
+    """Return what hooks print during each backward call, in torch's order: (the call, the print's code, its text)."""
+    graph = derivation.graph
+    found = []
+    for i, call in enumerate(graph.spec.backward):
+        hooked = derivation.passes[i].hooked if shade is None else shade.hooked[i]
+        active = active_hooks(graph.spec, call)
+        for name in hook_order(graph, call.output):
+            for k, hook in enumerate(active.get(name, ())):
+                grad = hooked[name][k]
+                for p in hook.prints:
+                    found.append((call, p.code, "".join(
+                        part if isinstance(part, str) else _gradient_text(grad, graph.node(name).shape, graph.spec.dtype,
+                                                                          formatted=part.formatted)
+                        for part in p.parts)))
+    return found
+
+
+def _gradient_text(grad, shape: tuple[int, ...], dtype: str, *, formatted: bool) -> str:
+    """Return how print writes a gradient a hook receives: a tensor without grad_fn (a float in an f-string, if 0-d)."""
+    if formatted and not shape:
+        return _number_text(_in_dtype(_flat(grad)[0], dtype), "")
+    return format_tensor([to_float(v) for v in _flat(grad)], shape, dtype=dtype)
+
+
+def hook_order(graph: Graph, output: str) -> list[str]:
+    """Return the tensors of a backward call in the order torch's engine completes their gradients (and runs their hooks).
+
+    A tensor's gradient is complete once every op that uses it has sent its part back. Of the ready ones, torch
+    runs a leaf's accumulation first, then the op made last.
+    """
+    nodes = graph.ancestors(output)
+    names = {n.name for n in nodes}
+    made = {n.name: i for i, n in enumerate(graph.nodes)}
+    waiting = {n.name: 0 for n in nodes}
+    for node in nodes:
+        for parent in set(node.parents) & names:
+            waiting[parent] += 1
+    ready, order = [output], []
+    while ready:
+        name = max(ready, key=lambda n: (graph.node(n).is_leaf, made[n]))
+        ready.remove(name)
+        order.append(name)
+        for parent in set(graph.node(name).parents) & names:
+            waiting[parent] -= 1
+            if not waiting[parent]:
+                ready.append(parent)
+    return order

@@ -17,6 +17,7 @@ from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_s
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step
 from .model import Graph, Node
+from ..spec.model import Hook
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
@@ -287,6 +288,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
+    problems.extend(_hook_problems(graph))
     if problems:
         raise SpecError(problems)
     return graph
@@ -431,3 +433,42 @@ def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str])
         return [Problem(path, call.line, f"{where}: gradient has shape {fmt_shape(call.gradient.shape)} but the output has"
                         f" shape {fmt_shape(node.shape)} (allowed: a gradient of the output's shape)")]
     return []
+
+
+def hook_graph(graph: Graph, hook: Hook, values: Array | None = None) -> tuple[Graph, str]:
+    """Return the graph of what a hook returns, its gradient as the input, and the node that holds the result.
+
+    values: the gradient's numbers; zeros when only checking.
+    """
+    shape = graph.node(hook.name).shape
+    array = values or Array(shape, (Fraction(0),) * numel(shape))
+    if not hook.expr or hook.expr == hook.param:  # returns None, or the gradient itself: g unchanged
+        spec = Spec(graph.spec.path, "", "", (Input(hook.param, array, False, 0),), (), (), graph.spec.dtype)
+        return build_graph(spec), hook.param
+    out = "new" if hook.param != "new" else "new_"
+    spec = Spec(graph.spec.path, "", "", (Input(hook.param, array, False, 0),), (Step(out, hook.expr, hook.line),), (),
+                graph.spec.dtype)
+    return build_graph(spec), out
+
+
+def _hook_problems(graph: Graph) -> list[Problem]:
+    """Report a hook torch refuses: on a tensor that does not require grad, or returning a gradient of another size."""
+    problems = []
+    for hook in graph.spec.hooks:
+        node = graph.node(hook.name)
+        if not node.requires_grad:
+            problems.append(Problem(graph.spec.path, hook.line, f"register_hook on '{hook.name}', which does not require"
+                                    " grad: torch raises 'cannot register a hook on a tensor that doesn't require"
+                                    " gradient' (allowed: tensors that require grad)"))
+            continue
+        try:
+            mini, out = hook_graph(graph, hook)
+        except SpecError as e:
+            what = "; ".join(re.sub(r"^step 'new_?': ", "", problem.message) for problem in e.problems)
+            problems.append(Problem(graph.spec.path, hook.line, f"in the hook: {what}"))
+            continue
+        if mini.node(out).shape != node.shape:
+            problems.append(Problem(graph.spec.path, hook.line, f"a hook returning a gradient of shape"
+                                    f" {list(mini.node(out).shape)} for '{hook.name}' of shape {list(node.shape)}:"
+                                    " torch raises 'hook has changed the size of value' (allowed: the same shape)"))
+    return problems

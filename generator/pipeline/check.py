@@ -90,7 +90,10 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         out = graph.node(call.output)
         gradient = call.gradient or ones_gradient(out)
         v = torch.tensor([float(x) for x in gradient.values], dtype=tdtype).reshape(out.shape)
+        handles = [tensors[h.name].register_hook(_hook(torch, graph, h)) for h in graph.spec.hooks if h.active(call)]
         tensors[call.output].backward(v, retain_graph=True)
+        for handle in handles:
+            handle.remove()
         if want:
             jacobians.append(_jacobians(torch, graph, leaves, call.output))
     return TorchRun(
@@ -99,6 +102,18 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         jacobians=tuple(jacobians),
         labels=torch_labels(tensors),
     )
+
+
+def _hook(torch: Any, graph: Graph, hook: Any) -> Any:
+    """Return a hook for torch that computes what the example's hook returns, with torch's own ops."""
+    from ..graph.walk import hook_graph
+
+    mini, out = hook_graph(graph, hook)
+
+    def run(grad: Any) -> Any:
+        return forward(torch, mini, {hook.param: grad})[out] if hook.expr else None
+
+    return run
 
 
 def _jacobians(torch: Any, graph: Graph, leaves: dict[str, Any], output: str) -> dict[str, Any]:
