@@ -222,7 +222,7 @@ class LargeBuilder(DocumentBuilder):
     def picture(self) -> Picture:
         return picture_of(
             self.graph, self.d.passes, values=self.values,
-            adjoint=lambda p, name: _Lazy(p.adjoints[name]) if name in p.adjoints else None, grad=self.grad,
+            adjoint=lambda p, name: _Lazy(p.hooked.get(name, (p.adjoints[name],))[-1]) if name in p.adjoints else None, grad=self.grad,
         )
 
     def grad_items(self) -> tuple[GradItem, ...]:

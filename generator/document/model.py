@@ -131,6 +131,7 @@ class BackwardItem:
     glance: TensorGlance | None = None
     local: str = ""  # LaTeX: the local derivative(s) of the generic (else the first) element, for the closing table
     gradient: str = ""  # LaTeX: the gradient, one number when every element has it, else the whole tensor
+    hooks: tuple[HookStep, ...] = ()  # what the tensor's hooks do to this gradient, in the order torch runs them
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ class CallItem:
     all_at_once_hidden: int = 0  # partial derivatives the fully substituted section leaves out
     weighted: str = ""  # LaTeX of the scalar L = sum v * output that v is the gradient of, indexed as the output
     repeat_of: int = 0  # an earlier call with the same output and v: this one's derivation is the same
+    hooked: tuple[str, ...] = ()  # the tensors whose hooks changed their gradient in this call
 
     @property
     def explained(self) -> str:
@@ -277,6 +279,7 @@ class GradItem:
     reset_code: str = ""
     reset_after: str = ""  # a reset after the last call
     retained: bool = False  # a computed tensor whose .grad retain_grad() kept
+    hooked: tuple[str, ...] = ()  # the tensors whose hooks changed a gradient on its way: .grad is then no J^T v
 
     @property
     def equation(self) -> str:
@@ -358,6 +361,7 @@ class Document:
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
     check: Check | None = None  # "check it yourself"
+    hooked: bool = False  # a hook changed a gradient: the numbers are then no longer derivatives
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -445,5 +449,26 @@ class RoundingNote:
 
     @property
     def params(self) -> dict[str, str]:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class HookStep:
+    """A hook torch runs on a tensor's gradient during one backward call: what it gets, prints and returns."""
+
+    code: str  # the hook as the code names it: c_hook, or lambda grad: grad * 2
+    param: str  # its parameter, the gradient
+    before: str  # LaTeX: the gradient it gets
+    after: str  # LaTeX: the gradient from here on (before, when it returns None)
+    returns: bool  # it returns a tensor (else None: the gradient stays as it was)
+    changed: bool  # what it returns differs from what it got
+    leaf: bool  # the tensor is a leaf: the gradient goes into its .grad
+    lines: tuple[int, ...] = ()  # the lines of the printed block its prints write
+    number: int = 1  # its place among the tensor's hooks in this call
+    count: int = 1  # the tensor's hooks in this call
+
+    @property
+    def params(self) -> dict:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)

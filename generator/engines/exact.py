@@ -370,10 +370,11 @@ def _pass(engine: ExactEngine, graph: Graph, call: Call) -> Pass:
     implicit = call.gradient is None
     v = _array(ones_gradient(out) if implicit else call.gradient)
     result = engine.backward(call.output, v, terms=True, hooks=active_hooks(graph.spec, call))
-    adjoints = {
+    chain_rule = {**result["adj"], **{name: list(chain[0]) for name, chain in result["hooked"].items()}}
+    adjoints = {  # what the chain rule sums, before any hook on the tensor changes it (p.hooked has what they made)
         name: tuple(
-            Adjoint(name, j, tuple(result["terms"][name][j]), result["adj"][name][j])
-            for j in range(len(result["adj"][name]))
+            Adjoint(name, j, tuple(result["terms"][name][j]), chain_rule[name][j])
+            for j in range(len(chain_rule[name]))
         )
         for name in result["order"]
     }

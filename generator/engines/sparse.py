@@ -362,7 +362,8 @@ def derive_bulk(graph: Graph) -> Bulk:
         leaves = [n.name for n in nodes if n.is_leaf]
         kinks = tuple(k for n in nodes if not n.is_leaf for k in engine.kinks(n))
         passes.append(BulkPass(
-            call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes), adjoints=adj,
+            call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes),
+            adjoints={**adj, **{name: chain[0] for name, chain in seen.items()}},
             jacobians=engine.jacobians(nodes, leaves), vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
             hooked=seen,
         ))
