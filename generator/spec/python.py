@@ -962,6 +962,9 @@ class _Reader:
                 if n.func.id in self.modes and not (decorated and n is root):
                     raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
                                   f" (allowed: name = {n.func.id}(...), a step of its own)")
+                if n.func.id in self.hook_defs:
+                    raise Refused(f"calling '{n.func.id}', a function that prints, inside a computation (allowed: def f(a, b):"
+                                  f" return expression; one that prints only as a hook: t.register_hook({n.func.id}))")
                 if n.func.id in self.functions:
                     return self.inline(n, env, depth)
                 helpers = ", ".join(sorted(self.functions)) or "none yet"
