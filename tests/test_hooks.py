@@ -230,7 +230,8 @@ class TestRefusals:
         from tests.test_python import problems
 
         found = problems(path)
-        assert found[0].startswith(f"{path}:3: ") and "'d_hook' in place" in found[0] and "hook" in found[0], found
+        assert found[0].startswith(f"{path}:3: ") and "'d_hook' changes its argument 'grad' in place" in found[0], found
+        assert "as a hook" in found[0] and "(allowed: return a new gradient" in found[0], found
 
     def test_a_hook_on_a_tensor_without_grad(self, tmp_path):
         """torch raises on register_hook of a tensor that does not require grad: refused at that line."""

@@ -122,6 +122,8 @@ class _Reader:
                 self.problems.append(Problem(self.path, line, str(e)))
 
     def statement(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.FunctionDef):
+            _refuse_in_place(node)
         missing = _missing_feature(node)
         if missing:
             raise Refused(f"{missing} is not supported yet (allowed: {_STATEMENTS})")
@@ -436,8 +438,8 @@ class _Reader:
             function, (params, expr) = fn.id, self.functions[fn.id]
             body = [ast.Return(expr)]
         else:
-            raise Refused(f"the hook {_describe(fn)} (allowed: a lambda of the gradient, or a function defined above"
-                          " that prints and returns an expression of it)")
+            raise Refused(f"register_hook({_describe(fn)[1:-1]}): not a lambda, nor a function read above (allowed: a lambda"
+                          " of the gradient, or a function defined above that prints and returns an expression of it)")
         if len(params) != 1:
             raise Refused(f"a hook taking {len(params)} arguments (allowed: one, the gradient: lambda g: g * 2)")
         param = params[0]
@@ -1268,10 +1270,6 @@ def _missing_feature(node: ast.stmt) -> str:
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
                 if key in _MISSING and not (isinstance(sub, ast.Name) and key in ("nn", "optim", "Function")):
                     return _MISSING[key]
-        if (isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name) and isinstance(node, ast.FunctionDef)
-                and sub.target.id in [a.arg for a in node.args.args]):
-            return (f"changing the argument '{sub.target.id}' of '{node.name}' in place ({_describe(sub)[1:-1]}:"
-                    " a hook that mutates its gradient, which torch passes on to other tensors too)")
         if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name):
             return "an in-place update of a tensor (a training step such as w -= lr * w.grad)"
         if isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr):
@@ -1279,6 +1277,16 @@ def _missing_feature(node: ast.stmt) -> str:
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
     return ""
+
+
+def _refuse_in_place(node: ast.FunctionDef) -> None:
+    """Refuse a function that changes its argument in place: a hook's grad *= 100 changes what other tensors get too."""
+    params = [a.arg for a in node.args.args]
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name) and sub.target.id in params:
+            raise Refused(f"'{node.name}' changes its argument '{sub.target.id}' in place ({_describe(sub)[1:-1]}): as a hook"
+                          " that mutates the gradient torch passes, it changes what other tensors receive too; this is"
+                          f" not supported (allowed: return a new gradient, such as return {sub.target.id} * 100)")
 
 
 def _hook_shaped(node: ast.FunctionDef, body: list[ast.stmt]) -> bool:
