@@ -195,6 +195,8 @@ class LargeBuilder(DocumentBuilder):
         jacobian: Sparse | None = p.jacobians[leaf.name]
         rows, cols = numel(out.shape), numel(leaf.shape)
         vjp = p.vjp[leaf.name]
+        if p.hooked and jacobian is not None:  # .grad got what the hooks made of the gradient; Jᵀv is the product itself
+            vjp = jacobian.transpose_times(np.asarray(p.gradient, dtype=np.float64))
         marks = glance(vjp, leaf.shape).marks  # for one output row, J's columns are the gradient's entries
         by_col = ((), marks) if rows == 1 else ((), ())
         size = rf"{rows} \times {cols}"
