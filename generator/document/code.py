@@ -315,8 +315,10 @@ def hook_prints(derivation: Derivation, shade: Shadow | None = None) -> list[tup
     graph = derivation.graph
     found = []
     for i, call in enumerate(graph.spec.backward):
-        hooked = derivation.passes[i].hooked if shade is None else shade.hooked[i]
         active = active_hooks(graph.spec, call)
+        if not any(h.prints for found_ in active.values() for h in found_):
+            continue  # nothing to print (and a Shadow made without hooks need not know them)
+        hooked = derivation.passes[i].hooked if shade is None else shade.hooked[i]
         for name in hook_order(graph, call.output):
             for k, hook in enumerate(active.get(name, ())):
                 grad = hooked[name][k]
