@@ -6,6 +6,8 @@ text and the gradients each hook received and returned must be torch's.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import textwrap
 
@@ -34,25 +36,11 @@ def torch_hooks(code: str, names: list[str]) -> list[tuple[str, list, list | Non
     scope: dict = {}
     torch.Tensor.register_hook = spy
     try:
-        with torch.no_grad() if False else _quiet():
+        with contextlib.redirect_stdout(io.StringIO()):  # torch_run compares what it prints
             exec(compile(textwrap.dedent(code), "<oracle>", "exec"), scope)  # noqa: S102 - the test's own code
     finally:
         torch.Tensor.register_hook = original
     return seen
-
-
-class _quiet:
-    """Swallow what the oracle prints (torch_run already compares it)."""
-
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self.redirect = contextlib.redirect_stdout(io.StringIO())
-        self.redirect.__enter__()
-
-    def __exit__(self, *exc):
-        self.redirect.__exit__(*exc)
 
 
 DOCS = """\
