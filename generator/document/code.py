@@ -15,6 +15,7 @@ from ..floats.ieee import to_float
 from ..graph.model import Graph
 from ..ops.base import numel
 from ..spec.model import Array, Call, Compared, Functional, Print, Shown, apply_resets
+from ..spec.model import active_hooks
 from ..floats.torchprint import format_bools, format_tensor
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ def torch_code(graph: Graph) -> str:
         lines.append(f"{call.output}.backward({', '.join(args)})")
         events.append((call.seq, lines, False))
     events += [(item.seq, [item.code], False) for item in (*(spec.prints or ()), *spec.resets, *spec.retained)]
+    events += [(hook.seq, list(hook.code), False) for hook in spec.hooks]
+    events += [(hook.removed, [f"{hook.handle}.remove()"], False) for hook in spec.hooks if hook.removed]
     if spec.prints is None:  # the example prints nothing itself: each leaf's grad, at the end
         events.append((math.inf, [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad], False))
     lines = ["import torch", ""]
@@ -176,8 +179,26 @@ def printed_blocks(derivation: Derivation, shade: Shadow | None = None) -> list[
     for p in prints:
         text = "".join(part if isinstance(part, str) else _show(part, p.after, p.seq, derivation, shade, grads_after)
                        for part in p.parts)
-        out.append((p.code, text))
-    return out
+        out.append((p.seq if spec.prints is not None else math.inf, p.code, text))  # each leaf's grad: at the end
+    out += [(call.seq, code, text) for call, code, text, _ in hook_prints(derivation, shade)]
+    return [(code, text) for _, code, text in sorted(out, key=lambda o: o[0])]  # stable: a call's hooks in order
+
+
+def hook_lines(derivation: Derivation, shade: Shadow | None = None) -> dict[tuple[int, str, int], tuple[int, ...]]:
+    """Return the lines (from 1) of the printed block that each hook's prints write: by (call, tensor, hook's place)."""
+    spec = derivation.graph.spec
+    texts = [text for _, text in printed_blocks(derivation, shade)]
+    hooks = [(call.seq, tag) for call, _, _, tag in hook_prints(derivation, shade)]
+    seqs = [p.seq for p in spec.prints] if spec.prints is not None else [math.inf] * (len(texts) - len(hooks))
+    tags = sorted([(seq, None) for seq in seqs] + hooks, key=lambda t: t[0])  # as printed_blocks orders them
+    found: dict[tuple[int, str, int], tuple[int, ...]] = {}
+    line = 1
+    for (_, tag), text in zip(tags, texts):
+        count = text.count("\n") + 1
+        if tag is not None:
+            found[tag] = found.get(tag, ()) + tuple(range(line, line + count))
+        line += count
+    return found
 
 
 def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation: Derivation, shade: Shadow | None,
@@ -285,6 +306,8 @@ class _Grads:
             else:
                 found = self.derivation.passes[j].adjoints.get(name)
                 part = None if found is None else (found if isinstance(found, np.ndarray) else [a.value for a in found])
+                if name in self.derivation.passes[j].hooked:  # after the tensor's hooks, as retain_grad() keeps it
+                    part = list(self.derivation.passes[j].hooked[name][-1])
             if part is None:
                 continue
             if total is None:
@@ -313,3 +336,95 @@ class _Grads:
             else:
                 self.cache[k] = (derive_bulk(prefix) if is_large(prefix) else derive(prefix)).grads
         return self.cache[k]
+
+
+def hook_prints(derivation: Derivation, shade: Shadow | None = None) -> list[tuple[Call, str, str, tuple[int, str, int]]]:
+    """Return what hooks print during each backward call, in torch's order: (the call, the print's code, its text, and
+    which hook: the call's index, the tensor, the hook's place among the tensor's)."""
+    graph = derivation.graph
+    found = []
+    for i, call in enumerate(graph.spec.backward):
+        active = active_hooks(graph.spec, call)
+        if not any(h.prints for found_ in active.values() for h in found_):
+            continue  # nothing to print (and a Shadow made without hooks need not know them)
+        hooked = derivation.passes[i].hooked if shade is None else shade.hooked[i]
+        for name in hook_order(graph, call.output):
+            for k, hook in enumerate(active.get(name, ())):
+                grad = hooked[name][k]
+                for p in hook.prints:
+                    found.append((call, p.code, "".join(
+                        part if isinstance(part, str) else _gradient_text(grad, graph.node(name).shape, graph.spec.dtype,
+                                                                          formatted=part.formatted)
+                        for part in p.parts), (i, name, k)))
+    return found
+
+
+def _gradient_text(grad, shape: tuple[int, ...], dtype: str, *, formatted: bool) -> str:
+    """Return how print writes a gradient a hook receives: a tensor without grad_fn (a float in an f-string, if 0-d)."""
+    if formatted and not shape:
+        return _number_text(_in_dtype(_flat(grad)[0], dtype), "")
+    return format_tensor([to_float(v) for v in _flat(grad)], shape, dtype=dtype)
+
+
+def hook_order(graph: Graph, output: str) -> list[str]:
+    """Return the tensors of a backward call in the order torch's engine completes their gradients (and runs their hooks).
+
+    A tensor's gradient is complete once every op that uses it has sent its part back; the op then joins
+    torch's ready queue (a std::priority_queue), which hands out the op made last first, and a leaf's
+    accumulation before any op. Ties (two leaves) come out as that heap orders them, so it is kept here as it is.
+    """
+    nodes = graph.ancestors(output)
+    names = {n.name for n in nodes}
+    made = {n.name: i for i, n in enumerate(graph.nodes)}
+    rank = {n.name: math.inf if n.is_leaf else made[n.name] for n in nodes}
+    waiting = {n.name: 0 for n in nodes}
+    for node in nodes:
+        for parent in dict.fromkeys(node.parents):
+            if parent in names:
+                waiting[parent] += 1
+    heap, order = [output], []
+    while heap:
+        name = _pop(heap, rank)
+        order.append(name)
+        for parent in dict.fromkeys(graph.node(name).parents):  # torch pushes an op's inputs in order
+            if parent in names:
+                waiting[parent] -= 1
+                if not waiting[parent]:
+                    _push(heap, parent, rank)
+    return order
+
+
+def _push(heap: list[str], item: str, rank: dict) -> None:
+    """Add to a max-heap as libstdc++'s push_heap does."""
+    heap.append(item)
+    _sift_up(heap, len(heap) - 1, 0, item, rank)
+
+
+def _sift_up(heap: list[str], hole: int, top: int, item: str, rank: dict) -> None:
+    parent = (hole - 1) // 2
+    while hole > top and rank[heap[parent]] < rank[item]:
+        heap[hole] = heap[parent]
+        hole = parent
+        parent = (hole - 1) // 2
+    heap[hole] = item
+
+
+def _pop(heap: list[str], rank: dict) -> str:
+    """Take the top of a max-heap as libstdc++'s pop_heap does (its order of equal items included)."""
+    top = heap[0]
+    last = heap.pop()
+    if not heap:
+        return top
+    size, hole, child = len(heap), 0, 0
+    while child < (size - 1) // 2:
+        child = 2 * (child + 1)
+        if rank[heap[child]] < rank[heap[child - 1]]:
+            child -= 1
+        heap[hole] = heap[child]
+        hole = child
+    if size % 2 == 0 and child == (size - 2) // 2:
+        child = 2 * (child + 1)
+        heap[hole] = heap[child - 1]
+        hole = child - 1
+    _sift_up(heap, hole, 0, last, rank)
+    return top

@@ -198,6 +198,8 @@ class LargeBuilder(DocumentBuilder):
         jacobian: Sparse | None = p.jacobians[leaf.name]
         rows, cols = numel(out.shape), numel(leaf.shape)
         vjp = p.vjp[leaf.name]
+        if p.hooked and jacobian is not None:  # .grad got what the hooks made of the gradient; Jᵀv is the product itself
+            vjp = jacobian.transpose_times(np.asarray(p.gradient, dtype=np.float64))
         marks = glance(vjp, leaf.shape).marks  # for one output row, J's columns are the gradient's entries
         by_col = ((), marks) if rows == 1 else ((), ())
         size = rf"{rows} \times {cols}"
@@ -225,7 +227,7 @@ class LargeBuilder(DocumentBuilder):
     def picture(self) -> Picture:
         return picture_of(
             self.graph, self.d.passes, values=self.values,
-            adjoint=lambda p, name: _Lazy(p.adjoints[name]) if name in p.adjoints else None, grad=self.grad,
+            adjoint=lambda p, name: _Lazy(p.hooked.get(name, (p.adjoints[name],))[-1]) if name in p.adjoints else None, grad=self.grad,
         )
 
     def grad_items(self) -> tuple[GradItem, ...]:

@@ -132,6 +132,7 @@ class BackwardItem:
     glance: TensorGlance | None = None
     local: str = ""  # LaTeX: the local derivative(s) of the generic (else the first) element, for the closing table
     gradient: str = ""  # LaTeX: the gradient, one number when every element has it, else the whole tensor
+    hooks: tuple[HookStep, ...] = ()  # what the tensor's hooks do to this gradient, in the order torch runs them
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ class CallItem:
     repeat_of: int = 0  # an earlier call with the same output and v: this one's derivation is the same
     again_of: int = 0  # an earlier call of the same line, in a loop's earlier iteration: shown in that one's table
     again: tuple[AgainRow, ...] = ()  # the later iterations' calls of this line
+    hooked: tuple[str, ...] = ()  # the tensors whose hooks changed their gradient in this call
 
     @property
     def explained(self) -> str:
@@ -290,6 +292,7 @@ class GradItem:
     reset_code: str = ""
     reset_after: str = ""  # a reset after the last call
     retained: bool = False  # a computed tensor whose .grad retain_grad() kept
+    hooked: tuple[str, ...] = ()  # the tensors whose hooks changed a gradient on its way: .grad is then no J^T v
 
     @property
     def equation(self) -> str:
@@ -394,6 +397,7 @@ class Document:
     repeated: tuple[str, ...] = ()  # tensors of a loop's later iterations, left out of the table and the picture
     functionals: tuple[FunctionalItem, ...] = ()  # each printed torch.autograd.functional call, in order
     functions: tuple[FunctionItem, ...] = ()  # each F.apply(x) of a custom torch.autograd.Function
+    hooked: bool = False  # a hook changed a gradient: the numbers are then no longer derivatives
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -577,6 +581,21 @@ class FunctionItem:
     derivative: str  # LaTeX: the same by the rules, from forward's composed formula
     rows: tuple[FunctionRow, ...]
     agree: bool
+
+@dataclass(frozen=True)
+class HookStep:
+    """A hook torch runs on a tensor's gradient during one backward call: what it gets, prints and returns."""
+
+    code: str  # the hook as the code names it: c_hook, or lambda grad: grad * 2
+    param: str  # its parameter, the gradient
+    before: str  # LaTeX: the gradient it gets
+    after: str  # LaTeX: the gradient from here on (before, when it returns None)
+    returns: bool  # it returns a tensor (else None: the gradient stays as it was)
+    changed: bool  # what it returns differs from what it got
+    leaf: bool  # the tensor is a leaf: the gradient goes into its .grad
+    lines: tuple[int, ...] = ()  # the lines of the printed block its prints write
+    number: int = 1  # its place among the tensor's hooks in this call
+    count: int = 1  # the tensor's hooks in this call
 
     @property
     def params(self) -> dict:

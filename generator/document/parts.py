@@ -23,6 +23,8 @@ from .model import (
     AgainRow, CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote,
     UpdateItem,
 )
+from ..spec.model import active_hooks
+from .model import HookStep
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -241,16 +243,19 @@ def grad_items_of(graph, passes, *, vjp, grad, telling: bool = False) -> tuple[G
                               tensor_tex(total, shape, marks) if total is not None else "", shape_text(shape),
                               tensor_glance(seen, flat_floats(total), shape) if seen and elided(shape) else None,
                               reset_before=since + 1 if between else 0, reset_code=between[-1].code if between else "",
-                              reset_after=after[-1].code if after else ""))
+                              reset_after=after[-1].code if after else "",
+                              hooked=hooked_on_way(graph, passes[since:], inp.name)))
     for name in dict.fromkeys(r.name for r in spec.retained):
         node = graph.node(name)
         if node.is_leaf:
             continue  # retain_grad() on a leaf changes nothing
         found, total = retained_parts(spec, passes, name)
+        since = min(r.after for r in spec.retained if r.name == name)
+        own = tuple(dict.fromkeys(n for p in passes[since:] for n in changed_by_hooks(p) if n == name))
         items.append(GradItem(name, name_tex(name), node.requires_grad, total is not None,
                               tuple(tensor_tex(f, node.shape) for f in found),
                               tensor_tex(total, node.shape) if total is not None else "", shape_text(node.shape),
-                              retained=True))
+                              retained=True, hooked=own))
     return tuple(items)
 
 
@@ -313,11 +318,18 @@ def retained_parts(spec, passes, name: str) -> tuple[list, list | None]:
     return found, [sum(column) for column in zip(*found)] if found else None
 
 
+def gradient_after_hooks(p, name: str):
+    """Return one call's gradient of a tensor after its hooks ran, flat (None if the call does not reach it)."""
+    return _adjoint_values(p, name)
+
+
 def _adjoint_values(p, name: str):
     """Return one call's gradient of a tensor, flat (None if the call does not reach it)."""
     found = p.adjoints.get(name)
     if found is None:
         return None
+    if name in getattr(p, "hooked", {}):  # what the tensor's hooks made of it: what retain_grad() keeps
+        return list(p.hooked[name][-1])
     return list(found) if isinstance(found, np.ndarray) else [a.value for a in found]
 
 
@@ -426,6 +438,7 @@ class DocumentBuilder:
         rows = self.graph_rows()
         hidden = repeated_nodes(self.graph)
         updates, more = update_items(self.graph, self.leaf_values, hidden)
+        fields.setdefault("hooked", any(changed_by_hooks(p) for p in self.d.passes))
         return Document(
             updates=updates,
             updates_hidden=more,
@@ -463,6 +476,8 @@ class DocumentBuilder:
     def check(self, dtype: str) -> Check | None:
         """Return a change the reader can try on the first call, with the gradient the derivation gives for it."""
         if not self.d.passes or self.d.large:  # a large tensor's gradients do not fit a sentence
+            return None
+        if any(changed_by_hooks(q) for q in self.d.passes):  # a hook's g + 100 does not double when v does
             return None
         p = self.d.passes[0]
         leaf = next((self.graph.node(i.name) for i in self.graph.spec.inputs if i.requires_grad and i.name in p.vjp), None)
@@ -504,7 +519,7 @@ class DocumentBuilder:
     def call_item(self, i: int, p, vname: str | None, count: int) -> CallItem:
         out = self.graph.node(p.call.output)
         loss = name_tex(out.name) if p.implicit else "L"
-        items = tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order)
+        items = self.hook_steps(i, p, tuple(self.backward_item(p, self.graph.node(n), loss) for n in p.order))
         jac = tuple(self.jacobian_item(p, out, self.graph.node(leaf)) for leaf in p.vjp
                     if self.graph.node(leaf).requires_grad)
         notes, hidden = self.notes(p)
@@ -512,7 +527,7 @@ class DocumentBuilder:
         return CallItem(
             i + 1, out.name, name_tex(out.name), shape_text(out.shape), numel(out.shape), p.implicit,
             tensor_tex(self.gradient(p), out.shape), vname, loss, items, jac, notes, writes_retain(p.call, i, count - 1),
-            whole, notes_hidden=hidden, weighted=weighted_sum(out), all_at_once_hidden=left,
+            whole, notes_hidden=hidden, weighted=weighted_sum(out), all_at_once_hidden=left, hooked=changed_by_hooks(p),
         )
 
     def again_item(self, i: int, p, first: list[int]) -> CallItem:
@@ -528,6 +543,34 @@ class DocumentBuilder:
         grads = tuple((self.graph.spec.identity(leaf), tensor_tex(self.vjp_values(p, leaf), self.graph.node(leaf).shape))
                       for leaf in p.vjp if self.graph.node(leaf).requires_grad)
         return AgainRow(i + 1, out.name, tensor_tex(self.leaf_values(out.name), out.shape), grads)
+
+    def hook_steps(self, i: int, p, items: tuple) -> tuple:
+        """Return the backward items with what each tensor's hooks do to its gradient in call i."""
+        from .code import hook_lines
+
+        hooks = active_hooks(self.graph.spec, p.call)
+        if not hooks:
+            return items
+        lines = {}
+        if any(h.prints for found in hooks.values() for h in found):
+            from ..engines.shadow import shadow
+
+            lines = hook_lines(self.d, shadow(self.graph))  # the printed block shows torch's rounding
+        done = []
+        for item in items:
+            chain = p.hooked.get(item.name)
+            found = hooks.get(item.name, ())
+            if chain is None or not found:
+                done.append(item)
+                continue
+            shape = self.graph.node(item.name).shape
+            steps = tuple(HookStep(
+                hook.function or (f"lambda {hook.param}: {hook.expr}" if hook.expr else f"lambda {hook.param}: print(...)"),
+                hook.param, tensor_tex(chain[k], shape), tensor_tex(chain[k + 1], shape), bool(hook.expr),
+                _differs(chain[k], chain[k + 1]), item.is_leaf, lines.get((i, item.name, k), ()), k + 1, len(found),
+            ) for k, hook in enumerate(found))
+            done.append(replace(item, hooks=steps))
+        return tuple(done)
 
     def gradient(self, p):
         """Return the call's gradient v as tensor_tex takes it."""
@@ -546,3 +589,23 @@ def flat_tuple(elements: list[str], more: bool) -> str:
     """
     return "(" + "$, $".join(elements) + ("$, $\\ldots" if more else "") + ")"
 
+
+
+def _differs(a, b) -> bool:
+    """Tell whether two gradients differ in any element (a hook's g + 0 changes nothing)."""
+    return [str(x) for x in np.asarray(a, dtype=object).ravel()] != [str(x) for x in np.asarray(b, dtype=object).ravel()]
+
+
+def changed_by_hooks(p) -> tuple[str, ...]:
+    """Return the tensors whose hooks changed their gradient in one call."""
+    return tuple(name for name, chain in getattr(p, "hooked", {}).items() if _differs(chain[0], chain[-1]))
+
+
+def hooked_on_way(graph, passes, leaf: str) -> tuple[str, ...]:
+    """Return the tensors whose hooks changed a gradient on its way back to a leaf (the leaf's own included)."""
+    found: list[str] = []
+    for p in passes:
+        for name in changed_by_hooks(p):
+            if name == leaf or leaf in {n.name for n in graph.ancestors(name)}:
+                found.append(name)
+    return tuple(dict.fromkeys(found))

@@ -30,6 +30,7 @@ from ..ops.elementwise import Elementwise
 from ..spec.model import Functional
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
+from .parts import gradient_after_hooks
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -282,6 +283,8 @@ class SmallBuilder(DocumentBuilder):
             symbolic = self.symbolic_jacobian(p, out, leaf)
         numeric = corner_matrix(n_rows, n_cols, lambda r, c: number_tex(rows_v[r][c]))
         vjp = p.vjp[leaf.name]
+        if p.hooked:  # .grad got what the hooks made of the gradient; Jᵀv is the product itself
+            vjp = tuple(sp.Add(*(rows_v[r][c] * p.gradient[r] for r in range(n_rows))) for c in range(n_cols))
         if n_rows == 1:  # Jᵀ is a column: written as a row, transposed, to keep the page short
             jt = corner_matrix(1, n_cols, lambda r, c: number_tex(rows_v[0][c])) + r"^{\mathsf T}"
         else:
@@ -375,7 +378,7 @@ class SmallBuilder(DocumentBuilder):
     def picture(self) -> Picture:
         return picture_of(
             self.graph, self.d.passes, values=lambda name: self.d.values[name],
-            adjoint=lambda p, name: [a.value for a in p.adjoints[name]] if name in p.adjoints else None,
+            adjoint=lambda p, name: gradient_after_hooks(p, name),
             grad=self.d.grads.get,
         )
 

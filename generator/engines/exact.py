@@ -9,7 +9,7 @@ element, keeping every term so that the document can show it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import sympy as sp
@@ -20,6 +20,7 @@ from ..ops.derivatives import MASKS
 from ..ops import REGISTRY
 from ..ops.base import numel
 from ..spec.model import Array, Call, apply_resets, shared
+from ..spec.model import Hook, active_hooks
 
 MASKED = object()  # a local derivative that torch applies as a mask (where), not as a factor
 MAX_EXACT_OPS = 40  # an exact value larger than this many operations is kept as a 40-digit float
@@ -68,6 +69,7 @@ class Pass:
     jacobians: dict[str, tuple[tuple[sp.Expr, ...], ...]]  # leaf -> numel(output) rows
     vjp: dict[str, tuple[sp.Expr, ...]]
     kinks: tuple[Kink, ...]
+    hooked: dict[str, tuple[tuple[sp.Expr, ...], ...]] = field(default_factory=dict)  # tensor -> its gradient before its hooks, then after each
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class ExactEngine:
         self.shadows: dict[str, tuple[float, ...]] = {}  # the same values in float64, for signed zeros
         self.local: dict[str, list[tuple[int, int, int, sp.Expr, sp.Expr]]] = {}
         self.kinks: dict[str, list[Kink]] = {}
+        self.hook_fns: dict[Hook, Any] = {}
         inputs = {i.name: i for i in graph.spec.inputs}
         for node in graph.nodes:
             syms = symbols_for(node)
@@ -297,13 +300,20 @@ class ExactEngine:
         found = REGISTRY[node.op].kinks(values, list(self.values[node.name]), self._shapes(node), sympy_params(node))
         return [Kink(node.name, k, key) for k, key in found]
 
-    def backward(self, output: str, v: tuple[sp.Expr, ...], *, terms: bool) -> dict[str, list]:
-        """Propagate v from output; return per node per element its terms (or just values)."""
+    def backward(self, output: str, v: tuple[sp.Expr, ...], *, terms: bool,
+                 hooks: dict[str, tuple[Hook, ...]] | None = None) -> dict[str, list]:
+        """Propagate v from output; return per node per element its terms (or just values).
+
+        hooks: per tensor, what torch calls on its gradient once complete, before it flows on (or into a leaf's .grad).
+        """
         nodes = self.graph.ancestors(output)
         adj: dict[str, list[sp.Expr]] = {n.name: [sp.Integer(0)] * numel(n.shape) for n in nodes}
         parts: dict[str, list[list[Term]]] = {n.name: [[] for _ in range(numel(n.shape))] for n in nodes}
         adj[output] = list(v)
+        hooked: dict[str, tuple[tuple[sp.Expr, ...], ...]] = {}
         for node in nodes:
+            if hooks and node.name in hooks:
+                adj[node.name] = self.hooked(node.name, adj[node.name], hooks[node.name], hooked)
             if node.is_leaf:
                 continue
             upstream = adj[node.name]
@@ -321,7 +331,17 @@ class ExactEngine:
                     adj[parent][j] = _sum(adj[parent][j], _tame(upstream[k] * local_value))
                 if terms:
                     parts[parent][j].append(Term(node.name, k, local, local_value, upstream[k]))
-        return {"adj": adj, "terms": parts, "order": [n.name for n in nodes]}
+        return {"adj": adj, "terms": parts, "order": [n.name for n in nodes], "hooked": hooked}
+
+    def hooked(self, name: str, grad: list[sp.Expr], hooks: tuple[Hook, ...], seen: dict) -> list[sp.Expr]:
+        """Return a tensor's gradient after its hooks, each given the one before; note every step in seen."""
+        chain = [tuple(grad)]
+        for hook in hooks:
+            if hook not in self.hook_fns:
+                self.hook_fns[hook] = hook_function(self.graph, hook)
+            chain.append(self.hook_fns[hook](chain[-1]))
+        seen[name] = tuple(chain)
+        return list(chain[-1])
 
 
 def derive(graph: Graph) -> Derivation:
@@ -353,11 +373,12 @@ def _pass(engine: ExactEngine, graph: Graph, call: Call) -> Pass:
     out = graph.node(call.output)
     implicit = call.gradient is None
     v = _array(ones_gradient(out) if implicit else call.gradient)
-    result = engine.backward(call.output, v, terms=True)
-    adjoints = {
+    result = engine.backward(call.output, v, terms=True, hooks=active_hooks(graph.spec, call))
+    chain_rule = {**result["adj"], **{name: list(chain[0]) for name, chain in result["hooked"].items()}}
+    adjoints = {  # what the chain rule sums, before any hook on the tensor changes it (p.hooked has what they made)
         name: tuple(
-            Adjoint(name, j, tuple(result["terms"][name][j]), result["adj"][name][j])
-            for j in range(len(result["adj"][name]))
+            Adjoint(name, j, tuple(result["terms"][name][j]), chain_rule[name][j])
+            for j in range(len(chain_rule[name]))
         )
         for name in result["order"]
     }
@@ -380,6 +401,7 @@ def _pass(engine: ExactEngine, graph: Graph, call: Call) -> Pass:
         jacobians={leaf: tuple(rows) for leaf, rows in jacobians.items()},
         vjp=vjp,
         kinks=kinks,
+        hooked=result["hooked"],
     )
 
 
@@ -415,3 +437,20 @@ def expression_size(derivation: Derivation, name: str) -> int:
         if node.name == name:
             return max(sizes[s] for s in derivation.symbols[name])
     raise KeyError(name)
+
+
+def hook_function(graph: Graph, hook: Hook):
+    """Return what a hook makes of a gradient, exactly: its expression of the gradient's elements, evaluated."""
+    from ..graph.walk import hook_graph
+
+    mini, out = hook_graph(graph, hook)
+    engine = ExactEngine(mini)
+    full: dict[sp.Symbol, sp.Expr] = {}
+    for node in mini.nodes:
+        exprs = engine.elements[node.name]
+        if not node.is_leaf:
+            exprs = tuple(e.xreplace(full) for e in exprs)
+        full.update(zip(engine.symbols[node.name], exprs))
+    result = tuple(full[s] for s in engine.symbols[out])
+    symbols = engine.symbols[hook.param]
+    return lambda grad: tuple(_tame(evaluate(e, dict(zip(symbols, grad)))) for e in result)

@@ -30,6 +30,7 @@ from ..floats.numeric import rounding
 from ..ops import REGISTRY
 from ..ops.base import numel
 from ..spec.model import apply_resets, shared
+from ..spec.model import active_hooks
 
 SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
@@ -136,6 +137,7 @@ class Shadow:
     value_scale: dict[str, np.ndarray]
     grad_scale: dict[str, np.ndarray | None]
     adjoints: tuple[dict[str, np.ndarray], ...] = ()  # each call's gradient of every tensor it reaches
+    hooked: tuple[dict[str, tuple[np.ndarray, ...]], ...] = ()  # each call's gradients before and after each hook
 
 
 def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
@@ -149,6 +151,7 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
         grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
         grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
         adjoints: list[dict[str, np.ndarray]] = []
+        hooked: list[dict[str, tuple[np.ndarray, ...]]] = []
         for i, call in enumerate(graph.spec.backward):
             resets = graph.spec.resets_before(i)
             grads = apply_resets(grads, resets, lambda leaf, g: np.zeros_like(g))
@@ -156,8 +159,9 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
             out = graph.node(call.output)
             v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
             nodes = graph.ancestors(call.output)
-            adj = engine.backward(nodes, v)
+            adj = engine.backward(nodes, v, active_hooks(graph.spec, call))
             adjoints.append(adj)
+            hooked.append(engine.seen_hooks)
             scale = _backward_scale(engine, nodes, adj, value_scale, unit)
             for n in nodes:
                 if n.is_leaf and graph.spec.accumulates(n.name, call.seq):
@@ -169,7 +173,7 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
                         grad_scale[leaf] = grad_scale[leaf] + scale[n.name] + np.abs(grads[leaf])
     grads, grad_scale = shared(grads, graph.spec), shared(grad_scale, graph.spec)
     return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale,
-                  adjoints=tuple(adjoints))
+                  adjoints=tuple(adjoints), hooked=tuple(hooked))
 
 
 def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ vector-Jacobian products; Jacobians are products of the sparse local Jacobians.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,7 @@ from ..graph.model import Graph, Node, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import Local, numel
 from ..spec.model import apply_resets, shared
+from ..spec.model import Hook, active_hooks
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
 MAX_JACOBIAN_ENTRIES = 4_000_000  # non-zero entries of a Jacobian built; beyond, only Jᵀ·v is derived
@@ -72,6 +73,7 @@ class BulkPass:
     jacobians: dict[str, Sparse | None]
     vjp: dict[str, np.ndarray]
     kinks: tuple[tuple[str, str, np.ndarray], ...]  # (node, note key, output elements)
+    hooked: dict[str, tuple[np.ndarray, ...]] = field(default_factory=dict)  # tensor -> its gradient before its hooks, then after each
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,12 +205,23 @@ class ArrayEngine:
         found = op.array_kinks(self._operands(node), out, operand_shapes(node, self.graph), self._params(node))
         return [(node.name, key, where) for where, key in found]
 
-    def backward(self, nodes: list[Node], v: np.ndarray) -> dict[str, np.ndarray]:
-        """Propagate v back through nodes (output first): every adjoint, as torch sums them."""
+    def backward(self, nodes: list[Node], v: np.ndarray,
+                 hooks: dict[str, tuple[Hook, ...]] | None = None) -> dict[str, np.ndarray]:
+        """Propagate v back through nodes (output first): every adjoint, as torch sums them.
+
+        hooks: per tensor, what torch calls on its gradient once complete; self.seen_hooks keeps each step.
+        """
         adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
         adj[nodes[0].name] = self._round(v.astype(np.float64))
         reached = {nodes[0].name}
+        self.seen_hooks: dict[str, tuple[np.ndarray, ...]] = {}
         for node in nodes:
+            if hooks and node.name in hooks:
+                chain = [adj[node.name]]
+                for hook in hooks[node.name]:
+                    chain.append(array_hook(self.graph, hook, self.cast)(chain[-1]))
+                self.seen_hooks[node.name] = tuple(chain)
+                adj[node.name] = chain[-1]
             if node.is_leaf:
                 continue
             upstream = adj[node.name]
@@ -344,12 +357,15 @@ def derive_bulk(graph: Graph) -> Bulk:
         implicit = call.gradient is None
         v = spec_array(ones_gradient(out) if implicit else call.gradient)
         nodes = graph.ancestors(call.output)
-        adj = engine.backward(nodes, v)
+        adj = engine.backward(nodes, v, active_hooks(graph.spec, call))
+        seen = engine.seen_hooks
         leaves = [n.name for n in nodes if n.is_leaf]
         kinks = tuple(k for n in nodes if not n.is_leaf for k in engine.kinks(n))
         passes.append(BulkPass(
-            call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes), adjoints=adj,
+            call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes),
+            adjoints={**adj, **{name: chain[0] for name, chain in seen.items()}},
             jacobians=engine.jacobians(nodes, leaves), vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
+            hooked=seen,
         ))
         for leaf in leaves:
             if not graph.spec.accumulates(leaf, call.seq):
@@ -358,3 +374,27 @@ def derive_bulk(graph: Graph) -> Bulk:
             grads[key] = adj[leaf] if grads[key] is None else grads[key] + adj[leaf]
     grads = shared(grads, graph.spec)
     return Bulk(graph=graph, values=engine.values, passes=tuple(passes), grads=grads)
+
+
+def array_hook(graph: Graph, hook: Hook, cast: Cast | None):
+    """Return what a hook makes of a gradient on float64 arrays, rounded as the cast rounds each op."""
+    from ..graph.walk import hook_graph
+
+    mini, out = hook_graph(graph, hook)
+
+    def run(grad: np.ndarray) -> np.ndarray:
+        values = {hook.param: grad}
+        for node in mini.nodes:
+            if node.is_leaf:
+                continue
+            op = REGISTRY[node.op]
+            if cast is not None:
+                cast.at(node)
+            operands, shapes = _operands(node, values, mini, cast), operand_shapes(node, mini)
+            params = sympy_params(node) if cast is None else cast.params(node)
+            found = op.array_forward(operands, shapes, params) if cast is None else cast.forward(op, operands, shapes, params)
+            found = np.asarray(found, dtype=np.float64).reshape(-1)
+            values[node.name] = found if cast is None else cast(found)
+        return values[out]
+
+    return run

@@ -19,6 +19,7 @@ from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape
 from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
 from ..spec.numbers import NAME, RESERVED
 from .model import Graph, Node
+from ..spec.model import Hook
 
 MAX_EXPR_CHARS = 1000
 MAX_AST_NODES = 200
@@ -317,6 +318,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
     problems.extend(_functionals(graph))
+    problems.extend(_hook_problems(graph))
     if problems:
         raise SpecError(problems)
     return graph
@@ -624,3 +626,42 @@ def _mismatch(spec: Spec, f: Functional, graph: Graph, values: dict[str, Array])
                 return (f"jvp with v of shape {fmt_shape(values[given].shape)} for the input '{name}' of shape"
                         f" {fmt_shape(values[name].shape)}: torch raises RuntimeError (allowed: v of the inputs' shapes)")
     return ""
+
+
+def hook_graph(graph: Graph, hook: Hook, values: Array | None = None) -> tuple[Graph, str]:
+    """Return the graph of what a hook returns, its gradient as the input, and the node that holds the result.
+
+    values: the gradient's numbers; zeros when only checking.
+    """
+    shape = graph.node(hook.name).shape
+    array = values or Array(shape, (Fraction(0),) * numel(shape))
+    if not hook.expr or hook.expr == hook.param:  # returns None, or the gradient itself: g unchanged
+        spec = Spec(graph.spec.path, "", "", (Input(hook.param, array, False, 0),), (), (), graph.spec.dtype)
+        return build_graph(spec), hook.param
+    out = "new" if hook.param != "new" else "new_"
+    spec = Spec(graph.spec.path, "", "", (Input(hook.param, array, False, 0),), (Step(out, hook.expr, hook.line),), (),
+                graph.spec.dtype)
+    return build_graph(spec), out
+
+
+def _hook_problems(graph: Graph) -> list[Problem]:
+    """Report a hook torch refuses: on a tensor that does not require grad, or returning a gradient of another size."""
+    problems = []
+    for hook in graph.spec.hooks:
+        node = graph.node(hook.name)
+        if not node.requires_grad:
+            problems.append(Problem(graph.spec.path, hook.line, f"register_hook on '{hook.name}', which does not require"
+                                    " grad: torch raises 'cannot register a hook on a tensor that doesn't require"
+                                    " gradient' (allowed: tensors that require grad)"))
+            continue
+        try:
+            mini, out = hook_graph(graph, hook)
+        except SpecError as e:
+            what = "; ".join(re.sub(r"^step 'new_?': ", "", problem.message) for problem in e.problems)
+            problems.append(Problem(graph.spec.path, hook.line, f"in the hook: {what}"))
+            continue
+        if mini.node(out).shape != node.shape:
+            problems.append(Problem(graph.spec.path, hook.line, f"a hook returning a gradient of shape"
+                                    f" {list(mini.node(out).shape)} for '{hook.name}' of shape {list(node.shape)}:"
+                                    " torch raises 'hook has changed the size of value' (allowed: the same shape)"))
+    return problems

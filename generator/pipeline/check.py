@@ -94,7 +94,10 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         kept = {name: t.grad for name, t in leaves.items()}
         for t in leaves.values():
             t.grad = None
+        handles = [tensors[h.name].register_hook(_hook(torch, graph, h)) for h in graph.spec.hooks if h.active(call)]
         tensors[call.output].backward(v, retain_graph=True)
+        for handle in handles:
+            handle.remove()
         for name, t in leaves.items():  # a leaf changed in place is one tensor to torch: its versions share .grad
             first = spec.identity(name)
             added, t.grad = t.grad, kept[name] if name == first else None
@@ -110,6 +113,18 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
         jacobians=tuple(jacobians),
         labels=torch_labels(tensors),
     )
+
+
+def _hook(torch: Any, graph: Graph, hook: Any) -> Any:
+    """Return a hook for torch that computes what the example's hook returns, with torch's own ops."""
+    from ..graph.walk import hook_graph
+
+    mini, out = hook_graph(graph, hook)
+
+    def run(grad: Any) -> Any:
+        return forward(torch, mini, {hook.param: grad})[out] if hook.expr else None
+
+    return run
 
 
 def _jacobians(torch: Any, graph: Graph, leaves: dict[str, Any], output: str) -> dict[str, Any]:

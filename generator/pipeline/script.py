@@ -226,8 +226,74 @@ def vet(code: str) -> None:
         defined.clear()
         defined.update(outer)
 
+    hooks: set[str] = set()  # the defs of hooks, as code.py writes them
+    handles: set[str] = set()
+
+    def with_gradient(param: str, check) -> None:
+        """Vet a hook's body with its parameter, the gradient, defined only there."""
+        name(ast.Name(param))
+        if param in RESERVED or param in defined:
+            raise Refused(f"a hook's parameter {param!r}")
+        defined.add(param)
+        try:
+            check()
+        finally:
+            defined.discard(param)
+
+    def hook_body(param: str, body: list[ast.stmt]) -> None:
+        """Vet prints of the gradient, then perhaps a return of an expression of it."""
+        for k, statement in enumerate(body):
+            if isinstance(statement, ast.Return) and k == len(body) - 1 and statement.value is not None:
+                expression(statement.value)
+            elif (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+                  and isinstance(statement.value.func, ast.Name) and statement.value.func.id == "print"):
+                printed(statement.value)
+            elif not isinstance(statement, ast.Pass):
+                raise Refused(f"the statement {ast.unparse(statement)!r} in a hook")
+
+    def register(call: ast.Call) -> None:
+        """Vet t.register_hook(lambda g: ...) or t.register_hook(f) of a def above."""
+        name(call.func.value)  # type: ignore[attr-defined]
+        expression(call.func.value)  # type: ignore[attr-defined]
+        if len(call.args) != 1 or call.keywords:
+            raise Refused("register_hook with other than one function")
+        fn = call.args[0]
+        if isinstance(fn, ast.Name) and fn.id in hooks:
+            return
+        a = fn.args if isinstance(fn, ast.Lambda) else None
+        if a is None or len(a.args) != 1 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
+            raise Refused(f"the hook {ast.unparse(fn)!r}")
+        body = fn.body
+        returned = [ast.Expr(body)] if isinstance(body, ast.Call) and isinstance(body.func, ast.Name) else [ast.Return(body)]
+        with_gradient(a.args[0].arg, lambda: hook_body(a.args[0].arg, returned))
+
     def statements(body: list[ast.stmt], *, quiet: bool = False) -> None:
         for statement in body:
+            value = getattr(statement, "value", None)
+            if not quiet and _is_hook(value) and (isinstance(statement, ast.Expr) or isinstance(statement, ast.Assign)
+                                                  and len(statement.targets) == 1):
+                register(value)
+                if isinstance(statement, ast.Assign):
+                    target = name(statement.targets[0])
+                    if target in RESERVED or target in defined or target in hooks:
+                        raise Refused(f"a handle named {target!r}")
+                    handles.add(target)
+                continue
+            if (isinstance(statement, ast.Expr) and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "remove" and not value.args and not value.keywords and not quiet
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id in handles):
+                continue
+            if isinstance(statement, ast.FunctionDef) and not quiet:
+                a = statement.args
+                if (len(a.args) != 1 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs
+                        or statement.decorator_list or statement.returns):
+                    raise Refused(f"the function {statement.name!r}")
+                target = name(ast.Name(statement.name))
+                if target in RESERVED or target in defined or target in handles:
+                    raise Refused(f"a function named {target!r}")
+                with_gradient(a.args[0].arg, lambda: hook_body(a.args[0].arg, statement.body))
+                hooks.add(target)
+                continue
             if isinstance(statement, ast.Import) and not quiet:
                 if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
                     raise Refused("an import other than `import torch`")
@@ -289,6 +355,12 @@ def _dotted(node: ast.expr) -> str:
         parts.append(node.attr)
         node = node.value
     return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
+def _is_hook(value: Any) -> bool:
+    """Tell whether an expression is t.register_hook(...)."""
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "register_hook"
+            and isinstance(value.func.value, ast.Name))
 
 
 def _is_no_grad(statement: ast.With) -> bool:

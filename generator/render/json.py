@@ -15,6 +15,8 @@ from ..document.glance import glance
 from ..document.parts import retained_parts
 from ..ops.base import numel, unravel
 from ..spec.model import apply_resets, shared
+from ..spec.model import active_hooks
+from ..document.code import hook_order
 from .base import Finished
 
 
@@ -84,6 +86,8 @@ class Json(Finished):
                 },
                 "vjp": {leaf: _floats(v, shapes[leaf]) for leaf, v in p.vjp.items()},
             })
+            if p.hooked:
+                calls[-1]["hooks"] = _hooks(graph, p, shapes)
         data = {
             "title": document.title,
             "dtype": document.dtype,
@@ -152,6 +156,18 @@ def _functions(derivation, shapes: dict[str, tuple[int, ...]]) -> list[dict[str,
     return found
 
 
+def _hooks(graph, p, shapes: dict[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+    """Return each hook torch ran in one call, in order: its tensor, its code, the gradient it got and what it returned."""
+    found = []
+    active = active_hooks(graph.spec, p.call)
+    for name in hook_order(graph, p.call.output):
+        chain = p.hooked.get(name)
+        for k, hook in enumerate(active.get(name, ()) if chain else ()):
+            found.append({"tensor": name, "hook": "\n".join(hook.code), "received": _floats(chain[k], shapes[name]),
+                          "returned": _floats(chain[k + 1], shapes[name]) if hook.expr else None})
+    return found
+
+
 def _retained(derivation, name: str, shape: tuple[int, ...]) -> Any:
     """Return a computed tensor's final .grad, kept by retain_grad(): its gradients summed over the calls since."""
     _, total = retained_parts(derivation.graph.spec, derivation.passes, name)
@@ -213,8 +229,19 @@ def document_schema() -> dict[str, Any]:
             "jacobians": {"type": "object", "description": "Per leaf, J: numel(output) x numel(leaf), row-major;"
                           " sparse or null in a large example.",
                           "additionalProperties": {"oneOf": [dense, sparse, {"type": "null"}]}},
-            "vjp": {"type": "object", "description": "Per leaf, this call's J^T v.",
+            "vjp": {"type": "object", "description": "Per leaf, this call's J^T v (with hooks: what the leaf's .grad"
+                    " received, after them).",
                     "additionalProperties": {"$ref": "#/$defs/tensor"}},
+            "hooks": {"type": "array", "description": "Only where the call ran tensor hooks (t.register_hook): each,"
+                      " in the order torch ran it (a tensor's hooks in the order registered).", "items": {
+                          "type": "object", "additionalProperties": False,
+                          "required": ["tensor", "hook", "received", "returned"],
+                          "properties": {
+                              "tensor": {"type": "string", "description": "The tensor the hook is registered on."},
+                              "hook": {"type": "string", "description": "Its code, as the document's script writes it."},
+                              "received": {"$ref": "#/$defs/tensor", "description": "The gradient it was called with."},
+                              "returned": {"$ref": "#/$defs/maybe", "description": "What it returned, the gradient"
+                                           " from then on; null: it returned None, leaving the gradient unchanged."}}}},
         },
     }
     functional = {

@@ -549,6 +549,10 @@ class TexBuilder:
         doc.append(self.say("chain_rule", out=call.output, large=d.large))
         for item in call.backward:
             if item.is_output and call.implicit:
+                for h in item.hooks:
+                    doc.append(self.say("hook_step", name=item.name, out=call.output, **h.params))
+        for item in call.backward:
+            if item.is_output and call.implicit:
                 continue
             indices = item.indices if item.generic else ""
             if item.is_output:
@@ -566,6 +570,8 @@ class TexBuilder:
                 doc.append(self.math(item.matrix))
             if item.glance:
                 doc.append(self.say("glance", **item.glance.params))
+            for h in item.hooks:
+                doc.append(self.say("hook_step", name=item.name, out=call.output, **h.params))
 
         if call.notes:
             doc.append(self.section("h_kinks", 2))
@@ -593,6 +599,8 @@ class TexBuilder:
             if call.jacobians[0].jvp:
                 doc.append(self.say("jvp", first=call.jacobians[0].first))
                 doc.append(self.math(call.jacobians[0].jvp))
+            if call.hooked:
+                doc.append(self.say("hooks_not_jtv", names=call.hooked))
 
         if call.table:
             doc.append(self.section("h_table", 2))
@@ -676,10 +684,16 @@ class TexBuilder:
             if g.retained:
                 items.add_item(self.say("grad_retained", name=g.leaf, count=len(g.parts)))
                 items.append(self.math(accumulated(g)))
+                if g.hooked:
+                    items.append(self.say("retained_hooked", name=g.leaf))
             elif not g.requires_grad:
                 items.add_item(self.say("grad_not_required", leaf=g.leaf))
             elif not g.reached:
                 items.add_item(self.say("grad_not_reached", leaf=g.leaf))
+            elif g.hooked:
+                items.add_item(self.say("grad_hooked", leaf=g.leaf, names=g.hooked, total=g.total, count=len(g.parts)))
+                if len(g.parts) > 1:
+                    items.append(self.math(accumulated(g)))
             elif len(g.parts) > 1:
                 items.add_item(self.say("grad_accumulates", leaf=g.leaf, count=len(g.parts)))
                 items.append(self.math(accumulated(g)))
@@ -694,7 +708,7 @@ class TexBuilder:
                 items.append(self.say("grad_reset_after", leaf=g.leaf, code=g.reset_after))
         doc.append(items)
         doc.append(self.say("as_printed_rounded", dtype=d.dtype) if d.rounding else self.say("as_printed"))
-        if len(d.calls) == 1 and d.leaves:
+        if len(d.calls) == 1 and d.leaves and not d.hooked:
             doc.append(self.say("accumulate", leaf=d.leaves[0].name))
 
     def check(self, doc):
@@ -713,7 +727,7 @@ class TexBuilder:
             if call.repeat_of or call.again_of:
                 continue
             if call.all_at_once:
-                doc.append(self.say("all_at_once"))
+                doc.append(self.say("all_at_once_hooked") if d.hooked else self.say("all_at_once"))
                 for eq in call.at_once:
                     doc.append(self.math(eq))
                 if call.all_at_once_hidden:

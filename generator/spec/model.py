@@ -184,6 +184,7 @@ class Spec:
         return {k: v for k, v in found.items() if k != v}
     functions: tuple[Function, ...] = ()  # a Python example's custom torch.autograd.Function classes
     applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
+    hooks: tuple[Hook, ...] = ()  # t.register_hook(fn) of a Python example, in the order registered
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""
@@ -268,3 +269,45 @@ class Functional:
             args.append(pack(self.v, self.v_packed if self.kind == "jvp" else False))
         args += [k + "=True" for k, on in (("create_graph", self.create_graph), ("vectorize", self.vectorize)) if on]
         return f"torch.autograd.functional.{self.kind}({', '.join(args)})"
+
+@dataclass(frozen=True)
+class Hook:
+    """`t.register_hook(fn)` in a Python example: during each later backward call, fn gets t's gradient g first.
+
+    fn prints (prints, in order) and returns expr, a new gradient written in its parameter as a step is;
+    expr "" returns None, which leaves g as it was. torch runs a tensor's hooks in the order registered.
+    """
+
+    name: str  # the node whose gradient the hook sees
+    param: str  # fn's parameter, the gradient
+    expr: str
+    prints: tuple[Print, ...]  # each part a text or Shown(param, "value")
+    line: int
+    seq: int
+    function: str = ""  # the def's name; "" for a lambda
+    handle: str = ""  # h of h = t.register_hook(fn)
+    removed: int = 0  # the statement of h.remove(); 0: kept to the end
+
+    def active(self, call: Call) -> bool:
+        """Tell whether torch runs this hook during a backward call: registered before it, not yet removed."""
+        return self.seq < call.seq and not (self.removed and self.removed < call.seq)
+
+    @property
+    def code(self) -> tuple[str, ...]:
+        """Return the lines that define and register the hook, as the document's script writes them."""
+        target = f"{self.handle} = " if self.handle else ""
+        body = [p.code for p in self.prints] + ([f"return {self.expr}"] if self.expr else [])
+        if self.function:
+            return (f"def {self.function}({self.param}):", *("    " + b for b in body or ["pass"]),
+                    f"{target}{self.name}.register_hook({self.function})")
+        inner = self.expr or (self.prints[0].code if self.prints else "None")
+        return (f"{target}{self.name}.register_hook(lambda {self.param}: {inner})",)
+
+
+def active_hooks(spec: Spec, call: Call) -> dict[str, tuple[Hook, ...]]:
+    """Return, per tensor, the hooks torch runs on its gradient during a backward call, in the order registered."""
+    found: dict[str, tuple[Hook, ...]] = {}
+    for hook in spec.hooks:
+        if hook.active(call):
+            found[hook.name] = found.get(hook.name, ()) + (hook,)
+    return found

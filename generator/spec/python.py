@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import Problem, SpecError
 from ..ops import by_operator
 from .files import MAX_BYTES
-from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Input, Print, Reset, Retain, Shown, Spec, Step, Update
+from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -139,6 +139,9 @@ class _Reader:
     no_grad: bool = False  # inside `with torch.no_grad():`
     last_line: int = 1  # the line of the statement being read
     tuples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Python name -> the tensors of a tuple
+    hooks: list[Hook] = field(default_factory=list)
+    hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
+    handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -160,6 +163,8 @@ class _Reader:
                 self.problems.append(Problem(self.path, getattr(e, "line", None) or line, str(e)))
 
     def statement(self, node: ast.stmt) -> None:
+        if isinstance(node, ast.FunctionDef):
+            _refuse_in_place(node)
         missing = _missing_feature(node)
         if missing:
             raise Refused(f"{missing} is not supported yet (allowed: {_STATEMENTS})")
@@ -245,6 +250,10 @@ class _Reader:
                           " (allowed: def f(a, b): return expression, perhaps under @torch.no_grad())")
         body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                              and isinstance(s.value.value, str))]
+        if (len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None) and _hook_shaped(node, body):
+            self.forget(node.name)
+            self.hook_defs[node.name] = node  # only a hook may print and return None
+            return None
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             raise Refused(f"function '{node.name}' does not end with return expression"
                           " (allowed: def f(a, b): ... return expression)")
@@ -347,6 +356,11 @@ class _Reader:
             return None
         if self.custom_of(value):  # y = Square.apply(x): y is the Function's output
             return self.apply(value, {}, 0, name=name)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "register_hook":
+            self.forget(name)
+            self.register_hook(value, line, handle=name)
+            self.handles[name] = len(self.hooks) - 1
+            return None
         if self.is_number(value):
             self.forget(name)
             self.constants[name] = ast.Constant(self.number(value))
@@ -748,6 +762,11 @@ class _Reader:
             if self.changes_flag(func.value, flag, line, "{}.requires_grad_(" + str(flag) + ")"):
                 return None
             return self.require(self.leaf_named(func.value), flag)
+        if isinstance(func, ast.Attribute) and func.attr == "register_hook":
+            return self.register_hook(node, line)
+        if (isinstance(func, ast.Attribute) and func.attr == "remove" and isinstance(func.value, ast.Name)
+                and func.value.id in self.handles and not node.args and not node.keywords):
+            return self.remove_hook(func.value.id)
         raise Refused(f"calling {_describe(func)} on its own {_call_allowed(func)}")
 
     def backward(self, node: ast.Call, line: int) -> None:
@@ -774,6 +793,79 @@ class _Reader:
             like = self.ones_like(args["gradient"])
             gradient = None if like else self.gradient(args["gradient"])
         self.calls.append(Call(output, gradient, line, retain, self.count, *(like or ("", False))))
+
+    def register_hook(self, node: ast.Call, line: int, *, handle: str = "") -> None:
+        """Record t.register_hook(fn): fn a lambda or a def of the gradient that prints, returns None or a new gradient."""
+        if len(node.args) != 1 or node.keywords:
+            raise Refused("register_hook with other than one function (allowed: t.register_hook(lambda g: g * 2))")
+        name = self.tensor_name(node.func.value)  # type: ignore[attr-defined]
+        fn, function = node.args[0], ""
+        if isinstance(fn, ast.Lambda):
+            a = fn.args
+            params, body = [p.arg for p in a.args], [ast.Return(fn.body)]
+            if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
+                params = []
+        elif isinstance(fn, ast.Name) and fn.id in self.hook_defs:
+            function, found = fn.id, self.hook_defs[fn.id]
+            params = [p.arg for p in found.args.args]
+            body = [s for s in found.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        elif isinstance(fn, ast.Name) and fn.id in self.functions:
+            function, (params, expr) = fn.id, self.functions[fn.id]
+            body = [ast.Return(expr)]
+        else:
+            raise Refused(f"register_hook({_describe(fn)[1:-1]}): not a lambda, nor a function read above (allowed: a lambda"
+                          " of the gradient, or a function defined above that prints and returns an expression of it)")
+        if len(params) != 1:
+            raise Refused(f"a hook taking {len(params)} arguments (allowed: one, the gradient: lambda g: g * 2)")
+        param = params[0]
+        prints, expr = [], ""
+        for statement in body:
+            value = statement.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "print":
+                prints.append(self.hook_print(value, param, line))
+            elif isinstance(statement, ast.Return) and not (value is None or isinstance(value, ast.Constant)
+                                                             and value.value is None):
+                expr = self.hook_expr(value, param)
+        self.hooks.append(Hook(name, param, expr, tuple(prints), line, self.count, function, handle))
+
+    def hook_expr(self, node: ast.expr, param: str) -> str:
+        """Return what a hook returns, an expression of its gradient param as a step writes it."""
+        if any(isinstance(n, ast.Call) and self.is_creation(n) for n in ast.walk(node)):
+            raise Refused(f"a hook returning {_describe(node)}, a new tensor (allowed: an expression of the gradient,"
+                          f" such as {param} * 2 or {param}.clamp(-1, 1))")
+        translated = self.translate(node, {param: ast.Name(param, ast.Load())})
+        if not any(isinstance(n, ast.Name) and n.id == param for n in ast.walk(translated)):
+            raise Refused(f"a hook returning {_describe(node)}, which torch refuses: not a tensor of the gradient's size"
+                          f" (allowed: an expression of the gradient, such as {param} * 2)")
+        return ast.unparse(translated)
+
+    def hook_print(self, node: ast.Call, param: str, line: int) -> Print:
+        """Return a print(...) inside a hook: text, and the gradient param, alone or in f-strings."""
+        if node.keywords:
+            raise Refused("print(...) with keywords inside a hook (allowed: print('text', g))")
+        parts: list[str | Shown] = []
+        for i, arg in enumerate(node.args):
+            if i:
+                parts.append(" ")
+            pieces = arg.values if isinstance(arg, ast.JoinedStr) else [arg]
+            for piece in pieces:
+                value = piece.value if isinstance(piece, ast.FormattedValue) else piece
+                if isinstance(piece, ast.FormattedValue) and (piece.conversion != -1 or piece.format_spec):
+                    value = None
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    parts.append(_plain(value.value))
+                elif isinstance(value, ast.Name) and value.id == param:
+                    parts.append(Shown(param, "value", formatted=isinstance(arg, ast.JoinedStr)))
+                else:
+                    raise Refused(f"printing {_describe(arg)} inside a hook (allowed: text and the gradient {param},"
+                                  f" such as print('grad:', {param}))")
+        return Print(tuple(parts), len(self.calls), ast.unparse(node), line, self.count)
+
+    def remove_hook(self, handle: str) -> None:
+        """Record h.remove(): the hook no longer runs from the next backward call on (a second remove does nothing)."""
+        k = self.handles[handle]
+        if not self.hooks[k].removed:
+            self.hooks[k] = replace(self.hooks[k], removed=self.count)
 
     def ones_like(self, node: ast.expr) -> tuple[str, bool] | None:
         """Return (t, by len) for torch.ones_like(t), ones(t.shape), ones(t.size()) or ones(len(t)) of a computed t."""
@@ -1419,6 +1511,9 @@ class _Reader:
                 if n.func.id in self.modes and not (decorated and n is root):
                     raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
                                   f" (allowed: name = {n.func.id}(...), a step of its own)")
+                if n.func.id in self.hook_defs:
+                    raise Refused(f"calling '{n.func.id}', a function that prints, inside a computation (allowed: def f(a, b):"
+                                  f" return expression; one that prints only as a hook: t.register_hook({n.func.id}))")
                 if n.func.id in self.functions:
                     return self.inline(n, env, depth)
                 helpers = ", ".join(sorted(self.functions)) or "none yet"
@@ -1625,7 +1720,8 @@ class _Reader:
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
                     prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
-                    tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied))
+                    tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied),
+                    tuple(self.hooks))
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -1696,7 +1792,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
                 settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound,
-                spec.updates, spec.functions, spec.applied)
+                spec.updates, spec.functions, spec.applied, spec.hooks)
 
 
 # -- helpers -------------------------------------------------------------
@@ -1833,7 +1929,6 @@ def _describe(node: ast.AST) -> str:
 
 # What tutorials use that derive does not read yet, by the dotted name (or its last part) that shows it.
 _MISSING = {
-    "register_hook": "a hook (t.register_hook)",
     "torch.autograd.grad": "torch.autograd.grad",
     "autograd.grad": "torch.autograd.grad",
     "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
@@ -1917,6 +2012,24 @@ def _canonical(node: ast.ClassDef, fwd: ast.FunctionDef, bwd: ast.FunctionDef) -
     base = ast.Attribute(ast.Attribute(ast.Name("torch", ast.Load()), "autograd", ast.Load()), "Function", ast.Load())
     return ast.fix_missing_locations(ast.ClassDef(name=node.name, bases=[base], keywords=[], body=[method(fwd), method(bwd)],
                                                   decorator_list=[]))
+
+
+def _refuse_in_place(node: ast.FunctionDef) -> None:
+    """Refuse a function that changes its argument in place: a hook's grad *= 100 changes what other tensors get too."""
+    params = [a.arg for a in node.args.args]
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name) and sub.target.id in params:
+            raise Refused(f"'{node.name}' changes its argument '{sub.target.id}' in place ({_describe(sub)[1:-1]}): as a hook"
+                          " that mutates the gradient torch passes, it changes what other tensors receive too; this is"
+                          f" not supported (allowed: return a new gradient, such as return {sub.target.id} * 100)")
+
+
+def _hook_shaped(node: ast.FunctionDef, body: list[ast.stmt]) -> bool:
+    """Tell whether a def is a hook's: one parameter; prints, then perhaps a return."""
+    prints = body[:-1] if body and isinstance(body[-1], ast.Return) else body
+    return len(node.args.args) == 1 and bool(body) and all(
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Name)
+        and s.value.func.id == "print" for s in prints)
 
 
 def _dotted(node: ast.expr) -> str:
