@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
+from ..ops.autograd import gradient, is_grad_call
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Input, Shown, Spec, Step
 from .model import Graph, Node
@@ -147,6 +148,8 @@ class _Walker:
                 raise ExprError(f"attribute '.{node.attr}' is not allowed"
                                 f" (allowed: {attributes()} and the methods {', '.join(function_names())})")
             return op.attribute(self, node.value, top=top)
+        if isinstance(node, ast.Subscript) and is_grad_call(node.value):
+            return gradient(self, node.value, node.slice, top=top)
         if isinstance(node, ast.Subscript) and by_subscript() is not None:
             return by_subscript().subscript(self, node.value, node.slice, top=top)
         raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
