@@ -44,6 +44,7 @@ class _Walker:
         self.elements = 0
         self.no_grad = False
         self.failed: set[str] = set()
+        self.grad_calls: list[tuple[str, int, bool, tuple[str, ...]]] = []  # (step, line, retain_graph, nodes it runs)
 
     def leaf(self, inp) -> None:
         """Add an input as a leaf node."""
@@ -287,6 +288,7 @@ def build_graph(spec: Spec) -> Graph:
         raise SpecError(problems)
     graph = Graph(replace(spec, backward=tuple(calls)), tuple(builder.nodes), tuple(code))
     problems.extend(_freed(graph))
+    problems.extend(_freed_by_grad(graph, builder.grad_calls))
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
@@ -397,6 +399,34 @@ def _freed(graph: Graph) -> list[Problem]:
                                     " (allowed: retain_graph=True on that call)"))
         if not call.retain:
             freed.update((n.name, call.line) for n in reached if REGISTRY[n.op].saves and n.name not in freed)
+    return problems
+
+
+def _freed_by_grad(graph: Graph, grads: list[tuple[str, int, bool, tuple[str, ...]]]) -> list[Problem]:
+    """Report a backward call or torch.autograd.grad through tensors a torch.autograd.grad without retain_graph freed.
+
+    A grad call runs the backward of the nodes between its output and its inputs, and frees what they keep unless
+    retain_graph (or create_graph) is True; the reverse, a grad through what a backward call freed, raises too.
+    Two backward calls alone are _freed's.
+    """
+    seq = {s.name: s.seq for s in graph.spec.steps}
+    events = [((seq.get(step, 0), 0), line, retain, reached, True) for step, line, retain, reached in grads]
+    for call in graph.spec.backward:
+        reached = tuple(n.name for n in graph.ancestors(call.output) if n.tracked)
+        events.append(((call.seq, 1), call.line, call.retain, reached, False))
+    events.sort(key=lambda e: e[0])
+    problems: list[Problem] = []
+    freed: dict[str, tuple[int, bool]] = {}  # node -> (line of the call that freed it, whether a grad call did)
+    for _, line, retain, reached, by_grad in events:
+        hit = next((n for n in reached if n in freed and (by_grad or freed[n][1])), None)
+        if hit is not None:
+            what = "torch.autograd.grad" if by_grad else "backward"
+            problems.append(Problem(graph.spec.path, line, f"{what}: torch raises 'Trying to backward through the"
+                                    f" graph a second time': the call on line {freed[hit][0]} freed what {hit}'s"
+                                    " backward keeps (allowed: retain_graph=True on that call)"))
+        if not retain:
+            freed.update((n, (line, by_grad)) for n in reached
+                         if REGISTRY[graph.node(n).op].saves and n not in freed)
     return problems
 
 

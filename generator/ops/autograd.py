@@ -14,11 +14,12 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Callable
 
-from .base import Arg, ExprError, bind_args
+from .base import Arg, ExprError, bind_args, numel
 
 FUNCTION = "torch.autograd.grad"
 PARAMS = ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph")
-SUPPORTED = "+, -, *, unary minus, ** with a constant exponent, sin, cos, exp"
+SUPPORTED = "+, -, *, unary minus, ** with a constant exponent, sin, cos, exp, and sum() or mean() of all elements"
+REDUCED = ("sum", "mean")  # reductions of all elements, whose backward spreads a constant gradient as it is
 
 
 def _dotted(node: ast.AST) -> str:
@@ -74,6 +75,11 @@ def _vjp(ops: _Ops, node: Any, a: int, up: Arg) -> Arg:
         return ops("mul", up, ops("neg", ops.unary("sin", x[0])))
     if key == "exp":
         return ops("mul", up, node.name)  # grad * result
+    if key in REDUCED and node.kwargs.get("dim") is None:
+        if isinstance(up, str):
+            raise ExprError(f"torch.autograd.grad through {key}() of a gradient that is itself a tensor of the graph"
+                            f" (allowed: not supported yet; {SUPPORTED})")
+        return up if key == "sum" else ops("div", up, Fraction(numel(ops.walk.known[x[0]].shape)))
     raise ExprError(f"torch.autograd.grad through '{key}' is not supported yet (allowed: {SUPPORTED})")
 
 
@@ -112,9 +118,9 @@ def read_call(call: ast.Call) -> tuple[list[str], list[str], bool, bool]:
 
 def gradient(walk: Any, call: ast.Call, index: ast.AST, *, top: bool) -> str:
     """Add the nodes of torch.autograd.grad(y, inputs)[index] to the walker's graph; return the gradient's name."""
-    from .base import int_index, numel
+    from .base import int_index
 
-    outputs, inputs, _, create = read_call(call)
+    outputs, inputs, retain, create = read_call(call)
     k = int_index(index)
     if not -len(inputs) <= k < len(inputs):
         raise ExprError(f"index {k} of the {len(inputs)} gradients {FUNCTION} returns"
@@ -162,6 +168,8 @@ def gradient(walk: Any, call: ast.Call, index: ast.AST, *, top: bool) -> str:
         result = last.name
     for n in walk.nodes[before:]:
         walk.known[n.name] = n
+    runs = tuple(n.name for n in between if n.tracked)
+    walk.grad_calls.append((walk.current, walk.line, retain, runs))
     return result
 
 
@@ -190,7 +198,7 @@ def _backward(ops: _Ops, walk: Any, between: list[Any], output: str, target: str
         for a, parent in enumerate(node.args):
             if not isinstance(parent, str) or not any(n.name == parent for n in between):
                 continue
-            if walk.known[parent].shape != node.shape:
+            if walk.known[parent].shape != node.shape and node.op not in REDUCED:
                 raise ExprError(f"torch.autograd.grad through a broadcast ('{parent}' has another shape than"
                                 f" '{node.name}') (allowed: not supported yet; operands of one shape)")
             got = _vjp(ops, node, a, up)
