@@ -358,6 +358,7 @@ class Document:
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
     check: Check | None = None  # "check it yourself"
+    derivatives: tuple[DerivativeNote, ...] = ()  # what torch.autograd.grad returned, explained as derivatives
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -447,3 +448,26 @@ class RoundingNote:
     def params(self) -> dict[str, str]:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DerivativeNote:
+    """A gradient torch.autograd.grad returns, explained as a derivative: a formula of the inputs, then its numbers."""
+
+    name: str  # the tensor the gradient is bound to
+    output: str  # what was differentiated
+    input: str  # with respect to what
+    create: bool  # create_graph=True: torch records the ops, so the gradient can be differentiated again
+    order: int  # 1: a first derivative; 2: the derivative of a first derivative; ...
+    base: str  # the tensor whose first derivative starts the chain (output itself when order is 1)
+    nodes: tuple[str, ...]  # the ops of torch's backward formulas, which this page names
+    formula: str  # LaTeX: output = its expression in the inputs; '' when too large to write
+    lines: tuple[str, ...]  # LaTeX: d output / d input_k = its derivative = with the numbers = value
+    hidden: int  # elements whose line is left out
+
+    @property
+    def params(self) -> dict:
+        """Return the fields the catalog's sentences take."""
+        return {"name": self.name, "output": self.output, "input": self.input, "create": self.create,
+                "order": self.order, "base": self.base, "nodes": list(self.nodes), "formula": bool(self.formula),
+                "hidden": self.hidden}

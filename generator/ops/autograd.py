@@ -204,3 +204,17 @@ def _backward(ops: _Ops, walk: Any, between: list[Any], output: str, target: str
             got = _vjp(ops, node, a, up)
             adj[parent] = got if parent not in adj else ops("add", adj[parent], got)  # torch: old + new
     return adj.get(target, Fraction(0))
+
+
+def request(expr: str) -> tuple[str, tuple[str, ...], int, bool, bool] | None:
+    """Return (output, inputs, index, retain_graph, create_graph) of a step written torch.autograd.grad(...)[k]."""
+    try:
+        tree = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(tree, ast.Subscript) and is_grad_call(tree.value)):
+        return None
+    from .base import int_index
+
+    outputs, inputs, retain, create = read_call(tree.value)
+    return outputs[0], tuple(inputs), int_index(tree.slice), retain, create

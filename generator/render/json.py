@@ -98,6 +98,11 @@ class Json(Finished):
         }
         if large:  # what the document shows of each tensor (small examples show every entry)
             data["highlights"] = _highlights(derivation, shapes)
+        if document.derivatives:
+            data["grad_calls"] = [{
+                "result": n.name, "output": n.output, "input": n.input, "create_graph": n.create, "order": n.order,
+                "value": _floats(derivation.values[n.name], shapes[n.name]),
+            } for n in document.derivatives]
         return (dumps(data) + "\n").encode("utf-8")
 
 
@@ -208,6 +213,18 @@ def document_schema() -> dict[str, Any]:
                                "grads": {"type": "object", "additionalProperties":
                                          {"oneOf": [{"$ref": "#/$defs/exact"}, {"type": "null"}]}}},
                 "description": "The same values and each leaf's grad as exact sympy strings (null when large)."}]},
+            "grad_calls": {"type": "array", "description": "Every torch.autograd.grad(output, ...)[k], in order"
+                           " (absent when the code has none).", "items": {
+                               "type": "object", "additionalProperties": False,
+                               "required": ["result", "output", "input", "create_graph", "order", "value"],
+                               "properties": {
+                                   "result": {"type": "string", "description": "The tensor the gradient is bound to."},
+                                   "output": {"type": "string"}, "input": {"type": "string"},
+                                   "create_graph": {"type": "boolean", "description": "Recorded: it can be"
+                                                    " differentiated again."},
+                                   "order": {"type": "integer", "description": "1: a first derivative; 2: the"
+                                             " derivative of one; ..."},
+                                   "value": {"$ref": "#/$defs/tensor", "description": "The gradient's values."}}}},
             "highlights": {"type": "object", "additionalProperties": False,
                            "description": "A large example's telling entries, as its document shows them.",
                            "properties": {"values": glimpses, "grads": glimpses,
