@@ -359,6 +359,7 @@ class Document:
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
     check: Check | None = None  # "check it yourself"
     derivatives: tuple[DerivativeNote, ...] = ()  # what torch.autograd.grad returned, explained as derivatives
+    through: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (call, the create_graph gradients its backward goes through)
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:

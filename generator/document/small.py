@@ -401,6 +401,16 @@ class SmallBuilder(DocumentBuilder):
                                         nodes, formula, lines, hidden))
         return tuple(notes)
 
+    def through_derivatives(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """Return, per backward call, the recorded (create_graph) gradients its pass goes back through."""
+        recorded = {s.name for s in self.graph.spec.steps if (found := request(s.expr)) and found[4]}
+        found = []
+        for i, p in enumerate(self.d.passes):
+            names = tuple(n for n in p.order if n in recorded)
+            if names:
+                found.append((i + 1, names))
+        return tuple(found)
+
     def derivative_lines(self, output: str, target: str, result: str) -> tuple[str, tuple[str, ...], int]:
         """Return output as a formula of the leaves, and each element's derivative by sympy.diff with its numbers.
 
@@ -492,7 +502,8 @@ def build_document(
 
         return LargeBuilder(derivation).document(large=True, alike=False, **fields)
     builder = SmallBuilder(derivation)
-    document = replace(builder.document(alike=False, **fields), derivatives=builder.derivative_notes())
+    document = replace(builder.document(alike=False, **fields), derivatives=builder.derivative_notes(),
+                       through=builder.through_derivatives())
     alike = all(f.generic or f.scalar for f in document.forward) and all(
         b.generic or b.shape == "scalar" for c in document.calls for b in c.backward if not b.is_output)
     return replace(document, alike=alike)

@@ -18,7 +18,7 @@ from .base import Arg, ExprError, bind_args, numel
 
 FUNCTION = "torch.autograd.grad"
 PARAMS = ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph")
-SUPPORTED = "+, -, *, unary minus, ** with a constant exponent, sin, cos, exp, and sum() or mean() of all elements"
+SUPPORTED = "+, -, *, unary minus, ** with a constant exponent, / by a constant, sin, cos, exp, and sum() or mean() of all elements"
 REDUCED = ("sum", "mean")  # reductions of all elements, whose backward spreads a constant gradient as it is
 
 
@@ -69,6 +69,8 @@ def _vjp(ops: _Ops, node: Any, a: int, up: Arg) -> Arg:
             raise ExprError("x ** 0 inside torch.autograd.grad: torch returns zeros there"
                             f" (allowed: not supported yet; {SUPPORTED})")
         return ops("mul", up, ops("mul", c, ops("pow", x[0], c - 1)))  # grad * (c * x.pow(c - 1))
+    if key == "div" and a == 0 and not isinstance(x[1], str):
+        return ops("div", up, x[1])  # grad / other
     if key == "sin":
         return ops("mul", up, ops.unary("cos", x[0]))
     if key == "cos":
@@ -198,10 +200,13 @@ def _backward(ops: _Ops, walk: Any, between: list[Any], output: str, target: str
         for a, parent in enumerate(node.args):
             if not isinstance(parent, str) or not any(n.name == parent for n in between):
                 continue
-            if walk.known[parent].shape != node.shape and node.op not in REDUCED:
+            shape = walk.known[parent].shape
+            if shape not in (node.shape, ()) and node.op not in REDUCED:
                 raise ExprError(f"torch.autograd.grad through a broadcast ('{parent}' has another shape than"
-                                f" '{node.name}') (allowed: not supported yet; operands of one shape)")
+                                f" '{node.name}') (allowed: not supported yet; operands of one shape, or 0-d)")
             got = _vjp(ops, node, a, up)
+            if shape != node.shape and node.op not in REDUCED:  # a 0-d operand gets the sum, as torch's sum_to
+                got = ops.unary("sum", got) if isinstance(got, str) else got * numel(node.shape)
             adj[parent] = got if parent not in adj else ops("add", adj[parent], got)  # torch: old + new
     return adj.get(target, Fraction(0))
 

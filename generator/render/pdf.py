@@ -534,6 +534,9 @@ class TexBuilder:
             doc.append(self.math(call.upstream))
         if call.retain_graph:
             doc.append(self.say("retain_graph"))
+        for number, names in d.through:
+            if number == call.number:
+                doc.append(self.say("through_derivatives", out=call.output, names=list(names)))
 
         doc.append(self.say("chain_rule", out=call.output, large=d.large))
         for item in call.backward:
