@@ -154,6 +154,13 @@ class TestRefused:
         assert "appears to not have been used in the graph" in _torch_raises(code)
         assert_one_problem(write(tmp_path, code), 5, "appears to not have been used in the graph")
 
+    def test_an_input_that_does_not_require_grad(self, tmp_path):
+        """grad with respect to a tensor without requires_grad is refused with torch's reason."""
+        code = "import torch\nx = torch.tensor(1.0)\nw = torch.tensor(2.0, requires_grad=True)\n" \
+               "y = x * w\ng = torch.autograd.grad(y, x)[0]\n"
+        assert "One of the differentiated Tensors does not require grad" in _torch_raises(code)
+        assert_one_problem(write(tmp_path, code), 5, "One of the differentiated Tensors does not require grad")
+
     @pytest.mark.parametrize("line, message", [
         ("g = torch.autograd.grad(y, x)[0]", "torch.autograd.grad through 'relu' is not supported yet"),
         ("g = torch.autograd.grad(y, x, grad_outputs=torch.ones(()))[0]", "grad_outputs="),

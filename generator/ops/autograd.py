@@ -14,6 +14,7 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any, Callable
 
+from . import REGISTRY
 from .base import Arg, ExprError, bind_args, numel
 
 FUNCTION = "torch.autograd.grad"
@@ -39,13 +40,10 @@ class _Ops:
     """Make the nodes of a backward formula through the ops' own operate (constants fold as Python does)."""
 
     def __init__(self, walk: Any):
-        from . import REGISTRY  # the registry imports this module's users, not this module
-
         self.walk = walk
-        self.registry = REGISTRY
 
     def __call__(self, key: str, *args: Arg) -> Arg:
-        return self.registry[key].operate(self.walk, list(args), top=False)
+        return REGISTRY[key].operate(self.walk, list(args), top=False)
 
     def unary(self, key: str, x: str) -> str:
         return self.walk.make(key, [x], top=False)
@@ -139,6 +137,9 @@ def gradient(walk: Any, call: ast.Call, index: ast.AST, *, top: bool) -> str:
     if numel(out.shape) != 1:
         raise ExprError(f"'{output}' has {numel(out.shape)} elements, so torch raises 'grad can be implicitly created"
                         " only for scalar outputs' (allowed: a one-element output)")
+    if not walk.known[target].requires_grad:
+        raise ExprError(f"'{target}' does not require grad, so torch raises 'One of the differentiated Tensors does"
+                        " not require grad' (allowed: a tensor made with requires_grad=True)")
     if not walk.known[target].is_leaf:
         raise ExprError(f"the gradient with respect to '{target}', which is not a leaf"
                         " (allowed: not supported yet; leaves made by torch.tensor, ones, ...)")

@@ -52,7 +52,7 @@ _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS)
                " (or enable_grad(), set_grad_enabled(flag), as blocks or decorators),"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import math,"
-            " from torch.autograd import Variable")
+            " from torch.autograd import Variable, grad")
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
 
 
