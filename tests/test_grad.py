@@ -94,6 +94,28 @@ class TestValues:
         assert [c["result"] for c in data["grad_calls"]] == ["g", "gb", "da", "db"]
 
 
+    def test_a_yaml_step_may_call_grad(self, tmp_path):
+        """A YAML spec's step may be torch.autograd.grad(y, x)[0]; its values and the leaf's grad are torch's."""
+        spec = tmp_path / "g.yaml"
+        spec.write_text("title: grad in a step\nsummary: a step calls torch.autograd.grad\ninputs:\n  x:\n"
+                        "    value: [1, 2]\n    requires_grad: true\nsteps:\n  y: (x ** 3).sum()\n"
+                        "  g: torch.autograd.grad(y, x, create_graph=True)[0]\n  out: (g * g).sum()\nbackward: out\n")
+        assert run("check", str(spec)) == (0, "1 agree with torch, 0 failed\n", "")
+        assert run("build", str(spec), "--out", str(tmp_path / "o"), "--format", "json")[0] == 0
+        data = json.loads((tmp_path / "o/g.json").read_text())
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        g = torch.autograd.grad((x ** 3).sum(), x, create_graph=True)[0]
+        (g * g).sum().backward()
+        assert (data["values"]["g"], data["grads"]["x"]) == (g.tolist(), x.grad.tolist())
+
+    def test_the_tuple_itself_is_refused_in_a_step(self, tmp_path):
+        """A step that is the call itself, a tuple to torch, is refused where it is, saying to pick one gradient."""
+        spec = tmp_path / "g.yaml"
+        spec.write_text("title: t\nsummary: s\ninputs:\n  x:\n    value: [1, 2]\n    requires_grad: true\n"
+                        "steps:\n  y: (x ** 3).sum()\n  g: torch.autograd.grad(y, x)\nbackward: y\n")
+        assert_one_problem(spec, 9, "returns a tuple of gradients (allowed: one of them, torch.autograd.grad(y, x)[0])")
+
+
 class TestDocument:
     def test_the_derivative_of_a_derivative_with_sympy_s_formula(self, tmp_path):
         """The document writes the first derivative as a formula of x, and its derivative, as sympy.diff gives them."""

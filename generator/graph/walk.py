@@ -141,6 +141,9 @@ class _Walker:
             return self._binop(node, top)
         if isinstance(node, ast.UnaryOp):
             return self._unary(node, top)
+        if isinstance(node, ast.Call) and is_grad_call(node):
+            raise ExprError("torch.autograd.grad(...) returns a tuple of gradients"
+                            " (allowed: one of them, torch.autograd.grad(y, x)[0])")
         if isinstance(node, ast.Call):
             return self._call(node, top)
         if isinstance(node, ast.Attribute):
