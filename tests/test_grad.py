@@ -183,6 +183,15 @@ class TestRefused:
         assert "One of the differentiated Tensors does not require grad" in _torch_raises(code)
         assert_one_problem(write(tmp_path, code), 5, "One of the differentiated Tensors does not require grad")
 
+    def test_a_constant_factor_torch_rounds_step_by_step(self, tmp_path):
+        """A constant gradient factor that torch's float32 steps round otherwise than the exact one is refused."""
+        code = "import torch\nx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\n" \
+               "y = (x ** 2 * 0.1 / 7.0 * 1.3).mean()\nk = torch.autograd.grad(y, x)[0]\n"
+        rounded_once = torch.tensor(float(sp.Rational(13, 2100)), dtype=torch.float32)
+        stepwise = torch.ones(()) / 3 * 1.3 / 7.0 * 0.1  # mean, * 1.3, / 7.0, * 0.1: backward goes last op first
+        assert stepwise != rounded_once
+        assert_one_problem(write(tmp_path, code), 4, "one rounding per step")
+
     @pytest.mark.parametrize("line, message", [
         ("g = torch.autograd.grad(y, x)[0]", "torch.autograd.grad through 'relu' is not supported yet"),
         ("g = torch.autograd.grad(y, x, grad_outputs=torch.ones(()))[0]", "grad_outputs="),

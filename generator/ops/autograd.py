@@ -12,10 +12,12 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
+
+import numpy as np
 
 from . import REGISTRY
-from .base import Arg, ExprError, bind_args, numel
+from .base import Arg, ExprError, bind_args, num, numel
 
 FUNCTION = "torch.autograd.grad"
 PARAMS = ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph")
@@ -41,9 +43,25 @@ class _Ops:
 
     def __init__(self, walk: Any):
         self.walk = walk
+        self.dtype = walk.spec.dtype
 
     def __call__(self, key: str, *args: Arg) -> Arg:
-        return REGISTRY[key].operate(self.walk, list(args), top=False)
+        if any(isinstance(a, str) for a in args):
+            return REGISTRY[key].operate(self.walk, list(args), top=False)
+        # torch computes a constant gradient on tensors too, rounding each step to the dtype: (1 / 3) * 0.7 twice.
+        # The exact value serves where that rounds alike (each constant rounded once, as the shadow rounds it).
+        exact = REGISTRY[key].fold(list(args))
+        if self.rounded(REGISTRY[key].fold([self.rounded(a) for a in args])) != self.rounded(exact):
+            shown = f" {REGISTRY[key].spelling.symbol} ".join(num(a) for a in args)
+            raise ExprError(f"torch.autograd.grad: torch computes the constant factor {shown} of the gradient in"
+                            f" {self.dtype}, one rounding per step, and that differs from rounding the exact"
+                            f" {num(exact)} once (allowed: not supported yet; gradients whose constant factors"
+                            " round alike)")
+        return exact
+
+    def rounded(self, value: Fraction) -> Fraction:
+        """Return a number as the dtype holds it."""
+        return Fraction(float(np.float32(value) if self.dtype == "float32" else np.float64(value)))
 
     def unary(self, key: str, x: str) -> str:
         return self.walk.make(key, [x], top=False)
@@ -207,7 +225,7 @@ def _backward(ops: _Ops, walk: Any, between: list[Any], output: str, target: str
                                 f" '{node.name}') (allowed: not supported yet; operands of one shape, or 0-d)")
             got = _vjp(ops, node, a, up)
             if shape != node.shape and node.op not in REDUCED:  # a 0-d operand gets the sum, as torch's sum_to
-                got = ops.unary("sum", got) if isinstance(got, str) else got * numel(node.shape)
+                got = ops.unary("sum", got) if isinstance(got, str) else ops("mul", got, Fraction(numel(node.shape)))
             adj[parent] = got if parent not in adj else ops("add", adj[parent], got)  # torch: old + new
     return adj.get(target, Fraction(0))
 
