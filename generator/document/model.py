@@ -398,6 +398,8 @@ class Document:
     functionals: tuple[FunctionalItem, ...] = ()  # each printed torch.autograd.functional call, in order
     functions: tuple[FunctionItem, ...] = ()  # each F.apply(x) of a custom torch.autograd.Function
     hooked: bool = False  # a hook changed a gradient: the numbers are then no longer derivatives
+    derivatives: tuple[DerivativeNote, ...] = ()  # what torch.autograd.grad returned, explained as derivatives
+    through: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (call, the create_graph gradients its backward goes through)
 
     @property
     def steps(self) -> tuple[tuple[ForwardItem, ...], ...]:
@@ -601,3 +603,25 @@ class HookStep:
     def params(self) -> dict:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)
+
+@dataclass(frozen=True)
+class DerivativeNote:
+    """A gradient torch.autograd.grad returns, explained as a derivative: a formula of the inputs, then its numbers."""
+
+    name: str  # the tensor the gradient is bound to
+    output: str  # what was differentiated
+    input: str  # with respect to what
+    create: bool  # create_graph=True: torch records the ops, so the gradient can be differentiated again
+    order: int  # 1: a first derivative; 2: the derivative of a first derivative; ...
+    base: str  # the tensor whose first derivative starts the chain (output itself when order is 1)
+    nodes: tuple[str, ...]  # the ops of torch's backward formulas, which this page names
+    formula: str  # LaTeX: output = its expression in the inputs; '' when too large to write
+    lines: tuple[str, ...]  # LaTeX: d output / d input_k = its derivative = with the numbers = value
+    hidden: int  # elements whose line is left out
+
+    @property
+    def params(self) -> dict:
+        """Return the fields the catalog's sentences take."""
+        return {"name": self.name, "output": self.output, "input": self.input, "create": self.create,
+                "order": self.order, "base": self.base, "nodes": list(self.nodes), "formula": bool(self.formula),
+                "hidden": self.hidden}

@@ -31,6 +31,8 @@ from ..spec.model import Functional
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 from .parts import gradient_after_hooks
+from .model import DerivativeNote
+from ..ops.autograd import request
 
 if TYPE_CHECKING:
     from ..engines.sparse import Bulk
@@ -43,6 +45,7 @@ MAX_ALL_AT_ONCE_PARTIALS = 12  # derivatives shown in that section; the rest are
 MAX_SYMBOLIC_CHARS = 600  # LaTeX length of a symbolic Jacobian worth showing
 MAX_SUBSTITUTED_OPS = 12  # operations a graph may have for its fully substituted expression to be built
 MAX_SUBSTITUTED_SIZE = 20 * MAX_ALL_AT_ONCE  # and the bound on that expression's size (derive.expression_size)
+MAX_DERIVATIVE_LINES = 6  # elements of a torch.autograd.grad result derived one by one with sympy.diff
 
 
 class SmallBuilder(DocumentBuilder):
@@ -385,6 +388,65 @@ class SmallBuilder(DocumentBuilder):
     def grad_items(self) -> tuple[GradItem, ...]:
         return grad_items_of(self.graph, self.d.passes, vjp=lambda p, leaf: p.vjp.get(leaf), grad=self.d.grads.get)
 
+    # -- torch.autograd.grad -------------------------------------------------------
+
+    def derivative_notes(self) -> tuple[DerivativeNote, ...]:
+        """Explain each torch.autograd.grad: what it differentiated as a formula of the inputs, and sympy's derivative."""
+        notes, orders, bases = [], {}, {}
+        for step in self.graph.spec.steps:
+            found = request(step.expr)
+            if found is None or step.name not in self.d.values:
+                continue
+            output, inputs, k, _, create = found
+            orders[step.name], bases[step.name] = orders.get(output, 0) + 1, bases.get(output, output)
+            nodes = tuple(n.name for n in self.graph.nodes if n.step == step.name and n.name != step.name)
+            formula, lines, hidden = self.derivative_lines(output, inputs[k], step.name)
+            notes.append(DerivativeNote(step.name, output, inputs[k], create, orders[step.name], bases[step.name],
+                                        nodes, formula, lines, hidden))
+        return tuple(notes)
+
+    def through_derivatives(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """Return, per backward call, the recorded (create_graph) gradients its pass goes back through."""
+        recorded = {s.name for s in self.graph.spec.steps if (found := request(s.expr)) and found[4]}
+        found = []
+        for i, p in enumerate(self.d.passes):
+            names = tuple(n for n in p.order if n in recorded)
+            if names:
+                found.append((i + 1, names))
+        return tuple(found)
+
+    def derivative_lines(self, output: str, target: str, result: str) -> tuple[str, tuple[str, ...], int]:
+        """Return output as a formula of the leaves, and each element's derivative by sympy.diff with its numbers.
+
+        sympy differentiates the whole formula; the gradient's values come from torch's backward formulas, op by op.
+        The two must agree: a disagreement is a bug of ours, never shown.
+        """
+        if expression_size(self.d, output) > MAX_SUBSTITUTED_SIZE:
+            return "", (), 0
+        (expr,) = full_expression(self.d, output)
+        if sp.count_ops(expr) > MAX_ALL_AT_ONCE or expr.has(sp.Max, sp.Min, sp.Abs):
+            return "", (), 0
+        expanded = sp.expand(expr)
+        expr = expanded if sp.count_ops(expanded) <= sp.count_ops(expr) else expr
+        env = {s: v for n in self.graph.nodes if n.is_leaf for s, v in zip(self.d.symbols[n.name], self.d.values[n.name])}
+        top = self.names[self.d.symbols[output][0]]
+        lines = []
+        size = numel(self.graph.node(target).shape)
+        for j in range(size):
+            derivative = sp.diff(expr, self.d.symbols[target][j])
+            value = self.d.values[result][j]
+            check = evaluate(derivative, env)
+            if abs(complex(sp.N(check - value, 30))) > 1e-12 * max(1.0, abs(complex(sp.N(value, 30)))):
+                raise RuntimeError(f"sympy's derivative of {output} gives {check} for {result}[{j}], the graph {value}")
+            if j >= MAX_DERIVATIVE_LINES:
+                continue
+            shown = sp.factor(derivative) if _factorable(derivative) else derivative
+            parts = [self.partial(top, self.names[self.d.symbols[target][j]]), self.printer.doprint(shown)]
+            if shown.free_symbols:
+                parts.append(self.numbers.doprint(shown))
+            lines.append(" = ".join(parts) + (value_tex(value) if shown.free_symbols else ""))
+        return f"{top} = {self.printer.doprint(expr)}", tuple(lines), max(size - MAX_DERIVATIVE_LINES, 0)
+
 
 def _layout_tex(values, shape: tuple[int, ...], layout: str) -> str:
     """Return a tensor as a matrix in a product: as it is, transposed, or a vector as a column or a row."""
@@ -448,7 +510,9 @@ def build_document(
         from .large import LargeBuilder
 
         return LargeBuilder(derivation).document(large=True, alike=False, **fields)
-    document = SmallBuilder(derivation).document(alike=False, **fields)
+    builder = SmallBuilder(derivation)
+    document = replace(builder.document(alike=False, **fields), derivatives=builder.derivative_notes(),
+                       through=builder.through_derivatives())
     alike = all(f.generic or f.scalar for f in document.forward) and all(
         b.generic or b.shape == "scalar" for c in document.calls for b in c.backward if not b.is_output)
     return replace(document, alike=alike, functions=function_items(derivation))

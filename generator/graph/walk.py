@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
+from ..ops.autograd import gradient, is_grad_call
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
 from ..spec.numbers import NAME, RESERVED
@@ -46,6 +47,7 @@ class _Walker:
         self.elements = 0
         self.no_grad = False
         self.failed: set[str] = set()
+        self.grad_calls: list[tuple[str, int, bool, tuple[str, ...]]] = []  # (step, line, retain_graph, nodes it runs)
 
     def leaf(self, inp) -> None:
         """Add an input as a leaf node."""
@@ -146,6 +148,9 @@ class _Walker:
             return self._binop(node, top)
         if isinstance(node, ast.UnaryOp):
             return self._unary(node, top)
+        if isinstance(node, ast.Call) and is_grad_call(node):
+            raise ExprError("torch.autograd.grad(...) returns a tuple of gradients"
+                            " (allowed: one of them, torch.autograd.grad(y, x)[0])")
         if isinstance(node, ast.Call):
             return self._call(node, top)
         if isinstance(node, ast.Attribute):
@@ -154,6 +159,8 @@ class _Walker:
                 raise ExprError(f"attribute '.{node.attr}' is not allowed"
                                 f" (allowed: {attributes()} and the methods {', '.join(function_names())})")
             return op.attribute(self, node.value, top=top)
+        if isinstance(node, ast.Subscript) and is_grad_call(node.value):
+            return gradient(self, node.value, node.slice, top=top)
         if isinstance(node, ast.Subscript) and by_subscript() is not None:
             return by_subscript().subscript(self, node.value, node.slice, top=top)
         raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
@@ -314,6 +321,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_freed(graph))
     problems.extend(_changed_in_place(graph))
     problems.extend(_updates(graph))
+    problems.extend(_freed_by_grad(graph, builder.grad_calls))
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
@@ -508,6 +516,34 @@ def _freed(graph: Graph) -> list[Problem]:
                                     " (allowed: retain_graph=True on that call)"))
         if not call.retain:
             freed.update((n.name, call.line) for n in reached if REGISTRY[n.op].saves and n.name not in freed)
+    return problems
+
+
+def _freed_by_grad(graph: Graph, grads: list[tuple[str, int, bool, tuple[str, ...]]]) -> list[Problem]:
+    """Report a backward call or torch.autograd.grad through tensors a torch.autograd.grad without retain_graph freed.
+
+    A grad call runs the backward of the nodes between its output and its inputs, and frees what they keep unless
+    retain_graph (or create_graph) is True; the reverse, a grad through what a backward call freed, raises too.
+    Two backward calls alone are _freed's.
+    """
+    seq = {s.name: s.seq for s in graph.spec.steps}
+    events = [((seq.get(step, 0), 0), line, retain, reached, True) for step, line, retain, reached in grads]
+    for call in graph.spec.backward:
+        reached = tuple(n.name for n in graph.ancestors(call.output) if n.tracked)
+        events.append(((call.seq, 1), call.line, call.retain, reached, False))
+    events.sort(key=lambda e: e[0])
+    problems: list[Problem] = []
+    freed: dict[str, tuple[int, bool]] = {}  # node -> (line of the call that freed it, whether a grad call did)
+    for _, line, retain, reached, by_grad in events:
+        hit = next((n for n in reached if n in freed and (by_grad or freed[n][1])), None)
+        if hit is not None:
+            what = "torch.autograd.grad" if by_grad else "backward"
+            problems.append(Problem(graph.spec.path, line, f"{what}: torch raises 'Trying to backward through the"
+                                    f" graph a second time': the call on line {freed[hit][0]} freed what {hit}'s"
+                                    " backward keeps (allowed: retain_graph=True on that call)"))
+        if not retain:
+            freed.update((n, (line, by_grad)) for n in reached
+                         if REGISTRY[graph.node(n).op].saves and n not in freed)
     return problems
 
 

@@ -99,7 +99,23 @@ def derive_graph(graph):
     from ..engines.sparse import derive_bulk, is_large
     from ..engines.exact import derive
 
-    return derive_bulk(graph) if is_large(graph) else derive(graph)
+    if is_large(graph):
+        _refuse_large_grads(graph)
+        return derive_bulk(graph)
+    return derive(graph)
+
+
+def _refuse_large_grads(graph) -> None:
+    """Refuse torch.autograd.grad in a large example: its explanation differentiates whole formulas with sympy."""
+    from ..engines.sparse import SMALL
+    from ..errors import Problem, SpecError
+    from ..ops.autograd import request
+
+    problems = [Problem(graph.spec.path, s.line, f"torch.autograd.grad in an example with a tensor of more than {SMALL}"
+                        " elements: derive explains what it returns element by element, with sympy (allowed: tensors of"
+                        f" at most {SMALL} elements)") for s in graph.spec.steps if request(s.expr)]
+    if problems:
+        raise SpecError(problems)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -64,7 +64,7 @@ def forward(torch: Any, graph: Graph, leaves: dict[str, Any]) -> dict[str, Any]:
         if node.is_leaf:
             continue
         args = [tensors[a] if isinstance(a, str) else float(a) for a in node.args]
-        with torch.no_grad() if node.cut == "no_grad" else contextlib.nullcontext():
+        with torch.no_grad() if node.cut in ("no_grad", "grad") else contextlib.nullcontext():
             tensors[node.name] = REGISTRY[node.op].run(torch, args, node.kwargs)
     return tensors
 

@@ -23,7 +23,7 @@ from ..spec.python import float_format
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like")  # torch.<name>(...) as code.py writes an input or a gradient
-OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph")  # code.py's own, beside the ops' KEYWORDS
+OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph", "create_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store)
 RESERVED = ("torch", "print")
@@ -111,6 +111,10 @@ def vet(code: str) -> None:
                 raise Refused("an index that is not an integer")
         if isinstance(node, ast.Attribute) and ast.dump(node) == PARAMETER:
             return  # torch.nn.Parameter, as code.py writes a Parameter
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.autograd.grad":
+            for child in (*node.args, *node.keywords):  # torch.autograd.grad(y, x, create_graph=True)[0]
+                expression(child)
+            return
         if isinstance(node, ast.Attribute):
             torch = isinstance(node.value, ast.Name) and node.value.id == "torch"
             allowed = ({"float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes

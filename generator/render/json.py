@@ -107,6 +107,11 @@ class Json(Finished):
             data["functionals"] = _functionals(graph.spec)
         if graph.spec.applied:
             data["functions"] = _functions(derivation, shapes)
+        if document.derivatives:
+            data["grad_calls"] = [{
+                "result": n.name, "output": n.output, "input": n.input, "create_graph": n.create, "order": n.order,
+                "value": _floats(derivation.values[n.name], shapes[n.name]),
+            } for n in document.derivatives]
         return (dumps(data) + "\n").encode("utf-8")
 
 
@@ -323,6 +328,18 @@ def document_schema() -> dict[str, Any]:
                 "description": "The same values and each leaf's grad as exact sympy strings (null when large)."}]},
             "functions": {"type": "array", "items": function, "description": "Each F.apply(x) of a custom"
                           " torch.autograd.Function (only when the example has one)."},
+            "grad_calls": {"type": "array", "description": "Every torch.autograd.grad(output, ...)[k], in order"
+                           " (absent when the code has none).", "items": {
+                               "type": "object", "additionalProperties": False,
+                               "required": ["result", "output", "input", "create_graph", "order", "value"],
+                               "properties": {
+                                   "result": {"type": "string", "description": "The tensor the gradient is bound to."},
+                                   "output": {"type": "string"}, "input": {"type": "string"},
+                                   "create_graph": {"type": "boolean", "description": "Recorded: it can be"
+                                                    " differentiated again."},
+                                   "order": {"type": "integer", "description": "1: a first derivative; 2: the"
+                                             " derivative of one; ..."},
+                                   "value": {"$ref": "#/$defs/tensor", "description": "The gradient's values."}}}},
             "highlights": {"type": "object", "additionalProperties": False,
                            "description": "A large example's telling entries, as its document shows them.",
                            "properties": {"values": glimpses, "grads": glimpses,

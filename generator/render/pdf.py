@@ -507,6 +507,7 @@ class TexBuilder:
                         doc.append(self.say("so"))
                         doc.append(self.math(each.result))
                         doc.append(self.say("glance", **each.glance.params))
+                self.derivatives(doc, run)
                 continue
             doc.append(self.say("forward_node", names=[item.name], indices=""))
             for eq in item.displays:
@@ -518,6 +519,23 @@ class TexBuilder:
                 doc.append(self.math(item.result))
             if item.glance:
                 doc.append(self.say("glance", **item.glance.params))
+            self.derivatives(doc, run)
+
+    def derivatives(self, doc, run):
+        """What torch.autograd.grad returned in this run, explained as a derivative (as the Markdown says it)."""
+        names = [i.name for i in run]
+        for note in self.doc_model.derivatives:
+            if note.name not in names:
+                continue
+            doc.append(self.say("derivative", **note.params))
+            if note.formula:
+                doc.append(self.math(note.formula))
+                doc.append(self.say("derivative_then", **note.params))
+                for eq in note.lines:
+                    doc.append(self.math(eq))
+                if note.hidden:
+                    doc.append(self.say("derivative_hidden", count=note.hidden))
+            doc.append(self.say("derivative_ops", **note.params))
 
     def example(self, doc, item):
         """A large example's generic equation at one element, with the sentence that says which."""
@@ -545,6 +563,9 @@ class TexBuilder:
             doc.append(self.math(call.upstream))
         if call.retain_graph:
             doc.append(self.say("retain_graph"))
+        for number, names in d.through:
+            if number == call.number:
+                doc.append(self.say("through_derivatives", out=call.output, names=list(names)))
 
         doc.append(self.say("chain_rule", out=call.output, large=d.large))
         for item in call.backward:

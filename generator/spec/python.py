@@ -54,7 +54,7 @@ _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS)
                " (or enable_grad(), set_grad_enabled(flag), as blocks or decorators),"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import math,"
-            " from torch.autograd import Variable")
+            " from torch.autograd import Variable, grad")
 _LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
 
 
@@ -142,6 +142,7 @@ class _Reader:
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
+    grads: dict[str, list[str]] = field(default_factory=dict)  # Python name -> the nodes of torch.autograd.grad's tuple
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -227,6 +228,11 @@ class _Reader:
                 return
             if node.module == "torch.autograd" and [a.name for a in node.names] == ["Function"]:
                 self.modules[node.names[0].asname or "Function"] = "Function"  # class F(Function): a custom Function
+                return
+            if node.module == "torch.autograd" and {a.name for a in node.names} <= {"Variable", "grad"}:
+                for a in node.names:
+                    self.forget(a.asname or a.name)
+                    self.modules[a.asname or a.name] = a.name
                 return
             raise Refused(f"from {node.module or '.'} import ... is not supported ({_IMPORTS})")
         for alias in node.names:
@@ -317,6 +323,8 @@ class _Reader:
             if not (isinstance(value, ast.Constant) and value.value is None):
                 raise Refused(f"assigning {_describe(value)} to {_describe(target)} (allowed: t.grad = None, t.grad.zero_())")
             return self.reset(target.value, line, clear=True)
+        if self.grad_call(value) is not None:
+            return self.assign_grad(target, value, line)
         if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
             names = [t.id for t in target.elts if isinstance(t, ast.Name)]
             taken = {n.id for v in value.elts for n in ast.walk(v) if isinstance(n, ast.Name)}
@@ -650,6 +658,89 @@ class _Reader:
         self.forget(name)
         self.functions[name] = ([p.arg for p in a.args], node.body)
 
+    def grad_call(self, node: ast.expr) -> ast.Call | None:
+        """Return the torch.autograd.grad(...) call of grad(...) or grad(...)[k], if node is one."""
+        call = node.value if isinstance(node, ast.Subscript) else node
+        if not isinstance(call, ast.Call):
+            return None
+        func = call.func
+        if isinstance(func, ast.Name) and self.modules.get(func.id) == "grad":
+            return call
+        dotted = _dotted(func)
+        head = dotted.partition(".")[0]
+        if dotted.endswith(".autograd.grad") and dotted.count(".") == 2 and self.modules.get(head) == "torch":
+            return call
+        return None
+
+    def assign_grad(self, target: ast.expr, value: ast.expr, line: int) -> None:
+        """Read g = torch.autograd.grad(y, x)[0], g, = ..., dx, dw = ... or g = ... (a tuple read as g[0])."""
+        call = self.grad_call(value)
+        names = ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph")
+        if len(call.args) > len(names) or any(k.arg not in names for k in call.keywords):
+            raise Refused("torch.autograd.grad with other arguments than outputs, inputs, grad_outputs=,"
+                          " retain_graph=, create_graph= (allowed: those)")
+        given = dict(zip(names, call.args)) | {k.arg: k.value for k in call.keywords}
+        if "outputs" not in given or "inputs" not in given:
+            raise Refused("torch.autograd.grad without outputs and inputs (allowed: torch.autograd.grad(y, x))")
+        inputs = given["inputs"].elts if isinstance(given["inputs"], (ast.Tuple, ast.List)) else [given["inputs"]]
+        flags = {k: self.flag(given[k], k) for k in ("retain_graph", "create_graph")
+                 if k in given and not (isinstance(given[k], ast.Constant) and given[k].value is None)}
+        if "grad_outputs" in given and not (isinstance(given["grad_outputs"], ast.Constant)
+                                            and given["grad_outputs"].value is None):
+            raise Refused("torch.autograd.grad(grad_outputs=...) (allowed: not supported yet; a one-element output,"
+                          " whose gradient torch makes as 1)")
+        create = flags.get("create_graph", False)
+        retain = flags.get("retain_graph", create)
+        outputs = self.translate(given["outputs"])
+        ins = [self.translate(i) for i in inputs]
+        if isinstance(value, ast.Subscript):
+            picks = [self.integer_of(value.slice)]
+            if not -len(ins) <= picks[0] < len(ins):
+                raise Refused(f"index {picks[0]} of the {len(ins)} gradients torch.autograd.grad returns"
+                              f" (allowed: 0 to {len(ins) - 1})")
+            targets = [target]
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            if len(target.elts) != len(ins):
+                raise Refused(f"unpacking the {len(ins)} gradients torch.autograd.grad returns into"
+                              f" {len(target.elts)} names (allowed: as many names as inputs)")
+            picks, targets = list(range(len(ins))), list(target.elts)
+        elif isinstance(target, ast.Name):
+            picks, targets = list(range(len(ins))), [target]
+        else:
+            raise Refused(f"assigning to {_describe(target)} (allowed: g = torch.autograd.grad(y, x)[0])")
+        if not all(isinstance(t, ast.Name) for t in targets):
+            raise Refused("unpacking torch.autograd.grad's tuple into other than names (allowed: dx, dw = ...)")
+        made = []
+        for n, k in enumerate(picks):
+            keep = retain or n < len(picks) - 1  # one call per gradient in the code: all but the last keep the graph
+            args = [outputs, ast.Tuple(ins, ast.Load()) if len(ins) > 1 else ins[0]]
+            keywords = ([ast.keyword("retain_graph", ast.Constant(True))] if keep and not create else [])
+            keywords += [ast.keyword("create_graph", ast.Constant(True))] if create else []
+            call_code = ast.Call(ast.Attribute(ast.Attribute(ast.Name("torch"), "autograd"), "grad"), args, keywords)
+            expr = ast.unparse(ast.Subscript(call_code, ast.Constant(k)))
+            base = targets[min(n, len(targets) - 1)].id
+            node = self.fresh(base)
+            self.steps.append(Step(node, expr, line, self.no_grad, self.count))
+            made.append(node)
+        if isinstance(target, ast.Name) and not isinstance(value, ast.Subscript):
+            self.forget(target.id)
+            self.grads[target.id] = made
+            return None
+        for t, node in zip(targets, made):
+            self.forget(t.id)
+            self.bound[t.id] = node
+        return None
+
+    def grad_item(self, node: ast.AST) -> str | None:
+        """Return the node of g[k], where g holds torch.autograd.grad's tuple."""
+        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in self.grads):
+            return None
+        made = self.grads[node.value.id]
+        k = self.integer_of(node.slice)
+        if not -len(made) <= k < len(made):
+            raise Refused(f"{node.value.id}[{k}] of a tuple of {len(made)} gradients (allowed: 0 to {len(made) - 1})")
+        return made[k]
+
     def leaf(self, name: str, made: tuple[Array, str | None, bool], line: int) -> None:
         node = self.fresh(name)
         self.forget(name)
@@ -716,7 +807,7 @@ class _Reader:
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
         for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures,
-                      self.aliases):
+                      self.aliases, self.grads):
             table.pop(name, None)
         self.tuples.pop(name, None)
         self.devices.discard(name)
@@ -1171,6 +1262,9 @@ class _Reader:
         return self.number(node)
 
     def one_shown(self, node: ast.expr) -> Shown:
+        picked = self.grad_item(node)
+        if picked is not None:  # g[0] of g = torch.autograd.grad(y, x)
+            return Shown(picked, "value")
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item"
                 and not node.args and not node.keywords):  # t.item(), t.data.item(), t.grad.item(): a Python float
             inner = node.func.value
@@ -1493,6 +1587,11 @@ class _Reader:
         root = copy.deepcopy(node)
 
         def visit(n: ast.AST) -> ast.AST:
+            picked = self.grad_item(n)
+            if picked is not None:
+                return ast.Name(picked, ast.Load())
+            if isinstance(n, ast.Name) and n.id in self.grads and n.id not in env:
+                raise Refused(f"'{n.id}', the tuple torch.autograd.grad returns (allowed: {n.id}[0])")
             if isinstance(n, ast.Name):
                 if n.id in env:
                     return copy.deepcopy(env[n.id])
@@ -1929,8 +2028,6 @@ def _describe(node: ast.AST) -> str:
 
 # What tutorials use that derive does not read yet, by the dotted name (or its last part) that shows it.
 _MISSING = {
-    "torch.autograd.grad": "torch.autograd.grad",
-    "autograd.grad": "torch.autograd.grad",
     "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
     "hessian": "torch.autograd.functional.hessian",
     "hvp": "torch.autograd.functional.hvp",
