@@ -584,6 +584,12 @@ class FunctionItem:
     rows: tuple[FunctionRow, ...]
     agree: bool
 
+    @property
+    def params(self) -> dict:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)
+
+
 @dataclass(frozen=True)
 class HookStep:
     """A hook torch runs on a tensor's gradient during one backward call: what it gets, prints and returns."""
@@ -603,6 +609,7 @@ class HookStep:
     def params(self) -> dict:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)
+
 
 @dataclass(frozen=True)
 class DerivativeNote:
