@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import REGISTRY
-from .base import Arg, ExprError, bind_args, num, numel
+from .base import Arg, ExprError, bind_args, dotted_name, num, numel
 
 FUNCTION = "torch.autograd.grad"
 PARAMS = ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph")
@@ -25,17 +25,10 @@ SUPPORTED = "+, -, *, unary minus, ** with a constant exponent, / by a constant,
 REDUCED = ("sum", "mean")  # reductions of all elements, whose backward spreads a constant gradient as it is
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
-
 
 def is_grad_call(node: ast.AST) -> bool:
     """Tell whether an expression is a call of torch.autograd.grad."""
-    return isinstance(node, ast.Call) and _dotted(node.func) == FUNCTION
+    return isinstance(node, ast.Call) and dotted_name(node.func) == FUNCTION
 
 
 class _Ops:

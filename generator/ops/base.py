@@ -25,6 +25,16 @@ OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b"))  # a generic 
 OUT = sp.Symbol("o", real=True)  # the generic output element
 
 
+
+def dotted_name(node: ast.AST) -> str:
+    """Return a.b.c for a chain of names (torch.autograd.grad), else ''."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
 class ShapeError(ValueError):
     """The operands' shapes do not fit the op."""
 

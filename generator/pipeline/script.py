@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ops import KEYWORDS, REGISTRY, operators
+from ..ops.base import dotted_name
 from ..spec.python import float_format
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -179,7 +180,7 @@ def vet(code: str) -> None:
             elif isinstance(arg, ast.Tuple) and arg.elts:
                 for element in arg.elts:  # a tuple of tensors
                     shown(element)
-            elif isinstance(arg, ast.Call) and _dotted(arg.func) in FUNCTIONAL_CALLS:
+            elif isinstance(arg, ast.Call) and dotted_name(arg.func) in FUNCTIONAL_CALLS:
                 functional(arg)
             elif not (_text(arg) or isinstance(arg, ast.Constant) and type(arg.value) in (int, float)):
                 shown(arg)  # a number is a loop counter or a constant, written in
@@ -352,13 +353,6 @@ def vet(code: str) -> None:
 FUNCTIONAL_CALLS = tuple(f"torch.autograd.functional.{k}" for k in ("jacobian", "vjp", "jvp"))
 
 
-def _dotted(node: ast.expr) -> str:
-    """Return a.b.c for a chain of names, else ''."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
 
 
 def _is_hook(value: Any) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import Problem, SpecError
 from ..ops import by_operator
+from ..ops.base import dotted_name
 from .files import MAX_BYTES
 from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
@@ -346,12 +347,12 @@ class _Reader:
             self.forget(name)
             self.flags[name] = value.value
             return None
-        if isinstance(value, ast.Call) and _dotted(value.func) == "torch.device":
+        if isinstance(value, ast.Call) and dotted_name(value.func) == "torch.device":
             self.device(value)
             self.forget(name)
             self.devices.add(name)
             return None
-        if isinstance(value, ast.Attribute) and _dotted(value) in {f"torch.{d}" for d in TORCH_DTYPES}:
+        if isinstance(value, ast.Attribute) and dotted_name(value) in {f"torch.{d}" for d in TORCH_DTYPES}:
             self.forget(name)
             self.dtypes[name] = self.dtype(value)
             return None
@@ -373,7 +374,7 @@ class _Reader:
             self.forget(name)
             self.constants[name] = ast.Constant(self.number(value))
             return None
-        if isinstance(value, ast.Call) and _dotted(value.func) == "torch.nn.Parameter":
+        if isinstance(value, ast.Call) and dotted_name(value.func) == "torch.nn.Parameter":
             return self.parameter(name, value, line)
         made = self.creation(value)
         if made is not None:
@@ -438,7 +439,7 @@ class _Reader:
         base = node.bases[0] if len(node.bases) == 1 else None
         if (base is None or node.keywords or not (
                 (isinstance(base, ast.Name) and self.modules.get(base.id) == "Function")
-                or (_dotted(base) == "torch.autograd.Function" and self.modules.get("torch") == "torch"))):
+                or (dotted_name(base) == "torch.autograd.Function" and self.modules.get("torch") == "torch"))):
             raise Refused(f"the class '{clip(node.name)}', which is not a custom torch.autograd.Function ({_FUNCTION})")
         if not NAME.fullmatch(node.name) or node.name in RESERVED:
             raise Refused(f"the class name '{clip(node.name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
@@ -521,13 +522,13 @@ class _Reader:
             if isinstance(item, ast.Return) and item.value is not None:
                 found = item.value
             elif (saves is None and isinstance(item, ast.Expr) and isinstance(item.value, ast.Call)
-                  and _dotted(item.value.func) == f"{ctx}.save_for_backward" and not item.value.keywords
+                  and dotted_name(item.value.func) == f"{ctx}.save_for_backward" and not item.value.keywords
                   and all(isinstance(a, ast.Name) for a in item.value.args) and not extra):
                 extra = [a.id for a in item.value.args]  # type: ignore[attr-defined]
                 continue
             elif saves is not None and isinstance(item, ast.Assign) and len(item.targets) == 1 and (
-                    _dotted(item.value) == f"{ctx}.saved_tensors" or (
-                    isinstance(item.value, ast.Subscript) and _dotted(item.value.value) == f"{ctx}.saved_tensors")):
+                    dotted_name(item.value) == f"{ctx}.saved_tensors" or (
+                    isinstance(item.value, ast.Subscript) and dotted_name(item.value.value) == f"{ctx}.saved_tensors")):
                 target, value = item.targets[0], item.value
                 if isinstance(value, ast.Subscript):  # a = ctx.saved_tensors[0]
                     index = value.slice
@@ -547,7 +548,7 @@ class _Reader:
                 continue
             elif (masks is not None and isinstance(item, ast.Assign) and len(item.targets) == 1
                   and isinstance(item.targets[0], ast.Name) and isinstance(item.value, ast.Call)
-                  and _dotted(item.value.func) in {f"{n}.clone" for n in names} and not item.value.args
+                  and dotted_name(item.value.func) in {f"{n}.clone" for n in names} and not item.value.args
                   and not item.value.keywords and not clones):
                 clones.add(item.targets[0].id)  # grad_input = grad_output.clone(): grad_output, to be masked
                 bound.add(item.targets[0].id)
@@ -666,7 +667,7 @@ class _Reader:
         func = call.func
         if isinstance(func, ast.Name) and self.modules.get(func.id) == "grad":
             return call
-        dotted = _dotted(func)
+        dotted = dotted_name(func)
         head = dotted.partition(".")[0]
         if dotted.endswith(".autograd.grad") and dotted.count(".") == 2 and self.modules.get(head) == "torch":
             return call
@@ -1331,7 +1332,7 @@ class _Reader:
         """Tell whether an expression is Variable(t, ...), from torch.autograd."""
         return (isinstance(node, ast.Call) and (
             (isinstance(node.func, ast.Name) and self.modules.get(node.func.id) == "Variable")
-            or _dotted(node.func) == "torch.autograd.Variable"))
+            or dotted_name(node.func) == "torch.autograd.Variable"))
 
     def variable(self, node: ast.Call) -> tuple[Array, str | None, bool]:
         """Return Variable(t, requires_grad=flag): a leaf of t's values, as torch 0.4 and later make it."""
@@ -1555,7 +1556,7 @@ class _Reader:
         """Accept device='cpu', torch.device('cpu') or a name bound to it: derive explains what the CPU computes."""
         if isinstance(node, ast.Name) and node.id in self.devices:
             return
-        if isinstance(node, ast.Call) and _dotted(node.func) == "torch.device" and len(node.args) == 1 and not node.keywords:
+        if isinstance(node, ast.Call) and dotted_name(node.func) == "torch.device" and len(node.args) == 1 and not node.keywords:
             node = node.args[0]
         if not (isinstance(node, ast.Constant) and node.value == "cpu"):
             raise Refused(f"the device {clip(' '.join(ast.unparse(node).split()))} (allowed: 'cpu', torch.device('cpu'))")
@@ -1702,7 +1703,7 @@ class _Reader:
         """Return "jacobian", "vjp" or "jvp" for a call of torch.autograd.functional's, else ''."""
         if not isinstance(node, ast.Call):
             return ""
-        dotted = _dotted(node.func)
+        dotted = dotted_name(node.func)
         head, _, kind = dotted.rpartition(".")
         if head == "torch.autograd.functional" and kind in FUNCTIONALS and self.modules.get("torch") == "torch":
             return kind
@@ -2051,13 +2052,13 @@ def _missing_feature(node: ast.stmt) -> str:
         return found
     if isinstance(node, ast.Import):
         return next((_MISSING[a.name] for a in node.names if a.name in _MISSING), "")
-    allowed = {id(n) for a in _own_parts(node) if isinstance(a, ast.Attribute) and _dotted(a) == "torch.nn.Parameter"
+    allowed = {id(n) for a in _own_parts(node) if isinstance(a, ast.Attribute) and dotted_name(a) == "torch.nn.Parameter"
                for n in ast.walk(a)}  # the one name of torch.nn read so far
     for sub in _own_parts(node):
         if id(sub) in allowed:
             continue
         if isinstance(sub, (ast.Attribute, ast.Name)):
-            dotted = _dotted(sub)
+            dotted = dotted_name(sub)
             head, _, tail = dotted.rpartition(".")
             if dotted == "torch.autograd.functional" or (head == "torch.autograd.functional" and tail in FUNCTIONALS):
                 continue  # jacobian, vjp and jvp are read; hessian and hvp are named by the call itself
@@ -2129,15 +2130,6 @@ def _hook_shaped(node: ast.FunctionDef, body: list[ast.stmt]) -> bool:
         and s.value.func.id == "print" for s in prints)
 
 
-def _dotted(node: ast.expr) -> str:
-    """Return a.b.c for a chain of names, else ''."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return ""
-    return ".".join([node.id, *reversed(parts)])
 
 
 _UNSUPPORTED = {
