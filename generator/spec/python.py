@@ -1228,6 +1228,8 @@ class _Reader:
         """Return an if's or a while's test: of numbers, flags and loop counters, or a comparison of tensor values."""
         if isinstance(test, ast.Compare) and not all(self.is_arithmetic(s) for s in [test.left, *test.comparators]):
             return self.on_tensors(test)
+        if isinstance(test, ast.Constant) and isinstance(test.value, bool):
+            return test.value  # while True: ... runs until the bound
         if isinstance(test, ast.Name) and test.id in self.flags:
             return self.flags[test.id]
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
