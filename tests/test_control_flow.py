@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from tests.test_python import checked_json, problems, torch_run, write
+from tests.test_updates import assert_agrees
 
 CASES = {
     "while on a norm": """
@@ -73,14 +72,7 @@ class TestDecided:
     @pytest.mark.parametrize("code", CASES.values(), ids=CASES.keys())
     def test_prints_and_grads_are_torch_s(self, tmp_path, code):
         """Loops and branches on tensor values take the path torch takes: what it prints, and its grads."""
-        printed, grads = torch_run(code)
-        document = checked_json(tmp_path, code)
-        assert document["printed"] == printed
-        assert set(document["grads"]) == set(grads)
-        for name, grad in grads.items():
-            ours = document["grads"][name]
-            ours, grad = (ours if isinstance(ours, list) else [ours]), (grad if isinstance(grad, list) else [grad])
-            assert all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(ours, grad)) and len(ours) == len(grad)
+        assert_agrees(tmp_path, code)
 
     def test_the_loop_runs_as_often_as_in_torch(self, tmp_path):
         """The while loop is unrolled exactly as many times as torch runs it (counted in torch)."""

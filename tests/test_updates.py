@@ -132,17 +132,22 @@ def _close(ours, theirs, tol: float) -> bool:
     return a.shape == b.shape and all(math.isclose(x, y, rel_tol=tol, abs_tol=tol) for x, y in zip(a.tolist(), b.tolist()))
 
 
+def assert_agrees(tmp_path, code: str, tol: float = 1e-6) -> dict:
+    """Assert that derive check agrees with torch on code, prints what torch prints and gives its grads; return the JSON."""
+    printed, grads = torch_run(code)
+    document = checked_json(tmp_path, code)
+    assert document["printed"] == re.sub(r"0x[0-9a-f]+", "0x...", printed)  # an address changes every run
+    assert set(document["grads"]) == set(grads)
+    for name, grad in grads.items():
+        assert _close(document["grads"][name], grad, tol), (name, document["grads"][name], grad)
+    return document
+
+
 class TestTrainingSteps:
     @pytest.mark.parametrize("code", LOOPS.values(), ids=LOOPS.keys())
     def test_prints_and_grads_are_torch_s(self, tmp_path, code):
         """A loop of updates prints what torch prints, and every leaf's final .grad is torch's."""
-        printed, grads = torch_run(code)
-        document = checked_json(tmp_path, code)
-        assert document["printed"] == printed
-        assert set(document["grads"]) == set(grads)
-        tol = 1e-12 if "float64" in code else 1e-6
-        for name, grad in grads.items():
-            assert _close(document["grads"][name], grad, tol), (name, document["grads"][name], grad)
+        assert_agrees(tmp_path, code, 1e-12 if "float64" in code else 1e-6)
 
     def test_each_call_s_gradient_is_the_iteration_s(self, tmp_path):
         """Each backward call of a loop gives the gradient torch gives in that iteration, from the updated values."""
@@ -288,12 +293,7 @@ class TestRequiresGradChanges:
     @pytest.mark.parametrize("code", FLAGS.values(), ids=FLAGS.keys())
     def test_prints_and_grads_are_torch_s(self, tmp_path, code):
         """requires_grad turned on or off after the tensor was computed with: what torch prints, and its grads."""
-        printed, grads = torch_run(code)
-        document = checked_json(tmp_path, code)
-        assert document["printed"] == re.sub(r"0x[0-9a-f]+", "0x...", printed)  # an address changes every run
-        assert set(document["grads"]) == set(grads)
-        for name, grad in grads.items():
-            assert _close(document["grads"][name], grad, 1e-6), (name, document["grads"][name], grad)
+        assert_agrees(tmp_path, code)
 
     def test_a_computed_tensor_with_a_grad_fn_is_refused(self, tmp_path):
         """torch changes requires_grad of leaves only: on a tensor with a grad_fn derive refuses, where torch raises."""
