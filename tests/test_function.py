@@ -68,6 +68,10 @@ print(a.grad, b.grad, c.grad, d.grad)
 """
 
 
+# A wrong backward (3x for x**2), grouped as grad_output * (factor) so that torch rounds it as derive does.
+WRONG = SQUARE.format(factor=3).replace("grad_output * 3 * input", "grad_output * (3 * input)")
+
+
 def first_problem(path: Path, line: int, message: str) -> None:
     """Assert that reading the file finds its first problem at that line, whose text holds message."""
     found = problems(path)
@@ -132,8 +136,9 @@ class TestApply:
 
     def test_legendre_forward_and_backward_agree_with_torch(self, tmp_path):
         """LegendrePolynomial3 applied inside an expression: every leaf's grad and the printed loss are torch's."""
-        data = checked_json(tmp_path, LEGENDRE)
-        printed, grads = torch_run(LEGENDRE)
+        code = LEGENDRE.replace("grad_output * 1.5 * (5 * input ** 2 - 1)", "grad_output * (1.5 * (5 * input ** 2 - 1))")
+        data = checked_json(tmp_path, code)
+        printed, grads = torch_run(code)
         assert data["printed"] == printed
         for leaf, grad in grads.items():
             assert data["grads"][leaf] == pytest.approx(grad, rel=1e-5)  # exact, torch's float32
@@ -185,7 +190,7 @@ class TestVerdict:
 
     def test_wrong_backward_fails_check_located(self, tmp_path):
         """A backward of 3x for x**2: derive check names the line and element, with both numbers, and fails."""
-        path = write(tmp_path, SQUARE.format(factor=3))
+        path = write(tmp_path, WRONG)
         code, out, err = run("check", str(path))
         assert code == 1
         assert f"{path}:13: backward of Square disagrees with the derivative of forward at x[0] = 3.0" \
@@ -195,7 +200,7 @@ class TestVerdict:
 
     def test_wrong_backward_still_builds_and_says_so(self, tmp_path):
         """build writes the document with the author's grads (torch's) and a sentence naming the disagreement."""
-        code = SQUARE.format(factor=3)
+        code = WRONG
         path = write(tmp_path, code)
         assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "md,json")[0] == 0
         data = json.loads((tmp_path / "o/example.json").read_text())
@@ -207,7 +212,7 @@ class TestVerdict:
 
     def test_zh_document_says_it_in_chinese(self, tmp_path):
         """The Chinese document explains the Function and the disagreement in Chinese."""
-        path = write(tmp_path, "# derive: lang=zh\n" + SQUARE.format(factor=3))
+        path = write(tmp_path, "# derive: lang=zh\n" + WRONG)
         assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "md")[0] == 0
         markdown = (tmp_path / "o/example.md").read_text()
         assert "自定义 Function `Square`" in markdown and "处不相等" in markdown
@@ -219,6 +224,13 @@ class TestRefused:
         path = write(tmp_path, SQUARE.format(factor=2).replace("return grad_output * 2 * input",
                                                                "return grad_output + input"))
         first_problem(path, 13, "not grad_output times a factor")
+
+    def test_backward_rounding_products_in_turn_is_refused(self, tmp_path):
+        """grad_output * 1.5 * h is refused where it is applied: torch rounds (g * 1.5) * h, not g * (1.5 * h)."""
+        g, h = torch.tensor([-1.6833575963974]), torch.tensor([-1.1408323049545288])
+        assert ((g * 1.5) * h).item() != (g * (1.5 * h)).item()  # the premise: the two groupings round apart
+        path = write(tmp_path, LEGENDRE)
+        first_problem(path, 12, "multiplies grad_output by several factors one after another")
 
     def test_other_statement_in_forward(self, tmp_path):
         """Anything but name = expression, ctx.save_for_backward and return in forward is refused, located."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
-from ..graph.model import Graph
+from ..graph.model import Function, Graph
 from ..ops.base import numel
 from ..spec.model import Array, Call, Compared, Functional, Print, Shown, apply_resets
 from ..spec.model import active_hooks
@@ -40,9 +40,21 @@ def literal(value: Fraction) -> str:
     return ("-" if value < 0 else "") + text
 
 
-def nested(array: Array) -> str:
+def short_literal(value: Fraction, dtype: str) -> str:
+    """Write a number as literal does, or, where that is long, as the shortest literal torch reads back as the same
+    number of the dtype (a float32 linspace point 0.2617993950843811035... is 0.2617994 to torch)."""
+    text = literal(value)
+    if len(text) <= SHORT or dtype != "float32" or float(np.float32(float(value))) != value:
+        return text
+    single = np.float32(float(value))
+    short = min(np.format_float_positional(single, unique=True, trim="0"),
+                np.format_float_scientific(single, unique=True, trim="0"), key=len)
+    return short if len(short) < len(text) and Fraction(float(np.float32(float(short)))) == value else text
+
+
+def nested(array: Array, dtype: str = "float64") -> str:
     """Write an array's values as a nested Python list (or a bare number for 0-d)."""
-    items = [literal(v) for v in array.values]
+    items = [short_literal(v, dtype) for v in array.values]
 
     def build(shape: tuple[int, ...], flat: list[str]) -> str:
         if not shape:
@@ -65,7 +77,7 @@ def _tensor_code(array: Array, *, dtype: str, requires_grad: bool) -> str:
     if len(array.values) > 4 and len(values) == 1:
         shape = "(" + dims + ("," if len(array.shape) == 1 else "") + ")"
         return f"torch.full({shape}, {literal(array.values[0])}{tail})"
-    return f"torch.tensor({nested(array)}{tail})"
+    return f"torch.tensor({nested(array, dtype)}{tail})"
 
 
 def gradient_names(graph: Graph) -> list[str | None]:
@@ -154,6 +166,7 @@ def _first_names(expr: str, versions: dict[str, str]) -> str:
     return ast.unparse(tree)
 
 
+SHORT = 12  # characters: a longer literal of a float32 number is written as its shortest form
 ADDRESS = "0x..."  # how a printed block writes a memory address
 
 
@@ -220,7 +233,10 @@ def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation
     if shown.what == "requires_grad":  # early: printed before the code's requires_grad_(True)
         return str(node.requires_grad and not early)
     if shown.what == "grad_fn":  # torch writes the object's address, which changes every run
-        return f"<{graph.grad_fn_repr(node)} object at {ADDRESS}>" if node.tracked else "None"
+        return _function_text(graph, graph.function(node.name, shown.path))
+    if shown.what == "next_functions":  # a tuple of (function, output number) pairs
+        entries = [f"({_function_text(graph, f)}, 0)" for f in graph.linked(graph.function(node.name, shown.path))]
+        return f"({', '.join(entries)}{',' if len(entries) == 1 else ''})"
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()
@@ -237,6 +253,11 @@ def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation
     if shown.item or (shown.formatted and not node.shape):
         return _number_text(_in_dtype(_flat(grad)[0], dtype), shown.spec)
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
+
+
+def _function_text(graph: Graph, function: Function) -> str:
+    """Return what print() writes of one of torch's autograd functions: <MulBackward0 object at 0x...>, or None."""
+    return "None" if function is None else f"<{graph.function_repr(function)} object at {ADDRESS}>"
 
 
 def _compare(compared: Compared, after: int, seq: int, derivation: Derivation, shade: Shadow | None,

@@ -386,6 +386,7 @@ class Document:
     alike: bool  # every element of every tensor goes through the same numbers: one element tells the story
     scientific: bool  # torch printed in scientific notation
     addresses: bool = False  # a print shows a grad_fn, whose memory address changes every run
+    links: bool = False  # a print shows grad_fn.next_functions: what each function links to
     renamed: tuple[tuple[str, str], ...] = ()  # (tensor, the name the code binds it to) where the code rebinds a name
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
     flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)

@@ -27,7 +27,7 @@ from ..ops.derivatives import Printer
 from ..ops import REGISTRY
 from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
-from ..spec.model import Functional
+from ..spec.model import Functional, Shown
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
 from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
 from .parts import gradient_after_hooks
@@ -498,6 +498,7 @@ def build_document(
         printed=printed_text,
         scientific=bool(re.search(r"\de[+-]\d", printed_text)),
         addresses=ADDRESS in printed_text,
+        links=any(isinstance(part, Shown) and part.what == "next_functions" for p in spec.prints or () for part in p.parts),
         renamed=spec.renamed,
         has_intermediates=any(n.name != n.step for n in derivation.graph.nodes),
         **story_of(derivation.graph),

@@ -153,3 +153,38 @@ def exact_number(arg: Fraction) -> sp.Expr:
     if arg and abs(arg) < TINIEST_NORMAL:
         arg = Fraction(float(arg))  # a subnormal keeps too few bits for its decimal to stand in for it
     return sp.Rational(arg.numerator, arg.denominator)
+
+
+FORMATS = {"float32": (24, -126), "float64": (53, -1022)}  # significand bits, least normal exponent
+
+
+def nearest(value: Fraction, dtype: str) -> Fraction:
+    """Return the number of the dtype nearest to value, ties to even, as IEEE rounds one exact result."""
+    if not value:
+        return Fraction(0)
+    bits, least = FORMATS[dtype]
+    size = abs(value)
+    exponent = size.numerator.bit_length() - size.denominator.bit_length()
+    if Fraction(2) ** exponent > size:
+        exponent -= 1
+    ulp = Fraction(2) ** (max(exponent, least) - bits + 1)
+    whole, rest = divmod(size / ulp, 1)
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and whole % 2):
+        whole += 1
+    return (whole * ulp) if value > 0 else -(whole * ulp)
+
+
+def linspace(start: Fraction, end: Fraction, steps: int, dtype: str) -> tuple[Fraction, ...]:
+    """Return torch.linspace's points in a float dtype, as its CPU kernel computes them.
+
+    The ends are the dtype's numbers nearest the Python floats given; step = (end - start) / (steps - 1), each
+    operation rounded; the first half is start + step * i and the rest end - step * (steps - 1 - i), each
+    with one rounding (the kernel's fused multiply-add).
+    """
+    first, last = nearest(Fraction(float(start)), dtype), nearest(Fraction(float(end)), dtype)
+    if steps == 1:
+        return (first,)
+    step = nearest(nearest(last - first, dtype) / (steps - 1), dtype)
+    half = steps // 2
+    return tuple(nearest(first + step * i, dtype) if i < half else nearest(last - step * (steps - 1 - i), dtype)
+                 for i in range(steps))

@@ -12,6 +12,9 @@ from ..ops.base import Arg, Shape, numel
 from ..spec.model import Array, Spec
 
 
+Function = tuple[str, str] | None  # torch's node of a tensor: ("node", name) or ("leaf", name), or None
+
+
 @dataclass(frozen=True)
 class Node:
     """One tensor of the example: a leaf (op is None) or the result of an op."""
@@ -80,6 +83,61 @@ class Graph:
     def grad_fn_repr(self, node: Node) -> str:
         """Return what print(t.grad_fn) writes before ' object at': the class, with its module for a custom Function."""
         return REGISTRY[node.op].grad_fn_module + self.grad_fn(node)
+
+    def function(self, name: str, path: tuple[int, ...] = ()) -> Function:
+        """Return t.grad_fn, then .next_functions[i][0] for each i of path; raise LookupError saying why not.
+
+        A function is ("node", name) for a computed tensor's grad_fn, ("leaf", name) for a leaf's AccumulateGrad.
+        """
+        found: Function = ("node", name) if self.node(name).tracked else None
+        for i in path:
+            following = self.linked(found)
+            if not -len(following) <= i < len(following):
+                raise LookupError(f"{self.function_repr(found)} links to {len(following)} functions, so torch raises"
+                                  " IndexError: tuple index out of range")
+            found = following[i]
+        return found
+
+    def linked(self, function: Function) -> tuple[Function, ...]:
+        """Return a function's next_functions; raise LookupError where torch cannot or derive does not follow."""
+        if function is None:
+            raise LookupError("that grad_fn is None, so torch raises AttributeError: 'NoneType' object has no"
+                              " attribute 'next_functions'")
+        following = self.next_functions(function)
+        if following is None:
+            raise LookupError(f"torch's {self.function_repr(function)} links to nodes of its own, which derive does"
+                              " not follow yet")
+        return following
+
+    def next_functions(self, function: Function) -> tuple[Function, ...] | None:
+        """Return what torch's function links to, in order; None where torch links to nodes the graph lacks."""
+        if function is None or function[0] == "leaf":
+            return ()
+        node = self.node(function[1])
+        consts = tuple(not isinstance(a, str) for a in node.args)
+        shapes = [self.node(a).shape if isinstance(a, str) else () for a in node.args]
+        edges = REGISTRY[node.op].edges(consts, shapes, node.kwargs)
+        if edges is None:
+            return None
+        linked: list[Function] = []
+        for i in edges:
+            arg = node.args[i]
+            parent = self.node(arg) if isinstance(arg, str) else None
+            if parent is not None and parent.tracked:
+                linked.append(("node", arg))
+            elif parent is not None and parent.is_leaf and parent.requires_grad:
+                linked.append(("leaf", arg))
+            else:
+                linked.append(None)
+        return tuple(linked)
+
+    def function_repr(self, function: Function) -> str:
+        """Return what print() writes of a function: <AddBackward0 object at ...> without the address, or None."""
+        if function is None:
+            return "None"
+        if function[0] == "leaf":
+            return "AccumulateGrad"
+        return self.grad_fn_repr(self.node(function[1]))
 
     def rule(self, node: Node) -> str:
         """Return the name of the differentiation rule a non-leaf node uses."""

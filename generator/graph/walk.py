@@ -325,6 +325,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_zeroed_none(graph))
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
+    problems.extend(_functions(graph))
     problems.extend(_functionals(graph))
     problems.extend(_hook_problems(graph))
     if problems:
@@ -424,6 +425,24 @@ def _comparisons(graph: Graph) -> list[Problem]:
                     what = "; ".join(re.sub(r"\bp\d+\b", lambda m: shown.get(m.group(), m.group()),
                                             re.sub(r"^step '[lrd]': ", "", problem.message)) for problem in e.problems)
                     problems.append(Problem(graph.spec.path, p.line, f"in the printed comparison: {what}"))
+    return problems
+
+
+def _functions(graph: Graph) -> list[Problem]:
+    """Report a printed grad_fn.next_functions chain that torch could not follow, or that derive does not yet."""
+    problems = []
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if not (isinstance(part, Shown) and (part.path or part.what == "next_functions")):
+                continue
+            try:
+                found = graph.function(part.name, part.path)
+                if part.what == "next_functions":
+                    graph.linked(found)
+            except LookupError as e:
+                problems.append(Problem(graph.spec.path, p.line, f"following {part.name}.grad_fn.next_functions:"
+                                            f" {e.args[0]} (allowed: t.grad_fn.next_functions[i][0] of the"
+                                            " functions torch links to)"))
     return problems
 
 

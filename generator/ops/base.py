@@ -209,6 +209,7 @@ class Op:
     saves: bool = field(default=True, kw_only=True, repr=False)
     tracks: bool = field(default=True, kw_only=True, repr=False)  # False: its result never requires grad (detach)
     permutes: bool = field(default=False, kw_only=True, repr=False)  # its result is a strided view, not row-major (x.T)
+    wraps_numbers: bool = field(default=False, kw_only=True, repr=False)  # torch makes a number operand a tensor (x + 1)
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 
@@ -234,6 +235,10 @@ class Op:
         a, b = values
         raise ExprError(f"cannot compute {num(a)} {self.spelling.symbol} {num(b)} exactly"
                         " (allowed: + - * / on numbers, ** with an integer exponent)")
+
+    def python_number(self, values: list[Fraction]) -> Fraction:
+        """Return the op on numbers as Python computes it before torch sees the result, or raise ExprError."""
+        raise ExprError(f"'{self.spelling.symbol}' of numbers (allowed: + - * / ** of numbers)")
 
     def attribute(self, walk: Walk, subject: ast.AST, *, top: bool) -> Arg:
         """Read x.attribute."""
@@ -286,6 +291,14 @@ class Op:
     def grad_fn(self, consts: tuple[bool, ...], shapes: list[Shape], params: dict[str, Any]) -> str:
         """Return torch's grad_fn name for this use of the op."""
         return self.grad_fn_name
+
+    def edges(self, consts: tuple[bool, ...], shapes: list[Shape], params: dict[str, Any]) -> tuple[int, ...] | None:
+        """Return the operands torch's grad_fn links to, in order (its next_functions); None where it links to
+        nodes of torch's own that the graph does not have. A number torch wraps as a tensor is linked as None,
+        after the tensor: Python calls 2 * x as x.__rmul__(2), which is mul(x, 2)."""
+        if self.wraps_numbers:
+            return tuple(sorted(range(len(consts)), key=lambda i: consts[i]))
+        return tuple(i for i, const in enumerate(consts) if not const)
 
     def rule_for(self, consts: tuple[bool, ...], same: bool) -> str:
         """Return the differentiation rule's name for this use (constants or a repeated operand)."""

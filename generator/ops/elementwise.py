@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -185,6 +186,23 @@ class Elementwise(Op):
     def fold(self, values):
         return self.f(*values)  # on Fractions: exact, as Python computes a + b before torch sees it
 
+    def python_number(self, values):
+        if all(v.denominator == 1 for v in values):  # Python's ints are exact
+            return self.fold(values)
+        return _double(lambda: self.f(*(float(v) for v in values)))
+
+
+def _double(compute: Callable[[], Any]) -> Fraction:
+    """Return a Python float computation's result exactly, or raise ExprError where Python has no finite one."""
+    try:
+        value = compute()
+    except (ZeroDivisionError, OverflowError):
+        value = math.nan
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise ExprError("Python cannot compute it to a finite number (allowed: arithmetic of numbers with a finite"
+                        " result)")
+    return Fraction(value)
+
 
 def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, **kw):
     return Elementwise(key, rule, grad_fn, Spelling(operator=operator, symbol=symbol), f=f, df=df, tex=tex,
@@ -233,6 +251,14 @@ class Pow(Elementwise):
             return a ** int(b)
         return Op.fold(self, values)
 
+    def python_number(self, values):
+        a, b = values
+        if a.denominator == 1 and b.denominator == 1 and b >= 0:  # an int: exact, within a size Python keeps
+            if b > MAX_EXPONENT:
+                raise ExprError(f"an integer to a power above {MAX_EXPONENT} (allowed: exponents up to {MAX_EXPONENT})")
+            return a ** int(b)
+        return _double(lambda: float(a) ** float(b))
+
     def rule_for(self, consts, same):
         if consts[1]:
             return "power rule"
@@ -262,6 +288,12 @@ class Div(Elementwise):
         if values[1] == 0:
             raise ExprError("division by the constant 0 (allowed: a non-zero divisor)")
         return values[0] / values[1]
+
+    def python_number(self, values):
+        a, b = values
+        if a.denominator == 1 and b.denominator == 1 and b:
+            return _double(lambda: float(a / b))  # int / int: Python rounds the exact quotient once
+        return _double(lambda: float(a) / float(b))
 
     def dtype_local(self, cast, xs, out, shapes, params):
         found = self.array_local(xs, out, shapes, params)
@@ -313,6 +345,9 @@ class Sub(Elementwise):
 
     def grad_fn(self, consts, shapes, params):
         return "RsubBackward1" if consts[0] else "SubBackward0"
+
+    def edges(self, consts, shapes, params):
+        return (1,) if consts[0] else (0, 1)  # rsub(x, c) keeps the number as a scalar, not a tensor
 
 
 def _frac(a: str, b: str) -> str:
@@ -369,16 +404,20 @@ def _sigmoid(a):
 ELEMENTWISE = [
     _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
-            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM, saves=False),
+            lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM, saves=False,
+            wraps_numbers=True),
     Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
         df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
-        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM, saves=False),
+        tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM, saves=False,
+        wraps_numbers=True),
     _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
             (lambda a, b, o: b, lambda a, b, o: a),
-            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR),
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR,
+            wraps_numbers=True),
     Div("div", "quotient rule", "DivBackward0", Spelling(operator=ast.Div, symbol="/"), f=lambda a, b: a / b,
         df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
-        tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False)),
+        tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False),
+        wraps_numbers=True),
     Pow("pow", "power rule and exponential rule", "PowBackward0", Spelling(names=("pow",), operator=ast.Pow, symbol="**"),
         f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),

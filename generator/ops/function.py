@@ -10,6 +10,7 @@ grad_output of 1 at k. The reader keeps to backwards of the form grad_output * f
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -59,6 +60,9 @@ class Applied(Op):
 
     def grad_fn(self, consts, shapes, params):
         return f"{params['name']}Backward"
+
+    def edges(self, consts, shapes, params):
+        return None  # a Function's node links to each argument of apply, numbers and all: not followed yet
 
     def rule_for(self, consts, same):
         return self.rule
@@ -129,6 +133,24 @@ def factors(node: ast.expr) -> list[ast.expr]:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         return factors(node.left) + factors(node.right)
     return [node]
+
+
+def other_side(node: ast.expr, grad: ast.expr) -> ast.expr | None:
+    """Return f of a return written grad_output * f or f * grad_output (the product torch rounds once), else None."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and grad in (node.left, node.right):
+        return node.right if grad is node.left else node.left
+    return None
+
+
+def regrouped_product(others: list[ast.expr]) -> bool:
+    """Tell whether multiplying grad_output by these factors one after another rounds otherwise than by their
+    product: so where two or more of them are not powers of two, by which floats multiply exactly."""
+    return sum(1 for f in others if not _exact_scale(f)) > 1
+
+
+def _exact_scale(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value != 0
+            and math.isfinite(node.value) and math.frexp(abs(node.value))[0] == 0.5)
 
 
 def product(items: list[ast.expr]) -> ast.expr | None:

@@ -109,6 +109,10 @@ class Matmul(Op):
         a, b = (len(s) for s in shapes)
         return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0"}.get((a, b), "SqueezeBackward4")
 
+    def edges(self, consts, shapes, params):
+        # a vector times a matrix is unsqueeze, mm and squeeze to torch: nodes the graph does not have
+        return None if self.grad_fn(consts, shapes, params) == "SqueezeBackward4" else (0, 1)
+
     def latex(self, ts, params):
         return rf"{ts[0]} {ts[1]}"
 

@@ -130,6 +130,14 @@ def vet(code: str) -> None:
         if (isinstance(node, ast.Call) and not node.args and not node.keywords
                 and isinstance(node.func, ast.Attribute) and node.func.attr == "item"):
             node = node.func.value
+        chained = isinstance(node, ast.Attribute) and node.attr == "next_functions"
+        node = node.value if chained else node
+        while (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Subscript)  # .next_functions[i][0]
+               and isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "next_functions"
+               and all(isinstance(s, ast.Constant) and type(s.value) is int for s in (node.slice, node.value.slice))):
+            node, chained = node.value.value.value, True
+        if chained and not (isinstance(node, ast.Attribute) and node.attr == "grad_fn"):
+            raise Refused(f"{ast.unparse(node)!r} where a grad_fn belongs")
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
             node = node.value
         if isinstance(node, ast.Attribute) and node.attr == "data":  # t.data.requires_grad

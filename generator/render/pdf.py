@@ -402,6 +402,8 @@ class TexBuilder:
             doc.append(self.say("scientific"))
         if d.addresses:
             doc.append(self.say("addresses"))
+        if d.links:
+            doc.append(self.say("links"))
 
         doc.append(self.section("h_graph"))
         doc.append(self.say("graph_intro"))

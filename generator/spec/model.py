@@ -58,10 +58,11 @@ class Shown:
     """One thing a print shows of a tensor: its value, grad, is_leaf or requires_grad."""
 
     name: str
-    what: str  # "value", "data", "grad", "grad_fn", "is_leaf", "requires_grad" or "shape"
+    what: str  # "value", "data", "grad", "grad_fn", "next_functions", "is_leaf", "requires_grad" or "shape"
     formatted: bool = False  # a field of an f-string: a one-element tensor shows as a Python float there
     item: bool = False  # .item(): the one element as a Python float
     spec: str = ""  # an f-string field's format, such as .4f: applied to the Python float
+    path: tuple[int, ...] = ()  # grad_fn then .next_functions[i][0] for each i; what "next_functions": the tuple there
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from typing import NoReturn
 import numpy as np
 
 from ..errors import Problem, SpecError
+from ..floats.ieee import linspace
 from ..ops import by_operator
-from ..ops.base import dotted_name
+from ..ops.base import ExprError, dotted_name
 from .files import MAX_BYTES
 from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Print, Reset, Retain, Shown, Spec, Step, Update
 from .numbers import (
@@ -56,7 +57,9 @@ _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS)
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
 _IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import math,"
             " from torch.autograd import Variable, grad")
-_LITERAL = "allowed: numbers, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
+_LITERAL = "allowed: numbers, math.pi, arithmetic of them, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
+MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+FLOAT_LIMITS = {"float32": Fraction(float(np.finfo(np.float32).max)), "float64": Fraction(float(np.finfo(np.float64).max))}
 
 
 class Refused(Exception):
@@ -102,6 +105,7 @@ class _Custom:
     factor: list[ast.expr]  # what backward multiplies grad_output by: the return's other factors, in order
     line: int
     masks: list[tuple[str, ast.expr, Fraction]] = field(default_factory=list)  # grad_input[m < 0] = 0: (keep, m, at)
+    regrouped: int = 0  # the line of a return such as grad_output * 1.5 * h, whose rounding derive would regroup
 
 
 @dataclass
@@ -477,7 +481,7 @@ class _Reader:
         backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves, masks=masks, clones=clones)
         if ret is None:
             raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
-        from ..ops.function import factors as split
+        from ..ops.function import factors as split, other_side, regrouped_product
 
         factors = split(ret)
         grads = {grad} | clones if masks or clones else {grad}
@@ -494,10 +498,14 @@ class _Reader:
             raise _Located(ret.lineno, f"backward of {node.name} returns {_describe(ret)}, not {grad} times a factor"
                            f" (allowed: return {grad} * expression, element by element)")
         self.forget(node.name)
+        other = other_side(ret, own[0])
+        rest = [other] if other is not None and not masks else rest
+        regrouped = ret.lineno if other is None and regrouped_product(rest) else 0
         code = ast.unparse(_canonical(node, fwd, bwd))
         function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
                             ret.lineno)
-        self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks)
+        self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks,
+                                          regrouped)
 
     def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
                     saves: list[str] | None = None, masks: list | None = None,
@@ -615,6 +623,11 @@ class _Reader:
             hidden.append(node)
             return ast.Name(node, ast.Load())
 
+        if custom.regrouped:
+            raise _Located(custom.regrouped, f"backward of {cls} multiplies {custom.function.grad} by several factors"
+                           " one after another; torch rounds each product, and derive multiplies the factors first,"
+                           " which rounds otherwise (allowed: not supported yet; return"
+                           f" {custom.function.grad} * (one factor))")
         arg = self.translate(call.args[0], env, depth)
         if isinstance(arg, ast.Name) and (arg.id in self.leaves or arg.id in {s.name for s in self.steps}):
             x = arg.id
@@ -1277,6 +1290,9 @@ class _Reader:
             return Shown(self.printed_tensor(inner), "value", item=True)
         if isinstance(node, ast.Attribute) and node.attr == "data":
             return Shown(self.tensor_name(node.value), "data")
+        chain = self.function_chain(node)
+        if chain is not None:
+            return chain
         if isinstance(node, ast.Attribute) and node.attr in SHOWN:
             if node.attr != "grad" and isinstance(node.value, (ast.Call, ast.BinOp, ast.UnaryOp)):
                 return Shown(self.printed_tensor(node.value), node.attr)  # (x ** 2).requires_grad
@@ -1290,6 +1306,22 @@ class _Reader:
             return Shown(self.printed_tensor(node), "value")
         raise Refused(f"printing {_describe(node)} (allowed: t, t.grad, t.grad_fn, t.is_leaf, t.requires_grad, t.shape,"
                       " text, f-strings of them)")
+
+    def function_chain(self, node: ast.expr) -> Shown | None:
+        """Read t.grad_fn.next_functions, t.grad_fn.next_functions[i][0] and so on down the chain, else None."""
+        what, path = "grad_fn", []
+        if isinstance(node, ast.Attribute) and node.attr == "next_functions":
+            what, node = "next_functions", node.value
+        while (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Subscript)
+               and isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "next_functions"):
+            if self.number(node.slice) != 0:
+                raise Refused(f"{_describe(node)}: the second item of a next_functions entry, an output number"
+                              " (allowed: [i][0], the function)")
+            path.append(self.integer_of(node.value.slice))
+            node = node.value.value.value
+        if not (isinstance(node, ast.Attribute) and node.attr == "grad_fn") or (what == "grad_fn" and not path):
+            return None
+        return Shown(self.tensor_name(node.value), what, path=tuple(reversed(path)))
 
     def printed_tensor(self, node: ast.expr) -> str:
         """Return the node of a printed tensor: a name's, or a computation's own step (shown, shown2, ...)."""
@@ -1305,6 +1337,11 @@ class _Reader:
         shown = self.one_shown(node)
         name = ast.Name(self.versions.get(shown.name, shown.name))  # a tensor changed in place: its first name
         expr = name if shown.what == "value" else ast.Attribute(name, shown.what)
+        if shown.path or shown.what == "next_functions":  # d.grad_fn.next_functions[0][0].next_functions
+            expr = ast.Attribute(name, "grad_fn")
+            for i in shown.path:
+                expr = ast.Subscript(ast.Subscript(ast.Attribute(expr, "next_functions"), ast.Constant(i)), ast.Constant(0))
+            expr = ast.Attribute(expr, "next_functions") if shown.what == "next_functions" else expr
         return ast.Call(ast.Attribute(expr, "item"), [], []) if shown.item else expr
 
     def tensor_name(self, node: ast.expr) -> str:
@@ -1461,11 +1498,12 @@ class _Reader:
             if steps < 1:
                 raise Refused("torch.linspace with fewer than 1 step (allowed: steps >= 1)")
             self.sized((steps,))
-            # torch computes each point in float from both ends; the exact points differ from it in the last bit
-            if steps > 2 and any((end - start) * i % (steps - 1) for i in range(steps)):
-                raise Refused("torch.linspace with points that are not exact binary fractions"
-                              " (allowed: points such as 0, 0.25, 0.5; or torch.tensor([...]))")
-            array = Array((steps,), tuple(start + (end - start) * i / max(steps - 1, 1) for i in range(steps)))
+            limit = FLOAT_LIMITS[dtype or "float32"]
+            if max(abs(start), abs(end)) >= limit or abs(end - start) >= limit:
+                raise Refused(f"torch.linspace beyond {dtype or 'float32'}'s range, where torch makes inf or nan"
+                              " (allowed: finite points and steps)")
+            # torch computes each point in the dtype from both ends, rounding as its CPU kernel does
+            array = Array((steps,), linspace(start, end, steps, dtype or "float32"))
         else:  # ones_like, zeros_like
             if len(args) != 1 or kwargs:
                 raise Refused(f"torch.{kind}(t) (allowed: one tensor name)")
@@ -1552,6 +1590,18 @@ class _Reader:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             text = getattr(node, "source", None) or repr(node.value)
             return _exact(text)
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and self.modules.get(node.value.id) == "math" and node.attr in MATH_CONSTANTS):
+            return Fraction(MATH_CONSTANTS[node.attr])  # the double Python holds, exactly
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+            return self.number(node.operand)
+        op = by_operator(type(node.op)) if isinstance(node, (ast.BinOp, ast.UnaryOp)) else None
+        if op is not None:  # 2. * math.pi, -math.pi: Python computes the number before torch sees it
+            operands = [node.operand] if isinstance(node, ast.UnaryOp) else [node.left, node.right]
+            try:
+                return op.python_number([self.number(x) for x in operands])
+            except ExprError as e:
+                raise Refused(f"{_describe(node)}: {e}") from None
         raise Refused(f"{_describe(node)} where a number is needed ({_LITERAL})")
 
     def device(self, node: ast.expr) -> None:
@@ -2039,7 +2089,6 @@ _MISSING = {
     "torch.optim": "an optimizer (torch.optim)",
     "optim": "an optimizer (torch.optim)",
     "zero_grad": "an optimizer's zero_grad()",
-    "next_functions": "grad_fn.next_functions",
 }
 
 
