@@ -24,7 +24,6 @@ from .base import (
 REDUCTIONS = ("mean", "sum", "none")
 LOG_FLOOR = -100  # binary_cross_entropy clamps each log at -100, so a probability of 0 or 1 costs at most 100
 EPSILON = sp.Rational(Fraction(float(np.float32(1e-12))))  # its backward divides by max(x (1 - x), 1e-12 in float32)
-STABLE = 700  # beyond, e^-x leaves float64's range: the logits' loss is then written -x + ln(1 + e^x)
 DEPRECATED = ("size_average", "reduce")
 
 
@@ -49,18 +48,32 @@ def _bce_d(x, y, w, p):
     return w * (x - y) / sp.Max(x * (1 - x), EPSILON), w * (sp.log(1 - x) - sp.log(x))
 
 
-def _softplus(x, stable=False):
-    """ln(1 + e^-x); stable: as -x + ln(1 + e^x), the same number, for a very negative x."""
-    return -x + sp.log(1 + sp.exp(x)) if stable else sp.log(1 + sp.exp(-x))
+class Softplus(sp.Function):
+    """ln(1 + e^-x) (torch's -log_sigmoid(x)); on a negative number written -x + ln(1 + e^x), the same value,
+    so that e^-x never leaves float64's range on the way."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number and x.is_extended_real:
+            return -x + sp.log(1 + sp.exp(x)) if bool(x < 0) else sp.log(1 + sp.exp(-x))
+        return None
+
+    def fdiff(self, argindex=1):
+        return -1 / (1 + sp.exp(self.args[0]))
+
+    def _latex(self, printer):
+        return rf"\ln\left(1 + e^{{-{printer.parenthesize(self.args[0], 1000)}}}\right)"
 
 
-def _logits(x, y, w, p, stable=False):
-    return w * ((1 - y) * x + (1 + (p - 1) * y) * _softplus(x, stable))
+def _logits(x, y, w, p):
+    return w * ((1 - y) * x + (1 + (p - 1) * y) * Softplus(x))
 
 
 def _logits_d(x, y, w, p):
     # torch: ((p y + 1 - y) σ(x) - p y) · w for the input; (-x + (p - 1) ln(1 + e^-x)) · w for the target
-    return w * ((1 + (p - 1) * y) * _sigmoid(x) - p * y), w * (-x + (p - 1) * _softplus(x))
+    return w * ((1 + (p - 1) * y) * _sigmoid(x) - p * y), w * (-x + (p - 1) * Softplus(x))
 
 
 def _np_mse(x, y, w, p):
@@ -205,12 +218,6 @@ class Loss(Op):
     def forward(self, xs, shapes, params):
         return self._reduce([self.f(*e) for e in self._elements(xs, shapes, params)], params)
 
-    def stable_forward(self, xs, values, shapes, params):
-        if self.f is not _logits:
-            return self.forward(xs, shapes, params)
-        return self._reduce([_logits(*e, stable=bool(v < -STABLE))
-                             for e, v in zip(self._elements(xs, shapes, params), values[0])], params)
-
     def partials(self, xs, outs, shapes, params):
         n = numel(shapes[0])
         scale = sp.Rational(1, n) if params["reduction"] == "mean" else sp.Integer(1)
@@ -222,9 +229,11 @@ class Loss(Op):
     def kinks(self, xs, outs, shapes, params):
         if not self.kink:
             return
-        for k, x in enumerate(xs[0]):
-            if x == 0 or x == 1:
-                yield (k if params["reduction"] == "none" else 0), self.kink
+        hits = [k for k, x in enumerate(xs[0]) if x == 0 or x == 1]
+        if params["reduction"] != "none":
+            hits = hits[:1]  # one output: one note (it does not name the element)
+        for k in hits:
+            yield (k if params["reduction"] == "none" else 0), self.kink
 
     # -- float64 arrays
 
