@@ -17,8 +17,8 @@ import sympy as sp
 
 from ..floats import fmath
 from .base import (
-    LETTERS, ExprError, Op, ShapeError, Spelling, aligned, bind_args, broadcast, el, fmt_shape, flat, numel, source_index,
-    summed, times, unravel,
+    LETTERS, ExprError, Op, ShapeError, Spelling, aligned, bind_args, broadcast, el, fmt_shape, flat, numel,
+    source_index, summed, times, unravel,
 )
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -49,8 +49,7 @@ def _bce_d(x, y, w, p):
 
 
 class Softplus(sp.Function):
-    """ln(1 + e^-x) (torch's -log_sigmoid(x)); on a negative number written -x + ln(1 + e^x), the same value,
-    so that e^-x never leaves float64's range on the way."""
+    """ln(1 + e^-x), torch's -log_sigmoid(x); a negative number's as -x + ln(1 + e^x), so e^-x never overflows."""
 
     nargs = 1
 
