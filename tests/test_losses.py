@@ -19,6 +19,7 @@ from generator.engines.sparse import derive_bulk
 from generator.errors import SpecError
 from generator.floats.ieee import to_float
 from generator.graph.walk import build_graph
+from generator.pipeline.script import Refused, vet
 from generator.spec.load import load
 
 from .helpers import ROOT, make_spec, outputs
@@ -292,3 +293,17 @@ class TestExamples:
         path.write_text(PY)
         graph = build_graph(load(path))
         assert dict(graph.code)["mse"] == "torch.nn.functional.mse_loss(z, t)"
+
+
+class TestVet:
+    CODE = "import torch\nz = torch.tensor([0.5], requires_grad=True)\nt = torch.tensor([1.0])\n"
+    REFUSED = ["y = torch.nn.functional.pad(z, (1, 1))\n",
+               "y = torch.nn.functional.mse_loss(z, t, reduction='sum; import os')\n",
+               "y = torch.nn.functional.mse_loss(z, t, weight='mean')\n"]
+
+    @pytest.mark.parametrize("line", REFUSED)
+    def test_only_the_losses_as_written_pass_the_whitelist(self, line):
+        """A loss with reduction= as the document writes it runs; another function or another string never does."""
+        vet(self.CODE + "y = torch.nn.functional.binary_cross_entropy_with_logits(z, t, pos_weight=t, reduction='sum')\n")
+        with pytest.raises(Refused):
+            vet(self.CODE + line)
