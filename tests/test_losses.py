@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -24,6 +25,7 @@ from generator.spec.load import load
 
 from .helpers import ROOT, make_spec, outputs
 from .test_katex import katex
+from .test_schema import document_validator
 
 INPUTS = {
     "z": ([[0.5, -1.5, 2.0], [0.0, 0.25, -3.0]], True),  # logits
@@ -264,7 +266,7 @@ class TestExamples:
 
     @pytest.mark.parametrize(("name", "text"), [("losses.py", PY), ("logits.yaml", YAML), ("large.yaml", LARGE)])
     def test_built_documents_name_the_loss_and_render_in_katex(self, tmp_path, name, text):
-        """The Markdown and JSON are built; the loss's grad_fn is named and every formula renders in KaTeX strict."""
+        """Markdown and schema-valid JSON are built; the loss's grad_fn is named and KaTeX strict renders every formula."""
         path = tmp_path / name
         path.write_text(text)
         out = tmp_path / "out"
@@ -273,6 +275,7 @@ class TestExamples:
         md = out / f"{path.stem}.md"
         assert "BinaryCrossEntropyWithLogitsBackward0" in md.read_text()
         assert {p.suffix for p in outputs(out)} == {".md", ".json"}
+        document_validator().validate(json.loads((out / f"{path.stem}.json").read_text()))
         report = katex([md])
         assert report["errors"] == [] and report["blocks"] > 5
 
