@@ -42,6 +42,10 @@ CASES = {
     "dot": ("b @ b", "matmul"), "transpose": ("x.T", "transpose"), "select": ("x[1]", "select"),
     "torch_dot": ("torch.dot(b, b * 2)", "dot"), "mm": ("x.mm(w.t())", "mm"), "view": ("(x * w).view(-1)", "view"),
     "detach": ("x.detach() * x + w.detach()", "detach"),
+    "mse_loss": ("torch.nn.functional.mse_loss(x, w, reduction='none')", "mse_loss"),
+    "bce": ("torch.nn.functional.binary_cross_entropy(x.sigmoid(), w.sigmoid())", "binary_cross_entropy"),
+    "bce_logits": ("torch.nn.functional.binary_cross_entropy_with_logits(x, w.sigmoid(), reduction='sum')",
+                   "binary_cross_entropy_with_logits"),
 }
 
 

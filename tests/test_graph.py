@@ -9,7 +9,7 @@ from generator.graph.walk import build_graph
 
 from .helpers import make_spec
 
-FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape"
+FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
 ANY = f"+ - * / ** @, numbers, names, calls of {FUNCS}, x[i], x.T"
 INPUTS = {"x": ([[1, 2], [3, 4]], True), "W": ([1, 2, 3], True)}
 
@@ -66,7 +66,9 @@ class TestRefusesCode:
             ("(lambda: 1)()", f"step 'y': calling a lambda is not allowed (allowed: torch.f(x) or x.f() for f in {FUNCS})"),
             ("x.__class__", f"step 'y': attribute '.__class__' is not allowed (allowed: .T and the methods {FUNCS})"),
             ("x.exp.__globals__", f"step 'y': attribute '.__globals__' is not allowed (allowed: .T and the methods {FUNCS})"),
-            ("torch.nn.functional.relu(x)", f"step 'y': attribute '.functional' is not allowed (allowed: .T and the methods {FUNCS})"),
+            ("torch.nn.functional.exp(x)", "step 'y': torch.nn.functional.exp is not read here (allowed: torch.exp(x) or x.exp())"),
+            ("x.mse_loss(x)", "step 'y': mse_loss is a function of torch.nn.functional (allowed:"
+                              " torch.nn.functional.mse_loss(...), or F.mse_loss(...) after import torch.nn.functional as F)"),
             ("[v for v in x]", f"step 'y': a list comprehension is not allowed (allowed: {ANY})"),
             ("x if x else x", f"step 'y': an if-expression is not allowed (allowed: {ANY})"),
             ("f'{x}'", f"step 'y': an f-string is not allowed (allowed: {ANY})"),

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.autograd import gradient, is_grad_call
-from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, fmt_shape, num, numel
+from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, dotted_name, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
 from ..spec.numbers import NAME, RESERVED
 from .model import Graph, Node
@@ -116,6 +116,10 @@ class _Walker:
             todo.extend(a for a in node.args if isinstance(a, str))
         return False
 
+    def requires_grad(self, name: str) -> bool:
+        """Tell whether a tensor read so far requires grad."""
+        return self.known[name].requires_grad
+
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""
         value = self.visit(node)
@@ -190,9 +194,17 @@ class _Walker:
         if op is None:
             raise ExprError(f"unknown function '{func.attr}' (allowed: {names})")
         args = list(node.args)
-        if isinstance(func.value, ast.Name) and func.value.id == "torch":
+        module = dotted_name(func.value)
+        if module == "torch.nn.functional" and func.attr not in op.spelling.functional:
+            raise ExprError(f"torch.nn.functional.{func.attr} is not read here"
+                            f" (allowed: torch.{func.attr}(x) or x.{func.attr}())")
+        if module != "torch.nn.functional" and func.attr not in op.spelling.names:
+            raise ExprError(f"{func.attr} is a function of torch.nn.functional"
+                            f" (allowed: torch.nn.functional.{func.attr}(...), or F.{func.attr}(...) after"
+                            " import torch.nn.functional as F)")
+        if module in ("torch", "torch.nn.functional"):
             if not args:
-                raise ExprError(f"torch.{func.attr}() needs a tensor argument (allowed: torch.{func.attr}(x, ...))")
+                raise ExprError(f"{module}.{func.attr}() needs a tensor argument (allowed: {module}.{func.attr}(x, ...))")
             subject = args.pop(0)
         else:
             subject = func.value

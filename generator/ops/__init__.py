@@ -19,13 +19,16 @@ from .elementwise import ELEMENTWISE
 from .function import FUNCTION, Applied
 from .indexing import INDEXING
 from .linalg import LINALG
+from .losses import LOSSES, REDUCTIONS as LOSS_REDUCTIONS
 from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION + LOSSES}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
-KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other")
+KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction")
+# The keywords that take a string, and the strings each may take.
+CHOICES = {"reduction": LOSS_REDUCTIONS}
 
 # The order in which messages list the function names (a new op's names follow these).
 LISTED = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "norm", "max", "min",
@@ -33,8 +36,8 @@ LISTED = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", 
 
 
 def by_name(name: str) -> Op | None:
-    """Return the op spelled x.name() or torch.name(x), if any."""
-    return next((op for op in REGISTRY.values() if name in op.spelling.names), None)
+    """Return the op spelled x.name(), torch.name(x) or torch.nn.functional.name(x), if any."""
+    return next((op for op in REGISTRY.values() if name in op.spelling.names + op.spelling.functional), None)
 
 
 def by_operator(operator: type) -> Op | None:
@@ -54,7 +57,8 @@ def by_subscript() -> Op | None:
 
 def function_names() -> list[str]:
     """Return every name an op is called by, in the order messages list them."""
-    names = [n for op in REGISTRY.values() if not isinstance(op, Applied) for n in op.spelling.names]  # F.apply: a Function's
+    names = [n for op in REGISTRY.values() if not isinstance(op, Applied)  # F.apply: a Function's
+             for n in dict.fromkeys(op.spelling.names + op.spelling.functional)]
     return sorted(names, key=lambda n: (LISTED.index(n) if n in LISTED else len(LISTED), names.index(n)))
 
 

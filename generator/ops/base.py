@@ -48,6 +48,7 @@ class Spelling:
     """How an expression writes an op (every spelling is the op's alone)."""
 
     names: tuple[str, ...] = ()  # x.name(...) and torch.name(x, ...)
+    functional: tuple[str, ...] = ()  # torch.nn.functional.name(x, ...), which F.name(x, ...) reads as
     operator: type | None = None  # a Python operator: ast.Add for a + b, ast.USub for -a
     symbol: str = ""  # that operator as messages write it
     attribute: str = ""  # x.T
@@ -73,6 +74,9 @@ class Walk(Protocol):
 
     def fold(self, op: Op, values: list[Fraction]) -> Fraction:
         """Return the op on constants, computed as Python does before torch sees it, in float64's range."""
+
+    def requires_grad(self, name: str) -> bool:
+        """Tell whether a tensor read so far requires grad."""
 
     def applied(self, function: str) -> Any:
         """Return the record of F.apply(x) in the current step (input, forward, factor, mask...), if it makes one."""

@@ -203,6 +203,6 @@ class Softmax(Op):
 
 
 SOFTMAX = [
-    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0", Spelling(names=("softmax",))),
-    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", Spelling(names=("log_softmax",)), log=True),
+    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0", Spelling(names=("softmax",), functional=("softmax",))),
+    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", Spelling(names=("log_softmax",), functional=("log_softmax",)), log=True),
 ]

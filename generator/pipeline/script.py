@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from ..ops import KEYWORDS, REGISTRY, operators
+from ..ops import CHOICES, KEYWORDS, REGISTRY, operators
 from ..ops.base import dotted_name
 from ..spec.python import float_format
 
@@ -87,6 +87,7 @@ def vet(code: str) -> None:
     except SyntaxError as e:
         raise Refused(f"a syntax error at line {e.lineno}") from None
     methods = {n for op in REGISTRY.values() for n in op.spelling.names} | {"backward"}
+    functional_names = {n for op in REGISTRY.values() for n in op.spelling.functional}
     attributes = {op.spelling.attribute for op in REGISTRY.values() if op.spelling.attribute} | {"grad"}
     allowed_nodes = EXPRESSIONS + operators()
     keywords = set(KEYWORDS + OWN_KEYWORDS)
@@ -106,12 +107,21 @@ def vet(code: str) -> None:
             raise Refused(f"the constant {node.value!r}")
         if isinstance(node, ast.keyword) and node.arg not in keywords:
             raise Refused(f"the keyword {node.arg!r}")
+        if (isinstance(node, ast.keyword) and node.arg in CHOICES and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)):
+            if node.value.value not in CHOICES[node.arg]:
+                raise Refused(f"the {node.arg}= {node.value.value!r}")
+            return  # reduction='sum'
         if isinstance(node, ast.Subscript):
             index = node.slice.operand if isinstance(node.slice, ast.UnaryOp) else node.slice
             if not (isinstance(index, ast.Constant) and type(index.value) is int):
                 raise Refused("an index that is not an integer")
         if isinstance(node, ast.Attribute) and ast.dump(node) == PARAMETER:
             return  # torch.nn.Parameter, as code.py writes a Parameter
+        if isinstance(node, ast.Attribute) and dotted_name(node.value) == "torch.nn.functional":
+            if node.attr not in functional_names:
+                raise Refused(f"the attribute {node.attr!r} of torch.nn.functional")
+            return  # torch.nn.functional.relu, as the author wrote F.relu
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.autograd.grad":
             for child in (*node.args, *node.keywords):  # torch.autograd.grad(y, x, create_graph=True)[0]
                 expression(child)

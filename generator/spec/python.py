@@ -1632,7 +1632,7 @@ class _Reader:
 
     def translate(self, node: ast.expr, env: dict[str, ast.expr] | None = None, depth: int = 0, *,
                   decorated: bool = False) -> ast.expr:
-        """Return an expression with names bound to their nodes, constants and functions inlined, F. as torch.
+        """Return an expression with names bound to their nodes, constants and functions inlined, F. as torch.nn.functional.
 
         decorated: the expression is a call of a helper under a grad-mode decorator, which may be inlined there.
         """
@@ -1652,8 +1652,10 @@ class _Reader:
                     return ast.Name(self.tensor_name(n), ast.Load())
                 if n.id in self.constants:
                     return ast.Constant(_float_or_int(self.number(self.constants[n.id])))
+                if n.id in self.modules and self.modules[n.id] == "F":  # F.relu(x) is torch.nn.functional.relu(x)
+                    return ast.parse("torch.nn.functional", mode="eval").body
                 if n.id in self.modules:
-                    return ast.Name("torch" if self.modules[n.id] in ("torch", "F") else n.id, ast.Load())
+                    return ast.Name("torch" if self.modules[n.id] == "torch" else n.id, ast.Load())
                 raise Refused(f"unknown name '{clip(n.id)}' (allowed: {self.names()})")
             if isinstance(n, ast.Call) and self.is_creation(n):  # torch.ones(2, requires_grad=True) * 2
                 return ast.Name(self.anonymous_leaf(n), ast.Load())
