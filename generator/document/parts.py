@@ -196,6 +196,9 @@ def picture_of(graph, passes, *, values, adjoint, grad) -> Picture:
     """Return the graph's picture: values(name), adjoint(pass, name) and grad(leaf) give the numbers (or None)."""
     nodes, edges = [], []
     hidden = repeated_nodes(graph)
+    for node in reversed(graph.nodes):  # a tensor the picture shows shows its inputs, even a loop's last values
+        if node.name not in hidden:
+            hidden.difference_update(node.parents)
     for node in graph.nodes:
         if node.name in hidden:
             continue

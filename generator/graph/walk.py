@@ -29,7 +29,7 @@ MAX_EXPONENT_DIGITS = 3  # digits after the e of a literal, leading zeros not co
 LARGEST = Fraction(2**1024 - 2**970)  # the least magnitude that float64 rounds to inf
 SMALLEST = Fraction(1, 2**1075)  # the largest magnitude that float64 rounds to 0
 RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
-MAX_NODES = 400  # tensors in the whole graph, leaves included
+MAX_NODES = 1000  # tensors in the whole graph, leaves included: 100 epochs of a small training loop
 MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
 
 INTERMEDIATE_NAMES = tuple("tuwpqrs")  # letters for the tensors inside a step
