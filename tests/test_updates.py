@@ -202,6 +202,15 @@ class TestDocument:
             numbers = [float(x) for x in __import__("re").findall(r"\$(-?[0-9.]+)\$", row)]
             assert math.isclose(numbers[0], value, rel_tol=1e-6) and math.isclose(numbers[1], grad, rel_tol=1e-6), row
 
+    def test_the_picture_shows_what_a_later_step_reads_of_the_loop(self, tmp_path):
+        """A prediction after training, from the loop's last values, is drawn with its input (a loop's later tensor)."""
+        code = __import__("textwrap").dedent(LOOPS["zeroed"]) + "f = w * 5\nprint(f)\n"
+        assert_agrees(tmp_path, code)
+        assert run("build", str(write(tmp_path, code)), "--out", str(tmp_path / "o"), "--format", "md")[0] == 0
+        text = (tmp_path / "o/example.md").read_text()
+        picture = text[text.index("flowchart TD"):]
+        assert "<b>w4</b>" in picture and "<b>f</b>" in picture and "<b>w3</b>" not in picture
+
     def test_json_lists_every_call(self, tmp_path):
         """JSON keeps every iteration's call, though the document tabulates them."""
         document = checked_json(tmp_path, LOOPS["two weights, float64"])
