@@ -155,6 +155,22 @@ class TestRefused:
                                f"x = torch.tensor([1.0, 2.0])\n{line}\n")
         assert_one_problem(path, 4, message)
 
+    def test_kept_then_updated_is_refused(self, tmp_path):
+        """H kept in a name, then its input updated in place: printing H later is refused, as is a call at the update."""
+        path = write(tmp_path, """\
+        import torch
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        H = torch.autograd.functional.hessian(lambda a: (a ** 3).sum(), x)
+        (x ** 2).sum().backward()
+        with torch.no_grad():
+            x -= 0.25 * x.grad
+        print(H)
+        """)
+        assert_one_problem(path, 7, "printing 'H', what hessian(...) returned before 'x' was updated in place")
+        path.write_text(path.read_text().replace("print(H)", "print(torch.autograd.functional.hessian(lambda a: (a * x).sum(), w))")
+                        .replace("x = torch", "w = torch.ones(2); x = torch"))
+        assert_one_problem(path, 7, "'f' uses 'x' after an in-place update (allowed: not supported yet")
+
     def test_torch_raises_on_the_refused_ones(self):
         """The oracle: torch itself raises, with the text the refusals quote."""
         x = torch.tensor([1.0, 2.0])

@@ -1049,7 +1049,12 @@ class _Reader:
             called = self.functional(node)  # type: ignore[arg-type]
             return [called], called.code
         if isinstance(node, ast.Name) and node.id in self.kept:
-            return [self.kept[node.id]], self.kept[node.id].code
+            called = self.kept[node.id]
+            changed = [n for n in (*called.inputs, *called.outside, *called.v) if n in self.versions.values()]
+            if changed:
+                raise Refused(f"printing '{node.id}', what {called.kind}(...) returned before '{changed[0]}' was updated"
+                              f" in place (allowed: not supported yet; print({node.id}) before the update)")
+            return [called], called.code
         if not isinstance(node, ast.JoinedStr):
             return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
         parts: list[str | Shown] = []
@@ -1761,12 +1766,19 @@ class _Reader:
         for name in inputs:
             if name not in self.leaves:
                 raise Refused(f"{kind} at '{name}', a computed tensor (allowed: tensors made by torch.tensor, ones, ...)")
+            if name in self.versions:  # its numbers are the update's, which the call does not follow
+                raise Refused(f"{kind} at '{self.versions[name]}' after an in-place update (allowed: not supported yet;"
+                              " the call before the update)")
         for p in params:
             if not NAME.fullmatch(p) or p in RESERVED:
                 raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
         expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
         outside = sorted(_names_in(expr) - set(params) - {"torch"})
         computed = [n for n in outside if n not in self.leaves]
+        updated = [n for n in outside if n in self.versions]
+        if updated:
+            raise Refused(f"'{function}' uses '{self.versions[updated[0]]}' after an in-place update (allowed: not"
+                          f" supported yet; {kind} before the update)")
         if computed:
             raise Refused(f"'{function}' uses {', '.join(repr(n) for n in computed)}, a computed tensor from outside it"
                           f" (allowed: {kind} of a function of its own parameters ({', '.join(params)}) and of tensors"
@@ -2078,6 +2090,8 @@ def _missing_feature(node: ast.stmt) -> str:
             head, _, tail = dotted.rpartition(".")
             if dotted == "torch.autograd.functional" or (head == "torch.autograd.functional" and tail in FUNCTIONALS):
                 continue  # jacobian, vjp, jvp, hessian and hvp are read
+            if head == "torch.autograd.functional":
+                return f"torch.autograd.functional.{tail} (jacobian, vjp, jvp, hessian and hvp are read)"
             if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
                 continue  # its functions are read as torch's, and the graph names any it does not know
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
