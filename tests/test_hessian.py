@@ -69,6 +69,17 @@ class TestHessian:
         print(torch.autograd.functional.hessian(lambda a: (a * a).sum(), (x,)))
         """)
 
+    def test_zeros_print_with_torchs_sign(self, tmp_path):
+        """Entries torch's one-hot passes leave as -0.0 or 0.0 print as it prints them, in H and in H v."""
+        agrees(tmp_path, """\
+        import torch
+        x = torch.tensor([0.3, -1.2, 2.5])
+        print(torch.autograd.functional.hessian(lambda a: a.cos().sum(), x))
+        print(torch.autograd.functional.hessian(lambda a: -(a.sin() ** 2).sum(), x))
+        print(torch.autograd.functional.hessian(lambda a: (a * a * a).sum() - a.exp().sum(), x))
+        print(torch.autograd.functional.hvp(lambda a: a.cos().sum(), x, torch.tensor([1.0, 0.0, -2.0])))
+        """)
+
     def test_values_are_torchs_hessian(self, tmp_path):
         """The JSON's hessians, blocks per pair of inputs, are torch's in float64, and follow the document schema."""
         import jsonschema

@@ -103,7 +103,7 @@ def rounded(spec: Spec, f: Functional) -> tuple[np.ndarray, tuple[np.ndarray, ..
 
     torch's jacobian is one vjp per output element (a one-hot v), so each row of J is rounded as that vjp is.
     hessian and hvp go through a double backward, not emulated op by op: H and H v are the exact values, rounded
-    once to the dtype (f's output is still rounded op by op).
+    once to the dtype, their zeros signed as the one-hot passes leave them (f's output is rounded op by op).
     """
     from .shadow import shadow
 
@@ -114,8 +114,16 @@ def rounded(spec: Spec, f: Functional) -> tuple[np.ndarray, tuple[np.ndarray, ..
         solved = solve(spec, f)
         once = tuple(np.array([to_float(x) for x in r], dtype=np.float64).astype(kind).astype(np.float64)
                      for r in solved.results)
+        flat = [np.array([to_float(x) for row in block for x in row]) for row_blocks in solved.hessians
+                for block in row_blocks]
+        signed = tuple(np.where(minus, -0.0, h) for h, minus in zip(flat, negative_zeros(solved)))
         if f.kind == "hessian":
-            once = tuple(np.where(minus, -0.0, r) for r, minus in zip(once, negative_zeros(solved)))
+            once = tuple(np.where(h == 0, h, r) for r, h in zip(once, signed))  # H's zeros, signed
+        else:  # a zero of H v keeps the sign IEEE gives the sum of H's entries (signed zeros) times v
+            values = {i.name: i.value for i in spec.inputs}
+            us = [np.array([float(x) for x in values[n].values]) for n in f.v] or [np.ones(1)]
+            once = tuple(np.where(r == 0, np.copysign(0.0, z), r)
+                         for r, z in zip(once, signed_products(signed, us)))
         return np.asarray(shadow(graph).values[out], dtype=np.float64).ravel(), once
     graph = functional_graph(spec, f, rows=f.kind != "vjp")
     shade = shadow(graph)
@@ -145,21 +153,38 @@ def negative_zeros(solved: Solved) -> tuple[np.ndarray, ...]:
     """Return, per block of H (flat), where torch's double backward leaves -0.0.
 
     Row i of H is a backward pass with a one-hot v: an entry the gradient's element i does not depend on is
-    0 times the other elements' derivatives there, negative when those all are (sin's -sin(x) * 0 is -0.0).
+    0 times each term of the other elements' second derivatives there, summed; -0.0 only when every such term is
+    negative (sin's -sin(x) * 0 is -0.0, but -2 sin(x) cos(x)'s 2 sin² - 2 cos² gives -0.0 + 0.0 = 0.0).
     """
+    env = {s: x for node in solved.graph.nodes if node.is_leaf
+           for s, x in zip(solved.derivation.symbols[node.name], solved.derivation.values[node.name])}
     signs = []
-    for formulas, values in zip((b for blocks in solved.seconds for b in blocks),
-                                (b for blocks in solved.hessians for b in blocks)):
+    for formulas in (b for blocks in solved.seconds for b in blocks):
         rows, cols = len(formulas), len(formulas[0]) if formulas else 0
         minus = np.zeros(rows * cols, dtype=bool)
-        for i in range(rows):
-            for j in range(cols):
-                if formulas[i][j] != 0:
-                    continue
-                others = [values[k][j] for k in range(rows) if k != i and formulas[k][j] != 0]
-                minus[i * cols + j] = bool(others) and all(x.is_extended_negative for x in others)
+        for j in range(cols):
+            terms = [(k, bool(evaluate(t, env).is_extended_negative)) for k in range(rows)
+                     for t in sp.Add.make_args(formulas[k][j]) if t != 0]
+            for i in range(rows):
+                others = [negative for k, negative in terms if k != i]
+                minus[i * cols + j] = formulas[i][j] == 0 and bool(others) and all(others)
         signs.append(minus)
     return tuple(signs)
+
+
+def signed_products(blocks: tuple[np.ndarray, ...], us: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Return H v per input in IEEE float64 from H's blocks with their signed zeros: where H v is 0, its sign."""
+    n = len(us)
+    found = []
+    for a in range(n):
+        total = None
+        for b in range(n):
+            h = blocks[a * n + b].reshape(len(us[a]), len(us[b]))
+            for c in range(len(us[b])):
+                term = h[:, c] * us[b][c]
+                total = term if total is None else total + term
+        found.append(total)
+    return tuple(found)
 
 
 def returned(spec: Spec, f: Functional, *, shade: bool) -> tuple[list[float], tuple[list[float], ...]]:
