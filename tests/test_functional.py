@@ -180,12 +180,12 @@ class TestRefused:
          "jacobian of 'f', which takes 2 tensors, at 1: torch raises TypeError"),
         ("print(torch.autograd.functional.jacobian(lambda a: a * 2, x, strict=True))",
          "jacobian(strict=True) (allowed: not supported yet; strict=False)"),
-        ("print(torch.autograd.functional.hessian(lambda a: a.sum(), x))",
-         "torch.autograd.functional.hessian is not supported yet"),
+        ("print(torch.autograd.functional.vhp(lambda a: a.sum(), x, x))",
+         "torch.autograd.functional.vhp (jacobian, vjp, jvp, hessian and hvp are read) is not supported yet"),
         ("print(torch.autograd.functional.jacobian(lambda a: a * 2, torch.ones(65)))",
          "jacobian of 'f', where 'a' has 65 elements (allowed: not supported yet; at most 64 elements per tensor"),
-        ("J = torch.autograd.functional.jacobian(lambda a: a * 2, x)",
-         "keeping what jacobian(...) returns in a name (allowed: not supported yet; print(jacobian(...)))"),
+        ("J = torch.autograd.functional.jacobian(lambda a: a * 2, x); y = J * 2",
+         "using what jacobian(...) returns other than printing it (allowed: not supported yet; print(J))"),
     ])
     def test_refused_with_a_located_message(self, tmp_path, line, message):
         """What torch raises on, or what is not read yet, is refused at its line, naming what is allowed."""

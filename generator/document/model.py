@@ -509,11 +509,22 @@ class FunctionalInput:
 
 
 @dataclass(frozen=True)
+class HessianBlock:
+    """One block of H (hessian, hvp): the gradient by one input, differentiated by the elements of another."""
+
+    row: str  # the input whose gradient is differentiated
+    column: str  # the input it is differentiated by
+    display: str  # LaTeX: H = [∂² notation] = [formulas] = [numbers], what is small enough of it
+    numeric: str  # LaTeX: H = [numbers]
+    shape: str  # the block's shape as torch returns it: the row input's shape, then the column input's
+
+
+@dataclass(frozen=True)
 class FunctionalItem:
-    """One printed torch.autograd.functional.jacobian, vjp or jvp: f at the inputs, J, and what the call returns."""
+    """One printed torch.autograd.functional call: f at the inputs, J (and H), and what the call returns."""
 
     number: int
-    kind: str  # jacobian, vjp or jvp
+    kind: str  # jacobian, vjp, jvp, hessian or hvp
     line: int
     call: str  # the call as the document's code writes it
     function: str
@@ -521,14 +532,15 @@ class FunctionalItem:
     output_tex: str
     rows: int  # elements of f's output: J's rows, one backward pass each
     forward: tuple[ForwardItem, ...]  # f computed at the inputs' values
-    inputs: tuple[FunctionalInput, ...]
+    inputs: tuple[FunctionalInput, ...]  # hessian, hvp: J is f's gradient, a single row
     packed: bool  # inputs given as a tuple: torch returns a tuple of J's
     create_graph: bool
-    v: str  # vjp: LaTeX of v; jvp: of u ('' for jacobian)
-    products: tuple[str, ...]  # vjp: Jᵀv per input; jvp: J u; () for jacobian
+    v: str  # vjp: LaTeX of v; jvp: of u; hvp: of v ('' for jacobian and hessian)
+    products: tuple[str, ...]  # vjp: Jᵀv per input; jvp: J u; hvp: H v per input; () for jacobian and hessian
     printed: str  # what printing the call shows
     repeat_of: int = 0  # an earlier call of the same function at the same inputs: its J is this one's
     outside: tuple[str, ...] = ()  # the example's tensors f uses besides its parameters: constants to J
+    hessians: tuple[HessianBlock, ...] = ()  # hessian, hvp: H's blocks, each input's gradient by each input
 
     @property
     def tensors(self) -> tuple[str, ...]:
@@ -544,6 +556,16 @@ class FunctionalItem:
     def shapes(self) -> tuple[str, ...]:
         """Each J's shape as torch returns it."""
         return tuple(i.shape for i in self.inputs)
+
+    @property
+    def hessian_rows(self) -> int:
+        """The gradient's entries, all inputs together: H's rows, one backward pass each."""
+        return sum(i.jacobian.cols for i in self.inputs)
+
+    @property
+    def hessian_shapes(self) -> tuple[str, ...]:
+        """Each block of H's shape as torch returns it."""
+        return tuple(h.shape for h in self.hessians)
 
     @property
     def tracked(self) -> tuple[str, ...]:

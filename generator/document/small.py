@@ -333,6 +333,15 @@ class SmallBuilder(DocumentBuilder):
             return None
         return matrix_tex(cells)
 
+    def symbolic_hessian(self, out: Node, formulas: tuple[tuple[sp.Expr, ...], ...]) -> str | None:
+        """Return a block of second derivatives (sympy.diff of the gradient's formulas), when short and smooth."""
+        if self.d.passes[0].kinks or not self.substitutable(out):
+            return None
+        cells = [[self.printer.doprint(sp.factor(e) if _factorable(e) else e) for e in row] for row in formulas]
+        if sum(len(c) for row in cells for c in row) > MAX_SYMBOLIC_CHARS:
+            return None
+        return matrix_tex(cells)
+
     def note(self, kink) -> Note:
         return kink_note(self.graph, self.graph.node(kink.node), kink.key, kink.index, self.d.values.__getitem__)
 

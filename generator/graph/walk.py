@@ -615,7 +615,7 @@ def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str])
 
 
 def _functionals(graph: Graph) -> list[Problem]:
-    """Report a printed jacobian, vjp or jvp whose function torch could not run at its inputs, or whose v does not fit."""
+    """Report a printed functional call whose function torch could not run at its inputs, or whose v does not fit."""
     problems = []
     for p in graph.spec.prints or ():
         for part in p.parts:
@@ -628,12 +628,14 @@ def _functionals(graph: Graph) -> list[Problem]:
 
 
 # -- torch.autograd.functional ------------------------------------------------
-# The graph of one jacobian / vjp / jvp call: f's parameters as leaves that require grad, f's output a step.
+# The graph of one jacobian / vjp / jvp / hessian / hvp call: f's parameters as leaves that require grad,
+# f's output a step.
 # torch detaches each input and sets requires_grad on the copy, so the example's own tensors never change;
 # the call is a small graph of its own, and J, Jᵀv and Ju come from its derivation.
 
 
 MAX_FUNCTIONAL_ELEMENTS = 64  # the exact engine's size (engines/sparse.py SMALL): J entry by entry, one pass per row
+MAX_HESSIAN_ELEMENTS = 16  # the inputs' elements in all: H has their square of entries, each a second derivative
 
 
 def output_name(f: Functional) -> str:
@@ -665,6 +667,10 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
     if numel(largest.shape) > MAX_FUNCTIONAL_ELEMENTS:
         problem = (f"{f.kind} of '{f.function}', where '{largest.name}' has {numel(largest.shape)} elements (allowed: not"
                    f" supported yet; at most {MAX_FUNCTIONAL_ELEMENTS} elements per tensor, derived exactly)")
+    inner = sum(numel(values[n].shape) for n in f.inputs)
+    if f.kind in ("hessian", "hvp") and inner > MAX_HESSIAN_ELEMENTS and not problem:
+        problem = (f"{f.kind} of '{f.function}', whose inputs have {inner} elements in all (allowed: not supported yet;"
+                   f" at most {MAX_HESSIAN_ELEMENTS}, each second derivative derived exactly)")
     if problem:
         raise SpecError([Problem(spec.path, f.line, problem)])
     if f.kind == "vjp" and not rows:
@@ -676,8 +682,21 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
 
 
 def _mismatch(spec: Spec, f: Functional, graph: Graph, values: dict[str, Array]) -> str:
-    """Return why torch raises on v's shapes, or ''."""
+    """Return why torch raises on v's shapes or on f's output, or ''."""
     out = graph.node(output_name(f)).shape
+    if f.kind == "hvp" and not f.v and (len(f.inputs) != 1 or numel(values[f.inputs[0]].shape) != 1):
+        return ("hvp without v at other than one input of one element: torch raises 'The vector v can only be None if"
+                " the input to the user-provided function is a single Tensor with a single element.' (allowed: v of"
+                " the inputs' shapes)")
+    if f.kind == "hvp":
+        for name, given in zip(f.inputs, f.v):
+            if values[given].shape != values[name].shape:
+                return (f"hvp with v of shape {fmt_shape(values[given].shape)} for the input '{name}' of shape"
+                        f" {fmt_shape(values[name].shape)}: torch raises RuntimeError (allowed: v of the inputs' shapes)")
+    if f.kind in ("hessian", "hvp") and numel(out) != 1:
+        return (f"{f.kind} of '{f.function}', whose output has {numel(out)} elements: torch raises 'The Tensor returned"
+                f" by the function given to {f.kind} should contain a single element' (allowed: a function returning"
+                " one element, such as a sum)")
     if f.kind == "vjp" and not f.v and numel(out) != 1:
         return (f"vjp without v of '{f.function}', whose output has {numel(out)} elements: torch raises RuntimeError"
                 " (allowed: v of the output's shape; None only for a one-element output)")

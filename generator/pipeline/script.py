@@ -368,7 +368,7 @@ def vet(code: str) -> None:
     statements(tree.body)
 
 
-FUNCTIONAL_CALLS = tuple(f"torch.autograd.functional.{k}" for k in ("jacobian", "vjp", "jvp"))
+FUNCTIONAL_CALLS = tuple(f"torch.autograd.functional.{k}" for k in ("jacobian", "vjp", "jvp", "hessian", "hvp"))
 
 
 

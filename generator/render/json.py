@@ -116,7 +116,7 @@ class Json(Finished):
 
 
 def _functionals(spec) -> list[dict[str, Any]]:
-    """Return each printed jacobian, vjp or jvp: f's output, J per input (exact, row-major), and what the call returns."""
+    """Return each printed functional call: f's output, J (and H) per input (exact, row-major), and what it returns."""
     from ..document.functional import functionals_of
     from ..engines.functional import solve
 
@@ -128,10 +128,15 @@ def _functionals(spec) -> list[dict[str, Any]]:
         shapes = [graph.node(p).shape for p in f.params]
         if f.kind == "jacobian":
             returned = [_floats(r, out + s) for r, s in zip(solved.results, shapes)]
-        elif f.kind == "vjp":
+        elif f.kind in ("vjp", "hvp"):
             returned = [_floats(r, s) for r, s in zip(solved.results, shapes)]
+        elif f.kind == "hessian":
+            returned = [_floats(r, a + b) for r, (a, b) in zip(solved.results, [(a, b) for a in shapes for b in shapes])]
         else:
             returned = [_floats(solved.results[0], out)]
+        hessians = {"hessians": {p: {q: [[_number(to_float(x)) for x in row] for row in block]
+                                     for q, block in zip(f.params, blocks)}
+                                 for p, blocks in zip(f.params, solved.hessians)}} if solved.hessians else {}
         found.append({
             "kind": f.kind,
             "function": f.function,
@@ -142,6 +147,7 @@ def _functionals(spec) -> list[dict[str, Any]]:
             "v": [_floats(v, s) for v, s in zip(solved.v, [graph.node(solved.output).shape] if f.kind == "vjp" else shapes)],
             "returned": returned,
             "create_graph": f.create_graph,
+            **hessians,
         })
     return found
 
@@ -253,17 +259,22 @@ def document_schema() -> dict[str, Any]:
         "type": "object", "additionalProperties": False,
         "required": ["kind", "function", "inputs", "output", "jacobians", "v", "returned", "create_graph"],
         "properties": {
-            "kind": {"enum": ["jacobian", "vjp", "jvp"]},
+            "kind": {"enum": ["jacobian", "vjp", "jvp", "hessian", "hvp"]},
             "function": {"type": "string", "description": "The helper (or lambda's name) differentiated."},
             "inputs": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "Per parameter of the function, the example's tensor torch copies into it."},
             "output": {"$ref": "#/$defs/tensor", "description": "The function's value at the inputs."},
             "jacobians": {"type": "object", "additionalProperties": dense,
-                          "description": "Per parameter, J: numel(output) x numel(input), row-major."},
+                          "description": "Per parameter, J: numel(output) x numel(input), row-major (hessian, hvp:"
+                                         " the gradient, one row)."},
+            "hessians": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": dense},
+                         "description": "hessian, hvp only: per parameter i, per parameter j, H_ij, the gradient by i"
+                                        " differentiated by j: numel(i) x numel(j), row-major."},
             "v": {"type": "array", "items": {"$ref": "#/$defs/tensor"},
-                  "description": "vjp: [v]; jvp: u per input; [] for jacobian or when torch takes ones."},
+                  "description": "vjp: [v]; jvp, hvp: v per input; [] for jacobian, hessian or when torch takes ones."},
             "returned": {"type": "array", "items": {"$ref": "#/$defs/tensor"},
-                         "description": "After the output: J per input (jacobian), J^T v per input (vjp), [J u] (jvp)."},
+                         "description": "After the output: J per input (jacobian), J^T v per input (vjp), [J u] (jvp),"
+                                        " H_ij for each i, then each j (hessian), H v per input (hvp)."},
             "create_graph": {"type": "boolean"},
         },
     }

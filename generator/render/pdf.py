@@ -661,6 +661,8 @@ class TexBuilder:
             doc.append(self.say("functional_repeat", number=f.repeat_of))
             for i in f.inputs:
                 doc.append(self.math(i.jacobian.numeric if len(f.inputs) == 1 else i.display))
+            for h in f.hessians:
+                doc.append(self.math(h.numeric))
         else:
             doc.append(self.say("functional_intro", kind=f.kind, function=f.function, tensors=f.tensors, pairs=f.pairs,
                                 outside=f.outside))
@@ -669,11 +671,20 @@ class TexBuilder:
             for item in f.forward:
                 for eq in item.displays:
                     doc.append(self.math(eq))
-            doc.append(self.say("functional_jacobian", output=f.output, rows=f.rows, many=len(f.inputs) > 1))
+            if f.hessians:
+                doc.append(self.say("functional_gradient", output=f.output, many=len(f.inputs) > 1))
+            else:
+                doc.append(self.say("functional_jacobian", output=f.output, rows=f.rows, many=len(f.inputs) > 1))
             for i in f.inputs:
                 doc.append(self.say("functional_input", param=i.param, flat=i.jacobian.flat))
                 doc.append(self.math(i.display))
-        if f.kind == "jacobian":
+            if f.hessians:
+                doc.append(self.say("functional_second", output_tex=f.output_tex, many=len(f.inputs) > 1))
+                for h in f.hessians:
+                    doc.append(self.math(h.display))
+        if f.kind == "hessian":
+            doc.append(self.say("functional_hessian", rows=f.hessian_rows, packed=f.packed, shapes=f.hessian_shapes))
+        elif f.kind == "jacobian":
             doc.append(self.say("functional_rows", output=f.output, rows=f.rows, packed=f.packed, shapes=f.shapes))
             if f.create_graph:
                 doc.append(self.say("functional_graph", tracked=f.tracked, constant=f.constant))

@@ -245,17 +245,17 @@ def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:
 
 @dataclass(frozen=True)
 class Functional:
-    """What print(torch.autograd.functional.jacobian / vjp / jvp (f, inputs, v)) shows: f's derivative at inputs."""
+    """What print(torch.autograd.functional.jacobian / vjp / jvp / hessian / hvp (f, inputs, v)) shows: f's derivatives."""
 
-    kind: str  # "jacobian", "vjp" or "jvp"
+    kind: str  # "jacobian", "vjp", "jvp", "hessian" or "hvp"
     function: str  # the helper's name in the code (a lambda's: the name it is bound to, or "f")
     params: tuple[str, ...]  # f's parameters, one per input
     expr: str  # f's return expression of its parameters, as a step writes it
     inputs: tuple[str, ...]  # the leaves given as inputs, in order
     packed: bool  # inputs given as a tuple: torch answers with tuples
     line: int
-    v: tuple[str, ...] = ()  # vjp: v of f's output shape; jvp: one per input (the leaves given)
-    v_packed: bool = False  # jvp's v given as a tuple
+    v: tuple[str, ...] = ()  # vjp: v of f's output shape; jvp, hvp: one per input (the leaves given)
+    v_packed: bool = False  # jvp's or hvp's v given as a tuple
     create_graph: bool = False
     vectorize: bool = False  # torch computes J's rows at once with vmap: the same numbers
     outside: tuple[str, ...] = ()  # leaves of the example that f uses besides its parameters: constants to J
@@ -267,7 +267,7 @@ class Functional:
             return f"({', '.join(names)}{',' if len(names) == 1 else ''})" if packed else names[0]
         args = [f"lambda {', '.join(self.params)}: {self.expr}", pack(self.inputs, self.packed)]
         if self.v:
-            args.append(pack(self.v, self.v_packed if self.kind == "jvp" else False))
+            args.append(pack(self.v, self.v_packed if self.kind in ("jvp", "hvp") else False))
         args += [k + "=True" for k, on in (("create_graph", self.create_graph), ("vectorize", self.vectorize)) if on]
         return f"torch.autograd.functional.{self.kind}({', '.join(args)})"
 

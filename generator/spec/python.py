@@ -48,7 +48,11 @@ TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", 
 CASTS = {"float": "float32", "double": "float64"}
 SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn", "shape")
 HEADER_KEYS = ("lang", "flavor")
-FUNCTIONALS = ("jacobian", "vjp", "jvp")  # torch.autograd.functional's, read so far
+FUNCTIONALS = ("jacobian", "vjp", "jvp", "hessian", "hvp")  # torch.autograd.functional's, read so far
+FUNCTIONAL_ARGS = {
+    "jacobian": ("func", "inputs", "create_graph", "strict", "vectorize", "strategy"),
+    "hessian": ("func", "inputs", "create_graph", "strict", "vectorize", "outer_jacobian_strategy"),
+}  # the others: func, inputs, v, create_graph, strict
 
 SIGNED = re.compile(r"[-+][0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9_]+)?|[-+]\.[0-9_]+([eE][-+]?[0-9_]+)?")
 _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS) + ", name = expression,"
@@ -144,6 +148,7 @@ class _Reader:
     no_grad: bool = False  # inside `with torch.no_grad():`
     last_line: int = 1  # the line of the statement being read
     tuples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Python name -> the tensors of a tuple
+    kept: dict[str, Functional] = field(default_factory=dict)  # Python name -> the functional call it holds, to print
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
@@ -342,9 +347,11 @@ class _Reader:
         name = target.id
         if isinstance(value, ast.Tuple):
             return self.tuple_(name, value, line)
-        if self.functional_kind(value):
-            kind = self.functional_kind(value)
-            raise Refused(f"keeping what {kind}(...) returns in a name (allowed: not supported yet; print({kind}(...)))")
+        if self.functional_kind(value):  # H = hessian(f, x): what print(H) shows later is the call's
+            called = self.functional(value)  # type: ignore[arg-type]
+            self.forget(name)
+            self.kept[name] = called
+            return None
         if name == "_" and isinstance(value, ast.Call) and self.grad_mode(value) is not None:
             return self.expression_statement(value, line)  # _ = torch.set_grad_enabled(False)
         if isinstance(value, ast.Constant) and isinstance(value.value, bool):
@@ -824,6 +831,7 @@ class _Reader:
                       self.aliases, self.grads):
             table.pop(name, None)
         self.tuples.pop(name, None)
+        self.kept.pop(name, None)
         self.devices.discard(name)
 
     def fresh(self, name: str) -> str:
@@ -1052,6 +1060,13 @@ class _Reader:
             return self.tuple_shown(node)
         if self.functional_kind(node):
             called = self.functional(node)  # type: ignore[arg-type]
+            return [called], called.code
+        if isinstance(node, ast.Name) and node.id in self.kept:
+            called = self.kept[node.id]
+            changed = [n for n in (*called.inputs, *called.outside, *called.v) if n in self.versions.values()]
+            if changed:
+                raise Refused(f"printing '{node.id}', what {called.kind}(...) returned before '{changed[0]}' was updated"
+                              f" in place (allowed: not supported yet; print({node.id}) before the update)")
             return [called], called.code
         if not isinstance(node, ast.JoinedStr):
             return [self.one_shown(node)], ast.unparse(self.shown_expr(node))
@@ -1350,6 +1365,10 @@ class _Reader:
             if target in self.leaves:
                 self.leaves[target].used = True
             return target
+        if isinstance(node, ast.Name) and node.id in self.kept:
+            kind = self.kept[node.id].kind
+            raise Refused(f"using what {kind}(...) returns other than printing it (allowed: not supported yet;"
+                          f" print({node.id}))")
         raise Refused(f"{_describe(node)} is not a tensor of the example (allowed: {self.names()})")
 
     def names(self) -> str:
@@ -1656,6 +1675,8 @@ class _Reader:
                     return ast.parse("torch.nn.functional", mode="eval").body
                 if n.id in self.modules:
                     return ast.Name("torch" if self.modules[n.id] == "torch" else n.id, ast.Load())
+                if n.id in self.kept:
+                    return ast.Name(self.tensor_name(n), ast.Load())  # refused: what a functional call returned
                 raise Refused(f"unknown name '{clip(n.id)}' (allowed: {self.names()})")
             if isinstance(n, ast.Call) and self.is_creation(n):  # torch.ones(2, requires_grad=True) * 2
                 return ast.Name(self.anonymous_leaf(n), ast.Load())
@@ -1754,7 +1775,7 @@ class _Reader:
         return parts, f"({', '.join(members)}{',' if len(members) == 1 else ''})"
 
     def functional_kind(self, node: ast.expr) -> str:
-        """Return "jacobian", "vjp" or "jvp" for a call of torch.autograd.functional's, else ''."""
+        """Return "jacobian", "vjp", "jvp", "hessian" or "hvp" for a call of torch.autograd.functional's, else ''."""
         if not isinstance(node, ast.Call):
             return ""
         dotted = dotted_name(node.func)
@@ -1766,10 +1787,9 @@ class _Reader:
         return ""
 
     def functional(self, node: ast.Call) -> Functional:
-        """Read jacobian(f, inputs, ...), vjp(f, inputs, v) or jvp(f, inputs, v) of a helper or a lambda."""
+        """Read jacobian(f, inputs, ...), hessian(f, inputs, ...), or vjp / jvp / hvp(f, inputs, v) of a helper or a lambda."""
         kind = self.functional_kind(node)
-        names = ("func", "inputs", "v", "create_graph", "strict") if kind != "jacobian" else (
-            "func", "inputs", "create_graph", "strict", "vectorize", "strategy")
+        names = FUNCTIONAL_ARGS.get(kind, ("func", "inputs", "v", "create_graph", "strict"))
         if len(node.args) > len(names) or any(isinstance(a, ast.Starred) for a in node.args):
             raise Refused(f"{kind}() with {len(node.args)} arguments (allowed: {kind}({', '.join(names)}))")
         args = dict(zip(names, node.args))
@@ -1785,9 +1805,9 @@ class _Reader:
         if "strict" in args and self.flag(args["strict"], "strict"):
             raise Refused(f"{kind}(strict=True) (allowed: not supported yet; strict=False)")
         vectorize = self.flag(args["vectorize"], "vectorize") if "vectorize" in args else False
-        if "strategy" in args and not (isinstance(args["strategy"], ast.Constant)
-                                       and args["strategy"].value == "reverse-mode"):
-            raise Refused(f"jacobian(strategy={_describe(args['strategy'])}) (allowed: strategy='reverse-mode')")
+        for key in ("strategy", "outer_jacobian_strategy"):
+            if key in args and not (isinstance(args[key], ast.Constant) and args[key].value == "reverse-mode"):
+                raise Refused(f"{kind}({key}={_describe(args[key])[1:-1]}) (allowed: {key}='reverse-mode')")
         function, params, body = self.function_of(args["func"])
         packed = not (isinstance(args["inputs"], ast.Name) and args["inputs"].id in self.bound) and not (
             isinstance(args["inputs"], ast.Call) and self.is_creation(args["inputs"]))
@@ -1798,12 +1818,19 @@ class _Reader:
         for name in inputs:
             if name not in self.leaves:
                 raise Refused(f"{kind} at '{name}', a computed tensor (allowed: tensors made by torch.tensor, ones, ...)")
+            if name in self.versions:  # its numbers are the update's, which the call does not follow
+                raise Refused(f"{kind} at '{self.versions[name]}' after an in-place update (allowed: not supported yet;"
+                              " the call before the update)")
         for p in params:
             if not NAME.fullmatch(p) or p in RESERVED:
                 raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
         expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
         outside = sorted(_names_in(expr) - set(params) - {"torch"})
         computed = [n for n in outside if n not in self.leaves]
+        updated = [n for n in outside if n in self.versions]
+        if updated:
+            raise Refused(f"'{function}' uses '{self.versions[updated[0]]}' after an in-place update (allowed: not"
+                          f" supported yet; {kind} before the update)")
         if computed:
             raise Refused(f"'{function}' uses {', '.join(repr(n) for n in computed)}, a computed tensor from outside it"
                           f" (allowed: {kind} of a function of its own parameters ({', '.join(params)}) and of tensors"
@@ -1812,14 +1839,14 @@ class _Reader:
         v_packed = False
         given = args.get("v")
         if given is not None and not (isinstance(given, ast.Constant) and given.value is None):
-            v_packed = kind == "jvp" and not (isinstance(given, ast.Name) and given.id in self.bound) and not (
+            v_packed = kind in ("jvp", "hvp") and not (isinstance(given, ast.Name) and given.id in self.bound) and not (
                 isinstance(given, ast.Call) and self.is_creation(given))
             v = self.tuple_of(given) if v_packed else (self.tensor_or_leaf(given),)
             if any(name not in self.leaves for name in v):
                 raise Refused(f"{kind} with v {_describe(given)}, a computed tensor"
                               " (allowed: tensors made by torch.tensor, ones, ...)")
-            if kind == "jvp" and len(v) != len(inputs):
-                raise Refused(f"jvp with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
+            if kind in ("jvp", "hvp") and len(v) != len(inputs):
+                raise Refused(f"{kind} with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
                               f" (allowed: one v per input)")
         return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize,
                           tuple(outside))
@@ -2083,9 +2110,8 @@ def _describe(node: ast.AST) -> str:
 
 # What tutorials use that derive does not read yet, by the dotted name (or its last part) that shows it.
 _MISSING = {
-    "torch.autograd.functional": "torch.autograd.functional.hessian and hvp (jacobian, vjp and jvp are read)",
-    "hessian": "torch.autograd.functional.hessian",
-    "hvp": "torch.autograd.functional.hvp",
+    "torch.autograd.functional": "torch.autograd.functional's other functions (jacobian, vjp, jvp, hessian and hvp"
+                                 " are read)",
     "torch.nn": "torch.nn modules",
     "nn": "torch.nn modules",
     "torch.optim": "an optimizer (torch.optim)",
@@ -2114,7 +2140,9 @@ def _missing_feature(node: ast.stmt) -> str:
             dotted = dotted_name(sub)
             head, _, tail = dotted.rpartition(".")
             if dotted == "torch.autograd.functional" or (head == "torch.autograd.functional" and tail in FUNCTIONALS):
-                continue  # jacobian, vjp and jvp are read; hessian and hvp are named by the call itself
+                continue  # jacobian, vjp, jvp, hessian and hvp are read
+            if head == "torch.autograd.functional":
+                return f"torch.autograd.functional.{tail} (jacobian, vjp, jvp, hessian and hvp are read)"
             if dotted.startswith("torch.nn.functional") or "torch.nn.functional".startswith(dotted):
                 continue  # its functions are read as torch's, and the graph names any it does not know
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
