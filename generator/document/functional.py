@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import sympy as sp
@@ -11,6 +12,8 @@ from ..ops.base import fmt_shape, numel
 from ..spec.model import Functional, Spec
 from .latex import corner_matrix, name_tex, number_tex, tensor_tex
 from .model import FunctionalInput, FunctionalItem
+
+SAFE = re.compile(r"[A-Za-z0-9_ .,()\[\]<>=!+\-*/%]{1,120}")  # a loop's or an if's header, shown as code in a sentence
 
 
 def functionals_of(spec: Spec) -> tuple[Functional, ...]:
@@ -75,5 +78,5 @@ def functional_item(spec: Spec, f: Functional, number: int, builder) -> Function
     return FunctionalItem(
         number, f.kind, f.line, f.code, f.function, solved.output, name_tex(solved.output), numel(out.shape),
         forward, tuple(inputs), f.packed, f.create_graph, v, products, functional_text(spec, f, shade=True),
-        outside=f.outside,
+        outside=f.outside, decided=tuple(d for d in f.decided if SAFE.fullmatch(d[1])),
     )
