@@ -18,7 +18,6 @@ from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_s
 from ..ops.autograd import gradient, is_grad_call
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, dotted_name, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
-from ..spec.numbers import NAME, RESERVED
 from .model import Graph, Node
 from ..spec.model import Hook
 
@@ -640,8 +639,7 @@ MAX_HESSIAN_ELEMENTS = 16  # the inputs' elements in all: H has their square of 
 
 def output_name(f: Functional) -> str:
     """Name f's output after the helper (exp_adder), unless a parameter has that name."""
-    name = f.function
-    return name if NAME.fullmatch(name) and name not in RESERVED and name not in f.params else "out"
+    return f.output
 
 
 def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
@@ -653,7 +651,7 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
     leaves = tuple(Input(p, values[n], True, f.line) for p, n in zip(f.params, f.inputs)) + tuple(
         Input(n, values[n], False, f.line) for n in f.outside)  # to J, what f uses from outside is a constant
     out = output_name(f)
-    mini = Spec(spec.path, spec.title, spec.summary, leaves, (Step(out, f.expr, f.line),), (), spec.dtype,
+    mini = Spec(spec.path, spec.title, spec.summary, leaves, (*f.steps, Step(out, f.expr, f.line)), (), spec.dtype,
                 spec.lang, spec.flavor)
     try:
         graph = build_graph(mini)

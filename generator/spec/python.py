@@ -84,6 +84,10 @@ class _Leaf:
     parameter: bool = False  # see Input.parameter
 
 
+class _Reported(Refused):
+    """A refusal whose problems are already collected: the statement that needed the part refused stops quietly."""
+
+
 class _Located(Refused):
     """A refusal inside a compound statement, at the line of the part refused."""
 
@@ -153,6 +157,8 @@ class _Reader:
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
     grads: dict[str, list[str]] = field(default_factory=dict)  # Python name -> the nodes of torch.autograd.grad's tuple
+    inside: tuple[str, str] = ()  # (kind, f) while reading f of several statements for jacobian, vjp or jvp
+    decided: list[tuple[int, str, int]] | None = None  # there: each loop's runs and each if's branch, (line, header, n)
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -169,6 +175,8 @@ class _Reader:
                               f" (allowed: at most {MAX_STATEMENTS})")
             try:
                 self.statement(statement)
+            except _Reported:
+                continue
             except Refused as e:
                 line = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
                 self.problems.append(Problem(self.path, getattr(e, "line", None) or line, str(e)))
@@ -182,7 +190,9 @@ class _Reader:
         if isinstance(node, ast.AugAssign):
             return self.update(node.target, node.op, node.value, node.lineno)
         if isinstance(node, ast.If):
-            return self.block(node.body if self.condition(node.test) else node.orelse)
+            taken = self.condition(node.test)
+            self.decide(node, f"if {ast.unparse(node.test)}", int(taken))
+            return self.block(node.body if taken else node.orelse)
         if isinstance(node, ast.While):
             return self.while_(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -284,6 +294,17 @@ class _Reader:
         if modes:
             self.modes[node.name] = modes[0]
 
+    def decide(self, node: ast.stmt, header: str, n: int) -> None:
+        """Note how a loop or an if of f given to jacobian, vjp or jvp went: its runs, or 1 for its body and 0 for else."""
+        if self.decided is not None:
+            self.decided.append((node.lineno, header, n))
+
+    def within(self, what: str) -> NoReturn:
+        """Refuse what f, given to jacobian, vjp or jvp, does besides computing: torch would do it while it calls f."""
+        kind, function = self.inside
+        raise Refused(f"{what} inside '{function}', the function given to {kind} (allowed: not supported yet;"
+                      " inside it: name = expression, for, while and if, then return)")
+
     def loop(self, node: ast.For) -> None:
         """Unroll `for i in range(k)`: the body once per value of i."""
         if node.orelse:
@@ -300,6 +321,7 @@ class _Reader:
                 self.block(node.body)
             return
         values = self.range_of(node.iter)
+        self.decide(node, f"for {ast.unparse(node.target)} in {ast.unparse(node.iter)}", len(values))
         for i in values:
             self.constants[node.target.id] = ast.Constant(i)
             self.bound.pop(node.target.id, None)
@@ -325,6 +347,11 @@ class _Reader:
         return int(value)
 
     def assign(self, target: ast.expr, value: ast.expr, line: int) -> None:
+        if self.inside and (not isinstance(target, (ast.Name, ast.Tuple)) or self.grad_call(value) is not None
+                            or self.functional_kind(value) or self.custom_of(value) or self.custom_of(value, called=False)
+                            or isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                            and value.func.attr == "register_hook"):
+            self.within(f"'{clip(ast.unparse(target) + ' = ' + ' '.join(ast.unparse(value).split()))}'")
         if isinstance(target, ast.Attribute) and target.attr == "data":  # w.data = w.data - lr * w.grad
             return self.update(target, None, value, line)
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
@@ -426,6 +453,10 @@ class _Reader:
         if None in args:
             raise Refused(f"calling {call.func.id} with other than names of tensors"  # type: ignore[attr-defined]
                           " (allowed: f(x) with x a tensor of the example)")
+        return self.body_of(params, args, body, name, line)  # type: ignore[arg-type]
+
+    def body_of(self, params: list[str], args: list[str], body: list[ast.stmt], name: str, line: int) -> str:
+        """Read a function's statements with its parameters bound to nodes; return its result's node."""
         saved = {k: dict(getattr(self, k)) for k in ("bound", "constants", "functions", "flags", "modes", "dtypes")}
         self.depth += 1
         try:
@@ -613,6 +644,8 @@ class _Reader:
         from ..ops.function import APPLY, product as products
 
         cls = self.custom_of(call)
+        if self.inside:
+            self.within(f"{cls}.apply(...)")
         custom = self.customs[cls]
         if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
             raise Refused(f"{cls}.apply with other than one tensor (allowed: {cls}.apply(x))")
@@ -851,6 +884,10 @@ class _Reader:
     def expression_statement(self, node: ast.expr, line: int) -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return None  # a docstring or a string used as a comment
+        if self.inside:
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                self.within(f"{_describe(node)}, which torch runs once when it calls the function,")
+            self.within(_describe(node))
         if not isinstance(node, ast.Call):
             raise Refused(f"{_describe(node)} as a statement (allowed: t.backward(...), print(...))")
         func = node.func
@@ -1220,8 +1257,9 @@ class _Reader:
         """Unroll a while loop, its condition decided before each iteration from the values computed so far."""
         if node.orelse:
             raise Refused("while ... else is not supported (allowed: while condition: ...)")
-        for _ in range(MAX_ITERATIONS + 1):
+        for runs in range(MAX_ITERATIONS + 1):
             if not self.condition(node.test):
+                self.decide(node, f"while {ast.unparse(node.test)}", runs)
                 return
             self.block(node.body)
         raise Refused(f"a while loop still running after {MAX_ITERATIONS} iterations (allowed: at most {MAX_ITERATIONS})")
@@ -1808,7 +1846,13 @@ class _Reader:
         for key in ("strategy", "outer_jacobian_strategy"):
             if key in args and not (isinstance(args[key], ast.Constant) and args[key].value == "reverse-mode"):
                 raise Refused(f"{kind}({key}={_describe(args[key])[1:-1]}) (allowed: {key}='reverse-mode')")
-        function, params, body = self.function_of(args["func"])
+        given_f = args["func"]
+        if isinstance(given_f, ast.Name) and given_f.id in self.procedures:
+            function, (params, statements) = given_f.id, self.procedures[given_f.id]  # type: ignore[assignment]
+            params = tuple(params)
+        else:
+            function, params, body = self.function_of(given_f)
+            statements = None
         packed = not (isinstance(args["inputs"], ast.Name) and args["inputs"].id in self.bound) and not (
             isinstance(args["inputs"], ast.Call) and self.is_creation(args["inputs"]))
         inputs = self.tuple_of(args["inputs"]) if packed else (self.tensor_or_leaf(args["inputs"]),)
@@ -1824,8 +1868,14 @@ class _Reader:
         for p in params:
             if not NAME.fullmatch(p) or p in RESERVED:
                 raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
-        expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
-        outside = sorted(_names_in(expr) - set(params) - {"torch"})
+        steps: tuple[Step, ...] = ()
+        decided: tuple = ()
+        if statements is not None:
+            steps, expr, decided = self.unrolled(kind, function, params, statements, inputs)
+        else:
+            expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
+        outside = sorted(set().union(_names_in(expr), *(_names_in(s.expr) for s in steps))
+                         - set(params) - {s.name for s in steps} - {"torch"})
         computed = [n for n in outside if n not in self.leaves]
         updated = [n for n in outside if n in self.versions]
         if updated:
@@ -1849,7 +1899,95 @@ class _Reader:
                 raise Refused(f"{kind} with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
                               f" (allowed: one v per input)")
         return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize,
-                          tuple(outside))
+                          tuple(outside), steps, decided)
+
+    def unrolled(self, kind: str, function: str, params: tuple[str, ...], body: list[ast.stmt],
+                 inputs: tuple[str, ...]) -> tuple[tuple[Step, ...], str, tuple]:
+        """Read f of several statements as torch runs it once at the inputs' copies: its loops and ifs decided on
+        their values, as the module's are. Return its steps before the return, the return's expression (both in f's
+        own names: its parameters, then y, y2, ... for what it binds), and how its loops and ifs went."""
+        if self.inside:
+            self.within(f"{kind}(...)")
+        marks = (len(self.steps), len(self.renamed), len(self.problems), set(self.leaves))
+        kept = (set(self.taken), list(self.renamed), dict(self.computed), self.no_grad)
+        copies = []
+        for p, n in zip(params, inputs):  # torch detaches each input and sets requires_grad on the copy
+            node = self.fresh(p)
+            leaf = self.leaves[n]
+            self.leaves[node] = _Leaf(leaf.array, leaf.dtype, True, self.last_line, used=True, seq=self.count)
+            copies.append(node)
+        self.inside, self.decided, self.no_grad = (kind, function), [], False  # f runs with gradients on
+        try:
+            try:
+                result = self.body_of(list(params), copies, body, function, self.last_line)
+            except _Reported:
+                raise
+            except Refused as e:  # the return's expression: refused at its line, unless a statement above failed first
+                if len(self.problems) > marks[2]:
+                    raise _Reported("") from None
+                raise _Located(getattr(e, "line", None) or body[-1].lineno, str(e)) from None
+            if len(self.problems) > marks[2]:
+                raise _Reported("")
+            made = self.steps[marks[0]:]
+            py = dict(self.renamed[marks[1]:])
+            decided = self.decided
+        finally:
+            self.steps = self.steps[:marks[0]]
+            for node in copies:
+                del self.leaves[node]
+            created = set(self.leaves) - marks[3]
+            self.taken, self.renamed, self.computed, self.no_grad = kept
+            self.taken |= created  # a tensor made inside f is a constant to J, kept as a leaf of the example
+            self.inside, self.decided = (), None
+        for node in created:
+            if self.leaves[node].requires_grad:
+                raise Refused(f"'{function}' makes '{node}', a tensor that requires grad, inside it (allowed: not"
+                              f" supported yet; {kind} differentiates by its inputs only)")
+            self.leaves[node].used = True
+        by_name = {s.name: s for s in made}
+        if result not in by_name:
+            which = "its parameter" if result in copies else "a tensor from outside it"
+            shown = params[copies.index(result)] if result in copies else result
+            raise Refused(f"'{function}' returns {which} '{shown}' unchanged (allowed: not supported yet; {kind} of a"
+                          " computation of its parameters)")
+        needed, wanted = set(), [result]
+        while wanted:  # what f's result is computed from: the rest torch computes and drops
+            name = wanted.pop()
+            if name in by_name and name not in needed:
+                needed.add(name)
+                wanted.extend(_names_in(by_name[name].expr))
+        made = [s for s in made if s.name in needed]
+        quiet = next((s for s in made if s.no_grad), None)
+        if quiet is not None:
+            raise _Located(quiet.line, f"a step under torch.no_grad() inside '{function}', the function given to {kind}"
+                           " (allowed: not supported yet; inside it: name = expression, for, while and if, then return)")
+        out = Functional(kind, function, params, "", inputs, False, 0).output
+        local = dict(zip(copies, params))
+        outside = set().union(*(_names_in(s.expr) for s in made)) - needed - set(copies) - {"torch"}
+        taken = set(params) | outside | {out, "torch"}
+        for s in made[:-1]:
+            base = py.get(s.name, s.name)
+            base = base if NAME.fullmatch(base) and base not in RESERVED else s.name
+            candidate, k = base, 1
+            while candidate in taken:
+                k += 1
+                candidate = f"{base}_{k}" if base[-1].isdigit() else f"{base}{k}"
+            taken.add(candidate)
+            local[s.name] = candidate
+        local[result] = out
+
+        def named(expr: str) -> str:
+            tree = ast.parse(expr, mode="eval")
+            for n in ast.walk(tree):
+                if isinstance(n, ast.Name):
+                    n.id = local.get(n.id, n.id)
+            return ast.unparse(tree)
+
+        steps = tuple(Step(local[s.name], named(s.expr), s.line) for s in made[:-1])
+        summary: dict[tuple[int, str], tuple[int, ...]] = {}
+        for line, header, n in decided:
+            summary[(line, header)] = summary.get((line, header), ()) + (n,)
+        return steps, named(made[-1].expr), tuple((line, header, ns) for (line, header), ns in summary.items())
 
     def function_of(self, node: ast.expr) -> tuple[str, tuple[str, ...], ast.expr]:
         """Return (name, parameters, return expression) of a helper named or a lambda written in place."""
@@ -2148,8 +2286,8 @@ def _missing_feature(node: ast.stmt) -> str:
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
                 if key in _MISSING and not (isinstance(sub, ast.Name) and key in ("nn", "optim", "Function")):
                     return _MISSING[key]
-        if (isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr)
-                and not _update_of_data(node, sub)):
+        if (isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, (ast.Expr, ast.FunctionDef))
+                and not _update_of_data(node, sub)):  # a function's statements are read, and checked, where it is called
             return "t.data"
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
