@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from ..floats import fmath
 from .base import (
@@ -63,7 +64,10 @@ class Softplus(sp.Function):
         return -1 / (1 + sp.exp(self.args[0]))
 
     def _latex(self, printer):
-        return rf"\ln\left(1 + e^{{-{printer.parenthesize(self.args[0], 1000)}}}\right)"
+        x = self.args[0]
+        power = printer._print(-x) if x.could_extract_minus_sign() else "-" + printer.parenthesize(
+            x, PRECEDENCE["Mul"], strict=True)
+        return rf"\ln\left(1 + e^{{{power}}}\right)"
 
 
 def _logits(x, y, w, p):
