@@ -74,8 +74,8 @@ class DtypeCast(Cast):
         with rounding(self), np.errstate(all="ignore"):  # torch rounds inside its backward formulas too
             return op.dtype_local(self, xs, out, shapes, params)
 
-    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
-        return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs)
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray, operands: list[Any]) -> np.ndarray | None:
+        return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs, operands)
 
     def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
         self._refuse_order_dependent(index, terms, size)

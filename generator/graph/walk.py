@@ -337,6 +337,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
     problems.extend(_functions(graph))
+    problems.extend(_unpredictable_digits(graph))
     problems.extend(_functionals(graph))
     problems.extend(_hook_problems(graph))
     if problems:
@@ -454,6 +455,40 @@ def _functions(graph: Graph) -> list[Problem]:
                 problems.append(Problem(graph.spec.path, p.line, f"following {part.name}.grad_fn.next_functions:"
                                             f" {e.args[0]} (allowed: t.grad_fn.next_functions[i][0] of the"
                                             " functions torch links to)"))
+    return problems
+
+
+def _unpredictable_digits(graph: Graph) -> list[Problem]:
+    """Report print(t.item()) of a float32 number computed through a kernel torch does not round correctly."""
+    if graph.spec.dtype != "float32":
+        return []
+    problems, lines = [], set()
+    updated = {u.node for u in graph.spec.updates}
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if not (isinstance(part, Shown) and not part.spec and (part.item or part.formatted)):
+                continue
+            if part.what not in ("value", "data", "grad") or graph.node(part.name).shape and not part.item:
+                continue
+            names, found, anywhere = [part.name], None, part.what == "grad"  # a grad: through every backward
+            seen: set[str] = set()
+            while names and found is None and not anywhere:
+                node = graph.node(names.pop())
+                if node.name in seen:
+                    continue
+                seen.add(node.name)
+                found = node if node.op and REGISTRY[node.op].inexact32 else None
+                anywhere = node.name in updated  # new values from a grad
+                names.extend(node.parents)
+            if anywhere:
+                found = next((n for n in graph.nodes if n.op and REGISTRY[n.op].inexact32), None)
+            if found is not None and p.line not in lines:
+                lines.add(p.line)  # a loop's print: once
+                what = graph.spec.identity(part.name) + (".grad" if part.what == "grad" else "")
+                problems.append(Problem(graph.spec.path, p.line, f"the 17 digits Python prints of {what}'s float32"
+                                        f" number, computed through {found.op}: torch's float32 {found.op} is not"
+                                        " correctly rounded, so derive cannot predict its last bit (allowed: a format"
+                                        f" such as {{{what}.item():.6f}}, or float64)"))
     return problems
 
 

@@ -235,6 +235,7 @@ class Applied:
     mask: str = ""  # grad_input[m < 0] = 0 in backward: the node m compared (and zeroed where the comparison holds)
     keep: str = ""  # where the gradient is kept: ">=" for m < at zeroed, and so on
     at: Fraction = Fraction(0)
+    chain: tuple[str | Fraction, ...] = ()  # backward's factors, multiplied into grad_output one after another
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:

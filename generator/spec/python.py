@@ -113,7 +113,7 @@ class _Custom:
     factor: list[ast.expr]  # what backward multiplies grad_output by: the return's other factors, in order
     line: int
     masks: list[tuple[str, ast.expr, Fraction]] = field(default_factory=list)  # grad_input[m < 0] = 0: (keep, m, at)
-    regrouped: int = 0  # the line of a return such as grad_output * 1.5 * h, whose rounding derive would regroup
+    chain: list[ast.expr] = field(default_factory=list)  # grad_output * 1.5 * h: the factors torch multiplies in turn
 
 
 @dataclass
@@ -519,7 +519,7 @@ class _Reader:
         backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves, masks=masks, clones=clones)
         if ret is None:
             raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
-        from ..ops.function import factors as split, other_side, regrouped_product
+        from ..ops.function import chain_of, factors as split, other_side, regrouped_product
 
         factors = split(ret)
         grads = {grad} | clones if masks or clones else {grad}
@@ -538,12 +538,12 @@ class _Reader:
         self.forget(node.name)
         other = other_side(ret, own[0])
         rest = [other] if other is not None and not masks else rest
-        regrouped = ret.lineno if other is None and regrouped_product(rest) else 0
+        chain = chain_of(ret, own[0]) if other is None and regrouped_product(rest) else []
         code = ast.unparse(_canonical(node, fwd, bwd))
         function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
                             ret.lineno)
         self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks,
-                                          regrouped)
+                                          chain)
 
     def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
                     saves: list[str] | None = None, masks: list | None = None,
@@ -663,11 +663,6 @@ class _Reader:
             hidden.append(node)
             return ast.Name(node, ast.Load())
 
-        if custom.regrouped:
-            raise _Located(custom.regrouped, f"backward of {cls} multiplies {custom.function.grad} by several factors"
-                           " one after another; torch rounds each product, and derive multiplies the factors first,"
-                           " which rounds otherwise (allowed: not supported yet; return"
-                           f" {custom.function.grad} * (one factor))")
         arg = self.translate(call.args[0], env, depth)
         if isinstance(arg, ast.Name) and (arg.id in self.leaves or arg.id in {s.name for s in self.steps}):
             x = arg.id
@@ -686,10 +681,8 @@ class _Reader:
             bscope[local] = step(local, expr, bscope, at)
         product = products(custom.factor)
         factor = step("d" + cls, product, bscope, custom.factor[0].lineno) if product is not None else ast.Constant(1)
-        if isinstance(factor, ast.Constant):
-            factor_arg: str | Fraction = Fraction(factor.value) if isinstance(factor.value, int) else _exact(repr(factor.value))
-        else:
-            factor_arg = factor.id  # type: ignore[attr-defined]
+        factor_arg = _arg(factor)
+        chain = tuple(_arg(step("d" + cls, f, bscope, f.lineno)) for f in custom.chain)
         mask = ("", "", Fraction(0))
         if custom.masks:
             keep, subject, at = custom.masks[0]
@@ -702,7 +695,7 @@ class _Reader:
             self.forget(name)
             self.bound[name] = node
         self.steps.append(Step(node, f"{cls}.{APPLY}({x})", line, self.no_grad, self.count))
-        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask))
+        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask, chain=chain))
         return ast.Name(node, ast.Load())
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
@@ -2148,6 +2141,13 @@ def _exact(text: str) -> Fraction:
     if value is None:
         raise Refused(f"{problem[0]} ({problem[1]})")
     return value
+
+
+def _arg(node: ast.expr) -> str | Fraction:
+    """Return a step's node name, or the number a constant holds exactly."""
+    if isinstance(node, ast.Constant):
+        return Fraction(node.value) if isinstance(node.value, int) else _exact(repr(node.value))
+    return node.id  # type: ignore[attr-defined]
 
 
 def _float_or_int(value: Fraction) -> int | float:
