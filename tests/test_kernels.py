@@ -106,3 +106,54 @@ class TestUnpredictableDigits:
             loss.backward()
             print(x.grad)
         """, 1e-12)
+
+
+def _sum_spec(tmp_path, shape: tuple[int, ...], expr: str, dtype: str, seed: int):
+    """Write a spec: x of that shape, w of its last dim and b (0-d), each of random 4-decimal numbers; y = expr."""
+    import random
+
+    rng = random.Random(seed)
+
+    def values(n: int) -> list[float]:
+        return [round(rng.uniform(-3, 3) * 10 ** rng.randint(-2, 2), 4) for _ in range(n)]
+
+    def nested(flat: list[float], dims: tuple[int, ...]):
+        if len(dims) == 1:
+            return flat
+        size = len(flat) // dims[0]
+        return [nested(flat[i * size:(i + 1) * size], dims[1:]) for i in range(dims[0])]
+
+    x = nested(values(int(np.prod(shape))), shape)
+    path = tmp_path / f"s{seed}.yaml"
+    path.write_text(f"title: t\ndtype: {dtype}\ninputs:\n  x: {{value: {x}, requires_grad: true}}\n"
+                    f"  w: {{value: {values(shape[-1])}, requires_grad: true}}\n"
+                    f"  b: {{value: {values(1)[0]}, requires_grad: true}}\n"
+                    f"steps:\n  y: {expr}\nbackward: y\n")
+    return path
+
+
+SUMS = [((n,), "(x * w + b).sum()") for n in (5, 6, 7, 9, 12, 17, 33, 100, 257)] + [
+    ((n, m), e) for n, m in ((5, 3), (20, 3), (9, 8), (17, 12), (40, 33), (3, 40))
+    for e in ("((x * w).sum(0) + b).pow(2).sum()", "((x * w).sum(1) - b).pow(2).mean()", "(x * w + b).mean(0).sum()")
+] + [((2, 17, 3), "((x * w).sum(1) + b).sum()"), ((3, 5, 20), "(x.mean(1) * w).sum()")]
+
+
+class TestSumsAsTorchSums:
+    @pytest.mark.parametrize("shape, expr", SUMS, ids=[f"{e} {s}" for s, e in SUMS])
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_every_value_and_grad_is_torch_s_to_the_bit(self, tmp_path, shape, expr, dtype):
+        """Sums along every dim and broadcast gradients are added in torch's order: values and grads bit for bit."""
+        from generator.engines.shadow import shadow
+        from generator.graph.walk import build_graph
+        from generator.pipeline.check import run
+        from generator.spec.load import load
+
+        graph = build_graph(load(_sum_spec(tmp_path, shape, expr, dtype, seed=len(expr) + sum(shape))))
+        ours, theirs = shadow(graph), run(graph, dtype=dtype, jacobians=False)
+        for name, value in theirs.values.items():
+            assert np.array_equal(np.ravel(ours.values[name]), np.ravel(np.asarray(value, dtype=np.float64))), name
+        for name in ("x", "w", "b"):
+            if theirs.grads[name] is None:  # b unused: no grad in torch, none here
+                assert ours.grads[name] is None, name
+                continue
+            assert np.array_equal(np.ravel(ours.grads[name]), np.ravel(np.asarray(theirs.grads[name], dtype=np.float64))), name
