@@ -1,8 +1,8 @@
 """torch.autograd.functional.hessian and hvp of sum(x^3)
 
 The hessian docstring's pow_reducer at a 2x2 input (a 2x2x2x2 Hessian, 6x on the diagonal), then hvp with a
-vector of ones. Source: github.com/pytorch/pytorch torch/autograd/functional.py, hessian and hvp docstrings
-(displayed values written as print(...)).
+vector of ones, and backward() for the gradient both start from. Source: github.com/pytorch/pytorch
+torch/autograd/functional.py, hessian and hvp docstrings (displayed values written as print(...)).
 """
 import torch
 from torch.autograd.functional import hessian, hvp
@@ -14,3 +14,9 @@ inputs = torch.tensor([[0.25, 0.5], [0.75, 1.0]])
 print(hessian(pow_reducer, inputs))
 v = torch.ones(2, 2)
 print(hvp(pow_reducer, inputs, v))
+
+# Added for the gallery: the same function differentiated once by backward(), whose x.grad is hessian's first step.
+x = torch.tensor([[0.25, 0.5], [0.75, 1.0]], requires_grad=True)
+y = pow_reducer(x)
+y.backward()
+print(x.grad)

@@ -141,15 +141,19 @@ class DtypeCast(Cast):
     def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray, operands: list[Any]) -> np.ndarray | None:
         return REGISTRY[node.op].dtype_vjp(self, upstream, out, node.shape, node.kwargs, operands)
 
-    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
-        self._refuse_order_dependent(index, terms, size)
-        counts = np.bincount(index, minlength=size)
+    def broadcast_sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return a gradient summed over the dims a broadcast added, as torch's sum kernel adds it (sum_to_size)."""
         n = index.size // size if size else 0
-        if n > 1 and index.size == n * size:  # a gradient summed over the dims a broadcast added, as torch's sum does
+        if n > 1 and index.size == n * size:
             if np.array_equal(index, np.repeat(np.arange(size), n)):
                 return self.inner_sum(np.asarray(terms, dtype=np.float64).reshape(size, n))
             if np.array_equal(index, np.tile(np.arange(size), n)):
                 return self.outer_sum(np.asarray(terms, dtype=np.float64).reshape(n, size))
+        return self.sum(index, terms, size)
+
+    def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        self._refuse_order_dependent(index, terms, size)
+        counts = np.bincount(index, minlength=size)
         if counts.size == 0 or counts.max() > SEQUENTIAL:
             return self(np.bincount(index, weights=terms, minlength=size))
         order = np.argsort(index, kind="stable")

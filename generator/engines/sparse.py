@@ -142,6 +142,10 @@ class Cast:
         """Return the sums of terms by index, rounded as the dtype's kernel rounds them."""
         return np.bincount(index, weights=terms, minlength=size)
 
+    def broadcast_sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
+        """Return a gradient summed over broadcast dims, as torch's sum kernel rounds it."""
+        return self.sum(index, terms, size)
+
     def at(self, node: Node) -> None:
         """Say which node the engine works on now (for a message about it)."""
 
@@ -169,11 +173,11 @@ class ArrayEngine:
     def _round(self, array: np.ndarray) -> np.ndarray:
         return array if self.cast is None else self.cast(array)
 
-    def _sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
-        """Return the sums of terms by index; in a cast, as torch sums a few terms: in order, rounding each."""
+    def _sum(self, index: np.ndarray, terms: np.ndarray, size: int, *, broadcast: bool = False) -> np.ndarray:
+        """Return the sums of terms by index; in a cast, as torch's kernel adds them (broadcast: its sum_to_size)."""
         if self.cast is None:
             return np.bincount(index, weights=terms, minlength=size)
-        return self.cast.sum(index, terms, size)
+        return self.cast.broadcast_sum(index, terms, size) if broadcast else self.cast.sum(index, terms, size)
 
     def _operands(self, node: Node) -> list[Any]:
         return _operands(node, self.values, self.graph, self.cast)
@@ -246,7 +250,7 @@ class ArrayEngine:
                             flow = divided if self.cast is not None else np.where(np.isfinite(value), flow, divided)
                         if masked is not None:
                             flow[masked] = 0.0  # torch selects here: nan or inf upstream stops at a masked zero
-                        arrived = self._sum(j, flow, adj[parent].size)
+                        arrived = self._sum(j, flow, adj[parent].size, broadcast=REGISTRY[node.op].broadcasts)
                     # torch keeps the first gradient to arrive as it is (-0.0 stays -0.0), and adds the others
                     first = self.cast is not None and parent not in reached
                     adj[parent] = arrived if first else self._round(adj[parent] + arrived)

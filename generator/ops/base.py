@@ -376,6 +376,10 @@ class Op:
 
     # -- in a dtype: what torch does differently from the float64 arrays (engines/shadow.py)
 
+    # An operand's terms that share an element come from a broadcast: torch adds them with its sum kernel
+    # (sum_to_size), not one after another.
+    broadcasts = False
+
     # A kink concerns a whole group of the operand (tied extremes, a zero norm), not one element.
     kink_of_group = False
     # Where torch's class for grad_fn lives, as repr(t.grad_fn) writes it before the name ('' for torch's own ops).

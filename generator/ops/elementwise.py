@@ -36,6 +36,8 @@ def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str
 class Elementwise(Op):
     """An op applied element by element; operands broadcast."""
 
+    broadcasts = True
+
     f: Callable[..., sp.Expr] = field(default=None, repr=False)  # forward on scalars
     df: tuple[Callable[..., sp.Expr], ...] = field(default=(), repr=False)  # d f / d arg, given (*args, out)
     tex: Callable[..., str] = field(default=None, repr=False)
