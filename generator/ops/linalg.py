@@ -239,3 +239,12 @@ LINALG = [
     Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False,
               permutes=True),
 ]
+
+
+def linear(x: ast.expr, weight: str, bias: str) -> ast.expr:
+    """Return nn.Linear's forward, x @ weight.T + bias (bias '' for none).
+
+    torch's addmm (a 2-d input) and matmul then add (1-d) round the product, then the sum, as @ and + do.
+    """
+    out: ast.expr = ast.BinOp(x, ast.MatMult(), ast.Attribute(ast.Name(weight, ast.Load()), "T", ast.Load()))
+    return ast.BinOp(out, ast.Add(), ast.Name(bias, ast.Load())) if bias else out

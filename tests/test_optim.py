@@ -1,0 +1,172 @@
+"""nn.Linear, nn.MSELoss and torch.optim.SGD: read (never run), derived, and proven against real torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_python import problems, write
+from tests.test_updates import assert_agrees
+
+CORPUS = Path(__file__).parent / "corpus" / "44_loeber_optimizer_zero_grad.py"
+
+# Each is run in real torch (the oracle) and through derive: printed lines byte for byte, final grads.
+TRAINING = {
+    "two features": """
+        import torch
+        import torch.nn as nn
+        X = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.25]])
+        Y = torch.tensor([[1.0], [0.0], [2.0]])
+        model = nn.Linear(2, 1)
+        nn.init.constant_(model.weight, 0.3)
+        nn.init.constant_(model.bias, -0.1)
+        loss = nn.MSELoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        for epoch in range(5):
+            l = loss(model(X), Y)
+            l.backward()
+            print(model.weight.grad, model.bias.grad)
+            optimizer.step()
+            optimizer.zero_grad()
+            print(epoch, l.item())
+        print(model.weight, model.bias)
+        w, b = model.parameters()
+    """,
+    "no bias, summed loss": """
+        import torch
+        from torch import nn
+        X = torch.tensor([[1.0, -2.0], [0.5, 1.5]])
+        Y = torch.tensor([[0.5, 1.0], [-1.0, 2.0]])
+        model = torch.nn.Linear(2, 2, bias=False)
+        torch.nn.init.constant_(model.weight, 0.25)
+        criterion = nn.MSELoss(reduction='sum')
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        for i in range(4):
+            out = criterion(model(X), Y)
+            out.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        [w] = model.parameters()
+        print(w, out)
+    """,
+    "zeroed, not cleared": """
+        import torch
+        import torch.nn as nn
+        X = torch.tensor([[1.0], [2.0], [3.0]])
+        Y = torch.tensor([[2.0], [4.0], [6.0]])
+        model = nn.Linear(1, 1)
+        nn.init.constant_(model.weight, 0.5)
+        nn.init.constant_(model.bias, -0.25)
+        loss = nn.MSELoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(3):
+            l = loss(Y, model(X))
+            l.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=False)
+            print(model.weight.grad, model.bias.grad)
+        w, b = model.parameters()
+    """,
+    "SGD over tensors": """
+        import torch
+        x = torch.tensor([1.0, 2.0, 3.0])
+        y = torch.tensor([2.5, 4.5, 6.5])
+        w = torch.tensor(0.3, requires_grad=True)
+        b = torch.tensor(0.1, requires_grad=True)
+        optimizer = torch.optim.SGD([w, b], lr=0.02)
+        for step in range(6):
+            loss = ((w * x + b - y) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            print(f'{step}: w = {w.item()}, b = {b.item()}, loss = {loss.item():.6f}')
+    """,
+    "float64": """
+        import torch
+        import torch.nn as nn
+        X = torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=torch.float64)
+        Y = torch.tensor([[2.0], [4.0], [6.0], [8.0]], dtype=torch.float64)
+        model = nn.Linear(1, 1, dtype=torch.float64)
+        nn.init.constant_(model.weight, 0.5)
+        nn.init.constant_(model.bias, -0.25)
+        loss = nn.MSELoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        for epoch in range(10):
+            l = loss(Y, model(X))
+            l.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        [w, b] = model.parameters()
+        print(w[0][0].item(), b.item(), l)
+    """,
+}
+
+
+def _fused_apart(lr: float) -> tuple[list[float], list[float]]:
+    """Return weights and grads (float32) where p + (-lr)·g rounded once differs from rounding -lr·g first."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal(4000).astype(np.float32)
+    g = rng.standard_normal(4000).astype(np.float32)
+    alpha = np.float64(np.float32(-lr))
+    once = (w.astype(np.float64) + alpha * g.astype(np.float64)).astype(np.float32)
+    twice = w + np.float32(-lr) * g
+    apart = np.flatnonzero(once != twice)[:6]
+    return w[apart].tolist(), g[apart].tolist()
+
+
+class TestTraining:
+    def test_the_corpus_snippet_agrees_with_torch(self, tmp_path):
+        """The tutorial's nn.Linear, nn.MSELoss and SGD loop prints what torch prints, digit for digit."""
+        assert_agrees(tmp_path, CORPUS.read_text())
+
+    @pytest.mark.parametrize("code", TRAINING.values(), ids=TRAINING.keys())
+    def test_prints_and_grads_are_torch_s(self, tmp_path, code):
+        """A module, a loss and an optimizer print what torch prints, and every leaf's final .grad is torch's."""
+        assert_agrees(tmp_path, code, 1e-12 if "float64" in code else 1e-6)
+
+    def test_step_rounds_once_as_torch_s_kernel(self, tmp_path):
+        """optimizer.step() computes p - lr·grad with one rounding, where rounding lr·grad first would differ."""
+        values, grads = _fused_apart(0.01)
+        assert len(values) == 6
+        separate = torch.tensor(values) - 0.01 * torch.tensor(grads)
+        fused = torch.tensor(values).add_(torch.tensor(grads), alpha=-0.01)
+        assert not torch.equal(fused, separate)  # the snippet tells the two roundings apart
+        items = ", ".join(f"w[{i}].item()" for i in range(6))
+        assert_agrees(tmp_path, f"""
+            import torch
+            w = torch.tensor({values}, requires_grad=True)
+            g = torch.tensor({grads})
+            optimizer = torch.optim.SGD([w], lr=0.01)
+            (w * g).sum().backward()
+            optimizer.step()
+            print({items})
+        """)
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("code, line, message", [
+        ("model = nn.Linear(1, 1)\nx = torch.ones(2, 1)\ny = model(x)\n", 4,
+         "model.weight is used before it is set: torch draws nn.Linear's initial weight at random"),
+        ("model = nn.Linear(1, 1)\nnn.init.constant_(model.weight, 0.5)\nx = torch.ones(2, 1)\ny = model(x)\n", 5,
+         "model.bias is used before it is set"),
+        ("model = nn.Linear(1, 1)\nw, b = model.parameters()\n", 3, "(allowed: nn.init.constant_(model.weight, c)"),
+        ("model = nn.Linear(1, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n", 3,
+         "torch.optim.SGD(momentum=0.9) (allowed: not supported yet; plain SGD"),
+        ("w = torch.ones(2, requires_grad=True)\nopt = torch.optim.SGD([w], lr=0.1, weight_decay=0.01)\n", 3,
+         "torch.optim.SGD(weight_decay=0.01)"),
+        ("w = torch.ones(2, requires_grad=True)\nopt = torch.optim.Adam([w], lr=0.1)\n", 3,
+         "torch.optim.Adam, an optimizer derive does not read yet (allowed: torch.nn.Linear, torch.nn.MSELoss,"
+         " torch.nn.init.constant_, torch.optim.SGD)"),
+        ("layer = nn.ReLU()\n", 2, "torch.nn.ReLU, a module derive does not read yet"),
+        ("model = nn.Linear(1, 1)\nnn.init.normal_(model.weight)\n", 3, "torch.nn.init.normal_, which draws random numbers"),
+        ("model = nn.Linear(1, 1, bias=False)\nprint(model.bias)\n", 3, "model.bias of nn.Linear(..., bias=False), which is None"),
+    ])
+    def test_refused_with_location(self, tmp_path, code, line, message):
+        """What torch.nn and torch.optim offer beyond what derive reads is refused at its line, naming it."""
+        path = write(tmp_path, "import torch\nimport torch.nn as nn\n" + code)
+        found = problems(path)
+        assert found[0].startswith(f"{path}:{line + 1}: ") and message in found[0], found
+        assert all("(allowed: " in p for p in found), found
