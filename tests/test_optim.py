@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_python import problems, write
+from tests.test_python import problems, run, write
 from tests.test_updates import assert_agrees
 
 CORPUS = Path(__file__).parent / "corpus" / "44_loeber_optimizer_zero_grad.py"
@@ -144,6 +144,51 @@ class TestTraining:
             optimizer.step()
             print({items})
         """)
+
+
+class TestReadOps:
+    def test_add_with_alpha_is_torch_s(self, tmp_path):
+        """torch.add(x, w, alpha=k) and x.add(t, alpha=k), which step() is made of, give torch's values and grads."""
+        assert_agrees(tmp_path, """
+            import torch
+            x = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+            w = torch.tensor([0.3, 0.7, -0.1], requires_grad=True)
+            y = torch.add(x, w, alpha=-0.01)
+            z = x.add(w * w, alpha=3)
+            out = (y * z).sum()
+            out.backward()
+            print(y, z, x.grad, w.grad)
+        """)
+
+
+def _document(tmp_path: Path, code: str) -> str:
+    path = write(tmp_path, code)
+    assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "md")[0] == 0
+    return (tmp_path / "o" / "example.md").read_text(encoding="utf-8")
+
+
+class TestDocument:
+    def test_says_what_the_modules_do_with_the_numbers(self, tmp_path):
+        """The page says what nn.Linear, nn.MSELoss, step() and zero_grad() do, with the example's numbers."""
+        text = _document(tmp_path, CORPUS.read_text())
+        w = torch.tensor([[0.5]], requires_grad=True)
+        b = torch.tensor([-0.25], requires_grad=True)
+        X = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+        torch.nn.functional.mse_loss(2 * X, X @ w.T + b).backward()
+        after = str(np.float32(w.detach().add(w.grad, alpha=-0.01).item()))  # float32's shortest decimal
+        assert "(line 31) makes a linear layer: a weight `weight` of shape 1×1 and a bias `bias` of shape 1" in text
+        assert r"sets them to $\begin{bmatrix} 0.5 \end{bmatrix}$ and $\begin{bmatrix} -0.25 \end{bmatrix}$" in text
+        assert "Calling `model(x)` computes `x @ weight.T + bias`" in text
+        assert "`loss(input, target)` is `torch.nn.functional.mse_loss(input, target)`" in text
+        assert "p − 0.01 · p.grad, with one rounding" in text
+        assert rf"the first step takes `weight` from $\begin{{bmatrix}} 0.5 \end{{bmatrix}}$ to $\begin{{bmatrix}} {after} \end{{bmatrix}}$" in text
+        assert "`optimizer.zero_grad()` then sets each `.grad` to `None`" in text
+
+    def test_says_zero_grad_keeps_zeros_in_chinese(self, tmp_path):
+        """zero_grad(set_to_none=False) is told as zeros, in the Chinese catalog too."""
+        text = _document(tmp_path, "# derive: lang=zh\n" + TRAINING["zeroed, not cleared"].replace("\n        ", "\n").strip())
+        assert "创建一个线性层" in text and "(input − target)² 的平均值" in text
+        assert "`optimizer.zero_grad(set_to_none=False)` 把每个 `.grad` 填成零" in text
 
 
 class TestRefusals:

@@ -434,6 +434,12 @@ class Scaled(Elementwise):
         return np.asarray(out, dtype=np.float64).reshape(shape)
 
 
+def _scaled_tex(a, b, alpha):
+    k = Fraction(int(alpha.p), int(alpha.q))
+    sign = "-" if k < 0 else "+"
+    return f"{a} {sign} {b}" if abs(k) == 1 else rf"{a} {sign} {num(abs(k))} \cdot {b}"
+
+
 def _sigmoid(a):
     return 1 / (1 + sp.exp(-a))
 
@@ -486,9 +492,9 @@ ELEMENTWISE = [
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
-    Scaled("add_scaled", "sum and constant multiple rules", "AddBackward0", Spelling(names=("add",)),
+    Scaled("add_scaled", "sum rule and constant multiple rule", "AddBackward0", Spelling(names=("add",)),
            f=lambda a, b, alpha: a + alpha * b, df=(lambda a, b, o, alpha: sp.Integer(1), lambda a, b, o, alpha: alpha),
-           tex=lambda a, b, alpha: rf"{a} + {num(Fraction(alpha.p, alpha.q))} \cdot {b}",
+           tex=_scaled_tex,
            torch_fn=lambda torch, a, b, alpha: torch.add(a, b, alpha=float(alpha)), saves=False),
     Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,

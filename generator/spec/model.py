@@ -142,6 +142,20 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Module:
+    """What torch.nn or torch.optim made in a Python example, read as plain tensor code: the document says what it does."""
+
+    kind: str  # "linear" (nn.Linear), "mse" (nn.MSELoss) or "sgd" (torch.optim.SGD)
+    name: str  # the Python name bound to it
+    code: str  # the author's statement
+    line: int
+    params: tuple[str, ...] = ()  # its parameters' first nodes (Linear: weight, then bias; SGD: those it updates)
+    setting: str = ""  # the loss's reduction, or the learning rate as Python writes it
+    numbers: tuple[str, ...] = ()  # Linear: the constant each parameter is set to, as written
+    zeroed: str = ""  # SGD: "none" after zero_grad() (set_to_none), "zeros" after zero_grad(set_to_none=False)
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole example, as written in its YAML file."""
 
@@ -186,6 +200,7 @@ class Spec:
     functions: tuple[Function, ...] = ()  # a Python example's custom torch.autograd.Function classes
     applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
     hooks: tuple[Hook, ...] = ()  # t.register_hook(fn) of a Python example, in the order registered
+    modules: tuple[Module, ...] = ()  # nn.Linear, nn.MSELoss and torch.optim.SGD of a Python example, as made
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""

@@ -33,7 +33,10 @@ from ..ops.elementwise import scaled_add
 from ..ops.linalg import linear as linear_forward
 from ..ops.losses import REDUCTIONS, mse_criterion
 from .files import MAX_BYTES
-from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Print, Reset, Retain, Shown, Spec, Step, Update
+from .model import (
+    Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Module, Print, Reset, Retain, Shown, Spec,
+    Step, Update,
+)
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -98,8 +101,20 @@ class _Linear:
     bias: bool
     dtype: str | None
     line: int
+    code: str = ""
     weight_node: str = ""
     bias_node: str = ""
+    numbers: dict[str, str] = field(default_factory=dict)  # "weight" / "bias" -> the constant it is set to
+
+
+@dataclass
+class _Criterion:
+    """An nn.MSELoss."""
+
+    name: str
+    reduction: str
+    code: str
+    line: int
 
 
 @dataclass
@@ -108,6 +123,10 @@ class _Optimizer:
 
     params: tuple[tuple[str, str], ...]  # ("", first node) of a tensor, or (module, "weight" / "bias")
     lr: Fraction
+    name: str = ""
+    code: str = ""
+    line: int = 0
+    zeroed: str = ""  # see Module.zeroed
 
 
 class _Located(Refused):
@@ -180,7 +199,8 @@ class _Reader:
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
     grads: dict[str, list[str]] = field(default_factory=dict)  # Python name -> the nodes of torch.autograd.grad's tuple
     linears: dict[str, _Linear] = field(default_factory=dict)  # Python name -> an nn.Linear module
-    criteria: dict[str, str] = field(default_factory=dict)  # Python name -> an nn.MSELoss's reduction
+    criteria: dict[str, _Criterion] = field(default_factory=dict)  # Python name -> an nn.MSELoss
+    made: list[_Linear | _Criterion | _Optimizer] = field(default_factory=list)  # in order, for the document
     optimizers: dict[str, _Optimizer] = field(default_factory=dict)  # Python name -> a torch.optim.SGD
     latest: dict[str, str] = field(default_factory=dict)  # a leaf's first node -> the node of its current values
 
@@ -832,7 +852,8 @@ class _Reader:
             bias = self.flag(given["bias"], "bias") if "bias" in given else True
             dtype = self.dtype(given["dtype"]) if "dtype" in given else None
             self.forget(name)
-            self.linears[name] = _Linear(name, sizes[0], sizes[1], bias, dtype, line)
+            self.linears[name] = _Linear(name, sizes[0], sizes[1], bias, dtype, line, f"{name} = {ast.unparse(call)}")
+            self.made.append(self.linears[name])
             return None
         if path == "torch.nn.MSELoss":
             given = self.arguments(call, "nn.MSELoss", ("size_average", "reduce", "reduction"), 0)
@@ -844,7 +865,8 @@ class _Reader:
                 raise Refused(f"nn.MSELoss(reduction={_describe(reduction)[1:-1]})"
                               f" (allowed: {', '.join(repr(r) for r in REDUCTIONS)})")
             self.forget(name)
-            self.criteria[name] = reduction.value
+            self.criteria[name] = _Criterion(name, reduction.value, f"{name} = {ast.unparse(call)}", line)
+            self.made.append(self.criteria[name])
             return None
         if path == "torch.optim.SGD":
             given = self.arguments(call, "torch.optim.SGD", ("params", "lr", "momentum", "dampening", "weight_decay",
@@ -861,7 +883,8 @@ class _Reader:
                               " (allowed: lr >= 0)")
             params = self.parameters_of(given["params"])
             self.forget(name)
-            self.optimizers[name] = _Optimizer(params, lr)
+            self.optimizers[name] = _Optimizer(params, lr, name, f"{name} = {ast.unparse(call)}", line)
+            self.made.append(self.optimizers[name])
             return None
         kind = "an optimizer" if path.startswith("torch.optim.") else "a module"
         raise Refused(f"{path}, {kind} derive does not read yet (allowed: torch.nn.Linear, torch.nn.MSELoss,"
@@ -955,6 +978,7 @@ class _Reader:
         array = _rounded(Array(shape, (value,) * math.prod(shape)), linear.dtype or "float32")
         self.leaves[node] = _Leaf(array, linear.dtype, True, line, seq=self.count, parameter=True)
         setattr(linear, ref[1] + "_node", node)
+        linear.numbers[ref[1]] = _number_text(value)
 
     def optimize(self, call: ast.Call, line: int) -> None:
         """Read optimizer.step(): p.add_(p.grad, alpha=-lr) for each parameter; optimizer.zero_grad(): reset each grad."""
@@ -971,6 +995,8 @@ class _Reader:
         if func.attr == "zero_grad":  # type: ignore[attr-defined]
             given = self.arguments(call, f"{owner}.zero_grad", ("set_to_none",), 0)
             clear = self.flag(given["set_to_none"], "set_to_none") if "set_to_none" in given else True
+            if owner in self.optimizers:
+                self.optimizers[owner].zeroed = "none" if clear else "zeros"
             for ref in params:
                 node = self.current(ref)
                 self.resets.append(Reset(self.versions.get(node, node), clear, len(self.calls), line, self.count))
@@ -1996,7 +2022,7 @@ class _Reader:
             shown = f"{name}(x)" if name in self.linears else f"{name}(input, target)"
             raise Refused(f"calling {name} with other arguments (allowed: {shown})")
         if name in self.criteria:
-            return mse_criterion([visit(a) for a in call.args], self.criteria[name])
+            return mse_criterion([visit(a) for a in call.args], self.criteria[name].reduction)
         weight = self.current((name, "weight"))
         bias = self.current((name, "bias")) if self.linears[name].bias else ""
         return linear_forward(visit(call.args[0]), weight, bias)
@@ -2194,7 +2220,24 @@ class _Reader:
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
                     prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
                     tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied),
-                    tuple(self.hooks))
+                    tuple(self.hooks), self.made_modules())
+
+    def made_modules(self) -> tuple[Module, ...]:
+        """Return what torch.nn and torch.optim made, for the document to say what each does."""
+        found = []
+        for m in self.made:
+            if isinstance(m, _Linear):
+                params = tuple(n for n in (m.weight_node, m.bias_node) if n)
+                numbers = tuple(m.numbers[k] for k in ("weight", "bias") if k in m.numbers)
+                found.append(Module("linear", m.name, m.code, m.line, params, numbers=numbers))
+            elif isinstance(m, _Criterion):
+                found.append(Module("mse", m.name, m.code, m.line, setting=m.reduction))
+            else:
+                params = tuple(what if not module else getattr(self.linears.get(module), what + "_node", "")
+                               for module, what in m.params)
+                found.append(Module("sgd", m.name, m.code, m.line, tuple(p for p in params if p),
+                                    setting=_number_text(m.lr), zeroed=m.zeroed))
+        return tuple(found)
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -2265,7 +2308,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
                 settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound,
-                spec.updates, spec.functions, spec.applied, spec.hooks)
+                spec.updates, spec.functions, spec.applied, spec.hooks, spec.modules)
 
 
 # -- helpers -------------------------------------------------------------
