@@ -84,6 +84,24 @@ TRAINING = {
             optimizer.zero_grad()
             print(f'{step}: w = {w.item()}, b = {b.item()}, loss = {loss.item():.6f}')
     """,
+    "set under no_grad": """
+        import torch
+        import torch.nn as nn
+        X = torch.tensor([[1.0, 2.0, -1.0], [0.5, -1.0, 2.0]])
+        Y = torch.tensor([[1.0, 0.5], [0.0, -0.5]])
+        model = nn.Linear(3, 2)
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]]))
+            model.bias.fill_(0.05)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i in range(3):
+            l = torch.nn.functional.mse_loss(model(X), Y)
+            l.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            print(f"{l.item():.6f}", model(X[0]).sum().item())
+        print(model.weight, model.bias, model.weight.grad)
+    """,
     "float64": """
         import torch
         import torch.nn as nn
@@ -208,6 +226,11 @@ class TestRefusals:
         ("layer = nn.ReLU()\n", 2, "torch.nn.ReLU, a module derive does not read yet"),
         ("model = nn.Linear(1, 1)\nnn.init.normal_(model.weight)\n", 3, "torch.nn.init.normal_, which draws random numbers"),
         ("model = nn.Linear(1, 1, bias=False)\nprint(model.bias)\n", 3, "model.bias of nn.Linear(..., bias=False), which is None"),
+        ("model = nn.Linear(1, 1)\nmodel.weight.fill_(0.5)\n", 3, "model.weight.fill_(...) while torch records: torch raises"),
+        ("model = nn.Linear(1, 1, bias=False)\nnn.init.constant_(model.weight, 0.5)\ny = model(torch.ones(2, 1))\n"
+         "print(y)\n", 5, "printing 'y', whose grad_fn is nn.Linear's kernel in torch (AddmmBackward0"),
+        ("model = nn.Linear(1, 1, bias=False)\nnn.init.constant_(model.weight, 0.5)\nl = model(torch.ones(2, 1)).sum()\n"
+         "print(l.grad_fn.next_functions)\n", 5, "printing 'l.grad_fn.next_functions', whose grad_fn is nn.Linear's"),
     ])
     def test_refused_with_location(self, tmp_path, code, line, message):
         """What torch.nn and torch.optim offer beyond what derive reads is refused at its line, naming it."""

@@ -203,6 +203,7 @@ class _Reader:
     made: list[_Linear | _Criterion | _Optimizer] = field(default_factory=list)  # in order, for the document
     optimizers: dict[str, _Optimizer] = field(default_factory=dict)  # Python name -> a torch.optim.SGD
     latest: dict[str, str] = field(default_factory=dict)  # a leaf's first node -> the node of its current values
+    linear_weights: set[str] = field(default_factory=set)  # the weights nn.Linear's forward read (x @ weight.T + bias)
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -952,7 +953,7 @@ class _Reader:
             if not first:
                 raise Refused(f"{module}.{what} is used before it is set: torch draws nn.Linear's initial {what} at"
                               f" random, so its numbers are not known (allowed: nn.init.constant_({module}.{what}, c)"
-                              " before using it)")
+                              f" before using it, or {module}.{what}.copy_(torch.tensor(...)) under torch.no_grad())")
         node = self.latest.get(first, first)
         self.leaves[node].used = True
         return node
@@ -960,9 +961,18 @@ class _Reader:
     def initialize(self, call: ast.Call, line: int) -> None:
         """Read nn.init.constant_(model.weight, c): the parameter's numbers, all c, set once before it is used."""
         path = self.torch_path(call.func)
-        if path != "torch.nn.init.constant_":
+        method = call.func.attr if not path else ""  # type: ignore[attr-defined]
+        if method:  # model.weight.fill_(c) or .copy_(torch.tensor(...)) under torch.no_grad()
+            given = self.arguments(call, method, ("value" if method == "fill_" else "src",), 1)
+            given["tensor"] = call.func.value  # type: ignore[attr-defined]
+            if not self.no_grad:
+                raise Refused(f"{_describe(call.func)[1:-1]}(...) while torch records: torch raises 'a leaf Variable"  # type: ignore[attr-defined]
+                              " that requires grad is being used in an in-place operation' (allowed: inside with"
+                              " torch.no_grad():, or nn.init.constant_(t, c))")
+        elif path != "torch.nn.init.constant_":
             raise Refused(f"{path}, which draws random numbers or is not read yet (allowed: nn.init.constant_(t, c))")
-        given = self.arguments(call, "nn.init.constant_", ("tensor", "val"), 2)
+        else:
+            given = self.arguments(call, "nn.init.constant_", ("tensor", "val"), 2)
         ref = self.linear_attribute(given["tensor"])
         if ref is None:
             raise Refused(f"nn.init.constant_ of {_describe(given['tensor'])} (allowed: model.weight or model.bias of an"
@@ -970,15 +980,27 @@ class _Reader:
         linear = self.linears[ref[0]]
         if getattr(linear, ref[1] + "_node"):
             raise Refused(f"{ref[0]}.{ref[1]} set a second time (allowed: nn.init.constant_ once, before using it)")
-        value = self.number(given["val"])
         shape = (linear.outputs, linear.inputs) if ref[1] == "weight" else (linear.outputs,)
+        if method == "copy_":
+            made = self.creation(given["src"])
+            if made is None:
+                raise Refused(f"{ref[0]}.{ref[1]}.copy_ of {_describe(given['src'])} (allowed: a tensor made by"
+                              " torch.tensor, ones, ...)")
+            array = _rounded(made[0], made[1] or "float32")
+            if array.shape != shape:
+                raise Refused(f"{ref[0]}.{ref[1]}.copy_ of shape {list(array.shape)} into shape {list(shape)}"
+                              " (allowed: the parameter's own shape)")
+            value = None
+        else:
+            value = self.number(given["value" if method else "val"])
+            array = Array(shape, (value,) * math.prod(shape))
         node = self.fresh(ref[1])
         if self.renamed and self.renamed[-1][0] == node:
             self.renamed.pop()  # no Python name of the author's: the module's own
-        array = _rounded(Array(shape, (value,) * math.prod(shape)), linear.dtype or "float32")
+        array = _rounded(array, linear.dtype or "float32")
         self.leaves[node] = _Leaf(array, linear.dtype, True, line, seq=self.count, parameter=True)
         setattr(linear, ref[1] + "_node", node)
-        linear.numbers[ref[1]] = _number_text(value)
+        linear.numbers[ref[1]] = _number_text(value) if value is not None else ""
 
     def optimize(self, call: ast.Call, line: int) -> None:
         """Read optimizer.step(): p.add_(p.grad, alpha=-lr) for each parameter; optimizer.zero_grad(): reset each grad."""
@@ -1143,6 +1165,8 @@ class _Reader:
         if isinstance(func, ast.Attribute) and func.attr == "backward":
             return self.backward(node, line)
         if self.torch_path(func).startswith("torch.nn.init."):
+            return self.initialize(node, line)
+        if isinstance(func, ast.Attribute) and func.attr in ("fill_", "copy_") and self.linear_attribute(func.value):
             return self.initialize(node, line)
         if isinstance(func, ast.Attribute) and func.attr in ("step", "zero_grad"):
             return self.optimize(node, line)
@@ -1591,6 +1615,44 @@ class _Reader:
         return self.number(node)
 
     def one_shown(self, node: ast.expr) -> Shown:
+        shown = self.shown_one(node)
+        top, anywhere = self.through_linear(shown.name)
+        if (top and (shown.what in ("grad_fn", "next_functions") or shown.what == "value" and not shown.item)
+                or anywhere and (shown.path or shown.what == "next_functions")):
+            raise Refused(f"printing {_describe(node)}, whose grad_fn is nn.Linear's kernel in torch (AddmmBackward0, or"
+                          " ViewBackward0 of a 1-d input), which derive explains as a product, then a sum (allowed: not"
+                          " supported yet; its .item(), or the tensor computed under torch.no_grad())")
+        return shown
+
+    def through_linear(self, name: str) -> tuple[bool, bool]:
+        """Tell whether a tensor is an nn.Linear's output recording a grad_fn, and whether one is among its inputs."""
+        if not self.linear_weights:
+            return False, False
+        steps = {s.name: s for s in self.steps}
+
+        def top(n: str) -> bool:
+            step = steps.get(n)
+            if step is None or step.no_grad:
+                return False
+            expr = ast.parse(step.expr, mode="eval").body
+            if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+                expr = expr.left
+            return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult)
+                    and isinstance(expr.right, ast.Attribute) and isinstance(expr.right.value, ast.Name)
+                    and expr.right.value.id in self.linear_weights)
+
+        seen, stack = set(), [name]
+        while stack:
+            n = stack.pop()
+            if n in seen or n not in steps:
+                continue
+            seen.add(n)
+            if top(n) or steps[n].no_grad is False and _names_in(steps[n].expr) & self.linear_weights:
+                return top(name), True
+            stack.extend(_names_in(steps[n].expr))
+        return False, False
+
+    def shown_one(self, node: ast.expr) -> Shown:
         picked = self.grad_item(node)
         if picked is not None:  # g[0] of g = torch.autograd.grad(y, x)
             return Shown(picked, "value")
@@ -2024,6 +2086,7 @@ class _Reader:
         if name in self.criteria:
             return mse_criterion([visit(a) for a in call.args], self.criteria[name].reduction)
         weight = self.current((name, "weight"))
+        self.linear_weights.add(weight)
         bias = self.current((name, "bias")) if self.linears[name].bias else ""
         return linear_forward(visit(call.args[0]), weight, bias)
 
