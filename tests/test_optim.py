@@ -231,6 +231,11 @@ class TestRefusals:
          "print(y)\n", 5, "printing 'y', whose grad_fn is nn.Linear's kernel in torch (AddmmBackward0"),
         ("model = nn.Linear(1, 1, bias=False)\nnn.init.constant_(model.weight, 0.5)\nl = model(torch.ones(2, 1)).sum()\n"
          "print(l.grad_fn.next_functions)\n", 5, "printing 'l.grad_fn.next_functions', whose grad_fn is nn.Linear's"),
+        ("w = torch.tensor(0.3, requires_grad=True)\nb = torch.tensor(0.1, requires_grad=True)\n"
+         "opt = torch.optim.SGD([w, b], lr=0.5)\n(w * 2.0).backward()\nopt.step()\n", 6,
+         "b.grad is None here: torch's optimizer.step() skips such a parameter, which derive does not follow yet"),
+        ("w = torch.tensor(0.3, requires_grad=True)\nopt = torch.optim.SGD([w], lr=0.5)\n"
+         "opt.zero_grad(set_to_none=False)\n", 4, "w.grad is None here: torch's zero_grad(set_to_none=False) skips"),
     ])
     def test_refused_with_location(self, tmp_path, code, line, message):
         """What torch.nn and torch.optim offer beyond what derive reads is refused at its line, naming it."""

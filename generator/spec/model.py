@@ -96,6 +96,7 @@ class Reset:
     after: int
     line: int
     seq: int = 0
+    skips: bool = False  # optimizer.zero_grad(set_to_none=False): torch leaves a .grad that is None as it is
 
     @property
     def code(self) -> str:
@@ -134,6 +135,7 @@ class Update:
     seq: int = 0
     data: bool = False  # through .data, which torch allows outside no_grad too
     requires_grad: bool | None = None  # requires_grad_(flag) after the tensor was used: the same values, a new flag
+    skips: bool = False  # optimizer.step(): torch leaves a parameter whose .grad is None as it is
 
     @property
     def copy(self) -> bool:

@@ -1021,7 +1021,8 @@ class _Reader:
                 self.optimizers[owner].zeroed = "none" if clear else "zeros"
             for ref in params:
                 node = self.current(ref)
-                self.resets.append(Reset(self.versions.get(node, node), clear, len(self.calls), line, self.count))
+                self.resets.append(Reset(self.versions.get(node, node), clear, len(self.calls), line, self.count,
+                                         skips=True))
             return None
         if call.args or call.keywords:
             raise Refused(f"{owner}.step(...) with a closure (allowed: {owner}.step())")
@@ -1033,7 +1034,7 @@ class _Reader:
             first = self.versions.get(node, node)
             code = f"{first}.data = {scaled_add(first, first + '.grad', alpha)}"
             self.version_of(node, scaled_add("p1", "p2", alpha), {(node, "value"): "p1", (node, "grad"): "p2"},
-                            line, code, data=True)
+                            line, code, data=True, skips=True)
         return None
 
     def unpacked(self, target: ast.Tuple | ast.List, value: ast.expr) -> bool:
@@ -1505,7 +1506,7 @@ class _Reader:
         self.bound[name] = version
 
     def version_of(self, old: str, expr: str, refs: dict[tuple[str, str], str], line: int, code: str, *,
-                   data: bool = False, requires_grad: bool | None = None, name: str = "") -> str:
+                   data: bool = False, requires_grad: bool | None = None, name: str = "", skips: bool = False) -> str:
         """Return the node of a tensor's new values; every Python name bound to its old values follows."""
         of = self.versions.get(old, old)
         name = name or of
@@ -1528,7 +1529,7 @@ class _Reader:
                                      grad if requires_grad is None else requires_grad, line, used=True, seq=self.count,
                                      parameter=leaf is not None and leaf.parameter)
         self.updates.append(Update(version, of, expr, refs_grads, len(self.calls), code, line, self.count, data,
-                                   requires_grad))
+                                   requires_grad, skips))
         return version
 
     def is_arithmetic(self, node: ast.expr) -> bool:
