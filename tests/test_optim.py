@@ -223,6 +223,7 @@ class TestRefusals:
         ("w = torch.ones(2, requires_grad=True)\nopt = torch.optim.Adam([w], lr=0.1)\n", 3,
          "torch.optim.Adam, an optimizer derive does not read yet (allowed: torch.nn.Linear, torch.nn.MSELoss,"
          " torch.nn.init.constant_, torch.optim.SGD)"),
+        ("модель = nn.Linear(1, 1)\n", 2, "the name 'модель' (allowed: a letter, then up to 31 letters"),
         ("layer = nn.ReLU()\n", 2, "torch.nn.ReLU, a module derive does not read yet"),
         ("model = nn.Linear(1, 1)\nnn.init.normal_(model.weight)\n", 3, "torch.nn.init.normal_, which draws random numbers"),
         ("model = nn.Linear(1, 1, bias=False)\nprint(model.bias)\n", 3, "model.bias of nn.Linear(..., bias=False), which is None"),

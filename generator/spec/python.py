@@ -842,6 +842,8 @@ class _Reader:
     def module(self, name: str, call: ast.Call, line: int) -> None:
         """Read model = nn.Linear(...), loss = nn.MSELoss(...) or optimizer = torch.optim.SGD(params, lr=...)."""
         path = self.torch_path(call.func)
+        if not NAME.fullmatch(name) or name in RESERVED:
+            raise Refused(f"the name '{clip(name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
         if path == "torch.nn.Linear":
             given = self.arguments(call, "nn.Linear", ("in_features", "out_features", "bias", "device", "dtype"), 2)
             sizes = [self.integer_of(given[k]) for k in ("in_features", "out_features")]
