@@ -136,7 +136,8 @@ class TestApply:
 
     def test_legendre_forward_and_backward_agree_with_torch(self, tmp_path):
         """LegendrePolynomial3 applied inside an expression: every leaf's grad and the printed loss are torch's."""
-        code = LEGENDRE.replace("grad_output * 1.5 * (5 * input ** 2 - 1)", "grad_output * (1.5 * (5 * input ** 2 - 1))")
+        # the loss is printed to 6 places: its 17 digits go through float32 sin, which torch does not round correctly
+        code = LEGENDRE.replace('print("loss", loss.item())', 'print("loss", f"{loss.item():.6f}")')
         data = checked_json(tmp_path, code)
         printed, grads = torch_run(code)
         assert data["printed"] == printed
@@ -224,13 +225,6 @@ class TestRefused:
         path = write(tmp_path, SQUARE.format(factor=2).replace("return grad_output * 2 * input",
                                                                "return grad_output + input"))
         first_problem(path, 13, "not grad_output times a factor")
-
-    def test_backward_rounding_products_in_turn_is_refused(self, tmp_path):
-        """grad_output * 1.5 * h is refused where it is applied: torch rounds (g * 1.5) * h, not g * (1.5 * h)."""
-        g, h = torch.tensor([-1.6833575963974]), torch.tensor([-1.1408323049545288])
-        assert ((g * 1.5) * h).item() != (g * (1.5 * h)).item()  # the premise: the two groupings round apart
-        path = write(tmp_path, LEGENDRE)
-        first_problem(path, 12, "multiplies grad_output by several factors one after another")
 
     def test_other_statement_in_forward(self, tmp_path):
         """Anything but name = expression, ctx.save_for_backward and return in forward is refused, located."""

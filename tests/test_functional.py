@@ -213,3 +213,164 @@ class TestRefused:
                 "print(torch.autograd.functional.jacobian(lambda a: __import__('os'), x))\n")
         with pytest.raises(Refused):
             vet("import torch\nx = torch.tensor([1.])\nprint(torch.autograd.functional.jacobian(lambda a: y, x))\n")
+
+
+DOUBLING = """\
+import torch
+
+def do_some_doubling(x):
+    y = x * 2
+    while y.data.norm() < 1000:
+        y = y * 2
+    return y
+
+inputs = torch.tensor([-0.25, 1.25, 0.5]{dtype})
+my_gradients = torch.tensor([0.1, 1.0, 0.0001]{dtype})
+print(torch.autograd.functional.{call})
+"""
+
+
+def doublings(x: torch.Tensor) -> int:
+    """Count the while loop's runs in do_some_doubling at x, as torch runs it."""
+    y, runs = x * 2, 0
+    while y.data.norm() < 1000:
+        y, runs = y * 2, runs + 1
+    return runs
+
+
+class TestSeveralStatements:
+    @pytest.mark.parametrize("call", ["vjp(do_some_doubling, inputs, v=my_gradients)",
+                                      "jacobian(do_some_doubling, inputs)",
+                                      "jvp(do_some_doubling, inputs, my_gradients)"])
+    @pytest.mark.parametrize("dtype", ["", ", dtype=torch.float64"])
+    def test_while_on_data_norm_is_decided_at_the_inputs(self, tmp_path, call, dtype):
+        """A helper whose while loop reads y.data.norm(): vjp, jacobian and jvp print what torch prints, float32 and 64."""
+        data = agrees(tmp_path, DOUBLING.format(call=call, dtype=dtype))
+        (found,) = data["functionals"]
+        x = torch.tensor([-0.25, 1.25, 0.5], dtype=torch.float64)
+        assert found["output"] == pytest.approx((x * 2 ** (doublings(x) + 1)).tolist(), rel=1e-12)
+
+    def test_document_says_how_often_the_loop_ran(self, tmp_path):
+        """The Markdown says the loop inside f ran as often as it does in torch, and writes f out as those steps."""
+        path = write(tmp_path, DOUBLING.format(call="vjp(do_some_doubling, inputs, v=my_gradients)", dtype=""))
+        assert run("build", str(path), "--out", str(tmp_path / "o"), "--format", "md")[0] == 0
+        md = (tmp_path / "o/example.md").read_text()
+        runs = doublings(torch.tensor([-0.25, 1.25, 0.5]))
+        assert f"`while y.data.norm() < 1000` (line 5 of the file) runs {runs} times" in md
+        assert f"    y{runs} = y{runs - 1} * 2\n    return y{runs} * 2\n" in md
+        assert r"J^{\mathsf T} v = " in md and "102.4 & 1024 & 0.1024" in md
+
+    def test_if_on_tensor_values_takes_the_branch_torch_takes(self, tmp_path):
+        """An if on the values inside f goes one way at one input and the other way at another, as in torch."""
+        data = agrees(tmp_path, """\
+        import torch
+        def f(a, b):
+            c = a * b
+            if c.sum() > 0:
+                c = c.exp()
+            else:
+                c = c.sin() * b
+            return c + a
+        x = torch.tensor([0.5, 1.5], dtype=torch.float64)
+        y = torch.tensor([0.25, -0.75], dtype=torch.float64)
+        z = torch.tensor([-0.25, 0.75], dtype=torch.float64)
+        print(torch.autograd.functional.jacobian(f, (x, y)))
+        print(torch.autograd.functional.jacobian(f, (x, z)))
+        """)
+        first, second = data["functionals"]
+        assert first["jacobians"] != second["jacobians"]
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_for_range_loop_and_a_reused_step_round_as_torch(self, tmp_path, dtype):
+        """A for range loop and a step used twice inside f give torch's numbers, rounded as torch rounds them."""
+        agrees(tmp_path, f"""\
+        import torch
+        w = torch.tensor([0.3, -1.1, 0.7], dtype=torch.{dtype})
+        def g(x):
+            h = x
+            for i in range(3):
+                h = (h * w).tanh() + x
+            s = h.sin()
+            return s * s + h.detach() * x
+        x = torch.tensor([0.1, 0.7, 3.3], dtype=torch.{dtype})
+        u = torch.tensor([1.0, -2.0, 0.5], dtype=torch.{dtype})
+        print(torch.autograd.functional.vjp(g, x, u))
+        print(torch.autograd.functional.jvp(g, x, u))
+        print(torch.autograd.functional.jacobian(g, x))
+        """)
+
+    def test_helper_still_runs_at_the_top(self, tmp_path):
+        """The same helper called at the top of the example and given to vjp: both as torch does them."""
+        agrees(tmp_path, DOUBLING.format(call="vjp(do_some_doubling, inputs, v=my_gradients)", dtype="")
+               + "x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)\nz = do_some_doubling(x)\n"
+                 "z.sum().backward()\nprint(z, x.grad)\n")
+
+
+    def test_helpers_inside_and_a_tensor_made_there(self, tmp_path):
+        """f calling another helper of several statements, and making a constant tensor, as torch runs it."""
+        agrees(tmp_path, """\
+        import torch
+        w = torch.tensor([0.5, -1.5])
+        def inner(a):
+            b = a * w
+            for i in range(2):
+                b = b + a.exp()
+            return b
+        def outer(x, y):
+            c = torch.tensor([2.0, 3.0])
+            z0 = inner(x)
+            z = z0 * c
+            if z.norm() > 5:
+                z = z * y
+            return z.sum()
+        x = torch.tensor([0.25, 0.75])
+        y = torch.tensor([1.0, -1.0])
+        print(torch.autograd.functional.vjp(outer, (x, y)))
+        print(torch.autograd.functional.jacobian(outer, (x, y)))
+        """)
+
+
+class TestSeveralStatementsRefused:
+    def test_return_refused_at_its_line(self, tmp_path):
+        """A return torch cannot compute is refused at the return's line, once, however often f is given."""
+        path = write(tmp_path, "import torch\ndef f(x):\n    y = x * 2\n    return y * q\n"
+                               "x = torch.tensor([1.0, 2.0])\nprint(torch.autograd.functional.jacobian(f, x))\n"
+                               "print(torch.autograd.functional.vjp(f, x, x))\n")
+        assert_one_problem(path, 4, "unknown name 'q'")
+
+    @pytest.mark.parametrize("body, line, message", [
+        ("    y.sum().backward()\n", 5, "'y.sum().backward()' inside 'f', the function given to vjp"),
+        ("    w.data *= 2\n", 5, "an in-place update of 'w.data' inside a function of several statements"),
+        ("    k = torch.ones(2, requires_grad=True)\n", 7, "'f' makes 'k', a tensor that requires grad, inside it"),
+        ("    print(torch.autograd.functional.vjp(lambda a: a, y, y))\n", 5, "inside 'f', the function given to vjp"),
+        ("    y = x\n", 7, "'f' returns its parameter 'x' unchanged (allowed: not supported yet"),
+    ])
+    def test_refused_at_the_line_inside_f(self, tmp_path, body, line, message):
+        """What f does besides computing from its inputs is refused, at its line, naming what is allowed."""
+        path = write(tmp_path, "import torch\nw = torch.tensor([1.0, 2.0])\ndef f(x):\n    y = x * 2\n" + body
+                     + "    return y\nprint(torch.autograd.functional.vjp(f, torch.tensor([1.0, 2.0]), w))\n")
+        assert_one_problem(path, line, message)
+
+    def test_print_inside_f_is_refused_where_torch_prints_once(self, tmp_path):
+        """torch calls f once per vjp, jacobian and jvp, so a print inside f shows once: refused, saying so."""
+        code = ("import torch\ndef f(x):\n    y = x * 2\n    print(y)\n    return y\nx = torch.tensor([1.0, 2.0])\n"
+                "print(torch.autograd.functional.{}(f, x, x))\n")
+        for kind in ("vjp", "jvp"):
+            printed, _ = torch_run(code.format(kind))
+            assert printed.count("tensor([2., 4.], grad_fn=<MulBackward0>)") == 1  # f's print, once
+            assert_one_problem(write(tmp_path, code.format(kind)), 4, "'print(y)', which torch runs once when it calls"
+                               f" the function, inside 'f', the function given to {kind}")
+
+    def test_script_runs_a_def_of_steps_but_nothing_else(self):
+        """The document's code may define f as steps and a return for jacobian, but not with other statements."""
+        from generator.pipeline.script import Refused, vet
+
+        head = "import torch\nx = torch.tensor([1.])\n"
+        vet(head + "def f(a):\n    b = a * 2\n    return b.exp()\nprint(torch.autograd.functional.jacobian(f, x))\n")
+        with pytest.raises(Refused):
+            vet(head + "def f(a):\n    b = a * 2\n    return __import__('os')\n"
+                "print(torch.autograd.functional.jacobian(f, x))\n")
+        with pytest.raises(Refused):
+            vet(head + "def f(a):\n    b = a * 2\n    print(b)\n    return b\nprint(torch.autograd.functional.jacobian(f, x))\n")
+        with pytest.raises(Refused):
+            vet(head + "print(torch.autograd.functional.jacobian(g, x))\n")

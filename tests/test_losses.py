@@ -310,3 +310,16 @@ class TestVet:
         vet(self.CODE + "y = torch.nn.functional.binary_cross_entropy_with_logits(z, t, pos_weight=t, reduction='sum')\n")
         with pytest.raises(Refused):
             vet(self.CODE + line)
+
+
+class TestLatex:
+    def test_softplus_writes_its_exponent_once_parenthesized(self):
+        """ln(1 + e^-x) writes e^{-z_0}, e^{a} for x = -a, and e^{-(a + b)}: no doubled or bare parentheses."""
+        import sympy as sp
+
+        from generator.ops.losses import Softplus
+
+        a, b = sp.symbols("a b")
+        assert sp.latex(Softplus(sp.Symbol("z_0"))) == r"\ln\left(1 + e^{-z_{0}}\right)"
+        assert sp.latex(Softplus(-a)) == r"\ln\left(1 + e^{a}\right)"
+        assert sp.latex(Softplus(a + b)) == r"\ln\left(1 + e^{-\left(a + b\right)}\right)"

@@ -140,6 +140,10 @@ def torch_code(graph: Graph) -> str:
             args.append("retain_graph=True")
         lines.append(f"{call.output}.backward({', '.join(args)})")
         events.append((call.seq, lines, False))
+    for p in spec.prints or ():  # f of several statements given to jacobian, vjp or jvp: its def as run, above the print
+        for part in p.parts:
+            if isinstance(part, Functional) and part.definition:
+                events.append((p.seq, ["", *part.definition, ""], False))
     events += [(item.seq, [item.code], False) for item in (*(spec.prints or ()), *spec.resets, *spec.retained)]
     events += [(hook.seq, list(hook.code), False) for hook in spec.hooks]
     events += [(hook.removed, [f"{hook.handle}.remove()"], False) for hook in spec.hooks if hook.removed]

@@ -5,6 +5,7 @@ hessian and hvp: first the gradient (J, a single row), then each of its entries 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import sympy as sp
@@ -16,6 +17,8 @@ from .latex import corner_matrix, element_tex, matrix_tex, name_tex, number_tex,
 from .model import FunctionalInput, FunctionalItem, HessianBlock
 
 MAX_SECOND_NOTATION = 9  # entries of an H block shown as ∂²f/∂x∂y symbols (3 x 3)
+
+SAFE = re.compile(r"[A-Za-z0-9_ .,()\[\]<>=!+\-*/%]{1,120}")  # a loop's or an if's header, shown as code in a sentence
 
 
 def functionals_of(spec: Spec) -> tuple[Functional, ...]:
@@ -85,7 +88,7 @@ def functional_item(spec: Spec, f: Functional, number: int, builder) -> Function
     return FunctionalItem(
         number, f.kind, f.line, f.code, f.function, solved.output, name_tex(solved.output), numel(out.shape),
         forward, tuple(inputs), f.packed, f.create_graph, v, products, functional_text(spec, f, shade=True),
-        outside=f.outside, hessians=hessians,
+        outside=f.outside, hessians=hessians, decided=tuple(d for d in f.decided if SAFE.fullmatch(d[1])),
     )
 
 

@@ -560,6 +560,7 @@ class FunctionalItem:
     repeat_of: int = 0  # an earlier call of the same function at the same inputs: its J is this one's
     outside: tuple[str, ...] = ()  # the example's tensors f uses besides its parameters: constants to J
     hessians: tuple[HessianBlock, ...] = ()  # hessian, hvp: H's blocks, each input's gradient by each input
+    decided: tuple[tuple[int, str, tuple[int, ...]], ...] = ()  # f's loops and ifs: (line, header, runs or 1/0 taken)
 
     @property
     def tensors(self) -> tuple[str, ...]:

@@ -134,7 +134,7 @@ class Cast:
         """Return an op's local Jacobian as the dtype's backward formula computes it."""
         return op.array_local(xs, out, shapes, params)
 
-    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+    def vjp(self, node: Node, upstream: np.ndarray, out: np.ndarray, operands: list[Any]) -> np.ndarray | None:
         """Return what the node sends back to its operand where the dtype's kernel has its own formula, else None."""
         return None
 
@@ -232,7 +232,8 @@ class ArrayEngine:
                 if parent not in adj:
                     continue
                 with np.errstate(all="ignore"):
-                    direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name])
+                    direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name],
+                                                                          self._operands(node))
                     # the shadow divides as torch does; float64 needs to only where 1/denominator is out of range
                     divide = self.cast is not None or not np.all(np.isfinite(value))
                     fraction = self._fraction(node, a) if divide else None

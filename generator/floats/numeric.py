@@ -25,6 +25,7 @@ def _sign(a: Any) -> Any:
     return np.where(np.isnan(a), 0.0, np.sign(a))  # torch's sgn(nan) is 0, so abs' gradient at nan is 0
 
 
+TORCH_POWERS = (3.0, -2.0)  # exponents torch's pow kernel computes by products, rounding each
 _ROUNDING: ContextVar[Callable[[Any], Any] | None] = ContextVar("rounding", default=None)
 
 
@@ -57,6 +58,13 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] |
         return env[expr]
     if expr.is_Number or expr in (sp.oo, -sp.oo, sp.nan):
         return number(expr) if cast is None else cast(number(expr))
+    if cast is not None and expr.is_Pow:
+        # torch's pow kernel multiplies for a number exponent 3 or -2: x ** 3 is (x * x) * x, x ** -2 is 1 / (x * x)
+        exponent = _eval(expr.exp, env, cast)
+        if np.ndim(exponent) == 0 and float(exponent) in TORCH_POWERS:
+            base = _eval(expr.base, env, cast)
+            square = cast(base * base)
+            return cast(square * base) if float(exponent) == 3 else cast(1.0 / square)
     if cast is not None and expr.is_Mul and any(_over(e) for e in expr.args):
         # a / b is a * b**-1 to sympy; torch divides: one rounding, and 1/b never overflows on the way
         product = None

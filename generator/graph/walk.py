@@ -18,7 +18,6 @@ from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_s
 from ..ops.autograd import gradient, is_grad_call
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, dotted_name, fmt_shape, num, numel
 from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
-from ..spec.numbers import NAME, RESERVED
 from .model import Graph, Node
 from ..spec.model import Hook
 
@@ -338,6 +337,7 @@ def build_graph(spec: Spec) -> Graph:
     problems.extend(_comparisons(graph))
     problems.extend(_items_of_none(graph))
     problems.extend(_functions(graph))
+    problems.extend(_unpredictable_digits(graph))
     problems.extend(_functionals(graph))
     problems.extend(_hook_problems(graph))
     if problems:
@@ -459,6 +459,40 @@ def _functions(graph: Graph) -> list[Problem]:
                 problems.append(Problem(graph.spec.path, p.line, f"following {part.name}.grad_fn.next_functions:"
                                             f" {e.args[0]} (allowed: t.grad_fn.next_functions[i][0] of the"
                                             " functions torch links to)"))
+    return problems
+
+
+def _unpredictable_digits(graph: Graph) -> list[Problem]:
+    """Report print(t.item()) of a float32 number computed through a kernel torch does not round correctly."""
+    if graph.spec.dtype != "float32":
+        return []
+    problems, lines = [], set()
+    updated = {u.node for u in graph.spec.updates}
+    for p in graph.spec.prints or ():
+        for part in p.parts:
+            if not (isinstance(part, Shown) and not part.spec and (part.item or part.formatted)):
+                continue
+            if part.what not in ("value", "data", "grad") or graph.node(part.name).shape and not part.item:
+                continue
+            names, found, anywhere = [part.name], None, part.what == "grad"  # a grad: through every backward
+            seen: set[str] = set()
+            while names and found is None and not anywhere:
+                node = graph.node(names.pop())
+                if node.name in seen:
+                    continue
+                seen.add(node.name)
+                found = node if node.op and REGISTRY[node.op].inexact32 else None
+                anywhere = node.name in updated  # new values from a grad
+                names.extend(node.parents)
+            if anywhere:
+                found = next((n for n in graph.nodes if n.op and REGISTRY[n.op].inexact32), None)
+            if found is not None and p.line not in lines:
+                lines.add(p.line)  # a loop's print: once
+                what = graph.spec.identity(part.name) + (".grad" if part.what == "grad" else "")
+                problems.append(Problem(graph.spec.path, p.line, f"the 17 digits Python prints of {what}'s float32"
+                                        f" number, computed through {found.op}: torch's float32 {found.op} is not"
+                                        " correctly rounded, so derive cannot predict its last bit (allowed: a format"
+                                        f" such as {{{what}.item():.6f}}, or float64)"))
     return problems
 
 
@@ -649,8 +683,7 @@ MAX_HESSIAN_ELEMENTS = 16  # the inputs' elements in all: H has their square of 
 
 def output_name(f: Functional) -> str:
     """Name f's output after the helper (exp_adder), unless a parameter has that name."""
-    name = f.function
-    return name if NAME.fullmatch(name) and name not in RESERVED and name not in f.params else "out"
+    return f.output
 
 
 def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
@@ -662,7 +695,7 @@ def functional_graph(spec: Spec, f: Functional, *, rows: bool = False) -> Graph:
     leaves = tuple(Input(p, values[n], True, f.line) for p, n in zip(f.params, f.inputs)) + tuple(
         Input(n, values[n], False, f.line) for n in f.outside)  # to J, what f uses from outside is a constant
     out = output_name(f)
-    mini = Spec(spec.path, spec.title, spec.summary, leaves, (Step(out, f.expr, f.line),), (), spec.dtype,
+    mini = Spec(spec.path, spec.title, spec.summary, leaves, (*f.steps, Step(out, f.expr, f.line)), (), spec.dtype,
                 spec.lang, spec.flavor)
     try:
         graph = build_graph(mini)

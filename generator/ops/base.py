@@ -214,6 +214,9 @@ class Op:
     tracks: bool = field(default=True, kw_only=True, repr=False)  # False: its result never requires grad (detach)
     permutes: bool = field(default=False, kw_only=True, repr=False)  # its result is a strided view, not row-major (x.T)
     wraps_numbers: bool = field(default=False, kw_only=True, repr=False)  # torch makes a number operand a tensor (x + 1)
+    # torch's float32 kernel is not correctly rounded (SLEEF's vectorized exp, log, sin, ... within an ulp or so):
+    # derive cannot predict the last bit there, which the 17 digits of print(t.item()) show
+    inexact32: bool = field(default=False, kw_only=True, repr=False)
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 
@@ -404,7 +407,7 @@ class Op:
         return self.array_local(xs, out, shapes, params)
 
     def dtype_vjp(self, cast: Any, upstream: np.ndarray, out: np.ndarray, shape: Shape,
-                  params: dict[str, Any]) -> np.ndarray | None:
+                  params: dict[str, Any], operands: list[Any]) -> np.ndarray | None:
         """Return the operand's gradient by torch's fused kernel in the dtype, or None to use the local Jacobian."""
         return None
 

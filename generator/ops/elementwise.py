@@ -218,7 +218,10 @@ def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, d
     at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
                        tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
-                       fused=fused, saves=saves, tracks=tracks)
+                       fused=fused, saves=saves, tracks=tracks, inexact32=key in INEXACT32)
+
+
+INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid")  # float32 kernels within an ulp, not correctly rounded
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b

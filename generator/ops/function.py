@@ -43,19 +43,23 @@ class Applied(Op):
         bind_args(name, args, kwargs, ("x",), ("x",))
         a = walk.applied(subject.id)
         params = {"name": subject.id, "keep": a.keep, "at": a.at} if a.mask else {"name": subject.id}
-        return walk.make(self.key, [a.input, a.forward, a.factor, *([a.mask] if a.mask else [])], params, top=top)
+        if a.chain:  # backward's factors one after another, as torch rounds grad_output * 1.5 * h
+            params["chain"] = len(a.chain)
+        operands = [a.input, a.forward, a.factor, *([a.mask] if a.mask else []), *a.chain]
+        return walk.make(self.key, operands, params, top=top)
 
     def shape(self, shapes, params):
         x, forward, factor = shapes[:3]
-        if len(shapes) > 3 and broadcast(x, shapes[3]) != x:
+        if "keep" in params and broadcast(x, shapes[3]) != x:
             raise ShapeError(f"backward of {params['name']} masks with shape {fmt_shape(shapes[3])} a gradient of"
                              f" shape {fmt_shape(x)} (allowed: the input's shape)")
         if forward != x:
             raise ShapeError(f"forward of {params['name']} returns shape {fmt_shape(forward)} for an input of shape"
                              f" {fmt_shape(x)} (allowed: a Function that works element by element)")
-        if broadcast(x, factor) != x:
-            raise ShapeError(f"backward of {params['name']} gives shape {fmt_shape(broadcast(x, factor))} for an input"
-                             f" of shape {fmt_shape(x)} (allowed: the input's shape)")
+        for shape in (factor, *_chain(shapes, params)):
+            if broadcast(x, shape) != x:
+                raise ShapeError(f"backward of {params['name']} gives shape {fmt_shape(broadcast(x, shape))} for an"
+                                 f" input of shape {fmt_shape(x)} (allowed: the input's shape)")
         return x
 
     def grad_fn(self, consts, shapes, params):
@@ -74,7 +78,7 @@ class Applied(Op):
         for k in range(numel(shapes[0])):
             index = unravel(k, shapes[0])
             local = xs[2][source_index(index, shapes[2])]
-            if len(xs) > 3:  # grad_input[m < 0] = 0: kept where the comparison fails
+            if "keep" in params:  # grad_input[m < 0] = 0: kept where the comparison fails
                 local = local * kept(xs[3][source_index(index, shapes[3])], params["keep"], params["at"])
             yield k, 0, k, local
 
@@ -85,8 +89,8 @@ class Applied(Op):
         x, forward, factor = ts[:3]
         value = forward.detach().clone()
         factor = factor.detach() if hasattr(factor, "detach") else factor
-        keep = None
-        if len(ts) > 3:
+        keep, chain = None, [f.detach() if hasattr(f, "detach") else f for f in _chain(ts, params)]
+        if "keep" in params:
             m, at = ts[3].detach(), float(params["at"])
             keep = {">=": m >= at, "<=": m <= at, ">": m > at, "<": m < at}[params["keep"]]
 
@@ -95,6 +99,10 @@ class Applied(Op):
 
         def bwd(ctx, grad_output):
             grad = grad_output * factor
+            if chain:
+                grad = grad_output
+                for f in chain:
+                    grad = grad * f
             return grad if keep is None else torch.where(keep, grad, torch.zeros_like(grad))
 
         cls = type(params["name"], (torch.autograd.Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
@@ -107,12 +115,20 @@ class Applied(Op):
         size = numel(shapes[0])
         factor = xs[2] if isinstance(xs[2], np.ndarray) else np.float64(float(xs[2]))
         values = np.broadcast_to(np.asarray(factor, dtype=np.float64).reshape(shapes[2]), shapes[0]).reshape(-1).copy()
-        if len(xs) > 3:
+        if "keep" in params:
             at, m = float(params["at"]), np.broadcast_to(np.asarray(xs[3], dtype=np.float64).reshape(shapes[3]), shapes[0])
             keep = {">=": m >= at, "<=": m <= at, ">": m > at, "<": m < at}[params["keep"]].reshape(-1)
             values = np.where(keep, values, 0.0)
             return [(0, np.arange(size), np.arange(size), values, ~keep)]  # zeros torch writes, not products
         return [(0, np.arange(size), np.arange(size), values, None)]
+
+    def dtype_vjp(self, cast, upstream, out, shape, params, operands):
+        if "chain" not in params:
+            return None
+        grad = np.asarray(upstream, dtype=np.float64).reshape(shape)
+        for f in _chain(operands, params):  # torch: ((grad_output * a) * b) ..., each product rounded
+            grad = cast(grad * np.asarray(f, dtype=np.float64))
+        return np.broadcast_to(grad, shape).reshape(-1)
 
     def forward_tex(self, out, args, out_shape, params):
         letters = list(LETTERS[: len(out_shape)])
@@ -122,10 +138,26 @@ class Applied(Op):
         letters = list(LETTERS[: len(out_shape)])
         factor = args[2]
         local = factor.tex if factor.shape is None else el(factor.tex, letters[len(out_shape) - len(factor.shape):])
-        if len(args) > 3:
+        if "keep" in params:
             m = args[3]
             local += rf" \left[{el(m.tex, letters[len(out_shape) - len(m.shape):])} {KEPT_TEX[params['keep']]} {params['at']}\right]"
         return times(up(el(out, letters)), local)
+
+
+def _chain(items: list, params: dict) -> list:
+    """Return the operands of backward's factors in torch's order, the last params["chain"] operands."""
+    return list(items[len(items) - params["chain"]:]) if params.get("chain") else []
+
+
+def chain_of(node: ast.expr, grad: ast.expr) -> list[ast.expr]:
+    """Return what torch multiplies grad_output by, one product after another: from grad's place in the return up."""
+    if node is grad:
+        return []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        for side, other in ((node.left, node.right), (node.right, node.left)):
+            if grad in ast.walk(side):
+                return chain_of(side, grad) + [other]
+    return []
 
 
 def factors(node: ast.expr) -> list[ast.expr]:

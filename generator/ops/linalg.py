@@ -248,3 +248,11 @@ def linear(x: ast.expr, weight: str, bias: str) -> ast.expr:
     """
     out: ast.expr = ast.BinOp(x, ast.MatMult(), ast.Attribute(ast.Name(weight, ast.Load()), "T", ast.Load()))
     return ast.BinOp(out, ast.Add(), ast.Name(bias, ast.Load())) if bias else out
+
+
+def is_linear(expr: ast.expr, weights: set[str]) -> bool:
+    """Tell whether an expression is nn.Linear's forward as linear() writes it, of one of these weights."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        expr = expr.left
+    return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult) and isinstance(expr.right, ast.Attribute)
+            and isinstance(expr.right.value, ast.Name) and expr.right.value.id in weights)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 
 from ..floats import fmath
 from .base import (
@@ -63,7 +64,10 @@ class Softplus(sp.Function):
         return -1 / (1 + sp.exp(self.args[0]))
 
     def _latex(self, printer):
-        return rf"\ln\left(1 + e^{{-{printer.parenthesize(self.args[0], 1000)}}}\right)"
+        x = self.args[0]
+        power = printer._print(-x) if x.could_extract_minus_sign() else "-" + printer.parenthesize(
+            x, PRECEDENCE["Mul"], strict=True)
+        return rf"\ln\left(1 + e^{{{power}}}\right)"
 
 
 def _logits(x, y, w, p):
@@ -346,12 +350,12 @@ LOSSES = [
     Loss("binary_cross_entropy", "derivative of the binary cross-entropy", "BinaryCrossEntropyBackward0",
          Spelling(functional=("binary_cross_entropy",)), f=_bce, df=_bce_d, array_f=_np_bce, array_df=_np_bce_d,
          tex=_tex_bce, tex_d=_tex_bce_d, optional=("weight",),
-         signature=("target", "weight", "size_average", "reduce", "reduction"), kink="bce_clamp"),
+         signature=("target", "weight", "size_average", "reduce", "reduction"), kink="bce_clamp", inexact32=True),
     Loss("binary_cross_entropy_with_logits", "derivative of the binary cross-entropy with logits",
          "BinaryCrossEntropyWithLogitsBackward0", Spelling(functional=("binary_cross_entropy_with_logits",)),
          f=_logits, df=_logits_d, array_f=_np_logits, array_df=_np_logits_d, tex=_tex_logits, tex_d=_tex_logits_d,
          optional=("weight", "pos_weight"),
-         signature=("target", "weight", "size_average", "reduce", "reduction", "pos_weight")),
+         signature=("target", "weight", "size_average", "reduce", "reduction", "pos_weight"), inexact32=True),
 ]
 
 

@@ -51,8 +51,16 @@ class Reduction(Op):
     in_dtype: Callable[..., np.ndarray] | None = field(default=None, repr=False)
     extreme: bool = False  # max or min: one element's value, its derivative shared among tied extremes
     same_local: bool = False  # every member's local derivative is the same number
+    divides: bool = False  # torch's backward divides the gradient by the group's size (mean), not multiplies by 1/n
 
     kink_of_group = True
+
+    def array_fraction(self, a, xs, out, shapes, params):
+        if not self.divides:
+            return None
+        _, groups = self._index(shapes[0], params)
+        size = np.asarray(out).size
+        return np.ones(size), np.full(size, float(groups.shape[1]))
 
     @property
     def local_from_ties(self):
@@ -201,9 +209,16 @@ def _tie_share(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
 
 
 def _sum_in_dtype(cast, x, groups, out_shape):
-    """torch adds the terms one after another in the dtype."""
+    """torch adds the terms in the dtype: a contiguous row by its cascade, other groups one after another."""
     members = np.ravel(x)[groups]
-    rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
+    size, n = groups.shape
+    if n > 1 and np.all(np.diff(groups, axis=1) == 1):  # all elements, or along the last dim: contiguous rows
+        return cast.inner_sum(members).reshape(out_shape)
+    stride = groups[0, 1] - groups[0, 0] if n > 1 else 0
+    if n > 1 and np.all(np.diff(groups, axis=1) == stride) and size % stride == 0:  # along a dim before the last
+        blocks = members.reshape(size // stride, stride, n)  # each block: the n rows of `stride` columns
+        return np.concatenate([cast.outer_sum(b.T) for b in blocks]).reshape(out_shape)
+    rows = np.repeat(np.arange(size), n)
     return cast.sum(rows, members.reshape(-1), groups.shape[0]).reshape(out_shape)
 
 
@@ -226,7 +241,7 @@ REDUCTIONS = [
               in_dtype=_mean_in_dtype, same_local=True,
               combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
-              array_combine=lambda m: m.mean(axis=1), array_d=lambda m, o: np.full_like(m, 1 / m.shape[1])),
+              array_combine=lambda m: m.mean(axis=1), array_d=lambda m, o: np.full_like(m, 1 / m.shape[1]), divides=True),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", Spelling(names=("norm",)),
               in_dtype=_norm_in_dtype,
               # torch takes one element's norm as its abs, without squaring it out of float64's range

@@ -186,7 +186,7 @@ class Softmax(Op):
         bound = bind_args(name, args, kwargs, ("dim",), required=("dim",))
         return {"dim": int_arg(bound["dim"], "dim")}
 
-    def dtype_vjp(self, cast, upstream, out, shape, params):
+    def dtype_vjp(self, cast, upstream, out, shape, params, operands):
         # torch's kernels: g - exp(o) · Σg for log_softmax, o · (g - Σ g·o) for softmax
         groups = self._index(shape, params)
         g, o = upstream[groups], out[groups]
@@ -203,6 +203,6 @@ class Softmax(Op):
 
 
 SOFTMAX = [
-    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0", Spelling(names=("softmax",), functional=("softmax",))),
-    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", Spelling(names=("log_softmax",), functional=("log_softmax",)), log=True),
+    Softmax("softmax", "derivative of softmax", "SoftmaxBackward0", Spelling(names=("softmax",), functional=("softmax",)), inexact32=True),
+    Softmax("log_softmax", "derivative of log-softmax", "LogSoftmaxBackward0", Spelling(names=("log_softmax",), functional=("log_softmax",)), log=True, inexact32=True),
 ]

@@ -155,16 +155,42 @@ def vet(code: str) -> None:
         name(node)
         expression(node)
 
+    procedures: set[str] = set()  # the defs of several statements given to jacobian, vjp or jvp, as code.py writes them
+
+    def procedure(node: ast.FunctionDef) -> None:
+        """Vet def f(a, b): name = expression ..., return expression; its names its own, the tensors above visible."""
+        a = node.args
+        if (not a.args or a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or node.decorator_list
+                or node.returns):
+            raise Refused(f"the function {node.name!r}")
+        target = name(ast.Name(node.name))
+        if target in RESERVED or target in defined or target in handles or target in hooks:
+            raise Refused(f"a function named {target!r}")
+        outer = set(defined)
+        for p in a.args:
+            if name(ast.Name(p.arg)) in RESERVED:
+                raise Refused(f"a parameter named {p.arg!r}")
+            defined.add(p.arg)
+        try:
+            for statement in node.body[:-1]:
+                if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+                    raise Refused(f"the statement {ast.unparse(statement)!r} in {node.name!r}")
+                expression(statement.value)
+                if name(statement.targets[0]) in RESERVED:
+                    raise Refused(f"an assignment to {statement.targets[0].id!r}")  # type: ignore[attr-defined]
+                defined.add(statement.targets[0].id)  # type: ignore[attr-defined]
+            expression(node.body[-1].value)  # type: ignore[attr-defined]
+        finally:
+            defined.clear()
+            defined.update(outer)
+        procedures.add(target)
+
     def functional(call: ast.Call) -> None:
-        """Vet torch.autograd.functional.jacobian(lambda a, b: expression, (x, y), v, create_graph=True)."""
-        if not call.args or not isinstance(call.args[0], ast.Lambda) or len(call.args) > 3:
+        """Vet torch.autograd.functional.jacobian(lambda a, b: expression, (x, y), v, create_graph=True), or of a def above."""
+        f = call.args[0] if call.args else None
+        named = isinstance(f, ast.Name) and f.id in procedures  # vetted where it is defined
+        if not (named or isinstance(f, ast.Lambda)) or len(call.args) > 3:
             raise Refused(f"the call {ast.unparse(call)!r}")
-        a = call.args[0].args
-        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or not a.args:
-            raise Refused("a lambda with special parameters")
-        params = {p.arg for p in a.args}
-        if any(not IDENTIFIER.fullmatch(p) or p in RESERVED for p in params):
-            raise Refused("a lambda parameter that is not a plain name")
         for k in call.keywords:
             if k.arg not in ("create_graph", "vectorize") or not (isinstance(k.value, ast.Constant) and k.value.value is True):
                 raise Refused(f"the keyword {k.arg!r}")
@@ -172,10 +198,18 @@ def vet(code: str) -> None:
             for element in given.elts if isinstance(given, ast.Tuple) and given.elts else [given]:
                 name(element)
                 expression(element)
+        if named:
+            return
+        a = f.args  # type: ignore[union-attr]
+        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs or not a.args:
+            raise Refused("a lambda with special parameters")
+        params = {p.arg for p in a.args}
+        if any(not IDENTIFIER.fullmatch(p) or p in RESERVED for p in params):
+            raise Refused("a lambda parameter that is not a plain name")
         outer = set(defined)
         defined.update(params)  # f's parameters, and the tensors assigned above
         try:
-            expression(call.args[0].body)
+            expression(f.body)  # type: ignore[union-attr]
         finally:
             defined.clear()
             defined.update(outer)
@@ -305,6 +339,11 @@ def vet(code: str) -> None:
             if (isinstance(statement, ast.Expr) and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
                     and value.func.attr == "remove" and not value.args and not value.keywords and not quiet
                     and isinstance(value.func.value, ast.Name) and value.func.value.id in handles):
+                continue
+            if (isinstance(statement, ast.FunctionDef) and not quiet and statement.body
+                    and isinstance(statement.body[-1], ast.Return) and statement.body[-1].value is not None
+                    and len(statement.body) > 1 and all(isinstance(s, ast.Assign) for s in statement.body[:-1])):
+                procedure(statement)
                 continue
             if isinstance(statement, ast.FunctionDef) and not quiet:
                 a = statement.args

@@ -672,6 +672,9 @@ class TexBuilder:
                                 outside=f.outside))
             for i in f.inputs:
                 doc.append(self.math(i.value))
+            if f.decided:
+                doc.append(self.say("functional_unrolled", function=f.function, many=len(f.inputs) > 1,
+                                    decided=f.decided))
             for item in f.forward:
                 for eq in item.displays:
                     doc.append(self.math(eq))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from fractions import Fraction
 
+from .numbers import NAME, RESERVED
+
 
 @dataclass(frozen=True)
 class Array:
@@ -250,6 +252,7 @@ class Applied:
     mask: str = ""  # grad_input[m < 0] = 0 in backward: the node m compared (and zeroed where the comparison holds)
     keep: str = ""  # where the gradient is kept: ">=" for m < at zeroed, and so on
     at: Fraction = Fraction(0)
+    chain: tuple[str | Fraction, ...] = ()  # backward's factors, multiplied into grad_output one after another
 
 
 def apply_resets(grads: dict, resets: tuple[Reset, ...], zeros) -> dict:
@@ -276,17 +279,34 @@ class Functional:
     create_graph: bool = False
     vectorize: bool = False  # torch computes J's rows at once with vmap: the same numbers
     outside: tuple[str, ...] = ()  # leaves of the example that f uses besides its parameters: constants to J
+    steps: tuple[Step, ...] = ()  # f of several statements: its computations before the return, loops unrolled
+    decided: tuple[tuple[int, str, tuple[int, ...]], ...] = ()  # f's loops and ifs: (line, header, runs or branch taken)
 
     @property
     def code(self) -> str:
-        """The call as the document's script writes it: f as a lambda, the inputs by name."""
+        """The call as the document's script writes it: f as a lambda (or the def above it), the inputs by name."""
         def pack(names: tuple[str, ...], packed: bool) -> str:
             return f"({', '.join(names)}{',' if len(names) == 1 else ''})" if packed else names[0]
-        args = [f"lambda {', '.join(self.params)}: {self.expr}", pack(self.inputs, self.packed)]
+        f = self.function if self.steps else f"lambda {', '.join(self.params)}: {self.expr}"
+        args = [f, pack(self.inputs, self.packed)]
         if self.v:
             args.append(pack(self.v, self.v_packed if self.kind in ("jvp", "hvp") else False))
         args += [k + "=True" for k, on in (("create_graph", self.create_graph), ("vectorize", self.vectorize)) if on]
         return f"torch.autograd.functional.{self.kind}({', '.join(args)})"
+
+    @property
+    def output(self) -> str:
+        """Name f's output after the helper (exp_adder), unless a parameter has that name."""
+        name = self.function
+        return name if NAME.fullmatch(name) and name not in RESERVED and name not in self.params else "out"
+
+    @property
+    def definition(self) -> tuple[str, ...]:
+        """Return f of several statements as the document's script writes it: its steps as run here, then the return."""
+        if not self.steps:
+            return ()
+        body = [f"    {s.name} = {s.expr}" for s in self.steps] + [f"    return {self.expr}"]
+        return (f"def {self.function}({', '.join(self.params)}):", *body)
 
 @dataclass(frozen=True)
 class Hook:

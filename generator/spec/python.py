@@ -30,7 +30,7 @@ from ..floats.ieee import linspace
 from ..ops import by_operator
 from ..ops.base import ExprError, dotted_name
 from ..ops.elementwise import scaled_add
-from ..ops.linalg import linear as linear_forward
+from ..ops.linalg import is_linear, linear as linear_forward
 from ..ops.losses import REDUCTIONS, mse_criterion
 from .files import MAX_BYTES
 from .model import (
@@ -129,6 +129,10 @@ class _Optimizer:
     zeroed: str = ""  # see Module.zeroed
 
 
+class _Reported(Refused):
+    """A refusal whose problems are already collected: the statement that needed the part refused stops quietly."""
+
+
 class _Located(Refused):
     """A refusal inside a compound statement, at the line of the part refused."""
 
@@ -154,7 +158,7 @@ class _Custom:
     factor: list[ast.expr]  # what backward multiplies grad_output by: the return's other factors, in order
     line: int
     masks: list[tuple[str, ast.expr, Fraction]] = field(default_factory=list)  # grad_input[m < 0] = 0: (keep, m, at)
-    regrouped: int = 0  # the line of a return such as grad_output * 1.5 * h, whose rounding derive would regroup
+    chain: list[ast.expr] = field(default_factory=list)  # grad_output * 1.5 * h: the factors torch multiplies in turn
 
 
 @dataclass
@@ -204,6 +208,8 @@ class _Reader:
     optimizers: dict[str, _Optimizer] = field(default_factory=dict)  # Python name -> a torch.optim.SGD
     latest: dict[str, str] = field(default_factory=dict)  # a leaf's first node -> the node of its current values
     linear_weights: set[str] = field(default_factory=set)  # the weights nn.Linear's forward read (x @ weight.T + bias)
+    inside: tuple[str, str] = ()  # (kind, f) while reading f of several statements for jacobian, vjp or jvp
+    decided: list[tuple[int, str, int]] | None = None  # there: each loop's runs and each if's branch, (line, header, n)
 
     def bad(self, line: int, what: str, allowed: str) -> None:
         self.problems.append(Problem(self.path, line, f"{what} ({allowed})"))
@@ -220,6 +226,8 @@ class _Reader:
                               f" (allowed: at most {MAX_STATEMENTS})")
             try:
                 self.statement(statement)
+            except _Reported:
+                continue
             except Refused as e:
                 line = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
                 self.problems.append(Problem(self.path, getattr(e, "line", None) or line, str(e)))
@@ -233,7 +241,9 @@ class _Reader:
         if isinstance(node, ast.AugAssign):
             return self.update(node.target, node.op, node.value, node.lineno)
         if isinstance(node, ast.If):
-            return self.block(node.body if self.condition(node.test) else node.orelse)
+            taken = self.condition(node.test)
+            self.decide(node, f"if {ast.unparse(node.test)}", int(taken))
+            return self.block(node.body if taken else node.orelse)
         if isinstance(node, ast.While):
             return self.while_(node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -343,6 +353,17 @@ class _Reader:
         if modes:
             self.modes[node.name] = modes[0]
 
+    def decide(self, node: ast.stmt, header: str, n: int) -> None:
+        """Note how a loop or an if of f given to jacobian, vjp or jvp went: its runs, or 1 for its body and 0 for else."""
+        if self.decided is not None:
+            self.decided.append((node.lineno, header, n))
+
+    def within(self, what: str) -> NoReturn:
+        """Refuse what f, given to jacobian, vjp or jvp, does besides computing: torch would do it while it calls f."""
+        kind, function = self.inside
+        raise Refused(f"{what} inside '{function}', the function given to {kind} (allowed: not supported yet;"
+                      " inside it: name = expression, for, while and if, then return)")
+
     def loop(self, node: ast.For) -> None:
         """Unroll `for i in range(k)`: the body once per value of i."""
         if node.orelse:
@@ -359,6 +380,7 @@ class _Reader:
                 self.block(node.body)
             return
         values = self.range_of(node.iter)
+        self.decide(node, f"for {ast.unparse(node.target)} in {ast.unparse(node.iter)}", len(values))
         for i in values:
             self.constants[node.target.id] = ast.Constant(i)
             self.bound.pop(node.target.id, None)
@@ -384,6 +406,11 @@ class _Reader:
         return int(value)
 
     def assign(self, target: ast.expr, value: ast.expr, line: int) -> None:
+        if self.inside and (not isinstance(target, (ast.Name, ast.Tuple)) or self.grad_call(value) is not None
+                            or self.functional_kind(value) or self.custom_of(value) or self.custom_of(value, called=False)
+                            or isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                            and value.func.attr == "register_hook"):
+            self.within(f"'{clip(ast.unparse(target) + ' = ' + ' '.join(ast.unparse(value).split()))}'")
         if isinstance(target, ast.Attribute) and target.attr == "data":  # w.data = w.data - lr * w.grad
             return self.update(target, None, value, line)
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad":
@@ -490,6 +517,10 @@ class _Reader:
         if None in args:
             raise Refused(f"calling {call.func.id} with other than names of tensors"  # type: ignore[attr-defined]
                           " (allowed: f(x) with x a tensor of the example)")
+        return self.body_of(params, args, body, name, line)  # type: ignore[arg-type]
+
+    def body_of(self, params: list[str], args: list[str], body: list[ast.stmt], name: str, line: int) -> str:
+        """Read a function's statements with its parameters bound to nodes; return its result's node."""
         saved = {k: dict(getattr(self, k)) for k in ("bound", "constants", "functions", "flags", "modes", "dtypes")}
         self.depth += 1
         try:
@@ -552,7 +583,7 @@ class _Reader:
         backward, unpacked, ret = self.method_body(bwd, bctx, {grad}, node.name, saves=saves, masks=masks, clones=clones)
         if ret is None:
             raise _Located(bwd.lineno, f"backward of {node.name} without a return ({_FUNCTION})")
-        from ..ops.function import factors as split, other_side, regrouped_product
+        from ..ops.function import chain_of, factors as split, other_side, regrouped_product
 
         factors = split(ret)
         grads = {grad} | clones if masks or clones else {grad}
@@ -571,12 +602,12 @@ class _Reader:
         self.forget(node.name)
         other = other_side(ret, own[0])
         rest = [other] if other is not None and not masks else rest
-        regrouped = ret.lineno if other is None and regrouped_product(rest) else 0
+        chain = chain_of(ret, own[0]) if other is None and regrouped_product(rest) else []
         code = ast.unparse(_canonical(node, fwd, bwd))
         function = Function(node.name, code, node.lineno, self.count, ast.unparse(result), ast.unparse(ret), param, grad,
                             ret.lineno)
         self.customs[node.name] = _Custom(function, forward, result, unpacked, backward, rest, node.lineno, masks,
-                                          regrouped)
+                                          chain)
 
     def method_body(self, method: ast.FunctionDef, ctx: str, names: set[str], cls: str, *,
                     saves: list[str] | None = None, masks: list | None = None,
@@ -677,6 +708,8 @@ class _Reader:
         from ..ops.function import APPLY, product as products
 
         cls = self.custom_of(call)
+        if self.inside:
+            self.within(f"{cls}.apply(...)")
         custom = self.customs[cls]
         if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
             raise Refused(f"{cls}.apply with other than one tensor (allowed: {cls}.apply(x))")
@@ -694,11 +727,6 @@ class _Reader:
             hidden.append(node)
             return ast.Name(node, ast.Load())
 
-        if custom.regrouped:
-            raise _Located(custom.regrouped, f"backward of {cls} multiplies {custom.function.grad} by several factors"
-                           " one after another; torch rounds each product, and derive multiplies the factors first,"
-                           " which rounds otherwise (allowed: not supported yet; return"
-                           f" {custom.function.grad} * (one factor))")
         arg = self.translate(call.args[0], env, depth)
         if isinstance(arg, ast.Name) and (arg.id in self.leaves or arg.id in {s.name for s in self.steps}):
             x = arg.id
@@ -717,10 +745,8 @@ class _Reader:
             bscope[local] = step(local, expr, bscope, at)
         product = products(custom.factor)
         factor = step("d" + cls, product, bscope, custom.factor[0].lineno) if product is not None else ast.Constant(1)
-        if isinstance(factor, ast.Constant):
-            factor_arg: str | Fraction = Fraction(factor.value) if isinstance(factor.value, int) else _exact(repr(factor.value))
-        else:
-            factor_arg = factor.id  # type: ignore[attr-defined]
+        factor_arg = _arg(factor)
+        chain = tuple(_arg(step("d" + cls, f, bscope, f.lineno)) for f in custom.chain)
         mask = ("", "", Fraction(0))
         if custom.masks:
             keep, subject, at = custom.masks[0]
@@ -733,7 +759,7 @@ class _Reader:
             self.forget(name)
             self.bound[name] = node
         self.steps.append(Step(node, f"{cls}.{APPLY}({x})", line, self.no_grad, self.count))
-        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask))
+        self.applied.append(Applied(node, cls, x, result.id, factor_arg, tuple(hidden), line, *mask, chain=chain))
         return ast.Name(node, ast.Load())
 
     def lambda_(self, name: str, node: ast.Lambda) -> None:
@@ -1155,6 +1181,10 @@ class _Reader:
     def expression_statement(self, node: ast.expr, line: int) -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return None  # a docstring or a string used as a comment
+        if self.inside:
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                self.within(f"{_describe(node)}, which torch runs once when it calls the function,")
+            self.within(_describe(node))
         if not isinstance(node, ast.Call):
             raise Refused(f"{_describe(node)} as a statement (allowed: t.backward(...), print(...))")
         func = node.func
@@ -1545,8 +1575,9 @@ class _Reader:
         """Unroll a while loop, its condition decided before each iteration from the values computed so far."""
         if node.orelse:
             raise Refused("while ... else is not supported (allowed: while condition: ...)")
-        for _ in range(MAX_ITERATIONS + 1):
+        for runs in range(MAX_ITERATIONS + 1):
             if not self.condition(node.test):
+                self.decide(node, f"while {ast.unparse(node.test)}", runs)
                 return
             self.block(node.body)
         raise Refused(f"a while loop still running after {MAX_ITERATIONS} iterations (allowed: at most {MAX_ITERATIONS})")
@@ -1637,12 +1668,7 @@ class _Reader:
             step = steps.get(n)
             if step is None or step.no_grad:
                 return False
-            expr = ast.parse(step.expr, mode="eval").body
-            if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
-                expr = expr.left
-            return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult)
-                    and isinstance(expr.right, ast.Attribute) and isinstance(expr.right.value, ast.Name)
-                    and expr.right.value.id in self.linear_weights)
+            return is_linear(ast.parse(step.expr, mode="eval").body, self.linear_weights)
 
         seen, stack = set(), [name]
         while stack:
@@ -2192,7 +2218,13 @@ class _Reader:
         for key in ("strategy", "outer_jacobian_strategy"):
             if key in args and not (isinstance(args[key], ast.Constant) and args[key].value == "reverse-mode"):
                 raise Refused(f"{kind}({key}={_describe(args[key])[1:-1]}) (allowed: {key}='reverse-mode')")
-        function, params, body = self.function_of(args["func"])
+        given_f = args["func"]
+        if isinstance(given_f, ast.Name) and given_f.id in self.procedures:
+            function, (params, statements) = given_f.id, self.procedures[given_f.id]  # type: ignore[assignment]
+            params = tuple(params)
+        else:
+            function, params, body = self.function_of(given_f)
+            statements = None
         packed = not (isinstance(args["inputs"], ast.Name) and args["inputs"].id in self.bound) and not (
             isinstance(args["inputs"], ast.Call) and self.is_creation(args["inputs"]))
         inputs = self.tuple_of(args["inputs"]) if packed else (self.tensor_or_leaf(args["inputs"]),)
@@ -2208,8 +2240,14 @@ class _Reader:
         for p in params:
             if not NAME.fullmatch(p) or p in RESERVED:
                 raise Refused(f"the parameter '{clip(p)}' of '{function}' (allowed: a letter, then letters, digits or _)")
-        expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
-        outside = sorted(_names_in(expr) - set(params) - {"torch"})
+        steps: tuple[Step, ...] = ()
+        decided: tuple = ()
+        if statements is not None:
+            steps, expr, decided = self.unrolled(kind, function, params, statements, inputs)
+        else:
+            expr = ast.unparse(self.translate(body, {p: ast.Name(p, ast.Load()) for p in params}))
+        outside = sorted(set().union(_names_in(expr), *(_names_in(s.expr) for s in steps))
+                         - set(params) - {s.name for s in steps} - {"torch"})
         computed = [n for n in outside if n not in self.leaves]
         updated = [n for n in outside if n in self.versions]
         if updated:
@@ -2233,7 +2271,95 @@ class _Reader:
                 raise Refused(f"{kind} with {len(v)} tensors in v for {len(inputs)} inputs: torch raises RuntimeError"
                               f" (allowed: one v per input)")
         return Functional(kind, function, params, expr, inputs, packed, self.last_line, v, v_packed, create, vectorize,
-                          tuple(outside))
+                          tuple(outside), steps, decided)
+
+    def unrolled(self, kind: str, function: str, params: tuple[str, ...], body: list[ast.stmt],
+                 inputs: tuple[str, ...]) -> tuple[tuple[Step, ...], str, tuple]:
+        """Read f of several statements as torch runs it once at the inputs' copies: its loops and ifs decided on
+        their values, as the module's are. Return its steps before the return, the return's expression (both in f's
+        own names: its parameters, then y, y2, ... for what it binds), and how its loops and ifs went."""
+        if self.inside:
+            self.within(f"{kind}(...)")
+        marks = (len(self.steps), len(self.renamed), len(self.problems), set(self.leaves))
+        kept = (set(self.taken), list(self.renamed), dict(self.computed), self.no_grad)
+        copies = []
+        for p, n in zip(params, inputs):  # torch detaches each input and sets requires_grad on the copy
+            node = self.fresh(p)
+            leaf = self.leaves[n]
+            self.leaves[node] = _Leaf(leaf.array, leaf.dtype, True, self.last_line, used=True, seq=self.count)
+            copies.append(node)
+        self.inside, self.decided, self.no_grad = (kind, function), [], False  # f runs with gradients on
+        try:
+            try:
+                result = self.body_of(list(params), copies, body, function, self.last_line)
+            except _Reported:
+                raise
+            except Refused as e:  # the return's expression: refused at its line, unless a statement above failed first
+                if len(self.problems) > marks[2]:
+                    raise _Reported("") from None
+                raise _Located(getattr(e, "line", None) or body[-1].lineno, str(e)) from None
+            if len(self.problems) > marks[2]:
+                raise _Reported("")
+            made = self.steps[marks[0]:]
+            py = dict(self.renamed[marks[1]:])
+            decided = self.decided
+        finally:
+            self.steps = self.steps[:marks[0]]
+            for node in copies:
+                del self.leaves[node]
+            created = set(self.leaves) - marks[3]
+            self.taken, self.renamed, self.computed, self.no_grad = kept
+            self.taken |= created  # a tensor made inside f is a constant to J, kept as a leaf of the example
+            self.inside, self.decided = (), None
+        for node in created:
+            if self.leaves[node].requires_grad:
+                raise Refused(f"'{function}' makes '{node}', a tensor that requires grad, inside it (allowed: not"
+                              f" supported yet; {kind} differentiates by its inputs only)")
+            self.leaves[node].used = True
+        by_name = {s.name: s for s in made}
+        if result not in by_name:
+            which = "its parameter" if result in copies else "a tensor from outside it"
+            shown = params[copies.index(result)] if result in copies else result
+            raise Refused(f"'{function}' returns {which} '{shown}' unchanged (allowed: not supported yet; {kind} of a"
+                          " computation of its parameters)")
+        needed, wanted = set(), [result]
+        while wanted:  # what f's result is computed from: the rest torch computes and drops
+            name = wanted.pop()
+            if name in by_name and name not in needed:
+                needed.add(name)
+                wanted.extend(_names_in(by_name[name].expr))
+        made = [s for s in made if s.name in needed]
+        quiet = next((s for s in made if s.no_grad), None)
+        if quiet is not None:
+            raise _Located(quiet.line, f"a step under torch.no_grad() inside '{function}', the function given to {kind}"
+                           " (allowed: not supported yet; inside it: name = expression, for, while and if, then return)")
+        out = Functional(kind, function, params, "", inputs, False, 0).output
+        local = dict(zip(copies, params))
+        outside = set().union(*(_names_in(s.expr) for s in made)) - needed - set(copies) - {"torch"}
+        taken = set(params) | outside | {out, "torch"}
+        for s in made[:-1]:
+            base = py.get(s.name, s.name)
+            base = base if NAME.fullmatch(base) and base not in RESERVED else s.name
+            candidate, k = base, 1
+            while candidate in taken:
+                k += 1
+                candidate = f"{base}_{k}" if base[-1].isdigit() else f"{base}{k}"
+            taken.add(candidate)
+            local[s.name] = candidate
+        local[result] = out
+
+        def named(expr: str) -> str:
+            tree = ast.parse(expr, mode="eval")
+            for n in ast.walk(tree):
+                if isinstance(n, ast.Name):
+                    n.id = local.get(n.id, n.id)
+            return ast.unparse(tree)
+
+        steps = tuple(Step(local[s.name], named(s.expr), s.line) for s in made[:-1])
+        summary: dict[tuple[int, str], tuple[int, ...]] = {}
+        for line, header, n in decided:
+            summary[(line, header)] = summary.get((line, header), ()) + (n,)
+        return steps, named(made[-1].expr), tuple((line, header, ns) for (line, header), ns in summary.items())
 
     def function_of(self, node: ast.expr) -> tuple[str, tuple[str, ...], ast.expr]:
         """Return (name, parameters, return expression) of a helper named or a lambda written in place."""
@@ -2413,6 +2539,13 @@ def _exact(text: str) -> Fraction:
     return value
 
 
+def _arg(node: ast.expr) -> str | Fraction:
+    """Return a step's node name, or the number a constant holds exactly."""
+    if isinstance(node, ast.Constant):
+        return Fraction(node.value) if isinstance(node.value, int) else _exact(repr(node.value))
+    return node.id  # type: ignore[attr-defined]
+
+
 def _float_or_int(value: Fraction) -> int | float:
     """Return a number as a constant for the graph: an int, or the float whose shortest repr the graph reads back."""
     return int(value) if value.denominator == 1 else float(value)
@@ -2544,8 +2677,8 @@ def _missing_feature(node: ast.stmt) -> str:
             for key in (dotted, dotted.rpartition(".")[2]) if dotted else ():
                 if key in _MISSING and not (isinstance(sub, ast.Name) and key in ("nn", "optim", "Function")):
                     return _MISSING[key]
-        if (isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, ast.Expr)
-                and not _update_of_data(node, sub)):
+        if (isinstance(sub, ast.Attribute) and sub.attr == "data" and not isinstance(node, (ast.Expr, ast.FunctionDef))
+                and not _update_of_data(node, sub)):  # a function's statements are read, and checked, where it is called
             return "t.data"
         if isinstance(sub, ast.ClassDef) and sub.decorator_list:
             return "a decorator on a class"
