@@ -102,6 +102,18 @@ TRAINING = {
             print(f"{l.item():.6f}", model(X[0]).sum().item())
         print(model.weight, model.bias, model.weight.grad)
     """,
+    "the module's own zero_grad": """
+        import torch
+        import torch.nn as nn
+        model = nn.Linear(1, 1)
+        nn.init.constant_(model.weight, 2.0)
+        nn.init.constant_(model.bias, 1.0)
+        x = torch.tensor([[3.0], [-0.5]])
+        model(x).sum().backward()
+        print(model.weight.grad, model.bias.grad)
+        model.zero_grad()
+        print(model.weight.grad)
+    """,
     "float64": """
         import torch
         import torch.nn as nn
