@@ -15,7 +15,7 @@ from tests.helpers import invoke
 
 BAD = Path(__file__).resolve().parent / "bad"
 SENTINEL = Path("/tmp/derive-pwned")
-FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
+FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
 
 EXPECTED = {
     '01_malformed_yaml.yaml': [

@@ -78,7 +78,7 @@ class TestBuild:
         assert result.exit_code == 1
         assert result.stderr == (
             f"{bad}:7: step 'y': unknown function 'foo' (allowed: exp, log, sqrt, sin, cos, tanh, sigmoid, relu,"
-            " abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape,"
+            " abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot, mm, t, view, reshape,"
             " mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits)\n"
             f"{bad}:9: backward 'z': the output has shape [2], so torch needs a gradient (grad can be implicitly"
             " created only for scalar outputs) (allowed: {output: z, gradient: <values of shape [2]>})\n"
@@ -97,7 +97,7 @@ class TestBuild:
         assert result.exit_code == 1
         assert result.stderr.splitlines()[0] == (
             f"{spec}:7: step 'y': unknown function 'write_text' (allowed: exp, log, sqrt, sin, cos, tanh, sigmoid,"
-            " relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape,"
+            " relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot, mm, t, view, reshape,"
             " mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits)"
         )
         assert not sentinel.exists()

@@ -9,7 +9,7 @@ from generator.graph.walk import build_graph
 
 from .helpers import make_spec
 
-FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
+FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
 ANY = f"+ - * / ** @, numbers, names, calls of {FUNCS}, x[i], x.T"
 INPUTS = {"x": ([[1, 2], [3, 4]], True), "W": ([1, 2, 3], True)}
 

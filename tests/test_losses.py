@@ -182,7 +182,7 @@ class TestRefusals:
          " respect to weight=, as torch says: 'z' requires grad (allowed: a weight= that does not require grad)"),
         (f"{NN}binary_cross_entropy_with_logits(z, t, pos_weight=[1, 2])",
          "step 'y': a list is not allowed (allowed: + - * / ** @, numbers, names, calls of exp, log, sqrt, sin, cos,"
-         " tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, dot,"
+         " tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot,"
          " mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, x[i], x.T)"),
         (f"{NN}binary_cross_entropy_with_logits(z, t, weight=q.view(3, 1))",
          "step 'y': binary_cross_entropy_with_logits: weight= of size [3, 1] does not broadcast to the input's size"

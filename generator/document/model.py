@@ -365,6 +365,24 @@ class UpdateItem:
 
 
 @dataclass(frozen=True)
+class ModuleItem:
+    """An nn.Linear, nn.MSELoss or torch.optim.SGD of the code, and what it does with the example's numbers."""
+
+    kind: str  # "linear", "mse" or "sgd" (spec.model.Module)
+    code: str
+    line: int
+    name: str
+    params: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = ()  # each parameter's shape, as text
+    values: tuple[str, ...] = ()  # LaTeX of each parameter's first values (Linear)
+    setting: str = ""  # the loss's reduction, or the learning rate
+    zeroed: str = ""  # "none" or "zeros": what zero_grad() leaves in each .grad
+    step: str = ""  # the code of the first step's update of params[0] (SGD)
+    before: str = ""  # LaTeX of params[0] before and after that step
+    after: str = ""
+
+
+@dataclass(frozen=True)
 class Document:
     """A whole explanation, independent of its output format."""
 
@@ -395,6 +413,7 @@ class Document:
     check: Check | None = None  # "check it yourself"
     updates: tuple[UpdateItem, ...] = ()  # the first MAX_UPDATES in-place updates of leaves
     updates_hidden: int = 0  # and how many more
+    modules: tuple[ModuleItem, ...] = ()  # nn.Linear, nn.MSELoss and torch.optim.SGD, in the order made
     repeated: tuple[str, ...] = ()  # tensors of a loop's later iterations, left out of the table and the picture
     functionals: tuple[FunctionalItem, ...] = ()  # each printed torch.autograd.functional call, in order
     functions: tuple[FunctionItem, ...] = ()  # each F.apply(x) of a custom torch.autograd.Function

@@ -21,7 +21,7 @@ from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element
 from .code import gradient_names, writes_retain
 from .model import (
     AgainRow, CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote,
-    UpdateItem,
+    ModuleItem, UpdateItem,
 )
 from ..spec.model import active_hooks
 from .model import HookStep
@@ -274,6 +274,24 @@ def update_items(graph, values, hidden: set[str]) -> tuple[tuple[UpdateItem, ...
     return items, len(graph.spec.updates) - len(items)
 
 
+def module_items(graph, values) -> tuple[ModuleItem, ...]:
+    """Return what each nn.Linear, nn.MSELoss and torch.optim.SGD does, values(name) giving a leaf's numbers."""
+    def tex(name: str) -> str:
+        return tensor_tex(values(name), graph.node(name).shape)
+
+    items = []
+    for m in graph.spec.modules:
+        shapes = tuple(shape_text(graph.node(p).shape) for p in m.params)
+        item = ModuleItem(m.kind, m.code, m.line, m.name, m.params, shapes, setting=m.setting, zeroed=m.zeroed)
+        if m.kind == "linear":
+            item = replace(item, values=tuple(tex(p) for p in m.params))
+        first = next((u for u in graph.spec.updates if m.params and u.of == m.params[0]), None)
+        if m.kind == "sgd" and first is not None:
+            item = replace(item, step=first.code, before=tex(first.of), after=tex(first.node))
+        items.append(item)
+    return tuple(items)
+
+
 def repeated_nodes(graph) -> set[str]:
     """Return the tensors of a loop's later iterations: made by a line already run, reached by no call explained in full.
 
@@ -443,6 +461,7 @@ class DocumentBuilder:
         updates, more = update_items(self.graph, self.leaf_values, hidden)
         fields.setdefault("hooked", any(changed_by_hooks(p) for p in self.d.passes))
         return Document(
+            modules=module_items(self.graph, self.leaf_values),
             updates=updates,
             updates_hidden=more,
             repeated=tuple(n.name for n in self.graph.nodes if n.name in hidden),

@@ -401,7 +401,11 @@ def _updates(graph: Graph) -> list[Problem]:
                                     f" '{update.of}' of shape {list(shape)}: torch raises a RuntimeError"
                                     " (allowed: new values of the tensor's own shape)"))
         for _, name, what in update.refs:
-            if what == "grad" and not _has_grad(graph, name, update.after, update.seq):
+            if what == "grad" and not _has_grad(graph, name, update.after, update.seq) and update.skips:
+                problems.append(Problem(spec.path, update.line, f"{name}.grad is None here: torch's optimizer.step()"
+                                        " skips such a parameter, which derive does not follow yet (allowed: a step"
+                                        f" after a backward call that reaches {name})"))
+            elif what == "grad" and not _has_grad(graph, name, update.after, update.seq):
                 problems.append(Problem(spec.path, update.line, f"{name}.grad is None here, so torch raises"
                                         " TypeError (allowed: the update after a backward call that reaches"
                                         f" {name})"))
@@ -499,6 +503,11 @@ def _zeroed_none(graph: Graph) -> list[Problem]:
         for reset in spec.resets_before(i):
             if reset.clear:
                 has.discard(reset.leaf)
+            elif reset.leaf not in has and reset.skips:
+                problems.append(Problem(spec.path, reset.line, f"{reset.leaf}.grad is None here: torch's"
+                                        " zero_grad(set_to_none=False) skips such a parameter, which derive does not"
+                                        " follow yet (allowed: zero_grad(), which sets each .grad to None, or"
+                                        f" zero_grad(set_to_none=False) after a backward call that reaches {reset.leaf})"))
             elif reset.leaf not in has:
                 problems.append(Problem(spec.path, reset.line, f"{reset.leaf}.grad is None here, so torch raises"
                                         " AttributeError: 'NoneType' object has no attribute 'zero_'"

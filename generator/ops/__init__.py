@@ -26,7 +26,7 @@ from .softmax import SOFTMAX
 REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION + LOSSES}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
-KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction")
+KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha")
 # The keywords that take a string, and the strings each may take.
 CHOICES = {"reduction": LOSS_REDUCTIONS}
 

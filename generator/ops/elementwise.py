@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from ..floats.ieee import exact_number
+from ..floats.ieee import exact_number, nearest
 from ..floats.numeric import numeric, rounding
 from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
@@ -402,6 +402,49 @@ def _clamp_torch(torch, t, lo, hi):
     return torch.clamp(t, **kw)
 
 
+@dataclass(frozen=True)
+class Scaled(Elementwise):
+    """torch.add(a, b, alpha=k): a + k·b, which torch's CPU kernel computes with one rounding (a fused multiply-add)."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        bound = bind_args(name, args, kwargs, ("other", "alpha"), required=("other",))
+        a, b = walk.tensor(subject, f"{name}'s operand"), walk.visit(bound["other"])
+        alpha = walk.visit(bound["alpha"]) if "alpha" in bound else Fraction(1)
+        if isinstance(alpha, str):
+            raise ExprError(f"{name}'s alpha= must be a number (allowed: a number)")
+        if isinstance(b, str):
+            return walk.make(self.key, [a, b], {"alpha": alpha}, top=top)
+        return walk.make("add", [a, b * alpha], top=top)  # a number times alpha: Python's, then torch's add
+
+    def exact_params(self, params):
+        return {"alpha": exact_number(params["alpha"])}
+
+    def dtype_params(self, cast, params):
+        # torch turns alpha into the tensors' dtype before the kernel
+        return {"alpha": sp.Rational(Fraction(float(cast(np.array(float(params["alpha"]))))))}
+
+    def dtype_forward(self, cast, xs, shapes, params):
+        alpha = Fraction(params["alpha"].p, params["alpha"].q)
+        shape = broadcast(*shapes)
+        a, b = (np.broadcast_to(np.asarray(x, dtype=np.float64), shape).reshape(-1) for x in xs)
+        dtype = getattr(cast, "dtype", "float64")
+        out = []
+        for x, y in zip(a, b):
+            exact = Fraction(float(x)) + alpha * Fraction(float(y)) if math.isfinite(x) and math.isfinite(y) else None
+            try:
+                value = float(nearest(exact, dtype)) if exact else x + float(alpha) * y  # 0 and inf: as floats do
+            except OverflowError:
+                value = math.copysign(math.inf, exact)
+            out.append(float(cast(np.array(value))))
+        return np.asarray(out, dtype=np.float64).reshape(shape)
+
+
+def _scaled_tex(a, b, alpha):
+    k = Fraction(int(alpha.p), int(alpha.q))
+    sign = "-" if k < 0 else "+"
+    return f"{a} {sign} {b}" if abs(k) == 1 else rf"{a} {sign} {num(abs(k))} \cdot {b}"
+
+
 def _sigmoid(a):
     return 1 / (1 + sp.exp(-a))
 
@@ -454,7 +497,16 @@ ELEMENTWISE = [
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
+    Scaled("add_scaled", "sum rule and constant multiple rule", "AddBackward0", Spelling(names=("add",)),
+           f=lambda a, b, alpha: a + alpha * b, df=(lambda a, b, o, alpha: sp.Integer(1), lambda a, b, o, alpha: alpha),
+           tex=_scaled_tex,
+           torch_fn=lambda torch, a, b, alpha: torch.add(a, b, alpha=float(alpha)), saves=False),
     Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
                 kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),
 ]
+
+
+def scaled_add(a: str, b: str, alpha: str) -> str:
+    """Return a + alpha·b with one rounding, as torch's p.add_(g, alpha=-lr) in optimizer.step() computes it."""
+    return f"torch.add({a}, {b}, alpha={alpha})"

@@ -239,3 +239,20 @@ LINALG = [
     Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False,
               permutes=True),
 ]
+
+
+def linear(x: ast.expr, weight: str, bias: str) -> ast.expr:
+    """Return nn.Linear's forward, x @ weight.T + bias (bias '' for none).
+
+    torch's addmm (a 2-d input) and matmul then add (1-d) round the product, then the sum, as @ and + do.
+    """
+    out: ast.expr = ast.BinOp(x, ast.MatMult(), ast.Attribute(ast.Name(weight, ast.Load()), "T", ast.Load()))
+    return ast.BinOp(out, ast.Add(), ast.Name(bias, ast.Load())) if bias else out
+
+
+def is_linear(expr: ast.expr, weights: set[str]) -> bool:
+    """Tell whether an expression is nn.Linear's forward as linear() writes it, of one of these weights."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        expr = expr.left
+    return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult) and isinstance(expr.right, ast.Attribute)
+            and isinstance(expr.right.value, ast.Name) and expr.right.value.id in weights)

@@ -22,7 +22,7 @@ from .base import (
     source_index, summed, times, unravel,
 )
 
-REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none")  # the first is torch's default
 LOG_FLOOR = -100  # binary_cross_entropy clamps each log at -100, so a probability of 0 or 1 costs at most 100
 EPSILON = sp.Rational(Fraction(float(np.float32(1e-12))))  # its backward divides by max(x (1 - x), 1e-12 in float32)
 DEPRECATED = ("size_average", "reduce")
@@ -357,3 +357,9 @@ LOSSES = [
          optional=("weight", "pos_weight"),
          signature=("target", "weight", "size_average", "reduce", "reduction", "pos_weight"), inexact32=True),
 ]
+
+
+def mse_criterion(args: list[ast.expr], reduction: str) -> ast.expr:
+    """Return nn.MSELoss(reduction=...)(a, b) as the functional call it is: torch.nn.functional.mse_loss(a, b)."""
+    keywords = [ast.keyword("reduction", ast.Constant(reduction))] if reduction != REDUCTIONS[0] else []
+    return ast.Call(ast.parse("torch.nn.functional.mse_loss", mode="eval").body, args, keywords)

@@ -414,6 +414,10 @@ class TexBuilder:
             doc.append(self.say("rebound", original=original, names=list(names)))
         if d.repeated:
             doc.append(self.say("repeated", count=len(d.repeated), names=d.repeated[:3]))
+        for m in d.modules:
+            doc.append(self.say("module_" + m.kind, code=m.code, line=m.line, name=m.name, params=m.params,
+                                shapes=m.shapes, values=m.values, setting=m.setting, zeroed=m.zeroed, step=m.step,
+                                before=m.before, after=m.after))
         for u in d.updates:
             if u.requires_grad is None:
                 doc.append(self.say("update", code=u.code, line=u.line, of=u.of, node=u.node, no_grad=u.no_grad,

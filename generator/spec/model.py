@@ -98,6 +98,7 @@ class Reset:
     after: int
     line: int
     seq: int = 0
+    skips: bool = False  # optimizer.zero_grad(set_to_none=False): torch leaves a .grad that is None as it is
 
     @property
     def code(self) -> str:
@@ -136,11 +137,26 @@ class Update:
     seq: int = 0
     data: bool = False  # through .data, which torch allows outside no_grad too
     requires_grad: bool | None = None  # requires_grad_(flag) after the tensor was used: the same values, a new flag
+    skips: bool = False  # optimizer.step(): torch leaves a parameter whose .grad is None as it is
 
     @property
     def copy(self) -> bool:
         """Tell whether the new values are the old ones (only the flag changes)."""
         return self.expr in {p for p, _, _ in self.refs}
+
+
+@dataclass(frozen=True)
+class Module:
+    """What torch.nn or torch.optim made in a Python example, read as plain tensor code: the document says what it does."""
+
+    kind: str  # "linear" (nn.Linear), "mse" (nn.MSELoss) or "sgd" (torch.optim.SGD)
+    name: str  # the Python name bound to it
+    code: str  # the author's statement
+    line: int
+    params: tuple[str, ...] = ()  # its parameters' first nodes (Linear: weight, then bias; SGD: those it updates)
+    setting: str = ""  # the loss's reduction, or the learning rate as Python writes it
+    numbers: tuple[str, ...] = ()  # Linear: the constant each parameter is set to, as written
+    zeroed: str = ""  # SGD: "none" after zero_grad() (set_to_none), "zeros" after zero_grad(set_to_none=False)
 
 
 @dataclass(frozen=True)
@@ -188,6 +204,7 @@ class Spec:
     functions: tuple[Function, ...] = ()  # a Python example's custom torch.autograd.Function classes
     applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
     hooks: tuple[Hook, ...] = ()  # t.register_hook(fn) of a Python example, in the order registered
+    modules: tuple[Module, ...] = ()  # nn.Linear, nn.MSELoss and torch.optim.SGD of a Python example, as made
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""

@@ -29,8 +29,14 @@ from ..errors import Problem, SpecError
 from ..floats.ieee import linspace
 from ..ops import by_operator
 from ..ops.base import ExprError, dotted_name
+from ..ops.elementwise import scaled_add
+from ..ops.linalg import is_linear, linear as linear_forward
+from ..ops.losses import REDUCTIONS, mse_criterion
 from .files import MAX_BYTES
-from .model import Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Print, Reset, Retain, Shown, Spec, Step, Update
+from .model import (
+    Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Module, Print, Reset, Retain, Shown, Spec,
+    Step, Update,
+)
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
 )
@@ -59,7 +65,8 @@ _STATEMENTS = ("imports of torch, tensors made with torch." + "/".join(CREATORS)
                " t.backward(...), t.grad.zero_(), t.grad = None, t.retain_grad(), print(...), with torch.no_grad():"
                " (or enable_grad(), set_grad_enabled(flag), as blocks or decorators),"
                " for loops over range(k) or [w, b], functions and lambdas returning one expression")
-_IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import math,"
+_IMPORTS = ("allowed: import torch, import torch.nn.functional as F, import torch.nn as nn, import torch.optim as optim,"
+            " import math,"
             " from torch.autograd import Variable, grad")
 _LITERAL = "allowed: numbers, math.pi, arithmetic of them, or nested lists of numbers such as [[1., 2.], [3., 4.]]"
 MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
@@ -82,6 +89,44 @@ class _Leaf:
     seq: int = 0
     grad_from: int = 0  # see Input.grad_from
     parameter: bool = False  # see Input.parameter
+
+
+@dataclass
+class _Linear:
+    """An nn.Linear module: its parameters' first nodes once set (torch draws them at random until then)."""
+
+    name: str
+    inputs: int
+    outputs: int
+    bias: bool
+    dtype: str | None
+    line: int
+    code: str = ""
+    weight_node: str = ""
+    bias_node: str = ""
+    numbers: dict[str, str] = field(default_factory=dict)  # "weight" / "bias" -> the constant it is set to
+
+
+@dataclass
+class _Criterion:
+    """An nn.MSELoss."""
+
+    name: str
+    reduction: str
+    code: str
+    line: int
+
+
+@dataclass
+class _Optimizer:
+    """A torch.optim.SGD: its parameters (the Linear and attribute, or a leaf's first node) and learning rate."""
+
+    params: tuple[tuple[str, str], ...]  # ("", first node) of a tensor, or (module, "weight" / "bias")
+    lr: Fraction
+    name: str = ""
+    code: str = ""
+    line: int = 0
+    zeroed: str = ""  # see Module.zeroed
 
 
 class _Reported(Refused):
@@ -157,6 +202,12 @@ class _Reader:
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
     grads: dict[str, list[str]] = field(default_factory=dict)  # Python name -> the nodes of torch.autograd.grad's tuple
+    linears: dict[str, _Linear] = field(default_factory=dict)  # Python name -> an nn.Linear module
+    criteria: dict[str, _Criterion] = field(default_factory=dict)  # Python name -> an nn.MSELoss
+    made: list[_Linear | _Criterion | _Optimizer] = field(default_factory=list)  # in order, for the document
+    optimizers: dict[str, _Optimizer] = field(default_factory=dict)  # Python name -> a torch.optim.SGD
+    latest: dict[str, str] = field(default_factory=dict)  # a leaf's first node -> the node of its current values
+    linear_weights: set[str] = field(default_factory=set)  # the weights nn.Linear's forward read (x @ weight.T + bias)
     inside: tuple[str, str] = ()  # (kind, f) while reading f of several statements for jacobian, vjp or jvp
     decided: list[tuple[int, str, int]] | None = None  # there: each loop's runs and each if's branch, (line, header, n)
 
@@ -246,6 +297,11 @@ class _Reader:
                     self.forget(alias.asname or alias.name)
                     self.modules[alias.asname or alias.name] = "functional." + alias.name
                 return
+            if node.module == "torch" and {a.name for a in node.names} <= {"nn", "optim"}:
+                for a in node.names:  # from torch import nn
+                    self.forget(a.asname or a.name)
+                    self.modules[a.asname or a.name] = a.name
+                return
             if node.module == "torch.autograd" and [a.name for a in node.names] == ["Function"]:
                 self.modules[node.names[0].asname or "Function"] = "Function"  # class F(Function): a custom Function
                 return
@@ -261,6 +317,9 @@ class _Reader:
                 self.modules["torch"] = "torch"
             elif alias.name == "torch.nn.functional" and alias.asname:
                 self.modules[alias.asname] = "F"
+            elif alias.name in ("torch.nn", "torch.optim") and alias.asname:  # import torch.nn as nn
+                self.forget(alias.asname)
+                self.modules[alias.asname] = alias.name.removeprefix("torch.")
             elif alias.name == "math" and alias.asname is None:
                 self.modules["math"] = "math"
             else:
@@ -362,6 +421,8 @@ class _Reader:
             return self.reset(target.value, line, clear=True)
         if self.grad_call(value) is not None:
             return self.assign_grad(target, value, line)
+        if isinstance(target, (ast.Tuple, ast.List)) and self.unpacked(target, value):
+            return None
         if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
             names = [t.id for t in target.elts if isinstance(t, ast.Name)]
             taken = {n.id for v in value.elts for n in ast.walk(v) if isinstance(n, ast.Name)}
@@ -412,8 +473,11 @@ class _Reader:
             self.forget(name)
             self.constants[name] = ast.Constant(self.number(value))
             return None
-        if isinstance(value, ast.Call) and dotted_name(value.func) == "torch.nn.Parameter":
+        if isinstance(value, ast.Call) and self.torch_path(value.func) == "torch.nn.Parameter":
             return self.parameter(name, value, line)
+        if (isinstance(value, ast.Call) and self.torch_path(value.func).startswith(("torch.nn.", "torch.optim."))
+                and not self.torch_path(value.func).startswith("torch.nn.functional.")):
+            return self.module(name, value, line)
         made = self.creation(value)
         if made is not None:
             return self.leaf(name, made, line)
@@ -788,6 +852,246 @@ class _Reader:
             raise Refused(f"{node.value.id}[{k}] of a tuple of {len(made)} gradients (allowed: 0 to {len(made) - 1})")
         return made[k]
 
+    # -- torch.nn.Linear, torch.nn.MSELoss and torch.optim.SGD ------------
+
+    def torch_path(self, node: ast.expr) -> str:
+        """Return the dotted name torch knows a chain by: nn.Linear (import torch.nn as nn) is torch.nn.Linear."""
+        dotted = dotted_name(node)
+        head, dot, rest = dotted.partition(".")
+        alias = self.modules.get(head) if head not in self.bound else None
+        if alias in ("nn", "optim"):
+            return f"torch.{alias}{dot}{rest}"
+        if alias == "torch":
+            return f"torch{dot}{rest}"
+        return ""
+
+    def module(self, name: str, call: ast.Call, line: int) -> None:
+        """Read model = nn.Linear(...), loss = nn.MSELoss(...) or optimizer = torch.optim.SGD(params, lr=...)."""
+        path = self.torch_path(call.func)
+        if not NAME.fullmatch(name) or name in RESERVED:
+            raise Refused(f"the name '{clip(name)}' (allowed: a letter, then up to 31 letters, digits or underscores)")
+        if path == "torch.nn.Linear":
+            given = self.arguments(call, "nn.Linear", ("in_features", "out_features", "bias", "device", "dtype"), 2)
+            sizes = [self.integer_of(given[k]) for k in ("in_features", "out_features")]
+            if min(sizes) < 1:
+                raise Refused(f"nn.Linear{tuple(sizes)} (allowed: positive sizes)")
+            self.sized((sizes[1], sizes[0]))
+            if "device" in given:
+                self.device(given["device"])
+            bias = self.flag(given["bias"], "bias") if "bias" in given else True
+            dtype = self.dtype(given["dtype"]) if "dtype" in given else None
+            self.forget(name)
+            self.linears[name] = _Linear(name, sizes[0], sizes[1], bias, dtype, line, f"{name} = {ast.unparse(call)}")
+            self.made.append(self.linears[name])
+            return None
+        if path == "torch.nn.MSELoss":
+            given = self.arguments(call, "nn.MSELoss", ("size_average", "reduce", "reduction"), 0)
+            if "size_average" in given or "reduce" in given:
+                raise Refused("nn.MSELoss(size_average=..., reduce=...), deprecated (allowed: reduction='mean', 'sum' or"
+                              " 'none')")
+            reduction = given.get("reduction", ast.Constant(REDUCTIONS[0]))
+            if not (isinstance(reduction, ast.Constant) and reduction.value in REDUCTIONS):
+                raise Refused(f"nn.MSELoss(reduction={_describe(reduction)[1:-1]})"
+                              f" (allowed: {', '.join(repr(r) for r in REDUCTIONS)})")
+            self.forget(name)
+            self.criteria[name] = _Criterion(name, reduction.value, f"{name} = {ast.unparse(call)}", line)
+            self.made.append(self.criteria[name])
+            return None
+        if path == "torch.optim.SGD":
+            given = self.arguments(call, "torch.optim.SGD", ("params", "lr", "momentum", "dampening", "weight_decay",
+                                                             "nesterov", "maximize", "foreach", "differentiable",
+                                                             "fused"), 1)
+            for key in ("momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable",
+                        "fused"):
+                if key in given and not (isinstance(given[key], ast.Constant) and given[key].value in (0, False, None)):
+                    raise Refused(f"torch.optim.SGD({key}={_describe(given[key])[1:-1]}) (allowed: not supported yet;"
+                                  " plain SGD: torch.optim.SGD(params, lr=...))")
+            lr = self.number(given["lr"]) if "lr" in given else Fraction(1, 1000)  # torch's default
+            if lr < 0:
+                raise Refused(f"torch.optim.SGD(lr={_describe(given['lr'])[1:-1]}): torch raises ValueError"
+                              " (allowed: lr >= 0)")
+            params = self.parameters_of(given["params"])
+            self.forget(name)
+            self.optimizers[name] = _Optimizer(params, lr, name, f"{name} = {ast.unparse(call)}", line)
+            self.made.append(self.optimizers[name])
+            return None
+        kind = "an optimizer" if path.startswith("torch.optim.") else "a module"
+        raise Refused(f"{path}, {kind} derive does not read yet (allowed: torch.nn.Linear, torch.nn.MSELoss,"
+                      " torch.nn.init.constant_, torch.optim.SGD)")
+
+    def arguments(self, call: ast.Call, what: str, names: tuple[str, ...], required: int) -> dict[str, ast.expr]:
+        """Match a call's arguments to names as Python does; the first `required` must be given."""
+        if len(call.args) > len(names) or any(isinstance(a, ast.Starred) for a in call.args):
+            raise Refused(f"{what} with {len(call.args)} arguments (allowed: {what}({', '.join(names[:max(required, 1)])}, ...))")
+        given = dict(zip(names, call.args))
+        for k in call.keywords:
+            if k.arg not in names or k.arg in given:
+                raise Refused(f"{what}({k.arg or '**'}=...) (allowed: {', '.join(n + '=' for n in names)})")
+            given[k.arg] = k.value
+        missing = [n for n in names[:required] if n not in given]
+        if missing:
+            raise Refused(f"{what} without {missing[0]} (allowed: {what}({', '.join(names[:required])}))")
+        return given
+
+    def parameters_of(self, node: ast.expr) -> tuple[tuple[str, str], ...]:
+        """Return an optimizer's parameters: model.parameters(), or a list of tensors such as [w, b]."""
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "list"
+                and len(node.args) == 1 and not node.keywords):
+            node = node.args[0]
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "parameters"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in self.linears
+                and not node.args and not node.keywords):
+            linear = self.linears[node.func.value.id]
+            return tuple((linear.name, k) for k in ("weight", "bias") if k == "weight" or linear.bias)
+        if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+            found = []
+            for e in node.elts:
+                attr = self.linear_attribute(e)
+                if attr is not None:
+                    found.append(attr)
+                    continue
+                current = self.tensor_name(e)
+                if current not in self.leaves:
+                    raise Refused(f"optimizing '{current}', which is not a leaf: torch raises ValueError (allowed:"
+                                  " tensors made by torch.tensor, ones, ..., or model.parameters())")
+                found.append(("", self.versions.get(current, current)))
+            if len(set(found)) != len(found):
+                raise Refused("a tensor twice among an optimizer's parameters (allowed: each once)")
+            return tuple(found)
+        raise Refused(f"the parameters {_describe(node)} (allowed: model.parameters() of an nn.Linear, or [w, b])")
+
+    def linear_attribute(self, node: ast.expr) -> tuple[str, str] | None:
+        """Return (module, "weight" or "bias") for model.weight or model.bias of an nn.Linear, else None."""
+        if (isinstance(node, ast.Attribute) and node.attr in ("weight", "bias") and isinstance(node.value, ast.Name)
+                and node.value.id in self.linears):
+            linear = self.linears[node.value.id]
+            if node.attr == "bias" and not linear.bias:
+                raise Refused(f"{node.value.id}.bias of nn.Linear(..., bias=False), which is None (allowed: the weight)")
+            return linear.name, node.attr
+        return None
+
+    def current(self, ref: tuple[str, str]) -> str:
+        """Return the node of a parameter's values now: refused if torch would still hold random numbers."""
+        module, what = ref
+        if not module:
+            first = what
+        else:
+            linear = self.linears[module] if module in self.linears else None
+            first = getattr(linear, what + "_node", "") if linear is not None else ""
+            if not first:
+                raise Refused(f"{module}.{what} is used before it is set: torch draws nn.Linear's initial {what} at"
+                              f" random, so its numbers are not known (allowed: nn.init.constant_({module}.{what}, c)"
+                              f" before using it, or {module}.{what}.copy_(torch.tensor(...)) under torch.no_grad())")
+        node = self.latest.get(first, first)
+        self.leaves[node].used = True
+        return node
+
+    def initialize(self, call: ast.Call, line: int) -> None:
+        """Read nn.init.constant_(model.weight, c): the parameter's numbers, all c, set once before it is used."""
+        path = self.torch_path(call.func)
+        method = call.func.attr if not path else ""  # type: ignore[attr-defined]
+        if method:  # model.weight.fill_(c) or .copy_(torch.tensor(...)) under torch.no_grad()
+            given = self.arguments(call, method, ("value" if method == "fill_" else "src",), 1)
+            given["tensor"] = call.func.value  # type: ignore[attr-defined]
+            if not self.no_grad:
+                raise Refused(f"{_describe(call.func)[1:-1]}(...) while torch records: torch raises 'a leaf Variable"  # type: ignore[attr-defined]
+                              " that requires grad is being used in an in-place operation' (allowed: inside with"
+                              " torch.no_grad():, or nn.init.constant_(t, c))")
+        elif path != "torch.nn.init.constant_":
+            raise Refused(f"{path}, which draws random numbers or is not read yet (allowed: nn.init.constant_(t, c))")
+        else:
+            given = self.arguments(call, "nn.init.constant_", ("tensor", "val"), 2)
+        ref = self.linear_attribute(given["tensor"])
+        if ref is None:
+            raise Refused(f"nn.init.constant_ of {_describe(given['tensor'])} (allowed: model.weight or model.bias of an"
+                          " nn.Linear)")
+        linear = self.linears[ref[0]]
+        if getattr(linear, ref[1] + "_node"):
+            raise Refused(f"{ref[0]}.{ref[1]} set a second time (allowed: nn.init.constant_ once, before using it)")
+        shape = (linear.outputs, linear.inputs) if ref[1] == "weight" else (linear.outputs,)
+        if method == "copy_":
+            made = self.creation(given["src"])
+            if made is None:
+                raise Refused(f"{ref[0]}.{ref[1]}.copy_ of {_describe(given['src'])} (allowed: a tensor made by"
+                              " torch.tensor, ones, ...)")
+            array = _rounded(made[0], made[1] or "float32")
+            if array.shape != shape:
+                raise Refused(f"{ref[0]}.{ref[1]}.copy_ of shape {list(array.shape)} into shape {list(shape)}"
+                              " (allowed: the parameter's own shape)")
+            value = None
+        else:
+            value = self.number(given["value" if method else "val"])
+            array = Array(shape, (value,) * math.prod(shape))
+        node = self.fresh(ref[1])
+        if self.renamed and self.renamed[-1][0] == node:
+            self.renamed.pop()  # no Python name of the author's: the module's own
+        array = _rounded(array, linear.dtype or "float32")
+        self.leaves[node] = _Leaf(array, linear.dtype, True, line, seq=self.count, parameter=True)
+        setattr(linear, ref[1] + "_node", node)
+        linear.numbers[ref[1]] = _number_text(value) if value is not None else ""
+
+    def optimize(self, call: ast.Call, line: int) -> None:
+        """Read optimizer.step(): p.add_(p.grad, alpha=-lr) for each parameter; optimizer.zero_grad(): reset each grad."""
+        func = call.func
+        owner = func.value.id if isinstance(func.value, ast.Name) else ""  # type: ignore[attr-defined]
+        if owner in self.linears and func.attr == "zero_grad":  # type: ignore[attr-defined]
+            params = self.parameters_of(ast.Call(ast.Attribute(func.value, "parameters"), [], []))  # type: ignore[attr-defined]
+            lr = Fraction(0)
+        elif owner in self.optimizers:
+            params, lr = self.optimizers[owner].params, self.optimizers[owner].lr
+        else:
+            raise Refused(f"calling {_describe(func)} on its own: '{owner or _describe(func.value)}' is not an optimizer"  # type: ignore[attr-defined]
+                          " of the example (allowed: optimizer.step() and optimizer.zero_grad() of a torch.optim.SGD)")
+        if func.attr == "zero_grad":  # type: ignore[attr-defined]
+            given = self.arguments(call, f"{owner}.zero_grad", ("set_to_none",), 0)
+            clear = self.flag(given["set_to_none"], "set_to_none") if "set_to_none" in given else True
+            if owner in self.optimizers:
+                self.optimizers[owner].zeroed = "none" if clear else "zeros"
+            for ref in params:
+                node = self.current(ref)
+                self.resets.append(Reset(self.versions.get(node, node), clear, len(self.calls), line, self.count,
+                                         skips=True))
+            return None
+        if call.args or call.keywords:
+            raise Refused(f"{owner}.step(...) with a closure (allowed: {owner}.step())")
+        if self.local:
+            raise Refused(f"{owner}.step() inside a function of several statements (allowed: outside functions)")
+        alpha = _number_text(-lr)
+        for ref in params:
+            node = self.current(ref)
+            first = self.versions.get(node, node)
+            code = f"{first}.data = {scaled_add(first, first + '.grad', alpha)}"
+            self.version_of(node, scaled_add("p1", "p2", alpha), {(node, "value"): "p1", (node, "grad"): "p2"},
+                            line, code, data=True, skips=True)
+        return None
+
+    def unpacked(self, target: ast.Tuple | ast.List, value: ast.expr) -> bool:
+        """Read [w, b] = model.parameters() or n, d = X.shape; return False for other unpacking."""
+        names = [t.id if isinstance(t, ast.Name) else None for t in target.elts]
+        if isinstance(value, ast.Attribute) and value.attr == "shape" and isinstance(value.value, ast.Name):
+            node = self.tensor_name(value.value)
+            shape = self.shape_of(node)
+            if None in names or len(names) != len(shape):
+                raise Refused(f"unpacking the shape {list(shape)} into {len(names)} names (allowed: as many names as"
+                              " dimensions)")
+            for n, size in zip(names, shape):
+                self.forget(n)  # type: ignore[arg-type]
+                self.constants[n] = ast.Constant(size)  # type: ignore[index]
+            return True
+        if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "list"
+                and len(value.args) == 1):
+            value = value.args[0]
+        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "parameters"):
+            return False
+        params = self.parameters_of(value)
+        if None in names or len(names) != len(params):
+            raise Refused(f"unpacking {len(params)} parameters into {len(names)} names (allowed: as many names)")
+        nodes = [self.current(ref) for ref in params]
+        for n, node in zip(names, nodes):
+            self.forget(n)  # type: ignore[arg-type]
+            self.bound[n] = node  # type: ignore[index]
+        return True
+
     def leaf(self, name: str, made: tuple[Array, str | None, bool], line: int) -> None:
         node = self.fresh(name)
         self.forget(name)
@@ -854,7 +1158,7 @@ class _Reader:
     def forget(self, name: str) -> None:
         """Unbind a Python name before binding it anew."""
         for table in (self.bound, self.constants, self.functions, self.flags, self.modes, self.dtypes, self.procedures,
-                      self.aliases, self.grads):
+                      self.aliases, self.grads, self.linears, self.criteria, self.optimizers):
             table.pop(name, None)
         self.tuples.pop(name, None)
         self.kept.pop(name, None)
@@ -893,6 +1197,12 @@ class _Reader:
                 return None
         if isinstance(func, ast.Attribute) and func.attr == "backward":
             return self.backward(node, line)
+        if self.torch_path(func).startswith("torch.nn.init."):
+            return self.initialize(node, line)
+        if isinstance(func, ast.Attribute) and func.attr in ("fill_", "copy_") and self.linear_attribute(func.value):
+            return self.initialize(node, line)
+        if isinstance(func, ast.Attribute) and func.attr in ("step", "zero_grad"):
+            return self.optimize(node, line)
         if isinstance(func, ast.Attribute) and func.attr == "zero_" and not node.args and not node.keywords:
             grad = func.value.value if isinstance(func.value, ast.Attribute) and func.value.attr == "data" else func.value
             if isinstance(grad, ast.Attribute) and grad.attr == "grad":
@@ -1081,6 +1391,9 @@ class _Reader:
             return [text], text
         if isinstance(node, ast.Compare):
             return self.compared(node)
+        if isinstance(node, ast.BinOp) and self.is_arithmetic(node):  # print('epoch', epoch + 1)
+            text = _number_text(self.arithmetic(node))
+            return [text], text
         detached = {"requires_grad": "False", "is_leaf": "True", "grad_fn": "None"}
         if (isinstance(node, ast.Attribute) and node.attr in detached and isinstance(node.value, ast.Attribute)
                 and node.value.attr == "data"):  # t.data is t's numbers detached: a leaf without requires_grad
@@ -1220,7 +1533,15 @@ class _Reader:
                     data: bool = False, requires_grad: bool | None = None) -> None:
         """Bind a Python name to a tensor's new values: a leaf node of the graph, the same tensor to torch."""
         old = self.bound[name]
+        version = self.version_of(old, expr, refs, line, code, data=data, requires_grad=requires_grad, name=name)
+        self.forget(name)
+        self.bound[name] = version
+
+    def version_of(self, old: str, expr: str, refs: dict[tuple[str, str], str], line: int, code: str, *,
+                   data: bool = False, requires_grad: bool | None = None, name: str = "", skips: bool = False) -> str:
+        """Return the node of a tensor's new values; every Python name bound to its old values follows."""
         of = self.versions.get(old, old)
+        name = name or of
         refs_grads = tuple((p, self.versions.get(n, n) if what == "grad" else n, what) for (n, what), p in refs.items())
         version = self.fresh(name)
         if self.renamed and self.renamed[-1][0] == version:
@@ -1231,13 +1552,17 @@ class _Reader:
             array, dtype, grad = leaf.array, leaf.dtype, leaf.requires_grad
         else:  # a computed tensor: its shape is the graph's to know, and the update's to give
             array, dtype, grad = Array((), (Fraction(0),)), None, False
-        self.forget(name)
-        self.bound[name] = version
+        for python, node in list(self.bound.items()):
+            if node == old:  # w = model.weight: the same tensor, whose numbers changed
+                self.bound[python] = version
         self.versions[version] = of
+        self.latest[of] = version
         self.leaves[version] = _Leaf(Array(array.shape, (Fraction(0),) * len(array.values)), dtype,
-                                     grad if requires_grad is None else requires_grad, line, used=True, seq=self.count)
+                                     grad if requires_grad is None else requires_grad, line, used=True, seq=self.count,
+                                     parameter=leaf is not None and leaf.parameter)
         self.updates.append(Update(version, of, expr, refs_grads, len(self.calls), code, line, self.count, data,
-                                   requires_grad))
+                                   requires_grad, skips))
+        return version
 
     def is_arithmetic(self, node: ast.expr) -> bool:
         try:
@@ -1324,6 +1649,39 @@ class _Reader:
         return self.number(node)
 
     def one_shown(self, node: ast.expr) -> Shown:
+        shown = self.shown_one(node)
+        top, anywhere = self.through_linear(shown.name)
+        if (top and (shown.what in ("grad_fn", "next_functions") or shown.what == "value" and not shown.item)
+                or anywhere and (shown.path or shown.what == "next_functions")):
+            raise Refused(f"printing {_describe(node)}, whose grad_fn is nn.Linear's kernel in torch (AddmmBackward0, or"
+                          " ViewBackward0 of a 1-d input), which derive explains as a product, then a sum (allowed: not"
+                          " supported yet; its .item(), or the tensor computed under torch.no_grad())")
+        return shown
+
+    def through_linear(self, name: str) -> tuple[bool, bool]:
+        """Tell whether a tensor is an nn.Linear's output recording a grad_fn, and whether one is among its inputs."""
+        if not self.linear_weights:
+            return False, False
+        steps = {s.name: s for s in self.steps}
+
+        def top(n: str) -> bool:
+            step = steps.get(n)
+            if step is None or step.no_grad:
+                return False
+            return is_linear(ast.parse(step.expr, mode="eval").body, self.linear_weights)
+
+        seen, stack = set(), [name]
+        while stack:
+            n = stack.pop()
+            if n in seen or n not in steps:
+                continue
+            seen.add(n)
+            if top(n) or steps[n].no_grad is False and _names_in(steps[n].expr) & self.linear_weights:
+                return top(name), True
+            stack.extend(_names_in(steps[n].expr))
+        return False, False
+
+    def shown_one(self, node: ast.expr) -> Shown:
         picked = self.grad_item(node)
         if picked is not None:  # g[0] of g = torch.autograd.grad(y, x)
             return Shown(picked, "value")
@@ -1346,7 +1704,7 @@ class _Reader:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
                 and not node.args and not node.keywords):  # t.size() is t.shape
             return Shown(self.tensor_name(node.func.value), "shape")
-        if isinstance(node, ast.Name) and node.id in self.bound:
+        if isinstance(node, ast.Name) and node.id in self.bound or self.linear_attribute(node) is not None:
             return Shown(self.tensor_name(node), "value")
         if isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp)) and not self.is_arithmetic(node):
             return Shown(self.printed_tensor(node), "value")
@@ -1391,6 +1749,8 @@ class _Reader:
         return ast.Call(ast.Attribute(expr, "item"), [], []) if shown.item else expr
 
     def tensor_name(self, node: ast.expr) -> str:
+        if self.linear_attribute(node) is not None:
+            return self.current(self.linear_attribute(node))  # type: ignore[arg-type]
         if isinstance(node, ast.Name) and node.id in self.bound:
             target = self.bound[node.id]
             if target in self.leaves:
@@ -1713,6 +2073,11 @@ class _Reader:
                 return ast.Name(self.anonymous_leaf(n), ast.Load())
             if isinstance(n, ast.Call) and self.custom_of(n):  # relu(x.mm(w1)).mm(w2): the Function's output, a step
                 return self.apply(n, env, depth)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in env and (
+                    n.func.id in self.linears or n.func.id in self.criteria):
+                return self.called_module(n, visit)
+            if isinstance(n, ast.Attribute) and self.linear_attribute(n) is not None:
+                return ast.Name(self.current(self.linear_attribute(n)), ast.Load())
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
                 if n.func.id in self.modes and not (decorated and n is root):
                     raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
@@ -1739,6 +2104,20 @@ class _Reader:
         result = visit(root)
         assert isinstance(result, ast.expr)
         return result
+
+    def called_module(self, call: ast.Call, visit) -> ast.expr:
+        """Return model(x) as x @ weight.T + bias, and loss(a, b) as torch.nn.functional.mse_loss(a, b)."""
+        name = call.func.id  # type: ignore[attr-defined]
+        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args) or len(call.args) != (
+                1 if name in self.linears else 2):
+            shown = f"{name}(x)" if name in self.linears else f"{name}(input, target)"
+            raise Refused(f"calling {name} with other arguments (allowed: {shown})")
+        if name in self.criteria:
+            return mse_criterion([visit(a) for a in call.args], self.criteria[name].reduction)
+        weight = self.current((name, "weight"))
+        self.linear_weights.add(weight)
+        bias = self.current((name, "bias")) if self.linears[name].bias else ""
+        return linear_forward(visit(call.args[0]), weight, bias)
 
     def inline(self, call: ast.Call, env: dict[str, ast.expr], depth: int) -> ast.expr:
         """Return a helper's expression with its parameters replaced by the call's arguments."""
@@ -2033,7 +2412,24 @@ class _Reader:
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
                     prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
                     tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied),
-                    tuple(self.hooks))
+                    tuple(self.hooks), self.made_modules())
+
+    def made_modules(self) -> tuple[Module, ...]:
+        """Return what torch.nn and torch.optim made, for the document to say what each does."""
+        found = []
+        for m in self.made:
+            if isinstance(m, _Linear):
+                params = tuple(n for n in (m.weight_node, m.bias_node) if n)
+                numbers = tuple(m.numbers[k] for k in ("weight", "bias") if k in m.numbers)
+                found.append(Module("linear", m.name, m.code, m.line, params, numbers=numbers))
+            elif isinstance(m, _Criterion):
+                found.append(Module("mse", m.name, m.code, m.line, setting=m.reduction))
+            else:
+                params = tuple(what if not module else getattr(self.linears.get(module), what + "_node", "")
+                               for module, what in m.params)
+                found.append(Module("sgd", m.name, m.code, m.line, tuple(p for p in params if p),
+                                    setting=_number_text(m.lr), zeroed=m.zeroed))
+        return tuple(found)
 
     def header(self, text: str) -> dict[str, str]:
         """Return the settings of `# derive: lang=zh, flavor=github` comment lines."""
@@ -2104,7 +2500,7 @@ def code(path: str, text: str, *, stem: str, first_line: int = 1, settings: Spec
     spec = reader.spec(tree, text, stem, settings.dtype, last_line=last)
     return Spec(path, settings.title, settings.summary, spec.inputs, spec.steps, spec.backward, spec.dtype,
                 settings.lang, settings.flavor, spec.prints, spec.resets, spec.retained, spec.renamed, spec.bound,
-                spec.updates, spec.functions, spec.applied, spec.hooks)
+                spec.updates, spec.functions, spec.applied, spec.hooks, spec.modules)
 
 
 # -- helpers -------------------------------------------------------------
@@ -2250,11 +2646,6 @@ def _describe(node: ast.AST) -> str:
 _MISSING = {
     "torch.autograd.functional": "torch.autograd.functional's other functions (jacobian, vjp, jvp, hessian and hvp"
                                  " are read)",
-    "torch.nn": "torch.nn modules",
-    "nn": "torch.nn modules",
-    "torch.optim": "an optimizer (torch.optim)",
-    "optim": "an optimizer (torch.optim)",
-    "zero_grad": "an optimizer's zero_grad()",
 }
 
 
