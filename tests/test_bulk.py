@@ -46,6 +46,7 @@ CASES = {
     "bce": ("torch.nn.functional.binary_cross_entropy(x.sigmoid(), w.sigmoid())", "binary_cross_entropy"),
     "bce_logits": ("torch.nn.functional.binary_cross_entropy_with_logits(x, w.sigmoid(), reduction='sum')",
                    "binary_cross_entropy_with_logits"),
+    "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
 

@@ -410,10 +410,10 @@ class TexBuilder:
         doc.append(NoEscape(r"\begingroup\small\setlength{\tabcolsep}{4pt}"))
         doc.append(self.graph_table())
         doc.append(NoEscape(r"\endgroup"))
-        for original, names in d.rebound:
-            doc.append(self.say("rebound", original=original, names=list(names)))
         if d.repeated:
             doc.append(self.say("repeated", count=len(d.repeated), names=d.repeated[:3]))
+        for original, names in d.rebound:
+            doc.append(self.say("rebound", original=original, names=list(names)))
         for m in d.modules:
             doc.append(self.say("module_" + m.kind, code=m.code, line=m.line, name=m.name, params=m.params,
                                 shapes=m.shapes, values=m.values, setting=m.setting, zeroed=m.zeroed, step=m.step,
