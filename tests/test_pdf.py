@@ -261,3 +261,21 @@ class TestEscaping:
         tex = r"a = \frac{1}{b = c} = \begin{bmatrix} x = 1 \end{bmatrix} \approx 2"
         assert pdf.split_relations(tex) == ["a", "=", r"\frac{1}{b = c}", "=", r"\begin{bmatrix} x = 1 \end{bmatrix}",
                                             r"\approx", "2"]
+
+
+class TestLoopTable:
+    def test_two_leaves_table_fits_the_line(self, tmp_path):
+        """A loop's table of later calls with two leaves' columns stays inside the line (its gaps counted too)."""
+        from generator.document.small import build_document
+
+        path = tmp_path / "loop.py"
+        path.write_text("import torch\nx = torch.tensor([1.0, 2.0, 3.0])\ny = torch.tensor([2.0, 4.0, 6.0])\n"
+                        "w = torch.tensor([0.5], requires_grad=True)\nb = torch.tensor([-0.25], requires_grad=True)\n"
+                        "for epoch in range(4):\n    l = ((w * x + b - y) ** 2).mean()\n    l.backward()\n"
+                        "    with torch.no_grad():\n        w -= 0.01 * w.grad\n        b -= 0.01 * b.grad\n"
+                        "    w.grad.zero_()\n    b.grad.zero_()\nprint(w, b)\n")
+        tex = pdf.build_tex(build_document(derive_spec(path), stem="loop"))
+        assert "added to" in tex and tex.count(r"\dimexpr") >= 3  # the table of calls 2 to 4, w's and b's columns
+        log = pdf.typeset(tex, label="loop").log
+        over = [m for m in OVERFULL.findall(log) if float(m[1]) > 2]
+        assert not over, over

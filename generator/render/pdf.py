@@ -643,9 +643,10 @@ class TexBuilder:
         pl = self.pylatex
         NoEscape = pl.NoEscape
         leaves = [leaf for leaf, _ in call.again[0].grads]
-        width = 0.84 / (1 + len(leaves))
+        n = 1 + len(leaves)  # the output's column and one per leaf; the 2n column gaps come out of the line too
+        width = rf"\dimexpr(0.9\linewidth-{2 * n}\tabcolsep)/{n}\relax"
         spec = r">{\raggedright\arraybackslash}p{0.1\linewidth}" + "".join(
-            rf">{{\raggedright\arraybackslash}}p{{{width:.3f}\linewidth}}" for _ in range(1 + len(leaves)))
+            rf">{{\raggedright\arraybackslash}}p{{{width}}}" for _ in range(n))
         table = pl.LongTable(spec, booktabs=True)
         table.add_row([self.phrase("col_call"), self.phrase("col_output")]
                       + [self.phrase("col_added", leaf=leaf) for leaf in leaves], escape=False)
