@@ -821,6 +821,7 @@ class TexBuilder:
             height += tall
         band_of = {name: b for b, band in enumerate(bands) for line in band for name in line}
         line_of = {name: k for k, line in enumerate(lines) for name in line}
+        row_of = {name: k for band in bands for k, line in enumerate(band) for name in line}  # its \matrix in the band
         tall = [max(sizes[name][1] for name in line) for line in lines]
         drawn: list[list[str]] = []
         named: list[list[str]] = []  # each picture's boxes and labels
@@ -868,8 +869,10 @@ class TexBuilder:
             names = ", ".join(self._dumps([self.code(e.source)]) for e in edges)
             tikz, d = drawn[band_of[target]], ids[target]
             named[band_of[target]].append(f"f{d}")
+            # above the whole line of boxes, not just this box: a taller neighbour reaches higher
+            tikz.append(rf"\coordinate (t{d}) at ({d}.north west |- row{row_of[target]}.north);")
             tikz.append(rf"\node[font=\footnotesize, inner sep=2pt, anchor=south east] (f{d}) "
-                        rf"at ([xshift=4mm, yshift=6mm]{d}.north west) {{{names}}};")
+                        rf"at ([xshift=4mm, yshift=1mm]t{d}) {{{names}}};")
             tikz.append(rf"\draw[fwd] (f{d}.south) -- ({d}.140);")
             if any(e.backward for e in edges):
                 tikz.append(rf"\draw[back] ({d}.165) to[bend left=30] (f{d}.west);")
