@@ -279,3 +279,21 @@ class TestLoopTable:
         log = pdf.typeset(tex, label="loop").log
         over = [m for m in OVERFULL.findall(log) if float(m[1]) > 2]
         assert not over, over
+
+    def test_a_training_run_s_page_fits_and_nothing_overlaps(self):
+        """The 100-epoch nn.Linear run (corpus 44): no line over the margin, no label over a box in its pictures."""
+        from pathlib import Path
+
+        from generator.document.small import build_document
+
+        spec = Path(__file__).parent / "corpus" / "44_loeber_optimizer_zero_grad.py"
+        log = pdf.typeset(pdf.build_tex(build_document(derive_spec(spec), stem=spec.stem)), label=spec.stem).log
+        assert not [m for m in OVERFULL.findall(log) if float(m[1]) > 2]
+        pictures = [re.findall(r"^derive: node (\w+) (\S+)pt (\S+)pt (\S+)pt (\S+)pt$", part, re.M)
+                    for part in log.split("derive: picture")[1:]]
+        assert len(pictures) == 2 and all(pictures)
+        for nodes in pictures:
+            boxes = [(name, *map(float, corners)) for name, *corners in nodes]
+            for i, (a, ax0, ay0, ax1, ay1) in enumerate(boxes):
+                for b, bx0, by0, bx1, by1 in boxes[i + 1:]:
+                    assert min(ax1, bx1) - max(ax0, bx0) <= 0.5 or min(ay1, by1) - max(ay0, by0) <= 0.5, (a, b)
