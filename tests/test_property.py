@@ -107,7 +107,7 @@ def _build_and_compare(spec: Path) -> tuple[str, list[str]]:
     assert set(files) == {spec.stem + ".md", spec.stem + ".json"}, files
     # the numbers only: each document's own script is run by test_printed.py and the gallery's tests (a fresh
     # Python per spec would cost hundreds of torch imports here, and float32 kernels the prediction does not
-    # model, such as sums of more than 8 terms, can change a printed last digit; README, What a document contains)
+    # model, such as vectorised exp or BLAS sums, can change a printed last digit; README, What a document contains)
     return "built", compare_spec(spec, script=False)
 
 
