@@ -32,7 +32,7 @@ from ..ops.base import numel
 from ..spec.model import apply_resets, shared
 from ..spec.model import active_hooks
 
-SEQUENTIAL = 8  # torch's CPU sum adds up to this many terms one after another (beyond, in blocks we do not model)
+SEQUENTIAL = 8  # sums outside torch's sum kernel (softmax's backward, matmul, indexing): in order up to this many terms, then at once
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
 
 
