@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures latexmk \
 	texlive-xetex texlive-lang-chinese poppler-utils
 
-.PHONY: build test bench corpus clean tex browser
+.PHONY: build test bench corpus clean tex browser jekyll
 
 build: $(STAMP) tex
 	$(BIN)/derive build derivations --out output --format md,json,tex,pdf
 
-test: $(STAMP) tex browser node_modules/.installed
+test: $(STAMP) tex browser jekyll node_modules/.installed
 	$(BIN)/python -m pytest
 
 # The five performance figures of the README, measured on this machine (about two minutes).
@@ -59,6 +59,17 @@ browser:
 	    chromium >/dev/null || echo "Could not install chromium: apt-get install chromium" >&2; \
 	else \
 	  echo "The browser test needs Chromium. On Debian/Ubuntu, as root: apt-get install chromium" >&2; \
+	fi
+
+# Jekyll 4 with kramdown (Debian's package) for the test that builds the gallery as a Jekyll site.
+jekyll:
+	@command -v jekyll >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing jekyll for the site test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    jekyll >/dev/null || echo "Could not install jekyll: apt-get install jekyll" >&2; \
+	else \
+	  echo "The Jekyll site test needs Jekyll. On Debian/Ubuntu, as root: apt-get install jekyll" >&2; \
 	fi
 
 # KaTeX for the tests that render every math block as readers' sites do (node and npm are on the machine).
