@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import http.server
 import json
 import re
@@ -151,6 +152,14 @@ def title(markdown: str) -> str:
         return found.group(1).strip()
     front = re.search(r'^title: (".*")$', markdown[:2000], flags=re.M)
     return json.loads(front.group(1)) if front else ""
+
+
+def plain_title(markdown: str) -> str:
+    """Return the document's title as a reader should see it: its H1 through CommonMark (cmark-gfm), as text."""
+    import cmarkgfm
+
+    rendered = cmarkgfm.github_flavored_markdown_to_html(f"# {title(markdown)}\n")
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
 
 
 def table_faults(report: dict, markdown: str) -> list[str]:
