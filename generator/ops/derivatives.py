@@ -221,6 +221,11 @@ class Printer(LatexPrinter):
         super().__init__({"symbol_names": names, "mul_symbol": "dot", "order": "none"})
         self.values = values or {}  # the symbols' values, where a derivative's form depends on them (ties)
 
+    def _print_Abs(self, expr: sp.Expr, exp: str | None = None) -> str:
+        # \lvert, not |: a bar inside math splits a Markdown table's cell and makes a kramdown list item a table
+        tex = rf"\left\lvert {self._print(expr.args[0])}\right\rvert"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
     def _print_Positive(self, expr: sp.Expr) -> str:
         return rf"\left[{self._print(expr.args[0])} > 0\right]"
 

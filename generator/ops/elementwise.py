@@ -493,7 +493,7 @@ ELEMENTWISE = [
            lambda a: rf"\operatorname{{relu}}\left({a}\right)", lambda torch, a: torch.relu(a), spelling=Spelling(names=("relu",), functional=("relu",)),
            kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
-           lambda a: rf"\left|{a}\right|", lambda torch, a: torch.abs(a), kink="abs0"),
+           lambda a: rf"\left\lvert {a}\right\rvert", lambda torch, a: torch.abs(a), kink="abs0"),
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),

@@ -105,8 +105,9 @@ _TABLE = {
     "portable": Flavor("portable", "$$", "$$", "$", "$"),
     # GitHub's own syntax: a ```math fence, and $`…`$, which no Markdown rule can break.
     "github": Flavor("github", "```math", "```", "$`", "`$"),
-    # pymdownx.arithmatex (generic mode) reads exactly the portable syntax: an alias.
-    "mkdocs": Flavor("mkdocs", "$$", "$$", "$", "$"),
+    # pymdownx.arithmatex (generic mode) reads the portable syntax, but also \( and \[ as math, which is how
+    # Markdown escapes brackets in spec text: there they are written as entities, as for Hugo.
+    "mkdocs": Flavor("mkdocs", "$$", "$$", "$", "$", entities="()[]"),
     # goldmark's passthrough extension; \( and \[ in spec text would start math there, so
     # brackets and parentheses in spec text are written as entities.
     "hugo": Flavor("hugo", "\\[", "\\]", "\\(", "\\)", entities="()[]", front_matter=True),

@@ -102,8 +102,7 @@ class Markdown(Finished):
         template = environment().get_template("document.md.j2")
         style = flavor(document.flavor)
         t = FlavoredMessages(Messages(document.lang), style)
-        text = template.render(doc=document, t=t, flavor=style)
-        text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-        if document.front_matter:
-            text = style.front(document.title) + text
+        front = style.front(document.title) if document.front_matter else ""
+        text = template.render(doc=document, t=t, flavor=style, front=front)
+        text = front + re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
         return text.encode("utf-8")
