@@ -6,6 +6,7 @@ parser or generator and a real browser (tests/js/site_check.js). Renderers are v
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import html
@@ -31,16 +32,25 @@ VENDOR = {
 }
 
 
+_BUILT: dict[tuple[str, bool], Path] = {}  # one build of the gallery per flavor for the whole test session
+
+
 def build_gallery(out: Path, flavor: str, *, front_matter: bool = False, jobs: int = 2) -> list[Path]:
-    """Build every gallery spec's Markdown in one flavor with the command line; return the .md files."""
-    cmd = [sys.executable, "-m", "generator", "build", str(ROOT / "derivations"), "--out", str(out),
-           "--format", "md", "--flavor", flavor, "--force", "-j", str(jobs)]
-    if front_matter:
-        cmd.append("--front-matter")
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    files = sorted(out.glob("*.md"))
-    assert files, f"no Markdown in {out}"
+    """Write every gallery spec's Markdown in one flavor into out (built once per session by the CLI)."""
+    key = (flavor, front_matter)
+    if key not in _BUILT:
+        built = Path(tempfile.mkdtemp(prefix=f"gallery-{flavor}-"))
+        atexit.register(shutil.rmtree, built, ignore_errors=True)
+        cmd = [sys.executable, "-m", "generator", "build", str(ROOT / "derivations"), "--out", str(built),
+               "--format", "md", "--flavor", flavor, "--force", "-j", str(jobs)]
+        if front_matter:
+            cmd.append("--front-matter")
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        _BUILT[key] = built
+    out.mkdir(parents=True, exist_ok=True)
+    files = [Path(shutil.copy2(md, out / md.name)) for md in sorted(_BUILT[key].glob("*.md"))]
+    assert files, f"no Markdown built for {flavor}"
     return files
 
 
@@ -57,7 +67,11 @@ def vendor(static: Path, *names: str) -> None:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    """A static file handler that does not log each request."""
+    """A static file handler that does not log each request and lets the browser cache what it serves."""
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "max-age=600")
+        super().end_headers()
 
     def log_message(self, *args) -> None:
         pass
