@@ -14,8 +14,8 @@ import cmarkgfm
 import pytest
 
 from .helpers import ROOT
-from .sites import (build_gallery, check, expected_formulas, expected_mermaid, plain_title, serve, table_faults,
-                    vendor)
+from .sites import (build_gallery, check, expected_formulas, expected_mermaid, expected_tables, plain_title, serve,
+                    table_faults, vendor)
 
 FLAVORS = ("github", "portable")
 # cmark-gfm reads Markdown inside $…$ before MathJax sees it: `_…_` becomes emphasis, `\_` and `\\` lose a
@@ -145,3 +145,16 @@ def test_broken_page_is_caught(site):
     assert r["leftover"]
     assert r["mermaid_errors"] or r["mermaid"] == 0
     assert len(r["h1"]) == 2
+
+
+def test_expected_counts_read_each_flavors_delimiters():
+    """The oracle counts formulas by each flavor's delimiters, not in code, and tables by their delimiter rows."""
+    portable = "# t\n\n$a$ and `$b$` and $$c$$? no\n\n$$\nd\n$$\n\n```python\n$e$\n```\n\n| x | y |\n|---|:-:|\n| $f$ | 1 |\n"
+    assert expected_formulas(portable, "portable") == 3
+    assert expected_formulas(portable, "mkdocs") == 3
+    github = "$`a`$ and `b` and $c$\n\n```math\nd\n```\n\n```mermaid\nflowchart LR\n```\n"
+    assert expected_formulas(github, "github") == 2
+    assert expected_mermaid(github) == 1
+    assert expected_formulas("---\ntitle: \"$x$\"\n---\n\n\\(a\\) \\[b\\]\n\n\\[\nc\n\\]\n", "hugo") == 2
+    assert expected_formulas("$$a$$ and $b$\n\n$$\nc\n$$\n", "jekyll") == 2
+    assert expected_tables(portable) == [2]

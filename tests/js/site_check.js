@@ -5,12 +5,12 @@
 // title, mermaid, mermaid_errors, console}. Only 127.0.0.1/localhost is reachable: any other request
 // is aborted and reported in console, so a page that needs the network fails the check.
 // SITE_CHECK_JOBS pages load at once (default 3); a page is read when its counts have been stable
-// for SITE_CHECK_QUIET ms (default 400) with no Mermaid block left pending, or after SITE_CHECK_MAX ms.
+// for SITE_CHECK_QUIET ms (default 250) with no Mermaid block left pending, or after SITE_CHECK_MAX ms.
 const fs = require("fs");
 const { chromium } = require("playwright-core");
 
 const JOBS = Number(process.env.SITE_CHECK_JOBS || 3);
-const QUIET = Number(process.env.SITE_CHECK_QUIET || 400);
+const QUIET = Number(process.env.SITE_CHECK_QUIET || 250);
 const MAX = Number(process.env.SITE_CHECK_MAX || 15000);
 const LOCAL = /^(https?:\/\/(127\.0\.0\.1|localhost)[:/]|data:|blob:|about:)/;
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
