@@ -1,10 +1,11 @@
-"""Every output format by its name: Markdown, JSON, LaTeX and PDF."""
+"""Every output format by its name: Markdown, JSON, LaTeX, PDF and a standalone HTML page."""
 
 from __future__ import annotations
 
 from .base import Renderer
+from .html import Html
 from .json import Json
 from .markdown import Markdown
 from .pdf import Pdf, Tex  # pylatex itself loads only when a LaTeX or PDF file is made
 
-RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json(), "tex": Tex(), "pdf": Pdf()}
+RENDERERS: dict[str, Renderer] = {"md": Markdown(), "json": Json(), "tex": Tex(), "pdf": Pdf(), "html": Html()}
