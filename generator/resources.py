@@ -20,4 +20,5 @@ def package_files() -> list[tuple[str, bytes]]:
     root = template_root()
     files = [(f"generator/{p.relative_to(HERE).as_posix()}", p) for p in HERE.rglob("*.py")]
     files += [(f"templates/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*") if p.is_file()]
+    files += [(f"generator/{p.relative_to(HERE).as_posix()}", p) for p in (HERE / "render" / "katex").rglob("*") if p.is_file()]
     return [(name, path.read_bytes()) for name, path in sorted(files)]

@@ -108,7 +108,7 @@ class TestBuild:
         result = invoke("build", str(SEED), "--out", str(tmp_path), "--format", "md,docx")
         assert result.exit_code == 2
         assert result.stderr == (
-            "derive build: argument --format: unknown format docx (allowed: md, json, tex, pdf, ipynb) (see derive build --help)\n"
+            "derive build: argument --format: unknown format docx (allowed: md, json, tex, pdf, html, ipynb) (see derive build --help)\n"
         )
 
     def test_missing_path(self, tmp_path):

@@ -350,6 +350,24 @@ class Picture:
     calls: int  # backward calls: with more than one, each non-leaf box shows one gradient per call
     values: bool = False  # boxes show values too (the forward pass and the graph table already do)
 
+    def rows(self) -> list[list[str]]:
+        """Return the boxes' names row by row: an op one row below its lowest parent; a leaf just above its first consumer."""
+        depth: dict[str, int] = {}
+        parents: dict[str, list[str]] = {}
+        for e in self.edges:
+            parents.setdefault(e.target, []).append(e.source)
+        for n in self.nodes:
+            if not n.is_leaf:
+                depth[n.name] = 1 + max((depth.get(p, 0) for p in parents.get(n.name, [])), default=0)
+        for n in self.nodes:
+            if n.is_leaf:
+                consumers = [depth[e.target] for e in self.edges if e.source == n.name]
+                depth[n.name] = min(consumers) - 1 if consumers else 0
+        rows: list[list[str]] = [[] for _ in range(max(depth.values(), default=0) + 1)]
+        for n in self.nodes:
+            rows[depth[n.name]].append(n.name)
+        return [r for r in rows if r]
+
 
 @dataclass(frozen=True)
 class UpdateItem:

@@ -23,7 +23,7 @@ from ..resources import package_files
 if TYPE_CHECKING:
     from typing import Callable
 
-FORMATS = ("md", "json", "tex", "pdf", "ipynb")
+FORMATS = ("md", "json", "tex", "pdf", "html", "ipynb")
 SPEC_SUFFIXES = (".yaml", ".yml", ".py")  # a folder's .py files named _*.py (helpers, __init__.py) are skipped
 CACHE = ".derive-cache.json"  # in the output folder: what each spec's outputs were built from
 

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from ..engines.exact import Derivation
-from ..document.model import Document, Picture
+from ..document.model import Document, Picture, PictureNode
 from .base import Finished
 from .flavor import Flavor, flavor
 from .messages import Messages, plain
@@ -37,6 +37,16 @@ def _mermaid_text(text: str) -> str:
     return "".join({'"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "#": "#35;"}.get(c, c) for c in text)
 
 
+def box_lines(picture: Picture, n: PictureNode, t: Messages) -> list[str]:
+    """Return a graph box's plain-text lines: name, shape, grad_fn (or requires_grad), value, gradients."""
+    lines = [n.name, t.shape(n.shape), n.grad_fn or f"requires_grad={n.requires_grad}"]
+    if picture.values:
+        lines.append(plain(t("picture_line", label=t("picture_value"), value=n.value)))
+    for g in n.grads:
+        lines.append(plain(t("picture_line", label=t.picture_grad(n.grad_of, g.call, picture.calls), value=g.value)))
+    return lines
+
+
 def mermaid(picture: Picture, t: Messages) -> str:
     """Return the computation graph as a Mermaid flowchart: arrows go the way the data flows.
 
@@ -47,13 +57,8 @@ def mermaid(picture: Picture, t: Messages) -> str:
     ids = {n.name: f"n{i}" for i, n in enumerate(picture.nodes)}
     lines = ["flowchart TD"]
     for n in picture.nodes:
-        rows = [f"<b>{_mermaid_text(n.name)}</b> · {_mermaid_text(t.shape(n.shape))}"]
-        rows.append(_mermaid_text(n.grad_fn or f"requires_grad={n.requires_grad}"))
-        if picture.values:
-            rows.append(_mermaid_text(plain(t("picture_line", label=t("picture_value"), value=n.value))))
-        for g in n.grads:
-            label = t.picture_grad(n.grad_of, g.call, picture.calls)
-            rows.append(_mermaid_text(plain(t("picture_line", label=label, value=g.value))))
+        name, *rest = box_lines(picture, n, t)
+        rows = [f"<b>{_mermaid_text(name)}</b> · {_mermaid_text(rest[0])}", *map(_mermaid_text, rest[1:])]
         lines.append(f'  {ids[n.name]}["{"<br/>".join(rows)}"]')
     accumulate = [n for n in picture.nodes if n.is_leaf and n.requires_grad]
     for k, n in enumerate(accumulate):

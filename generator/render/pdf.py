@@ -803,7 +803,7 @@ class TexBuilder:
                   for name, (w, _) in sizes.items()}
         lines: list[list[str]] = []
         placed: dict[str, float] = {}  # a box's place in its line, centred on 0
-        for row in layers(picture):
+        for row in picture.rows():
             # each op under the mean of its parents (crossings stay few); leaves keep the graph's order, left
             row = sorted(row, key=lambda n: sum(placed[p] for p in parents[n]) / len(parents[n])
                          if parents.get(n) and all(p in placed for p in parents[n]) else float("-inf"))
@@ -1032,25 +1032,6 @@ def wrap(row: list[str], widths: list[float]) -> list[list[tuple[str, float]]]:
         lines[-1].append((name, width))
         used += GAP + width
     return lines
-
-
-def layers(picture: Picture) -> list[list[str]]:
-    """Rows of the picture: an op one row below its lowest parent; a leaf just above its first consumer."""
-    depth: dict[str, int] = {}
-    parents: dict[str, list[str]] = {}
-    for e in picture.edges:
-        parents.setdefault(e.target, []).append(e.source)
-    for n in picture.nodes:
-        if not n.is_leaf:
-            depth[n.name] = 1 + max((depth.get(p, 0) for p in parents.get(n.name, [])), default=0)
-    for n in picture.nodes:
-        if n.is_leaf:
-            consumers = [depth[e.target] for e in picture.edges if e.source == n.name]
-            depth[n.name] = min(consumers) - 1 if consumers else 0
-    rows: list[list[str]] = [[] for _ in range(max(depth.values(), default=0) + 1)]
-    for n in picture.nodes:
-        rows[depth[n.name]].append(n.name)
-    return [r for r in rows if r]
 
 
 def _verbatim(text: str) -> str:
