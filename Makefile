@@ -50,27 +50,26 @@ tex:
 	  echo "(elsewhere: TeX Live with latexmk, xelatex and ctex, and poppler's pdftotext)" >&2; \
 	fi
 
-# Headless Chromium for the test that opens a built page as a reader would (Debian's package).
-browser:
-	@command -v chromium >/dev/null 2>&1 && exit 0; \
+# A Debian package a test needs, when its command is missing: $(call debian,COMMAND,PACKAGE,what it is for).
+# Installed when apt-get can run as root; otherwise the command to run is printed.
+define debian
+	@command -v $(1) >/dev/null 2>&1 && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "Installing chromium for the browser test"; \
+	  echo "Installing $(2) for $(3)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    chromium >/dev/null || echo "Could not install chromium: apt-get install chromium" >&2; \
+	    $(2) >/dev/null || echo "Could not install $(2): apt-get install $(2)" >&2; \
 	else \
-	  echo "The browser test needs Chromium. On Debian/Ubuntu, as root: apt-get install chromium" >&2; \
+	  echo "$(2) is missing, for $(3). On Debian/Ubuntu, as root: apt-get install $(2)" >&2; \
 	fi
+endef
+
+# Headless Chromium for the tests that open built pages as a reader would (Debian's package).
+browser:
+	$(call debian,chromium,chromium,the browser tests)
 
 # Jekyll 4 with kramdown (Debian's package) for the test that builds the gallery as a Jekyll site.
 jekyll:
-	@command -v jekyll >/dev/null 2>&1 && exit 0; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "Installing jekyll for the site test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    jekyll >/dev/null || echo "Could not install jekyll: apt-get install jekyll" >&2; \
-	else \
-	  echo "The Jekyll site test needs Jekyll. On Debian/Ubuntu, as root: apt-get install jekyll" >&2; \
-	fi
+	$(call debian,jekyll,jekyll,the Jekyll site test)
 
 # KaTeX for the tests that render every math block as readers' sites do (node and npm are on the machine).
 node_modules/.installed: package.json package-lock.json
