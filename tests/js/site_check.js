@@ -34,7 +34,7 @@ function progress(root) {
   // Blocks Mermaid has yet to draw (none pending when the page loads no Mermaid: nothing would draw them).
   const pending = typeof window.mermaid === "undefined" || window.mermaid instanceof Element ? 0
     : mermaid.filter((el) => !drawn(el)).length;
-  const text = document.body ? document.body.innerText.length : 0;
+  const text = document.body ? document.body.textContent.length : 0;
   return { key: [all(".katex"), all("mjx-container"), all(".katex-error"), all("mjx-merror"),
     mermaid.filter(drawn).length, text].join(","), pending, ready: document.readyState === "complete" };
 }
