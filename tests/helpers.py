@@ -16,6 +16,9 @@ from generator.spec.model import Array, Call, Input, Spec, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 GALLERY = sorted([*(ROOT / "derivations").glob("*.yaml"), *(ROOT / "derivations").glob("*.py")])
+# the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)
+COMMITTED = tuple(re.search(r"derive build derivations --out output --format (\S+)",
+                            (ROOT / "Makefile").read_text()).group(1).split(","))
 
 
 def array(value) -> Array:
