@@ -121,7 +121,7 @@ class TestEscaping:
         assert invoke("build", str(spec), "--out", str(out)).exit_code == 0
         first = (out / "markup.md").read_text().splitlines()[0]
         assert first == (
-            r"# &lt;script&gt;alert\(1\)&lt;/script&gt; \*bold\* `` $ ``x`` $ `` &#96;&#96;&#96; \[a\]\(http://x\) \# h"
+            r"# &lt;script&gt;alert&#40;1&#41;&lt;/script&gt; \*bold\* `` $ ``x`` $ `` &#96;&#96;&#96; &#91;a&#93;&#40;http://x&#41; \# h"
         )
 
 

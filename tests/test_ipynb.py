@@ -17,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from generator.pipeline.build import build_specs
+from generator.render.notebook import FLAVOR
 
 from .helpers import GALLERY
 from .test_katex import katex
@@ -93,5 +94,5 @@ def test_markdown_cells_math_renders(notebooks, tmp_path):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         files.append(tmp_path / f"{name}.md")
         files[-1].write_text("\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), encoding="utf-8")
-    report = katex(files, "mkdocs")
+    report = katex(files, FLAVOR)
     assert report["errors"] == [] and report["blocks"] > 25 * len(files)

@@ -18,11 +18,6 @@ from .sites import (build_gallery, check, expected_formulas, expected_mermaid, e
                     table_faults, vendor)
 
 FLAVORS = ("github", "portable")
-# cmark-gfm reads Markdown inside $…$ before MathJax sees it: `_…_` becomes emphasis, `\_` and `\\` lose a
-# backslash, so many of the portable flavor's formulas break on GitHub (github/markup#1575). The github
-# flavor's $`…`$ and ```math are code to the parser and arrive whole; the README sends GitHub readers there.
-PORTABLE_BREAKS = pytest.mark.xfail(strict=True, reason="GitHub's parser reads Markdown inside $…$ (use --flavor github)")
-MATH_FLAVORS = ("github", pytest.param("portable", marks=PORTABLE_BREAKS))
 GLUE = ROOT / "tests" / "js" / "github_page.js"
 # A page that must fail every check: a formula KaTeX and MathJax reject, a | splitting a table's math,
 # a Mermaid graph that does not parse, a second h1.
@@ -92,7 +87,7 @@ def test_gallery_has_every_spec(site):
         assert len(list(pages(site, flavor))) == len(specs)
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_every_formula_renders(site, flavor):
     """Each page shows as many typeset formulas as its Markdown holds, none of them an error."""
     wrong = [f"{name}: {r['formulas']} rendered, {expected_formulas(text, flavor)} expected"
@@ -101,7 +96,7 @@ def test_every_formula_renders(site, flavor):
     assert not wrong and not errors, "\n".join(wrong[:20] + errors[:20])
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_no_math_left_as_text(site, flavor):
     """No page shows a math delimiter as text outside code."""
     left = [f"{name}: {text!r}" for name, _, r in pages(site, flavor) for text in r["leftover"]]

@@ -20,10 +20,6 @@ from .sites import (build_gallery, check, expected_formulas, expected_mermaid, p
                     vendor)
 
 FLAVORS = ("mkdocs", "portable")
-# arithmatex reads Markdown's escaped brackets in spec text (mean\(3\(x \+ 2\)²\)) as \(…\) math in the portable
-# flavor: extra or failed formulas in headings, navigation and <title>. The mkdocs flavor writes them as entities.
-PORTABLE_BREAKS = pytest.mark.xfail(strict=True, reason="arithmatex reads spec text's \\( \\[ as math (use --flavor mkdocs)")
-MATH_FLAVORS = ("mkdocs", pytest.param("portable", marks=PORTABLE_BREAKS))
 PROJECT = ROOT / "tests" / "mkdocs"
 SITE_NAME = "derive gallery"
 
@@ -66,7 +62,7 @@ def test_gallery_has_every_spec(site):
         assert len(list(pages(site, flavor))) == len(specs)
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_every_formula_renders(site, flavor):
     """Each page's content shows as many KaTeX formulas as its Markdown holds, none of them an error."""
     wrong = [f"{name}: {r['formulas']} rendered, {expected_formulas(text, flavor)} expected"
@@ -75,7 +71,7 @@ def test_every_formula_renders(site, flavor):
     assert not wrong and not errors, "\n".join(wrong[:20] + errors[:20])
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_no_math_left_as_text(site, flavor):
     """No page (content, navigation, table of contents) shows a math delimiter as text outside code."""
     left = [f"{name}: {text!r}" for name, _, r in pages(site, flavor) for text in r["leftover"]]
@@ -97,7 +93,7 @@ def test_graph_draws(site, flavor):
     assert not wrong, "\n".join(wrong[:20])
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_title_once(site, flavor):
     """Each page has one h1 and a <title>, both the document's title as plain text (no math in them)."""
     wrong = [f"{name}: h1 {r['h1']}, title {r['title']!r}, not {plain_title(text)!r}"
@@ -106,7 +102,7 @@ def test_title_once(site, flavor):
     assert not wrong, "\n".join(wrong[:20])
 
 
-@pytest.mark.parametrize("flavor", MATH_FLAVORS)
+@pytest.mark.parametrize("flavor", FLAVORS)
 def test_no_console_errors(site, flavor):
     """No page logs an error, fails a request or reaches for the network (fonts, CDN)."""
     logged = [f"{name}: {line[:300]}" for name, _, r in pages(site, flavor) for line in r["console"]]

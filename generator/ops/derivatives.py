@@ -245,7 +245,7 @@ class Printer(LatexPrinter):
         bracket = rf"\left[{a} = {extreme}\right]"
         numbers = [self.values.get(x, x) for x in expr.args[1:]]
         if not all(x.is_number for x in numbers):  # a generic element: the count is not known
-            return rf"\frac{{{bracket}}}{{\#\text{{ties}}}}"
+            return rf"\frac{{{bracket}}}{{n_{{\text{{ties}}}}}}"
         ties = sum(1 for x in numbers[1:] if same_number(x, numbers[0]))  # the elements equal to the extreme
         return bracket if ties <= 1 else rf"\frac{{{bracket}}}{{{ties}}}"
 

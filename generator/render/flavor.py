@@ -32,6 +32,33 @@ MATH_STARTS = re.compile(r"([\\$]+)")
 MD_ENTITIES = "{}`"
 SPACES = re.compile(r"[ \t\n\r]+")  # only these collapse: a no-break or ideographic space stays as it is
 
+# GitHub's parser (cmark-gfm) reads Markdown inside $…$ before MathJax sees it: a backslash before ASCII
+# punctuation is an escape (\\ becomes \, \_ becomes _), an _ after punctuation opens emphasis, a < may
+# open an HTML tag, &name; is an entity. An inert formula holds none of these, in TeX that KaTeX and
+# MathJax both draw the same: rows end in \cr, \_ is a rule of its width and depth, and an _ after
+# anything but a letter or digit is followed by a space (an _ before a space never opens emphasis).
+INERT_SPELLINGS = {
+    "\\\\": "\\cr", "\\_": "\\rule[-0.12em]{0.5em}{0.04em}", "\\,": "\\thinspace",
+    "\\!": "\\negthinspace", "\\:": "\\mskip4mu", "\\>": "\\mskip4mu", "\\;": "\\mskip5mu",
+    "\\{": "\\lbrace", "\\}": "\\rbrace", "\\|": "\\Vert", "<": "\\lt", ">": "\\gt", "*": "\\ast",
+    "~": "\\nobreakspace", "_": "_ ", "&": "& ", "]": "]{}",
+}
+INERT = re.compile(r"\\[!-/:-@\[-`{-~]|(?<![^\W_])_|[<>*~`]|&(?=[A-Za-z0-9#])|\](?=[(\[])")
+LINE_STARTS = re.compile(r"[-+=#]|\d+[.)]")  # a display line starting so is a list, heading or underline
+
+
+def inert(tex: str) -> str:
+    """Return TeX that a Markdown parser reading inside $…$ leaves as it is, drawn the same by KaTeX and MathJax."""
+
+    def swap(m: re.Match) -> str:
+        found = INERT_SPELLINGS.get(m.group(0))
+        if found is None:  # no spelling both renderers know (\#): left as it is; the platforms' tests show none is made
+            return m.group(0)
+        follows = tex[m.end():m.end() + 1]
+        return found + " " if found[-1].isalpha() and follows.isalpha() else found  # \cr x, not \crx
+
+    return INERT.sub(swap, tex)
+
 
 def md_text(text: str, entities: str = "") -> str:
     """Escape plain text for Markdown and HTML: it shows literally, never as markup, math or a template.
@@ -60,20 +87,27 @@ class Flavor:
     inline_close: str
     entities: str = ""  # characters spec text shows as HTML entities, not backslash escapes
     front_matter: bool = False  # whether --front-matter writes YAML front matter
+    inert: bool = False  # whether formulas must survive a Markdown parser that reads inside them (see inert)
+
+    def _tex(self, tex: str) -> str:
+        return inert(tex) if self.inert else tex
 
     def display(self, tex: str) -> str:
         """Return a display formula, delimiters on their own lines (the template adds blank lines around)."""
+        tex = self._tex(tex)
+        if self.inert and LINE_STARTS.match(tex):
+            tex = "{}" + tex
         return f"{self.display_open}\n{tex}\n{self.display_close}"
 
     def inline(self, tex: str) -> str:
         """Return an inline formula."""
-        return f"{self.inline_open}{tex}{self.inline_close}"
+        return f"{self.inline_open}{self._tex(tex)}{self.inline_close}"
 
     def markup(self, message: str) -> str:
         """Return a rendered message with its $math$ marks in this flavor's inline syntax."""
         from .messages import segments
 
-        if (self.inline_open, self.inline_close) == ("$", "$"):
+        if (self.inline_open, self.inline_close) == ("$", "$") and not self.inert:
             return message  # the catalog's own syntax
         out = []
         for kind, text in segments(message):
@@ -101,8 +135,9 @@ class Flavor:
 
 
 _TABLE = {
-    # $$ blocks and inline $…$: GitHub, MkDocs, Jekyll and Jupyter all read it (the default).
-    "portable": Flavor("portable", "$$", "$$", "$", "$"),
+    # $$ blocks and inline $…$, inert, with brackets in spec text as entities: GitHub (whose parser reads
+    # inside $…$), MkDocs's arithmatex and Jupyter all read it whole (the default).
+    "portable": Flavor("portable", "$$", "$$", "$", "$", entities="()[]", inert=True),
     # GitHub's own syntax: a ```math fence, and $`…`$, which no Markdown rule can break.
     "github": Flavor("github", "```math", "```", "$`", "`$"),
     # pymdownx.arithmatex (generic mode) reads the portable syntax, but also \( and \[ as math, which is how

@@ -2,8 +2,9 @@
 
 The cells are the document itself (the same template, so the same things in the same order), cut where
 the example's code and its printed block are: those become one code cell whose stored output is the printed
-block, so the notebook shows it unopened and reproduces it when run. Math is the portable syntax that
-Jupyter reads; spec text writes ( ) [ ] as entities (the mkdocs flavor), since Jupyter takes \\( and \\[ for math.
+block, so the notebook shows it unopened and reproduces it when run. Math is the portable flavor: $ and $$,
+which Jupyter reads, spelled so that a renderer that parses Markdown first (GitHub's) leaves it whole; spec
+text writes ( ) [ ] as entities, since Jupyter takes \\( and \\[ for math.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .base import Finished
 from .markdown import Markdown
 from .messages import Messages
 
-FLAVOR = "mkdocs"  # portable math, brackets in spec text as entities
+FLAVOR = "portable"  # inert math, brackets in spec text as entities
 
 
 def lines(text: str) -> list[str]:
