@@ -88,6 +88,19 @@ CASES = [
     ("a.clamp(min=0)", lambda t: t.a.clamp(min=0)),
     ("torch.clamp(a, max=0.3)", lambda t: torch.clamp(t.a, max=0.3)),
     ("(a * b).sum(0) @ v", lambda t: (t.a * t.b).sum(0) @ t.v),
+    ("a.log1p()", lambda t: t.a.log1p()),
+    ("torch.expm1(a)", lambda t: torch.expm1(t.a)),
+    ("torch.exp2(a) * a.exp2()", lambda t: torch.exp2(t.a) * t.a.exp2()),
+    ("p.rsqrt()", lambda t: t.p.rsqrt()),
+    ("torch.atan(a)", lambda t: torch.atan(t.a)),
+    ("(a * 0.4).asin()", lambda t: (t.a * 0.4).asin()),
+    ("a.sinh()", lambda t: t.a.sinh()),
+    ("torch.cosh(a)", lambda t: torch.cosh(t.a)),
+    ("torch.nn.functional.silu(a)", lambda t: torch.nn.functional.silu(t.a)),
+    ("a.sign() * a", lambda t: t.a.sign() * t.a),
+    ("torch.maximum(a, b)", lambda t: torch.maximum(t.a, t.b)),
+    ("a.minimum(p)", lambda t: t.a.minimum(t.p)),
+    ("torch.max(a, b) * a.min(p)", lambda t: torch.max(t.a, t.b) * t.a.min(t.p)),
     ("s * a + s", lambda t: t.s * t.a + t.s),
 ]
 
@@ -107,6 +120,14 @@ KINK_CASES = [
     ("z.log()", lambda t: t.z.log()),
     ("1 / z", lambda t: 1 / t.z),
     ("z ** 0.5", lambda t: t.z**0.5),
+    ("k.log1p()", lambda t: t.k.log1p()),
+    ("k.asin()", lambda t: t.k.asin()),
+    ("z.rsqrt()", lambda t: t.z.rsqrt()),
+    ("k.floor() * k", lambda t: t.k.floor() * t.k),
+    ("(k * 0.5).round() + k", lambda t: (t.k * 0.5).round() + t.k),
+    ("k.sign() + k.ceil() + k.trunc()", lambda t: t.k.sign() + t.k.ceil() + t.k.trunc()),
+    ("torch.maximum(k, k * 0)", lambda t: torch.maximum(t.k, t.k * 0)),
+    ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
 ]
 
 
@@ -148,13 +169,22 @@ def _assert_close(ours, theirs, label):
             assert a == pytest.approx(b, rel=1e-9, abs=1e-12), f"{label}[{k}]: derived {a}, torch {b}"
 
 
+# Step functions: sympy.diff leaves floor's derivative unevaluated (it has none at the jumps), so torch is the oracle.
+STEP_CASES = [
+    ("torch.floor(a * 3) + a", lambda t: torch.floor(t.a * 3) + t.a),
+    ("(a * 3).ceil() * a", lambda t: (t.a * 3).ceil() * t.a),
+    ("torch.round(a * 3) * a", lambda t: torch.round(t.a * 3) * t.a),
+    ("a.trunc() + a * 2", lambda t: t.a.trunc() + t.a * 2),
+]
+
 # Ops that cut the graph: torch does not differentiate through them, and neither does sympy.diff of Detached.
 CUT_CASES = [
     ("a.detach() * a + b", lambda t: t.a.detach() * t.a + t.b),
 ]
 
 
-@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + CUT_CASES, ids=[c[0] for c in CASES + KINK_CASES + CUT_CASES])
+@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + STEP_CASES + CUT_CASES,
+                         ids=[c[0] for c in CASES + KINK_CASES + STEP_CASES + CUT_CASES])
 def test_op_matches_torch(expr, fn):
     """The value, every leaf's grad and the grad_fn name agree with torch."""
     pool = {**INPUTS, **KINKS}
@@ -188,4 +218,5 @@ def test_kinks_are_reported():
     for expr, fn in KINK_CASES:
         d, _, _ = _mirror(expr, fn, KINKS)
         keys |= {k.key for k in d.passes[0].kinks}
-    assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0"}
+    assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
+                    "rsqrt0", "step", "tie2"}

@@ -32,6 +32,12 @@ log = _wide(np.log)
 sin = _wide(np.sin)
 cos = _wide(np.cos)
 tanh = _wide(np.tanh)
+sinh = _wide(np.sinh)
+cosh = _wide(np.cosh)
+arcsin = _wide(np.arcsin)
+arctan = _wide(np.arctan)
+log1p = _wide(np.log1p)
+expm1 = _wide(np.expm1)
 power = _wide(np.power)
 
 

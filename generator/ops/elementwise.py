@@ -18,7 +18,9 @@ from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
 )
-from .derivatives import Detached, Inside, Positive, PowBase, PowLog, Printer, masked_zeros
+from .derivatives import (
+    Above, Detached, Expm1, Inside, Log1p, Positive, PowBase, PowLog, Printer, RoundHalfEven, Trunc, masked_zeros,
+)
 
 @lru_cache(maxsize=None)
 def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
@@ -216,14 +218,21 @@ CONSTANT_FACTOR = "constant multiple rule"
 
 
 def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False, saves=True,
-           tracks=True):
-    at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
+           tracks=True, where=None):
+    """An op of one tensor; kink names its note at 0, or at the points where(a) is true (on numbers and arrays)."""
+    if kink is None:
+        at, mask, note = None, None, ""
+    elif where is None:
+        at, mask, note = _at_zero(kink), lambda a: a == 0, kink
+    else:
+        at, mask, note = (lambda a: kink if bool(where(a)) else None), where, kink
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
                        tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
                        fused=fused, saves=saves, tracks=tracks, inexact32=key in INEXACT32)
 
 
-INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid")  # float32 kernels within an ulp, not correctly rounded
+INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid", "log1p", "expm1", "exp2", "rsqrt", "atan", "asin", "sinh",
+             "cosh", "silu")  # float32 kernels within an ulp, not correctly rounded
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -355,6 +364,16 @@ class Sub(Elementwise):
         return (1,) if consts[0] else (0, 1)  # rsub(x, c) keeps the number as a scalar, not a tensor
 
 
+@dataclass(frozen=True)
+class Pairwise(Elementwise):
+    """torch.maximum(a, b) and torch.minimum(a, b): two tensors, element by element; a tie shares the gradient."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]
+        a = walk.tensor(subject, f"{name}'s operand")
+        return walk.make(self.key, [a, walk.tensor(other, f"{name}'s other operand")], top=top)
+
+
 def _frac(a: str, b: str) -> str:
     return rf"\frac{{{a}}}{{{b}}}"
 
@@ -449,6 +468,26 @@ def _sigmoid(a):
     return 1 / (1 + sp.exp(-a))
 
 
+def _silu_slope(a):
+    s = _sigmoid(a)
+    return s * (1 + a * (1 - s))  # torch's silu_backward, in its order
+
+
+def _integer(a):
+    return a == np.floor(a) if isinstance(a, np.ndarray) or isinstance(a, float) else a == sp.floor(a)
+
+
+def _half(a):
+    return a - np.floor(a) == 0.5 if isinstance(a, np.ndarray) or isinstance(a, float) else a - sp.floor(a) == sp.Rational(1, 2)
+
+
+def _pole(at):
+    return lambda a: a == at
+
+
+STEP = "step function: flat, so the derivative is 0"
+
+
 ELEMENTWISE = [
     _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
@@ -494,6 +533,50 @@ ELEMENTWISE = [
            kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
            lambda a: rf"\left\lvert {a}\right\rvert", lambda torch, a: torch.abs(a), kink="abs0"),
+    _unary("log1p", "logarithm rule", "Log1PBackward0", Log1p, lambda a, o: 1 / (1 + a),
+           lambda a: rf"\ln\left(1 + {a}\right)", lambda torch, a: torch.log1p(a), kink="log1p", where=_pole(-1),
+           divides=(True,)),
+    _unary("expm1", "exponential rule", "Expm1Backward0", Expm1, lambda a, o: o + 1,
+           lambda a: rf"e^{{{a}}} - 1", lambda torch, a: torch.expm1(a)),
+    _unary("exp2", "exponential rule", "Exp2Backward0", lambda a: 2**a, lambda a, o: o * sp.log(2),
+           lambda a: rf"2^{{{a}}}", lambda torch, a: torch.exp2(a)),
+    _unary("rsqrt", "power rule", "RsqrtBackward0", lambda a: 1 / sp.sqrt(a), lambda a, o: -(o**3) / 2,
+           lambda a: _frac("1", rf"\sqrt{{{a}}}"), lambda torch, a: torch.rsqrt(a), kink="rsqrt0"),
+    _unary("atan", "derivative of arctangent", "AtanBackward0", sp.atan, lambda a, o: 1 / (1 + a**2),
+           lambda a: rf"\arctan {a}", lambda torch, a: torch.atan(a), divides=(True,)),
+    _unary("asin", "derivative of arcsine", "AsinBackward0", sp.asin, lambda a, o: 1 / sp.sqrt(1 - a**2),
+           lambda a: rf"\arcsin {a}", lambda torch, a: torch.asin(a), kink="asin1", where=lambda a: abs(a) == 1),
+    _unary("sinh", "derivative of sinh", "SinhBackward0", sp.sinh, lambda a, o: sp.cosh(a),
+           lambda a: rf"\sinh {a}", lambda torch, a: torch.sinh(a)),
+    _unary("cosh", "derivative of cosh", "CoshBackward0", sp.cosh, lambda a, o: sp.sinh(a),
+           lambda a: rf"\cosh {a}", lambda torch, a: torch.cosh(a)),
+    _unary("silu", "derivative of silu", "SiluBackward0", lambda a: a * _sigmoid(a), lambda a, o: _silu_slope(a),
+           lambda a: rf"\operatorname{{silu}}\left({a}\right)", lambda torch, a: torch.nn.functional.silu(a),
+           spelling=Spelling(functional=("silu",))),
+    _unary("sign", STEP, "SignBackward0", sp.sign, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{sign}}\left({a}\right)", lambda torch, a: torch.sign(a), kink="step",
+           saves=False),
+    _unary("floor", STEP, "FloorBackward0", sp.floor, lambda a, o: sp.Integer(0),
+           lambda a: rf"\left\lfloor {a}\right\rfloor", lambda torch, a: torch.floor(a), kink="step",
+           where=_integer, saves=False),
+    _unary("ceil", STEP, "CeilBackward0", sp.ceiling, lambda a, o: sp.Integer(0),
+           lambda a: rf"\left\lceil {a}\right\rceil", lambda torch, a: torch.ceil(a), kink="step",
+           where=_integer, saves=False),
+    _unary("round", STEP, "RoundBackward0", RoundHalfEven, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{round}}\left({a}\right)", lambda torch, a: torch.round(a), kink="step",
+           where=_half, saves=False),
+    _unary("trunc", STEP, "TruncBackward0", Trunc, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{trunc}}\left({a}\right)", lambda torch, a: torch.trunc(a), kink="step",
+           where=lambda a: _integer(a) & (a != 0) if isinstance(a, np.ndarray) else _integer(a) and a != 0,
+           saves=False),
+    Pairwise("maximum", "derivative of maximum", "MaximumBackward0", Spelling(names=("maximum",)),
+             f=lambda a, b: sp.Max(a, b), df=(lambda a, b, o: Above(a, b), lambda a, b, o: Above(b, a)),
+             tex=lambda a, b: rf"\max\left({a}, {b}\right)", torch_fn=lambda torch, a, b: torch.maximum(a, b),
+             kink_at=lambda a, b: "tie2" if a == b else None, kink_mask=lambda a, b: a == b, kink_key="tie2"),
+    Pairwise("minimum", "derivative of minimum", "MinimumBackward0", Spelling(names=("minimum",)),
+             f=lambda a, b: sp.Min(a, b), df=(lambda a, b, o: Above(b, a), lambda a, b, o: Above(a, b)),
+             tex=lambda a, b: rf"\min\left({a}, {b}\right)", torch_fn=lambda torch, a, b: torch.minimum(a, b),
+             kink_at=lambda a, b: "tie2" if a == b else None, kink_mask=lambda a, b: a == b, kink_key="tie2"),
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
