@@ -53,6 +53,10 @@ CASES = {
     "ceil": ("x.ceil() * x", "ceil"), "round": ("(x * 3).round() * x", "round"), "trunc": ("x.trunc() * x", "trunc"),
     "maximum": ("torch.maximum(x, x.relu() * w)", "maximum"), "max_pair": ("torch.max(x, w * 2)", "maximum"),
     "minimum": ("x.minimum(w)", "minimum"),
+    "leaky_relu": ("torch.nn.functional.leaky_relu(x, 0.2)", "leaky_relu"), "elu": ("torch.nn.functional.elu(x, 0.5)", "elu"),
+    "hardtanh": ("torch.nn.functional.hardtanh(x, -0.25, 0.5)", "hardtanh"),
+    "softplus": ("torch.nn.functional.softplus(x * 20, beta=2, threshold=15)", "softplus"),
+    "gelu": ("torch.nn.functional.gelu(x)", "gelu"), "gelu_tanh": ("torch.nn.functional.gelu(x, approximate='tanh')", "gelu"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
@@ -118,7 +122,10 @@ class TestOps:
     @pytest.mark.parametrize("expr", ["x.relu()", "x.abs()", "x.clamp(min=-0.25, max=0.5)", "x.relu().max()",
                                       "(x * 0).norm()", "x.relu().sqrt()", "1 / x", "x.relu().log()", "x ** 0.5",
                                       "x.log1p()", "(x * 0.5).asin()", "x.relu().rsqrt()", "x.floor()",
-                                      "(x * 3).round()", "torch.maximum(x, x.relu())", "x.minimum(x.relu())"])
+                                      "(x * 3).round()", "torch.maximum(x, x.relu())", "x.minimum(x.relu())",
+                                      "torch.nn.functional.leaky_relu(x)", "torch.nn.functional.elu(x, 2)",
+                                      "torch.nn.functional.hardtanh(x, -0.25, 0.5)",
+                                      "torch.nn.functional.softplus(x * 40)"])
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)

@@ -98,6 +98,8 @@ CASES = [
     ("torch.cosh(a)", lambda t: torch.cosh(t.a)),
     ("torch.nn.functional.silu(a)", lambda t: torch.nn.functional.silu(t.a)),
     ("a.sign() * a", lambda t: t.a.sign() * t.a),
+    ("torch.nn.functional.gelu(a) + torch.nn.functional.gelu(a, approximate='tanh')",
+     lambda t: torch.nn.functional.gelu(t.a) + torch.nn.functional.gelu(t.a, approximate="tanh")),
     ("torch.maximum(a, b)", lambda t: torch.maximum(t.a, t.b)),
     ("a.minimum(p)", lambda t: t.a.minimum(t.p)),
     ("torch.max(a, b) * a.min(p)", lambda t: torch.max(t.a, t.b) * t.a.min(t.p)),
@@ -127,6 +129,10 @@ KINK_CASES = [
     ("(k * 0.5).round() + k", lambda t: (t.k * 0.5).round() + t.k),
     ("k.sign() + k.ceil() + k.trunc()", lambda t: t.k.sign() + t.k.ceil() + t.k.trunc()),
     ("torch.maximum(k, k * 0)", lambda t: torch.maximum(t.k, t.k * 0)),
+    ("torch.nn.functional.leaky_relu(k, 0.1)", lambda t: torch.nn.functional.leaky_relu(t.k, 0.1)),
+    ("torch.nn.functional.elu(k, 2)", lambda t: torch.nn.functional.elu(t.k, 2)),
+    ("torch.nn.functional.hardtanh(k)", lambda t: torch.nn.functional.hardtanh(t.k)),
+    ("torch.nn.functional.softplus(k * 30)", lambda t: torch.nn.functional.softplus(t.k * 30)),
     ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
 ]
 
@@ -177,14 +183,27 @@ STEP_CASES = [
     ("a.trunc() + a * 2", lambda t: t.a.trunc() + t.a * 2),
 ]
 
+# Activations written piecewise (torch's branches, as custom functions): sympy.diff leaves their derivative
+# unevaluated, so torch is the oracle.
+PIECEWISE_CASES = [
+    ("torch.nn.functional.leaky_relu(a) + torch.nn.functional.leaky_relu(a, 0.2)",
+     lambda t: torch.nn.functional.leaky_relu(t.a) + torch.nn.functional.leaky_relu(t.a, 0.2)),
+    ("torch.nn.functional.elu(a) * torch.nn.functional.elu(a, alpha=0.5)",
+     lambda t: torch.nn.functional.elu(t.a) * torch.nn.functional.elu(t.a, alpha=0.5)),
+    ("torch.nn.functional.hardtanh(a) + torch.nn.functional.hardtanh(a, -0.25, 0.75)",
+     lambda t: torch.nn.functional.hardtanh(t.a) + torch.nn.functional.hardtanh(t.a, -0.25, 0.75)),
+    ("torch.nn.functional.softplus(a) + torch.nn.functional.softplus(a * 9, beta=2, threshold=10)",
+     lambda t: torch.nn.functional.softplus(t.a) + torch.nn.functional.softplus(t.a * 9, beta=2, threshold=10)),
+]
+
 # Ops that cut the graph: torch does not differentiate through them, and neither does sympy.diff of Detached.
 CUT_CASES = [
     ("a.detach() * a + b", lambda t: t.a.detach() * t.a + t.b),
 ]
 
 
-@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + STEP_CASES + CUT_CASES,
-                         ids=[c[0] for c in CASES + KINK_CASES + STEP_CASES + CUT_CASES])
+@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + STEP_CASES + PIECEWISE_CASES + CUT_CASES,
+                         ids=[c[0] for c in CASES + KINK_CASES + STEP_CASES + PIECEWISE_CASES + CUT_CASES])
 def test_op_matches_torch(expr, fn):
     """The value, every leaf's grad and the grad_fn name agree with torch."""
     pool = {**INPUTS, **KINKS}
@@ -219,4 +238,4 @@ def test_kinks_are_reported():
         d, _, _ = _mirror(expr, fn, KINKS)
         keys |= {k.key for k in d.passes[0].kinks}
     assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
-                    "rsqrt0", "step", "tie2"}
+                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear"}

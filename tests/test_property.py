@@ -42,7 +42,10 @@ UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "r
          "round()", "trunc()"]
 ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)"]
 TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})",
-              "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})"]
+              "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})",
+              "torch.nn.functional.leaky_relu({a}, 0.2)", "torch.nn.functional.elu({a})",
+              "torch.nn.functional.hardtanh({a})", "torch.nn.functional.softplus({a})", "torch.nn.functional.gelu({a})",
+              "torch.nn.functional.gelu({a}, approximate='tanh')"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 

@@ -32,6 +32,7 @@ NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.atan: fmath.arctan,
     sp.floor: np.floor,
     sp.ceiling: np.ceil,
+    sp.erf: fmath.erf,
     sp.Abs: np.abs,
     sp.sign: np.sign,
 }

@@ -194,6 +194,137 @@ class Above(sp.Function):
         return np.where(a == b, 0.5, np.where(a < b, 0.0, 1.0))
 
 
+def _real(*args: sp.Expr) -> bool:
+    return _numbers(*args) and sp.nan not in args
+
+
+class LeakyRelu(sp.Function):
+    """leaky_relu(a) with slope s below 0: a where a > 0, else s·a (torch: x > 0 ? x : x * s)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, s):
+        if _real(a, s):
+            return a if bool(a > 0) else s * a
+        return sp.nan if sp.nan in (a, s) else None
+
+    @staticmethod
+    def numeric(a, s):
+        """The same on float64 arrays."""
+        return np.where(a > 0, a, a * s)
+
+
+class LeakySlope(sp.Function):
+    """leaky_relu'(a): 1 where a > 0, else s (torch: s at 0 too, and for nan)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, s):
+        if _numbers(a, s):
+            return sp.Integer(1) if a is not sp.nan and bool(a > 0) else s
+        return None
+
+    @staticmethod
+    def numeric(a, s):
+        """The same on float64 arrays."""
+        return np.where(a > 0, 1.0, s)
+
+
+class Elu(sp.Function):
+    """elu(a): a where a > 0, else alpha·(e^a - 1)."""
+
+    nargs = 2
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a, alpha):
+        if _real(a, alpha):
+            return a if bool(a > 0) else alpha * (sp.exp(a) - 1)
+        return sp.nan if sp.nan in (a, alpha) else None
+
+    @staticmethod
+    def numeric(a, alpha):
+        """The same on float64 arrays (e^a - 1 as expm1, as torch's kernel)."""
+        return np.where(a > 0, a, alpha * fmath.expm1(a))
+
+
+class EluSlope(sp.Function):
+    """elu'(a): 1 where a > 0, else alpha·e^a (torch takes the left side at 0: alpha)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, alpha):
+        if _numbers(a, alpha):
+            return alpha * sp.exp(a) if a is not sp.nan and bool(a <= 0) else sp.Integer(1)
+        return None
+
+    @staticmethod
+    def numeric(a, alpha):
+        """The same on float64 arrays."""
+        return np.where(a <= 0, alpha * fmath.exp(a), 1.0)
+
+
+class Between(sp.Function):
+    """hardtanh'(a): 1 where lo < a < hi, 0 on a bound and beyond (torch: x <= lo or x >= hi gives 0)."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, a, lo, hi):
+        if _numbers(a, lo, hi):
+            if a is sp.nan:
+                return sp.Integer(1)  # neither comparison holds for nan: torch passes the gradient
+            return sp.Integer(0) if bool(a <= lo) or bool(a >= hi) else sp.Integer(1)
+        return None
+
+    @staticmethod
+    def numeric(a, lo, hi):
+        """The same on float64 arrays."""
+        return np.where((a <= lo) | (a >= hi), 0.0, 1.0)
+
+
+class Softplus(sp.Function):
+    """softplus(a): ln(1 + e^(beta·a)) / beta, and a itself where beta·a > threshold (as torch)."""
+
+    nargs = 3
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a, beta, threshold):
+        if _real(a, beta, threshold):
+            return a if bool(a * beta > threshold) else sp.log(1 + sp.exp(beta * a)) / beta
+        return sp.nan if sp.nan in (a, beta, threshold) else None
+
+    @staticmethod
+    def numeric(a, beta, threshold):
+        """The same on float64 arrays."""
+        return np.where(a * beta > threshold, a, fmath.log1p(fmath.exp(a * beta)) / beta)
+
+
+class SoftplusSlope(sp.Function):
+    """softplus'(a): e^(beta·a) / (e^(beta·a) + 1), and 1 where beta·a > threshold."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, a, beta, threshold):
+        if _real(a, beta, threshold):
+            if bool(a * beta > threshold):
+                return sp.Integer(1)
+            z = sp.exp(beta * a)
+            return z / (z + 1)
+        return sp.nan if sp.nan in (a, beta, threshold) else None
+
+    @staticmethod
+    def numeric(a, beta, threshold):
+        """The same on float64 arrays."""
+        z = fmath.exp(a * beta)
+        return np.where(a * beta > threshold, 1.0, z / (z + 1))
+
+
 class TieShare(sp.Function):
     """max'/min' for one element: 1/k if it is one of k tied extremes, else 0."""
 
@@ -315,7 +446,7 @@ class PowBase(sp.Function):
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf; where the mask is
 # narrower than "the derivative is 0", the function says where with masks(*args).
-MASKS = (Positive, Inside, TieShare, PowBase, Above)
+MASKS = (Positive, Inside, TieShare, PowBase, Above, Between)
 
 
 def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
@@ -366,6 +497,33 @@ class Printer(LatexPrinter):
     def _print_Above(self, expr: sp.Expr) -> str:
         a, b = (self._print(x) for x in expr.args)
         return rf"\left(\left[{a} > {b}\right] + \tfrac{{1}}{{2}}\left[{a} = {b}\right]\right)"
+
+    def _print_LeakySlope(self, expr: sp.Expr) -> str:
+        a, slope = (self._print(x) for x in expr.args)
+        return rf"\left(\left[{a} > 0\right] + {slope} \left[{a} \le 0\right]\right)"
+
+    def _print_LeakyRelu(self, expr: sp.Expr) -> str:
+        a, slope = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{leaky\_relu}}_{{{slope}}}\left({a}\right)"
+
+    def _print_Elu(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{elu}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_EluSlope(self, expr: sp.Expr) -> str:
+        a, alpha = expr.args
+        left = self._print(sp.Mul(alpha, sp.exp(a), evaluate=False)) if alpha != 1 else self._print(sp.exp(a))
+        return rf"\left(\left[{self._print(a)} > 0\right] + {left} \left[{self._print(a)} \le 0\right]\right)"
+
+    def _print_Between(self, expr: sp.Expr) -> str:
+        a, lo, hi = (self._print(x) for x in expr.args)
+        return rf"\left[{lo} < {a} < {hi}\right]"
+
+    def _print_Softplus(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{softplus}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_SoftplusSlope(self, expr: sp.Expr) -> str:
+        a, beta, _ = expr.args
+        return self._print(1 / (1 + sp.exp(-beta * a)))
 
     def _print_Detached(self, expr: sp.Expr) -> str:
         return rf"\operatorname{{detach}}\left({self._print(expr.args[0])}\right)"

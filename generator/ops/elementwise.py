@@ -19,7 +19,8 @@ from .base import (
     summed, times, unravel,
 )
 from .derivatives import (
-    Above, Detached, Expm1, Inside, Log1p, Positive, PowBase, PowLog, Printer, RoundHalfEven, Trunc, masked_zeros,
+    Above, Between, Detached, Elu, EluSlope, Expm1, Inside, LeakyRelu, LeakySlope, Log1p, Positive, PowBase, PowLog,
+    Printer, RoundHalfEven, Softplus, SoftplusSlope, Trunc, masked_zeros,
 )
 
 @lru_cache(maxsize=None)
@@ -232,7 +233,7 @@ def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, d
 
 
 INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid", "log1p", "expm1", "exp2", "rsqrt", "atan", "asin", "sinh",
-             "cosh", "silu")  # float32 kernels within an ulp, not correctly rounded
+             "cosh", "silu", "elu", "softplus", "gelu")  # float32 kernels within an ulp, not correctly rounded
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -372,6 +373,68 @@ class Pairwise(Elementwise):
         other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]
         a = walk.tensor(subject, f"{name}'s operand")
         return walk.make(self.key, [a, walk.tensor(other, f"{name}'s other operand")], top=top)
+
+
+@dataclass(frozen=True)
+class Activation(Elementwise):
+    """A torch.nn.functional activation with arguments after its input: numbers, or a word (gelu's approximate)."""
+
+    defaults: tuple[tuple[str, Any], ...] = ()  # torch's arguments after the input, with torch's defaults
+    words: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the word arguments and the words torch takes
+
+    def call_params(self, walk, name, args, kwargs):
+        names = tuple(k for k, _ in self.defaults)
+        bound = bind_args(name, args, kwargs, names + ("inplace",))
+        inplace = bound.get("inplace")
+        if inplace is not None and not (isinstance(inplace, ast.Constant) and inplace.value is False):
+            raise ExprError(f"{name}(inplace=True) overwrites its input, which autograd needs (allowed: inplace=False)")
+        words = dict(self.words)
+        params = {}
+        for key, default in self.defaults:
+            node = bound.get(key)
+            if key in words:
+                value = default if node is None else node.value if isinstance(node, ast.Constant) else None
+                if value not in words[key]:
+                    allowed = " or ".join(repr(w) for w in words[key])
+                    raise ExprError(f"{name}()'s {key}= must be {allowed} (allowed: {allowed})")
+            else:
+                value = default if node is None else walk.visit(node)
+                if isinstance(value, str):
+                    raise ExprError(f"{name}()'s {key}= must be a number (allowed: a number)")
+            params[key] = value
+        return params
+
+    def exact_params(self, params):
+        return {k: v if isinstance(v, str) else exact_number(v) for k, v in params.items()}
+
+    def dtype_params(self, cast, params):
+        # torch turns a number argument into the tensor's dtype before its kernel
+        return {k: v if isinstance(v, str) else sp.Rational(Fraction(float(cast(np.array(float(v))))))
+                for k, v in params.items()}
+
+    def run(self, torch, ts, params):
+        return self.torch_fn(torch, *ts, **{k: v if isinstance(v, str) else float(v) for k, v in params.items()})
+
+
+GELU_KAPPA = sp.Rational(44715, 10**6)  # torch's 0.044715 in the tanh approximation
+SQRT_2_OVER_PI = sp.sqrt(2 / sp.pi)
+
+
+def _gelu(a, approximate):
+    if approximate == "tanh":
+        return a / 2 * (1 + sp.tanh(SQRT_2_OVER_PI * (a + GELU_KAPPA * a**3)))
+    return a / 2 * (1 + sp.erf(a / sp.sqrt(2)))
+
+
+def _gelu_slope(a, o, approximate):
+    if approximate == "tanh":  # torch's gelu_backward, term by term
+        t = sp.tanh(SQRT_2_OVER_PI * (a + GELU_KAPPA * a**3))
+        return (1 + t) / 2 + a / 2 * (1 - t**2) * SQRT_2_OVER_PI * (1 + 3 * GELU_KAPPA * a**2)
+    return (1 + sp.erf(a / sp.sqrt(2))) / 2 + a * sp.exp(-(a**2) / 2) / sp.sqrt(2 * sp.pi)
+
+
+def _subscript(name: str, value, default) -> str:
+    return rf"\operatorname{{{name}}}" if value == default else rf"\operatorname{{{name}}}_{{{sp.latex(value)}}}"
 
 
 def _frac(a: str, b: str) -> str:
@@ -577,6 +640,40 @@ ELEMENTWISE = [
              f=lambda a, b: sp.Min(a, b), df=(lambda a, b, o: Above(b, a), lambda a, b, o: Above(a, b)),
              tex=lambda a, b: rf"\min\left({a}, {b}\right)", torch_fn=lambda torch, a, b: torch.minimum(a, b),
              kink_at=lambda a, b: "tie2" if a == b else None, kink_mask=lambda a, b: a == b, kink_key="tie2"),
+    Activation("leaky_relu", "derivative of leaky relu", "LeakyReluBackward0", Spelling(functional=("leaky_relu",)),
+               f=lambda a, negative_slope: LeakyRelu(a, negative_slope), df=(lambda a, o, negative_slope: LeakySlope(a, negative_slope),),
+               tex=lambda a, negative_slope: rf"\operatorname{{leaky\_relu}}_{{{sp.latex(negative_slope)}}}\left({a}\right)",
+               torch_fn=lambda torch, a, negative_slope: torch.nn.functional.leaky_relu(a, negative_slope),
+               kink_at=lambda a, negative_slope: "leaky0" if a == 0 else None,
+               kink_mask=lambda a, negative_slope: a == 0, kink_key="leaky0",
+               defaults=(("negative_slope", Fraction(1, 100)),)),
+    Activation("elu", "derivative of elu", "EluBackward0", Spelling(functional=("elu",)),
+               f=lambda a, alpha: Elu(a, alpha), df=(lambda a, o, alpha: EluSlope(a, alpha),),
+               tex=lambda a, alpha: rf"{_subscript('elu', alpha, 1)}\left({a}\right)",
+               torch_fn=lambda torch, a, alpha: torch.nn.functional.elu(a, alpha),
+               kink_at=lambda a, alpha: "elu0" if a == 0 and alpha != 1 else None,
+               kink_mask=lambda a, alpha: (a == 0) & (float(alpha) != 1), kink_key="elu0", defaults=(("alpha", Fraction(1)),)),
+    Activation("hardtanh", "derivative of hardtanh", "HardtanhBackward0", Spelling(functional=("hardtanh",)),
+               f=lambda a, min_val, max_val: sp.Min(sp.Max(a, min_val), max_val),
+               df=(lambda a, o, min_val, max_val: Between(a, min_val, max_val),),
+               tex=lambda a, min_val, max_val: rf"\operatorname{{hardtanh}}\left({a}, {sp.latex(min_val)}, {sp.latex(max_val)}\right)",
+               torch_fn=lambda torch, a, min_val, max_val: torch.nn.functional.hardtanh(a, min_val, max_val),
+               kink_at=lambda a, min_val, max_val: "hardtanh_edge" if a in (min_val, max_val) else None,
+               kink_mask=lambda a, min_val, max_val: (a == float(min_val)) | (a == float(max_val)), kink_key="hardtanh_edge",
+               defaults=(("min_val", Fraction(-1)), ("max_val", Fraction(1)))),
+    Activation("softplus", "derivative of softplus", "SoftplusBackward0", Spelling(functional=("softplus",)),
+               f=lambda a, beta, threshold: Softplus(a, beta, threshold), df=(lambda a, o, beta, threshold: SoftplusSlope(a, beta, threshold),),
+               tex=lambda a, beta, threshold: rf"{_subscript('softplus', beta, 1)}\left({a}\right)",
+               torch_fn=lambda torch, a, beta, threshold: torch.nn.functional.softplus(a, beta, threshold),
+               kink_at=lambda a, beta, threshold: "softplus_linear" if a * beta > threshold else None,
+               kink_mask=lambda a, beta, threshold: a * float(beta) > float(threshold), kink_key="softplus_linear",
+               defaults=(("beta", Fraction(1)), ("threshold", Fraction(20)))),
+    Activation("gelu", "derivative of gelu", "GeluBackward0", Spelling(functional=("gelu",)),
+               f=_gelu, df=(_gelu_slope,),
+               tex=lambda a, approximate: (r"\operatorname{gelu}_{\tanh}" if approximate == "tanh" else r"\operatorname{gelu}")
+               + rf"\left({a}\right)",
+               torch_fn=lambda torch, a, approximate: torch.nn.functional.gelu(a, approximate=approximate),
+               defaults=(("approximate", "none"),), words=(("approximate", ("none", "tanh")),)),
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),
