@@ -58,6 +58,12 @@ class Elementwise(Op):
     def shape(self, shapes, params):
         return broadcast(*shapes)
 
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        if len(self.df) != 2:
+            return super().call(walk, name, subject, args, kwargs, top=top)
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]  # x.mul(y), torch.mul(x, y)
+        return self.operate(walk, [walk.tensor(subject, f"{name}'s operand"), walk.visit(other)], top=top)
+
     def dtype_local(self, cast, xs, out, shapes, params):
         if not self.fused:
             return self.array_local(xs, out, shapes, params)
@@ -209,8 +215,8 @@ def _double(compute: Callable[[], Any]) -> Fraction:
     return Fraction(value)
 
 
-def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, **kw):
-    return Elementwise(key, rule, grad_fn, Spelling(operator=operator, symbol=symbol), f=f, df=df, tex=tex,
+def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, names=(), **kw):
+    return Elementwise(key, rule, grad_fn, Spelling(names=names, operator=operator, symbol=symbol), f=f, df=df, tex=tex,
                        torch_fn=torch_fn, **kw)
 
 
@@ -556,15 +562,17 @@ ELEMENTWISE = [
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
             lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM, saves=False,
             wraps_numbers=True),
-    Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
+    Sub("sub", "difference rule", "SubBackward0", Spelling(names=("sub", "subtract"), operator=ast.Sub, symbol="-"),
+        f=lambda a, b: a - b,
         df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
         tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM, saves=False,
         wraps_numbers=True),
     _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
             (lambda a, b, o: b, lambda a, b, o: a),
-            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR,
-            wraps_numbers=True),
-    Div("div", "quotient rule", "DivBackward0", Spelling(operator=ast.Div, symbol="/"), f=lambda a, b: a / b,
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", names=("mul", "multiply"),
+            const_rule=CONSTANT_FACTOR, wraps_numbers=True),
+    Div("div", "quotient rule", "DivBackward0", Spelling(names=("div", "divide", "true_divide"), operator=ast.Div, symbol="/"),
+        f=lambda a, b: a / b,
         df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
         tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False),
         wraps_numbers=True),
@@ -574,7 +582,8 @@ ELEMENTWISE = [
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
         kink_mask=_pow_kink_mask, kink_key="pow0"),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
-           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-"), saves=False),
+           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(names=("neg", "negative"), operator=ast.USub, symbol="-"),
+           saves=False),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
            lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
