@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from .base import LETTERS, ExprError, Op, ShapeError, Spelling, fmt_shape, int_index, el, numel, times
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, fmt_shape, int_arg, int_index, el, numel, times
 
 @dataclass(frozen=True)
 class Select(Op):
@@ -164,7 +165,83 @@ class View(Op):
         return getattr(ts[0], params["name"])(*params["sizes"])
 
 
+def _dim(d: int, rank: int, name: str) -> int:
+    """Return a dim counted from the front, or raise as torch does for one out of range."""
+    if not -rank <= d < rank:
+        raise ShapeError(f"{name}(): dim {d} is out of range for {rank} dimension(s)"
+                         f" (allowed: {-rank} to {rank - 1})" if rank else f"{name}(): a scalar has no dim {d}")
+    return d % rank
+
+
+@dataclass(frozen=True)
+class Reshaped(View):
+    """unsqueeze(dim), squeeze(dim), flatten(start_dim, end_dim): a view whose sizes follow from the input's."""
+
+    defaults: tuple[tuple[str, Any], ...] = ()  # torch's arguments after the input, with defaults (None: absent)
+    needs: tuple[str, ...] = ()
+    row_major: bool = False  # torch reshapes (flatten): refused behind a transpose, as view is
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        x = walk.tensor(subject, f"{name}'s operand")
+        if self.row_major and walk.strided(x):
+            raise ExprError(f"{name}() of a tensor computed through a transpose"
+                            f" (allowed: {name}() of tensors computed without .T or .t(); not supported yet)")
+        return walk.make(self.key, [x], self.call_params(walk, name, args, kwargs), top=top)
+
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, tuple(k for k, _ in self.defaults), required=self.needs)
+        params: dict[str, Any] = {"name": name}
+        for key, default in self.defaults:
+            node = bound.get(key)
+            if isinstance(node, (ast.Tuple, ast.List)):
+                raise ExprError(f"{name}()'s {key}= takes one integer here (allowed: an integer such as 0 or -1)")
+            params[key] = default if node is None or isinstance(node, ast.Constant) and node.value is None \
+                else int_arg(node, key)
+        return params
+
+    def shape(self, shapes, params):
+        shape, name = tuple(shapes[0]), params["name"]
+        if self.key == "unsqueeze":
+            d = _dim(params["dim"], len(shape) + 1, name)
+            return shape[:d] + (1,) + shape[d:]
+        if self.key == "squeeze":
+            if params["dim"] is None:
+                return tuple(n for n in shape if n != 1)
+            if not shape:
+                return shape
+            d = _dim(params["dim"], len(shape), name)
+            return shape[:d] + shape[d + 1:] if shape[d] == 1 else shape
+        if not shape:
+            return (1,)
+        start, end = (_dim(params[k], len(shape), name) for k in ("start_dim", "end_dim"))
+        if start > end:
+            raise ShapeError(f"{name}(): start_dim {start} comes after end_dim {end} (allowed: start_dim <= end_dim)")
+        if start == end:
+            raise ShapeError(f"{name}() over one dim returns the tensor itself, which derive does not follow"
+                             " (allowed: a flatten over two or more dims)")
+        return shape[:start] + (numel(shape[start:end + 1]),) + shape[end + 1:]
+
+    def grad_fn(self, consts, shapes, params):
+        if self.key == "squeeze":
+            return "SqueezeBackward0" if params["dim"] is None else "SqueezeBackward1"
+        return self.grad_fn_name
+
+    def latex(self, ts, params):
+        shown = [str(params[k]) for k, _ in self.defaults if params[k] is not None]
+        below = f"_{{{', '.join(shown)}}}" if shown else ""
+        return rf"\operatorname{{{self.key}}}{below}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return getattr(ts[0], self.key)(*(params[k] for k, _ in self.defaults if params[k] is not None))
+
+
 INDEXING = [
     Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
     View("view", "reshaping", "ViewBackward0", Spelling(names=("view", "reshape")), saves=False),
+    Reshaped("unsqueeze", "reshaping", "UnsqueezeBackward0", Spelling(names=("unsqueeze",)), saves=False,
+             defaults=(("dim", None),), needs=("dim",)),
+    Reshaped("squeeze", "reshaping", "SqueezeBackward0", Spelling(names=("squeeze",)), saves=False,
+             defaults=(("dim", None),)),
+    Reshaped("flatten", "reshaping", "ViewBackward0", Spelling(names=("flatten",)), saves=False,
+             defaults=(("start_dim", 0), ("end_dim", -1)), row_major=True),
 ]
