@@ -227,7 +227,7 @@ class Reshaped(View):
         return self.grad_fn_name
 
     def latex(self, ts, params):
-        shown = [str(params[k]) for k, _ in self.defaults if params[k] is not None]
+        shown = [str(params[k]) for k, default in self.defaults if params[k] is not None and params[k] != default]
         below = f"_{{{', '.join(shown)}}}" if shown else ""
         return rf"\operatorname{{{self.key}}}{below}\left({ts[0]}\right)"
 
