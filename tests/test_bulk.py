@@ -46,6 +46,20 @@ CASES = {
     "bce": ("torch.nn.functional.binary_cross_entropy(x.sigmoid(), w.sigmoid())", "binary_cross_entropy"),
     "bce_logits": ("torch.nn.functional.binary_cross_entropy_with_logits(x, w.sigmoid(), reduction='sum')",
                    "binary_cross_entropy_with_logits"),
+    "log1p": ("x.log1p()", "log1p"), "expm1": ("x.expm1()", "expm1"), "exp2": ("torch.exp2(x)", "exp2"),
+    "rsqrt": ("p.rsqrt()", "rsqrt"), "rsqrt_zero": ("x.relu().rsqrt()", "rsqrt"), "atan": ("x.atan()", "atan"),
+    "asin": ("(x * 0.5).asin()", "asin"), "sinh": ("x.sinh()", "sinh"), "cosh": ("torch.cosh(x)", "cosh"),
+    "silu": ("torch.nn.functional.silu(x)", "silu"), "sign": ("x.sign() * x", "sign"), "floor": ("(x * 2).floor() * x", "floor"),
+    "ceil": ("x.ceil() * x", "ceil"), "round": ("(x * 3).round() * x", "round"), "trunc": ("x.trunc() * x", "trunc"),
+    "maximum": ("torch.maximum(x, x.relu() * w)", "maximum"), "max_pair": ("torch.max(x, w * 2)", "maximum"),
+    "minimum": ("x.minimum(w)", "minimum"), "mul_method": ("torch.mul(x, w).div(p)", "mul"),
+    "sub_method": ("x.sub(w).neg()", "sub"), "slice": ("x[:, 1:] * w[1:, ::2]", "slice"),
+    "select_dim": ("x[:, 0] * x[1, 1:].sum()", "select"), "unsqueeze": ("x.unsqueeze(1) * b", "unsqueeze"),
+    "squeeze": ("x.unsqueeze(0).squeeze(0) * w.unsqueeze(2).squeeze()", "squeeze"), "flatten": ("(x * w).flatten()", "flatten"),
+    "leaky_relu": ("torch.nn.functional.leaky_relu(x, 0.2)", "leaky_relu"), "elu": ("torch.nn.functional.elu(x, 0.5)", "elu"),
+    "hardtanh": ("torch.nn.functional.hardtanh(x, -0.25, 0.5)", "hardtanh"),
+    "softplus": ("torch.nn.functional.softplus(x * 20, beta=2, threshold=15)", "softplus"),
+    "gelu": ("torch.nn.functional.gelu(x)", "gelu"), "gelu_tanh": ("torch.nn.functional.gelu(x, approximate='tanh')", "gelu"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
@@ -109,7 +123,12 @@ class TestOps:
         assert _numbers(_py_graph(PY_CASES[case][0])) == []
 
     @pytest.mark.parametrize("expr", ["x.relu()", "x.abs()", "x.clamp(min=-0.25, max=0.5)", "x.relu().max()",
-                                      "(x * 0).norm()", "x.relu().sqrt()", "1 / x", "x.relu().log()", "x ** 0.5"])
+                                      "(x * 0).norm()", "x.relu().sqrt()", "1 / x", "x.relu().log()", "x ** 0.5",
+                                      "x.log1p()", "(x * 0.5).asin()", "x.relu().rsqrt()", "x.floor()",
+                                      "(x * 3).round()", "torch.maximum(x, x.relu())", "x.minimum(x.relu())",
+                                      "torch.nn.functional.leaky_relu(x)", "torch.nn.functional.elu(x, 2)",
+                                      "torch.nn.functional.hardtanh(x, -0.25, 0.5)",
+                                      "torch.nn.functional.softplus(x * 40)"])
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)

@@ -88,6 +88,34 @@ CASES = [
     ("a.clamp(min=0)", lambda t: t.a.clamp(min=0)),
     ("torch.clamp(a, max=0.3)", lambda t: torch.clamp(t.a, max=0.3)),
     ("(a * b).sum(0) @ v", lambda t: (t.a * t.b).sum(0) @ t.v),
+    ("torch.mul(a, b) + a.multiply(2)", lambda t: torch.mul(t.a, t.b) + t.a.multiply(2)),
+    ("a.sub(b) * a.subtract(2)", lambda t: t.a.sub(t.b) * t.a.subtract(2)),
+    ("torch.div(a, p) + a.divide(4) + a.true_divide(p)", lambda t: torch.div(t.a, t.p) + t.a.divide(4) + t.a.true_divide(t.p)),
+    ("a.neg() + torch.negative(b)", lambda t: t.a.neg() + torch.negative(t.b)),
+    ("a.mul(2).div(p).sub(1)", lambda t: t.a.mul(2).div(t.p).sub(1)),
+    ("b.unsqueeze(1) * v", lambda t: t.b.unsqueeze(1) * t.v),
+    ("torch.unsqueeze(a, -1).squeeze(-1) * a.unsqueeze(0).squeeze()", lambda t: torch.unsqueeze(t.a, -1).squeeze(-1) * t.a.unsqueeze(0).squeeze()),
+    ("(a * p).flatten() * 2", lambda t: (t.a * t.p).flatten() * 2),
+    ("torch.flatten(M.unsqueeze(1), start_dim=1) * M", lambda t: torch.flatten(t.M.unsqueeze(1), start_dim=1) * t.M),
+    ("a[:, 0] * 2", lambda t: t.a[:, 0] * 2),
+    ("a[1:] + a[:, ::2].sum()", lambda t: t.a[1:] + t.a[:, ::2].sum()),
+    ("a[0, 1:3] * M[1:, -1]", lambda t: t.a[0, 1:3] * t.M[1:, -1]),
+    ("M[:] * M[-2:][0] + a[:, 1:-1].T", lambda t: t.M[:] * t.M[-2:][0] + t.a[:, 1:-1].T),
+    ("a.log1p()", lambda t: t.a.log1p()),
+    ("torch.expm1(a)", lambda t: torch.expm1(t.a)),
+    ("torch.exp2(a) * a.exp2()", lambda t: torch.exp2(t.a) * t.a.exp2()),
+    ("p.rsqrt()", lambda t: t.p.rsqrt()),
+    ("torch.atan(a)", lambda t: torch.atan(t.a)),
+    ("(a * 0.4).asin()", lambda t: (t.a * 0.4).asin()),
+    ("a.sinh()", lambda t: t.a.sinh()),
+    ("torch.cosh(a)", lambda t: torch.cosh(t.a)),
+    ("torch.nn.functional.silu(a)", lambda t: torch.nn.functional.silu(t.a)),
+    ("a.sign() * a", lambda t: t.a.sign() * t.a),
+    ("torch.nn.functional.gelu(a) + torch.nn.functional.gelu(a, approximate='tanh')",
+     lambda t: torch.nn.functional.gelu(t.a) + torch.nn.functional.gelu(t.a, approximate="tanh")),
+    ("torch.maximum(a, b)", lambda t: torch.maximum(t.a, t.b)),
+    ("a.minimum(p)", lambda t: t.a.minimum(t.p)),
+    ("torch.max(a, b) * a.min(p)", lambda t: torch.max(t.a, t.b) * t.a.min(t.p)),
     ("s * a + s", lambda t: t.s * t.a + t.s),
 ]
 
@@ -107,6 +135,18 @@ KINK_CASES = [
     ("z.log()", lambda t: t.z.log()),
     ("1 / z", lambda t: 1 / t.z),
     ("z ** 0.5", lambda t: t.z**0.5),
+    ("k.log1p()", lambda t: t.k.log1p()),
+    ("k.asin()", lambda t: t.k.asin()),
+    ("z.rsqrt()", lambda t: t.z.rsqrt()),
+    ("k.floor() * k", lambda t: t.k.floor() * t.k),
+    ("(k * 0.5).round() + k", lambda t: (t.k * 0.5).round() + t.k),
+    ("k.sign() + k.ceil() + k.trunc()", lambda t: t.k.sign() + t.k.ceil() + t.k.trunc()),
+    ("torch.maximum(k, k * 0)", lambda t: torch.maximum(t.k, t.k * 0)),
+    ("torch.nn.functional.leaky_relu(k, 0.1)", lambda t: torch.nn.functional.leaky_relu(t.k, 0.1)),
+    ("torch.nn.functional.elu(k, 2)", lambda t: torch.nn.functional.elu(t.k, 2)),
+    ("torch.nn.functional.hardtanh(k)", lambda t: torch.nn.functional.hardtanh(t.k)),
+    ("torch.nn.functional.softplus(k * 30)", lambda t: torch.nn.functional.softplus(t.k * 30)),
+    ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
 ]
 
 
@@ -148,13 +188,35 @@ def _assert_close(ours, theirs, label):
             assert a == pytest.approx(b, rel=1e-9, abs=1e-12), f"{label}[{k}]: derived {a}, torch {b}"
 
 
+# Step functions: sympy.diff leaves floor's derivative unevaluated (it has none at the jumps), so torch is the oracle.
+STEP_CASES = [
+    ("torch.floor(a * 3) + a", lambda t: torch.floor(t.a * 3) + t.a),
+    ("(a * 3).ceil() * a", lambda t: (t.a * 3).ceil() * t.a),
+    ("torch.round(a * 3) * a", lambda t: torch.round(t.a * 3) * t.a),
+    ("a.trunc() + a * 2", lambda t: t.a.trunc() + t.a * 2),
+]
+
+# Activations written piecewise (torch's branches, as custom functions): sympy.diff leaves their derivative
+# unevaluated, so torch is the oracle.
+PIECEWISE_CASES = [
+    ("torch.nn.functional.leaky_relu(a) + torch.nn.functional.leaky_relu(a, 0.2)",
+     lambda t: torch.nn.functional.leaky_relu(t.a) + torch.nn.functional.leaky_relu(t.a, 0.2)),
+    ("torch.nn.functional.elu(a) * torch.nn.functional.elu(a, alpha=0.5)",
+     lambda t: torch.nn.functional.elu(t.a) * torch.nn.functional.elu(t.a, alpha=0.5)),
+    ("torch.nn.functional.hardtanh(a) + torch.nn.functional.hardtanh(a, -0.25, 0.75)",
+     lambda t: torch.nn.functional.hardtanh(t.a) + torch.nn.functional.hardtanh(t.a, -0.25, 0.75)),
+    ("torch.nn.functional.softplus(a) + torch.nn.functional.softplus(a * 9, beta=2, threshold=10)",
+     lambda t: torch.nn.functional.softplus(t.a) + torch.nn.functional.softplus(t.a * 9, beta=2, threshold=10)),
+]
+
 # Ops that cut the graph: torch does not differentiate through them, and neither does sympy.diff of Detached.
 CUT_CASES = [
     ("a.detach() * a + b", lambda t: t.a.detach() * t.a + t.b),
 ]
 
 
-@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + CUT_CASES, ids=[c[0] for c in CASES + KINK_CASES + CUT_CASES])
+@pytest.mark.parametrize(("expr", "fn"), CASES + KINK_CASES + STEP_CASES + PIECEWISE_CASES + CUT_CASES,
+                         ids=[c[0] for c in CASES + KINK_CASES + STEP_CASES + PIECEWISE_CASES + CUT_CASES])
 def test_op_matches_torch(expr, fn):
     """The value, every leaf's grad and the grad_fn name agree with torch."""
     pool = {**INPUTS, **KINKS}
@@ -188,4 +250,5 @@ def test_kinks_are_reported():
     for expr, fn in KINK_CASES:
         d, _, _ = _mirror(expr, fn, KINKS)
         keys |= {k.key for k in d.passes[0].kinks}
-    assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0"}
+    assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
+                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear"}

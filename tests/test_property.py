@@ -37,9 +37,16 @@ EXTREME = ["1e308", "-1e308", "1.7976931348623157e308", "1e-308", "5e-324", "-5e
 # in expressions a literal is refused when Python would make it inf or 0.0 (1e400, 1e-400), so keep some
 LITERALS = NUMBERS + ["1e308", "1e-308", "5e-324", "1e-310", "3.4e38", "1e-45", "1e20", "1e-20", "-0.0", "1e400"]
 UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "relu()", "abs()", "sum()",
-         "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)"]
-ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)"]
-TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})"]
+         "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)", "log1p()",
+         "expm1()", "exp2()", "rsqrt()", "atan()", "asin()", "sinh()", "cosh()", "sign()", "floor()", "ceil()",
+         "round()", "trunc()"]
+ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)", "unsqueeze(0)",
+             "unsqueeze(-1)", "squeeze()", "flatten()"]
+TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})",
+              "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})",
+              "torch.nn.functional.leaky_relu({a}, 0.2)", "torch.nn.functional.elu({a})",
+              "torch.nn.functional.hardtanh({a})", "torch.nn.functional.softplus({a})", "torch.nn.functional.gelu({a})",
+              "torch.nn.functional.gelu({a}, approximate='tanh')", "torch.mul({a}, 2)", "{a}.neg()", "{a}.div(4)"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 
@@ -73,7 +80,9 @@ def specs(draw) -> str:
             other = draw(st.sampled_from([b, draw(st.sampled_from(LITERALS if extreme else NUMBERS))]))
             expr = f"{a} {draw(st.sampled_from(BINARY))} {other}"
         elif kind == 4:
-            expr = draw(st.sampled_from([f"{a} @ {b}", f"{a}.T", f"-{a}[0]", f"{a}[-1] * 2"]))
+            expr = draw(st.sampled_from([f"{a} @ {b}", f"{a}.T", f"-{a}[0]", f"{a}[-1] * 2", f"torch.maximum({a}, {b})",
+                                         f"{a}.minimum({b})", f"torch.max({a}, {b})", f"{a}[1:]", f"{a}[:, ::2]",
+                                         f"{a}[-1, :1]"]))
         else:
             expr = f"({a} * {draw(st.sampled_from(LITERALS if extreme else NUMBERS))}).{draw(st.sampled_from(UNARY))}"
         lines.append(f"  s{j}: {expr}")

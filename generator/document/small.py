@@ -325,6 +325,8 @@ class SmallBuilder(DocumentBuilder):
             row = []
             for sym in self.d.symbols[leaf.name]:
                 derivative = sp.diff(e, sym)
+                if not _smooth(derivative):
+                    return None
                 if _factorable(derivative):
                     derivative = sp.factor(derivative)
                 row.append(self.printer.doprint(derivative))
@@ -355,8 +357,10 @@ class SmallBuilder(DocumentBuilder):
         env = {s: v for n in self.graph.nodes if n.is_leaf for s, v in zip(self.d.symbols[n.name], self.d.values[n.name])}
         lines = [rf"{name_tex(out.name)} = {self.printer.doprint(expr)}"]
         wanted = [sym for leaf in p.vjp for sym in self.d.symbols[leaf]]
-        for sym in wanted[:MAX_ALL_AT_ONCE_PARTIALS]:
-            derivative = sp.diff(expr, sym)
+        derivatives = [sp.diff(expr, sym) for sym in wanted[:MAX_ALL_AT_ONCE_PARTIALS]]
+        if not all(map(_smooth, derivatives)):
+            return (), 0
+        for sym, derivative in zip(wanted, derivatives):
             value = evaluate(derivative, env)
             shown = sp.factor(derivative) if _factorable(derivative) else derivative
             lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
@@ -374,11 +378,13 @@ class SmallBuilder(DocumentBuilder):
         sym = self.d.symbols[leaf.name][0]
         old = env[sym]
         derivative = sp.diff(expr, sym)
+        if not _smooth(derivative):
+            return None
         if evaluate(derivative, env) != p.vjp[leaf.name][0]:  # the formula must give the derivation's own number first
             return None
         new = old + 1
         value = evaluate(derivative, {**env, sym: new})
-        if not (value.is_Rational or value.is_finite) or value.has(sp.nan, sp.zoo):
+        if not value.is_number or not (value.is_Rational or value.is_finite) or value.has(sp.nan, sp.zoo):
             return None
         shown = sp.factor(derivative) if _factorable(derivative) else derivative
         element = leaf.name + "".join(f"[{i}]" for i in unravel(0, leaf.shape))
@@ -443,6 +449,8 @@ class SmallBuilder(DocumentBuilder):
         size = numel(self.graph.node(target).shape)
         for j in range(size):
             derivative = sp.diff(expr, self.d.symbols[target][j])
+            if not _smooth(derivative):
+                continue
             value = self.d.values[result][j]
             check = evaluate(derivative, env)
             if abs(complex(sp.N(check - value, 30))) > 1e-12 * max(1.0, abs(complex(sp.N(value, 30)))):
@@ -541,6 +549,11 @@ def story_of(graph) -> dict:
     if all(e or a for e, a in zip(elementwise, alike)):
         return dict(story="reduced", reducers=tuple(n.name for n, a in zip(ops, alike) if a))
     return dict(story="", reducers=())
+
+
+def _smooth(derivative: sp.Expr) -> bool:
+    """Tell whether sympy found a derivative it can evaluate (not floor's unevaluated one, nor sign's delta)."""
+    return not derivative.has(sp.Derivative, sp.Subs, sp.DiracDelta)
 
 
 def _factorable(expr: sp.Expr) -> bool:

@@ -10,6 +10,7 @@ summed in a fixed order by plain additions, which are exact IEEE operations.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -32,6 +33,13 @@ log = _wide(np.log)
 sin = _wide(np.sin)
 cos = _wide(np.cos)
 tanh = _wide(np.tanh)
+sinh = _wide(np.sinh)
+cosh = _wide(np.cosh)
+arcsin = _wide(np.arcsin)
+arctan = _wide(np.arctan)
+log1p = _wide(np.log1p)
+expm1 = _wide(np.expm1)
+erf = np.vectorize(math.erf, otypes=[np.float64])  # the C library's erf (numpy has none): one path on every CPU
 power = _wide(np.power)
 
 

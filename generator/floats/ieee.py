@@ -26,6 +26,13 @@ NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
     sp.sin: fmath.sin,
     sp.cos: fmath.cos,
     sp.tanh: fmath.tanh,
+    sp.sinh: fmath.sinh,
+    sp.cosh: fmath.cosh,
+    sp.asin: fmath.arcsin,
+    sp.atan: fmath.arctan,
+    sp.floor: np.floor,
+    sp.ceiling: np.ceil,
+    sp.erf: fmath.erf,
     sp.Abs: np.abs,
     sp.sign: np.sign,
 }
@@ -64,6 +71,8 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
             return reduce(np.minimum, args)
         if expr.func in NUMPY:
             return NUMPY[expr.func](*args)
+        if getattr(expr.func, "in_float64", False):  # computed as torch computes it (log1p), not through sympy
+            return np.float64(expr.func.numeric(*args))
     # the kink functions: let them decide on the rounded numbers
     result = expr.func(*(sp.Float(a) if math.isfinite(a) else number_back(a) for a in args))
     return number(result) if result.is_number else np.float64("nan")

@@ -56,7 +56,7 @@ def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
 def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] | None = None) -> Any:
     if expr in env:
         return env[expr]
-    if expr.is_Number or expr in (sp.oo, -sp.oo, sp.nan):
+    if expr.is_Number or expr.is_NumberSymbol or expr in (sp.oo, -sp.oo, sp.nan):
         return number(expr) if cast is None else cast(number(expr))
     if cast is not None and expr.is_Pow:
         # torch's pow kernel multiplies for a number exponent 3 or -2: x ** 3 is (x * x) * x, x ** -2 is 1 / (x * x)

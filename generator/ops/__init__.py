@@ -26,9 +26,11 @@ from .softmax import SOFTMAX
 REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION + LOSSES}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
-KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha")
+# (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)
+KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha",
+            "inplace", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
 # The keywords that take a string, and the strings each may take.
-CHOICES = {"reduction": LOSS_REDUCTIONS}
+CHOICES = {"reduction": LOSS_REDUCTIONS, **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}
 
 # The order in which messages list the function names (a new op's names follow these).
 LISTED = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "norm", "max", "min",

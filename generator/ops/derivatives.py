@@ -80,6 +80,251 @@ class Inside(sp.Function):
         return np.where((lo <= a) & (a <= hi), 1.0, 0.0)
 
 
+class Log1p(sp.Function):
+    """ln(1 + a), which torch's log1p computes without first rounding 1 + a."""
+
+    nargs = 1
+    in_float64 = True  # float64 evaluates numeric (generator/floats/ieee.py)
+
+    @classmethod
+    def eval(cls, a):
+        if not a.is_number:
+            return None
+        if a == -1:
+            return -sp.oo  # log1p(-1), as torch
+        return sp.nan if a is sp.nan or bool(a < -1) else sp.log(1 + a)
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + self.args[0])
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return fmath.log1p(a)
+
+
+class Expm1(sp.Function):
+    """e^a - 1, which torch's expm1 computes without the cancellation of exp(a) - 1."""
+
+    nargs = 1
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a):
+        return sp.exp(a) - 1 if a.is_number else None
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[0])
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return fmath.expm1(a)
+
+
+class RoundHalfEven(sp.Function):
+    """torch.round: the nearest integer, a half to the even one (round(0.5) = 0, round(1.5) = 2)."""
+
+    nargs = 1
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a):
+        if not a.is_number:
+            return None
+        if a in (sp.nan, sp.oo, -sp.oo):
+            return a
+        a = sp.Rational(a) if isinstance(a, sp.Float) else a  # a Float's exact binary value
+        down = sp.floor(a)
+        rest = a - down
+        if rest == sp.Rational(1, 2):
+            return down if down % 2 == 0 else down + 1
+        return down + 1 if rest > sp.Rational(1, 2) else down
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return np.rint(a)
+
+
+class Trunc(sp.Function):
+    """torch.trunc: toward zero (trunc(-1.5) = -1)."""
+
+    nargs = 1
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a):
+        if not a.is_number:
+            return None
+        if a in (sp.nan, sp.oo, -sp.oo):
+            return a
+        return sp.floor(a) if a >= 0 else sp.ceiling(a)
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(a):
+        """The same on float64 arrays."""
+        return np.trunc(a)
+
+
+class Above(sp.Function):
+    """d maximum(a, b) / da: 1 where a > b, 1/2 where a = b (torch splits a tie), 0 where a < b."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if _numbers(a, b):
+            if a is sp.nan or b is sp.nan:
+                return sp.Integer(1)  # torch zeroes where a < b and halves where a == b: neither holds for nan
+            if same_number(a, b):
+                return sp.Rational(1, 2)
+            return sp.Integer(1) if bool(a > b) else sp.Integer(0)
+        return None
+
+    @staticmethod
+    def numeric(a, b):
+        """The same on float64 arrays."""
+        return np.where(a == b, 0.5, np.where(a < b, 0.0, 1.0))
+
+
+def _real(*args: sp.Expr) -> bool:
+    return _numbers(*args) and sp.nan not in args
+
+
+class LeakyRelu(sp.Function):
+    """leaky_relu(a) with slope s below 0: a where a > 0, else s·a (torch: x > 0 ? x : x * s)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, s):
+        if _real(a, s):
+            return a if bool(a > 0) else s * a
+        return sp.nan if sp.nan in (a, s) else None
+
+    @staticmethod
+    def numeric(a, s):
+        """The same on float64 arrays."""
+        return np.where(a > 0, a, a * s)
+
+
+class LeakySlope(sp.Function):
+    """leaky_relu'(a): 1 where a > 0, else s (torch: s at 0 too, and for nan)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, s):
+        if _numbers(a, s):
+            return sp.Integer(1) if a is not sp.nan and bool(a > 0) else s
+        return None
+
+    @staticmethod
+    def numeric(a, s):
+        """The same on float64 arrays."""
+        return np.where(a > 0, 1.0, s)
+
+
+class Elu(sp.Function):
+    """elu(a): a where a > 0, else alpha·(e^a - 1)."""
+
+    nargs = 2
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a, alpha):
+        if _real(a, alpha):
+            return a if bool(a > 0) else alpha * (sp.exp(a) - 1)
+        return sp.nan if sp.nan in (a, alpha) else None
+
+    @staticmethod
+    def numeric(a, alpha):
+        """The same on float64 arrays (e^a - 1 as expm1, as torch's kernel)."""
+        return np.where(a > 0, a, alpha * fmath.expm1(a))
+
+
+class EluSlope(sp.Function):
+    """elu'(a): 1 where a > 0, else alpha·e^a (torch takes the left side at 0: alpha)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, alpha):
+        if _numbers(a, alpha):
+            return alpha * sp.exp(a) if a is not sp.nan and bool(a <= 0) else sp.Integer(1)
+        return None
+
+    @staticmethod
+    def numeric(a, alpha):
+        """The same on float64 arrays."""
+        return np.where(a <= 0, alpha * fmath.exp(a), 1.0)
+
+
+class Between(sp.Function):
+    """hardtanh'(a): 1 where lo < a < hi, 0 on a bound and beyond (torch: x <= lo or x >= hi gives 0)."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, a, lo, hi):
+        if _numbers(a, lo, hi):
+            if a is sp.nan:
+                return sp.Integer(1)  # neither comparison holds for nan: torch passes the gradient
+            return sp.Integer(0) if bool(a <= lo) or bool(a >= hi) else sp.Integer(1)
+        return None
+
+    @staticmethod
+    def numeric(a, lo, hi):
+        """The same on float64 arrays."""
+        return np.where((a <= lo) | (a >= hi), 0.0, 1.0)
+
+
+class Softplus(sp.Function):
+    """softplus(a): ln(1 + e^(beta·a)) / beta, and a itself where beta·a > threshold (as torch)."""
+
+    nargs = 3
+    in_float64 = True
+
+    @classmethod
+    def eval(cls, a, beta, threshold):
+        if _real(a, beta, threshold):
+            return a if bool(a * beta > threshold) else sp.log(1 + sp.exp(beta * a)) / beta
+        return sp.nan if sp.nan in (a, beta, threshold) else None
+
+    @staticmethod
+    def numeric(a, beta, threshold):
+        """The same on float64 arrays."""
+        return np.where(a * beta > threshold, a, fmath.log1p(fmath.exp(a * beta)) / beta)
+
+
+class SoftplusSlope(sp.Function):
+    """softplus'(a): e^(beta·a) / (e^(beta·a) + 1), and 1 where beta·a > threshold."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, a, beta, threshold):
+        if _real(a, beta, threshold):
+            if bool(a * beta > threshold):
+                return sp.Integer(1)
+            z = sp.exp(beta * a)
+            return z / (z + 1)
+        return sp.nan if sp.nan in (a, beta, threshold) else None
+
+    @staticmethod
+    def numeric(a, beta, threshold):
+        """The same on float64 arrays."""
+        z = fmath.exp(a * beta)
+        return np.where(a * beta > threshold, 1.0, z / (z + 1))
+
+
 class TieShare(sp.Function):
     """max'/min' for one element: 1/k if it is one of k tied extremes, else 0."""
 
@@ -201,7 +446,7 @@ class PowBase(sp.Function):
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf; where the mask is
 # narrower than "the derivative is 0", the function says where with masks(*args).
-MASKS = (Positive, Inside, TieShare, PowBase)
+MASKS = (Positive, Inside, TieShare, PowBase, Above, Between)
 
 
 def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
@@ -236,6 +481,49 @@ class Printer(LatexPrinter):
         if expr.args[2] == sp.oo:
             return rf"\left[{a} \ge {lo}\right]"
         return rf"\left[{lo} \le {a} \le {hi}\right]"
+
+    def _print_Log1p(self, expr: sp.Expr) -> str:
+        return rf"\ln\left(1 + {self._print(expr.args[0])}\right)"
+
+    def _print_Expm1(self, expr: sp.Expr) -> str:
+        return rf"\left(e^{{{self._print(expr.args[0])}}} - 1\right)"
+
+    def _print_RoundHalfEven(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{round}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Trunc(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{trunc}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Above(self, expr: sp.Expr) -> str:
+        a, b = (self._print(x) for x in expr.args)
+        return rf"\left(\left[{a} > {b}\right] + \tfrac{{1}}{{2}}\left[{a} = {b}\right]\right)"
+
+    def _print_LeakySlope(self, expr: sp.Expr) -> str:
+        a, slope = (self._print(x) for x in expr.args)
+        return rf"\left(\left[{a} > 0\right] + {slope} \left[{a} \le 0\right]\right)"
+
+    def _print_LeakyRelu(self, expr: sp.Expr) -> str:
+        a, slope = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{leaky\_relu}}_{{{slope}}}\left({a}\right)"
+
+    def _print_Elu(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{elu}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_EluSlope(self, expr: sp.Expr) -> str:
+        a, alpha = expr.args
+        left = self._print(sp.Mul(alpha, sp.exp(a), evaluate=False)) if alpha != 1 else self._print(sp.exp(a))
+        return rf"\left(\left[{self._print(a)} > 0\right] + {left} \left[{self._print(a)} \le 0\right]\right)"
+
+    def _print_Between(self, expr: sp.Expr) -> str:
+        a, lo, hi = (self._print(x) for x in expr.args)
+        return rf"\left[{lo} < {a} < {hi}\right]"
+
+    def _print_Softplus(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{softplus}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_SoftplusSlope(self, expr: sp.Expr) -> str:
+        a, beta, _ = expr.args
+        return self._print(1 / (1 + sp.exp(-beta * a)))
 
     def _print_Detached(self, expr: sp.Expr) -> str:
         return rf"\operatorname{{detach}}\left({self._print(expr.args[0])}\right)"

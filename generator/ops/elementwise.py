@@ -18,7 +18,10 @@ from .base import (
     LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
 )
-from .derivatives import Detached, Inside, Positive, PowBase, PowLog, Printer, masked_zeros
+from .derivatives import (
+    Above, Between, Detached, Elu, EluSlope, Expm1, Inside, LeakyRelu, LeakySlope, Log1p, Positive, PowBase, PowLog,
+    Printer, RoundHalfEven, Softplus, SoftplusSlope, Trunc, masked_zeros,
+)
 
 @lru_cache(maxsize=None)
 def _generic(op: "Elementwise", consts: tuple[Any, ...], params: tuple[tuple[str, Any], ...]):
@@ -54,6 +57,12 @@ class Elementwise(Op):
 
     def shape(self, shapes, params):
         return broadcast(*shapes)
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        if len(self.df) != 2:
+            return super().call(walk, name, subject, args, kwargs, top=top)
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]  # x.mul(y), torch.mul(x, y)
+        return self.operate(walk, [walk.tensor(subject, f"{name}'s operand"), walk.visit(other)], top=top)
 
     def dtype_local(self, cast, xs, out, shapes, params):
         if not self.fused:
@@ -206,8 +215,8 @@ def _double(compute: Callable[[], Any]) -> Fraction:
     return Fraction(value)
 
 
-def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, **kw):
-    return Elementwise(key, rule, grad_fn, Spelling(operator=operator, symbol=symbol), f=f, df=df, tex=tex,
+def _binary(key, rule, grad_fn, f, df, tex, torch_fn, operator, symbol, names=(), **kw):
+    return Elementwise(key, rule, grad_fn, Spelling(names=names, operator=operator, symbol=symbol), f=f, df=df, tex=tex,
                        torch_fn=torch_fn, **kw)
 
 
@@ -216,14 +225,21 @@ CONSTANT_FACTOR = "constant multiple rule"
 
 
 def _unary(key, rule, grad_fn, f, df, tex, torch_fn, kink=None, spelling=None, divides=(), fused=False, saves=True,
-           tracks=True):
-    at, mask, note = (None, None, "") if kink is None else (_at_zero(kink), lambda a: a == 0, kink)
+           tracks=True, where=None):
+    """An op of one tensor; kink names its note at 0, or at the points where(a) is true (on numbers and arrays)."""
+    if kink is None:
+        at, mask, note = None, None, ""
+    elif where is None:
+        at, mask, note = _at_zero(kink), lambda a: a == 0, kink
+    else:
+        at, mask, note = (lambda a: kink if bool(where(a)) else None), where, kink
     return Elementwise(key, rule, grad_fn, Spelling(names=(key,)) if spelling is None else spelling, f=f, df=(df,),
                        tex=tex, torch_fn=torch_fn, kink_at=at, kink_mask=mask, kink_key=note, divides=divides,
                        fused=fused, saves=saves, tracks=tracks, inexact32=key in INEXACT32)
 
 
-INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid")  # float32 kernels within an ulp, not correctly rounded
+INEXACT32 = ("exp", "log", "sin", "cos", "tanh", "sigmoid", "log1p", "expm1", "exp2", "rsqrt", "atan", "asin", "sinh",
+             "cosh", "silu", "elu", "softplus", "gelu")  # float32 kernels within an ulp, not correctly rounded
 
 
 MAX_EXPONENT = 64  # |constant exponent| in a ** b
@@ -355,6 +371,78 @@ class Sub(Elementwise):
         return (1,) if consts[0] else (0, 1)  # rsub(x, c) keeps the number as a scalar, not a tensor
 
 
+@dataclass(frozen=True)
+class Pairwise(Elementwise):
+    """torch.maximum(a, b) and torch.minimum(a, b): two tensors, element by element; a tie shares the gradient."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = bind_args(name, args, kwargs, ("other",), required=("other",))["other"]
+        a = walk.tensor(subject, f"{name}'s operand")
+        return walk.make(self.key, [a, walk.tensor(other, f"{name}'s other operand")], top=top)
+
+
+@dataclass(frozen=True)
+class Activation(Elementwise):
+    """A torch.nn.functional activation with arguments after its input: numbers, or a word (gelu's approximate)."""
+
+    defaults: tuple[tuple[str, Any], ...] = ()  # torch's arguments after the input, with torch's defaults
+    words: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the word arguments and the words torch takes
+
+    def call_params(self, walk, name, args, kwargs):
+        names = tuple(k for k, _ in self.defaults)
+        bound = bind_args(name, args, kwargs, names + ("inplace",))
+        inplace = bound.get("inplace")
+        if inplace is not None and not (isinstance(inplace, ast.Constant) and inplace.value is False):
+            raise ExprError(f"{name}(inplace=True) overwrites its input, which autograd needs (allowed: inplace=False)")
+        words = dict(self.words)
+        params = {}
+        for key, default in self.defaults:
+            node = bound.get(key)
+            if key in words:
+                value = default if node is None else node.value if isinstance(node, ast.Constant) else None
+                if value not in words[key]:
+                    allowed = " or ".join(repr(w) for w in words[key])
+                    raise ExprError(f"{name}()'s {key}= must be {allowed} (allowed: {allowed})")
+            else:
+                value = default if node is None else walk.visit(node)
+                if isinstance(value, str):
+                    raise ExprError(f"{name}()'s {key}= must be a number (allowed: a number)")
+            params[key] = value
+        return params
+
+    def exact_params(self, params):
+        return {k: v if isinstance(v, str) else exact_number(v) for k, v in params.items()}
+
+    def dtype_params(self, cast, params):
+        # torch turns a number argument into the tensor's dtype before its kernel
+        return {k: v if isinstance(v, str) else sp.Rational(Fraction(float(cast(np.array(float(v))))))
+                for k, v in params.items()}
+
+    def run(self, torch, ts, params):
+        return self.torch_fn(torch, *ts, **{k: v if isinstance(v, str) else float(v) for k, v in params.items()})
+
+
+GELU_KAPPA = sp.Rational(44715, 10**6)  # torch's 0.044715 in the tanh approximation
+SQRT_2_OVER_PI = sp.sqrt(2 / sp.pi)
+
+
+def _gelu(a, approximate):
+    if approximate == "tanh":
+        return a / 2 * (1 + sp.tanh(SQRT_2_OVER_PI * (a + GELU_KAPPA * a**3)))
+    return a / 2 * (1 + sp.erf(a / sp.sqrt(2)))
+
+
+def _gelu_slope(a, o, approximate):
+    if approximate == "tanh":  # torch's gelu_backward, term by term
+        t = sp.tanh(SQRT_2_OVER_PI * (a + GELU_KAPPA * a**3))
+        return (1 + t) / 2 + a / 2 * (1 - t**2) * SQRT_2_OVER_PI * (1 + 3 * GELU_KAPPA * a**2)
+    return (1 + sp.erf(a / sp.sqrt(2))) / 2 + a * sp.exp(-(a**2) / 2) / sp.sqrt(2 * sp.pi)
+
+
+def _subscript(name: str, value, default) -> str:
+    return rf"\operatorname{{{name}}}" if value == default else rf"\operatorname{{{name}}}_{{{sp.latex(value)}}}"
+
+
 def _frac(a: str, b: str) -> str:
     return rf"\frac{{{a}}}{{{b}}}"
 
@@ -449,20 +537,42 @@ def _sigmoid(a):
     return 1 / (1 + sp.exp(-a))
 
 
+def _silu_slope(a):
+    s = _sigmoid(a)
+    return s * (1 + a * (1 - s))  # torch's silu_backward, in its order
+
+
+def _integer(a):
+    return a == np.floor(a) if isinstance(a, np.ndarray) or isinstance(a, float) else a == sp.floor(a)
+
+
+def _half(a):
+    return a - np.floor(a) == 0.5 if isinstance(a, np.ndarray) or isinstance(a, float) else a - sp.floor(a) == sp.Rational(1, 2)
+
+
+def _pole(at):
+    return lambda a: a == at
+
+
+STEP = "step function: flat, so the derivative is 0"
+
+
 ELEMENTWISE = [
     _binary("add", "sum rule", "AddBackward0", lambda a, b: a + b,
             (lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(1)),
             lambda a, b: f"{a} + {b}", lambda torch, a, b: a + b, ast.Add, "+", const_rule=CONSTANT_TERM, saves=False,
             wraps_numbers=True),
-    Sub("sub", "difference rule", "SubBackward0", Spelling(operator=ast.Sub, symbol="-"), f=lambda a, b: a - b,
+    Sub("sub", "difference rule", "SubBackward0", Spelling(names=("sub", "subtract"), operator=ast.Sub, symbol="-"),
+        f=lambda a, b: a - b,
         df=(lambda a, b, o: sp.Integer(1), lambda a, b, o: sp.Integer(-1)),
         tex=lambda a, b: f"{a} - {b}", torch_fn=lambda torch, a, b: a - b, const_rule=CONSTANT_TERM, saves=False,
         wraps_numbers=True),
     _binary("mul", "product rule", "MulBackward0", lambda a, b: a * b,
             (lambda a, b, o: b, lambda a, b, o: a),
-            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", const_rule=CONSTANT_FACTOR,
-            wraps_numbers=True),
-    Div("div", "quotient rule", "DivBackward0", Spelling(operator=ast.Div, symbol="/"), f=lambda a, b: a / b,
+            lambda a, b: rf"{a} \cdot {b}", lambda torch, a, b: a * b, ast.Mult, "*", names=("mul", "multiply"),
+            const_rule=CONSTANT_FACTOR, wraps_numbers=True),
+    Div("div", "quotient rule", "DivBackward0", Spelling(names=("div", "divide", "true_divide"), operator=ast.Div, symbol="/"),
+        f=lambda a, b: a / b,
         df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
         tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False),
         wraps_numbers=True),
@@ -472,7 +582,8 @@ ELEMENTWISE = [
         tex=lambda a, b: f"{{{a}}}^{{{b}}}", torch_fn=lambda torch, a, b: a**b, kink_at=_pow_kink,
         kink_mask=_pow_kink_mask, kink_key="pow0"),
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
-           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(operator=ast.USub, symbol="-"), saves=False),
+           lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(names=("neg", "negative"), operator=ast.USub, symbol="-"),
+           saves=False),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
            lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
@@ -494,6 +605,84 @@ ELEMENTWISE = [
            kink="relu0"),
     _unary("abs", "derivative of the absolute value", "AbsBackward0", sp.Abs, lambda a, o: sp.sign(a),
            lambda a: rf"\left\lvert {a}\right\rvert", lambda torch, a: torch.abs(a), kink="abs0"),
+    _unary("log1p", "logarithm rule", "Log1PBackward0", Log1p, lambda a, o: 1 / (1 + a),
+           lambda a: rf"\ln\left(1 + {a}\right)", lambda torch, a: torch.log1p(a), kink="log1p", where=_pole(-1),
+           divides=(True,)),
+    _unary("expm1", "exponential rule", "Expm1Backward0", Expm1, lambda a, o: o + 1,
+           lambda a: rf"e^{{{a}}} - 1", lambda torch, a: torch.expm1(a)),
+    _unary("exp2", "exponential rule", "Exp2Backward0", lambda a: 2**a, lambda a, o: o * sp.log(2),
+           lambda a: rf"2^{{{a}}}", lambda torch, a: torch.exp2(a)),
+    _unary("rsqrt", "power rule", "RsqrtBackward0", lambda a: 1 / sp.sqrt(a), lambda a, o: -(o**3) / 2,
+           lambda a: _frac("1", rf"\sqrt{{{a}}}"), lambda torch, a: torch.rsqrt(a), kink="rsqrt0"),
+    _unary("atan", "derivative of arctangent", "AtanBackward0", sp.atan, lambda a, o: 1 / (1 + a**2),
+           lambda a: rf"\arctan {a}", lambda torch, a: torch.atan(a), divides=(True,)),
+    _unary("asin", "derivative of arcsine", "AsinBackward0", sp.asin, lambda a, o: 1 / sp.sqrt(1 - a**2),
+           lambda a: rf"\arcsin {a}", lambda torch, a: torch.asin(a), kink="asin1", where=lambda a: abs(a) == 1),
+    _unary("sinh", "derivative of sinh", "SinhBackward0", sp.sinh, lambda a, o: sp.cosh(a),
+           lambda a: rf"\sinh {a}", lambda torch, a: torch.sinh(a)),
+    _unary("cosh", "derivative of cosh", "CoshBackward0", sp.cosh, lambda a, o: sp.sinh(a),
+           lambda a: rf"\cosh {a}", lambda torch, a: torch.cosh(a)),
+    _unary("silu", "derivative of silu", "SiluBackward0", lambda a: a * _sigmoid(a), lambda a, o: _silu_slope(a),
+           lambda a: rf"\operatorname{{silu}}\left({a}\right)", lambda torch, a: torch.nn.functional.silu(a),
+           spelling=Spelling(functional=("silu",))),
+    _unary("sign", STEP, "SignBackward0", sp.sign, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{sign}}\left({a}\right)", lambda torch, a: torch.sign(a), kink="step",
+           saves=False),
+    _unary("floor", STEP, "FloorBackward0", sp.floor, lambda a, o: sp.Integer(0),
+           lambda a: rf"\left\lfloor {a}\right\rfloor", lambda torch, a: torch.floor(a), kink="step",
+           where=_integer, saves=False),
+    _unary("ceil", STEP, "CeilBackward0", sp.ceiling, lambda a, o: sp.Integer(0),
+           lambda a: rf"\left\lceil {a}\right\rceil", lambda torch, a: torch.ceil(a), kink="step",
+           where=_integer, saves=False),
+    _unary("round", STEP, "RoundBackward0", RoundHalfEven, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{round}}\left({a}\right)", lambda torch, a: torch.round(a), kink="step",
+           where=_half, saves=False),
+    _unary("trunc", STEP, "TruncBackward0", Trunc, lambda a, o: sp.Integer(0),
+           lambda a: rf"\operatorname{{trunc}}\left({a}\right)", lambda torch, a: torch.trunc(a), kink="step",
+           where=lambda a: _integer(a) & (a != 0) if isinstance(a, np.ndarray) else _integer(a) and a != 0,
+           saves=False),
+    Pairwise("maximum", "derivative of maximum", "MaximumBackward0", Spelling(names=("maximum",)),
+             f=lambda a, b: sp.Max(a, b), df=(lambda a, b, o: Above(a, b), lambda a, b, o: Above(b, a)),
+             tex=lambda a, b: rf"\max\left({a}, {b}\right)", torch_fn=lambda torch, a, b: torch.maximum(a, b),
+             kink_at=lambda a, b: "tie2" if a == b else None, kink_mask=lambda a, b: a == b, kink_key="tie2"),
+    Pairwise("minimum", "derivative of minimum", "MinimumBackward0", Spelling(names=("minimum",)),
+             f=lambda a, b: sp.Min(a, b), df=(lambda a, b, o: Above(b, a), lambda a, b, o: Above(a, b)),
+             tex=lambda a, b: rf"\min\left({a}, {b}\right)", torch_fn=lambda torch, a, b: torch.minimum(a, b),
+             kink_at=lambda a, b: "tie2" if a == b else None, kink_mask=lambda a, b: a == b, kink_key="tie2"),
+    Activation("leaky_relu", "derivative of leaky relu", "LeakyReluBackward0", Spelling(functional=("leaky_relu",)),
+               f=lambda a, negative_slope: LeakyRelu(a, negative_slope), df=(lambda a, o, negative_slope: LeakySlope(a, negative_slope),),
+               tex=lambda a, negative_slope: rf"\operatorname{{leaky\_relu}}_{{{sp.latex(negative_slope)}}}\left({a}\right)",
+               torch_fn=lambda torch, a, negative_slope: torch.nn.functional.leaky_relu(a, negative_slope),
+               kink_at=lambda a, negative_slope: "leaky0" if a == 0 else None,
+               kink_mask=lambda a, negative_slope: a == 0, kink_key="leaky0",
+               defaults=(("negative_slope", Fraction(1, 100)),)),
+    Activation("elu", "derivative of elu", "EluBackward0", Spelling(functional=("elu",)),
+               f=lambda a, alpha: Elu(a, alpha), df=(lambda a, o, alpha: EluSlope(a, alpha),),
+               tex=lambda a, alpha: rf"{_subscript('elu', alpha, 1)}\left({a}\right)",
+               torch_fn=lambda torch, a, alpha: torch.nn.functional.elu(a, alpha),
+               kink_at=lambda a, alpha: "elu0" if a == 0 and alpha != 1 else None,
+               kink_mask=lambda a, alpha: (a == 0) & (float(alpha) != 1), kink_key="elu0", defaults=(("alpha", Fraction(1)),)),
+    Activation("hardtanh", "derivative of hardtanh", "HardtanhBackward0", Spelling(functional=("hardtanh",)),
+               f=lambda a, min_val, max_val: sp.Min(sp.Max(a, min_val), max_val),
+               df=(lambda a, o, min_val, max_val: Between(a, min_val, max_val),),
+               tex=lambda a, min_val, max_val: rf"\operatorname{{hardtanh}}\left({a}, {sp.latex(min_val)}, {sp.latex(max_val)}\right)",
+               torch_fn=lambda torch, a, min_val, max_val: torch.nn.functional.hardtanh(a, min_val, max_val),
+               kink_at=lambda a, min_val, max_val: "hardtanh_edge" if a in (min_val, max_val) else None,
+               kink_mask=lambda a, min_val, max_val: (a == float(min_val)) | (a == float(max_val)), kink_key="hardtanh_edge",
+               defaults=(("min_val", Fraction(-1)), ("max_val", Fraction(1)))),
+    Activation("softplus", "derivative of softplus", "SoftplusBackward0", Spelling(functional=("softplus",)),
+               f=lambda a, beta, threshold: Softplus(a, beta, threshold), df=(lambda a, o, beta, threshold: SoftplusSlope(a, beta, threshold),),
+               tex=lambda a, beta, threshold: rf"{_subscript('softplus', beta, 1)}\left({a}\right)",
+               torch_fn=lambda torch, a, beta, threshold: torch.nn.functional.softplus(a, beta, threshold),
+               kink_at=lambda a, beta, threshold: "softplus_linear" if a * beta > threshold else None,
+               kink_mask=lambda a, beta, threshold: a * float(beta) > float(threshold), kink_key="softplus_linear",
+               defaults=(("beta", Fraction(1)), ("threshold", Fraction(20)))),
+    Activation("gelu", "derivative of gelu", "GeluBackward0", Spelling(functional=("gelu",)),
+               f=_gelu, df=(_gelu_slope,),
+               tex=lambda a, approximate: (r"\operatorname{gelu}_{\tanh}" if approximate == "tanh" else r"\operatorname{gelu}")
+               + rf"\left({a}\right)",
+               torch_fn=lambda torch, a, approximate: torch.nn.functional.gelu(a, approximate=approximate),
+               defaults=(("approximate", "none"),), words=(("approximate", ("none", "tanh")),)),
     # a copy that torch does not record: its result never requires grad, so no gradient flows back through it
     _unary("detach", "detach", "", Detached, lambda a, o: sp.Integer(0),
            lambda a: rf"\operatorname{{detach}}\left({a}\right)", lambda torch, a: a.detach(), tracks=False, saves=False),

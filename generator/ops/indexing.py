@@ -1,72 +1,167 @@
-"""Indexing and reshaping: x[i], one slice along the first dim; x.view(...) and x.reshape(...)."""
+"""Indexing and reshaping: x[i], x[a:b:c] and x[i, a:b, :] (a select or slice per dim, as torch); view and kin."""
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from .base import LETTERS, ExprError, Op, ShapeError, Spelling, fmt_shape, int_index, el, numel, times
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, fmt_shape, int_arg, int_index, el, numel, times
+
+def _sources(shape: tuple[int, ...], key: tuple) -> np.ndarray:
+    """Return, for each element of x[key] in row-major order, the flat position it comes from in x."""
+    return np.arange(numel(shape)).reshape(shape)[key].reshape(-1)
+
 
 @dataclass(frozen=True)
-class Select(Op):
-    """x[i]: one slice along the first dim."""
+class Part(Op):
+    """A part of a tensor that keeps each element as it is: x[i] along a dim (select), x[a:b:c] (slice)."""
+
+    def key_of(self, shape: tuple[int, ...], params: dict[str, Any]) -> tuple:
+        """Return the numpy index that picks this part of a tensor of this shape."""
+        raise NotImplementedError
+
+    def dim_of(self, shape: tuple[int, ...], params: dict[str, Any]) -> int:
+        d = params.get("dim", 0)
+        if not shape or not -len(shape) <= d < len(shape):
+            raise ShapeError("cannot index a 0-d tensor (allowed: indexing tensors with at least one dim)" if not shape
+                             else f"too many indices for a tensor of {len(shape)} dimension(s)"
+                                  f" (allowed: at most {len(shape)})")
+        return d % len(shape)
 
     def shape(self, shapes, params):
-        shape = shapes[0]
-        if not shape:
-            raise ShapeError("cannot index a 0-d tensor (allowed: indexing tensors with at least one dim)")
-        i = params["index"]
-        if not -shape[0] <= i < shape[0]:
-            raise ShapeError(f"index {i} is out of range for size {shape[0]} (allowed: {-shape[0]} to {shape[0] - 1})")
-        return shape[1:]
+        return tuple(np.empty(shapes[0], dtype=np.int8)[self.key_of(shapes[0], params)].shape)
 
     def forward(self, xs, shapes, params):
-        shape = shapes[0]
-        size = numel(shape[1:])
-        start = (params["index"] % shape[0]) * size
-        return xs[0][start:start + size]
+        return [xs[0][j] for j in _sources(shapes[0], self.key_of(shapes[0], params))]
 
     def partials(self, xs, outs, shapes, params):
-        shape = shapes[0]
-        size = numel(shape[1:])
-        start = (params["index"] % shape[0]) * size
-        for k in range(size):
-            yield k, 0, start + k, sp.Integer(1)
+        for k, j in enumerate(_sources(shapes[0], self.key_of(shapes[0], params))):
+            yield k, 0, int(j), sp.Integer(1)
 
     def array_forward(self, xs, shapes, params):
-        return xs[0][params["index"]].copy()
+        return np.asarray(xs[0])[self.key_of(shapes[0], params)].copy()
 
     def array_local(self, xs, out, shapes, params):
-        size = numel(shapes[0][1:])
-        start = (params["index"] % shapes[0][0]) * size
-        return [(0, np.arange(size), start + np.arange(size), np.ones(size), None)]
-
-    def forward_tex(self, out, args, out_shape, params):
-        rest = list(LETTERS[: len(out_shape)])
-        index = params["index"] % args[0].shape[0]
-        return rf"{el(out, rest)} = {el(args[0].tex, [str(index)] + rest)}"
+        sources = _sources(shapes[0], self.key_of(shapes[0], params))
+        return [(0, np.arange(sources.size), sources, np.ones(sources.size), None)]
 
     def forward_numbers(self, k, xs, shapes, params, number):
-        size = numel(shapes[0][1:])
-        return number(float(xs[0][(params["index"] % shapes[0][0]) * size + k]))
+        return number(float(np.ravel(xs[0])[_sources(shapes[0], self.key_of(shapes[0], params))[k]]))
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        d = self.dim_of(args[0].shape, params)
+        if self.key == "select":
+            picked = letters[:d] + [self.position("", args[0].shape[d], params)] + letters[d:]
+        else:
+            picked = [self.position(c, args[0].shape[d], params) if i == d else c for i, c in enumerate(letters)]
+        return rf"{el(out, letters)} = {el(args[0].tex, picked)}"
 
     def backward_tex(self, a, args, out, out_shape, params, up):
         own = list(LETTERS[: len(args[0].shape)])
-        index = params["index"] % args[0].shape[0]
-        return times(up(el(out, own[1:])), rf"\left[{own[0]} = {index}\right]")
+        d = self.dim_of(args[0].shape, params)
+        kept = own[:d] + own[d + 1:] if self.key == "select" else [self.back(c, params) if i == d else c
+                                                                     for i, c in enumerate(own)]
+        return times(up(el(out, kept)), rf"\left[{own[d]} {self.member(args[0].shape[d], params)}\right]")
+
+
+@dataclass(frozen=True)
+class Select(Part):
+    """x[i]: one index along a dim (the first, or the next of x[..., i])."""
+
+    def key_of(self, shape, params):
+        d = self.dim_of(shape, params)
+        i = params["index"]
+        if not -shape[d] <= i < shape[d]:
+            raise ShapeError(f"index {i} is out of range for size {shape[d]} (allowed: {-shape[d]} to {shape[d] - 1})")
+        return (slice(None),) * d + (i,)
+
+    def position(self, letter, size, params):
+        return str(params["index"] % size)
+
+    def member(self, size, params):
+        return f"= {params['index'] % size}"
 
     def latex(self, ts, params):
-        return rf"{ts[0]}\left[{params['index']}\right]"
+        d = params.get("dim", 0)
+        return rf"{ts[0]}\left[{', '.join([':'] * d + [str(params['index'])])}\right]"
 
     def run(self, torch, ts, params):
-        return ts[0][params["index"]]
+        return ts[0][(slice(None),) * params.get("dim", 0) + (params["index"],)]
+
+    def grad_fn(self, consts, shapes, params):
+        return "SelectBackward0"
 
     def subscript(self, walk, subject, index, *, top):
+        items = index.elts if isinstance(index, ast.Tuple) else [index]
         base = walk.tensor(subject, "the indexed value")
-        return walk.make(self.key, [base], {"index": int_index(index)}, top=top)
+        steps, dim = [], 0
+        for item in items:
+            if isinstance(item, ast.Slice):
+                parts = [self._bound(p) for p in (item.lower, item.upper, item.step)]
+                if parts[2] is not None and parts[2] <= 0:
+                    raise ExprError("a slice's step must be positive, as torch requires (allowed: x[a:b:c] with c > 0)")
+                whole = parts[0] in (None, 0) and parts[1] is None and parts[2] in (None, 1)
+                if len(items) == 1 or not whole:  # torch skips a whole-dim slice inside x[..., ...], not x[:] alone
+                    steps.append(("slice", {"dim": dim, "start": parts[0], "stop": parts[1], "step": parts[2] or 1}))
+                dim += 1
+            else:
+                steps.append(("select", {"dim": dim, "index": int_index(item)}))
+        for k, (key, params) in enumerate(steps):
+            base = walk.make(key, [base], params, top=top and k == len(steps) - 1)
+        return base
+
+    @staticmethod
+    def _bound(node):
+        if node is None:
+            return None
+        try:
+            return int_index(node)
+        except ExprError:
+            raise ExprError("a slice's bounds must be integers (allowed: x[1:3], x[::2], x[:, 0])") from None
+
+
+@dataclass(frozen=True)
+class Slice(Part):
+    """x[a:b:c] along a dim: every c-th element from a up to b."""
+
+    def key_of(self, shape, params):
+        d = self.dim_of(shape, params)
+        return (slice(None),) * d + (slice(params["start"], params["stop"], params["step"]),)
+
+    def _range(self, size, params):
+        return range(*slice(params["start"], params["stop"], params["step"]).indices(size))
+
+    def position(self, letter, size, params):
+        r = self._range(size, params)
+        scaled = letter if r.step == 1 else f"{r.step}{letter}"
+        return scaled if r.start == 0 else f"{r.start} + {scaled}"
+
+    def back(self, letter, params):
+        start, step = params["start"] or 0, params["step"]
+        shifted = letter if not start else f"{letter} - {start}" if start > 0 else f"{letter} + {-start}"
+        return shifted if step == 1 else rf"({shifted}) / {step}"
+
+    def member(self, size, params):
+        r = list(self._range(size, params))
+        shown = ", ".join(map(str, r)) if len(r) <= 4 else f"{r[0]}, {r[1]}, \\ldots, {r[-1]}"
+        return rf"\in \{{{shown}\}}"
+
+    def latex(self, ts, params):
+        d = params.get("dim", 0)
+        text = ":".join("" if v is None else str(v) for v in (params["start"], params["stop"]))
+        text += "" if params["step"] == 1 else f":{params['step']}"
+        return rf"{ts[0]}\left[{', '.join([':'] * d + [text])}\right]"
+
+    def run(self, torch, ts, params):
+        return ts[0][self.key_of(tuple(ts[0].shape), params)]
+
+    def grad_fn(self, consts, shapes, params):
+        return "SliceBackward0"
 
 
 @dataclass(frozen=True)
@@ -84,8 +179,8 @@ class View(Op):
     def call(self, walk, name, subject, args, kwargs, *, top):
         x = walk.tensor(subject, f"{name}'s operand")
         if walk.strided(x):  # torch's strides decide there: view raises, reshape copies (UnsafeViewBackward0) or not
-            raise ExprError(f"{name}() of a tensor computed through a transpose"
-                            f" (allowed: {name}() of tensors computed without .T or .t(); not supported yet)")
+            raise ExprError(f"{name}() of a tensor computed through a transpose or a slice"
+                            f" (allowed: {name}() of tensors computed without .T, .t() or x[a:b]; not supported yet)")
         return walk.make(self.key, [x], self.call_params(walk, name, args, kwargs), top=top)
 
     def shape(self, shapes, params):
@@ -164,7 +259,85 @@ class View(Op):
         return getattr(ts[0], params["name"])(*params["sizes"])
 
 
+def _dim(d: int, rank: int, name: str) -> int:
+    """Return a dim counted from the front, or raise as torch does for one out of range."""
+    if not -rank <= d < rank:
+        raise ShapeError(f"{name}(): dim {d} is out of range for {rank} dimension(s)"
+                         f" (allowed: {-rank} to {rank - 1})" if rank else f"{name}(): a scalar has no dim {d}")
+    return d % rank
+
+
+@dataclass(frozen=True)
+class Reshaped(View):
+    """unsqueeze(dim), squeeze(dim), flatten(start_dim, end_dim): a view whose sizes follow from the input's."""
+
+    defaults: tuple[tuple[str, Any], ...] = ()  # torch's arguments after the input, with defaults (None: absent)
+    needs: tuple[str, ...] = ()
+    row_major: bool = False  # torch reshapes (flatten): refused behind a transpose, as view is
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        x = walk.tensor(subject, f"{name}'s operand")
+        if self.row_major and walk.strided(x):
+            raise ExprError(f"{name}() of a tensor computed through a transpose or a slice"
+                            f" (allowed: {name}() of tensors computed without .T, .t() or x[a:b]; not supported yet)")
+        return walk.make(self.key, [x], self.call_params(walk, name, args, kwargs), top=top)
+
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, tuple(k for k, _ in self.defaults), required=self.needs)
+        params: dict[str, Any] = {"name": name}
+        for key, default in self.defaults:
+            node = bound.get(key)
+            if isinstance(node, (ast.Tuple, ast.List)):
+                raise ExprError(f"{name}()'s {key}= takes one integer here (allowed: an integer such as 0 or -1)")
+            params[key] = default if node is None or isinstance(node, ast.Constant) and node.value is None \
+                else int_arg(node, key)
+        return params
+
+    def shape(self, shapes, params):
+        shape, name = tuple(shapes[0]), params["name"]
+        if self.key == "unsqueeze":
+            d = _dim(params["dim"], len(shape) + 1, name)
+            return shape[:d] + (1,) + shape[d:]
+        if self.key == "squeeze":
+            if params["dim"] is None:
+                return tuple(n for n in shape if n != 1)
+            if not shape:
+                return shape
+            d = _dim(params["dim"], len(shape), name)
+            return shape[:d] + shape[d + 1:] if shape[d] == 1 else shape
+        if not shape:
+            return (1,)
+        start, end = (_dim(params[k], len(shape), name) for k in ("start_dim", "end_dim"))
+        if start > end:
+            raise ShapeError(f"{name}(): start_dim {start} comes after end_dim {end} (allowed: start_dim <= end_dim)")
+        if start == end:
+            raise ShapeError(f"{name}() over one dim returns the tensor itself, which derive does not follow"
+                             " (allowed: a flatten over two or more dims)")
+        return shape[:start] + (numel(shape[start:end + 1]),) + shape[end + 1:]
+
+    def grad_fn(self, consts, shapes, params):
+        if self.key == "squeeze":
+            return "SqueezeBackward0" if params["dim"] is None else "SqueezeBackward1"
+        return self.grad_fn_name
+
+    def latex(self, ts, params):
+        shown = [str(params[k]) for k, default in self.defaults if params[k] is not None and params[k] != default]
+        below = f"_{{{', '.join(shown)}}}" if shown else ""
+        return rf"\operatorname{{{self.key}}}{below}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return getattr(ts[0], self.key)(*(params[k] for k, _ in self.defaults if params[k] is not None))
+
+
 INDEXING = [
     Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
+    # a slice may leave its elements apart in memory, where torch's view() raises: as for a transpose, refused
+    Slice("slice", "indexing", "SliceBackward0", Spelling(), saves=False, permutes=True),
     View("view", "reshaping", "ViewBackward0", Spelling(names=("view", "reshape")), saves=False),
+    Reshaped("unsqueeze", "reshaping", "UnsqueezeBackward0", Spelling(names=("unsqueeze",)), saves=False,
+             defaults=(("dim", None),), needs=("dim",)),
+    Reshaped("squeeze", "reshaping", "SqueezeBackward0", Spelling(names=("squeeze",)), saves=False,
+             defaults=(("dim", None),)),
+    Reshaped("flatten", "reshaping", "ViewBackward0", Spelling(names=("flatten",)), saves=False,
+             defaults=(("start_dim", 0), ("end_dim", -1)), row_major=True),
 ]

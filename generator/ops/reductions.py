@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,13 @@ def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, 
     return out_shape, groups
 
 
+def _integer_literal(node: ast.AST) -> bool:
+    """Tell whether an argument is written as an integer (a dim), not a tensor."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) is int
+
+
 @dataclass(frozen=True)
 class Reduction(Op):
     """sum, mean, norm, max, min: one output element per group of inputs."""
@@ -52,6 +60,7 @@ class Reduction(Op):
     extreme: bool = False  # max or min: one element's value, its derivative shared among tied extremes
     same_local: bool = False  # every member's local derivative is the same number
     divides: bool = False  # torch's backward divides the gradient by the group's size (mean), not multiplies by 1/n
+    pairwise: str = ""  # the op that torch.max(a, b) and a.max(b) of two tensors are (maximum)
 
     kink_of_group = True
 
@@ -65,6 +74,13 @@ class Reduction(Op):
     @property
     def local_from_ties(self):
         return self.extreme
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = args[0] if len(args) == 1 and not kwargs else kwargs["other"] if not args and set(kwargs) == {"other"} else None
+        if self.pairwise and other is not None and not _integer_literal(other):
+            a = walk.tensor(subject, f"{name}'s operand")
+            return walk.make(self.pairwise, [a, walk.tensor(other, f"{name}'s other operand")], top=top)
+        return super().call(walk, name, subject, args, kwargs, top=top)
 
     def call_params(self, walk, name, args, kwargs):
         if self.extreme and (args or kwargs):
@@ -253,8 +269,8 @@ REDUCTIONS = [
               array_d=NormShare.numeric),
     Reduction("max", "derivative of max", "MaxBackward1", Spelling(names=("max",)), extreme=True, combine=lambda m: sp.Max(*m),
               d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie,
-              array_combine=lambda m: m.max(axis=1), array_d=_tie_share),
+              array_combine=lambda m: m.max(axis=1), array_d=_tie_share, pairwise="maximum"),
     Reduction("min", "derivative of min", "MinBackward1", Spelling(names=("min",)), extreme=True, combine=lambda m: sp.Min(*m),
               d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie,
-              array_combine=lambda m: m.min(axis=1), array_d=_tie_share),
+              array_combine=lambda m: m.min(axis=1), array_d=_tie_share, pairwise="minimum"),
 ]

@@ -26,7 +26,7 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like")  # torch.<name>(...) as code.py writes an input or a gradient
 OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph", "create_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
-               ast.List, ast.keyword, ast.Load, ast.Store)
+               ast.List, ast.keyword, ast.Load, ast.Store, ast.Slice)
 RESERVED = ("torch", "print")
 SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad", "shape")  # what a print may show of a tensor, beside its value
 PARAMETER = ast.dump(ast.parse("torch.nn.Parameter", mode="eval").body)
@@ -113,9 +113,10 @@ def vet(code: str) -> None:
                 raise Refused(f"the {node.arg}= {node.value.value!r}")
             return  # reduction='sum'
         if isinstance(node, ast.Subscript):
-            index = node.slice.operand if isinstance(node.slice, ast.UnaryOp) else node.slice
-            if not (isinstance(index, ast.Constant) and type(index.value) is int):
-                raise Refused("an index that is not an integer")
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            bounds = [b for i in items for b in ((i.lower, i.upper, i.step) if isinstance(i, ast.Slice) else (i,))]
+            if not items or not all(b is None or _integer(b) for b in bounds):
+                raise Refused("an index that is not an integer or a slice of integers")
         if isinstance(node, ast.Attribute) and ast.dump(node) == PARAMETER:
             return  # torch.nn.Parameter, as code.py writes a Parameter
         if isinstance(node, ast.Attribute) and dotted_name(node.value) == "torch.nn.functional":
@@ -491,3 +492,9 @@ def torch_labels(tensors: dict[str, Any]) -> dict[str, tuple[str | None, bool, b
     """Return each tensor's (grad_fn name or None, requires_grad, is_leaf), as torch reports them."""
     return {k: (None if t.grad_fn is None else type(t.grad_fn).__name__, bool(t.requires_grad), bool(t.is_leaf))
             for k, t in tensors.items()}
+
+
+def _integer(node: ast.AST) -> bool:
+    """Tell whether a node is an integer literal, negative or not."""
+    node = node.operand if isinstance(node, ast.UnaryOp) else node  # its operator is checked with the others
+    return isinstance(node, ast.Constant) and type(node.value) is int
