@@ -15,7 +15,12 @@ from tests.helpers import invoke
 
 BAD = Path(__file__).resolve().parent / "bad"
 SENTINEL = Path("/tmp/derive-pwned")
-FUNCS = "exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, log_softmax, clamp, matmul, detach, add, dot, mm, t, view, reshape, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits"
+FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, "
+         "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
+         "log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, trunc, maximum, "
+         "minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, dot, mm, mv, t, transpose, permute, "
+         "view, reshape, unsqueeze, squeeze, flatten, mse_loss, binary_cross_entropy, "
+         "binary_cross_entropy_with_logits")
 
 EXPECTED = {
     '01_malformed_yaml.yaml': [
@@ -35,7 +40,7 @@ EXPECTED = {
         "{path}:8: step 'z': uses 'y', which has a problem of its own (allowed: fix 'y' first)",
     ],
     '06_unknown_function.yaml': [
-        "{path}:7: step 'y': unknown function 'gelu' (allowed: {FUNCS})",
+        "{path}:7: step 'y': unknown function 'frobnicate' (allowed: {FUNCS})",
     ],
     '07_shape_mismatch.yaml': [
         "{path}:9: step 'y': shapes [2] and [3] do not broadcast (allowed: sizes equal or 1, compared from the right)",

@@ -82,7 +82,7 @@ def specs(draw) -> str:
         elif kind == 4:
             expr = draw(st.sampled_from([f"{a} @ {b}", f"{a}.T", f"-{a}[0]", f"{a}[-1] * 2", f"torch.maximum({a}, {b})",
                                          f"{a}.minimum({b})", f"torch.max({a}, {b})", f"{a}[1:]", f"{a}[:, ::2]",
-                                         f"{a}[-1, :1]"]))
+                                         f"{a}[-1, :1]", f"{a}.transpose(0, 1)", f"torch.mv({a}, {b})"]))
         else:
             expr = f"({a} * {draw(st.sampled_from(LITERALS if extreme else NUMBERS))}).{draw(st.sampled_from(UNARY))}"
         lines.append(f"  s{j}: {expr}")

@@ -10,7 +10,7 @@ import sympy as sp
 
 from ..floats import fmath
 from ..floats.numeric import active_rounding
-from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, el, flat, fmt_shape, free, numel, summed, sum_tex, times
+from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, int_arg, int_index, el, flat, fmt_shape, free, numel, summed, sum_tex, times
 
 @dataclass(frozen=True)
 class Matmul(Op):
@@ -184,15 +184,49 @@ class Mm(Matmul):
 
 
 @dataclass(frozen=True)
-class Transpose(Op):
-    """x.T or x.t() for a 2-d tensor."""
+class Mv(Matmul):
+    """torch.mv(a, v): a matrix times a vector."""
 
-    def call(self, walk, name, subject, args, kwargs, *, top):
-        bind_args(name, args, kwargs, ())
-        return walk.make(self.key, [walk.tensor(subject, f"{name}'s operand")], {"method": True}, top=top)
+    def shape(self, shapes, params):
+        if [len(s) for s in shapes] != [2, 1]:
+            raise ShapeError(f"mv needs a 2-d and a 1-d tensor, got {fmt_shape(shapes[0])} and {fmt_shape(shapes[1])}"
+                             " (allowed: a matrix and a vector, the inner sizes equal)")
+        return super().shape(shapes, params)
 
     def grad_fn(self, consts, shapes, params):
-        return "TBackward0" if params.get("method") else "PermuteBackward0"  # x.t() is its own op to torch
+        return "MvBackward0"
+
+    def run(self, torch, ts, params):
+        return torch.mv(ts[0], ts[1])
+
+    def operate(self, walk, operands, *, top):
+        raise ExprError("mv is a function (allowed: torch.mv(a, v), a.mv(v))")
+
+
+# how a 2-d tensor was transposed: torch records each spelling as its own op
+TRANSPOSED = {"T": "PermuteBackward0", "t": "TBackward0", "transpose": "TransposeBackward0", "permute": "PermuteBackward0"}
+
+
+@dataclass(frozen=True)
+class Transpose(Op):
+    """x.T, x.t(), x.transpose(0, 1) or x.permute(1, 0) for a 2-d tensor."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        if name == "t":
+            bind_args(name, args, kwargs, ())
+        elif name == "transpose":
+            bound = bind_args(name, args, kwargs, ("dim0", "dim1"), required=("dim0", "dim1"))
+            dims = {int_arg(bound["dim0"], "dim0"), int_arg(bound["dim1"], "dim1")}
+            if dims not in ({0, 1}, {0, -1}, {-2, 1}, {-2, -1}):
+                raise ExprError(f"{name}() swaps the two dims of a matrix here (allowed: x.transpose(0, 1))")
+        else:
+            sizes = args[0].elts if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else args
+            if kwargs or [int_index(a) % 2 for a in sizes] != [1, 0]:
+                raise ExprError(f"{name}() reverses the two dims of a matrix here (allowed: x.permute(1, 0))")
+        return walk.make(self.key, [walk.tensor(subject, f"{name}'s operand")], {"how": name}, top=top)
+
+    def grad_fn(self, consts, shapes, params):
+        return TRANSPOSED[params.get("how", "T")]
 
     def shape(self, shapes, params):
         if len(shapes[0]) != 2:
@@ -229,14 +263,18 @@ class Transpose(Op):
         return rf"{ts[0]}^{{\mathsf T}}"
 
     def run(self, torch, ts, params):
-        return ts[0].t() if params.get("method") else ts[0].T
+        how = params.get("how", "T")
+        return ts[0].T if how == "T" else ts[0].t() if how == "t" else ts[0].transpose(0, 1) if how == "transpose" \
+            else ts[0].permute(1, 0)
 
 
 LINALG = [
     Matmul("matmul", "sum and product rules", "MmBackward0", Spelling(names=("matmul",), operator=ast.MatMult, symbol="@")),
     Dot("dot", "sum and product rules", "DotBackward0", Spelling(names=("dot",))),
     Mm("mm", "sum and product rules", "MmBackward0", Spelling(names=("mm",))),
-    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t",), attribute="T"), saves=False,
+    Mv("mv", "sum and product rules", "MvBackward0", Spelling(names=("mv",))),
+    Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t", "transpose", "permute"), attribute="T"),
+              saves=False,
               permutes=True),
 ]
 
