@@ -65,9 +65,11 @@ def nested(array: Array, dtype: str = "float64") -> str:
     return build(array.shape, items)
 
 
-def _tensor_code(array: Array, *, dtype: str, requires_grad: bool) -> str:
+def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = "") -> str:
     extras = ([] if dtype == "float32" else ["dtype=torch.float64"]) + (["requires_grad=True"] if requires_grad else [])
     tail = "".join(", " + e for e in extras)
+    if drawn:  # torch.randn(2, 3, ...): the numbers are torch's own after torch.manual_seed
+        return f"torch.{drawn}({', '.join(str(n) for n in array.shape) or '()'}{tail})"
     values = set(array.values)
     dims = ", ".join(str(n) for n in array.shape)
     if len(array.values) > 1 and values == {Fraction(1)}:
@@ -109,11 +111,13 @@ def torch_code(graph: Graph) -> str:
     spec = graph.spec
     events: list[tuple[float, list[str], bool]] = []  # (statement count, lines, inside torch.no_grad())
     versions = {u.node: u.of for u in spec.updates}
+    if spec.seed is not None:
+        events.append((0, [f"torch.manual_seed({spec.seed})"], False))
     for inp in spec.inputs:
         if inp.name in versions:
             continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
-        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter)
+        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn)
         if inp.parameter:  # a Parameter requires grad unless told
             tensor = f"torch.nn.Parameter({tensor}{'' if inp.requires_grad else ', requires_grad=False'})"
         events.append((inp.seq, [f"{inp.name} = {tensor}"], False))

@@ -23,7 +23,7 @@ from ..ops.base import dotted_name
 from ..spec.python import float_format
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like")  # torch.<name>(...) as code.py writes an input or a gradient
+CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like", "randn", "rand")  # torch.<name>(...) as code.py writes an input or a gradient
 OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph", "create_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store, ast.Slice)
@@ -400,6 +400,9 @@ def vet(code: str) -> None:
                       and not call.keywords):
                     name(call.func.value)
                     expression(call.func.value)  # a tensor made above
+                elif (ast.unparse(call.func) == "torch.manual_seed" and len(call.args) == 1 and not call.keywords
+                      and isinstance(call.args[0], ast.Constant) and type(call.args[0].value) is int):
+                    pass  # torch.manual_seed(0), as code.py writes a spec's seed
                 else:
                     raise Refused(f"the statement {ast.unparse(statement)!r}")
             else:

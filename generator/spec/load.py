@@ -19,7 +19,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn, Union
@@ -42,6 +42,7 @@ from ..errors import Problem, SpecError, shown
 from .files import MAX_BYTES, read_spec
 from . import python
 from .model import Array, Call, Evaluate, Input, Spec, Step
+from .seeded import Generator, SeededError
 from .numbers import (
     DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, ACTIVE_TEX as _ACTIVE_TEX,
     PLAIN_TEXT as _PLAIN_TEXT, clip as _clip, decimal as _decimal, integer as _integer,
@@ -49,9 +50,11 @@ from .numbers import (
 
 MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
 
-TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "code", "dtype", "lang", "flavor")
+TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "code", "dtype", "lang", "flavor", "seed")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
-INPUT_KEYS = ("value", "fill", "shape", "requires_grad")
+INPUT_KEYS = ("value", "fill", "shape", "randn", "rand", "requires_grad")
+DRAWS = ("randn", "rand")  # inputs drawn as torch draws them after torch.manual_seed(seed)
+MAX_SEED = 2**63 - 1
 CALL_KEYS = ("output", "gradient")
 
 # YAML 1.2 core schema for plain scalars; anything else plain is a string.
@@ -70,7 +73,8 @@ _NUMBER = "allowed: an integer or decimal, like 3, -0.5 or 1e-4"
 _TENSOR = "allowed: a number, or non-empty nested lists of numbers like [[1, 2], [3, 4]]"
 _RAGGED = "allowed: rectangular nested lists"
 _SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single number"
-_SOURCE = "allowed: value, or fill with shape"
+_SOURCE = "allowed: value, fill with shape, randn or rand"
+_SEED = f"allowed: an integer from 0 to {MAX_SEED}, as torch.manual_seed(seed) takes"
 _NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
 _CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
 _PRINTABLE = "allowed: printable characters, spaces (also no-break, thin, ideographic), tabs and newlines"
@@ -352,9 +356,49 @@ class _Loader:
         dtype = self.choice(top.get("dtype"), "dtype", "a dtype", DTYPES)
         lang = self.choice(top.get("lang"), "lang", "a language code", LANGS)
         flavor = self.choice(top.get("flavor"), "flavor", "a Markdown flavor", FLAVORS)
+        seed = self.seed(top.get("seed"))
         if self.problems:
             return None
-        return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang, flavor)
+        inputs = self.draw(inputs, seed, dtype or "float32", top.get("seed"))
+        if self.problems:
+            return None
+        return Spec(self.path, title or "", summary or "", inputs, steps, backward, dtype, lang, flavor, seed=seed)
+
+    def seed(self, entry: tuple[Scalar, YamlNode] | None) -> int | None:
+        """Return the spec's seed for torch.manual_seed, if any."""
+        if entry is None:
+            return None
+        node = entry[1]
+        number = self.number(node, "seed") if _kind(node) == "int" else None
+        if number is None or not 0 <= number <= MAX_SEED:
+            if _kind(node) != "int" or number is not None:
+                self.bad(node.line, "seed", f"expected a seed, got {_show(node)}", _SEED)
+            return None
+        return int(number)
+
+    def draw(self, inputs: tuple[Input, ...], seed: int | None, dtype: str,
+             entry: tuple[Scalar, YamlNode] | None) -> tuple[Input, ...]:
+        """Fill the randn and rand inputs, in order, with torch's numbers after torch.manual_seed(seed)."""
+        drawn = [i for i in inputs if i.drawn]
+        if not drawn:
+            return inputs
+        if seed is None:
+            self.bad(drawn[0].line, _join("inputs", drawn[0].name), f"{drawn[0].drawn} needs the spec's seed",
+                     "allowed: seed: an integer at the top of the spec, as torch.manual_seed(seed) before the inputs")
+            return inputs
+        generator, out = Generator(seed), []
+        for item in inputs:
+            if item.drawn:
+                count = math.prod(item.value.shape)
+                try:
+                    numbers = getattr(generator, item.drawn)(count, dtype)
+                except SeededError as error:
+                    self.bad(item.line, f"{_join('inputs', item.name)}.{item.drawn}", str(error),
+                             "allowed: fewer than 16 elements in float32, or dtype: float64")
+                    return inputs
+                item = replace(item, value=Array(item.value.shape, tuple(Fraction(v) for v in numbers)))
+            out.append(item)
+        return tuple(out)
 
     def with_code(self, top: Fields) -> Spec | None:
         """Return a spec whose computation is a `code:` block of torch code: its inputs, if any, are bound first."""
@@ -367,6 +411,12 @@ class _Loader:
         dtype = self.choice(top.get("dtype"), "dtype", "a dtype", DTYPES)
         lang = self.choice(top.get("lang"), "lang", "a language code", LANGS)
         flavor = self.choice(top.get("flavor"), "flavor", "a Markdown flavor", FLAVORS)
+        for key, line in [("seed", top["seed"][0].line)] if "seed" in top else []:
+            self.bad(line, key, "not allowed together with code", "allowed: steps and backward with seed")
+        for item in inputs:
+            if item.drawn:
+                self.bad(item.line, _join("inputs", item.name), f"{item.drawn} not allowed together with code",
+                         "allowed: value, or fill with shape")
         node = top["code"][1]
         if not (_kind(node) == "str" and node.text.strip()):
             self.bad(node.line, "code", f"expected torch code, got {_show(node)}", "allowed: a block of Python, code: |")
@@ -433,11 +483,19 @@ class _Loader:
         fields = self.fields(node, where, keys=INPUT_KEYS)
         if fields is None:
             return None
-        array = self.source(fields, where, key.line)
+        drawn = [k for k in DRAWS if k in fields]
+        if drawn:
+            for extra in ("value", "fill", "shape", *drawn[1:]):
+                if extra in fields:
+                    self.bad(fields[extra][0].line, f"{where}.{extra}", f"not allowed together with {drawn[0]}", _SOURCE)
+            dims = self.shape(fields[drawn[0]][1], f"{where}.{drawn[0]}")
+            array = None if dims is None else Array(dims, ())
+        else:
+            array = self.source(fields, where, key.line)
         requires_grad = self.flag(fields.get("requires_grad"), f"{where}.requires_grad")
         if array is None or requires_grad is None:
             return None
-        return Input(name, array, requires_grad, key.line)
+        return Input(name, array, requires_grad, key.line, drawn=drawn[0] if drawn else "")
 
     def source(self, fields: Fields, where: str, line: int) -> Array | None:
         """Return an input's tensor from `value`, or from `fill` with `shape`."""

@@ -29,6 +29,7 @@ class Input:
     seq: int = 0  # a Python example's statement count where the tensor is made (0: before any code)
     grad_from: int = 0  # the statement of a later requires_grad_(True), when prints came between; 0: from the start
     parameter: bool = False  # made by torch.nn.Parameter(...): printed as "Parameter containing:"
+    drawn: str = ""  # "randn" or "rand": drawn after torch.manual_seed(spec.seed), as torch draws it
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class Spec:
     applied: tuple[Applied, ...] = ()  # each F.apply(x) of them
     hooks: tuple[Hook, ...] = ()  # t.register_hook(fn) of a Python example, in the order registered
     modules: tuple[Module, ...] = ()  # nn.Linear, nn.MSELoss and torch.optim.SGD of a Python example, as made
+    seed: int | None = None  # torch.manual_seed(seed) before the inputs, which randn and rand inputs draw from
 
     def leaf_names(self) -> tuple[tuple[str, str], ...]:
         """Return (name, leaf) for each name bound at the end to a leaf that requires grad: what .grad is read from."""

@@ -33,6 +33,7 @@ from ..ops.elementwise import scaled_add
 from ..ops.linalg import is_linear, linear as linear_forward
 from ..ops.losses import REDUCTIONS, mse_criterion
 from .files import MAX_BYTES
+from .seeded import Generator, SeededError
 from .model import (
     Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Module, Print, Reset, Retain, Shown, Spec,
     Step, Update,
@@ -48,7 +49,7 @@ MAX_AST_NODES = 20_000  # parts of the whole module
 MAX_DEPTH = 60  # nesting of the module's syntax tree
 
 CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor",
-            "FloatTensor", "DoubleTensor")
+            "FloatTensor", "DoubleTensor", "randn", "rand")
 LEGACY = {"Tensor": "float32", "FloatTensor": "float32", "DoubleTensor": "float64"}  # torch.Tensor([...]) and kin
 TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64"}
 CASTS = {"float": "float32", "double": "float64"}
@@ -198,6 +199,9 @@ class _Reader:
     last_line: int = 1  # the line of the statement being read
     tuples: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Python name -> the tensors of a tuple
     kept: dict[str, Functional] = field(default_factory=dict)  # Python name -> the functional call it holds, to print
+    seed: int | None = None  # torch.manual_seed(seed), read once before any randn or rand
+    generator: Generator | None = None  # torch's generator after that seed, as the draws leave it
+    drawn: list[tuple[Array, str]] = field(default_factory=list)  # each randn or rand tensor's array and kind
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
@@ -1220,7 +1224,22 @@ class _Reader:
         if (isinstance(func, ast.Attribute) and func.attr == "remove" and isinstance(func.value, ast.Name)
                 and func.value.id in self.handles and not node.args and not node.keywords):
             return self.remove_hook(func.value.id)
+        if (isinstance(func, ast.Attribute) and func.attr == "manual_seed" and isinstance(func.value, ast.Name)
+                and self.modules.get(func.value.id) == "torch"):
+            return self.manual_seed(node)
         raise Refused(f"calling {_describe(func)} on its own {_call_allowed(func)}")
+
+    def manual_seed(self, node: ast.Call) -> None:
+        """Read torch.manual_seed(n): the randn and rand below draw what torch draws after it."""
+        if len(node.args) != 1 or node.keywords:
+            raise Refused("torch.manual_seed(...) takes one integer (allowed: torch.manual_seed(0))")
+        seed = self.integer_of(node.args[0])
+        if self.seed is not None or self.drawn:
+            raise Refused("a second torch.manual_seed, or one after random tensors (allowed: one torch.manual_seed"
+                          " before the first torch.randn or torch.rand)")
+        if not 0 <= seed < 2**63:
+            raise Refused(f"torch.manual_seed({seed}) (allowed: a seed from 0 to {2**63 - 1})")
+        self.seed, self.generator = seed, Generator(seed)
 
     def backward(self, node: ast.Call, line: int) -> None:
         subject = node.func.value  # type: ignore[attr-defined]
@@ -1914,6 +1933,17 @@ class _Reader:
                               " (allowed: finite points and steps)")
             # torch computes each point in the dtype from both ends, rounding as its CPU kernel does
             array = Array((steps,), linspace(start, end, steps, dtype or "float32"))
+        elif kind in ("randn", "rand"):
+            shape = self.shape(args, kwargs.pop("size", None), kind)
+            if self.generator is None:
+                raise Refused(f"torch.{kind} without torch.manual_seed before it, so its numbers are not known"
+                              " (allowed: torch.manual_seed(0) first, as tutorials do)")
+            try:
+                numbers = getattr(self.generator, kind)(math.prod(shape), dtype or "float32")
+            except SeededError as error:
+                raise Refused(f"{error} (allowed: fewer than 16 elements in float32, or dtype=torch.float64)") from None
+            array = Array(shape, tuple(Fraction(v) for v in numbers))
+            self.drawn.append((array, kind))
         else:  # ones_like, zeros_like
             if len(args) != 1 or kwargs:
                 raise Refused(f"torch.{kind}(t) (allowed: one tensor name)")
@@ -2405,14 +2435,15 @@ class _Reader:
                      "allowed: one dtype for the whole example")
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
-        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter)
+        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter,
+                             next((kind for array, kind in self.drawn if array is leaf.array), ""))
                        for n, leaf in kept.items())
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if dtypes else default_dtype, header.get("lang", "en"), header.get("flavor", "portable"),
                     prints, tuple(self.resets), tuple(self.retained), tuple(self.renamed), tuple(self.bound.items()),
                     tuple(self.updates), tuple(c.function for c in self.customs.values()), tuple(self.applied),
-                    tuple(self.hooks), self.made_modules())
+                    tuple(self.hooks), self.made_modules(), self.seed)
 
     def made_modules(self) -> tuple[Module, ...]:
         """Return what torch.nn and torch.optim made, for the document to say what each does."""

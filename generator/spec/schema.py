@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from .load import DTYPES, FLAVORS, LANGS, MAX_DIMS, NAME, RESERVED, TOP_REQUIRED
+from .load import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_SEED, NAME, RESERVED, TOP_REQUIRED
 
 
 def spec_schema() -> dict[str, Any]:
@@ -17,6 +17,8 @@ def spec_schema() -> dict[str, Any]:
     }
     tensor = {"$ref": "#/$defs/tensor"}
     shape = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_DIMS}
+    drawn = {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_DIMS,
+             "description": "The sizes (torch.randn(2, 3) is [2, 3]; [] for a scalar), drawn after the spec's seed."}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "derive spec",
@@ -34,6 +36,8 @@ def spec_schema() -> dict[str, Any]:
             "dtype": {"enum": list(DTYPES), "default": "float32"},
             "lang": {"enum": list(LANGS), "default": "en"},
             "flavor": {"enum": list(FLAVORS), "default": "portable", "description": "Markdown math syntax."},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+                     "description": "torch.manual_seed(seed) before the inputs; randn and rand inputs draw from it."},
             "inputs": {
                 "type": "object",
                 "minProperties": 1,
@@ -77,11 +81,15 @@ def spec_schema() -> dict[str, Any]:
                     "value": tensor,
                     "fill": {"type": "number"},
                     "shape": shape,
+                    "randn": drawn,
+                    "rand": drawn,
                     "requires_grad": {"type": "boolean", "default": False},
                 },
                 "oneOf": [
-                    {"required": ["value"], "not": {"anyOf": [{"required": ["fill"]}, {"required": ["shape"]}]}},
-                    {"required": ["fill", "shape"], "not": {"required": ["value"]}},
+                    {"required": ["value"], "not": {"anyOf": [{"required": k} for k in (["fill"], ["shape"], ["randn"], ["rand"])]}},
+                    {"required": ["fill", "shape"], "not": {"anyOf": [{"required": k} for k in (["value"], ["randn"], ["rand"])]}},
+                    {"required": ["randn"], "not": {"anyOf": [{"required": k} for k in (["value"], ["fill"], ["shape"], ["rand"])]}},
+                    {"required": ["rand"], "not": {"anyOf": [{"required": k} for k in (["value"], ["fill"], ["shape"], ["randn"])]}},
                 ],
             },
             "call": {
