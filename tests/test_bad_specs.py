@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import invoke
+from tests.helpers import FUNCS, invoke
 
 BAD = Path(__file__).resolve().parent / "bad"
 SENTINEL = Path("/tmp/derive-pwned")
-FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, "
-         "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
-         "log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, trunc, maximum, "
-         "minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, dot, mm, mv, t, transpose, permute, "
-         "view, reshape, unsqueeze, squeeze, flatten, mse_loss, binary_cross_entropy, "
-         "binary_cross_entropy_with_logits")
 
 EXPECTED = {
     '01_malformed_yaml.yaml': [
@@ -95,8 +89,8 @@ EXPECTED = {
         "{path}:3: inputs: invalid name '2x' (allowed: a letter, then up to 31 letters, digits or underscores)",
     ],
     '24_unknown_key.yaml': [
-        '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, requires_grad)',
-        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)',
+        '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, requires_grad)',
+        '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor, seed)',
     ],
     '25_non_finite.yaml': [
         '{path}:4: inputs.x.value[0]: expected a finite number, got .inf (allowed: an integer or decimal, like 3, -0.5 or 1e-4)',

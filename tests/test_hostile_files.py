@@ -97,7 +97,7 @@ class TestSymlinks:
         assert result.exit_code == 1
         assert result.stderr == (
             f"{spec}:1: expected a mapping, got text (allowed keys: title, summary, inputs, steps, backward, code, dtype,"
-            " lang, flavor)\n0 built, 1 failed\n"
+            " lang, flavor, seed)\n0 built, 1 failed\n"
         )
 
     def test_a_mapping_with_no_spec_key_quotes_none_of_its_keys(self, tmp_path):
@@ -108,7 +108,7 @@ class TestSymlinks:
         assert result.exit_code == 1
         assert result.stderr == (
             f"{spec}:1: not a derive spec: none of its keys is a spec key (allowed keys: title, summary, inputs, steps,"
-            " backward, code, dtype, lang, flavor)\n0 built, 1 failed\n"
+            " backward, code, dtype, lang, flavor, seed)\n0 built, 1 failed\n"
         )
 
 

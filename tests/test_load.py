@@ -243,22 +243,22 @@ class TestTensors:
     def test_value_with_fill_or_shape(self):
         """value excludes fill and shape."""
         assert problems(with_input("{value: 1, fill: 1, shape: [1]}")) == [
-            "spec.yaml:4: inputs.x.fill: not allowed together with value (allowed: value, or fill with shape)",
-            "spec.yaml:4: inputs.x.shape: not allowed together with value (allowed: value, or fill with shape)",
+            "spec.yaml:4: inputs.x.fill: not allowed together with value (allowed: value, fill with shape, randn or rand)",
+            "spec.yaml:4: inputs.x.shape: not allowed together with value (allowed: value, fill with shape, randn or rand)",
         ]
 
     def test_no_value(self):
         """An input needs value, or fill with shape."""
         assert problems(with_input("{requires_grad: true}")) == [
-            "spec.yaml:3: inputs.x: missing value (allowed: value, or fill with shape)"
+            "spec.yaml:3: inputs.x: missing value (allowed: value, fill with shape, randn or rand)"
         ]
 
     def test_fill_and_shape_need_each_other(self):
         """fill without shape, and shape without fill, are refused."""
         source = "title: t\ninputs:\n  a: {fill: 1}\n  b: {shape: [2]}\nsteps: {y: a}\nbackward: y\n"
         assert problems(source) == [
-            "spec.yaml:3: inputs.a: missing shape, needed with fill (allowed: value, or fill with shape)",
-            "spec.yaml:4: inputs.b: missing fill, needed with shape (allowed: value, or fill with shape)",
+            "spec.yaml:3: inputs.a: missing shape, needed with fill (allowed: value, fill with shape, randn or rand)",
+            "spec.yaml:4: inputs.b: missing fill, needed with shape (allowed: value, fill with shape, randn or rand)",
         ]
 
     def test_bad_shape(self):
@@ -353,19 +353,19 @@ class TestKeys:
     def test_unknown_top_level_key(self):
         """Keys outside the format are refused, listing the allowed ones."""
         assert problems("title: t\ninputs: {x: {value: 1}}\nsteps: {y: x}\nbackward: y\noutput: y\n") == [
-            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)"
+            "spec.yaml:5: output: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor, seed)"
         ]
 
     def test_unknown_nested_key(self):
         """Unknown keys inside an input are refused with their path."""
         assert problems(with_input("{value: 1, grad: true}")) == [
-            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, requires_grad)"
+            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, requires_grad)"
         ]
 
     def test_odd_key_is_quoted_in_path(self):
         """A key that is not an identifier is shown quoted in the path."""
         assert problems(with_input("{value: 1, 'a b': 2}")) == [
-            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, requires_grad)"
+            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, randn, rand, requires_grad)"
         ]
 
     def test_missing_required_keys(self):
@@ -515,7 +515,7 @@ class TestFile:
 
     def test_top_level_not_a_mapping(self):
         """The top level is a mapping; what it is instead is named by kind, never quoted (it may be any file)."""
-        allowed = "(allowed keys: title, summary, inputs, steps, backward, code, dtype, lang, flavor)"
+        allowed = "(allowed keys: title, summary, inputs, steps, backward, code, dtype, lang, flavor, seed)"
         assert problems("- title\n") == [f"spec.yaml:1: expected a mapping, got a list {allowed}"]
         assert problems("just text\n") == [f"spec.yaml:1: expected a mapping, got text {allowed}"]
         assert problems("---\n") == [f"spec.yaml:2: expected a mapping, got null {allowed}"]
@@ -579,7 +579,7 @@ class TestReportAll:
             """
         assert problems(source) == [
             "spec.yaml:1: title: expected text, got '' (allowed: a non-empty string)",
-            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor)",
+            "spec.yaml:2: colour: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor, seed)",
             "spec.yaml:5: inputs.x.value[1]: ragged list, expected 2 items, got 1 (allowed: rectangular nested lists)",
             "spec.yaml:6: inputs.x.requires_grad: expected true or false, got 'maybe' (allowed: true, false)",
             "spec.yaml:7: inputs: invalid name 'class', a Python keyword (allowed: any name but a Python keyword)",

@@ -167,7 +167,7 @@ class _Walker:
         if isinstance(node, ast.Subscript) and by_subscript() is not None:
             return by_subscript().subscript(self, node.value, node.slice, top=top)
         raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
-                        f" calls of {', '.join(function_names())}, x[i], {attributes('x')})")
+                        f" calls of {', '.join(function_names())}, x[i], x[a:b], {attributes('x')})")
 
     def _binop(self, node: ast.BinOp, top: bool) -> Arg:
         op = by_operator(type(node.op))

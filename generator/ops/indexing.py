@@ -110,7 +110,12 @@ class Select(Part):
                     steps.append(("slice", {"dim": dim, "start": parts[0], "stop": parts[1], "step": parts[2] or 1}))
                 dim += 1
             else:
-                steps.append(("select", {"dim": dim, "index": int_index(item)}))
+                try:
+                    index = int_index(item)
+                except ExprError:
+                    raise ExprError("an index must be an integer or a slice of integers"
+                                    " (allowed: x[1], x[1:3], x[:, 0], x[::2])") from None
+                steps.append(("select", {"dim": dim, "index": index}))
         for k, (key, params) in enumerate(steps):
             base = walk.make(key, [base], params, top=top and k == len(steps) - 1)
         return base
