@@ -7,7 +7,7 @@ import torch
 
 from generator.spec.seeded import Generator, SeededError
 
-from .helpers import invoke
+from .helpers import ROOT, invoke
 
 SEEDS = [0, 1, 42, 2**31 + 5, 123456789]
 # float32 normals for 16 or more elements come from CPU-chosen vector code: those are refused, so its shapes stay small
@@ -60,20 +60,8 @@ steps:
 backward: out
 """
 
-TUTORIAL = """\
-import torch
-
-torch.manual_seed(0)
-x = torch.ones(5)  # input tensor
-y = torch.zeros(3)  # expected output
-w = torch.randn(5, 3, requires_grad=True)
-b = torch.randn(3, requires_grad=True)
-z = torch.matmul(x, w) + b
-loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
-loss.backward()
-print(w.grad)
-print(b.grad)
-"""
+# PyTorch's autograd tutorial's first example, with torch.manual_seed(0) in front (a gallery page)
+TUTORIAL = (ROOT / "derivations" / "47_tutorial_randn_weights.py").read_text(encoding="utf-8")
 
 
 class TestSpecs:
@@ -97,11 +85,13 @@ class TestSpecs:
     def test_randn_without_a_seed_is_refused(self, tmp_path):
         """Without torch.manual_seed the numbers are unknown: the message says what to add."""
         path = tmp_path / "unseeded.py"
-        path.write_text(TUTORIAL.replace("torch.manual_seed(0)\n", ""))
+        text = TUTORIAL.replace("torch.manual_seed(0)\n", "")
+        path.write_text(text)
+        line = text.splitlines().index("w = torch.randn(5, 3, requires_grad=True)") + 1
         result = invoke("check", str(path))
         assert result.exit_code == 1
         assert result.stderr.splitlines()[0] == (
-            f"{path}:5: torch.randn without torch.manual_seed before it, so its numbers are not known"
+            f"{path}:{line}: torch.randn without torch.manual_seed before it, so its numbers are not known"
             " (allowed: torch.manual_seed(0) first, as tutorials do)")
 
     def test_a_second_seed_is_refused(self, tmp_path):
