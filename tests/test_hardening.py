@@ -65,6 +65,14 @@ class TestBudget:
         assert line.startswith(f"{SEED}: internal error (KeyError: 'boom' at broken:")
         assert line.endswith("); please report it")
 
+    def test_a_parent_that_ran_torch_threads_still_checks(self):
+        """derive check called from a process whose torch already used its thread pool agrees, within the budget."""
+        import torch
+
+        assert torch.get_num_threads() > 1 or os.cpu_count() == 1
+        assert float(torch.ones(10**6).exp().sum()) > 0  # OpenMP's workers start here, in the parent
+        assert build_module.check_spec(ROOT / "derivations" / "47_tutorial_randn_weights.py").errors == ()
+
 
 class TestNothingIsLost:
     def test_failed_rebuild_leaves_the_earlier_output(self, specs_dir, tmp_path):

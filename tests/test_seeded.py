@@ -70,7 +70,7 @@ class TestSpecs:
         path = tmp_path / "seeded.yaml"
         path.write_text(SPEC)
         result = invoke("check", str(path))
-        assert (result.exit_code, result.stdout) == (0, "1 agree with torch, 0 failed\n")
+        assert (result.exit_code, result.stdout) == (0, "1 agree with torch, 0 failed\n"), result.stderr
         assert invoke("build", str(path), "--out", str(tmp_path / "o")).exit_code == 0
         code = (tmp_path / "o" / "seeded.md").read_text()
         assert "torch.manual_seed(7)\nx = torch.randn(3, requires_grad=True)\nw = torch.rand(2, 3)\n" in code
@@ -80,7 +80,7 @@ class TestSpecs:
         path = tmp_path / "tutorial.py"
         path.write_text(TUTORIAL)
         result = invoke("check", str(path))
-        assert (result.exit_code, result.stdout) == (0, "1 agree with torch, 0 failed\n")
+        assert (result.exit_code, result.stdout) == (0, "1 agree with torch, 0 failed\n"), result.stderr
 
     def test_randn_without_a_seed_is_refused(self, tmp_path):
         """Without torch.manual_seed the numbers are unknown: the message says what to add."""

@@ -97,11 +97,23 @@ def _die_with_parent(timeout: float) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _one_thread_after_fork() -> None:
+    """Keep a forked child off a thread pool its parent started: the pool's threads were not forked with it.
+
+    A parent that already ran torch (a test suite, a notebook calling derive) leaves OpenMP believing its
+    workers exist; the child's first parallel loop would wait for them forever.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(1)
+
+
 def _child(conn: Any, fn: Callable[..., Any], args: tuple, label: str, parent: int, timeout: float) -> None:
     global _phase, _parent
     _phase = conn
     _parent = parent
     try:
+        _one_thread_after_fork()
         _die_with_parent(timeout)
         _limit_memory()
         result: tuple[str, Any] = ("ok", fn(*args))
