@@ -20,7 +20,8 @@ GALLERY = sorted([*(ROOT / "derivations").glob("*.yaml"), *(ROOT / "derivations"
 FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, "
          "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
          "log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, trunc, maximum, "
-         "minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, dot, mm, mv, t, transpose, permute, "
+         "minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, prod, logsumexp, var, std, dot, mm, mv, t, "
+         "transpose, permute, "
          "view, reshape, unsqueeze, squeeze, flatten, mse_loss, binary_cross_entropy, "
          "binary_cross_entropy_with_logits")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)

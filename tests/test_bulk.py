@@ -61,6 +61,10 @@ CASES = {
     "hardtanh": ("torch.nn.functional.hardtanh(x, -0.25, 0.5)", "hardtanh"),
     "softplus": ("torch.nn.functional.softplus(x * 20, beta=2, threshold=15)", "softplus"),
     "gelu": ("torch.nn.functional.gelu(x)", "gelu"), "gelu_tanh": ("torch.nn.functional.gelu(x, approximate='tanh')", "gelu"),
+    "prod": ("x.prod(1) * w.prod()", "prod"), "prod_zero": ("torch.prod(x, 0, keepdim=True)", "prod"),
+    "prod_nonzero": ("w.prod(dim=1)", "prod"), "logsumexp": ("x.logsumexp(1) * torch.logsumexp(w, 0).sum()", "logsumexp"),
+    "var": ("x.var() * w.var(1, unbiased=False)", "var"), "std": ("torch.std(x, 0, keepdim=True) * w.std(correction=0)", "std"),
+    "std_zero": ("(x * 0).std(1)", "std"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
@@ -129,7 +133,7 @@ class TestOps:
                                       "(x * 3).round()", "torch.maximum(x, x.relu())", "x.minimum(x.relu())",
                                       "torch.nn.functional.leaky_relu(x)", "torch.nn.functional.elu(x, 2)",
                                       "torch.nn.functional.hardtanh(x, -0.25, 0.5)",
-                                      "torch.nn.functional.softplus(x * 40)"])
+                                      "torch.nn.functional.softplus(x * 40)", "(x * 0).std(1) + x.std()"])
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)
@@ -171,7 +175,7 @@ class TestLarge:
     def test_a_wrong_derivative_in_a_large_spec_is_reported(self, monkeypatch):
         """With mean's local derivative doubled, derive check on the large linear layer fails, naming numbers."""
         mean = ops.REGISTRY["mean"]
-        wrong = dataclasses.replace(mean, array_d=lambda m, o: np.full_like(m, 2 / m.shape[1]))
+        wrong = dataclasses.replace(mean, array_d=lambda m, o, p: np.full_like(m, 2 / m.shape[1]))
         monkeypatch.setitem(ops.REGISTRY, "mean", wrong)
         result = invoke("check", str(LARGE / "linear_100.yaml"))
         assert result.exit_code == 1

@@ -91,6 +91,11 @@ class TestRefusesMistakes:
             ("x.foo()", f"step 'y': unknown function 'foo' (allowed: {FUNCS})"),
             ("x // 2", "step 'y': the operator // is not allowed (allowed: + - * / ** @)"),
             ("x[0.5]", "step 'y': an index must be an integer or a slice of integers (allowed: x[1], x[1:3], x[:, 0], x[::2])"),
+            ("x[:, 2:]", "step 'y': the slice 2: of dim 1 (size 2) keeps no element, and derive does not follow empty tensors"
+                         " (allowed: a slice that keeps at least one element)"),
+            ("x.var(1, correction=2)", "step 'y': var of 2 element(s) with correction=2 divides by 0 (allowed: a correction"
+                                       " below the group's size, as torch warns otherwise and returns nan or inf)"),
+            ("x.logsumexp()", "step 'y': logsumexp() needs dim= (allowed: logsumexp(x, dim=...))"),
             ("x[2] * 1", "step 'y': index 2 is out of range for size 2 (allowed: -2 to 1)"),
             ("x.softmax()", "step 'y': softmax() needs dim= (allowed: softmax(x, dim=...))"),
             ("x.softmax(dim=2)", "step 'y': dim 2 is out of range for a 2-d tensor (allowed: -2 to 1)"),

@@ -120,6 +120,14 @@ CASES = [
     ("a.minimum(p)", lambda t: t.a.minimum(t.p)),
     ("torch.max(a, b) * a.min(p)", lambda t: torch.max(t.a, t.b) * t.a.min(t.p)),
     ("s * a + s", lambda t: t.s * t.a + t.s),
+    ("a.prod() + a.prod(1).sum()", lambda t: t.a.prod() + t.a.prod(1).sum()),
+    ("torch.prod(a, 0, keepdim=True) * p", lambda t: torch.prod(t.a, 0, keepdim=True) * t.p),
+    ("a.logsumexp(1)", lambda t: t.a.logsumexp(1)),
+    ("torch.logsumexp(a, dim=0, keepdim=True) * a", lambda t: torch.logsumexp(t.a, dim=0, keepdim=True) * t.a),
+    ("a.var() + a.var(1, unbiased=False).sum()", lambda t: t.a.var() + t.a.var(1, unbiased=False).sum()),
+    ("torch.var(a, 0, True, True) * p", lambda t: torch.var(t.a, 0, True, True) * t.p),
+    ("a.std(dim=1, correction=0) * b[:2]", lambda t: t.a.std(dim=1, correction=0) * t.b[:2]),
+    ("torch.std(a) * a", lambda t: torch.std(t.a) * t.a),
 ]
 
 # Inputs placed exactly on kinks, where torch's conventions decide the derivative.
@@ -150,6 +158,8 @@ KINK_CASES = [
     ("torch.nn.functional.hardtanh(k)", lambda t: torch.nn.functional.hardtanh(t.k)),
     ("torch.nn.functional.softplus(k * 30)", lambda t: torch.nn.functional.softplus(t.k * 30)),
     ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
+    ("k.prod() + k.relu().prod() + (k * k).prod()", lambda t: t.k.prod() + t.k.relu().prod() + (t.k * t.k).prod()),
+    ("z.std() + k.std()", lambda t: t.z.std() + t.k.std()),
 ]
 
 
@@ -254,4 +264,4 @@ def test_kinks_are_reported():
         d, _, _ = _mirror(expr, fn, KINKS)
         keys |= {k.key for k in d.passes[0].kinks}
     assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
-                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear"}
+                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear", "std0"}

@@ -39,9 +39,10 @@ LITERALS = NUMBERS + ["1e308", "1e-308", "5e-324", "1e-310", "3.4e38", "1e-45", 
 UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "relu()", "abs()", "sum()",
          "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)", "log1p()",
          "expm1()", "exp2()", "rsqrt()", "atan()", "asin()", "sinh()", "cosh()", "sign()", "floor()", "ceil()",
-         "round()", "trunc()"]
+         "round()", "trunc()", "prod()", "var()", "std(unbiased=False)"]
 ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)", "unsqueeze(0)",
-             "unsqueeze(-1)", "squeeze()", "flatten()"]
+             "unsqueeze(-1)", "squeeze()", "flatten()", "prod(dim=0)", "logsumexp(-1)", "var(0, unbiased=False)",
+             "std(dim=-1, correction=0)", "logsumexp(0, keepdim=True)"]
 TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})",
               "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})",
               "torch.nn.functional.leaky_relu({a}, 0.2)", "torch.nn.functional.elu({a})",

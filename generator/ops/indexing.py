@@ -141,6 +141,15 @@ class Slice(Part):
     def _range(self, size, params):
         return range(*slice(params["start"], params["stop"], params["step"]).indices(size))
 
+    def shape(self, shapes, params):
+        d = self.dim_of(shapes[0], params)
+        if not self._range(shapes[0][d], params):
+            bounds = ":".join("" if params[k] is None else str(params[k]) for k in ("start", "stop"))
+            bounds += "" if params["step"] == 1 else f":{params['step']}"
+            raise ShapeError(f"the slice {bounds} of dim {d} (size {shapes[0][d]}) keeps no element, and derive does not"
+                             " follow empty tensors (allowed: a slice that keeps at least one element)")
+        return super().shape(shapes, params)
+
     def position(self, letter, size, params):
         r = self._range(size, params)
         scaled = letter if r.step == 1 else f"{r.step}{letter}"

@@ -10,9 +10,11 @@ import numpy as np
 import sympy as sp
 
 from .base import (
-    LETTERS, OPERAND, OUT, ExprError, Op, Shape, Spelling, bind_args, bool_arg, el, flat, int_arg, norm_dim, numel, ravel,
+    LETTERS, MAX_TERMS, OPERAND, OUT, ExprError, Op, Shape, ShapeError, Spelling, TexOperand, bare, bind_args, bool_arg, el,
+    flat, int_arg, norm_dim, numel, ravel,
     list_tex, sum_tex, summed, times, unravel,
 )
+from ..floats import fmath
 from .derivatives import NormShare, Printer, TieShare
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
@@ -47,20 +49,26 @@ def _integer_literal(node: ast.AST) -> bool:
 class Reduction(Op):
     """sum, mean, norm, max, min: one output element per group of inputs."""
 
-    combine: Callable[[list[sp.Expr]], sp.Expr] = field(default=None, repr=False)
-    d: Callable[[sp.Expr, list[sp.Expr], sp.Expr], sp.Expr] = field(default=None, repr=False)
+    # each of these four also takes the op's parameters, last
+    combine: Callable[[list[sp.Expr], dict], sp.Expr] = field(default=None, repr=False)
+    d: Callable[[sp.Expr, list[sp.Expr], sp.Expr, dict], sp.Expr] = field(default=None, repr=False)
     tex: Callable[..., str] = field(default=None, repr=False)
     method: str = ""
     dims: bool = False  # accepts dim= and keepdim=
     kink_at: Callable[[list[sp.Expr], sp.Expr], str | None] = field(default=None, repr=False)
-    array_combine: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)  # rows of members -> outputs
-    array_d: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(default=None, repr=False)  # d out / d member, on rows
+    array_combine: Callable[[np.ndarray, dict], np.ndarray] = field(default=None, repr=False)  # rows of members -> outputs
+    array_d: Callable[[np.ndarray, np.ndarray, dict], np.ndarray] = field(default=None, repr=False)  # d out / d member, on rows
     # in a dtype, given (cast, operand, groups, output shape), where torch does not compute as array_combine
     in_dtype: Callable[..., np.ndarray] | None = field(default=None, repr=False)
     extreme: bool = False  # max or min: one element's value, its derivative shared among tied extremes
     same_local: bool = False  # every member's local derivative is the same number
     divides: bool = False  # torch's backward divides the gradient by the group's size (mean), not multiplies by 1/n
     pairwise: str = ""  # the op that torch.max(a, b) and a.max(b) of two tensors are (maximum)
+    numbered: bool = True  # along a dim, torch's grad_fn is ...Backward1 (sum, mean, prod)
+    needs_dim: bool = False  # logsumexp: torch has no form over all elements
+    spread: bool = False  # var and std: they take unbiased= or correction=
+    rounds: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = field(default=None, repr=False)  # see dtype_rounding
+    masks_zero: bool = False  # torch's backward masks a group whose output is 0 (std): nan or inf upstream stops there
 
     kink_of_group = True
 
@@ -88,8 +96,16 @@ class Reduction(Op):
                             f" supported (allowed: x.{name}())")
         if not self.dims:
             return super().call_params(walk, name, args, kwargs)
-        bound = bind_args(name, args, kwargs, ("dim", "keepdim"))
+        if self.spread:
+            return _spread_params(name, args, kwargs)
+        bound = bind_args(name, args, kwargs, ("dim", "keepdim"), required=("dim",) if self.needs_dim else ())
         return {"dim": int_arg(bound.get("dim"), "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim")}
+
+    def dtype_rounding(self, xs, out, shapes, params):
+        if self.rounds is None:
+            return 0.0
+        _, groups = self._index(shapes[0], params)
+        return self.rounds(flat(xs[0])[groups], flat(out))
 
     def dtype_forward(self, cast, xs, shapes, params):
         if self.in_dtype is None:
@@ -103,14 +119,16 @@ class Reduction(Op):
 
     def array_forward(self, xs, shapes, params):
         out_shape, groups = self._index(shapes[0], params)
-        return self.array_combine(flat(xs[0])[groups]).reshape(out_shape)
+        return self.array_combine(flat(xs[0])[groups], params).reshape(out_shape)
 
     def array_local(self, xs, out, shapes, params):
         _, groups = self._index(shapes[0], params)
         members, outs = flat(xs[0])[groups], flat(out)[:, None]
-        values = np.broadcast_to(self.array_d(members, outs), members.shape).reshape(-1).copy()
+        values = np.broadcast_to(self.array_d(members, outs, params), members.shape).reshape(-1).copy()
         rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
         masked = values == 0 if self.extreme else None  # TieShare is applied as a mask
+        if self.masks_zero:
+            masked = np.broadcast_to(outs == 0, members.shape).reshape(-1).copy()
         return [(0, rows, groups.reshape(-1), values, masked)]
 
     def _letters(self, shape: Shape, params: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -130,7 +148,13 @@ class Reduction(Op):
         own, index, over = self._letters(x.shape, params)
         n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)
         body = el(x.tex, own)
+        mean = el(rf"\bar{{{x.tex}}}", index)
+        spread = rf"\frac{{1}}{{{n - params.get('correction', 0)}}} " + summed(over, rf"\left({body} - {mean}\right)^{{2}}")
         rhs = {
+            "prod": rf"\prod_{{{','.join(over)}}} {body}" if over else body,
+            "logsumexp": rf"\ln {summed(over, f'e^{{{body}}}')}",
+            "var": spread,
+            "std": rf"\sqrt{{{spread}}}",
             "sum": summed(over, body),
             "mean": rf"\frac{{1}}{{{n}}} " + summed(over, body),
             "norm": rf"\sqrt{{{summed(over, '{' + body + '}^{2}')}}}",
@@ -146,6 +170,16 @@ class Reduction(Op):
             return rf"\{self.key}\left({list_tex(members)}\right)"
         if self.key == "norm":
             return rf"\sqrt{{{sum_tex([f'{{{m}}}^{{2}}' for m in members])}}}"
+        if self.key == "prod":
+            return r" \cdot ".join(members) if len(members) <= MAX_TERMS else rf"{members[0]} \cdot {members[1]} \cdots {members[-1]}"
+        if self.key == "logsumexp":
+            return rf"\ln\left({sum_tex([f'e^{{{bare(m)}}}' for m in members])}\right)"
+        if self.spread:
+            values = flat(xs[0])[groups[k]]
+            mean = number(float(values.mean()))
+            total = sum_tex([rf"\left({bare(m)} - {mean}\right)^{{2}}" for m in members])
+            body = rf"\frac{{1}}{{{len(members) - params['correction']}}} \left({total}\right)"
+            return body if self.key == "var" else rf"\sqrt{{{body}}}"
         total = sum_tex(members)
         return rf"\frac{{1}}{{{len(members)}}} \left({total}\right)" if self.key == "mean" else total
 
@@ -153,42 +187,70 @@ class Reduction(Op):
         x = args[0]
         own, index, _ = self._letters(x.shape, params)
         n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)
-        a_sym = OPERAND[0]
-        local = self.d(a_sym, [a_sym] * (2 if self.extreme else n), OUT)
-        text = Printer({a_sym: el(x.tex, own), OUT: el(out, index)}).doprint(local)
+        text = self._local_tex(x, own, index, out, n, params)
+        if text is None:
+            a_sym = OPERAND[0]
+            local = self.d(a_sym, [a_sym] * (2 if self.extreme else n), OUT, params)
+            text = Printer({a_sym: el(x.tex, own), OUT: el(out, index)}).doprint(local)
         return times(up(el(out, index)), text)
+
+    def _local_tex(self, x: TexOperand, own: list[str], index: list[str], out: str, n: int,
+                   params: dict[str, Any]) -> str | None:
+        """Return the generic local derivative where the scalar form of d cannot say it, else None."""
+        mine, o = el(x.tex, own), el(out, index)
+        if self.key == "prod":
+            _, _, over = self._letters(x.shape, params)
+            if not over:
+                return "1"
+            primed = [c + "'" if c in over else c for c in own]
+            others, these = _tuple_tex([c + "'" for c in over]), _tuple_tex(over)
+            return rf"\prod_{{{others} \neq {these}}} {el(x.tex, primed)}"
+        if self.key == "logsumexp":
+            return rf"e^{{{mine} - {o}}}"
+        if self.spread:
+            mean = el(rf"\bar{{{x.tex}}}", index)
+            dof = n - params["correction"]
+            if self.key == "var":
+                return rf"\frac{{2}}{{{dof}}} \left({mine} - {mean}\right)"
+            return rf"\frac{{{mine} - {mean}}}{{{dof} \, {o}}}"
+        return None
 
     def array_kinks(self, xs, out, shapes, params):
         if self.kink_at is None:
             return
         _, groups = self._index(shapes[0], params)
         members, outs = flat(xs[0])[groups], flat(out)
-        if self.key == "norm":
+        if self.key in ("norm", "std"):
             hits = outs == 0
         else:
             hits = (members == outs[:, None]).sum(axis=1) > 1
         if hits.any():
-            yield np.flatnonzero(hits), "norm0" if self.key == "norm" else "tie"
+            yield np.flatnonzero(hits), {"norm": "norm0", "std": "std0"}.get(self.key, "tie")
 
     def shape(self, shapes, params):
         if not self.dims and not shapes[0]:
             return ()
-        return reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[0]
+        out_shape, groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))
+        if self.spread and len(groups[0]) <= params["correction"]:
+            raise ShapeError(f"{self.key} of {len(groups[0])} element(s) with correction={params['correction']} divides by"
+                             f" {len(groups[0]) - params['correction']} (allowed: a correction below the group's size,"
+                             " as torch warns otherwise and returns nan or inf)")
+        return out_shape
 
     def forward(self, xs, shapes, params):
         groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
-        return [self.combine([xs[0][j] for j in g]) for g in groups]
+        return [self.combine([xs[0][j] for j in g], params) for g in groups]
 
     def partials(self, xs, outs, shapes, params):
         groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
         for k, g in enumerate(groups):
             members = [xs[0][j] for j in g]
             for j in g:
-                yield k, 0, j, self.d(xs[0][j], members, outs[k])
+                yield k, 0, j, self.d(xs[0][j], members, outs[k], params)
 
     def grad_fn(self, consts, shapes, params):
-        if params.get("dim") is not None:
-            return self.grad_fn_name[:-1] + "1"  # SumBackward1, MeanBackward1
+        if params.get("dim") is not None and self.numbered:
+            return self.grad_fn_name[:-1] + "1"  # SumBackward1, MeanBackward1, ProdBackward1
         return self.grad_fn_name
 
     def latex(self, ts, params):
@@ -202,15 +264,67 @@ class Reduction(Op):
                 yield k, key
 
     def run(self, torch, ts, params):
-        kw = {} if params.get("dim") is None else params
+        kw = {} if params.get("dim") is None and not self.spread else params
         return getattr(ts[0], self.method)(**kw)
+
+
+def _tuple_tex(letters: list[str]) -> str:
+    """Write index letters as one index (j) or a tuple ((i,j))."""
+    return letters[0] if len(letters) == 1 else rf"\left({','.join(letters)}\right)"
+
+
+def _spread_params(name: str, args: list[ast.AST], kwargs: dict[str, ast.AST]) -> dict[str, Any]:
+    """Bind var's and std's arguments: (dim, unbiased, keepdim) or correction=, as torch takes them."""
+    if len(args) > 3:
+        raise ExprError(f"{name}() takes at most 3 arguments here, got {len(args)} (allowed: dim, unbiased, keepdim)")
+    bound = bind_args(name, args, kwargs, ("dim", "unbiased", "keepdim", "correction"))
+    if "unbiased" in bound and "correction" in bound:
+        raise ExprError(f"{name}() got both unbiased= and correction= (allowed: one of them)")
+    correction = int_arg(bound.get("correction"), "correction")
+    if correction is None:
+        correction = 1 if "unbiased" not in bound or bool_arg(bound["unbiased"], "unbiased") else 0
+    if correction < 0:
+        raise ExprError(f"correction= must not be negative, got {correction} (allowed: 0, 1, ...)")
+    return {"dim": int_arg(bound.get("dim"), "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim"),
+            "correction": correction}
+
+
+def _others_product(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
+    """prod' on rows of members, as torch: the product over the element when no element anywhere is 0, else the
+    product of the others (the running products from the left and from the right, which no zero spoils)."""
+    if not (members == 0).any():
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return outs / members
+    ones = np.ones((members.shape[0], 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        left = np.cumprod(np.concatenate([ones, members[:, :-1]], axis=1), axis=1)
+        right = np.cumprod(np.concatenate([ones, members[:, :0:-1]], axis=1), axis=1)[:, ::-1]
+        return left * right
+
+
+def _others(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
+    """Return the product of every member but this one (the first occurrence of a)."""
+    rest = list(members)
+    rest.remove(a)
+    return sp.Mul(*rest)
+
+
+def _centred(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
+    """Return a - mean(members), kept as written (a document shows the mean, not its expansion)."""
+    mean = sp.Mul(sp.Rational(1, len(members)), sp.Add(*members), evaluate=False)
+    return sp.Add(a, sp.Mul(-1, mean, evaluate=False), evaluate=False)
+
+
+def _spread_of(members: list[sp.Expr], correction: int) -> sp.Expr:
+    squares = sp.Add(*(sp.Pow(_centred(m, members), 2, evaluate=False) for m in members), evaluate=False)
+    return sp.Mul(sp.Rational(1, len(members) - correction), squares, evaluate=False)
 
 
 def _dim_suffix(params: dict[str, Any]) -> str:
     return "" if params.get("dim") is None else rf"_{{\text{{dim}}={params['dim']}}}"
 
 
-def _extreme_share(a, members, out):
+def _extreme_share(a, members, out, params):
     return TieShare(a, out, *members)
 
 
@@ -249,28 +363,85 @@ def _norm_in_dtype(cast, x, groups, out_shape):
     return np.sqrt(cast(cast(np.square(np.ravel(x))).sum()))
 
 
+def _lse(m: np.ndarray, p: dict) -> np.ndarray:
+    """logsumexp on rows, as torch: shift by the row's maximum (0 where that is infinite), add it back after the log."""
+    top = m.max(axis=1)
+    top = np.where(np.isinf(top), 0.0, top)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return fmath.log(fmath.exp(m - top[:, None]).sum(axis=1)) + top
+
+
+def _variance(m: np.ndarray, p: dict) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ((m - m.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / (m.shape[1] - p["correction"])
+
+
+def _variance_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 2 / (m.shape[1] - p["correction"]) * (m - m.mean(axis=1, keepdims=True))
+
+
+def _deviation_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
+    # torch: var's derivative applied to grad / (2 · std), masked to 0 where std is 0
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return np.where(o == 0, 0.0, _variance_d(m, o, p) / (2 * np.where(o == 0, 1.0, o)))
+
+
+def _product_rounding(m: np.ndarray, o: np.ndarray) -> np.ndarray:
+    # torch multiplies in an order of its kernel's choosing: each of the n - 1 products may round differently
+    return np.abs(o) * max(m.shape[1] - 1, 0)
+
+
+def _lse_rounding(m: np.ndarray, o: np.ndarray) -> np.ndarray:
+    # the kernel rounds each shifted exp, their sum and its log, then adds the maximum back
+    return np.abs(m.max(axis=1)) + m.shape[1]
+
+
 REDUCTIONS = [
-    Reduction("sum", "sum rule", "SumBackward0", Spelling(names=("sum",)), saves=False, in_dtype=_sum_in_dtype, same_local=True, combine=lambda m: sp.Add(*m),
-              d=lambda a, m, o: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
-              method="sum", dims=True, array_combine=lambda m: m.sum(axis=1), array_d=lambda m, o: np.ones_like(m)),
+    Reduction("sum", "sum rule", "SumBackward0", Spelling(names=("sum",)), saves=False, in_dtype=_sum_in_dtype, same_local=True, combine=lambda m, p: sp.Add(*m),
+              d=lambda a, m, o, p: sp.Integer(1), tex=lambda t, p: rf"\operatorname{{sum}}{_dim_suffix(p)}\left({t}\right)",
+              method="sum", dims=True, array_combine=lambda m, p: m.sum(axis=1), array_d=lambda m, o, p: np.ones_like(m)),
     Reduction("mean", "sum rule and constant multiple rule", "MeanBackward0", Spelling(names=("mean",)), saves=False,
               in_dtype=_mean_in_dtype, same_local=True,
-              combine=lambda m: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o: sp.Rational(1, len(m)),
+              combine=lambda m, p: sp.Mul(sp.Rational(1, len(m)), sp.Add(*m), evaluate=False), d=lambda a, m, o, p: sp.Rational(1, len(m)),
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
-              array_combine=lambda m: m.mean(axis=1), array_d=lambda m, o: np.full_like(m, 1 / m.shape[1]), divides=True),
+              array_combine=lambda m, p: m.mean(axis=1), array_d=lambda m, o, p: np.full_like(m, 1 / m.shape[1]), divides=True),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", Spelling(names=("norm",)),
               in_dtype=_norm_in_dtype,
               # torch takes one element's norm as its abs, without squaring it out of float64's range
-              combine=lambda m: sp.Abs(m[0]) if len(m) == 1 else sp.sqrt(sp.Add(*(e**2 for e in m))),
-              d=lambda a, m, o: NormShare(a, o),
+              combine=lambda m, p: sp.Abs(m[0]) if len(m) == 1 else sp.sqrt(sp.Add(*(e**2 for e in m))),
+              d=lambda a, m, o, p: NormShare(a, o),
               tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
               kink_at=lambda m, o: "norm0" if o == 0 else None,
-              array_combine=lambda m: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
-              array_d=NormShare.numeric),
-    Reduction("max", "derivative of max", "MaxBackward1", Spelling(names=("max",)), extreme=True, combine=lambda m: sp.Max(*m),
+              array_combine=lambda m, p: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
+              array_d=lambda m, o, p: NormShare.numeric(m, o)),
+    Reduction("max", "derivative of max", "MaxBackward1", Spelling(names=("max",)), extreme=True, combine=lambda m, p: sp.Max(*m),
               d=_extreme_share, tex=lambda t, p: rf"\max\left({t}\right)", method="max", kink_at=_tie,
-              array_combine=lambda m: m.max(axis=1), array_d=_tie_share, pairwise="maximum"),
-    Reduction("min", "derivative of min", "MinBackward1", Spelling(names=("min",)), extreme=True, combine=lambda m: sp.Min(*m),
+              array_combine=lambda m, p: m.max(axis=1), array_d=lambda m, o, p: _tie_share(m, o), pairwise="maximum"),
+    Reduction("min", "derivative of min", "MinBackward1", Spelling(names=("min",)), extreme=True, combine=lambda m, p: sp.Min(*m),
               d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie,
-              array_combine=lambda m: m.min(axis=1), array_d=_tie_share, pairwise="minimum"),
+              array_combine=lambda m, p: m.min(axis=1), array_d=lambda m, o, p: _tie_share(m, o), pairwise="minimum"),
+    Reduction("prod", "product rule", "ProdBackward0", Spelling(names=("prod",)), dims=True, method="prod",
+              combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: _others(a, m),
+              tex=lambda t, p: rf"\operatorname{{prod}}{_dim_suffix(p)}\left({t}\right)",
+              array_combine=lambda m, p: np.prod(m, axis=1), array_d=lambda m, o, p: _others_product(m, o),
+              rounds=_product_rounding),
+    Reduction("logsumexp", "chain rule with the logarithm and exponential rules", "LogsumexpBackward0",
+              Spelling(names=("logsumexp",)), dims=True, needs_dim=True, numbered=False, method="logsumexp", inexact32=True,
+              combine=lambda m, p: sp.log(sp.Add(*(sp.exp(e) for e in m))), d=lambda a, m, o, p: sp.exp(a - o),
+              tex=lambda t, p: rf"\operatorname{{logsumexp}}{_dim_suffix(p)}\left({t}\right)",
+              array_combine=_lse, array_d=lambda m, o, p: fmath.exp(m - o), rounds=_lse_rounding),
+    Reduction("var", "sum rule with the power rule", "VarBackward0", Spelling(names=("var",)), dims=True, spread=True,
+              numbered=False, method="var", combine=lambda m, p: _spread_of(m, p["correction"]),
+              d=lambda a, m, o, p: sp.Mul(sp.Rational(2, len(m) - p["correction"]), _centred(a, m), evaluate=False),
+              tex=lambda t, p: rf"\operatorname{{var}}{_dim_suffix(p)}\left({t}\right)",
+              array_combine=_variance, array_d=_variance_d),
+    Reduction("std", "chain rule with the power rule", "StdBackward0", Spelling(names=("std",)), dims=True, spread=True,
+              numbered=False, method="std", combine=lambda m, p: sp.Pow(_spread_of(m, p["correction"]), sp.S.Half, evaluate=False),
+              # torch masks grad / (2 · std) to 0 where std is 0 (all members equal), so no nan flows back
+              d=lambda a, m, o, p: sp.Mul(sp.Rational(1, len(m) - p["correction"]), NormShare(_centred(a, m), o),
+                                          evaluate=False), masks_zero=True,
+              kink_at=lambda m, o: "std0" if o == 0 else None,
+              tex=lambda t, p: rf"\operatorname{{std}}{_dim_suffix(p)}\left({t}\right)",
+              array_combine=lambda m, p: np.sqrt(_variance(m, p)), array_d=_deviation_d, inexact32=True),
 ]
