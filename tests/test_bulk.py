@@ -64,7 +64,10 @@ CASES = {
     "prod": ("x.prod(1) * w.prod()", "prod"), "prod_zero": ("torch.prod(x, 0, keepdim=True)", "prod"),
     "prod_nonzero": ("w.prod(dim=1)", "prod"), "logsumexp": ("x.logsumexp(1) * torch.logsumexp(w, 0).sum()", "logsumexp"),
     "var": ("x.var() * w.var(1, unbiased=False)", "var"), "std": ("torch.std(x, 0, keepdim=True) * w.std(correction=0)", "std"),
-    "std_zero": ("(x * 0).std(1)", "std"),
+    "std_zero": ("(x * 0).std(1)", "std"), "cumsum": ("x.cumsum(1) * torch.cumsum(w, dim=0)", "cumsum"),
+    "cat": ("torch.cat([x, w, p], dim=1) * torch.cat((x, w)).sum()", "cat"),
+    "stack": ("torch.stack([x, w.exp()], 1) * torch.stack((b, b * 2))[0]", "stack"),
+    "expand": ("x[:, :1].expand(2, 3) * b.expand(2, -1)", "expand"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 

@@ -96,6 +96,14 @@ class TestRefusesMistakes:
             ("x.var(1, correction=2)", "step 'y': var of 2 element(s) with correction=2 divides by 0 (allowed: a correction"
                                        " below the group's size, as torch warns otherwise and returns nan or inf)"),
             ("x.logsumexp()", "step 'y': logsumexp() needs dim= (allowed: logsumexp(x, dim=...))"),
+            ("torch.cat([x, W])", "step 'y': cat() cannot join [2, 2] and [3] (allowed: equal sizes in every dim but dim 0)"),
+            ("torch.stack([x, x.T, W])", "step 'y': stack() cannot join [2, 2] and [3] (allowed: equal shapes)"),
+            ("torch.stack([x, 2])", "step 'y': stack's operand must be a tensor, got the number 2 (allowed: a tensor name or"
+                                    " expression)"),
+            ("torch.cat(x)", "step 'y': cat() takes a list of tensors first (allowed: torch.cat([a, b], dim=0))"),
+            ("torch.cat([x, x], dim=2)", "step 'y': cat(): dim 2 is out of range for 2 dimension(s) (allowed: -2 to 1)"),
+            ("W.expand(2, 2)", "step 'y': [3] cannot be expanded to [2, 2] (allowed: each size equal to the tensor's, or any"
+                               " size where it has 1, or -1 to keep it; new dims only in front)"),
             ("x[2] * 1", "step 'y': index 2 is out of range for size 2 (allowed: -2 to 1)"),
             ("x.softmax()", "step 'y': softmax() needs dim= (allowed: softmax(x, dim=...))"),
             ("x.softmax(dim=2)", "step 'y': dim 2 is out of range for a 2-d tensor (allowed: -2 to 1)"),

@@ -64,6 +64,9 @@ CASES = {
     # d(a/b)/db where b² leaves float64's range: torch's -(a / b) / b cancels 1 / b; -a / b² would not
     "quotient_past_the_range": ("y: (x / 1e-308 / (x / 1e-308)).sigmoid()", {"x": "[0.1, 2]"},
                                 lambda x: (x / 1e-308 / (x / 1e-308)).sigmoid()),
+    # a step function takes the float64 torch holds: expm1(-1e308) is -1.0 there, not -1 + e^(-1e308)
+    "steps_of_expm1_at_the_edges": ("y: x.expm1().ceil() * 3 + x.expm1().floor()", {"x": "[-1e308, -5e-324, 1e-300]"},
+                                    lambda x: x.expm1().ceil() * 3 + x.expm1().floor()),
 }
 
 
@@ -88,6 +91,13 @@ class TestRunawayExactValues:
         spec = _spec(tmp_path, "y: (-x.exp()).tanh()", x="[1e20, 1]")
         result = invoke("check", str(spec))
         assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == "1 agree with torch, 0 failed"
+
+    def test_check_agrees_on_gelu_of_inf_in_float32(self, tmp_path):
+        """gelu at 1e100 (inf in float32): torch's vectorized float32 kernel gives nan there, and derive says so."""
+        spec = _spec(tmp_path, "y: torch.nn.functional.gelu(x)", x="[1, 1e100]")
+        result = invoke("check", str(spec))
+        assert (result.exit_code, result.stderr) == (0, "")
         assert result.output.splitlines()[-1] == "1 agree with torch, 0 failed"
 
     def test_check_agrees_on_a_quotient_at_a_tiny_divisor(self, tmp_path):

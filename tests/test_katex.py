@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.pipeline.build import derive_spec
+from generator.pipeline.build import derive_spec, render_spec
 from generator.document.small import build_document
 from generator.spec.load import FLAVORS
 from generator.render.formats import RENDERERS
@@ -82,3 +82,27 @@ def test_checker_reads_each_flavors_delimiters(tmp_path):
         bad.write_text(text)
         report = katex([bad], flavor)
         assert (report["blocks"], len(report["errors"])) == (2, 2), flavor
+
+
+def test_every_op_s_generic_formulas_render(tmp_path):
+    """Each op's generic element formulas (a large document's forward and backward), one case per op, render in KaTeX."""
+    import yaml
+
+    from .test_bulk import CASES, POS, W, X
+
+    values = {"x": X, "w": W, "p": POS, "b": [0.5, -2.0, 1.0]}
+    files = []
+    for case, (expr, _) in sorted(CASES.items()):
+        inputs = {name: {"value": value, "requires_grad": True} for name, value in values.items()}
+        inputs["big"] = {"fill": 1.0, "shape": [65], "requires_grad": True}  # over SMALL: the generic path
+        spec = {"title": case, "dtype": "float64", "inputs": inputs,
+                "steps": {"y": expr, "out": "(y * y).sum() + big.sum()"}, "backward": "out"}
+        path = tmp_path / f"{case}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        text = render_spec(path, ("md",), None)[f"{case}.md"]
+        assert b"computed in float64" in text  # the array path's document
+        files.append(tmp_path / f"{case}.md")
+        files[-1].write_bytes(text)
+    report = katex(files)
+    assert report["errors"] == []
+    assert report["blocks"] > 10 * len(files)

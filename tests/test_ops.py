@@ -128,6 +128,17 @@ CASES = [
     ("torch.var(a, 0, True, True) * p", lambda t: torch.var(t.a, 0, True, True) * t.p),
     ("a.std(dim=1, correction=0) * b[:2]", lambda t: t.a.std(dim=1, correction=0) * t.b[:2]),
     ("torch.std(a) * a", lambda t: torch.std(t.a) * t.a),
+    ("a.cumsum(1) * p", lambda t: t.a.cumsum(1) * t.p),
+    ("torch.cumsum(b, dim=0) + torch.cumsum(a, 0).sum()", lambda t: torch.cumsum(t.b, dim=0) + torch.cumsum(t.a, 0).sum()),
+    ("torch.cat([a, p]) * 2", lambda t: torch.cat([t.a, t.p]) * 2),
+    ("torch.cat((a, M.T, a * b), dim=0)", lambda t: torch.cat((t.a, t.M.T, t.a * t.b), dim=0)),
+    ("torch.concat([a, M.T], -1) + torch.concatenate([b, v])", lambda t: torch.concat([t.a, t.M.T], -1) + torch.concatenate([t.b, t.v])),
+    ("torch.stack([b, v, b * v]) @ M", lambda t: torch.stack([t.b, t.v, t.b * t.v]) @ t.M),
+    ("torch.stack((a, p), dim=2) * s", lambda t: torch.stack((t.a, t.p), dim=2) * t.s),
+    ("torch.stack([s, s * 2, b[0]])", lambda t: torch.stack([t.s, t.s * 2, t.b[0]])),
+    ("b.expand(2, 3) * a", lambda t: t.b.expand(2, 3) * t.a),
+    ("M[:, :1].expand(3, 4).sum(1) + s.expand(3)", lambda t: t.M[:, :1].expand(3, 4).sum(1) + t.s.expand(3)),
+    ("a.unsqueeze(0).expand(4, -1, -1)", lambda t: t.a.unsqueeze(0).expand(4, -1, -1)),
 ]
 
 # Inputs placed exactly on kinks, where torch's conventions decide the derivative.

@@ -44,8 +44,11 @@ def short_literal(value: Fraction, dtype: str) -> str:
     """Write a number as literal does, or, where that is long, as the shortest literal torch reads back as the same
     number of the dtype (a float32 linspace point 0.2617993950843811035... is 0.2617994 to torch)."""
     text = literal(value)
-    if len(text) <= SHORT or dtype != "float32" or float(np.float32(float(value))) != value:
+    if len(text) <= SHORT or dtype != "float32":
         return text
+    with np.errstate(over="ignore"):  # beyond float32's range: torch reads the literal as inf, written as it is
+        if float(np.float32(float(value))) != value:
+            return text
     single = np.float32(float(value))
     short = min(np.format_float_positional(single, unique=True, trim="0"),
                 np.format_float_scientific(single, unique=True, trim="0"), key=len)

@@ -16,7 +16,7 @@ import sympy as sp
 
 from ..graph.model import Graph, Node, ones_gradient
 from ..floats.ieee import exact_number, float_value, in_range, negative_zero, number, power
-from ..ops.derivatives import MASKS
+from ..ops.derivatives import MASKS, STEPS
 from ..ops import REGISTRY
 from ..ops.base import numel
 from ..spec.model import Array, Call, apply_resets, shared
@@ -118,6 +118,10 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         # take the argument torch has, the float64 the shadow computed op by op
         near = float_value(expr.args[0], shadow)
         if math.isfinite(near) and abs(near) >= 2**26:
+            args = [sp.Rational(float(near))]
+    if expr.func in STEPS and shadow is not None and args[0].is_finite:
+        near = float_value(expr.args[0], shadow)
+        if math.isfinite(near):
             args = [sp.Rational(float(near))]
     if expr.is_Pow and args[0] == 1:
         return sp.Integer(1)  # IEEE's pow(1, nan) is 1, as in torch; sympy says nan

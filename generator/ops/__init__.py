@@ -18,12 +18,13 @@ from .base import Op
 from .elementwise import ELEMENTWISE
 from .function import FUNCTION, Applied
 from .indexing import INDEXING
+from .layout import LAYOUT
 from .linalg import LINALG
 from .losses import LOSSES, REDUCTIONS as LOSS_REDUCTIONS
 from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + FUNCTION + LOSSES}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 # (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)

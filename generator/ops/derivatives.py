@@ -446,6 +446,10 @@ class PowBase(sp.Function):
 
 # Derivatives torch applies with a mask (where), so a zero there stops even nan or inf; where the mask is
 # narrower than "the derivative is 0", the function says where with masks(*args).
+# Step functions: torch applies them to the float64 it holds, so near a jump the rounded operand decides
+# (ceil(expm1(-1e308)) is ceil(-1.0) = -1 in torch, where the exact -1 + e^(-1e308) gives 0).
+STEPS = (sp.floor, sp.ceiling, sp.sign, RoundHalfEven, Trunc)
+
 MASKS = (Positive, Inside, TieShare, PowBase, Above, Between)
 
 

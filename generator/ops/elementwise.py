@@ -422,6 +422,18 @@ class Activation(Elementwise):
         return self.torch_fn(torch, *ts, **{k: v if isinstance(v, str) else float(v) for k, v in params.items()})
 
 
+@dataclass(frozen=True)
+class Gelu(Activation):
+    """gelu: in float32, torch's vectorized kernel (any tensor of two or more elements) gives nan at +inf."""
+
+    def dtype_forward(self, cast, xs, shapes, params):
+        out = super().dtype_forward(cast, xs, shapes, params)
+        x = np.asarray(xs[0], dtype=np.float64)
+        if cast.dtype == "float32" and params["approximate"] == "none" and x.size > 1:
+            out = np.where(np.broadcast_to(x == np.inf, np.shape(out)), np.nan, out)
+        return out
+
+
 GELU_KAPPA = sp.Rational(44715, 10**6)  # torch's 0.044715 in the tanh approximation
 SQRT_2_OVER_PI = sp.sqrt(2 / sp.pi)
 
@@ -677,7 +689,7 @@ ELEMENTWISE = [
                kink_at=lambda a, beta, threshold: "softplus_linear" if a * beta > threshold else None,
                kink_mask=lambda a, beta, threshold: a * float(beta) > float(threshold), kink_key="softplus_linear",
                defaults=(("beta", Fraction(1)), ("threshold", Fraction(20)))),
-    Activation("gelu", "derivative of gelu", "GeluBackward0", Spelling(functional=("gelu",)),
+    Gelu("gelu", "derivative of gelu", "GeluBackward0", Spelling(functional=("gelu",)),
                f=_gelu, df=(_gelu_slope,),
                tex=lambda a, approximate: (r"\operatorname{gelu}_{\tanh}" if approximate == "tanh" else r"\operatorname{gelu}")
                + rf"\left({a}\right)",

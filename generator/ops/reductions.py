@@ -11,7 +11,7 @@ import sympy as sp
 
 from .base import (
     LETTERS, MAX_TERMS, OPERAND, OUT, ExprError, Op, Shape, ShapeError, Spelling, TexOperand, bare, bind_args, bool_arg, el,
-    flat, int_arg, norm_dim, numel, ravel,
+    checked, flat, free, int_arg, norm_dim, numel, ravel,
     list_tex, sum_tex, summed, times, unravel,
 )
 from ..floats import fmath
@@ -149,7 +149,8 @@ class Reduction(Op):
         n = numel(x.shape) if params.get("dim") is None else (x.shape[norm_dim(params["dim"], len(x.shape))] if x.shape else 1)
         body = el(x.tex, own)
         mean = el(rf"\bar{{{x.tex}}}", index)
-        spread = rf"\frac{{1}}{{{n - params.get('correction', 0)}}} " + summed(over, rf"\left({body} - {mean}\right)^{{2}}")
+        dof = n - params.get("correction", 0)
+        spread = ("" if dof == 1 else rf"\frac{{1}}{{{dof}}} ") + summed(over, rf"\left({body} - {mean}\right)^{{2}}")
         rhs = {
             "prod": rf"\prod_{{{','.join(over)}}} {body}" if over else body,
             "logsumexp": rf"\ln {summed(over, f'e^{{{body}}}')}",
@@ -211,8 +212,10 @@ class Reduction(Op):
             mean = el(rf"\bar{{{x.tex}}}", index)
             dof = n - params["correction"]
             if self.key == "var":
-                return rf"\frac{{2}}{{{dof}}} \left({mine} - {mean}\right)"
-            return rf"\frac{{{mine} - {mean}}}{{{dof} \, {o}}}"
+                two = "2" if dof == 1 else rf"\frac{{2}}{{{dof}}}"
+                return rf"{two} \left({mine} - {mean}\right)"
+            below = o if dof == 1 else rf"{dof} \, {o}"
+            return rf"\frac{{{mine} - {mean}}}{{{below}}}"
         return None
 
     def array_kinks(self, xs, out, shapes, params):
@@ -318,6 +321,89 @@ def _centred(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
 def _spread_of(members: list[sp.Expr], correction: int) -> sp.Expr:
     squares = sp.Add(*(sp.Pow(_centred(m, members), 2, evaluate=False) for m in members), evaluate=False)
     return sp.Mul(sp.Rational(1, len(members) - correction), squares, evaluate=False)
+
+
+@dataclass(frozen=True)
+class Cumsum(Op):
+    """cumsum(dim): each element the sum of those before it along dim, itself included."""
+
+    def call_params(self, walk, name, args, kwargs):
+        bound = bind_args(name, args, kwargs, ("dim",), required=("dim",))
+        return {"dim": int_arg(bound["dim"], "dim")}
+
+    def _groups(self, shape: Shape, params: dict[str, Any]) -> np.ndarray:
+        return np.array(reduce_groups(shape, params["dim"], True)[1], dtype=np.int64).reshape(-1, shape[norm_dim(
+            params["dim"], len(shape))] if shape else 1)
+
+    def shape(self, shapes, params):
+        groups = self._groups(shapes[0], params)
+        checked(groups.shape[0] * groups.shape[1] * (groups.shape[1] + 1) // 2, f"cumsum along a dim of {groups.shape[1]}")
+        return shapes[0]
+
+    def forward(self, xs, shapes, params):
+        out: list[sp.Expr] = [sp.Integer(0)] * len(xs[0])
+        for g in self._groups(shapes[0], params).tolist():
+            for k, j in enumerate(g):
+                out[j] = sp.Add(*(xs[0][m] for m in g[: k + 1]))
+        return out
+
+    def partials(self, xs, outs, shapes, params):
+        for g in self._groups(shapes[0], params).tolist():
+            for k, j in enumerate(g):
+                for m in g[: k + 1]:
+                    yield j, 0, m, sp.Integer(1)
+
+    def array_forward(self, xs, shapes, params):
+        groups = self._groups(shapes[0], params)
+        out = np.empty(flat(xs[0]).size)
+        out[groups] = np.cumsum(flat(xs[0])[groups], axis=1)
+        return out.reshape(shapes[0])
+
+    def dtype_forward(self, cast, xs, shapes, params):
+        # torch's CPU kernel adds in double for float32, rounding each running sum once into the dtype
+        return cast(self.array_forward(xs, shapes, params))
+
+    def array_local(self, xs, out, shapes, params):
+        groups = self._groups(shapes[0], params)
+        n = groups.shape[1]
+        k, m = np.tril_indices(n)  # output position k reads members 0..k
+        rows = groups[:, k].reshape(-1)
+        cols = groups[:, m].reshape(-1)
+        return [(0, rows, cols, np.ones(rows.size), None)]
+
+    def _letters(self, shape, params):
+        own = list(LETTERS[: len(shape)])
+        if not own:
+            return own, own, "0", "0"
+        d = norm_dim(params["dim"], len(shape))
+        (k,) = free(own, 1)
+        other = list(own)
+        other[d] = k
+        return own, other, k, own[d]
+
+    def forward_tex(self, out, args, out_shape, params):
+        own, other, k, mine = self._letters(args[0].shape, params)
+        if not own:
+            return rf"{out} = {args[0].tex}"
+        return rf"{el(out, own)} = \sum_{{{k} \le {mine}}} {el(args[0].tex, other)}"
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        for g in self._groups(shapes[0], params).tolist():
+            if k in g:
+                return sum_tex([number(float(flat(xs[0])[m])) for m in g[: g.index(k) + 1]])
+        return None
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        own, other, k, mine = self._letters(args[0].shape, params)
+        if not own:
+            return up(out)
+        return rf"\sum_{{{k} \ge {mine}}} {up(el(out, other))}"
+
+    def latex(self, ts, params):
+        return rf"\operatorname{{cumsum}}_{{\text{{dim}}={params['dim']}}}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return torch.cumsum(ts[0], dim=params["dim"])
 
 
 def _dim_suffix(params: dict[str, Any]) -> str:
@@ -444,4 +530,5 @@ REDUCTIONS = [
               kink_at=lambda m, o: "std0" if o == 0 else None,
               tex=lambda t, p: rf"\operatorname{{std}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.sqrt(_variance(m, p)), array_d=_deviation_d, inexact32=True),
+    Cumsum("cumsum", "sum rule", "CumsumBackward0", Spelling(names=("cumsum",)), saves=False),
 ]
