@@ -23,8 +23,7 @@ FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, m
          "minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, prod, logsumexp, var, std, cumsum, dot, mm, mv, "
          "t, transpose, permute, "
          "view, reshape, unsqueeze, squeeze, flatten, cat, concat, concatenate, stack, expand, mse_loss, "
-         "binary_cross_entropy, "
-         "binary_cross_entropy_with_logits")
+         "binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, smooth_l1_loss, huber_loss")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)
 COMMITTED = tuple(re.search(r"derive build derivations --out output --format (\S+)",
                             (ROOT / "Makefile").read_text()).group(1).split(","))

@@ -68,6 +68,9 @@ CASES = {
     "cat": ("torch.cat([x, w, p], dim=1) * torch.cat((x, w)).sum()", "cat"),
     "stack": ("torch.stack([x, w.exp()], 1) * torch.stack((b, b * 2))[0]", "stack"),
     "expand": ("x[:, :1].expand(2, 3) * b.expand(2, -1)", "expand"),
+    "l1_loss": ("torch.nn.functional.l1_loss(x, w.relu() * 0 + x.relu(), reduction='none')", "l1_loss"),
+    "smooth_l1_loss": ("torch.nn.functional.smooth_l1_loss(x * 3, w, beta=0.5)", "smooth_l1_loss"),
+    "huber_loss": ("torch.nn.functional.huber_loss(x * 3, w, reduction='sum', delta=2)", "huber_loss"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
@@ -136,7 +139,8 @@ class TestOps:
                                       "(x * 3).round()", "torch.maximum(x, x.relu())", "x.minimum(x.relu())",
                                       "torch.nn.functional.leaky_relu(x)", "torch.nn.functional.elu(x, 2)",
                                       "torch.nn.functional.hardtanh(x, -0.25, 0.5)",
-                                      "torch.nn.functional.softplus(x * 40)", "(x * 0).std(1) + x.std()"])
+                                      "torch.nn.functional.softplus(x * 40)", "(x * 0).std(1) + x.std()",
+                                      "torch.nn.functional.l1_loss(x, x.relu(), reduction='none')"])
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)

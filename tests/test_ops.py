@@ -139,6 +139,14 @@ CASES = [
     ("b.expand(2, 3) * a", lambda t: t.b.expand(2, 3) * t.a),
     ("M[:, :1].expand(3, 4).sum(1) + s.expand(3)", lambda t: t.M[:, :1].expand(3, 4).sum(1) + t.s.expand(3)),
     ("a.unsqueeze(0).expand(4, -1, -1)", lambda t: t.a.unsqueeze(0).expand(4, -1, -1)),
+    ("torch.nn.functional.l1_loss(a, p) + torch.nn.functional.l1_loss(a, p, reduction='sum')",
+     lambda t: torch.nn.functional.l1_loss(t.a, t.p) + torch.nn.functional.l1_loss(t.a, t.p, reduction="sum")),
+    ("torch.nn.functional.smooth_l1_loss(a * 2, p, reduction='none')",
+     lambda t: torch.nn.functional.smooth_l1_loss(t.a * 2, t.p, reduction="none")),
+    ("torch.nn.functional.smooth_l1_loss(a, p, beta=0.5)", lambda t: torch.nn.functional.smooth_l1_loss(t.a, t.p, beta=0.5)),
+    ("torch.nn.functional.huber_loss(a * 2, p)", lambda t: torch.nn.functional.huber_loss(t.a * 2, t.p)),
+    ("torch.nn.functional.huber_loss(a, p, reduction='sum', delta=0.75)",
+     lambda t: torch.nn.functional.huber_loss(t.a, t.p, reduction="sum", delta=0.75)),
 ]
 
 # Inputs placed exactly on kinks, where torch's conventions decide the derivative.
@@ -171,6 +179,10 @@ KINK_CASES = [
     ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
     ("k.prod() + k.relu().prod() + (k * k).prod()", lambda t: t.k.prod() + t.k.relu().prod() + (t.k * t.k).prod()),
     ("z.std() + k.std()", lambda t: t.z.std() + t.k.std()),
+    ("torch.nn.functional.l1_loss(k, k * 0, reduction='none')",
+     lambda t: torch.nn.functional.l1_loss(t.k, t.k * 0, reduction="none")),
+    ("torch.nn.functional.smooth_l1_loss(k, k * 0) + torch.nn.functional.huber_loss(k, k * 0, delta=1)",
+     lambda t: torch.nn.functional.smooth_l1_loss(t.k, t.k * 0) + torch.nn.functional.huber_loss(t.k, t.k * 0, delta=1)),
 ]
 
 

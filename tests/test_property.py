@@ -49,7 +49,9 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.nn.functional.hardtanh({a})", "torch.nn.functional.softplus({a})", "torch.nn.functional.gelu({a})",
               "torch.nn.functional.gelu({a}, approximate='tanh')", "torch.mul({a}, 2)", "{a}.neg()", "{a}.div(4)",
               "torch.cat([{a}, {a} * 2], dim=0)", "torch.stack([{a}, {a}.exp()], -1)", "torch.stack(({a}, {a}))",
-              "{a}.cumsum(0)", "torch.cumsum({a}, dim=-1)"]
+              "{a}.cumsum(0)", "torch.cumsum({a}, dim=-1)", "torch.nn.functional.l1_loss({a}, {a} * 2)",
+              "torch.nn.functional.smooth_l1_loss({a}, {a} * 0.5, beta=0.5)",
+              "torch.nn.functional.huber_loss({a} * 3, {a}, reduction='none')"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 

@@ -119,6 +119,10 @@ class _Walker:
         """Tell whether a tensor read so far requires grad."""
         return self.known[name].requires_grad
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """Return the shape of a tensor read so far."""
+        return self.known[name].shape
+
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""
         value = self.visit(node)

@@ -29,7 +29,7 @@ REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTM
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 # (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)
 KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha",
-            "inplace", "dim0", "dim1", "unbiased", "correction", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
+            "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
 # The keywords that take a string, and the strings each may take.
 CHOICES = {"reduction": LOSS_REDUCTIONS, **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}
 

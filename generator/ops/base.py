@@ -78,6 +78,9 @@ class Walk(Protocol):
     def requires_grad(self, name: str) -> bool:
         """Tell whether a tensor read so far requires grad."""
 
+    def shape_of(self, name: str) -> Shape:
+        """Return the shape of a tensor read so far."""
+
     def applied(self, function: str) -> Any:
         """Return the record of F.apply(x) in the current step (input, forward, factor, mask...), if it makes one."""
 

@@ -1,7 +1,7 @@
-"""Losses of torch.nn.functional: mse_loss, binary_cross_entropy and binary_cross_entropy_with_logits.
+"""Losses of torch.nn.functional: mse_loss, l1_loss, smooth_l1_loss, huber_loss and the binary cross-entropies.
 
 Each is an elementwise loss of input and target (weighted by weight=, and by pos_weight= for the logits'
-loss), then reduced as reduction= says: 'mean' (the default), 'sum' or 'none'. torch requires the target's
+loss; smooth_l1_loss's beta= and huber_loss's delta= are its number c), then reduced as reduction= says: 'mean' (the default), 'sum' or 'none'. torch requires the target's
 shape to be the input's; a weight broadcasts to it and never requires grad (torch has no derivative for it).
 """
 
@@ -32,19 +32,19 @@ def _sigmoid(x):
     return 1 / (1 + sp.exp(-x))
 
 
-def _mse(x, y, w, p):
+def _mse(x, y, w, p, c):
     return (x - y) ** 2
 
 
-def _mse_d(x, y, w, p):
+def _mse_d(x, y, w, p, c):
     return 2 * (x - y), -2 * (x - y)
 
 
-def _bce(x, y, w, p):
+def _bce(x, y, w, p, c):
     return -w * (y * sp.Max(sp.log(x), LOG_FLOOR) + (1 - y) * sp.Max(sp.log(1 - x), LOG_FLOOR))
 
 
-def _bce_d(x, y, w, p):
+def _bce_d(x, y, w, p, c):
     # torch's backward: (x - y) / max(x (1 - x), ε) for the input, ln(1 - x) - ln x (unclamped) for the target
     return w * (x - y) / sp.Max(x * (1 - x), EPSILON), w * (sp.log(1 - x) - sp.log(x))
 
@@ -70,28 +70,28 @@ class Softplus(sp.Function):
         return rf"\ln\left(1 + e^{{{power}}}\right)"
 
 
-def _logits(x, y, w, p):
+def _logits(x, y, w, p, c):
     return w * ((1 - y) * x + (1 + (p - 1) * y) * Softplus(x))
 
 
-def _logits_d(x, y, w, p):
+def _logits_d(x, y, w, p, c):
     # torch: ((p y + 1 - y) σ(x) - p y) · w for the input; (-x + (p - 1) ln(1 + e^-x)) · w for the target
     return w * ((1 + (p - 1) * y) * _sigmoid(x) - p * y), w * (-x + (p - 1) * Softplus(x))
 
 
-def _np_mse(x, y, w, p):
+def _np_mse(x, y, w, p, c):
     return (x - y) ** 2
 
 
-def _np_mse_d(x, y, w, p):
+def _np_mse_d(x, y, w, p, c):
     return 2 * (x - y), -2 * (x - y)
 
 
-def _np_bce(x, y, w, p):
+def _np_bce(x, y, w, p, c):
     return -w * (y * np.maximum(fmath.log(x), LOG_FLOOR) + (1 - y) * np.maximum(fmath.log(1 - x), LOG_FLOOR))
 
 
-def _np_bce_d(x, y, w, p):
+def _np_bce_d(x, y, w, p, c):
     return w * (x - y) / np.maximum(x * (1 - x), float(EPSILON)), w * (fmath.log(1 - x) - fmath.log(x))
 
 
@@ -100,47 +100,111 @@ def _np_softplus(x):
     return np.maximum(-x, 0) + fmath.log(1 + fmath.exp(-np.abs(x)))
 
 
-def _np_logits(x, y, w, p):
+def _np_logits(x, y, w, p, c):
     return w * ((1 - y) * x + (1 + (p - 1) * y) * _np_softplus(x))
 
 
-def _np_logits_d(x, y, w, p):
+def _np_logits_d(x, y, w, p, c):
     sigma = 1 / (1 + fmath.exp(-x))
     return w * ((1 + (p - 1) * y) * sigma - p * y), w * (-x + (p - 1) * _np_softplus(x))
 
 
-def _tex_mse(x, y, w, p):
+def _tex_mse(x, y, w, p, c):
     return rf"\left({x} - {y}\right)^{{2}}"
 
 
-def _tex_bce(x, y, w, p):
+def _tex_bce(x, y, w, p, c):
     inner = (rf"{y} \max\left(\ln {x}, {LOG_FLOOR}\right) + \left(1 - {y}\right)"
              rf" \max\left(\ln\left(1 - {x}\right), {LOG_FLOOR}\right)")
     return rf"-{w + ' ' if w else ''}\left({inner}\right)"
 
 
-def _tex_logits(x, y, w, p):
+def _tex_logits(x, y, w, p, c):
     scale = rf"\left(1 + \left({p} - 1\right) {y}\right) " if p else ""
     body = rf"\left(1 - {y}\right) {x} + {scale}\ln\left(1 + e^{{-{x}}}\right)"
     return rf"{w} \left({body}\right)" if w else body
 
 
-def _tex_mse_d(x, y, w, p):
+def _tex_mse_d(x, y, w, p, c):
     return rf"2 \left({x} - {y}\right)", rf"-2 \left({x} - {y}\right)"
 
 
-def _tex_bce_d(x, y, w, p):
+def _tex_bce_d(x, y, w, p, c):
     lead = f"{w} " if w else ""
     return (rf"{lead}\frac{{{x} - {y}}}{{\max\left({x} \left(1 - {x}\right), 10^{{-12}}\right)}}",
             rf"{lead}\left(\ln\left(1 - {x}\right) - \ln {x}\right)")
 
 
-def _tex_logits_d(x, y, w, p):
+def _tex_logits_d(x, y, w, p, c):
     lead = f"{w} " if w else ""
     if p:
         return (rf"{lead}\left(\left(1 + \left({p} - 1\right) {y}\right) \sigma\left({x}\right) - {p} {y}\right)",
                 rf"{lead}\left(-{x} + \left({p} - 1\right) \ln\left(1 + e^{{-{x}}}\right)\right)")
     return rf"{lead}\left(\sigma\left({x}\right) - {y}\right)", rf"-{lead}{x}"
+
+
+# smooth L1 and Huber written with min, so one formula holds on both sides of c: with m = min(|d|, c),
+# smooth L1 is m²/(2c) + |d| - m and Huber m²/2 + c(|d| - m); their slopes are d/c and d clamped to [-1, 1], [-c, c]
+def _smooth(x, y, w, p, c):
+    m = sp.Min(sp.Abs(x - y), c)
+    return m**2 / (2 * c) + sp.Abs(x - y) - m
+
+
+def _smooth_d(x, y, w, p, c):
+    slope = sp.Max(sp.Min((x - y) / c, 1), -1)
+    return slope, -slope
+
+
+def _huber(x, y, w, p, c):
+    m = sp.Min(sp.Abs(x - y), c)
+    return m**2 / 2 + c * (sp.Abs(x - y) - m)
+
+
+def _huber_d(x, y, w, p, c):
+    slope = sp.Max(sp.Min(x - y, c), -c)
+    return slope, -slope
+
+
+def _np_smooth(x, y, w, p, c):
+    z = np.abs(x - y)  # torch's kernel: z < beta ? 0.5 z z / beta : z - 0.5 beta
+    return np.where(z < c, 0.5 * z * z / c, z - 0.5 * c)
+
+
+def _np_smooth_d(x, y, w, p, c):
+    slope = np.clip((x - y) / c, -1, 1)
+    return slope, -slope
+
+
+def _np_huber(x, y, w, p, c):
+    z = np.abs(x - y)  # torch's kernel: z < delta ? 0.5 z z : delta (z - 0.5 delta)
+    return np.where(z < c, 0.5 * z * z, c * (z - 0.5 * c))
+
+
+def _np_huber_d(x, y, w, p, c):
+    slope = np.clip(x - y, -c, c)
+    return slope, -slope
+
+
+def _tex_smooth(x, y, w, p, c):
+    d = rf"\left\lvert {x} - {y}\right\rvert"
+    return (rf"\begin{{cases}} \frac{{\left({x} - {y}\right)^{{2}}}}{{2 \cdot {c}}} & \text{{if }} {d} \lt {c} \\"
+            rf" {d} - \frac{{{c}}}{{2}} & \text{{otherwise}} \end{{cases}}")
+
+
+def _tex_smooth_d(x, y, w, p, c):
+    slope = rf"\operatorname{{clamp}}\left(\frac{{{x} - {y}}}{{{c}}}, -1, 1\right)"
+    return slope, f"-{slope}"
+
+
+def _tex_huber(x, y, w, p, c):
+    d = rf"\left\lvert {x} - {y}\right\rvert"
+    return (rf"\begin{{cases}} \frac{{\left({x} - {y}\right)^{{2}}}}{{2}} & \text{{if }} {d} \lt {c} \\"
+            rf" {c} \left({d} - \frac{{{c}}}{{2}}\right) & \text{{otherwise}} \end{{cases}}")
+
+
+def _tex_huber_d(x, y, w, p, c):
+    slope = rf"\operatorname{{clamp}}\left({x} - {y}, -{c}, {c}\right)"
+    return slope, f"-{slope}"
 
 
 @dataclass(frozen=True)
@@ -156,6 +220,8 @@ class Loss(Op):
     optional: tuple[str, ...] = ()  # the tensor arguments beside input and target: weight, pos_weight
     signature: tuple[str, ...] = ()  # torch's arguments after input, in order
     kink: str = ""  # note key where torch's convention replaces a derivative that does not exist
+    kink_at: Callable[[Any, Any], Any] = field(default=None, repr=False)  # (x, y) -> where that is, on numbers or arrays
+    number: tuple[str, Fraction] | None = None  # a number argument after the tensors, with torch's default: ("beta", 1)
 
     # -- reading a call
 
@@ -166,6 +232,13 @@ class Loss(Op):
                 raise ExprError(f"{name}()'s {key}= is deprecated in torch (allowed: reduction='mean', 'sum' or 'none')")
         operands = [walk.tensor(subject, f"{name}'s input"), walk.tensor(bound["target"], f"{name}'s target")]
         params: dict[str, Any] = {"reduction": _reduction(bound.get("reduction"))}
+        if self.number is not None:
+            key, default = self.number
+            value = default if key not in bound else walk.visit(bound[key])
+            if isinstance(value, str) or value <= 0:
+                raise ExprError(f"{name}()'s {key}= must be a positive number (allowed: a number above 0, such as"
+                                f" {key}={float(default):g})")
+            params[key] = value
         for key in self.optional:
             given = key in bound and not _is_none(bound[key])
             params[key] = given
@@ -206,7 +279,17 @@ class Loss(Op):
             index = unravel(k, shapes[0])
             extra = [xs[slots[key]][source_index(index, shapes[slots[key]])] if key in slots else sp.Integer(1)
                      for key in ("weight", "pos_weight")]
-            yield (xs[0][k], xs[1][k], *extra)
+            yield (xs[0][k], xs[1][k], *extra, self._number(params))
+
+    def _number(self, params: dict[str, Any]) -> Any:
+        """Return the loss's number argument (beta, delta) as the exact forms take it, or None."""
+        return None if self.number is None else sp.Rational(params[self.number[0]])
+
+    def dtype_params(self, cast, params):
+        if self.number is None:
+            return params
+        key = self.number[0]  # torch turns the number into the tensor's dtype before its kernel
+        return {**params, key: Fraction(float(cast(np.array(float(params[key])))))}
 
     def _reduce(self, terms: list[sp.Expr], params) -> list[sp.Expr]:
         if params["reduction"] == "none":
@@ -232,7 +315,7 @@ class Loss(Op):
     def kinks(self, xs, outs, shapes, params):
         if not self.kink:
             return
-        hits = [k for k, x in enumerate(xs[0]) if x == 0 or x == 1]
+        hits = [k for k, e in enumerate(self._elements(xs, shapes, params)) if self.kink_at(e[0], e[1])]
         if params["reduction"] != "none":
             hits = hits[:1]  # one output: one note (it does not name the element)
         for k in hits:
@@ -247,7 +330,8 @@ class Loss(Op):
         extra = [np.broadcast_to(np.asarray(xs[slots[k]], dtype=np.float64).reshape(shapes[slots[k]]),
                                  shapes[0]).reshape(-1) if k in slots else np.ones_like(x)
                  for k in ("weight", "pos_weight")]
-        return x, y, *extra
+        c = None if self.number is None else float(params[self.number[0]])
+        return x, y, *extra, c
 
     def array_forward(self, xs, shapes, params):
         with np.errstate(all="ignore"):
@@ -281,8 +365,7 @@ class Loss(Op):
     def array_kinks(self, xs, out, shapes, params):
         if not self.kink:
             return
-        x = flat(xs[0])
-        hits = np.flatnonzero((x == 0) | (x == 1))
+        hits = np.flatnonzero(self.kink_at(flat(xs[0]), flat(xs[1])))
         if hits.size:
             yield (hits if params["reduction"] == "none" else np.zeros(1, dtype=np.int64)), self.kink
 
@@ -290,22 +373,27 @@ class Loss(Op):
 
     def run(self, torch, ts, params):
         slots = self._slots(params)
-        kw = {k: ts[i] for k, i in slots.items()}
+        kw: dict[str, Any] = {k: ts[i] for k, i in slots.items()}
+        if self.number is not None:
+            kw[self.number[0]] = float(params[self.number[0]])
         return getattr(torch.nn.functional, self.key)(ts[0], ts[1], reduction=params["reduction"], **kw)
 
     # -- LaTeX
 
-    def _names(self, ts: list[str], params) -> tuple[str, str, str, str]:
+    def _names(self, ts: list[str], params) -> tuple[str, ...]:
         slots = self._slots(params)
-        return (ts[0], ts[1], *(ts[slots[k]] if k in slots else "" for k in ("weight", "pos_weight")))
+        c = "" if self.number is None else sp.latex(sp.Rational(params[self.number[0]]))
+        return (ts[0], ts[1], *(ts[slots[k]] if k in slots else "" for k in ("weight", "pos_weight")), c)
 
     def latex(self, ts, params):
         name = self.key.replace("_", r"\_")
         extra = [rf"\text{{{k.replace('_', ' ')}}} = {ts[i]}" for k, i in self._slots(params).items()]
+        if self.number is not None and params[self.number[0]] != self.number[1]:
+            extra.append(rf"\{self.number[0]} = {sp.latex(sp.Rational(params[self.number[0]]))}")
         suffix = "" if params["reduction"] == "mean" else rf"_{{\text{{{params['reduction']}}}}}"
         return rf"\operatorname{{{name}}}{suffix}\left({', '.join([ts[0], ts[1], *extra])}\right)"
 
-    def _generic(self, args, out_shape, params) -> tuple[list[str], tuple[str, str, str, str]]:
+    def _generic(self, args, out_shape, params) -> tuple[list[str], tuple[str, ...]]:
         """Return the input's letters and x, y, w, p as generic elements."""
         shape = args[0].shape
         letters = list(LETTERS[: len(shape)])
@@ -330,6 +418,31 @@ class Loss(Op):
         return times(up(el(out, letters) if params["reduction"] == "none" else out), local)
 
 
+@dataclass(frozen=True)
+class Composed(Op):
+    """l1_loss, which torch composes from other ops: (input - target).abs(), then its mean or sum.
+
+    Reading it makes those ops' nodes (SubBackward0, AbsBackward0, MeanBackward0), as torch's graph has them;
+    it never is a node itself.
+    """
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        bound = bind_args(name, args, kwargs, ("target", "size_average", "reduce", "reduction"), required=("target",))
+        for key in DEPRECATED:
+            if key in bound and not _is_none(bound[key]):
+                raise ExprError(f"{name}()'s {key}= is deprecated in torch (allowed: reduction='mean', 'sum' or 'none')")
+        x, y = walk.tensor(subject, f"{name}'s input"), walk.tensor(bound["target"], f"{name}'s target")
+        reduction = _reduction(bound.get("reduction"))
+        shapes = [walk.shape_of(x), walk.shape_of(y)]
+        if shapes[1] != shapes[0]:  # torch broadcasts with a warning; as for mse_loss, derive refuses
+            raise ExprError(f"{self.key}: target size {fmt_shape(shapes[1])} must be the same as input size"
+                            f" {fmt_shape(shapes[0])} (allowed: a target of the input's shape)")
+        error = walk.make("abs", [walk.make("sub", [x, y], top=False)], top=top and reduction == "none")
+        if reduction == "none":
+            return error
+        return walk.make(reduction, [error], {"dim": None, "keepdim": False}, top=top)
+
+
 def _is_none(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
 
@@ -350,12 +463,21 @@ LOSSES = [
     Loss("binary_cross_entropy", "derivative of the binary cross-entropy", "BinaryCrossEntropyBackward0",
          Spelling(functional=("binary_cross_entropy",)), f=_bce, df=_bce_d, array_f=_np_bce, array_df=_np_bce_d,
          tex=_tex_bce, tex_d=_tex_bce_d, optional=("weight",),
-         signature=("target", "weight", "size_average", "reduce", "reduction"), kink="bce_clamp", inexact32=True),
+         signature=("target", "weight", "size_average", "reduce", "reduction"), kink="bce_clamp", inexact32=True,
+         kink_at=lambda x, y: (x == 0) | (x == 1)),
     Loss("binary_cross_entropy_with_logits", "derivative of the binary cross-entropy with logits",
          "BinaryCrossEntropyWithLogitsBackward0", Spelling(functional=("binary_cross_entropy_with_logits",)),
          f=_logits, df=_logits_d, array_f=_np_logits, array_df=_np_logits_d, tex=_tex_logits, tex_d=_tex_logits_d,
          optional=("weight", "pos_weight"),
          signature=("target", "weight", "size_average", "reduce", "reduction", "pos_weight"), inexact32=True),
+    Composed("l1_loss", "derivative of the absolute error", "", Spelling(functional=("l1_loss",))),
+    Loss("smooth_l1_loss", "derivative of the smooth L1 loss", "SmoothL1LossBackward0",
+         Spelling(functional=("smooth_l1_loss",)), f=_smooth, df=_smooth_d, array_f=_np_smooth, array_df=_np_smooth_d,
+         tex=_tex_smooth, tex_d=_tex_smooth_d, signature=("target", "size_average", "reduce", "reduction", "beta"),
+         number=("beta", Fraction(1))),
+    Loss("huber_loss", "derivative of the Huber loss", "HuberLossBackward0", Spelling(functional=("huber_loss",)),
+         f=_huber, df=_huber_d, array_f=_np_huber, array_df=_np_huber_d, tex=_tex_huber, tex_d=_tex_huber_d,
+         signature=("target", "reduction", "delta"), number=("delta", Fraction(1))),
 ]
 
 
