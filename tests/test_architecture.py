@@ -101,6 +101,8 @@ NOT_OPS = {
     ("generator/document/glance.py", "sign"): "a reason a glance picks an element (its sign differs)",
     ("generator/spec/schema.py", "minimum"): "JSON Schema's keyword",
     ("generator/spec/schema.py", "maximum"): "JSON Schema's keyword",
+    ("generator/spec/python.py", "linear"): "the kind of module nn.Linear is (its forward is written with @ and +)",
+    ("generator/document/parts.py", "linear"): "the kind of module nn.Linear is",
 }
 
 

@@ -70,6 +70,9 @@ CASES = {
     "expand": ("x[:, :1].expand(2, 3) * b.expand(2, -1)", "expand"),
     "l1_loss": ("torch.nn.functional.l1_loss(x, w.relu() * 0 + x.relu(), reduction='none')", "l1_loss"),
     "smooth_l1_loss": ("torch.nn.functional.smooth_l1_loss(x * 3, w, beta=0.5)", "smooth_l1_loss"),
+    "reciprocal_method": ("p.reciprocal() * torch.reciprocal(x)", "reciprocal"),
+    "addmm": ("torch.addmm(b[:2], x, w.T) * torch.addmm(b[:1], x.T, w)[0, 0]", "addmm"),
+    "linear": ("torch.nn.functional.linear(x, w, b[:2]) * torch.nn.functional.linear(b, x)", "linear"),
     "huber_loss": ("torch.nn.functional.huber_loss(x * 3, w, reduction='sum', delta=2)", "huber_loss"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }

@@ -51,7 +51,8 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.cat([{a}, {a} * 2], dim=0)", "torch.stack([{a}, {a}.exp()], -1)", "torch.stack(({a}, {a}))",
               "{a}.cumsum(0)", "torch.cumsum({a}, dim=-1)", "torch.nn.functional.l1_loss({a}, {a} * 2)",
               "torch.nn.functional.smooth_l1_loss({a}, {a} * 0.5, beta=0.5)",
-              "torch.nn.functional.huber_loss({a} * 3, {a}, reduction='none')"]
+              "torch.nn.functional.huber_loss({a} * 3, {a}, reduction='none')",
+              "torch.nn.functional.linear({a}, {a}.reshape(1, -1))", "{a}.reciprocal()"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 

@@ -220,6 +220,7 @@ class Op:
     # torch's float32 kernel is not correctly rounded (SLEEF's vectorized exp, log, sin, ... within an ulp or so):
     # derive cannot predict the last bit there, which the 17 digits of print(t.item()) show
     inexact32: bool = field(default=False, kw_only=True, repr=False)
+    composite: bool = field(default=False, kw_only=True, repr=False)  # reading it makes other ops' nodes, never its own
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 

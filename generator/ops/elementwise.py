@@ -597,7 +597,7 @@ ELEMENTWISE = [
            lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(names=("neg", "negative"), operator=ast.USub, symbol="-"),
            saves=False),
     _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
-           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling()),
+           lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling(names=("reciprocal",))),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
            lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),
     _unary("log", "logarithm rule", "LogBackward0", sp.log, lambda a, o: 1 / a,

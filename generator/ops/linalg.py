@@ -10,7 +10,10 @@ import sympy as sp
 
 from ..floats import fmath
 from ..floats.numeric import active_rounding
-from .base import LETTERS, ExprError, Op, Shape, ShapeError, Spelling, bind_args, checked, int_arg, int_index, el, flat, fmt_shape, free, numel, summed, sum_tex, times
+from .base import (
+    LETTERS, ExprError, Op, Shape, ShapeError, Spelling, aligned, bind_args, broadcast, checked, int_arg, int_index, el, flat,
+    fmt_shape, free, numel, source_index, summed, sum_tex, times, unravel,
+)
 
 @dataclass(frozen=True)
 class Matmul(Op):
@@ -42,7 +45,7 @@ class Matmul(Op):
                     yield i * cols + j, i * inner + k, k * cols + j
 
     def forward(self, xs, shapes, params):
-        out_shape = self.shape(shapes, params)
+        out_shape = Matmul.shape(self, shapes, params)
         total: list[list[sp.Expr]] = [[] for _ in range(max(numel(out_shape), 1))]
         for o, i, j in self._terms(shapes):
             total[o].append(xs[0][i] * xs[1][j])
@@ -203,6 +206,121 @@ class Mv(Matmul):
         raise ExprError("mv is a function (allowed: torch.mv(a, v), a.mv(v))")
 
 
+@dataclass(frozen=True)
+class Addmm(Matmul):
+    """torch.addmm(bias, a, b): bias + a @ b for matrices, in one kernel (F.linear's, with a bias)."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        bound = bind_args(name, args, kwargs, ("mat1", "mat2"), required=("mat1", "mat2"))
+        operands = [walk.tensor(subject, f"{name}'s input"), walk.tensor(bound["mat1"], f"{name}'s mat1"),
+                    walk.tensor(bound["mat2"], f"{name}'s mat2")]
+        return walk.make(self.key, operands, top=top)
+
+    def operate(self, walk, operands, *, top):
+        raise ExprError("addmm is a function (allowed: torch.addmm(bias, a, b))")
+
+    def shape(self, shapes, params):
+        if [len(s) for s in shapes[1:]] != [2, 2]:
+            raise ShapeError(f"addmm needs two 2-d tensors after the bias, got {fmt_shape(shapes[1])} and"
+                             f" {fmt_shape(shapes[2])} (allowed: matrices, the inner sizes equal)")
+        out = super().shape(shapes[1:], params)
+        if len(shapes[0]) > 2 or broadcast(shapes[0], out) != out:
+            raise ShapeError(f"addmm's bias {fmt_shape(shapes[0])} does not broadcast to the product's"
+                             f" {fmt_shape(out)} (allowed: sizes equal or 1, compared from the right)")
+        return out
+
+    def _bias(self, shapes) -> np.ndarray:
+        out = super().shape(shapes[1:], {})
+        return np.array([source_index(unravel(k, out), shapes[0]) for k in range(numel(out))], dtype=np.int64)
+
+    def forward(self, xs, shapes, params):
+        products = super().forward(xs[1:], shapes[1:], params)
+        return [xs[0][j] + p for j, p in zip(self._bias(shapes).tolist(), products)]
+
+    def partials(self, xs, outs, shapes, params):
+        for k, j in enumerate(self._bias(shapes).tolist()):
+            yield k, 0, j, sp.Integer(1)
+        for o, a, j, d in super().partials(xs[1:], outs, shapes[1:], params):
+            yield o, a + 1, j, d
+
+    def array_forward(self, xs, shapes, params):
+        return flat(xs[0])[self._bias(shapes)].reshape(self.shape(shapes, params)) + super().array_forward(
+            xs[1:], shapes[1:], params)
+
+    def dtype_rounding(self, xs, out, shapes, params):
+        # the kernel adds the bias inside its sums, in an order of its own
+        return np.abs(flat(xs[0])[self._bias(shapes)]) + (np.abs(xs[1]) @ np.abs(xs[2])).reshape(-1)
+
+    def array_local(self, xs, out, shapes, params):
+        sources = self._bias(shapes)
+        found = [(0, np.arange(sources.size), sources, np.ones(sources.size), None)]
+        return found + [(a + 1, o, j, v, m) for a, o, j, v, m in super().array_local(xs[1:], out, shapes[1:], params)]
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        bias = number(float(flat(xs[0])[self._bias(shapes)[k]]))
+        return f"{bias} + {super().forward_numbers(k, xs[1:], shapes[1:], params, number)}"
+
+    def forward_tex(self, out, args, out_shape, params):
+        product = super().forward_tex(out, args[1:], out_shape, params)
+        left, right = product.split(" = ", 1)
+        return f"{left} = {el(args[0].tex, aligned(args[0].shape, list(LETTERS[:2]), out_shape))} + {right}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        if a > 0:
+            return super().backward_tex(a - 1, args[1:], out, out_shape, params, up)
+        own = list(LETTERS[: len(args[0].shape)])
+        extra = iter(free(own, 2))
+        letters = [next(extra) for _ in range(2 - len(own))]
+        letters += [c if n == m else next(extra) for c, n, m in zip(own, args[0].shape, out_shape[2 - len(own):])]
+        return summed([c for c in letters if c not in own], up(el(out, letters)))
+
+    def product_form(self, a, shapes):
+        factors = None if a == 0 else super().product_form(a - 1, shapes[1:])
+        return None if factors is None else tuple((None if i is None else i + 1, layout) for i, layout in factors)
+
+    def grad_fn(self, consts, shapes, params):
+        return "AddmmBackward0"
+
+    def edges(self, consts, shapes, params):
+        return tuple(i for i, const in enumerate(consts) if not const)
+
+    def latex(self, ts, params):
+        return rf"{ts[0]} + {ts[1]} {ts[2]}"
+
+    def run(self, torch, ts, params):
+        return torch.addmm(ts[0], ts[1], ts[2])
+
+
+@dataclass(frozen=True)
+class Linear(Op):
+    """torch.nn.functional.linear(x, weight, bias): x @ weight.T + bias, as the nodes torch records for it.
+
+    A matrix input is addmm(bias, x, weight.t()) (mm without a bias); a vector is viewed as one row
+    first and back after (matmul without a bias). It never is a node itself.
+    """
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        bound = bind_args(name, args, kwargs, ("weight", "bias"), required=("weight",))
+        x, weight = walk.tensor(subject, f"{name}'s input"), walk.tensor(bound["weight"], f"{name}'s weight")
+        bias = None if "bias" not in bound or _is_none(bound["bias"]) else walk.tensor(bound["bias"], f"{name}'s bias")
+        rank, w = len(walk.shape_of(x)), walk.shape_of(weight)
+        if rank not in (1, 2) or len(w) != 2:
+            raise ExprError(f"{name}() takes a 1-d or 2-d input and a 2-d weight here, got {fmt_shape(walk.shape_of(x))}"
+                            f" and {fmt_shape(w)} (allowed: x of [n, in] or [in], weight of [out, in])")
+        transposed = walk.make("transpose", [weight], {"how": "t"}, top=False)
+        if bias is None:
+            return walk.make("mm" if rank == 2 else "matmul", [x, transposed], top=top)
+        if rank == 2:
+            return walk.make("addmm", [bias, x, transposed], top=top)
+        row = walk.make("view", [x], {"sizes": (1, -1), "name": "view"}, top=False)
+        product = walk.make("addmm", [bias, row, transposed], top=False)
+        return walk.make("view", [product], {"sizes": (-1,), "name": "view"}, top=top)
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
 # how a 2-d tensor was transposed: torch records each spelling as its own op
 TRANSPOSED = {"T": "PermuteBackward0", "t": "TBackward0", "transpose": "TransposeBackward0", "permute": "PermuteBackward0"}
 
@@ -276,6 +394,8 @@ LINALG = [
     Transpose("transpose", "transpose", "PermuteBackward0", Spelling(names=("t", "transpose", "permute"), attribute="T"),
               saves=False,
               permutes=True),
+    Addmm("addmm", "sum and product rules", "AddmmBackward0", Spelling(names=("addmm",))),
+    Linear("linear", "sum and product rules", "", Spelling(functional=("linear",)), composite=True),
 ]
 
 

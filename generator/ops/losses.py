@@ -470,7 +470,7 @@ LOSSES = [
          f=_logits, df=_logits_d, array_f=_np_logits, array_df=_np_logits_d, tex=_tex_logits, tex_d=_tex_logits_d,
          optional=("weight", "pos_weight"),
          signature=("target", "weight", "size_average", "reduce", "reduction", "pos_weight"), inexact32=True),
-    Composed("l1_loss", "derivative of the absolute error", "", Spelling(functional=("l1_loss",))),
+    Composed("l1_loss", "derivative of the absolute error", "", Spelling(functional=("l1_loss",)), composite=True),
     Loss("smooth_l1_loss", "derivative of the smooth L1 loss", "SmoothL1LossBackward0",
          Spelling(functional=("smooth_l1_loss",)), f=_smooth, df=_smooth_d, array_f=_np_smooth, array_df=_np_smooth_d,
          tex=_tex_smooth, tex_d=_tex_smooth_d, signature=("target", "size_average", "reduce", "reduction", "beta"),
