@@ -21,7 +21,7 @@ FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, m
          "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
          "reciprocal, log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, trunc, "
          "maximum, minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, prod, logsumexp, var, std, "
-         "cumsum, dot, mm, mv, t, transpose, permute, addmm, linear, view, reshape, unsqueeze, squeeze, flatten, cat, "
+         "cumsum, dot, mm, mv, t, transpose, permute, addmm, bmm, linear, view, reshape, unsqueeze, squeeze, flatten, cat, "
          "concat, concatenate, stack, expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, "
          "l1_loss, smooth_l1_loss, huber_loss")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)

@@ -71,6 +71,7 @@ CASES = {
     "l1_loss": ("torch.nn.functional.l1_loss(x, w.relu() * 0 + x.relu(), reduction='none')", "l1_loss"),
     "smooth_l1_loss": ("torch.nn.functional.smooth_l1_loss(x * 3, w, beta=0.5)", "smooth_l1_loss"),
     "reciprocal_method": ("p.reciprocal() * torch.reciprocal(x)", "reciprocal"),
+    "bmm": ("torch.bmm(torch.stack([x, w]), torch.stack([p.T, x.T])) * torch.bmm(x.unsqueeze(0), w.T.unsqueeze(0))", "bmm"),
     "addmm": ("torch.addmm(b[:2], x, w.T) * torch.addmm(b[:1], x.T, w)[0, 0]", "addmm"),
     "linear": ("torch.nn.functional.linear(x, w, b[:2]) * torch.nn.functional.linear(b, x)", "linear"),
     "huber_loss": ("torch.nn.functional.huber_loss(x * 3, w, reduction='sum', delta=2)", "huber_loss"),

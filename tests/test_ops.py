@@ -146,6 +146,8 @@ CASES = [
      lambda t: torch.nn.functional.linear(t.a, t.M.T, t.v[:2]) + torch.nn.functional.linear(t.a, t.M.T)),
     ("torch.nn.functional.linear(b, a, bias=v[1:]) * torch.nn.functional.linear(v, a)",
      lambda t: torch.nn.functional.linear(t.b, t.a, bias=t.v[1:]) * torch.nn.functional.linear(t.v, t.a)),
+    ("torch.bmm(torch.stack([a, p]), torch.stack([M, M * b.unsqueeze(1)]))",
+     lambda t: torch.bmm(torch.stack([t.a, t.p]), torch.stack([t.M, t.M * t.b.unsqueeze(1)]))),
     ("torch.addmm(s, a, M) + torch.addmm(b[:2], M.T, a.T)", lambda t: torch.addmm(t.s, t.a, t.M) + torch.addmm(t.b[:2], t.M.T, t.a.T)),
     ("torch.nn.functional.smooth_l1_loss(a * 2, p, reduction='none')",
      lambda t: torch.nn.functional.smooth_l1_loss(t.a * 2, t.p, reduction="none")),

@@ -52,7 +52,8 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "{a}.cumsum(0)", "torch.cumsum({a}, dim=-1)", "torch.nn.functional.l1_loss({a}, {a} * 2)",
               "torch.nn.functional.smooth_l1_loss({a}, {a} * 0.5, beta=0.5)",
               "torch.nn.functional.huber_loss({a} * 3, {a}, reduction='none')",
-              "torch.nn.functional.linear({a}, {a}.reshape(1, -1))", "{a}.reciprocal()"]
+              "torch.nn.functional.linear({a}, {a}.reshape(1, -1))", "{a}.reciprocal()",
+              "torch.bmm({a}.reshape(1, 1, -1), {a}.reshape(1, -1, 1))"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 

@@ -207,6 +207,71 @@ class Mv(Matmul):
 
 
 @dataclass(frozen=True)
+class Bmm(Op):
+    """torch.bmm(a, b): a batch of matrix products, a[n] @ b[n] for each n."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        other = bind_args(name, args, kwargs, ("mat2",), required=("mat2",))["mat2"]
+        operands = [walk.tensor(subject, f"{name}'s operand"), walk.tensor(other, f"{name}'s operand")]
+        return walk.make(self.key, operands, top=top)
+
+    def shape(self, shapes, params):
+        a, b = shapes
+        if len(a) != 3 or len(b) != 3 or a[0] != b[0] or a[2] != b[1]:
+            raise ShapeError(f"bmm cannot multiply {fmt_shape(a)} by {fmt_shape(b)} (allowed: 3-d tensors [n, r, k] and"
+                             " [n, k, c], the same n and k)")
+        checked(a[0] * a[1] * b[2] * a[2], f"bmm of {fmt_shape(a)} and {fmt_shape(b)}")
+        return (a[0], a[1], b[2])
+
+    def _grid(self, shapes):
+        """Return, per product in the sums, its output index and the two operands' indices (flat)."""
+        (n, r, k), (_, _, c) = shapes
+        m, i, j, q = (g.reshape(-1) for g in np.indices((n, r, c, k)))
+        return m * r * c + i * c + j, m * r * k + i * k + q, m * k * c + q * c + j
+
+    def forward(self, xs, shapes, params):
+        out, ia, ib = self._grid(shapes)
+        total: list[list[sp.Expr]] = [[] for _ in range(numel(self.shape(shapes, params)))]
+        for o, a, b in zip(out.tolist(), ia.tolist(), ib.tolist()):
+            total[o].append(xs[0][a] * xs[1][b])
+        return [sp.Add(*t) for t in total]
+
+    def partials(self, xs, outs, shapes, params):
+        out, ia, ib = self._grid(shapes)
+        for o, a, b in zip(out.tolist(), ia.tolist(), ib.tolist()):
+            yield o, 0, a, xs[1][b]
+            yield o, 1, b, xs[0][a]
+
+    def array_forward(self, xs, shapes, params):
+        a = np.asarray(xs[0], dtype=np.float64).reshape(shapes[0])
+        b = np.asarray(xs[1], dtype=np.float64).reshape(shapes[1])
+        return np.stack([fmath.matmul(a[m], b[m], active_rounding()) for m in range(shapes[0][0])])
+
+    def array_local(self, xs, out, shapes, params):
+        o, ia, ib = self._grid(shapes)
+        return [(0, o, ia, flat(xs[1])[ib], None), (1, o, ib, flat(xs[0])[ia], None)]
+
+    def forward_numbers(self, k, xs, shapes, params, number):
+        out, ia, ib = self._grid(shapes)
+        return sum_tex([rf"{number(float(xs[0][a]))} \cdot {number(float(xs[1][b]))}"
+                        for o, a, b in zip(out.tolist(), ia.tolist(), ib.tolist()) if o == k])
+
+    def forward_tex(self, out, args, out_shape, params):
+        return rf"{el(out, 'nij')} = \sum_{{k}} {el(args[0].tex, 'nik')} {el(args[1].tex, 'nkj')}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        if a == 0:  # operand 0's element a_{ijk}: batch i, row j, inner k
+            return summed(["l"], times(up(el(out, "ijl")), el(args[1].tex, "ikl")))
+        return summed(["l"], times(up(el(out, "ilk")), el(args[0].tex, "ilj")))
+
+    def latex(self, ts, params):
+        return rf"\operatorname{{bmm}}\left({ts[0]}, {ts[1]}\right)"
+
+    def run(self, torch, ts, params):
+        return torch.bmm(ts[0], ts[1])
+
+
+@dataclass(frozen=True)
 class Addmm(Matmul):
     """torch.addmm(bias, a, b): bias + a @ b for matrices, in one kernel (F.linear's, with a bias)."""
 
@@ -395,6 +460,7 @@ LINALG = [
               saves=False,
               permutes=True),
     Addmm("addmm", "sum and product rules", "AddmmBackward0", Spelling(names=("addmm",))),
+    Bmm("bmm", "sum and product rules", "BmmBackward0", Spelling(names=("bmm",))),
     Linear("linear", "sum and product rules", "", Spelling(functional=("linear",)), composite=True),
 ]
 
