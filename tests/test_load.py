@@ -243,22 +243,22 @@ class TestTensors:
     def test_value_with_fill_or_shape(self):
         """value excludes fill and shape."""
         assert problems(with_input("{value: 1, fill: 1, shape: [1]}")) == [
-            "spec.yaml:4: inputs.x.fill: not allowed together with value (allowed: value, fill with shape, randn or rand)",
-            "spec.yaml:4: inputs.x.shape: not allowed together with value (allowed: value, fill with shape, randn or rand)",
+            "spec.yaml:4: inputs.x.fill: not allowed together with value (allowed: value, fill with shape, randn, rand or file)",
+            "spec.yaml:4: inputs.x.shape: not allowed together with value (allowed: value, fill with shape, randn, rand or file)",
         ]
 
     def test_no_value(self):
         """An input needs value, or fill with shape."""
         assert problems(with_input("{requires_grad: true}")) == [
-            "spec.yaml:3: inputs.x: missing value (allowed: value, fill with shape, randn or rand)"
+            "spec.yaml:3: inputs.x: missing value (allowed: value, fill with shape, randn, rand or file)"
         ]
 
     def test_fill_and_shape_need_each_other(self):
         """fill without shape, and shape without fill, are refused."""
         source = "title: t\ninputs:\n  a: {fill: 1}\n  b: {shape: [2]}\nsteps: {y: a}\nbackward: y\n"
         assert problems(source) == [
-            "spec.yaml:3: inputs.a: missing shape, needed with fill (allowed: value, fill with shape, randn or rand)",
-            "spec.yaml:4: inputs.b: missing fill, needed with shape (allowed: value, fill with shape, randn or rand)",
+            "spec.yaml:3: inputs.a: missing shape, needed with fill (allowed: value, fill with shape, randn, rand or file)",
+            "spec.yaml:4: inputs.b: missing fill, needed with shape (allowed: value, fill with shape, randn, rand or file)",
         ]
 
     def test_bad_shape(self):
@@ -359,13 +359,13 @@ class TestKeys:
     def test_unknown_nested_key(self):
         """Unknown keys inside an input are refused with their path."""
         assert problems(with_input("{value: 1, grad: true}")) == [
-            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, requires_grad)"
+            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad)"
         ]
 
     def test_odd_key_is_quoted_in_path(self):
         """A key that is not an identifier is shown quoted in the path."""
         assert problems(with_input("{value: 1, 'a b': 2}")) == [
-            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, randn, rand, requires_grad)"
+            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad)"
         ]
 
     def test_missing_required_keys(self):

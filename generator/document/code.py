@@ -68,9 +68,11 @@ def nested(array: Array, dtype: str = "float64") -> str:
     return build(array.shape, items)
 
 
-def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = "") -> str:
+def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = "", file: str = "") -> str:
     extras = ([] if dtype == "float32" else ["dtype=torch.float64"]) + (["requires_grad=True"] if requires_grad else [])
     tail = "".join(", " + e for e in extras)
+    if file:  # the values of a .npy file beside the spec, in the spec's dtype whatever the file's
+        return f'torch.tensor(numpy.load("{file}"), dtype=torch.{dtype}{", requires_grad=True" if requires_grad else ""})'
     if drawn:  # torch.randn(2, 3, ...): the numbers are torch's own after torch.manual_seed
         return f"torch.{drawn}({', '.join(str(n) for n in array.shape) or '()'}{tail})"
     values = set(array.values)
@@ -120,7 +122,8 @@ def torch_code(graph: Graph) -> str:
         if inp.name in versions:
             continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
-        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn)
+        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn,
+                              file=inp.file)
         if inp.parameter:  # a Parameter requires grad unless told
             tensor = f"torch.nn.Parameter({tensor}{'' if inp.requires_grad else ', requires_grad=False'})"
         events.append((inp.seq, [f"{inp.name} = {tensor}"], False))
@@ -156,7 +159,7 @@ def torch_code(graph: Graph) -> str:
     events += [(hook.removed, [f"{hook.handle}.remove()"], False) for hook in spec.hooks if hook.removed]
     if spec.prints is None:  # the example prints nothing itself: each leaf's grad, at the end
         events.append((math.inf, [f"print({inp.name}.grad)" for inp in spec.inputs if inp.requires_grad], False))
-    lines = ["import torch", ""]
+    lines = ["import numpy", "import torch", ""] if any(i.file for i in spec.inputs) else ["import torch", ""]
     quiet = False
     for _, code, inside in sorted(events, key=lambda e: e[0]):  # stable: a YAML spec's stay in the order above
         if inside and not quiet:

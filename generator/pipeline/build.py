@@ -256,7 +256,7 @@ def build_specs(
             if done:
                 done(outcomes[i])
             continue
-        keys[i] = stamp(texts[i], options)
+        keys[i] = stamp(texts[i] + _files_beside(path, texts[i]), options)
         names = [f"{path.stem}.{fmt}" for fmt in formats]
         if record is not None and not force and record.fresh(path.stem, keys[i], names):
             outcomes[i] = Outcome(path, fresh=True)
@@ -335,6 +335,23 @@ def build_spec(
     (outcome,) = build_specs([path], out=out, formats=formats, lang=lang, flavor=flavor, front_matter=front_matter,
                              timeout=timeout, cache=False)
     return outcome
+
+
+FILE_ENTRY = re.compile(rb"""file:\s*["']?([A-Za-z0-9][A-Za-z0-9_-]{0,63}\.npy)""")  # an input's .npy, as a spec names it
+
+
+def _files_beside(path: Path, text: bytes) -> bytes:
+    """Return what the .npy files a spec names hold (their hash; '-' for one missing), so a changed file rebuilds."""
+    digest = hashlib.sha256()
+    for name in sorted(set(FILE_ENTRY.findall(text))):
+        beside = path.parent / name.decode()
+        try:
+            info = os.lstat(beside)  # a link or a huge file is refused when read: hash what stat says, never follow it
+            held = beside.read_bytes() if stat.S_ISREG(info.st_mode) and info.st_size <= 2**20 else repr(info).encode()
+        except OSError:
+            held = b"-"
+        digest.update(name + b"\0" + hashlib.sha256(held).digest())
+    return digest.hexdigest().encode() if FILE_ENTRY.search(text) else b""
 
 
 def stamp(text: bytes, options: str) -> str:
@@ -473,7 +490,7 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
         return own + [f"{shown(path)}: {d}" for d in diffs]
     document = build_document(derivation, stem=path.stem)
     budget_spent()
-    started = Started(code)
+    started = Started(code, tuple(str(Path(path).parent / i.file) for i in graph.spec.inputs if i.file))
     try:
         ran = started.result(RUN_TIMEOUT)
     except Failed as e:

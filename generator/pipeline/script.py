@@ -20,6 +20,7 @@ from typing import Any
 
 from ..ops import CHOICES, KEYWORDS, REGISTRY, operators
 from ..ops.base import dotted_name
+from ..spec.files import NPY_NAME
 from ..spec.python import float_format
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -123,13 +124,18 @@ def vet(code: str) -> None:
             if node.attr not in functional_names:
                 raise Refused(f"the attribute {node.attr!r} of torch.nn.functional")
             return  # torch.nn.functional.relu, as the author wrote F.relu
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "numpy.load":  # an input's file, as code.py writes it
+            if (len(node.args) != 1 or node.keywords or not _text(node.args[0])
+                    or not re.fullmatch(NPY_NAME, node.args[0].value)):
+                raise Refused(f"the call {ast.unparse(node)[:60]!r}")
+            return
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.autograd.grad":
             for child in (*node.args, *node.keywords):  # torch.autograd.grad(y, x, create_graph=True)[0]
                 expression(child)
             return
         if isinstance(node, ast.Attribute):
             torch = isinstance(node.value, ast.Name) and node.value.id == "torch"
-            allowed = ({"float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes
+            allowed = ({"float32", "float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes
             if node.attr not in allowed:
                 raise Refused(f"the attribute {node.attr!r}")
         if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute):
@@ -358,8 +364,8 @@ def vet(code: str) -> None:
                 hooks.add(target)
                 continue
             if isinstance(statement, ast.Import) and not quiet:
-                if [(a.name, a.asname) for a in statement.names] != [("torch", None)]:
-                    raise Refused("an import other than `import torch`")
+                if [(a.name, a.asname) for a in statement.names] not in ([("torch", None)], [("numpy", None)]):
+                    raise Refused("an import other than `import torch` and `import numpy`")
             elif isinstance(statement, ast.With) and not quiet and _is_no_grad(statement):
                 if not all(isinstance(s, (ast.Assign, ast.AugAssign)) for s in statement.body):
                     raise Refused("a with torch.no_grad() block holding anything but assignments")
@@ -447,9 +453,15 @@ class Failed(RuntimeError):
 class Started:
     """The document's code running in a fresh Python: `python -I`, a new empty folder, an empty environment."""
 
-    def __init__(self, code: str):
+    def __init__(self, code: str, files: tuple[str, ...] = ()):
+        """Start the code; files (an input's .npy, read before as untrusted) are copied beside it first."""
         vet(code)
         self.folder = tempfile.TemporaryDirectory(prefix="derive-run-")
+        for source in files:
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(source, flags), "rb") as f, \
+                    open(os.path.join(self.folder.name, os.path.basename(source)), "wb") as g:
+                g.write(f.read())
         script = os.path.join(self.folder.name, "example.py")
         self.labels = os.path.join(self.folder.name, "labels.json")
         with open(script, "w", encoding="utf-8") as f:

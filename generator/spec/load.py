@@ -39,7 +39,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.reader import ReaderError
 
 from ..errors import Problem, SpecError, shown
-from .files import MAX_BYTES, read_spec
+from .files import MAX_BYTES, NPY_NAME, NpyError, read_npy, read_spec
 from . import python
 from .model import Array, Call, Evaluate, Input, Spec, Step
 from .seeded import Generator, SeededError
@@ -52,7 +52,7 @@ MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
 
 TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "code", "dtype", "lang", "flavor", "seed")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
-INPUT_KEYS = ("value", "fill", "shape", "randn", "rand", "requires_grad")
+INPUT_KEYS = ("value", "fill", "shape", "randn", "rand", "file", "requires_grad")
 DRAWS = ("randn", "rand")  # inputs drawn as torch draws them after torch.manual_seed(seed)
 MAX_SEED = 2**63 - 1
 CALL_KEYS = ("output", "gradient")
@@ -73,7 +73,7 @@ _NUMBER = "allowed: an integer or decimal, like 3, -0.5 or 1e-4"
 _TENSOR = "allowed: a number, or non-empty nested lists of numbers like [[1, 2], [3, 4]]"
 _RAGGED = "allowed: rectangular nested lists"
 _SHAPE = "allowed: a list of positive integers like [2, 3], or [] for a single number"
-_SOURCE = "allowed: value, fill with shape, randn or rand"
+_SOURCE = "allowed: value, fill with shape, randn, rand or file"
 _SEED = f"allowed: an integer from 0 to {MAX_SEED}, as torch.manual_seed(seed) takes"
 _NAME_FORM = "allowed: a letter, then up to 31 letters, digits or underscores"
 _CALL = "allowed: a step or input name, or a mapping with output and optional gradient"
@@ -490,12 +490,31 @@ class _Loader:
                     self.bad(fields[extra][0].line, f"{where}.{extra}", f"not allowed together with {drawn[0]}", _SOURCE)
             dims = self.shape(fields[drawn[0]][1], f"{where}.{drawn[0]}")
             array = None if dims is None else Array(dims, ())
+        elif "file" in fields:
+            for extra in ("value", "fill", "shape"):
+                if extra in fields:
+                    self.bad(fields[extra][0].line, f"{where}.{extra}", "not allowed together with file", _SOURCE)
+            array = self.file(fields["file"][1], f"{where}.file")
         else:
             array = self.source(fields, where, key.line)
         requires_grad = self.flag(fields.get("requires_grad"), f"{where}.requires_grad")
         if array is None or requires_grad is None:
             return None
-        return Input(name, array, requires_grad, key.line, drawn=drawn[0] if drawn else "")
+        return Input(name, array, requires_grad, key.line, drawn=drawn[0] if drawn else "",
+                     file=fields["file"][1].text if "file" in fields else "")
+
+    def file(self, node: YamlNode, where: str) -> Array | None:
+        """Return an input's tensor from a .npy file beside the spec, read as untrusted (spec/files.py)."""
+        allowed = "allowed: the name of a .npy file beside the spec, such as x.npy"
+        if _kind(node) != "str" or not re.fullmatch(NPY_NAME, node.text):
+            self.bad(node.line, where, f"expected a file name, got {_show(node)}", allowed)
+            return None
+        try:
+            values = read_npy(Path(self.path).parent / node.text, max_elements=MAX_ELEMENTS)
+        except NpyError as error:
+            self.bad(node.line, where, f"{node.text} {error}")
+            return None
+        return Array(tuple(int(n) for n in values.shape), tuple(Fraction(float(v)) for v in values.reshape(-1)))
 
     def source(self, fields: Fields, where: str, line: int) -> Array | None:
         """Return an input's tensor from `value`, or from `fill` with `shape`."""

@@ -30,6 +30,7 @@ class Input:
     grad_from: int = 0  # the statement of a later requires_grad_(True), when prints came between; 0: from the start
     parameter: bool = False  # made by torch.nn.Parameter(...): printed as "Parameter containing:"
     drawn: str = ""  # "randn" or "rand": drawn after torch.manual_seed(spec.seed), as torch draws it
+    file: str = ""  # a .npy file beside the spec that holds the values (read by spec/files.read_npy)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from .load import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_SEED, NAME, RESERVED, TOP_REQUIRED
+from .files import NPY_NAME
+from .load import DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_SEED, NAME, RESERVED, TOP_REQUIRED
+
+
+SOURCES = ("value", "fill", "shape", "randn", "rand", "file")  # where an input's numbers come from: one of these
 
 
 def spec_schema() -> dict[str, Any]:
@@ -83,14 +87,16 @@ def spec_schema() -> dict[str, Any]:
                     "shape": shape,
                     "randn": drawn,
                     "rand": drawn,
+                    "file": {"type": "string", "pattern": f"^{NPY_NAME}$",
+                             "description": "A .npy file beside the spec (numpy.save of a float32 or float64 array, at most"
+                                            f" {MAX_ELEMENTS} elements, finite): read without pickle, its header"
+                                            " checked before its data."},
                     "requires_grad": {"type": "boolean", "default": False},
                 },
                 "oneOf": [
-                    {"required": ["value"], "not": {"anyOf": [{"required": k} for k in (["fill"], ["shape"], ["randn"], ["rand"])]}},
-                    {"required": ["fill", "shape"], "not": {"anyOf": [{"required": k} for k in (["value"], ["randn"], ["rand"])]}},
-                    {"required": ["randn"], "not": {"anyOf": [{"required": k} for k in (["value"], ["fill"], ["shape"], ["rand"])]}},
-                    {"required": ["rand"], "not": {"anyOf": [{"required": k} for k in (["value"], ["fill"], ["shape"], ["randn"])]}},
-                ],
+                    {"required": [one], "not": {"anyOf": [{"required": [k]} for k in SOURCES if k != one]}}
+                    for one in ("value", "randn", "rand", "file")
+                ] + [{"required": ["fill", "shape"], "not": {"anyOf": [{"required": [k]} for k in ("value", "randn", "rand", "file")]}}],
             },
             "call": {
                 "oneOf": [
