@@ -83,9 +83,13 @@ def op_names() -> set[str]:
     for op in REGISTRY.values():
         spelling = getattr(op, "spelling", None)  # None in the layout before ops/ had spellings
         names.update(spelling.names if spelling else ())
-        if spelling and spelling.attribute:
+        if spelling and spelling.attribute and spelling.attribute not in WORDS:
             names.add(spelling.attribute)
     return names
+
+
+# attributes that are ordinary words elsewhere: x.max(dim).values is torch's, "values" also the JSON's key and a dict's method
+WORDS = ("values",)
 
 
 def op_operators() -> set[str]:

@@ -71,6 +71,8 @@ CASES = {
     "l1_loss": ("torch.nn.functional.l1_loss(x, w.relu() * 0 + x.relu(), reduction='none')", "l1_loss"),
     "smooth_l1_loss": ("torch.nn.functional.smooth_l1_loss(x * 3, w, beta=0.5)", "smooth_l1_loss"),
     "reciprocal_method": ("p.reciprocal() * torch.reciprocal(x)", "reciprocal"),
+    "max_dim": ("x.max(1, keepdim=True).values * x.relu().max(dim=0, keepdim=True)[0]", "max_dim"),
+    "min_dim": ("torch.min(w, 1)[0] * (x * 0).min(dim=0).values[:2]", "min_dim"),
     "bmm": ("torch.bmm(torch.stack([x, w]), torch.stack([p.T, x.T])) * torch.bmm(x.unsqueeze(0), w.T.unsqueeze(0))", "bmm"),
     "addmm": ("torch.addmm(b[:2], x, w.T) * torch.addmm(b[:1], x.T, w)[0, 0]", "addmm"),
     "linear": ("torch.nn.functional.linear(x, w, b[:2]) * torch.nn.functional.linear(b, x)", "linear"),
@@ -144,7 +146,8 @@ class TestOps:
                                       "torch.nn.functional.leaky_relu(x)", "torch.nn.functional.elu(x, 2)",
                                       "torch.nn.functional.hardtanh(x, -0.25, 0.5)",
                                       "torch.nn.functional.softplus(x * 40)", "(x * 0).std(1) + x.std()",
-                                      "torch.nn.functional.l1_loss(x, x.relu(), reduction='none')"])
+                                      "torch.nn.functional.l1_loss(x, x.relu(), reduction='none')",
+                                      "x.relu().max(1).values + (x * 0).min(0)[0].sum()"])
     def test_kinks_are_found(self, expr):
         """The elements at a kink are the ones the exact derivation names."""
         graph = _graph(expr)

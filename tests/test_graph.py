@@ -9,7 +9,7 @@ from generator.graph.walk import build_graph
 
 from .helpers import FUNCS, make_spec
 
-ANY = f"+ - * / ** @, numbers, names, calls of {FUNCS}, x[i], x[a:b], x.T"
+ANY = f"+ - * / ** @, numbers, names, calls of {FUNCS}, x[i], x[a:b], x.max(dim).values, x.T"
 INPUTS = {"x": ([[1, 2], [3, 4]], True), "W": ([1, 2, 3], True)}
 
 
@@ -63,8 +63,8 @@ class TestRefusesCode:
             ("open('/etc/passwd')", f"step 'y': calling 'open' is not allowed (allowed: torch.f(x) or x.f() for f in {FUNCS})"),
             ("getattr(x, 'T')", f"step 'y': calling 'getattr' is not allowed (allowed: torch.f(x) or x.f() for f in {FUNCS})"),
             ("(lambda: 1)()", f"step 'y': calling a lambda is not allowed (allowed: torch.f(x) or x.f() for f in {FUNCS})"),
-            ("x.__class__", f"step 'y': attribute '.__class__' is not allowed (allowed: .T and the methods {FUNCS})"),
-            ("x.exp.__globals__", f"step 'y': attribute '.__globals__' is not allowed (allowed: .T and the methods {FUNCS})"),
+            ("x.__class__", f"step 'y': attribute '.__class__' is not allowed (allowed: .max(dim).values, .T and the methods {FUNCS})"),
+            ("x.exp.__globals__", f"step 'y': attribute '.__globals__' is not allowed (allowed: .max(dim).values, .T and the methods {FUNCS})"),
             ("torch.nn.functional.exp(x)", "step 'y': torch.nn.functional.exp is not read here (allowed: torch.exp(x) or x.exp())"),
             ("x.mse_loss(x)", "step 'y': mse_loss is a function of torch.nn.functional (allowed:"
                               " torch.nn.functional.mse_loss(...), or F.mse_loss(...) after import torch.nn.functional as F)"),
@@ -110,7 +110,12 @@ class TestRefusesMistakes:
             ("x.clamp()", "step 'y': clamp needs min= or max= (allowed: clamp(min=a), clamp(max=b), clamp(min=a, max=b))"),
             ("x.sum(axis=0)", "step 'y': sum() got an unknown argument 'axis' (allowed: dim=, keepdim=)"),
             ("x.sum(dim=x)", "step 'y': dim= must be an integer (allowed: an integer such as 0 or -1)"),
-            ("x.max(0)", "step 'y': max(dim) returns values and indices; only the max over all elements is supported (allowed: x.max())"),
+            ("x.max(0)", "step 'y': max(dim) returns values and indices (allowed: x.max(dim).values, x.max(dim)[0], or"
+                         " x.max() over all elements)"),
+            ("x.max(0)[1]", "step 'y': x.max(dim)[1] is the indices, integers with no gradient (allowed: x.max(dim)[0] or"
+                            " x.max(dim).values)"),
+            ("x.values", "step 'y': .values belongs to x.max(dim) or x.min(dim) (allowed: x.max(1).values,"
+                         " x.min(dim=0).values)"),
             ("W.T", "step 'y': .T needs a 2-d tensor, got [3] (allowed: matrices)"),
             ("1 + 2", "step 'y': a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)"),
             ("x", "step 'y': a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)"),

@@ -181,7 +181,7 @@ class TestRefusals:
         (f"{NN}binary_cross_entropy(p, t, weight=z)", "step 'y': binary_cross_entropy() is not differentiable with"
          " respect to weight=, as torch says: 'z' requires grad (allowed: a weight= that does not require grad)"),
         (f"{NN}binary_cross_entropy_with_logits(z, t, pos_weight=[1, 2])",
-         f"step 'y': a list is not allowed (allowed: + - * / ** @, numbers, names, calls of {FUNCS}, x[i], x[a:b], x.T)"),
+         f"step 'y': a list is not allowed (allowed: + - * / ** @, numbers, names, calls of {FUNCS}, x[i], x[a:b], x.max(dim).values, x.T)"),
         (f"{NN}binary_cross_entropy_with_logits(z, t, weight=q.view(3, 1))",
          "step 'y': binary_cross_entropy_with_logits: weight= of size [3, 1] does not broadcast to the input's size"
          " [2, 3] (allowed: sizes equal or 1, compared from the right)"),

@@ -141,6 +141,9 @@ CASES = [
     ("a.unsqueeze(0).expand(4, -1, -1)", lambda t: t.a.unsqueeze(0).expand(4, -1, -1)),
     ("torch.nn.functional.l1_loss(a, p) + torch.nn.functional.l1_loss(a, p, reduction='sum')",
      lambda t: torch.nn.functional.l1_loss(t.a, t.p) + torch.nn.functional.l1_loss(t.a, t.p, reduction="sum")),
+    ("a.max(1).values * torch.min(a, dim=0)[0].sum()", lambda t: t.a.max(1).values * torch.min(t.a, dim=0)[0].sum()),
+    ("torch.max(M, 1, keepdim=True)[0] * M.min(dim=-1).values.unsqueeze(1)",
+     lambda t: torch.max(t.M, 1, keepdim=True)[0] * t.M.min(dim=-1).values.unsqueeze(1)),
     ("p.reciprocal() + torch.reciprocal(b)", lambda t: t.p.reciprocal() + torch.reciprocal(t.b)),
     ("torch.nn.functional.linear(a, M.T, v[:2]) + torch.nn.functional.linear(a, M.T)",
      lambda t: torch.nn.functional.linear(t.a, t.M.T, t.v[:2]) + torch.nn.functional.linear(t.a, t.M.T)),
@@ -187,6 +190,7 @@ KINK_CASES = [
     ("torch.minimum(k, k * 0) * 3", lambda t: torch.minimum(t.k, t.k * 0) * 3),
     ("k.prod() + k.relu().prod() + (k * k).prod()", lambda t: t.k.prod() + t.k.relu().prod() + (t.k * t.k).prod()),
     ("z.std() + k.std()", lambda t: t.z.std() + t.k.std()),
+    ("k.view(2, 2).max(1).values + k.view(2, 2).min(0)[0]", lambda t: t.k.view(2, 2).max(1).values + t.k.view(2, 2).min(0)[0]),
     ("torch.nn.functional.l1_loss(k, k * 0, reduction='none')",
      lambda t: torch.nn.functional.l1_loss(t.k, t.k * 0, reduction="none")),
     ("torch.nn.functional.smooth_l1_loss(k, k * 0) + torch.nn.functional.huber_loss(k, k * 0, delta=1)",
@@ -295,4 +299,4 @@ def test_kinks_are_reported():
         d, _, _ = _mirror(expr, fn, KINKS)
         keys |= {k.key for k in d.passes[0].kinks}
     assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
-                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear", "std0"}
+                    "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear", "std0", "tie_first"}

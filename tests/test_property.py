@@ -42,7 +42,7 @@ UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "r
          "round()", "trunc()", "prod()", "var()", "std(unbiased=False)"]
 ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)", "unsqueeze(0)",
              "unsqueeze(-1)", "squeeze()", "flatten()", "prod(dim=0)", "logsumexp(-1)", "var(0, unbiased=False)",
-             "std(dim=-1, correction=0)", "logsumexp(0, keepdim=True)"]
+             "std(dim=-1, correction=0)", "logsumexp(0, keepdim=True)", "max(0).values", "min(-1, keepdim=True)[0]"]
 TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})",
               "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})",
               "torch.nn.functional.leaky_relu({a}, 0.2)", "torch.nn.functional.elu({a})",

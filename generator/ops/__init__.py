@@ -73,7 +73,8 @@ def operator_symbols() -> str:
 
 def attributes(subject: str = "") -> str:
     """Return the attributes, as messages list them: .T (or x.T, given the subject x)."""
-    return ", ".join(f"{subject}.{op.spelling.attribute}" for op in REGISTRY.values() if op.spelling.attribute)
+    return ", ".join(f"{subject}.{op.spelling.after + '.' if op.spelling.after else ''}{op.spelling.attribute}"
+                     for op in REGISTRY.values() if op.spelling.attribute)
 
 
 def operators() -> tuple[type, ...]:

@@ -52,6 +52,7 @@ class Spelling:
     operator: type | None = None  # a Python operator: ast.Add for a + b, ast.USub for -a
     symbol: str = ""  # that operator as messages write it
     attribute: str = ""  # x.T
+    after: str = ""  # a call the attribute follows, as messages write it: max(dim) for x.max(dim).values
     subscript: bool = False  # x[i]
 
 

@@ -340,6 +340,19 @@ class TieShare(sp.Function):
         return None
 
 
+class FirstShare(sp.Function):
+    """max(dim)'/min(dim)' for one element: 1 if it is the first element equal to the extreme, else 0 (torch's index)."""
+
+    # args: the element, the extreme, then the elements before it along the dim
+
+    @classmethod
+    def eval(cls, a, extreme, *before):
+        if _numbers(a, extreme, *before):
+            first = same_number(a, extreme) and not any(same_number(e, extreme) for e in before)
+            return sp.Integer(1 if first else 0)
+        return None
+
+
 def same_number(e: sp.Expr, extreme: sp.Expr) -> bool:
     """Tell whether two numbers are equal; one too large to keep exactly is a 40-digit Float (engines/exact.py)."""
     if isinstance(extreme, sp.Float) or isinstance(e, sp.Float):
@@ -450,7 +463,7 @@ class PowBase(sp.Function):
 # (ceil(expm1(-1e308)) is ceil(-1.0) = -1 in torch, where the exact -1 + e^(-1e308) gives 0).
 STEPS = (sp.floor, sp.ceiling, sp.sign, RoundHalfEven, Trunc)
 
-MASKS = (Positive, Inside, TieShare, PowBase, Above, Between)
+MASKS = (Positive, Inside, TieShare, FirstShare, PowBase, Above, Between)
 
 
 def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
@@ -540,6 +553,10 @@ class Printer(LatexPrinter):
             return rf"\frac{{{bracket}}}{{n_{{\text{{ties}}}}}}"
         ties = sum(1 for x in numbers[1:] if same_number(x, numbers[0]))  # the elements equal to the extreme
         return bracket if ties <= 1 else rf"\frac{{{bracket}}}{{{ties}}}"
+
+    def _print_FirstShare(self, expr: sp.Expr) -> str:
+        a, extreme = (self._print(x) for x in expr.args[:2])
+        return rf"\left[{a} = {extreme}\right]_{{\text{{first}}}}"
 
     def _print_NormShare(self, expr: sp.Expr) -> str:
         a, norm = (self._print(x) for x in expr.args)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .reductions import along
 from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, fmt_shape, int_arg, int_index, el, numel, times
 
 def _sources(shape: tuple[int, ...], key: tuple) -> np.ndarray:
@@ -97,6 +98,14 @@ class Select(Part):
         return "SelectBackward0"
 
     def subscript(self, walk, subject, index, *, top):
+        if isinstance(index, ast.Constant) and type(index.value) is int and index.value in (0, 1):
+            if index.value == 0:
+                values = along(walk, subject, top=top)  # x.max(dim)[0]: the values
+                if values is not None:
+                    return values
+            elif along(walk, subject, top=False) is not None:
+                raise ExprError("x.max(dim)[1] is the indices, integers with no gradient (allowed: x.max(dim)[0] or"
+                                " x.max(dim).values)")
         items = index.elts if isinstance(index, ast.Tuple) else [index]
         base = walk.tensor(subject, "the indexed value")
         steps, dim = [], 0

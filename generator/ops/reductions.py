@@ -10,12 +10,13 @@ import numpy as np
 import sympy as sp
 
 from .base import (
-    LETTERS, MAX_TERMS, OPERAND, OUT, ExprError, Op, Shape, ShapeError, Spelling, TexOperand, bare, bind_args, bool_arg, el,
+    LETTERS, MAX_TERMS, OPERAND, OUT, Arg, ExprError, Op, Shape, ShapeError, Spelling, TexOperand, Walk, bare, bind_args,
+    bool_arg, dotted_name, el,
     checked, flat, free, int_arg, norm_dim, numel, ravel,
     list_tex, sum_tex, summed, times, unravel,
 )
 from ..floats import fmath
-from .derivatives import NormShare, Printer, TieShare
+from .derivatives import FirstShare, NormShare, Printer, TieShare
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
     """Return the output shape and, per output element, the input indices it reduces."""
@@ -69,6 +70,8 @@ class Reduction(Op):
     spread: bool = False  # var and std: they take unbiased= or correction=
     rounds: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = field(default=None, repr=False)  # see dtype_rounding
     masks_zero: bool = False  # torch's backward masks a group whose output is 0 (std): nan or inf upstream stops there
+    tie_key: str = "tie"  # the note at tied extremes
+    first: bool = False  # max(dim), min(dim): d is given the members before the element, not all of them
 
     kink_of_group = True
 
@@ -91,9 +94,9 @@ class Reduction(Op):
         return super().call(walk, name, subject, args, kwargs, top=top)
 
     def call_params(self, walk, name, args, kwargs):
-        if self.extreme and (args or kwargs):
-            raise ExprError(f"{name}(dim) returns values and indices; only the {name} over all elements is"
-                            f" supported (allowed: x.{name}())")
+        if self.extreme and not self.dims and (args or kwargs):
+            raise ExprError(f"{name}(dim) returns values and indices (allowed: x.{name}(dim).values, x.{name}(dim)[0],"
+                            f" or x.{name}() over all elements)")
         if not self.dims:
             return super().call_params(walk, name, args, kwargs)
         if self.spread:
@@ -161,14 +164,14 @@ class Reduction(Op):
             "norm": rf"\sqrt{{{summed(over, '{' + body + '}^{2}')}}}",
             "max": rf"\max_{{{','.join(over)}}} {body}" if over else body,
             "min": rf"\min_{{{','.join(over)}}} {body}" if over else body,
-        }[self.key]
+        }[self.method if self.extreme else self.key]
         return f"{el(out, index)} = {rhs}"
 
     def forward_numbers(self, k, xs, shapes, params, number):
         _, groups = self._index(shapes[0], params)
         members = [number(float(v)) for v in flat(xs[0])[groups[k]]]
         if self.extreme:
-            return rf"\{self.key}\left({list_tex(members)}\right)"
+            return rf"\{self.method}\left({list_tex(members)}\right)"
         if self.key == "norm":
             return rf"\sqrt{{{sum_tex([f'{{{m}}}^{{2}}' for m in members])}}}"
         if self.key == "prod":
@@ -228,7 +231,7 @@ class Reduction(Op):
         else:
             hits = (members == outs[:, None]).sum(axis=1) > 1
         if hits.any():
-            yield np.flatnonzero(hits), {"norm": "norm0", "std": "std0"}.get(self.key, "tie")
+            yield np.flatnonzero(hits), {"norm": "norm0", "std": "std0"}.get(self.key, self.tie_key)
 
     def shape(self, shapes, params):
         if not self.dims and not shapes[0]:
@@ -248,8 +251,8 @@ class Reduction(Op):
         groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
         for k, g in enumerate(groups):
             members = [xs[0][j] for j in g]
-            for j in g:
-                yield k, 0, j, self.d(xs[0][j], members, outs[k], params)
+            for m, j in enumerate(g):
+                yield k, 0, j, self.d(xs[0][j], members[:m] if self.first else members, outs[k], params)
 
     def grad_fn(self, consts, shapes, params):
         if params.get("dim") is not None and self.numbered:
@@ -406,6 +409,57 @@ class Cumsum(Op):
         return torch.cumsum(ts[0], dim=params["dim"])
 
 
+def along(walk: Walk, call: ast.AST, *, top: bool) -> Arg | None:
+    """Read x.max(dim) or torch.min(x, dim=1) as its values (what .values and [0] take), or None for another call."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("max", "min")):
+        return None
+    name, args = call.func.attr, list(call.args)
+    module = dotted_name(call.func.value)
+    if module == "torch":
+        if not args:
+            return None
+        subject = args.pop(0)
+    else:
+        subject = call.func.value
+    kwargs = {k.arg: k.value for k in call.keywords if k.arg is not None}
+    if len(kwargs) != len(call.keywords) or any(isinstance(a, ast.Starred) for a in args):
+        return None
+    if not (args and _integer_literal(args[0])) and "dim" not in kwargs:
+        return None  # over all elements, or max(a, b) of two tensors: no values to take
+    bound = bind_args(name, args, kwargs, ("dim", "keepdim"), required=("dim",))
+    params = {"dim": int_arg(bound["dim"], "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim")}
+    x = walk.tensor(subject, f"{name}'s operand")
+    return walk.make(f"{name}_dim", [x], params, top=top)
+
+
+def _first_share(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
+    """max(dim)'/min(dim)' on rows of members: 1 at the first extreme (a nan first, as torch returns it), else 0."""
+    tied = (members == outs) | (np.isnan(members) & np.isnan(outs))
+    first = np.zeros(members.shape)
+    first[np.arange(members.shape[0]), tied.argmax(axis=1)] = 1.0
+    return first
+
+
+@dataclass(frozen=True)
+class Along(Reduction):
+    """x.max(dim).values and x.min(dim)[0]: the extremes along a dim, the gradient to the index torch returns."""
+
+    def attribute(self, walk, subject, *, top):
+        found = along(walk, subject, top=top)
+        if found is None:
+            raise ExprError(".values belongs to x.max(dim) or x.min(dim) (allowed: x.max(1).values, x.min(dim=0).values)")
+        return found
+
+    def grad_fn(self, consts, shapes, params):
+        return self.grad_fn_name
+
+    def latex(self, ts, params):
+        return rf"\{self.key[:3]}_{{\text{{dim}}={params['dim']}}}\left({ts[0]}\right)"
+
+    def run(self, torch, ts, params):
+        return getattr(ts[0], self.method)(params["dim"], keepdim=params["keepdim"]).values
+
+
 def _dim_suffix(params: dict[str, Any]) -> str:
     return "" if params.get("dim") is None else rf"_{{\text{{dim}}={params['dim']}}}"
 
@@ -531,4 +585,12 @@ REDUCTIONS = [
               tex=lambda t, p: rf"\operatorname{{std}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.sqrt(_variance(m, p)), array_d=_deviation_d, inexact32=True),
     Cumsum("cumsum", "sum rule", "CumsumBackward0", Spelling(names=("cumsum",)), saves=False),
+    Along("max_dim", "derivative of max", "MaxBackward0", Spelling(attribute="values", after="max(dim)"), extreme=True, dims=True, first=True,
+          combine=lambda m, p: sp.Max(*m), d=lambda a, before, o, p: FirstShare(a, o, *before), method="max",
+          kink_at=lambda m, o: "tie_first" if sum(1 for e in m if e == o) > 1 else None, tie_key="tie_first",
+          tex=None, array_combine=lambda m, p: m.max(axis=1), array_d=lambda m, o, p: _first_share(m, o)),
+    Along("min_dim", "derivative of min", "MinBackward0", Spelling(), extreme=True, dims=True, first=True,
+          combine=lambda m, p: sp.Min(*m), d=lambda a, before, o, p: FirstShare(a, o, *before), method="min",
+          kink_at=lambda m, o: "tie_first" if sum(1 for e in m if e == o) > 1 else None, tie_key="tie_first",
+          tex=None, array_combine=lambda m, p: m.min(axis=1), array_d=lambda m, o, p: _first_share(m, o)),
 ]
