@@ -126,6 +126,16 @@ def int_index(node: ast.AST) -> int:
     raise ExprError("only integer indexing is allowed (allowed: x[i] with an integer i, chained as x[i][j])")
 
 
+def sizes_arg(name: str, args: list[ast.AST], kwargs: dict[str, ast.AST], example: str) -> tuple[int, ...]:
+    """Return the sizes of x.name(2, 3) or x.name((2, 3)) (view, reshape, expand); example shows a call's sizes."""
+    if kwargs:
+        raise ExprError(f"{name}() takes sizes only (allowed: x.{name}({example}), x.{name}(({example})), x.{name}(-1))")
+    sizes = args[0].elts if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else args
+    if not sizes:
+        raise ExprError(f"{name}() needs the new sizes (allowed: x.{name}({example}))")
+    return tuple(int_index(a) for a in sizes)
+
+
 def int_arg(node: ast.AST | None, key: str) -> int | None:
     """Return an integer keyword argument such as dim=, or None when absent."""
     if node is None:

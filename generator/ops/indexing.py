@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from .reductions import along
-from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, fmt_shape, int_arg, int_index, el, numel, times
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, sizes_arg, fmt_shape, int_arg, int_index, el, numel, times
 
 def _sources(shape: tuple[int, ...], key: tuple) -> np.ndarray:
     """Return, for each element of x[key] in row-major order, the flat position it comes from in x."""
@@ -192,12 +192,7 @@ class View(Op):
     """x.view(2, 3) or x.reshape(-1): the same elements in row-major order, another shape."""
 
     def call_params(self, walk, name, args, kwargs):
-        if kwargs:
-            raise ExprError(f"{name}() takes sizes only (allowed: x.{name}(2, 3), x.{name}((2, 3)), x.{name}(-1))")
-        sizes = args[0].elts if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else args
-        if not sizes:
-            raise ExprError(f"{name}() needs the new sizes (allowed: x.{name}(2, 3))")
-        return {"sizes": tuple(int_index(a) for a in sizes), "name": name}
+        return {"sizes": sizes_arg(name, args, kwargs, "2, 3"), "name": name}
 
     def call(self, walk, name, subject, args, kwargs, *, top):
         x = walk.tensor(subject, f"{name}'s operand")

@@ -9,8 +9,8 @@ import numpy as np
 import sympy as sp
 
 from .base import (
-    LETTERS, ExprError, Op, ShapeError, Spelling, aligned, bind_args, el, fmt_shape, free, int_arg, int_index, numel,
-    source_index, summed, unravel,
+    LETTERS, ExprError, Op, ShapeError, Spelling, aligned, bind_args, el, fmt_shape, free, int_arg, numel,
+    sizes_arg, source_index, summed, unravel,
 )
 
 
@@ -137,12 +137,7 @@ class Expand(Op):
     """x.expand(3, 2): size-1 dims (and new leading ones) repeated, without copying; the gradient sums back."""
 
     def call_params(self, walk, name, args, kwargs):
-        if kwargs:
-            raise ExprError(f"{name}() takes sizes only (allowed: x.{name}(3, 2), x.{name}(-1, 4))")
-        sizes = args[0].elts if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)) else args
-        if not sizes:
-            raise ExprError(f"{name}() needs the new sizes (allowed: x.{name}(3, 2))")
-        return {"sizes": tuple(int_index(a) for a in sizes)}
+        return {"sizes": sizes_arg(name, args, kwargs, "3, 2")}
 
     def shape(self, shapes, params):
         sizes, shape = params["sizes"], shapes[0]
