@@ -19,11 +19,12 @@ GALLERY = sorted([*(ROOT / "derivations").glob("*.yaml"), *(ROOT / "derivations"
 # The functions an expression may call, as messages list them (pinned: a new op changes what users read).
 FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, max, min, pow, softmax, "
          "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
-         "reciprocal, log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, trunc, "
-         "maximum, minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, prod, logsumexp, var, std, "
-         "cumsum, dot, mm, mv, t, transpose, permute, addmm, bmm, linear, view, reshape, unsqueeze, squeeze, flatten, cat, "
-         "concat, concatenate, stack, expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, "
-         "l1_loss, smooth_l1_loss, huber_loss")
+         "reciprocal, log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, "
+         "trunc, maximum, minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, clamp_min, "
+         "clamp_max, prod, logsumexp, var, std, cumsum, dot, mm, mv, t, transpose, permute, addmm, bmm, "
+         "linear, split, chunk, view, reshape, unsqueeze, squeeze, flatten, cat, concat, concatenate, stack, "
+         "expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, smooth_l1_loss, "
+         "huber_loss, normalize, dropout")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)
 COMMITTED = tuple(re.search(r"derive build derivations --out output --format (\S+)",
                             (ROOT / "Makefile").read_text()).group(1).split(","))

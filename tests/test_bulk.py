@@ -77,6 +77,11 @@ CASES = {
     "addmm": ("torch.addmm(b[:2], x, w.T) * torch.addmm(b[:1], x.T, w)[0, 0]", "addmm"),
     "linear": ("torch.nn.functional.linear(x, w, b[:2]) * torch.nn.functional.linear(b, x)", "linear"),
     "huber_loss": ("torch.nn.functional.huber_loss(x * 3, w, reduction='sum', delta=2)", "huber_loss"),
+    "norm_dim": ("x.norm(dim=1) * torch.norm(w, 2, 0, True)[:, :2] + (x * 0).norm(dim=0, keepdim=True)[:, 1:]", "norm"),
+    "clamp_min": ("x.clamp_min(0)", "clamp_min"), "clamp_max": ("torch.clamp_max(x, 0.5)", "clamp_max"),
+    "normalize": ("torch.nn.functional.normalize(x) + torch.nn.functional.normalize(x * 0, dim=0)", "normalize"),
+    "dropout": ("torch.nn.functional.dropout(x * w, 0.25, training=False)", "dropout"),
+    "split": ("x.chunk(2, 1)[1] * torch.split(w, [2, 1], dim=-1)[0] + x.split(1)[-1][:, :2]", "split"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 

@@ -117,6 +117,25 @@ class TestRefusesMistakes:
             ("x.values", "step 'y': .values belongs to x.max(dim) or x.min(dim) (allowed: x.max(1).values,"
                          " x.min(dim=0).values)"),
             ("W.T", "step 'y': .T needs a 2-d tensor, got [3] (allowed: matrices)"),
+            ("x.chunk(2)", "step 'y': chunk() returns a tuple of tensors (allowed: one of them, x.chunk(...)[0])"),
+            ("x.chunk(2)[2]", "step 'y': chunk() makes 2 piece(s) here, so [2] raises IndexError: tuple index out of range"
+                              " (allowed: -2 to 1)"),
+            ("W.split([1, 1])[0]", "step 'y': split_with_sizes expects split_sizes to sum exactly to 3 (input tensor's"
+                                   " size at dimension 0), but got split_sizes=[1, 1] (allowed: positive sizes that sum"
+                                   " to 3; derive does not follow empty pieces)"),
+            ("x.split(0)[0]", "step 'y': split() needs split_size of at least 1, got 0 (allowed: 1, 2, ...)"),
+            ("x.norm(1, dim=0)", "step 'y': norm() computes the 2-norm here (allowed: p=2 or p='fro', or no p)"),
+            ("torch.nn.functional.normalize(x, p=1)", "step 'y': normalize() divides by the 2-norm here, got p=1"
+                                                      " (allowed: p=2, the default)"),
+            ("torch.nn.functional.normalize(W)", "step 'y': dim 1 is out of range for a 1-d tensor (allowed: -1 to 0)"),
+            ("torch.nn.functional.dropout(x * 2)", "step 'y': dropout() in training zeroes elements at random, which"
+                                                   " derive does not draw (allowed: dropout(x, p, training=False), as"
+                                                   " after model.eval(), or p=0)"),
+            ("torch.nn.functional.dropout(x, 0.5, training=False)",
+             "step 'y': dropout() here returns 'x' itself, so this step would be no new tensor (allowed: dropout() around"
+             " an operation, such as dropout(x @ w, 0.5, training=False))"),
+            ("torch.nn.functional.dropout(x * 2, 1.5, training=False)",
+             "step 'y': dropout probability has to be between 0 and 1, but got 1.5 (allowed: 0 <= p <= 1)"),
             ("1 + 2", "step 'y': a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)"),
             ("x", "step 'y': a step must compute a tensor from inputs or earlier steps (allowed: an operation such as x + 1)"),
             ("x +", "step 'y': not a valid expression: invalid syntax (allowed: torch-like Python such as x * 2 + 1)"),

@@ -158,6 +158,17 @@ CASES = [
     ("torch.nn.functional.huber_loss(a * 2, p)", lambda t: torch.nn.functional.huber_loss(t.a * 2, t.p)),
     ("torch.nn.functional.huber_loss(a, p, reduction='sum', delta=0.75)",
      lambda t: torch.nn.functional.huber_loss(t.a, t.p, reduction="sum", delta=0.75)),
+    ("a.norm(dim=1) * torch.norm(a, 2, 0, True).sum() + a.norm('fro', -1, keepdim=True)",
+     lambda t: t.a.norm(dim=1) * torch.norm(t.a, 2, 0, True).sum() + t.a.norm("fro", -1, keepdim=True)),
+    ("torch.nn.functional.normalize(a) + torch.nn.functional.normalize(M, dim=0, eps=0.5).sum()",
+     lambda t: torch.nn.functional.normalize(t.a) + torch.nn.functional.normalize(t.M, dim=0, eps=0.5).sum()),
+    ("torch.nn.functional.dropout(a * 2, 0.5, training=False) + torch.nn.functional.dropout(b, 0.0)",
+     lambda t: torch.nn.functional.dropout(t.a * 2, 0.5, training=False) + torch.nn.functional.dropout(t.b, 0.0)),
+    ("a.chunk(2, dim=1)[0] * torch.split(a, [1, 2], 1)[1][:, :2] + a.split(2, -1)[-1].sum()",
+     lambda t: t.a.chunk(2, dim=1)[0] * torch.split(t.a, [1, 2], 1)[1][:, :2] + t.a.split(2, -1)[-1].sum()),
+    ("torch.chunk(M, 3)[2] * b.chunk(2)[1]", lambda t: torch.chunk(t.M, 3)[2] * t.b.chunk(2)[1]),
+    ("torch.split(M, [2, 1])[0]", lambda t: torch.split(t.M, [2, 1])[0]),
+    ("p.clamp_min(0.75) + torch.clamp_max(p, max=1.25)", lambda t: t.p.clamp_min(0.75) + torch.clamp_max(t.p, max=1.25)),
 ]
 
 # Inputs placed exactly on kinks, where torch's conventions decide the derivative.
@@ -195,6 +206,10 @@ KINK_CASES = [
      lambda t: torch.nn.functional.l1_loss(t.k, t.k * 0, reduction="none")),
     ("torch.nn.functional.smooth_l1_loss(k, k * 0) + torch.nn.functional.huber_loss(k, k * 0, delta=1)",
      lambda t: torch.nn.functional.smooth_l1_loss(t.k, t.k * 0) + torch.nn.functional.huber_loss(t.k, t.k * 0, delta=1)),
+    ("k.clamp_min(0) * torch.clamp_max(k, 1) + k.clamp_max(max=0.5)",
+     lambda t: t.k.clamp_min(0) * torch.clamp_max(t.k, 1) + t.k.clamp_max(max=0.5)),
+    ("torch.nn.functional.normalize(z.view(1, 2)) * 3 + k.view(2, 2).norm(dim=0).sum()",
+     lambda t: torch.nn.functional.normalize(t.z.view(1, 2)) * 3 + t.k.view(2, 2).norm(dim=0).sum()),
 ]
 
 

@@ -39,10 +39,11 @@ LITERALS = NUMBERS + ["1e308", "1e-308", "5e-324", "1e-310", "3.4e38", "1e-45", 
 UNARY = ["exp()", "log()", "sqrt()", "sin()", "cos()", "tanh()", "sigmoid()", "relu()", "abs()", "sum()",
          "mean()", "norm()", "max()", "min()", "pow(2)", "clamp(min=-0.5, max=1)", "clamp(max=0.5)", "log1p()",
          "expm1()", "exp2()", "rsqrt()", "atan()", "asin()", "sinh()", "cosh()", "sign()", "floor()", "ceil()",
-         "round()", "trunc()", "prod()", "var()", "std(unbiased=False)"]
+         "round()", "trunc()", "prod()", "var()", "std(unbiased=False)", "clamp_min(0.5)", "clamp_max(-0.25)"]
 ALONG_DIM = ["sum(dim=0)", "mean(dim=-1)", "softmax(dim=0)", "log_softmax(dim=-1)", "sum(0, keepdim=True)", "unsqueeze(0)",
              "unsqueeze(-1)", "squeeze()", "flatten()", "prod(dim=0)", "logsumexp(-1)", "var(0, unbiased=False)",
-             "std(dim=-1, correction=0)", "logsumexp(0, keepdim=True)", "max(0).values", "min(-1, keepdim=True)[0]"]
+             "std(dim=-1, correction=0)", "logsumexp(0, keepdim=True)", "max(0).values", "min(-1, keepdim=True)[0]",
+             "norm(dim=0)", "norm(2, -1, True)", "chunk(2)[0]", "split(1, dim=-1)[-1]"]
 TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.sum({a})", "torch.abs({a})",
               "torch.nn.functional.silu({a})", "torch.atan({a})", "torch.floor({a})",
               "torch.nn.functional.leaky_relu({a}, 0.2)", "torch.nn.functional.elu({a})",
@@ -53,7 +54,9 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.nn.functional.smooth_l1_loss({a}, {a} * 0.5, beta=0.5)",
               "torch.nn.functional.huber_loss({a} * 3, {a}, reduction='none')",
               "torch.nn.functional.linear({a}, {a}.reshape(1, -1))", "{a}.reciprocal()",
-              "torch.bmm({a}.reshape(1, 1, -1), {a}.reshape(1, -1, 1))"]
+              "torch.bmm({a}.reshape(1, 1, -1), {a}.reshape(1, -1, 1))",
+              "torch.nn.functional.normalize({a}.reshape(1, -1))", "torch.nn.functional.normalize({a}, dim=0, eps=0.5)",
+              "torch.nn.functional.dropout({a} * 2, 0.5, training=False)", "torch.split({a}.reshape(-1), [1, 1])[1]"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 

@@ -18,20 +18,22 @@ from .base import Op
 from .elementwise import ELEMENTWISE
 from .function import FUNCTION, Applied
 from .indexing import INDEXING
+from .layers import LAYERS
 from .layout import LAYOUT
 from .linalg import LINALG
 from .losses import LOSSES, REDUCTIONS as LOSS_REDUCTIONS
 from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES + LAYERS}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 # (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)
 KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha",
-            "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
+            "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", "p", "eps", "training", "chunks",
+            "split_size_or_sections", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
 # The keywords that take a string, and the strings each may take.
-CHOICES = {"reduction": LOSS_REDUCTIONS, **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}
+CHOICES = {"reduction": LOSS_REDUCTIONS, "p": ("fro",), **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}
 
 # The order in which messages list the function names (a new op's names follow these).
 LISTED = ("exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "norm", "max", "min",

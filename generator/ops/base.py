@@ -61,8 +61,8 @@ class Walk(Protocol):
 
     source: str  # the expression's text
 
-    def visit(self, node: ast.AST) -> Arg:
-        """Return a sub-expression as a node's name, or a constant."""
+    def visit(self, node: ast.AST, top: bool = False) -> Arg:
+        """Return a sub-expression as a node's name, or a constant (top: as the step's own tensor)."""
 
     def tensor(self, node: ast.AST, what: str) -> str:
         """Return a sub-expression that must be a tensor, as its node's name."""
@@ -91,6 +91,18 @@ def num(value: Any) -> str:
     if isinstance(value, Fraction):
         return str(value.numerator) if value.denominator == 1 and abs(value) < 10**15 else str(float(value))
     return str(value)
+
+
+def constant_tex(value: Any) -> str:
+    r"""Return an op's number parameter in LaTeX: \frac{1}{3} as sympy writes it, an exact 1e-12 as 1 \times 10^{-12}."""
+    if isinstance(value, Fraction):
+        value = sp.Rational(value.numerator, value.denominator)
+    if value.is_Rational and (value.q > 1000 or abs(value.p) > 10**6):
+        mantissa, _, power = repr(float(value)).partition("e")  # the shortest decimal that reads back as the float
+        if Fraction(repr(float(value))) == Fraction(int(value.p), int(value.q)):  # only where it is the number itself
+            mantissa = mantissa.removesuffix(".0")
+            return rf"{mantissa} \times 10^{{{int(power)}}}" if power else mantissa
+    return sp.latex(value)
 
 
 MAX_INT_DIGITS = 15  # digits of an integer argument (and of any number in an expression: graph/walk.py)

@@ -14,6 +14,7 @@ from sympy.printing.latex import LatexPrinter
 from ..floats import fmath
 from ..floats.ieee import power
 from ..floats.numeric import active_rounding
+from .base import constant_tex
 
 
 def _same(x):
@@ -492,7 +493,8 @@ class Printer(LatexPrinter):
         return rf"\left[{self._print(expr.args[0])} > 0\right]"
 
     def _print_Inside(self, expr: sp.Expr) -> str:
-        a, lo, hi = (self._print(x) for x in expr.args)
+        a = self._print(expr.args[0])
+        lo, hi = (constant_tex(x) if x.is_Rational else self._print(x) for x in expr.args[1:])
         if expr.args[1] == -sp.oo:
             return rf"\left[{a} \le {hi}\right]"
         if expr.args[2] == sp.oo:

@@ -15,7 +15,7 @@ import sympy as sp
 from ..floats.ieee import exact_number, nearest
 from ..floats.numeric import numeric, rounding
 from .base import (
-    LETTERS, OPERAND, OUT, ExprError, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
+    LETTERS, OPERAND, OUT, ExprError, constant_tex, Op, Spelling, aligned, bind_args, broadcast, el, free, num, numel, source_index,
     summed, times, unravel,
 )
 from .derivatives import (
@@ -327,9 +327,18 @@ class Div(Elementwise):
 
 @dataclass(frozen=True)
 class Clamp(Elementwise):
-    """x.clamp(min=a, max=b), either bound optional."""
+    """x.clamp(min=a, max=b), either bound optional; x.clamp_min(a) and x.clamp_max(b), torch's own ops for one bound."""
+
+    side: str = ""  # clamp_min: "min", clamp_max: "max"
 
     def call_params(self, walk, name, args, kwargs):
+        if self.side:
+            key = self.side
+            bound = bind_args(name, args, kwargs, (key,), required=(key,))
+            value = self._bound(walk, bound[key], key)
+            if value is None:
+                raise ExprError(f"{name}() needs a number (allowed: x.{name}(0.5))")
+            return {"lo": value, "hi": None} if key == "min" else {"lo": None, "hi": value}
         bound = bind_args(name, args, kwargs, ("min", "max"))
         lo, hi = (self._bound(walk, bound.get(k), k) for k in ("min", "max"))
         if lo is None and hi is None:
@@ -487,10 +496,14 @@ def _clamp(a, lo, hi):
 
 def _clamp_tex(a, lo, hi):
     if lo == -sp.oo:
-        return rf"\min\left({a}, {sp.latex(hi)}\right)"
+        return rf"\min\left({a}, {constant_tex(hi)}\right)"
     if hi == sp.oo:
-        return rf"\max\left({a}, {sp.latex(lo)}\right)"
-    return rf"\operatorname{{clamp}}\left({a}, {sp.latex(lo)}, {sp.latex(hi)}\right)"
+        return rf"\max\left({a}, {constant_tex(lo)}\right)"
+    return rf"\operatorname{{clamp}}\left({a}, {constant_tex(lo)}, {constant_tex(hi)}\right)"
+
+
+def _clamp_one(torch, t, lo, hi):
+    return torch.clamp_min(t, float(lo)) if hi is None else torch.clamp_max(t, float(hi))
 
 
 def _clamp_torch(torch, t, lo, hi):
@@ -705,6 +718,9 @@ ELEMENTWISE = [
     Clamp("clamp", "derivative of clamp", "ClampBackward1", Spelling(names=("clamp",)), f=_clamp,
                 df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_torch,
                 kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge"),
+    *(Clamp(f"clamp_{side}", "derivative of clamp", f"Clamp{side.title()}Backward0", Spelling(names=(f"clamp_{side}",)),
+            f=_clamp, df=(lambda a, o, lo, hi: Inside(a, lo, hi),), tex=_clamp_tex, torch_fn=_clamp_one,
+            kink_at=_clamp_kink, kink_mask=_clamp_kink_mask, kink_key="clamp_edge", side=side) for side in ("min", "max")),
 ]
 
 

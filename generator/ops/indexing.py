@@ -10,7 +10,10 @@ import numpy as np
 import sympy as sp
 
 from .reductions import along
-from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, sizes_arg, fmt_shape, int_arg, int_index, el, numel, times
+from .base import (
+    LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, dotted_name, el, fmt_shape, int_arg, int_index, norm_dim, numel,
+    sizes_arg, times,
+)
 
 def _sources(shape: tuple[int, ...], key: tuple) -> np.ndarray:
     """Return, for each element of x[key] in row-major order, the flat position it comes from in x."""
@@ -98,6 +101,9 @@ class Select(Part):
         return "SelectBackward0"
 
     def subscript(self, walk, subject, index, *, top):
+        found = piece(walk, subject, index, top=top)  # x.chunk(2)[0], x.split(2, dim=1)[-1]
+        if found is not None:
+            return found
         if isinstance(index, ast.Constant) and type(index.value) is int and index.value in (0, 1):
             if index.value == 0:
                 values = along(walk, subject, top=top)  # x.max(dim)[0]: the values
@@ -347,10 +353,78 @@ class Reshaped(View):
         return getattr(ts[0], self.key)(*(params[k] for k, _ in self.defaults if params[k] is not None))
 
 
+def piece(walk, call: ast.AST, index: ast.AST, *, top: bool):
+    """Read x.split(size, dim)[i], x.split([sizes], dim)[i] or x.chunk(n, dim)[i] as that piece, or None for another call."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("split", "chunk")):
+        return None
+    name, args = call.func.attr, list(call.args)
+    if dotted_name(call.func.value) == "torch":
+        if not args:
+            raise ExprError(f"torch.{name}() needs a tensor argument (allowed: torch.{name}(x, 2)[0])")
+        subject = args.pop(0)
+    else:
+        subject = call.func.value
+    if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in call.keywords):
+        raise ExprError("* and ** arguments are not allowed (allowed: plain arguments)")
+    first = "chunks" if name == "chunk" else "split_size_or_sections"
+    bound = bind_args(name, args, {k.arg: k.value for k in call.keywords}, (first, "dim"), required=(first,))
+    x = walk.tensor(subject, f"{name}'s operand")
+    shape = walk.shape_of(x)
+    if not shape:
+        raise ExprError(f"{name}() of a 0-d tensor, which has no dim to split (allowed: tensors with a dim)")
+    dim = int_arg(bound.get("dim"), "dim") or 0
+    try:
+        size = shape[norm_dim(dim, len(shape))]
+    except ShapeError as e:
+        raise ExprError(str(e)) from None
+    how = bound[first]
+    if isinstance(how, (ast.List, ast.Tuple)):
+        sections = tuple(int_index(n) for n in how.elts)
+        if sum(sections) != size or any(n < 1 for n in sections):
+            raise ExprError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's size at"
+                            f" dimension {dim}), but got split_sizes={list(sections)} (allowed: positive sizes that sum"
+                            f" to {size}; derive does not follow empty pieces)")
+    else:
+        count = int_arg(how, first)
+        if count < 1:
+            raise ExprError(f"{name}() needs {'chunks' if name == 'chunk' else 'split_size'} of at least 1, got {count}"
+                            " (allowed: 1, 2, ...)")
+        step = -(-size // count) if name == "chunk" else count
+        sections = tuple(min(step, size - start) for start in range(0, size, step))
+    try:
+        i = int_index(index)
+    except ExprError:
+        raise ExprError(f"{name}() returns a tuple of tensors: take one by an integer (allowed: x.{name}(...)[0])") from None
+    if not -len(sections) <= i < len(sections):
+        raise ExprError(f"{name}() makes {len(sections)} piece(s) here, so [{i}] raises IndexError: tuple index out of"
+                        f" range (allowed: {-len(sections)} to {len(sections) - 1})")
+    i %= len(sections)
+    start = sum(sections[:i])
+    params = {"dim": dim, "start": start, "stop": start + sections[i], "step": 1, "how": name,
+              "size": sections if isinstance(how, (ast.List, ast.Tuple)) else count, "piece": i}
+    return walk.make("split", [x], params, top=top)
+
+
+@dataclass(frozen=True)
+class Piece(Slice):
+    """x.split(2)[i] or x.chunk(3, dim=1)[i]: one piece along a dim, a slice that torch records as SplitBackward0."""
+
+    def call(self, walk, name, subject, args, kwargs, *, top):
+        raise ExprError(f"{name}() returns a tuple of tensors (allowed: one of them, x.{name}(...)[0])")
+
+    def grad_fn(self, consts, shapes, params):
+        return "SplitWithSizesBackward0" if isinstance(params["size"], tuple) else "SplitBackward0"
+
+    def run(self, torch, ts, params):
+        size = list(params["size"]) if isinstance(params["size"], tuple) else params["size"]
+        return getattr(torch, params["how"])(ts[0], size, dim=params["dim"])[params["piece"]]
+
+
 INDEXING = [
     Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
     # a slice may leave its elements apart in memory, where torch's view() raises: as for a transpose, refused
     Slice("slice", "indexing", "SliceBackward0", Spelling(), saves=False, permutes=True),
+    Piece("split", "indexing", "SplitBackward0", Spelling(names=("split", "chunk")), saves=False, permutes=True),
     View("view", "reshaping", "ViewBackward0", Spelling(names=("view", "reshape")), saves=False),
     Reshaped("unsqueeze", "reshaping", "UnsqueezeBackward0", Spelling(names=("unsqueeze",)), saves=False,
              defaults=(("dim", None),), needs=("dim",)),

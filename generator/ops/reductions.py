@@ -72,6 +72,7 @@ class Reduction(Op):
     masks_zero: bool = False  # torch's backward masks a group whose output is 0 (std): nan or inf upstream stops there
     tie_key: str = "tie"  # the note at tied extremes
     first: bool = False  # max(dim), min(dim): d is given the members before the element, not all of them
+    two_norm: bool = False  # norm: takes p= first, which must be the 2-norm (p=2 or 'fro')
 
     kink_of_group = True
 
@@ -101,6 +102,12 @@ class Reduction(Op):
             return super().call_params(walk, name, args, kwargs)
         if self.spread:
             return _spread_params(name, args, kwargs)
+        if self.two_norm:
+            bound = bind_args(name, args, kwargs, ("p", "dim", "keepdim"))
+            p = bound.get("p")
+            if p is not None and not (isinstance(p, ast.Constant) and p.value in (2, "fro") and type(p.value) is not bool):
+                raise ExprError(f"{name}() computes the 2-norm here (allowed: p=2 or p='fro', or no p)")
+            return {"dim": int_arg(bound.get("dim"), "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim")}
         bound = bind_args(name, args, kwargs, ("dim", "keepdim"), required=("dim",) if self.needs_dim else ())
         return {"dim": int_arg(bound.get("dim"), "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim")}
 
@@ -498,9 +505,11 @@ def _mean_in_dtype(cast, x, groups, out_shape):
 
 def _norm_in_dtype(cast, x, groups, out_shape):
     """torch sums the squares in the dtype: they overflow or vanish there; one element's norm is its abs."""
-    if np.size(x) == 1:
-        return np.abs(np.ravel(x)[0])
-    return np.sqrt(cast(cast(np.square(np.ravel(x))).sum()))
+    members = np.ravel(x)[groups]
+    if groups.shape[1] == 1:
+        return np.abs(members[:, 0]).reshape(out_shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sqrt(cast(cast(np.square(members)).sum(axis=1))).reshape(out_shape)
 
 
 def _lse(m: np.ndarray, p: dict) -> np.ndarray:
@@ -547,11 +556,11 @@ REDUCTIONS = [
               tex=lambda t, p: rf"\operatorname{{mean}}{_dim_suffix(p)}\left({t}\right)", method="mean", dims=True,
               array_combine=lambda m, p: m.mean(axis=1), array_d=lambda m, o, p: np.full_like(m, 1 / m.shape[1]), divides=True),
     Reduction("norm", "chain rule with the power rule", "LinalgVectorNormBackward0", Spelling(names=("norm",)),
-              in_dtype=_norm_in_dtype,
+              in_dtype=_norm_in_dtype, dims=True, numbered=False, two_norm=True,
               # torch takes one element's norm as its abs, without squaring it out of float64's range
               combine=lambda m, p: sp.Abs(m[0]) if len(m) == 1 else sp.sqrt(sp.Add(*(e**2 for e in m))),
               d=lambda a, m, o, p: NormShare(a, o),
-              tex=lambda t, p: rf"\left\lVert {t} \right\rVert", method="norm",
+              tex=lambda t, p: rf"\left\lVert {t} \right\rVert{_dim_suffix(p)}", method="norm",
               kink_at=lambda m, o: "norm0" if o == 0 else None,
               array_combine=lambda m, p: np.abs(m[:, 0]) if m.shape[1] == 1 else np.sqrt((m * m).sum(axis=1)),
               array_d=lambda m, o, p: NormShare.numeric(m, o)),
