@@ -24,7 +24,7 @@ FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, m
          "clamp_max, prod, logsumexp, var, std, cumsum, dot, mm, mv, t, transpose, permute, addmm, bmm, "
          "linear, split, chunk, view, reshape, unsqueeze, squeeze, flatten, cat, concat, concatenate, stack, "
          "expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, smooth_l1_loss, "
-         "huber_loss, normalize, dropout")
+         "huber_loss, nll_loss, cross_entropy, normalize, dropout, where, masked_fill")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)
 COMMITTED = tuple(re.search(r"derive build derivations --out output --format (\S+)",
                             (ROOT / "Makefile").read_text()).group(1).split(","))
@@ -39,13 +39,14 @@ def array(value) -> Array:
 
 
 def make_spec(inputs: dict, steps: dict, backward, *, dtype: str = "float32") -> Spec:
-    """Build a Spec: inputs map name -> (value, requires_grad); backward is a name or (name, gradient)."""
+    """Build a Spec: inputs map name -> (value, requires_grad), or (value, "int64") for an int64 input;
+    backward is a name or (name, gradient)."""
     calls = backward if isinstance(backward, list) else [backward]
     return Spec(
         path="test.yaml",
         title="test",
         summary="",
-        inputs=tuple(Input(n, array(v), rg, 1) for n, (v, rg) in inputs.items()),
+        inputs=tuple(Input(n, array(v), rg is True, 1, integer=rg == "int64") for n, (v, rg) in inputs.items()),
         steps=tuple(Step(n, e, 2) for n, e in steps.items()),
         backward=tuple(
             Call(c, None, 3) if isinstance(c, str) else Call(c[0], array(c[1]), 3) for c in calls

@@ -89,7 +89,7 @@ EXPECTED = {
         "{path}:3: inputs: invalid name '2x' (allowed: a letter, then up to 31 letters, digits or underscores)",
     ],
     '24_unknown_key.yaml': [
-        '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad)',
+        '{path}:6: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad, dtype)',
         '{path}:10: retain_graph: unknown key (allowed: title, summary, inputs, steps, backward, code, dtype, lang, flavor, seed)',
     ],
     '25_non_finite.yaml': [

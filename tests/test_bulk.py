@@ -25,6 +25,7 @@ LARGE = Path(__file__).resolve().parent / "large"
 X = [[0.5, -1.0, 0.0], [2.0, 0.5, -0.25]]  # a zero, a tie and a negative: the kinks
 W = [[1.5, 0.5, 2.0], [0.25, -0.5, 1.0]]
 POS = [[0.5, 1.0, 2.0], [4.0, 0.25, 1.5]]
+CLASSES = [1, 0]  # an int64 input: a class per row of x, or rows of x to pick
 
 # One expression per op (and per form of an op), each over small tensors, including the kinks.
 CASES = {
@@ -82,6 +83,16 @@ CASES = {
     "normalize": ("torch.nn.functional.normalize(x) + torch.nn.functional.normalize(x * 0, dim=0)", "normalize"),
     "dropout": ("torch.nn.functional.dropout(x * w, 0.25, training=False)", "dropout"),
     "split": ("x.chunk(2, 1)[1] * torch.split(w, [2, 1], dim=-1)[0] + x.split(1)[-1][:, :2]", "split"),
+    "index": ("x[Y] * w[range(2), Y].unsqueeze(1) + x[:, [2, 2, 0]] + p[[1, 0, 1]][:2]", "index"),
+    "nll_loss": ("torch.nn.functional.nll_loss(x, Y) + torch.nn.functional.nll_loss(w, Y, reduction='none')", "nll_loss"),
+    "nll_loss_ignored": ("torch.nn.functional.nll_loss(x, Y, ignore_index=0, reduction='sum')", "nll_loss"),
+    "cross_entropy": ("torch.nn.functional.cross_entropy(x, Y) * torch.nn.functional.cross_entropy(w[0], c)",
+                      "cross_entropy"),
+    "gt": ("torch.where(x > 0, x, w * 2)", "gt"), "ge": ("torch.where(x >= w, x * w, 0.5)", "ge"),
+    "lt": ("x.masked_fill(x < 0, 0.25)", "lt"), "le": ("torch.where(x <= 0.5, p, x)", "le"),
+    "eq": ("x.masked_fill(x == 0.5, 3.0) * w", "eq"), "ne": ("torch.where(x != 0, 1 / x, x)", "ne"),
+    "where": ("torch.where(p > x, x, p) + x.where(w < 1, 0.0)", "where"),
+    "masked_fill": ("x.masked_fill(w > 0, -1.0) + torch.masked_fill(p, 0 < x, 2)", "masked_fill"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 
@@ -117,7 +128,8 @@ def _py_graph(code: str):
 
 def _graph(expr: str):
     spec = make_spec(
-        {"x": (X, True), "w": (W, True), "p": (POS, True), "b": ([0.5, -2.0, 1.0], True)},
+        {"x": (X, True), "w": (W, True), "p": (POS, True), "b": ([0.5, -2.0, 1.0], True), "Y": (CLASSES, "int64"),
+         "c": (2, "int64")},
         {"y": expr, "out": "(y * y).sum()"},
         "out",
         dtype="float64",

@@ -90,7 +90,8 @@ class TestRefusesMistakes:
             ("x @ W", "step 'y': @ cannot multiply [2, 2] by [3]: 2 != 3 (allowed: the inner sizes equal)"),
             ("x.foo()", f"step 'y': unknown function 'foo' (allowed: {FUNCS})"),
             ("x // 2", "step 'y': the operator // is not allowed (allowed: + - * / ** @)"),
-            ("x[0.5]", "step 'y': an index must be an integer or a slice of integers (allowed: x[1], x[1:3], x[:, 0], x[::2])"),
+            ("x[0.5]", "step 'y': an index must be an integer, a slice of integers or an int64 tensor (allowed: x[1], x[1:3],"
+                       " x[:, 0], x[::2], x[idx], x[[0, 2]], x[range(3), idx])"),
             ("x[:, 2:]", "step 'y': the slice 2: of dim 1 (size 2) keeps no element, and derive does not follow empty tensors"
                          " (allowed: a slice that keeps at least one element)"),
             ("x.var(1, correction=2)", "step 'y': var of 2 element(s) with correction=2 divides by 0 (allowed: a correction"

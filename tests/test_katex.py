@@ -88,12 +88,13 @@ def test_every_op_s_generic_formulas_render(tmp_path):
     """Each op's generic element formulas (a large document's forward and backward), one case per op, render in KaTeX."""
     import yaml
 
-    from .test_bulk import CASES, POS, W, X
+    from .test_bulk import CASES, CLASSES, POS, W, X
 
     values = {"x": X, "w": W, "p": POS, "b": [0.5, -2.0, 1.0]}
     files = []
     for case, (expr, _) in sorted(CASES.items()):
         inputs = {name: {"value": value, "requires_grad": True} for name, value in values.items()}
+        inputs["Y"], inputs["c"] = {"value": CLASSES, "dtype": "int64"}, {"value": 2, "dtype": "int64"}
         inputs["big"] = {"fill": 1.0, "shape": [65], "requires_grad": True}  # over SMALL: the generic path
         spec = {"title": case, "dtype": "float64", "inputs": inputs,
                 "steps": {"y": expr, "out": "(y * y).sum() + big.sum()"}, "backward": "out"}

@@ -359,13 +359,13 @@ class TestKeys:
     def test_unknown_nested_key(self):
         """Unknown keys inside an input are refused with their path."""
         assert problems(with_input("{value: 1, grad: true}")) == [
-            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad)"
+            "spec.yaml:4: inputs.x.grad: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad, dtype)"
         ]
 
     def test_odd_key_is_quoted_in_path(self):
         """A key that is not an identifier is shown quoted in the path."""
         assert problems(with_input("{value: 1, 'a b': 2}")) == [
-            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad)"
+            "spec.yaml:4: inputs.x['a b']: unknown key (allowed: value, fill, shape, randn, rand, file, requires_grad, dtype)"
         ]
 
     def test_missing_required_keys(self):

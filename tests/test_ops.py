@@ -270,6 +270,13 @@ PIECEWISE_CASES = [
      lambda t: torch.nn.functional.hardtanh(t.a) + torch.nn.functional.hardtanh(t.a, -0.25, 0.75)),
     ("torch.nn.functional.softplus(a) + torch.nn.functional.softplus(a * 9, beta=2, threshold=10)",
      lambda t: torch.nn.functional.softplus(t.a) + torch.nn.functional.softplus(t.a * 9, beta=2, threshold=10)),
+    # where and masked_fill choose by a comparison, which sympy.diff does not differentiate through either
+    ("torch.where(a > 0, a, 0.1 * a)", lambda t: torch.where(t.a > 0, t.a, 0.1 * t.a)),
+    ("torch.where(a >= p, 2.0, p) + a.where(p < 1, p * 3)", lambda t: torch.where(t.a >= t.p, 2.0, t.p) + t.a.where(t.p < 1, t.p * 3)),
+    ("a.masked_fill(a < 0, 0.5) * torch.masked_fill(p, p == 1, -2)",
+     lambda t: t.a.masked_fill(t.a < 0, 0.5) * torch.masked_fill(t.p, t.p == 1, -2)),
+    ("torch.where(k != 0, 1 / k, k) + k.masked_fill(k <= 0, 1.0)",
+     lambda t: torch.where(t.k != 0, 1 / t.k, t.k) + t.k.masked_fill(t.k <= 0, 1.0)),
 ]
 
 # Ops that cut the graph: torch does not differentiate through them, and neither does sympy.diff of Detached.

@@ -56,7 +56,13 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.nn.functional.linear({a}, {a}.reshape(1, -1))", "{a}.reciprocal()",
               "torch.bmm({a}.reshape(1, 1, -1), {a}.reshape(1, -1, 1))",
               "torch.nn.functional.normalize({a}.reshape(1, -1))", "torch.nn.functional.normalize({a}, dim=0, eps=0.5)",
-              "torch.nn.functional.dropout({a} * 2, 0.5, training=False)", "torch.split({a}.reshape(-1), [1, 1])[1]"]
+              "torch.nn.functional.dropout({a} * 2, 0.5, training=False)", "torch.split({a}.reshape(-1), [1, 1])[1]",
+              "{a}.reshape(-1)[k]", "{a}.reshape(1, -1)[:, [0, -1, 0]]", "{a}.reshape(1, -1)[range(1), c]",
+              "torch.nn.functional.cross_entropy({a}.reshape(1, -1), c)",
+              "torch.nn.functional.nll_loss({a}.reshape(1, -1), c, reduction='none')",
+              "torch.where({a} > 0, {a}, {a} * 0.1)", "{a}.masked_fill({a} < 0, 0.5)", "torch.where({a} != 0, 1 / {a}, {a})",
+              "torch.where({a} >= 1, 2.0, {a}.exp())", "{a}.masked_fill({a} == 0, 1)", "{a}.where({a} <= 2, {a} * {a})"]
+INTEGERS = ["  k:", "    value: [0, -1, 0]", "    dtype: int64", "  c:", "    value: [0]", "    dtype: int64"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
 
@@ -76,6 +82,7 @@ def specs(draw) -> str:
         grad = draw(st.booleans()) or i == 0
         lines += [f"  x{i}:", f"    value: {_nest(values, shape)}", f"    requires_grad: {'true' if grad else 'false'}"]
         names.append(f"x{i}")
+    lines += INTEGERS  # int64 inputs: indices valid for any size (0 and -1) and a class for a row of any width
     lines.append("steps:")
     for j in range(draw(st.integers(1, 4))):
         a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))

@@ -685,7 +685,7 @@ class TestRefusals:
         ("while True:\n    pass\n", 1, "a while loop still running after 100 iterations"),
         ("x = torch.ones(2, requires_grad=True)\nx += 1\n", 2, "updating 'x' in place while torch records: torch raises 'a leaf Variable that requires grad is being used in an in-place operation'"),
         ("x = torch.ones(2, requires_grad=True)\nopt.zero_grad()\n", 2, "'opt' is not an optimizer of the example"),
-        ("x = torch.tensor([1, 2], requires_grad=True)\n", 1, "torch.tensor of integers makes an integer tensor"),
+        ("x = torch.tensor([1, 2], requires_grad=True)\n", 1, "an int64 tensor that requires grad, which torch refuses"),
         ("for i in range(1000):\n    pass\n", 1, "a loop of 1000 iterations (allowed: at most 100)"),
     ])
     def test_refused_with_location_and_nothing_runs(self, tmp_path, code, line, message):

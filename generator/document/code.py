@@ -87,6 +87,17 @@ def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = 
     return f"torch.tensor({nested(array, dtype)}{tail})"
 
 
+def _integer_code(array: Array) -> str:
+    """Return an int64 tensor as torch code: torch.tensor([1, 0, 2]) (Python's integers make int64)."""
+    def build(shape: tuple[int, ...], flat: list[str]) -> str:
+        if not shape:
+            return flat[0]
+        size = len(flat) // shape[0]
+        return "[" + ", ".join(build(shape[1:], flat[i * size:(i + 1) * size]) for i in range(shape[0])) + "]"
+
+    return f"torch.tensor({build(array.shape, [str(int(v)) for v in array.values])})"
+
+
 def gradient_names(graph: Graph) -> list[str | None]:
     """Name the gradient tensor of each backward call (None where torch supplies 1)."""
     taken = {n.name for n in graph.nodes}
@@ -122,8 +133,9 @@ def torch_code(graph: Graph) -> str:
         if inp.name in versions:
             continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
-        tensor = _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn,
-                              file=inp.file)
+        tensor = (_integer_code(inp.value) if inp.integer else
+                  _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn,
+                               file=inp.file))
         if inp.parameter:  # a Parameter requires grad unless told
             tensor = f"torch.nn.Parameter({tensor}{'' if inp.requires_grad else ', requires_grad=False'})"
         events.append((inp.seq, [f"{inp.name} = {tensor}"], False))

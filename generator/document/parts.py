@@ -185,7 +185,9 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
             formula = formula_tex(node)
             grad_fn = graph.grad_fn(node)
         of = graph.spec.identity(node.name)
-        rows.append(GraphRow(node.name, name_tex(node.name), shape_text(node.shape), formula, grad_fn,
+        kind = "int64" if node.integer else "bool" if node.op and REGISTRY[node.op].boolean else ""
+        shape = shape_text(node.shape) + (f" ({kind})" if kind else "")  # indices and conditions: never differentiated
+        rows.append(GraphRow(node.name, name_tex(node.name), shape, formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,
                              computed=not node.is_leaf, version_of="" if of == node.name else of,
                              cut=inside_function(graph, node) or node.cut))

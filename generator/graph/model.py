@@ -28,6 +28,7 @@ class Node:
     step: str  # the input or step this node belongs to
     line: int
     cut: str = ""  # "no_grad", or the key of an op torch does not record: computed from tensors that require grad
+    integer: bool = False  # an int64 input: read only as indices or targets (its values go into the op's parameters)
 
     @property
     def is_leaf(self) -> bool:

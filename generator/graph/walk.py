@@ -50,7 +50,8 @@ class _Walker:
 
     def leaf(self, inp) -> None:
         """Add an input as a leaf node."""
-        self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line))
+        self._add(Node(inp.name, None, (), (), inp.value.shape, inp.requires_grad, inp.name, inp.line,
+                       integer=inp.integer))
 
     def _names(self) -> str:
         return ", ".join(n.name for n in self.nodes if n.name == n.step) or "none"
@@ -87,13 +88,21 @@ class _Walker:
     def make(self, key: str, args: list[Arg], params: dict[str, Any] | None = None, *, top: bool) -> str:
         """Add the node of op `key` on these operands; return its name."""
         params = params or {}
+        for i, a in enumerate(args):
+            if isinstance(a, str) and self.known[a].integer:
+                raise ExprError(f"'{a}' is an int64 tensor, which derive reads only as indices or class targets"
+                                f" (allowed: an index such as x[{a}], or a loss's target)")
+            if isinstance(a, str) and self.boolean(a) and i not in REGISTRY[key].conditions:
+                raise ExprError(f"'{a}' is a bool tensor (a comparison), which derive reads only as a condition"
+                                " (allowed: torch.where(x > 0, a, b), a.masked_fill(x < 0, 0.0))")
         shapes = [self.known[a].shape if isinstance(a, str) else () for a in args]
         try:
             shape = REGISTRY[key].shape(shapes, params)
         except ShapeError as e:
             raise ExprError(str(e)) from None
         grad = any(self.known[a].requires_grad for a in args if isinstance(a, str))
-        cut = "no_grad" if grad and self.no_grad else key if grad and not REGISTRY[key].tracks else ""
+        op = REGISTRY[key]
+        cut = "no_grad" if grad and self.no_grad else (op.cut_kind or key) if grad and not op.tracks else ""
         name = self.current if top else self._name()
         return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
                               self.current, self.line, cut))
@@ -114,6 +123,18 @@ class _Walker:
                 return True
             todo.extend(a for a in node.args if isinstance(a, str))
         return False
+
+    def boolean(self, name: str) -> bool:
+        """Tell whether a tensor read so far is a bool tensor: the result of a comparison."""
+        node = self.known[name]
+        return node.op is not None and REGISTRY[node.op].boolean
+
+    def integers(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """Return an int64 input's shape and values, or None for any other tensor."""
+        if not self.known[name].integer:
+            return None
+        value = next(i.value for i in self.spec.inputs if i.name == name)
+        return value.shape, tuple(int(v) for v in value.values)
 
     def requires_grad(self, name: str) -> bool:
         """Tell whether a tensor read so far requires grad."""
@@ -155,6 +176,8 @@ class _Walker:
             return self._binop(node, top)
         if isinstance(node, ast.UnaryOp):
             return self._unary(node, top)
+        if isinstance(node, ast.Compare):
+            return self._compare(node, top)
         if isinstance(node, ast.Call) and is_grad_call(node):
             raise ExprError("torch.autograd.grad(...) returns a tuple of gradients"
                             " (allowed: one of them, torch.autograd.grad(y, x)[0])")
@@ -172,6 +195,14 @@ class _Walker:
             return by_subscript().subscript(self, node.value, node.slice, top=top)
         raise ExprError(f"{_describe(node)} is not allowed (allowed: {operator_symbols()}, numbers, names,"
                         f" calls of {', '.join(function_names())}, x[i], x[a:b], {attributes('x')})")
+
+    def _compare(self, node: ast.Compare, top: bool) -> Arg:
+        if len(node.ops) != 1:
+            raise ExprError("a chained comparison (allowed: one comparison, such as x > 0)")
+        op = by_operator(type(node.ops[0]))
+        if op is None:
+            raise ExprError(f"the comparison {_describe(node.ops[0])} is not allowed (allowed: > >= < <= == !=)")
+        return op.operate(self, [self.visit(node.left), self.visit(node.comparators[0])], top=top)
 
     def _binop(self, node: ast.BinOp, top: bool) -> Arg:
         op = by_operator(type(node.op))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 
 from .base import Op
+from .conditions import CONDITIONS
 from .elementwise import ELEMENTWISE
 from .function import FUNCTION, Applied
 from .indexing import INDEXING
@@ -24,13 +25,14 @@ from .linalg import LINALG
 from .losses import LOSSES, REDUCTIONS as LOSS_REDUCTIONS
 from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
+from .targets import TARGETS
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES + LAYERS}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES + TARGETS + LAYERS + CONDITIONS}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 # (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)
 KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha",
-            "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", "p", "eps", "training", "chunks",
+            "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", "p", "eps", "training", "chunks", "ignore_index", "label_smoothing", "mask", "value",
             "split_size_or_sections", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
 # The keywords that take a string, and the strings each may take.
 CHOICES = {"reduction": LOSS_REDUCTIONS, "p": ("fro",), **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}

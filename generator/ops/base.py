@@ -21,7 +21,7 @@ Local = tuple[int, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
 
 MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in the array derivation
 
-OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b"))  # a generic element of each operand
+OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b", "c"))  # a generic element of each operand
 OUT = sp.Symbol("o", real=True)  # the generic output element
 
 
@@ -78,6 +78,12 @@ class Walk(Protocol):
 
     def requires_grad(self, name: str) -> bool:
         """Tell whether a tensor read so far requires grad."""
+
+    def integers(self, name: str) -> tuple[Shape, tuple[int, ...]] | None:
+        """Return an int64 input's shape and values, or None for any other tensor."""
+
+    def boolean(self, name: str) -> bool:
+        """Tell whether a tensor read so far is a bool tensor: the result of a comparison."""
 
     def shape_of(self, name: str) -> Shape:
         """Return the shape of a tensor read so far."""
@@ -244,6 +250,9 @@ class Op:
     # derive cannot predict the last bit there, which the 17 digits of print(t.item()) show
     inexact32: bool = field(default=False, kw_only=True, repr=False)
     composite: bool = field(default=False, kw_only=True, repr=False)  # reading it makes other ops' nodes, never its own
+    boolean: bool = field(default=False, kw_only=True, repr=False)  # its result is a bool tensor (x > 0), never differentiated
+    conditions: tuple[int, ...] = field(default=(), kw_only=True, repr=False)  # the operands that may be bool tensors
+    cut_kind: str = field(default="", kw_only=True, repr=False)  # what a document calls its cut, where tracks is False
 
     # -- reading an expression (graph/walk.py asks; the op binds its own arguments)
 

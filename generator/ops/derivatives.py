@@ -81,6 +81,85 @@ class Inside(sp.Function):
         return np.where((lo <= a) & (a <= hi), 1.0, 0.0)
 
 
+COMPARISONS = ("gt", "ge", "lt", "le", "eq", "ne")  # Holds's code: a > b, a >= b, a < b, a <= b, a == b, a != b
+COMPARISON_TEX = (">", r"\ge", "<", r"\le", "=", r"\neq")
+
+
+class Holds(sp.Function):
+    """a > b (and the other comparisons, by code): 1 where it holds, else 0; false with a nan, but for !=."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, a, b, code):
+        if _numbers(a, b):
+            kind = COMPARISONS[int(code)]
+            if sp.nan in (a, b):
+                return sp.Integer(kind == "ne")
+            held = {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b, "eq": sp.Eq(a, b), "ne": sp.Ne(a, b)}[kind]
+            return sp.Integer(1 if bool(held) else 0)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(a, b, code):
+        """The same on float64 arrays (IEEE: a comparison with nan is false, but !=)."""
+        kind = COMPARISONS[int(code)]
+        with np.errstate(invalid="ignore"):
+            held = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal, "eq": np.equal,
+                    "ne": np.not_equal}[kind](a, b)
+        return np.where(held, 1.0, 0.0)
+
+
+class Chosen(sp.Function):
+    """torch.where(c, a, b) on elements: a where the condition c holds (is 1), else b."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, c, a, b):
+        if c.is_number:
+            return a if c != 0 else b
+        return None
+
+    @staticmethod
+    def numeric(c, a, b):
+        """The same on float64 arrays."""
+        return np.where(c != 0, a, b)
+
+
+class Picked(sp.Function):
+    """where'(a): 1 where the condition holds, else 0; torch selects, so nan or inf upstream stops at a 0."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, c):
+        return (sp.Integer(1) if c != 0 else sp.Integer(0)) if c.is_number else None
+
+    @staticmethod
+    def numeric(c):
+        """The same on float64 arrays."""
+        return np.where(c != 0, 1.0, 0.0)
+
+
+class Unpicked(sp.Function):
+    """where'(b) and masked_fill'(a): 1 where the condition does not hold, else 0 (selected, as Picked)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, c):
+        return (sp.Integer(0) if c != 0 else sp.Integer(1)) if c.is_number else None
+
+    @staticmethod
+    def numeric(c):
+        """The same on float64 arrays."""
+        return np.where(c != 0, 0.0, 1.0)
+
+
 class Log1p(sp.Function):
     """ln(1 + a), which torch's log1p computes without first rounding 1 + a."""
 
@@ -464,7 +543,7 @@ class PowBase(sp.Function):
 # (ceil(expm1(-1e308)) is ceil(-1.0) = -1 in torch, where the exact -1 + e^(-1e308) gives 0).
 STEPS = (sp.floor, sp.ceiling, sp.sign, RoundHalfEven, Trunc)
 
-MASKS = (Positive, Inside, TieShare, FirstShare, PowBase, Above, Between)
+MASKS = (Positive, Inside, TieShare, FirstShare, PowBase, Above, Between, Picked, Unpicked)
 
 
 def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
@@ -488,6 +567,20 @@ class Printer(LatexPrinter):
         # \lvert, not |: a bar inside math splits a Markdown table's cell and makes a kramdown list item a table
         tex = rf"\left\lvert {self._print(expr.args[0])}\right\rvert"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_Holds(self, expr: sp.Expr) -> str:
+        a, b = (self._print(x) for x in expr.args[:2])
+        return rf"\left[{a} {COMPARISON_TEX[int(expr.args[2])]} {b}\right]"
+
+    def _print_Chosen(self, expr: sp.Expr) -> str:
+        c, a, b = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{where}}\left({c}, {a}, {b}\right)"
+
+    def _print_Picked(self, expr: sp.Expr) -> str:
+        return rf"\left[{self._print(expr.args[0])} = 1\right]"
+
+    def _print_Unpicked(self, expr: sp.Expr) -> str:
+        return rf"\left[{self._print(expr.args[0])} = 0\right]"
 
     def _print_Positive(self, expr: sp.Expr) -> str:
         return rf"\left[{self._print(expr.args[0])} > 0\right]"

@@ -11,9 +11,11 @@ import sympy as sp
 
 from .reductions import along
 from .base import (
-    LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, dotted_name, el, fmt_shape, int_arg, int_index, norm_dim, numel,
-    sizes_arg, times,
+    LETTERS, ExprError, Op, ShapeError, Spelling, aligned, bind_args, dotted_name, el, fmt_shape, free, int_arg, int_index,
+    list_tex, norm_dim, numel, sizes_arg, summed, times,
 )
+
+MAX_INDEX_ELEMENTS = 1_000_000  # elements an index tensor (or a result of indexing) may have
 
 def _sources(shape: tuple[int, ...], key: tuple) -> np.ndarray:
     """Return, for each element of x[key] in row-major order, the flat position it comes from in x."""
@@ -114,6 +116,12 @@ class Select(Part):
                                 " x.max(dim).values)")
         items = index.elts if isinstance(index, ast.Tuple) else [index]
         base = walk.tensor(subject, "the indexed value")
+        taken = [index_tensor(walk, item) for item in items]
+        if any(t is not None for t in taken):  # x[Yb], x[range(n), Yb], x[:, [0, 2]]: torch's advanced indexing
+            steps, kept = self._advanced(items, taken)
+            for k, (key, params) in enumerate(steps):  # torch selects and slices first, then indexes with the tensors
+                base = walk.make(key, [base], params, top=top and not kept and k == len(steps) - 1)
+            return walk.make("index", [base], {"items": kept}, top=top) if kept else base
         steps, dim = [], 0
         for item in items:
             if isinstance(item, ast.Slice):
@@ -128,12 +136,42 @@ class Select(Part):
                 try:
                     index = int_index(item)
                 except ExprError:
-                    raise ExprError("an index must be an integer or a slice of integers"
-                                    " (allowed: x[1], x[1:3], x[:, 0], x[::2])") from None
+                    raise ExprError("an index must be an integer, a slice of integers or an int64 tensor"
+                                    " (allowed: x[1], x[1:3], x[:, 0], x[::2], x[idx], x[[0, 2]], x[range(3), idx])"
+                                    ) from None
                 steps.append(("select", {"dim": dim, "index": index}))
         for k, (key, params) in enumerate(steps):
             base = walk.make(key, [base], params, top=top and k == len(steps) - 1)
         return base
+
+    def _advanced(self, items: list[ast.AST], taken: list) -> tuple[list[tuple[str, dict]], tuple]:
+        """Return x[...] as torch applies it: the selects and slices first, then the index op's items, ("all",) for a
+        dim kept whole or ("take", shape, values, LaTeX, plain) for an index tensor (plain: range(n), its letter)."""
+        steps, kept, dim = [], [], 0
+        for item, t in zip(items, taken):
+            if t is not None and t[0].ndim == 0:  # torch reads a 0-d int64 tensor as an integer: a select
+                steps.append(("select", {"dim": dim, "index": int(t[0])}))
+            elif t is not None:
+                values, tex, plain = t
+                kept.append(("take", values.shape, tuple(int(v) for v in values.reshape(-1)), tex, plain))
+                dim += 1
+            elif isinstance(item, ast.Slice):
+                parts = [self._bound(b) for b in (item.lower, item.upper, item.step)]
+                if parts[2] is not None and parts[2] <= 0:
+                    raise ExprError("a slice's step must be positive, as torch requires (allowed: x[a:b:c] with c > 0)")
+                if not (parts[0] in (None, 0) and parts[1] is None and parts[2] in (None, 1)):
+                    steps.append(("slice", {"dim": dim, "start": parts[0], "stop": parts[1], "step": parts[2] or 1}))
+                kept.append(("all",))
+                dim += 1
+            else:
+                try:
+                    steps.append(("select", {"dim": dim, "index": int_index(item)}))
+                except ExprError:
+                    raise ExprError("beside an index tensor, each index is an integer, a slice or another index tensor"
+                                    " (allowed: x[idx], x[:, idx], x[0, idx], x[range(3), idx])") from None
+        while kept and kept[-1] == ("all",):
+            kept.pop()
+        return steps, tuple(kept)
 
     @staticmethod
     def _bound(node):
@@ -353,6 +391,152 @@ class Reshaped(View):
         return getattr(ts[0], self.key)(*(params[k] for k, _ in self.defaults if params[k] is not None))
 
 
+def index_tensor(walk, node: ast.AST) -> tuple[np.ndarray, str, bool] | None:
+    """Read an index that is a tensor of integers, as (values, LaTeX, whether it is range(n)); None for another index.
+
+    It is an int64 input (Yb), a list of integers ([0, 2], nested for more dims), range(...) or torch.arange(...)
+    of integer literals.
+    """
+    if isinstance(node, ast.Name):
+        found = walk.integers(walk.tensor(node, "an index"))
+        if found is None:
+            return None
+        shape, values = found
+        return np.array(values, dtype=np.int64).reshape(shape), rf"\mathrm{{{node.id.replace('_', chr(92) + '_')}}}", False
+    if isinstance(node, ast.List):
+        values = np.array(_nested(node), dtype=np.int64)
+        return values, _list_tex(values), False
+    if isinstance(node, ast.Call) and (dotted_name(node.func) in ("range", "torch.arange")):
+        if node.keywords or not 1 <= len(node.args) <= 3:
+            raise ExprError(f"{dotted_name(node.func)}() takes 1 to 3 integers here (allowed: range(4), range(1, 4))")
+        bounds = [int_index(a) for a in node.args]
+        span = range(*bounds) if len(bounds) > 1 else range(bounds[0])
+        if len(span) > MAX_INDEX_ELEMENTS:
+            raise ExprError(f"an index of {len(span)} elements (allowed: at most {MAX_INDEX_ELEMENTS})")
+        values = np.arange(span.start, span.stop, span.step, dtype=np.int64)
+        if not values.size:
+            raise ExprError("an empty index, which derive does not follow (allowed: a range with at least one element)")
+        shown = ", ".join(str(b) for b in bounds)
+        return values, rf"\operatorname{{range}}\left({shown}\right)", span.start == 0 and span.step == 1
+    return None
+
+
+def _nested(node: ast.AST) -> list:
+    if isinstance(node, ast.List):
+        if not node.elts:
+            raise ExprError("an empty list as an index (allowed: a list of integers, such as [0, 2])")
+        items = [_nested(e) for e in node.elts]
+        if len({np.shape(i) for i in items}) > 1:
+            raise ExprError("a ragged list as an index (allowed: a list of integers, or of equal lists)")
+        return items
+    try:
+        return int_index(node)
+    except ExprError:
+        raise ExprError("a list index holds integers (allowed: x[[0, 2]], x[[0, 1], [1, 2]])") from None
+
+
+def _list_tex(values: np.ndarray) -> str:
+    if values.ndim > 1:
+        return r"\left[" + ", ".join(_list_tex(v) for v in values) + r"\right]"
+    return r"\left[" + list_tex([str(int(v)) for v in np.ravel(values)]) + r"\right]"
+
+
+@dataclass(frozen=True)
+class Gather(Part):
+    """x[idx], x[range(n), y], x[:, [0, 2]]: torch's advanced indexing, each output element one element of x.
+
+    An element picked several times gets the sum of those outputs' gradients (torch's index_put_ with accumulate).
+    """
+
+    def _items(self, shape, params) -> list[tuple]:
+        items = list(params["items"])
+        if len(items) > len(shape):
+            raise ShapeError(f"too many indices for a tensor of {len(shape)} dimension(s) (allowed: at most {len(shape)})")
+        return items + [("all",)] * (len(shape) - len(items))
+
+    def key_of(self, shape, params):
+        return tuple(slice(None) if it[0] == "all" else it[1] if it[0] == "at"
+                     else np.array(it[2], dtype=np.int64).reshape(it[1]) for it in self._items(shape, params))
+
+    def layout(self, shape, params) -> tuple[list[tuple], tuple[int, ...], list[tuple[str, int]]]:
+        """Return the items, the index tensors' broadcast shape, and where each output dim comes from:
+        ("b", i) the broadcast's dim i, or ("x", d) x's dim d (numpy's rule, which torch follows)."""
+        items = self._items(shape, params)
+        picked = [d for d, it in enumerate(items) if it[0] != "all"]
+        try:
+            wide = tuple(np.broadcast_shapes(*(it[1] if it[0] == "take" else () for it in items if it[0] != "all")))
+        except ValueError:
+            shown = ", ".join(fmt_shape(it[1]) for it in items if it[0] == "take")
+            raise ShapeError(f"shape mismatch: indexing tensors could not be broadcast together with shapes {shown}"
+                             " (allowed: index tensors whose shapes broadcast)") from None
+        kept = [d for d, it in enumerate(items) if it[0] == "all"]
+        if picked == list(range(picked[0], picked[-1] + 1)):
+            order = [("x", d) for d in kept if d < picked[0]] + [("b", i) for i in range(len(wide))] + [
+                ("x", d) for d in kept if d > picked[-1]]
+        else:
+            order = [("b", i) for i in range(len(wide))] + [("x", d) for d in kept]
+        return items, wide, order
+
+    def shape(self, shapes, params):
+        shape = shapes[0]
+        if not shape:
+            raise ShapeError("cannot index a 0-d tensor (allowed: indexing tensors with at least one dim)")
+        items, wide, order = self.layout(shape, params)
+        for d, it in enumerate(items):
+            values = [it[1]] if it[0] == "at" else it[2] if it[0] == "take" else ()
+            bad = next((v for v in values if not -shape[d] <= v < shape[d]), None)
+            if bad is not None:
+                raise ShapeError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}"
+                                 f" (allowed: {-shape[d]} to {shape[d] - 1})")
+        out = tuple(wide[i] if kind == "b" else shape[i] for kind, i in order)
+        if numel(out) > MAX_INDEX_ELEMENTS:
+            raise ShapeError(f"indexing makes {numel(out)} elements (allowed: at most {MAX_INDEX_ELEMENTS})")
+        return out
+
+    def _index_tex(self, shape, params, letters):
+        """Return x's index for the output element with these letters, and the letters of the broadcast dims."""
+        items, wide, order = self.layout(shape, params)
+        of_x = {i: letters[p] for p, (kind, i) in enumerate(order) if kind == "x"}
+        of_b = [letters[p] for p, (kind, _) in enumerate(order) if kind == "b"]
+        index = []
+        for d, it in enumerate(items):
+            if it[0] == "all":
+                index.append(of_x[d])
+            elif it[0] == "at":
+                index.append(str(it[1] % shape[d]))
+            else:
+                own = aligned(it[1], of_b, wide)
+                index.append("".join(own) if it[4] else el(it[3], own))
+        return index, of_b
+
+    def forward_tex(self, out, args, out_shape, params):
+        letters = list(LETTERS[: len(out_shape)])
+        index, _ = self._index_tex(args[0].shape, params, letters)
+        return rf"{el(out, letters)} = {el(args[0].tex, index)}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        shape = args[0].shape
+        own = list(LETTERS[: len(shape)])
+        items, wide, order = self.layout(shape, params)
+        fresh = iter(free(own, len(wide)))
+        letters = [own[i] if kind == "x" else next(fresh) for kind, i in order]
+        index, of_b = self._index_tex(shape, params, letters)
+        tests = [rf"\left[{i} = {c}\right]" for i, c, it in zip(index, own, items) if it[0] != "all"]
+        return summed(of_b, times(up(el(out, letters)), " ".join(tests)))
+
+    def latex(self, ts, params):
+        shown = [":" if it[0] == "all" else str(it[1]) if it[0] == "at" else it[3] for it in params["items"]]
+        return rf"{ts[0]}\left[{', '.join(shown)}\right]"
+
+    def run(self, torch, ts, params):
+        key = tuple(slice(None) if it[0] == "all" else it[1] if it[0] == "at"
+                    else torch.tensor(it[2], dtype=torch.int64).reshape(it[1]) for it in params["items"])
+        return ts[0][key]
+
+    def grad_fn(self, consts, shapes, params):
+        return "IndexBackward0"
+
+
 def piece(walk, call: ast.AST, index: ast.AST, *, top: bool):
     """Read x.split(size, dim)[i], x.split([sizes], dim)[i] or x.chunk(n, dim)[i] as that piece, or None for another call."""
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in ("split", "chunk")):
@@ -424,6 +608,7 @@ INDEXING = [
     Select("select", "indexing", "SelectBackward0", Spelling(subscript=True), saves=False),
     # a slice may leave its elements apart in memory, where torch's view() raises: as for a transpose, refused
     Slice("slice", "indexing", "SliceBackward0", Spelling(), saves=False, permutes=True),
+    Gather("index", "indexing", "IndexBackward0", Spelling(), permutes=False),
     Piece("split", "indexing", "SplitBackward0", Spelling(names=("split", "chunk")), saves=False, permutes=True),
     View("view", "reshaping", "ViewBackward0", Spelling(names=("view", "reshape")), saves=False),
     Reshaped("unsqueeze", "reshaping", "UnsqueezeBackward0", Spelling(names=("unsqueeze",)), saves=False,

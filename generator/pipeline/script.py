@@ -27,7 +27,7 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like", "randn", "rand")  # torch.<name>(...) as code.py writes an input or a gradient
 OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph", "create_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
-               ast.List, ast.keyword, ast.Load, ast.Store, ast.Slice)
+               ast.List, ast.keyword, ast.Load, ast.Store, ast.Slice, ast.Compare)
 RESERVED = ("torch", "print")
 SHOWN = ("data", "grad", "grad_fn", "is_leaf", "requires_grad", "shape")  # what a print may show of a tensor, beside its value
 PARAMETER = ast.dump(ast.parse("torch.nn.Parameter", mode="eval").body)
@@ -73,6 +73,24 @@ def _is_data_update(statement: ast.stmt) -> bool:
             and isinstance(statement.targets[0], ast.Attribute) and statement.targets[0].attr == "data")
 
 
+def _integer_tensor(node: ast.AST) -> bool:
+    """Tell whether a node is torch.tensor(...) of integers, as code.py writes an int64 input."""
+    return (isinstance(node, ast.Call) and dotted_name(node.func) == "torch.tensor" and len(node.args) == 1
+            and not node.keywords and (_integer(node.args[0]) or _integer_list(node.args[0])))
+
+
+def _integer_list(node: ast.AST) -> bool:
+    """Tell whether a node is a list of integers, nested or not: an index such as [0, 2]."""
+    return isinstance(node, ast.List) and bool(node.elts) and all(
+        _integer(e) or _integer_list(e) for e in node.elts)
+
+
+def _integer_range(node: ast.AST) -> bool:
+    """Tell whether a node is range(...) or torch.arange(...) of integers: an index such as range(3)."""
+    return (isinstance(node, ast.Call) and dotted_name(node.func) in ("range", "torch.arange") and not node.keywords
+            and 1 <= len(node.args) <= 3 and all(_integer(a) for a in node.args))
+
+
 def _text(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
@@ -115,9 +133,16 @@ def vet(code: str) -> None:
             return  # reduction='sum'
         if isinstance(node, ast.Subscript):
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            bounds = [b for i in items for b in ((i.lower, i.upper, i.step) if isinstance(i, ast.Slice) else (i,))]
+            tensors = [i for i in items if isinstance(i, ast.Name) or _integer_list(i) or _integer_range(i)]
+            bounds = [b for i in items if i not in tensors
+                      for b in ((i.lower, i.upper, i.step) if isinstance(i, ast.Slice) else (i,))]
             if not items or not all(b is None or _integer(b) for b in bounds):
-                raise Refused("an index that is not an integer or a slice of integers")
+                raise Refused("an index that is not an integer, a slice of integers or a tensor of integers")
+            for item in tensors:
+                if isinstance(item, ast.Name) and item.id not in integers:
+                    raise Refused(f"the index {item.id!r}, which is not an int64 tensor made above")
+            expression(node.value)
+            return
         if isinstance(node, ast.Attribute) and ast.dump(node) == PARAMETER:
             return  # torch.nn.Parameter, as code.py writes a Parameter
         if isinstance(node, ast.Attribute) and dotted_name(node.value) == "torch.nn.functional":
@@ -162,6 +187,7 @@ def vet(code: str) -> None:
         name(node)
         expression(node)
 
+    integers: set[str] = set()  # the names of int64 tensors, as code.py writes an int64 input: indices and targets
     procedures: set[str] = set()  # the defs of several statements given to jacobian, vjp or jvp, as code.py writes them
 
     def procedure(node: ast.FunctionDef) -> None:
@@ -392,6 +418,10 @@ def vet(code: str) -> None:
                 if target in RESERVED:
                     raise Refused(f"an assignment to {target!r}")
                 defined.add(target)
+                if _integer_tensor(statement.value):  # Y = torch.tensor([1, 0, 2]): an int64 index or target
+                    integers.add(target)
+                else:
+                    integers.discard(target)
             elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and not quiet:
                 call = statement.value
                 if isinstance(call.func, ast.Name) and call.func.id == "print":

@@ -52,7 +52,8 @@ MAX_DEPTH = 16  # deepest nesting of lists and mappings (a valid spec needs 8)
 
 TOP_KEYS = ("title", "summary", "inputs", "steps", "backward", "code", "dtype", "lang", "flavor", "seed")
 TOP_REQUIRED = ("title", "inputs", "steps", "backward")
-INPUT_KEYS = ("value", "fill", "shape", "randn", "rand", "file", "requires_grad")
+INPUT_KEYS = ("value", "fill", "shape", "randn", "rand", "file", "requires_grad", "dtype")
+INPUT_DTYPES = ("int64",)  # an input's own dtype: integers for indices and class targets (floats take the spec's dtype)
 DRAWS = ("randn", "rand")  # inputs drawn as torch draws them after torch.manual_seed(seed)
 MAX_SEED = 2**63 - 1
 CALL_KEYS = ("output", "gradient")
@@ -498,10 +499,36 @@ class _Loader:
         else:
             array = self.source(fields, where, key.line)
         requires_grad = self.flag(fields.get("requires_grad"), f"{where}.requires_grad")
-        if array is None or requires_grad is None:
+        integer = self.integer(fields, where, array, requires_grad, drawn)
+        if array is None or requires_grad is None or integer is None:
             return None
         return Input(name, array, requires_grad, key.line, drawn=drawn[0] if drawn else "",
-                     file=fields["file"][1].text if "file" in fields else "")
+                     file=fields["file"][1].text if "file" in fields else "", integer=integer)
+
+    def integer(self, fields: Fields, where: str, array: Array | None, requires_grad: bool | None,
+                drawn: list[str]) -> bool | None:
+        """Return whether an input is int64 (dtype: int64), checking what torch requires of one; None on a problem."""
+        if "dtype" not in fields:
+            return False
+        key, node = fields["dtype"]
+        if self.choice((key, node), f"{where}.dtype", "a dtype", INPUT_DTYPES) is None:
+            return None
+        ok = True
+        for extra in ("file", *drawn):
+            if extra in fields:
+                self.bad(fields[extra][0].line, f"{where}.{extra}", "not allowed together with dtype: int64",
+                         "allowed: value, or fill and shape, of integers")
+                ok = False
+        if requires_grad:
+            self.bad(fields["requires_grad"][0].line, f"{where}.requires_grad",
+                     "an int64 tensor cannot require grad (torch: only tensors of floating point dtype can)",
+                     "allowed: false")
+            ok = False
+        if array is not None and any(v.denominator != 1 or abs(v) >= 2**53 for v in array.values):
+            self.bad(key.line, f"{where}.value", "an int64 tensor holds integers",
+                     "allowed: whole numbers below 2**53 in size")
+            ok = False
+        return True if ok else None
 
     def file(self, node: YamlNode, where: str) -> Array | None:
         """Return an input's tensor from a .npy file beside the spec, read as untrusted (spec/files.py)."""

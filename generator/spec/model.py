@@ -31,6 +31,7 @@ class Input:
     parameter: bool = False  # made by torch.nn.Parameter(...): printed as "Parameter containing:"
     drawn: str = ""  # "randn" or "rand": drawn after torch.manual_seed(spec.seed), as torch draws it
     file: str = ""  # a .npy file beside the spec that holds the values (read by spec/files.read_npy)
+    integer: bool = False  # an int64 tensor (class indices, an index): read only as indices or targets, never differentiated
 
 
 @dataclass(frozen=True)

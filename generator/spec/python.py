@@ -51,7 +51,8 @@ MAX_DEPTH = 60  # nesting of the module's syntax tree
 CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor",
             "FloatTensor", "DoubleTensor", "randn", "rand")
 LEGACY = {"Tensor": "float32", "FloatTensor": "float32", "DoubleTensor": "float64"}  # torch.Tensor([...]) and kin
-TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64"}
+TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64", "int64": "int64",
+                "long": "int64"}
 CASTS = {"float": "float32", "double": "float64"}
 SHOWN = ("grad", "is_leaf", "requires_grad", "grad_fn", "shape")
 HEADER_KEYS = ("lang", "flavor")
@@ -1701,6 +1702,19 @@ class _Reader:
         return False, False
 
     def shown_one(self, node: ast.expr) -> Shown:
+        shown = self.shown_tensor(node)
+        leaf = self.leaves.get(shown.name)
+        if shown.what in ("value", "data") and leaf is not None and leaf.dtype == "int64":
+            raise Refused(f"printing the int64 tensor {_describe(node)}, which derive does not print yet (allowed: print"
+                          " float tensors and gradients)")
+        step = next((s for s in self.steps if s.name == shown.name), None)
+        if shown.what in ("value", "data") and step is not None and isinstance(
+                ast.parse(step.expr, mode="eval").body, ast.Compare):
+            raise Refused(f"printing the bool tensor {_describe(node)}, which derive does not print yet (allowed: print"
+                          " float tensors and gradients)")
+        return shown
+
+    def shown_tensor(self, node: ast.expr) -> Shown:
         picked = self.grad_item(node)
         if picked is not None:  # g[0] of g = torch.autograd.grad(y, x)
             return Shown(picked, "value")
@@ -1862,9 +1876,15 @@ class _Reader:
                 if call.args or call.keywords:
                     raise Refused(f".{method}() with arguments (allowed: .{method}())")
                 cast = CASTS[method]
+            if cast == "int64" and dtype != "int64":
+                raise Refused(f"{_describe(call.func)} to int64 of a float tensor (allowed: make it with integers,"
+                              " torch.tensor([1, 0, 2]))")
             if cast != (dtype or "float32"):  # the values were already rounded to the dtype they were made in
                 array = _rounded(array, dtype or "float32")
             dtype = cast
+        if dtype == "int64" and grad:
+            raise Refused("an int64 tensor that requires grad, which torch refuses: only tensors of floating point dtype"
+                          " can require gradients (allowed: requires_grad on float tensors)")
         return array, dtype, grad
 
     def created(self, kind: str, node: ast.Call) -> tuple[Array, str | None, bool]:
@@ -1954,7 +1974,9 @@ class _Reader:
         if kwargs:
             raise Refused(f"torch.{kind}({', '.join(k + '=' for k in kwargs)}...) (allowed: requires_grad=, dtype=)")
         if integral and dtype is None:
-            raise Refused(f"torch.{kind} of integers makes an integer tensor (allowed: write 1. for 1, or dtype=torch.float32)")
+            dtype = "int64"  # torch.tensor([1, 0, 2]) and torch.arange(3) make int64 tensors, as Python's integers
+        if dtype == "int64" and (kind in ("randn", "rand", "linspace") or any(v.denominator != 1 for v in array.values)):
+            raise Refused(f"torch.{kind} of numbers that are not whole as int64 (allowed: whole numbers, or a float dtype)")
         return array, dtype, grad
 
     def shape_of(self, name: str) -> tuple[int, ...]:
@@ -2066,7 +2088,8 @@ class _Reader:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and self.modules.get(node.value.id) == "torch" and node.attr in TORCH_DTYPES):
             return TORCH_DTYPES[node.attr]
-        raise Refused(f"the dtype {_describe(node)} (allowed: torch.float32, torch.float, torch.float64, torch.double)")
+        raise Refused(f"the dtype {_describe(node)} (allowed: torch.float32, torch.float, torch.float64, torch.double,"
+                      " torch.int64, torch.long)")
 
     # -- expressions -----------------------------------------------------
 
@@ -2108,6 +2131,9 @@ class _Reader:
                 return self.called_module(n, visit)
             if isinstance(n, ast.Attribute) and self.linear_attribute(n) is not None:
                 return ast.Name(self.current(self.linear_attribute(n)), ast.Load())
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "range"
+                    and n.func.id not in env and n.func.id not in self.functions and not n.keywords):
+                return ast.Call(ast.Name("range", ast.Load()), [visit(a) for a in n.args], [])  # logp[range(n), y]
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
                 if n.func.id in self.modes and not (decorated and n is root):
                     raise Refused(f"calling '{n.func.id}', a helper under a grad-mode decorator, inside a computation"
@@ -2408,9 +2434,9 @@ class _Reader:
 
     def snapshot(self) -> Spec:
         """Return the spec of what the code has done so far, for deciding a condition on its values."""
-        dtypes = {leaf.dtype for leaf in self.leaves.values()} - {None}
-        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from)
-                       for n, leaf in self.leaves.items())
+        dtypes = {leaf.dtype for leaf in self.leaves.values()} - {None, "int64"}
+        inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from,
+                             integer=leaf.dtype == "int64") for n, leaf in self.leaves.items())
         return Spec(self.path, "", "", inputs, tuple(self.steps), tuple(self.calls),
                     dtypes.pop() if len(dtypes) == 1 else "float32", resets=tuple(self.resets),
                     updates=tuple(self.updates))
@@ -2429,14 +2455,15 @@ class _Reader:
         for name, leaf in self.leaves.items():
             leaf.used = leaf.used or name in used
         kept = {n: leaf for n, leaf in self.leaves.items() if leaf.used or leaf.requires_grad}
-        dtypes = {leaf.dtype or default_dtype for leaf in kept.values()}
+        dtypes = {leaf.dtype or default_dtype for leaf in kept.values()} - {"int64"}
         if len(dtypes) > 1:
             self.bad(min(leaf.line for leaf in kept.values()), "tensors of both float32 and float64",
                      "allowed: one dtype for the whole example")
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
         inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter,
-                             next((kind for array, kind in self.drawn if array is leaf.array), ""))
+                             next((kind for array, kind in self.drawn if array is leaf.array), ""),
+                             integer=leaf.dtype == "int64")
                        for n, leaf in kept.items())
         prints = tuple(self.prints) or None
         return Spec(self.path, title, summary, inputs, tuple(self.steps), tuple(self.calls),
@@ -2606,6 +2633,8 @@ def _plain(text: str) -> str:
 
 def _rounded(array: Array, dtype: str) -> Array:
     """Return an array's values as a tensor of that dtype holds them (a Python float first, as torch reads one)."""
+    if dtype == "int64":  # whole numbers below 2**53, which every float dtype of the later cast reads as they are
+        return array
     rounded = [float(v) if dtype == "float64" else float(np.float32(float(v))) for v in array.values]
     if not all(math.isfinite(v) for v in rounded):
         raise Refused(f"a value beyond {dtype}'s range, which torch makes inf (allowed: finite values)")

@@ -92,6 +92,10 @@ def spec_schema() -> dict[str, Any]:
                                             f" {MAX_ELEMENTS} elements, finite): read without pickle, its header"
                                             " checked before its data."},
                     "requires_grad": {"type": "boolean", "default": False},
+                    "dtype": {"enum": ["int64"],
+                              "description": "An int64 tensor of whole numbers (class indices, an index), with value or"
+                                             " fill and shape; it cannot require grad. Without it, an input has the"
+                                             " spec's dtype."},
                 },
                 "oneOf": [
                     {"required": [one], "not": {"anyOf": [{"required": [k]} for k in SOURCES if k != one]}}
