@@ -322,3 +322,16 @@ def test_kinks_are_reported():
         keys |= {k.key for k in d.passes[0].kinks}
     assert keys == {"relu0", "abs0", "clamp_edge", "tie", "norm0", "sqrt0", "log0", "div0", "pow0", "log1p", "asin1",
                     "rsqrt0", "step", "tie2", "leaky0", "elu0", "hardtanh_edge", "softplus_linear", "std0", "tie_first"}
+
+
+@pytest.mark.parametrize("expr", ["torch.nn.functional.elu(x).norm()", "x.relu().norm() + x.clamp(min=0).norm()",
+                                  "torch.nn.functional.softplus(x).norm()"])
+def test_a_function_squared_inside_a_norm_is_written(expr, tmp_path):
+    """A custom function to a power (elu(a)² in a norm) is written as (elu(a))², not an internal error (long run)."""
+    from .helpers import invoke
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"title: t\ninputs:\n  x:\n    value: [0.1, -1.5, 1]\n    requires_grad: true\nsteps:\n"
+                    f"  out: {expr}\nbackward: out\n")
+    result = invoke("build", spec, "--out", tmp_path / "out", "--format", "md")
+    assert (result.exit_code, result.stdout) == (0, "1 built, 0 failed\n"), result.stderr

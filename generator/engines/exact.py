@@ -99,6 +99,14 @@ def symbols_for(node: Node) -> tuple[sp.Symbol, ...]:
     )
 
 
+def _held(value: sp.Expr, expr: sp.Expr, shadow: dict) -> sp.Expr:
+    """Return an exact value as the float64 torch holds for it, where that is finite (else the value itself)."""
+    if not (value.is_number and value.is_finite):
+        return value
+    near = float_value(expr, shadow)
+    return sp.Rational(near) if math.isfinite(near) else value
+
+
 def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None = None) -> sp.Expr:
     """Substitute values, with IEEE results where sympy has none (1/0 is inf, signed as torch's zero).
 
@@ -119,6 +127,12 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
         near = float_value(expr.args[0], shadow)
         if math.isfinite(near) and abs(near) >= 2**26:
             args = [sp.Rational(float(near))]
+    decides = getattr(expr.func, "decides", ())
+    if decides and shadow is not None:
+        # a tie, a kink or a comparison: torch decides it on the numbers it holds, where rounding may have made
+        # two exactly different values equal (3.4e38 + 2 and 3.4e38 - 1 tie in float64)
+        args = [_held(a, e, shadow) if decides is True or i in decides else a
+                for i, (a, e) in enumerate(zip(args, expr.args))]
     if expr.func in STEPS and shadow is not None and args[0].is_finite:
         near = float_value(expr.args[0], shadow)
         if math.isfinite(near):

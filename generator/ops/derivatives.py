@@ -46,6 +46,8 @@ class Detached(sp.Function):
 class Positive(sp.Function):
     """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
 
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
+
     nargs = 1
 
     @classmethod
@@ -64,6 +66,8 @@ class Positive(sp.Function):
 
 class Inside(sp.Function):
     """clamp'(a): 1 where lo <= a <= hi (bounds included, as torch), else 0."""
+
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
 
     nargs = 3  # a, lo, hi; a missing bound is passed as -oo / oo
 
@@ -87,6 +91,8 @@ COMPARISON_TEX = (">", r"\ge", "<", r"\le", "=", r"\neq")
 
 class Holds(sp.Function):
     """a > b (and the other comparisons, by code): 1 where it holds, else 0; false with a nan, but for !=."""
+
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
 
     nargs = 3
 
@@ -256,6 +262,8 @@ class Trunc(sp.Function):
 class Above(sp.Function):
     """d maximum(a, b) / da: 1 where a > b, 1/2 where a = b (torch splits a tie), 0 where a < b."""
 
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
+
     nargs = 2
 
     @classmethod
@@ -297,6 +305,8 @@ class LeakyRelu(sp.Function):
 
 class LeakySlope(sp.Function):
     """leaky_relu'(a): 1 where a > 0, else s (torch: s at 0 too, and for nan)."""
+
+    decides = (0,)  # the argument torch compares with 0 (not the slope, which is returned as it is)
 
     nargs = 2
 
@@ -349,6 +359,8 @@ class EluSlope(sp.Function):
 
 class Between(sp.Function):
     """hardtanh'(a): 1 where lo < a < hi, 0 on a bound and beyond (torch: x <= lo or x >= hi gives 0)."""
+
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
 
     nargs = 3
 
@@ -408,6 +420,8 @@ class SoftplusSlope(sp.Function):
 class TieShare(sp.Function):
     """max'/min' for one element: 1/k if it is one of k tied extremes, else 0."""
 
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
+
     # args: the element, the extreme (max or min of all), then every element
 
     @classmethod
@@ -422,6 +436,8 @@ class TieShare(sp.Function):
 
 class FirstShare(sp.Function):
     """max(dim)'/min(dim)' for one element: 1 if it is the first element equal to the extreme, else 0 (torch's index)."""
+
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
 
     # args: the element, the extreme, then the elements before it along the dim
 
@@ -664,3 +680,16 @@ class Printer(LatexPrinter):
     def _print_PowLog(self, expr: sp.Expr) -> str:
         a, b = expr.args
         return self._print(a**b) + r" \ln " + self.parenthesize(a, 1000)
+
+
+def _powered(method):
+    """Let a custom function's printer take sympy's exp= (a function to a power, f(a)² in a norm), as sympy's own do."""
+    def print_powered(self, expr, exp=None):
+        tex = method(self, expr)
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+    return print_powered
+
+
+for _name, _method in list(vars(Printer).items()):  # noqa: B007
+    if _name.startswith("_print_") and "exp" not in _method.__code__.co_varnames[:_method.__code__.co_argcount]:
+        setattr(Printer, _name, _powered(_method))
