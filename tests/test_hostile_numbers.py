@@ -200,6 +200,28 @@ def test_a_tie_made_by_rounding_is_decided_as_torch_decides_it(dtype, step, torc
     assert compare_spec(spec, script=False) == []
 
 
+FOUND_BY_THE_LONG_RUN = {
+    # float32's -inf through trunc, then times -0.0 is nan: torch's trunc backward writes zeros, so no nan comes back
+    "step_gradient_stops_nan": ("inputs:\n  x1:\n    value: [[1e-40, -2, 1e-160], [3e-324, 1, -1e308]]\n"
+                                "    requires_grad: true\nsteps:\n  s0: x1.trunc()\n  s2: (s0 * -0.0).exp()\n"
+                                "  out: s2.sum()\nbackward: out\n"),
+    # x - x is +0.0, times -1 is -0.0, and torch's rsqrt(-0.0) is 1 / sqrt(-0.0) = -inf (IEEE's pow says +inf)
+    "rsqrt_at_negative_zero": ("dtype: float64\ninputs:\n  x0:\n    value: 0.5\n    requires_grad: true\nsteps:\n"
+                               "  s0: x0 - x0\n  s1: (s0 * -1).rsqrt()\n  out: s1 * x0\n"
+                               "backward: out\n"),
+}
+
+
+@pytest.mark.parametrize("name", FOUND_BY_THE_LONG_RUN)
+def test_what_the_long_run_found_agrees_with_torch(name, tmp_path):
+    """Specs the long property run found disagreeing, now agreeing with torch in their dtype and in float64."""
+    from generator.pipeline.build import compare_spec
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("title: t\n" + FOUND_BY_THE_LONG_RUN[name])
+    assert compare_spec(spec, script=False) == []
+
+
 SIGNED_ZERO_CASES = {
     # relu(-1) * -1 is -0.0 to torch; (-0.0) ** -1 is -inf and its ln is -inf, so d/db is +inf, not +0.0's -inf
     "exponent_at_negative_zero": ("y: (x.relu() * x) ** w", {"x": "[-1, 2, -3]", "w": "[-1, -2, 0.5]"},

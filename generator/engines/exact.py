@@ -140,7 +140,8 @@ def evaluate(expr: sp.Expr, env: dict[sp.Symbol, sp.Expr], shadow: dict | None =
     if expr.is_Pow and args[0] == 1:
         return sp.Integer(1)  # IEEE's pow(1, nan) is 1, as in torch; sympy says nan
     if expr.is_Pow and args[0] == 0 and args[1].is_negative:
-        odd = args[1].is_integer and args[1].is_odd
+        # an odd power keeps the zero's sign, and so does torch's rsqrt (a number exponent -0.5): 1 / sqrt(-0.0)
+        odd = args[1].is_integer and args[1].is_odd or expr.args[1] == sp.Rational(-1, 2)
         if odd and shadow is not None and negative_zero(float_value(expr.args[0], shadow)):
             return -sp.oo  # 1 / -0.0
         return sp.oo

@@ -112,6 +112,9 @@ def _apply(expr: sp.Expr, args: list[Any]) -> Any:
         base, exponent = args
         if expr.exp == sp.Rational(1, 2):
             return np.sqrt(base)
+        if expr.exp == sp.Rational(-1, 2):  # torch's rsqrt, and its pow for a number exponent -0.5: 1 / sqrt(-0.0) is -inf
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return 1.0 / np.sqrt(np.asarray(base, dtype=np.float64))
         return fmath.power(np.asarray(base, dtype=np.float64), exponent)
     if expr.func is sp.sign:
         return _sign(args[0])

@@ -43,6 +43,27 @@ class Detached(sp.Function):
         return a
 
 
+class Zeroed(sp.Function):
+    """A step's derivative: 0, which torch's backward writes as zeros (zeros_like), so nan or inf upstream stops.
+
+    It takes the op's output only to stay unevaluated on symbols (a mask for the engines); it reads no operand.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, out):
+        return sp.Integer(0) if out.is_number else None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(out):
+        """The same on float64 arrays."""
+        return np.zeros_like(np.asarray(out, dtype=np.float64))
+
+
 class Positive(sp.Function):
     """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
 
@@ -559,7 +580,7 @@ class PowBase(sp.Function):
 # (ceil(expm1(-1e308)) is ceil(-1.0) = -1 in torch, where the exact -1 + e^(-1e308) gives 0).
 STEPS = (sp.floor, sp.ceiling, sp.sign, RoundHalfEven, Trunc)
 
-MASKS = (Positive, Inside, TieShare, FirstShare, PowBase, Above, Between, Picked, Unpicked)
+MASKS = (Positive, Inside, TieShare, FirstShare, PowBase, Above, Between, Picked, Unpicked, Zeroed)
 
 
 def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | None:
@@ -583,6 +604,9 @@ class Printer(LatexPrinter):
         # \lvert, not |: a bar inside math splits a Markdown table's cell and makes a kramdown list item a table
         tex = rf"\left\lvert {self._print(expr.args[0])}\right\rvert"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_Zeroed(self, expr: sp.Expr) -> str:
+        return "0"
 
     def _print_Holds(self, expr: sp.Expr) -> str:
         a, b = (self._print(x) for x in expr.args[:2])

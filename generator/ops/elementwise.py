@@ -20,7 +20,7 @@ from .base import (
 )
 from .derivatives import (
     Above, Between, Detached, Elu, EluSlope, Expm1, Inside, LeakyRelu, LeakySlope, Log1p, Positive, PowBase, PowLog,
-    Printer, RoundHalfEven, Softplus, SoftplusSlope, Trunc, masked_zeros,
+    Printer, RoundHalfEven, Softplus, SoftplusSlope, Trunc, Zeroed, masked_zeros,
 )
 
 @lru_cache(maxsize=None)
@@ -650,19 +650,19 @@ ELEMENTWISE = [
     _unary("silu", "derivative of silu", "SiluBackward0", lambda a: a * _sigmoid(a), lambda a, o: _silu_slope(a),
            lambda a: rf"\operatorname{{silu}}\left({a}\right)", lambda torch, a: torch.nn.functional.silu(a),
            spelling=Spelling(functional=("silu",))),
-    _unary("sign", STEP, "SignBackward0", sp.sign, lambda a, o: sp.Integer(0),
+    _unary("sign", STEP, "SignBackward0", sp.sign, lambda a, o: Zeroed(o),
            lambda a: rf"\operatorname{{sign}}\left({a}\right)", lambda torch, a: torch.sign(a), kink="step",
            saves=False),
-    _unary("floor", STEP, "FloorBackward0", sp.floor, lambda a, o: sp.Integer(0),
+    _unary("floor", STEP, "FloorBackward0", sp.floor, lambda a, o: Zeroed(o),
            lambda a: rf"\left\lfloor {a}\right\rfloor", lambda torch, a: torch.floor(a), kink="step",
            where=_integer, saves=False),
-    _unary("ceil", STEP, "CeilBackward0", sp.ceiling, lambda a, o: sp.Integer(0),
+    _unary("ceil", STEP, "CeilBackward0", sp.ceiling, lambda a, o: Zeroed(o),
            lambda a: rf"\left\lceil {a}\right\rceil", lambda torch, a: torch.ceil(a), kink="step",
            where=_integer, saves=False),
-    _unary("round", STEP, "RoundBackward0", RoundHalfEven, lambda a, o: sp.Integer(0),
+    _unary("round", STEP, "RoundBackward0", RoundHalfEven, lambda a, o: Zeroed(o),
            lambda a: rf"\operatorname{{round}}\left({a}\right)", lambda torch, a: torch.round(a), kink="step",
            where=_half, saves=False),
-    _unary("trunc", STEP, "TruncBackward0", Trunc, lambda a, o: sp.Integer(0),
+    _unary("trunc", STEP, "TruncBackward0", Trunc, lambda a, o: Zeroed(o),
            lambda a: rf"\operatorname{{trunc}}\left({a}\right)", lambda torch, a: torch.trunc(a), kink="step",
            where=lambda a: _integer(a) & (a != 0) if isinstance(a, np.ndarray) else _integer(a) and a != 0,
            saves=False),
