@@ -82,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"derive, version {__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    build = commands.add_parser("build", help="Build specs into Markdown, JSON, LaTeX and PDF.",
+    build = commands.add_parser("build", help="Build specs into Markdown, JSON, LaTeX, PDF, HTML and notebooks.",
                                 description="Build each spec (files or folders; default derivations/) into "
                                             "OUT/<stem>.<format>. A spec is a .yaml file, or a .py file of torch "
                                             "code, which is read, never run; a folder's .py files whose names "
@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
     build.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="Folder for the outputs (default: output).")
     build.add_argument("--format", dest="formats", type=_formats, default=("md",), metavar="LIST",
-                       help="Comma-separated: md, json, tex, pdf (default: md).")
+                       help=f"Comma-separated: {', '.join(FORMATS)} (default: md).")
     build.add_argument("--lang", type=_choices("language", LANGS), default=None, metavar="LANG",
                        help="Language of the documents: en, zh (default: each spec's lang).")
     build.add_argument("--flavor", type=_choices("flavor", FLAVORS), default=None, metavar="NAME",

@@ -52,6 +52,12 @@ def by_operator(operator: type) -> Op | None:
     return next((op for op in REGISTRY.values() if op.spelling.operator is operator), None)
 
 
+def comparison(operator: ast.cmpop):
+    """Return the comparison op an ast comparison (ast.Lt, ...) spells, or None for is, in and their negations."""
+    op = by_operator(type(operator))
+    return op if op is not None and op.boolean else None
+
+
 def by_attribute(name: str) -> Op | None:
     """Return the op spelled x.name (no call), if any."""
     return next((op for op in REGISTRY.values() if op.spelling.attribute and op.spelling.attribute == name), None)

@@ -7,6 +7,7 @@ side it took, and masked_fill(c, v) to the elements it kept (torch selects: nan 
 from __future__ import annotations
 
 import ast
+import operator as py
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -20,6 +21,7 @@ from .elementwise import Elementwise
 
 OPERATORS = {"gt": (ast.Gt, ">"), "ge": (ast.GtE, ">="), "lt": (ast.Lt, "<"), "le": (ast.LtE, "<="), "eq": (ast.Eq, "=="),
              "ne": (ast.NotEq, "!=")}
+DECIDE = {">": py.gt, ">=": py.ge, "<": py.lt, "<=": py.le, "==": py.eq, "!=": py.ne}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class Compare(Elementwise):
 
     def python_number(self, values):
         return self.fold(values)
+
+    def decide(self, a, b) -> bool:
+        """Return the comparison of two Python numbers, as an if or a while of the code decides it."""
+        return DECIDE[self.spelling.symbol](a, b)
 
 
 def _compare(code: int, kind: str) -> Compare:

@@ -21,7 +21,7 @@ from typing import Any
 from ..ops import CHOICES, KEYWORDS, REGISTRY, operators
 from ..ops.base import dotted_name
 from ..spec.files import NPY_NAME
-from ..spec.python import float_format
+from ..spec.python import float_format, is_comparison
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like", "randn", "rand")  # torch.<name>(...) as code.py writes an input or a gradient
@@ -259,7 +259,7 @@ def vet(code: str) -> None:
                         shown(piece.value)
                     elif not _text(piece):
                         raise Refused("an f-string field with a conversion or format")
-            elif isinstance(arg, ast.Compare) and len(arg.ops) == 1 and isinstance(arg.ops[0], ast.Eq):
+            elif isinstance(arg, ast.Compare) and len(arg.ops) == 1 and is_comparison(arg.ops[0], "=="):
                 expression(arg.left)  # a == b of tensors, their grads and numbers, as code.py writes it
                 expression(arg.comparators[0])
             elif isinstance(arg, ast.Tuple) and arg.elts:
@@ -302,7 +302,7 @@ def vet(code: str) -> None:
                     defined.add(name(s.targets[0]))  # grad_input = grad_output.clone()
                 elif (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Subscript)
                       and isinstance(s.targets[0].slice, ast.Compare) and len(s.targets[0].slice.ops) == 1
-                      and isinstance(s.targets[0].slice.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE))):
+                      and is_comparison(s.targets[0].slice.ops[0], "<", ">", "<=", ">=")):
                     name(s.targets[0].value)  # grad_input[input < 0] = 0
                     expression(ast.Name(name(s.targets[0].value)))
                     expression(s.targets[0].slice.left)

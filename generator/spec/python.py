@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import Problem, SpecError
 from ..floats.ieee import linspace
-from ..ops import by_operator
+from ..ops import by_operator, comparison
 from ..ops.base import ExprError, dotted_name
 from ..ops.elementwise import scaled_add
 from ..ops.linalg import is_linear, linear as linear_forward
@@ -1468,7 +1468,7 @@ class _Reader:
 
     def compared(self, node: ast.Compare) -> tuple[list[str | Shown | Compared], str]:
         """Return print(a == b)'s comparison, each side an expression of tensors, their grads and numbers."""
-        if len(node.ops) != 1 or not isinstance(node.ops[0], ast.Eq):
+        if len(node.ops) != 1 or not is_comparison(node.ops[0], "=="):
             raise Refused(f"printing the comparison {_describe(node)} (allowed: a == b, such as x.grad == 4 * x)")
         refs: dict[tuple[str, str], str] = {}
         numbers: dict[str, Fraction] = {}
@@ -1488,7 +1488,7 @@ class _Reader:
             raise Refused(f"printing {_describe(node)}, two numbers (allowed: a tensor, or its grad, on one side)")
         compared = Compared(sides[0], sides[1], tuple((p, name, what) for (name, what), p in refs.items()),
                             tuple(numbers.items()))
-        return [compared], ast.unparse(ast.Compare(codes[0], [ast.Eq()], [codes[1]]))
+        return [compared], ast.unparse(ast.Compare(codes[0], node.ops, [codes[1]]))
 
     def marked(self, side: ast.expr, refs: dict[tuple[str, str], str], numbers: int = 0) -> tuple[str, ast.expr]:
         """Return an expression of tensors and their grads with each one a placeholder (refs), and its code."""
@@ -1604,8 +1604,7 @@ class _Reader:
 
     def on_tensors(self, test: ast.Compare) -> bool:
         """Decide a comparison of tensor values (b.norm() < 1000) as torch does, from what the code computed so far."""
-        symbols = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
-        if len(test.ops) != 1 or type(test.ops[0]) not in symbols:
+        if len(test.ops) != 1 or comparison(test.ops[0]) is None:
             raise Refused(f"the condition {_describe(test)} (allowed: one comparison, such as b.norm() < 1000)")
         if self.evaluate is None:
             raise Refused(f"the condition {_describe(test)} on tensor values (allowed: conditions on numbers here)")
@@ -1620,7 +1619,7 @@ class _Reader:
             else:
                 sides.append(self.marked(side, refs, len(numbers))[0])
         compared = Compared(sides[0], sides[1], tuple((p, n, w) for (n, w), p in refs.items()), tuple(numbers.items()),
-                            symbols[type(test.ops[0])])
+                            comparison(test.ops[0]).spelling.symbol)
         if self.problems:
             raise Refused(f"the condition {_describe(test)}, after a problem above (allowed: fix that first)")
         try:
@@ -1643,10 +1642,8 @@ class _Reader:
             return all(values) if isinstance(test.op, ast.And) else any(values)
         if isinstance(test, ast.Compare):
             sides = [self.arithmetic(test.left)] + [self.arithmetic(c) for c in test.comparators]
-            compare = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-                       ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
-            if all(type(o) in compare for o in test.ops):
-                return all(compare[type(o)](a, b) for o, a, b in zip(test.ops, sides, sides[1:]))
+            if all(comparison(o) is not None for o in test.ops):
+                return all(comparison(o).decide(a, b) for o, a, b in zip(test.ops, sides, sides[1:]))
         raise Refused(f"the condition {_describe(test)} (allowed: comparisons of numbers and loop counters, such as"
                       " if epoch % 10 == 0:; not yet conditions on tensor values)")
 
@@ -2610,6 +2607,12 @@ def _float_or_int(value: Fraction) -> int | float:
 
 
 FLOAT_FORMAT = re.compile(r"[<>=^]?[-+ ]?0?[0-9]{0,2}[,_]?(\.[0-9]{1,2})?[eEfFgG%]?")
+
+
+def is_comparison(operator: ast.cmpop, *symbols: str) -> bool:
+    """Say whether an ast comparison is one of these (==, <, ...)."""
+    op = comparison(operator)
+    return op is not None and op.spelling.symbol in symbols
 
 
 def float_format(node: ast.expr) -> str | None:
