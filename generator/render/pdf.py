@@ -706,7 +706,7 @@ class TexBuilder:
         pl = self.pylatex
         NoEscape = pl.NoEscape
         left = r">{\raggedright\arraybackslash}"
-        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.12, 0.46, 0.36))
+        spec = "".join(f"{left}p{{{w}\\linewidth}}" for w in (0.12, *chain_widths(call.table)))
         table = pl.LongTable(spec, booktabs=True)
         table.add_row([self.phrase(k) for k in ("col_tensor", "col_local", "col_gradient")], escape=False)
         table.add_hline()
@@ -911,6 +911,29 @@ def spread(ends: list[str], end: str, placed: dict[str, float]) -> float:
         return SPREAD / 2
     order = sorted(ends, key=lambda n: placed[n])
     return -SPREAD + 2 * SPREAD * order.index(end) / (len(ends) - 1)
+
+
+LOCAL, GRADIENT = 0.46, 0.36  # of the line: the chain table's two formula columns, unless the gradients need more
+
+
+def chain_widths(rows) -> tuple[float, float]:
+    """Return the widths of the local-derivative and gradient columns: more for the gradients when they are wider."""
+    local = max((width(part) for row in rows for part in top_level_parts(row.local)), default=1)
+    gradient = max((width(row.gradient or row.value) for row in rows), default=1)
+    share = min(max(GRADIENT, (LOCAL + GRADIENT) * gradient / (local + gradient)), 0.52)
+    return round(LOCAL + GRADIENT - share, 2), round(share, 2)
+
+
+def width(tex: str) -> int:
+    """Return a rough width of a formula in characters: a matrix counts its widest row, a command nothing."""
+    def widest(m: re.Match) -> str:
+        return max(m.group(1).split(r"\\"), key=lambda row: len(_visible(row)))
+
+    return len(_visible(re.sub(r"\\begin\{[bp]?matrix\}(.*?)\\end\{[bp]?matrix\}", widest, tex, flags=re.S)))
+
+
+def _visible(tex: str) -> str:
+    return re.sub(r"\\[a-zA-Z]+|[{}^_]", "", tex)
 
 
 def readable(tex: str) -> str:
