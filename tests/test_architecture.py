@@ -107,6 +107,8 @@ NOT_OPS = {
     ("generator/spec/schema.py", "maximum"): "JSON Schema's keyword",
     ("generator/spec/python.py", "linear"): "the kind of module nn.Linear is (its forward is written with @ and +)",
     ("generator/document/parts.py", "linear"): "the kind of module nn.Linear is",
+    ("generator/spec/python.py", "mean"): "a keyword of tensor.normal_(mean, std), which draws numbers",
+    ("generator/spec/python.py", "std"): "a keyword of tensor.normal_(mean, std), which draws numbers",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -217,18 +219,21 @@ print(logits.grad)
         result = invoke("check", code)
         assert result.exit_code != 0 and f"bad.py:3: " in result.stderr and message in result.stderr, result.stderr
 
-    @pytest.mark.parametrize(("made", "message"), [
-        ("Yb = torch.tensor([1, 0])\ny = x[Yb].sum()", "printing the int64 tensor"),
-        ("m = x > 0\ny = torch.where(m, x, 0.0).sum()", "printing the bool tensor"),
-    ])
-    def test_printing_an_int64_or_bool_tensor_is_refused(self, tmp_path, made, message):
-        """print(Yb) and print(x > 0) are refused with the line: torch prints 1 and True, derive would print 1.0."""
-        code = tmp_path / "p.py"
-        name = made.split(" =")[0]
-        code.write_text(f"import torch\nx = torch.tensor([1.0, 0.0], requires_grad=True)\n{made}\ny.backward()\n"
-                        f"print({name})\n")
-        result = invoke("check", code)
-        assert result.exit_code != 0 and f"p.py:6: {message}" in result.stderr, result.stderr
+    @pytest.mark.parametrize(("code", "shown"), [
+        ("Yb = torch.tensor([[1, 0, 12], [-3, 0, 100]])\ny = (x * 3).sum()", "Yb"),
+        ("Yb = torch.tensor([1, 0, 1])\ny = x[Yb].sum()", "Yb"),
+        ("m = x > 0\ny = torch.where(m, x, 0.0).sum()", "m.data, m"),
+        ("torch.manual_seed(0)\nYb = torch.randint(-50, 50, (2, 3))\ny = (x * 2).sum()", "Yb, Yb.shape"),
+    ], ids=["int64", "index", "bool", "randint"])
+    def test_int64_and_bool_tensors_print_as_torch_prints_them(self, tmp_path, code, shown):
+        """print(Yb) and print(x > 0) write what torch writes (1 and True, not 1.0), as running the file shows."""
+        path = tmp_path / "p.py"
+        path.write_text(f"import torch\nx = torch.tensor([1.0, 0.0], requires_grad=True)\n{code}\ny.backward()\n"
+                        f"print({shown})\nprint(x.grad)\n")
+        ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True).stdout
+        assert invoke("build", path, "--out", tmp_path / "o").exit_code == 0
+        document = (tmp_path / "o" / "p.md").read_text()
+        assert f"Running it prints:\n\n```text\n{ran}```" in document
 
 class TestConditions:
     @pytest.mark.parametrize(("expr", "message"), [

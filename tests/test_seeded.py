@@ -1,6 +1,11 @@
-"""Seeded inputs: torch.manual_seed then torch.randn and torch.rand, drawn without torch, equal torch's numbers."""
+"""Seeded inputs: torch.manual_seed then randn, rand, randint, randperm, normal_ and uniform_, drawn without torch, equal torch's numbers."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -43,6 +48,73 @@ class TestDraws:
         """16 or more float32 normals: torch's numbers depend on the CPU, so derive says so instead of guessing."""
         with pytest.raises(SeededError, match="here 16.*differ between machines"):
             Generator(0).randn(16, "float32")
+
+
+# (mean, std) of normal_ and (from, to) of uniform_: both as tutorials write them, and bounds whose x * scale + shift
+# rounds alike fused (FMA) or not, so the numbers are the same on every CPU
+FILLS = [("normal_", 0.0, 0.02), ("normal_", 0.0, 1.0), ("uniform_", -1.0, 1.0), ("uniform_", 0.0, 1.0)]
+INTS = [(0, 10), (-3, 4), (5, 5 + 2**33)]  # randint's bounds: the last range needs 64 random bits
+INT_SHAPES = [(1,), (7,), (3, 5)]
+
+
+def _torch_fills(seed: int, dtype: str, shape: tuple[int, ...], capability: str | None = None) -> list[list]:
+    """Return torch's normal_ and uniform_ numbers, in a child process when the CPU capability is forced."""
+    code = ("import json, sys, torch\n"
+            "seed, dtype, shape, fills = json.loads(sys.argv[1])\n"
+            "torch.manual_seed(seed)\n"
+            "print(json.dumps([getattr(torch.empty(shape, dtype=getattr(torch, dtype)), k)(a, b).reshape(-1).tolist()"
+            " for k, a, b in fills]))\n")
+    env = {**os.environ, **({"ATEN_CPU_CAPABILITY": capability} if capability else {})}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps([seed, dtype, list(shape), FILLS])], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _torch_uniform(seed: int, count: int, low: float, high: float, capability: str) -> list[float]:
+    """Return torch's float32 uniform_(low, high) numbers with its kernels for this CPU capability."""
+    code = ("import json, sys, torch\nseed, count, low, high = json.loads(sys.argv[1])\ntorch.manual_seed(seed)\n"
+            "print(json.dumps(torch.empty(count).uniform_(low, high).tolist()))\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps([seed, count, low, high])], capture_output=True,
+                         text=True, check=True, env={**os.environ, "ATEN_CPU_CAPABILITY": capability})
+    return json.loads(out.stdout)
+
+
+class TestFillsAndIntegers:
+    @pytest.mark.parametrize(("seed", "dtype", "shape"), CASES, ids=[f"{s}-{d}-{'x'.join(map(str, sh)) or 'scalar'}"
+                                                                      for s, d, sh in CASES])
+    def test_normal_and_uniform_equal_torch(self, seed, dtype, shape):
+        """normal_(mean, std) and uniform_(a, b) in a row: every number equals torch's bit for bit."""
+        torch.manual_seed(seed)
+        expected = [getattr(torch.empty(shape, dtype=getattr(torch, dtype)), kind)(a, b).reshape(-1).tolist()
+                    for kind, a, b in FILLS]
+        generator, n = Generator(seed), _count(shape)
+        drawn = [(generator.normal_fill if kind == "normal_" else generator.uniform_fill)(n, a, b, dtype)
+                 for kind, a, b in FILLS]
+        assert drawn == expected
+
+    @pytest.mark.parametrize("seed", SEEDS)
+    def test_the_same_numbers_on_a_cpu_without_avx2(self, seed):
+        """torch forced to its baseline kernels (no FMA) draws the numbers derive gives, as it does with this CPU's."""
+        generator = Generator(seed)
+        ours = [(generator.normal_fill if kind == "normal_" else generator.uniform_fill)(12, a, b, "float32")
+                for kind, a, b in FILLS]
+        assert _torch_fills(seed, "float32", (12,), "default") == ours == _torch_fills(seed, "float32", (12,))
+
+    def test_bounds_that_round_apart_are_refused(self):
+        """uniform_(-0.1, 0.3): torch's baseline and AVX2 kernels give different numbers, so derive refuses them."""
+        assert _torch_uniform(3, 40, -0.1, 0.3, "default") != _torch_uniform(3, 40, -0.1, 0.3, "avx2")
+        with pytest.raises(SeededError, match="fuse into one rounding .FMA. for some CPUs"):
+            Generator(3).uniform_fill(40, -0.1, 0.3, "float32")
+
+    @pytest.mark.parametrize("seed", SEEDS)
+    @pytest.mark.parametrize("shape", INT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+    def test_randint_and_randperm_equal_torch(self, seed, shape):
+        """randint over small, negative and 2**33-wide ranges, then randperm: torch's integers, in torch's order."""
+        torch.manual_seed(seed)
+        expected = [torch.randint(low, high, shape).reshape(-1).tolist() for low, high in INTS]
+        expected.append(torch.randperm(_count(shape)).tolist())
+        generator, n = Generator(seed), _count(shape)
+        assert [generator.randint(n, low, high) for low, high in INTS] + [generator.randperm(n)] == expected
 
 
 SPEC = """\
@@ -111,3 +183,65 @@ class TestSpecs:
         assert result.stderr.splitlines()[0] == (
             f"{path}:3: inputs.x: randn needs the spec's seed (allowed: seed: an integer at the top of the spec,"
             " as torch.manual_seed(seed) before the inputs)")
+
+
+DRAWN = (ROOT / "derivations" / "59_minibatch_drawn_after_a_seed.py").read_text(encoding="utf-8")
+
+
+class TestDrawnInTorchCode:
+    def test_the_document_writes_the_draws_and_torch_agrees(self, tmp_path):
+        """randint, randperm, normal_ and uniform_ are written back as drawn, and the run of that code agrees."""
+        path = tmp_path / "drawn.py"
+        path.write_text(DRAWN)
+        assert invoke("check", str(path)).exit_code == 0
+        assert invoke("build", str(path), "--out", str(tmp_path / "o")).exit_code == 0
+        code = (tmp_path / "o" / "drawn.md").read_text()
+        assert ("Y = torch.randint(0, 3, (4,))\nW = torch.empty(3, 3, dtype=torch.float64).normal_(0., 0.5)"
+                ".requires_grad_()\nb = torch.empty(3, dtype=torch.float64).uniform_(-1., 1.).requires_grad_()\n"
+                "ix = torch.randint(0, 6, (4,))\nperm = torch.randperm(4)\n") in code
+
+    def test_the_values_are_torchs(self, tmp_path):
+        """The leaves' values in the JSON equal the tensors torch makes from the same statements."""
+        path = tmp_path / "drawn.py"
+        path.write_text(DRAWN)
+        assert invoke("build", str(path), "--out", str(tmp_path / "o"), "--format", "json").exit_code == 0
+        values = json.loads((tmp_path / "o" / "drawn.json").read_text())["values"]
+        torch.manual_seed(42)
+        made = {"X": torch.randn(6, 3, dtype=torch.float64), "Y": torch.randint(0, 3, (4,)),
+                "W": torch.empty(3, 3, dtype=torch.float64).normal_(0, 0.5),
+                "b": torch.empty(3, dtype=torch.float64).uniform_(-1, 1), "ix": torch.randint(0, 6, (4,)),
+                "perm": torch.randperm(4)}
+        for name, tensor in made.items():
+            assert [float(v) for v in _flat(values[name])] == tensor.reshape(-1).tolist(), name
+
+    @pytest.mark.parametrize(("line", "message"), [
+        ("w = torch.empty(3)", "torch.empty(...) whose values are whatever the memory held (allowed: torch.empty(...)"
+                               ".normal_() or .uniform_(), or torch.zeros)"),
+        ("w = torch.empty(3, requires_grad=True).normal_()",
+         "normal_() on a tensor made with requires_grad=True, which torch refuses: a leaf that requires grad cannot"
+         " change in place (allowed: torch.empty(3).normal_().requires_grad_())"),
+        ("w = torch.empty(40).uniform_(-0.1, 0.3)",
+         "uniform_'s number {first} is x * scale + shift, which compilers fuse into one rounding (FMA) for some CPUs and not"
+         " for others, and here the two differ in the last bit (allowed: numbers that round alike either way, such as"
+         " uniform_(-1, 1) or normal_(0, 0.02))"),
+        ("w = torch.randint(0, 3, (2,), dtype=torch.float32)",
+         "torch.randint(..., dtype=torch.float32) (allowed: int64, its default)"),
+        ("w = torch.randn(3).normal_()", "normal_() on torch.randn(...) (allowed: on a new torch.empty, zeros or ones)"),
+        ("w = torch.empty(3).normal_(0, 1).double()",
+         ".double() after .normal_() (allowed: the dtype on torch.empty, such as torch.empty(3, dtype=torch.float64).normal_())"),
+    ], ids=["empty", "requires-grad", "fma", "randint-float", "randn-filled", "cast-after"])
+    def test_draws_torch_would_not_repeat_are_refused(self, tmp_path, line, message):
+        """Each draw derive cannot give as torch gives it everywhere is refused at its line, saying what works."""
+        path = tmp_path / "bad.py"
+        path.write_text(f"import torch\n\ntorch.manual_seed(3)\n{line}\nx = torch.ones(3, requires_grad=True)\n"
+                        "(x * 2).sum().backward()\n")
+        if "{first}" in message:  # the first number torch's baseline and AVX2 kernels give differently
+            default, avx2 = (_torch_uniform(3, 40, -0.1, 0.3, capability) for capability in ("default", "avx2"))
+            message = message.format(first=next(i for i, (a, b) in enumerate(zip(default, avx2)) if a != b))
+        result = invoke("check", str(path))
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == f"{path}:4: {message}"
+
+
+def _flat(value):
+    return [v for item in value for v in _flat(item)] if isinstance(value, list) else [value]

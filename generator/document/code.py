@@ -12,11 +12,12 @@ import numpy as np
 
 from ..engines.exact import Derivation
 from ..floats.ieee import to_float
-from ..graph.model import Function, Graph
+from ..graph.model import Function, Graph, Node
+from ..ops import REGISTRY
 from ..ops.base import numel
 from ..spec.model import Array, Call, Compared, Functional, Print, Shown, apply_resets
 from ..spec.model import active_hooks
-from ..floats.torchprint import format_bools, format_tensor
+from ..floats.torchprint import format_bools, format_ints, format_tensor
 
 if TYPE_CHECKING:
     from ..engines.shadow import Shadow
@@ -68,11 +69,16 @@ def nested(array: Array, dtype: str = "float64") -> str:
     return build(array.shape, items)
 
 
-def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = "", file: str = "") -> str:
+def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = "", drawn_args: tuple = (),
+                 file: str = "") -> str:
     extras = ([] if dtype == "float32" else ["dtype=torch.float64"]) + (["requires_grad=True"] if requires_grad else [])
     tail = "".join(", " + e for e in extras)
     if file:  # the values of a .npy file beside the spec, in the spec's dtype whatever the file's
         return f'torch.tensor(numpy.load("{file}"), dtype=torch.{dtype}{", requires_grad=True" if requires_grad else ""})'
+    if drawn.endswith("_"):  # torch.empty(2, 3).normal_(0., 0.02): filled in place, so requires_grad comes after
+        dims = ", ".join(str(n) for n in array.shape) or "()"
+        made = f"torch.empty({dims}{', dtype=torch.float64' if dtype == 'float64' else ''})"
+        return f"{made}.{drawn}({', '.join(literal(a) for a in drawn_args)}){'.requires_grad_()' if requires_grad else ''}"
     if drawn:  # torch.randn(2, 3, ...): the numbers are torch's own after torch.manual_seed
         return f"torch.{drawn}({', '.join(str(n) for n in array.shape) or '()'}{tail})"
     values = set(array.values)
@@ -87,8 +93,13 @@ def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = 
     return f"torch.tensor({nested(array, dtype)}{tail})"
 
 
-def _integer_code(array: Array) -> str:
-    """Return an int64 tensor as torch code: torch.tensor([1, 0, 2]) (Python's integers make int64)."""
+def _integer_code(array: Array, *, drawn: str = "", drawn_args: tuple = ()) -> str:
+    """Return an int64 tensor as torch code: torch.tensor([1, 0, 2]) (Python's integers make int64), or its draw."""
+    if drawn == "randperm":
+        return f"torch.randperm({array.shape[0]})"
+    if drawn == "randint":
+        low, high = (int(a) for a in drawn_args)
+        return f"torch.randint({low}, {high}, ({', '.join(str(n) for n in array.shape)}{',' if len(array.shape) == 1 else ''}))"
     def build(shape: tuple[int, ...], flat: list[str]) -> str:
         if not shape:
             return flat[0]
@@ -133,9 +144,9 @@ def torch_code(graph: Graph) -> str:
         if inp.name in versions:
             continue  # made by its update, below
         made = inp.requires_grad and not inp.grad_from
-        tensor = (_integer_code(inp.value) if inp.integer else
+        tensor = (_integer_code(inp.value, drawn=inp.drawn, drawn_args=inp.drawn_args) if inp.integer else
                   _tensor_code(inp.value, dtype=spec.dtype, requires_grad=made and not inp.parameter, drawn=inp.drawn,
-                               file=inp.file))
+                               drawn_args=inp.drawn_args, file=inp.file))
         if inp.parameter:  # a Parameter requires grad unless told
             tensor = f"torch.nn.Parameter({tensor}{'' if inp.requires_grad else ', requires_grad=False'})"
         events.append((inp.seq, [f"{inp.name} = {tensor}"], False))
@@ -265,6 +276,12 @@ def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation
         return f"({', '.join(entries)}{',' if len(entries) == 1 else ''})"
     if shown.what in ("value", "data"):
         values = derivation.values[node.name] if shade is None else shade.values[node.name]
+        kind = plain_dtype(node)
+        if kind:  # indices and conditions: torch writes each as str() of an int or a bool, no suffix
+            flat = [int(v) if kind == "int64" else bool(v) for v in _flat(values)]
+            if shown.item or (shown.formatted and not node.shape):
+                return str(flat[0])
+            return (format_ints if kind == "int64" else format_bools)(flat, node.shape)
         if shown.item or (shown.formatted and not node.shape):  # torch formats a 0-d tensor as its item()
             return _number_text(_in_dtype(_flat(values)[0], dtype), shown.spec)
         if shown.what == "data" or early:  # the same numbers, detached: no grad_fn, no requires_grad
@@ -279,6 +296,11 @@ def _show(shown: Shown | Compared | Functional, after: int, seq: int, derivation
     if shown.item or (shown.formatted and not node.shape):
         return _number_text(_in_dtype(_flat(grad)[0], dtype), shown.spec)
     return format_tensor([to_float(v) for v in _flat(grad)], node.shape, dtype=dtype)
+
+
+def plain_dtype(node: Node) -> str:
+    """Return "int64" for an index or target, "bool" for a condition, or "" for a float tensor."""
+    return "int64" if node.integer else "bool" if node.op and REGISTRY[node.op].boolean else ""
 
 
 def _function_text(graph: Graph, function: Function) -> str:

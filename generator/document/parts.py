@@ -18,7 +18,7 @@ from ..ops.base import numel, source_index, unravel
 from ..ops.derivatives import same_number
 from .glance import Glance, glance
 from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element_tex, name_tex, number_tex, operand_tex, tensor_tex
-from .code import gradient_names, writes_retain
+from .code import gradient_names, plain_dtype, writes_retain
 from .model import (
     AgainRow, CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote,
     ModuleItem, UpdateItem,
@@ -185,7 +185,7 @@ def graph_rows_of(graph, values) -> tuple[GraphRow, ...]:
             formula = formula_tex(node)
             grad_fn = graph.grad_fn(node)
         of = graph.spec.identity(node.name)
-        kind = "int64" if node.integer else "bool" if node.op and REGISTRY[node.op].boolean else ""
+        kind = plain_dtype(node)
         shape = shape_text(node.shape) + (f" ({kind})" if kind else "")  # indices and conditions: never differentiated
         rows.append(GraphRow(node.name, name_tex(node.name), shape, formula, grad_fn,
                              node.requires_grad, not node.tracked, node.name != node.step, node.step,

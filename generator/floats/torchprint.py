@@ -54,24 +54,33 @@ def format_tensor(values: Sequence[float], shape: tuple[int, ...], *, dtype: str
 
 def format_bools(values: Sequence[bool], shape: tuple[int, ...]) -> str:
     """Return exactly what print(t) shows for a bool tensor, such as the result of a == b."""
-    shape = tuple(shape)
-    vals = [bool(v) for v in values]
+    return _format_plain([bool(v) for v in values], tuple(shape), "bool")
+
+
+def format_ints(values: Sequence[int], shape: tuple[int, ...]) -> str:
+    """Return exactly what print(t) shows for an int64 tensor, such as indices or class targets."""
+    return _format_plain([int(v) for v in values], tuple(shape), "int64")
+
+
+def _format_plain(vals: list, shape: tuple[int, ...], dtype: str) -> str:
+    """Return print(t) of a tensor of a dtype torch writes without a suffix (bool, int64): each value as str()."""
     if len(vals) != math.prod(shape):
         raise ValueError(f"{len(vals)} values do not fill shape {shape}")
     if not vals:
-        return _add_suffixes(PREFIX + "[]", ([] if len(shape) == 1 else [f"size={shape}"]) + ["dtype=torch.bool"])
+        return _add_suffixes(PREFIX + "[]", ([] if len(shape) == 1 else [f"size={shape}"])
+                             + (["dtype=torch.bool"] if dtype == "bool" else []))
     summarize = len(vals) > THRESHOLD
-    fmt = _BoolFormatter(list(_shown(vals, shape, summarize)))
+    fmt = _PlainFormatter(list(_shown(vals, shape, summarize)))
     return PREFIX + _render(vals, shape, 0, len(PREFIX), summarize, fmt) + ")"
 
 
-class _BoolFormatter:
-    """Write True and False right-aligned to the widest shown, as torch's formatter does for non-float dtypes."""
+class _PlainFormatter:
+    """Write each value right-aligned to the widest shown, as torch's formatter does for non-float dtypes."""
 
-    def __init__(self, shown: list[bool]) -> None:
+    def __init__(self, shown: list) -> None:
         self.width = max(len(str(v)) for v in shown)
 
-    def __call__(self, v: bool) -> str:
+    def __call__(self, v) -> str:
         return str(v).rjust(self.width)
 
 

@@ -24,7 +24,8 @@ from ..spec.files import NPY_NAME
 from ..spec.python import float_format, is_comparison
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like", "randn", "rand")  # torch.<name>(...) as code.py writes an input or a gradient
+CONSTRUCTORS = ("tensor", "ones", "zeros", "full", "ones_like", "randn", "rand", "empty", "randint", "randperm")  # torch.<name>(...) as code.py writes an input or a gradient
+FILLS = ("normal_", "uniform_")  # torch.empty(2, 3).normal_(0., 0.02), as code.py writes a drawn input
 OWN_KEYWORDS = ("dtype", "requires_grad", "retain_graph", "create_graph")  # code.py's own, beside the ops' KEYWORDS
 EXPRESSIONS = (ast.Name, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call, ast.Attribute, ast.Subscript, ast.Tuple,
                ast.List, ast.keyword, ast.Load, ast.Store, ast.Slice, ast.Compare)
@@ -74,9 +75,16 @@ def _is_data_update(statement: ast.stmt) -> bool:
 
 
 def _integer_tensor(node: ast.AST) -> bool:
-    """Tell whether a node is torch.tensor(...) of integers, as code.py writes an int64 input."""
-    return (isinstance(node, ast.Call) and dotted_name(node.func) == "torch.tensor" and len(node.args) == 1
-            and not node.keywords and (_integer(node.args[0]) or _integer_list(node.args[0])))
+    """Tell whether a node is torch.tensor(...) of integers, randint or randperm, as code.py writes an int64 input."""
+    if not isinstance(node, ast.Call) or node.keywords:
+        return False
+    called = dotted_name(node.func)
+    if called == "torch.randint":  # torch.randint(0, 3, (4,))
+        return (len(node.args) == 3 and all(_integer(a) for a in node.args[:2]) and isinstance(node.args[2], ast.Tuple)
+                and bool(node.args[2].elts) and all(_integer(e) for e in node.args[2].elts))
+    if called == "torch.randperm":
+        return len(node.args) == 1 and _integer(node.args[0])
+    return called == "torch.tensor" and len(node.args) == 1 and (_integer(node.args[0]) or _integer_list(node.args[0]))
 
 
 def _integer_list(node: ast.AST) -> bool:
@@ -160,7 +168,8 @@ def vet(code: str) -> None:
             return
         if isinstance(node, ast.Attribute):
             torch = isinstance(node.value, ast.Name) and node.value.id == "torch"
-            allowed = ({"float32", "float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else methods | attributes
+            allowed = ({"float32", "float64", *CONSTRUCTORS} | methods - {"backward"}) if torch else (
+                methods | attributes | {*FILLS, "requires_grad_"})
             if node.attr not in allowed:
                 raise Refused(f"the attribute {node.attr!r}")
         if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute):

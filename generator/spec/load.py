@@ -395,7 +395,7 @@ class _Loader:
                     numbers = getattr(generator, item.drawn)(count, dtype)
                 except SeededError as error:
                     self.bad(item.line, f"{_join('inputs', item.name)}.{item.drawn}", str(error),
-                             "allowed: fewer than 16 elements in float32, or dtype: float64")
+                             f"allowed: {error.allowed}".replace("dtype=torch.float64", "dtype: float64"))
                     return inputs
                 item = replace(item, value=Array(item.value.shape, tuple(Fraction(v) for v in numbers)))
             out.append(item)

@@ -49,7 +49,9 @@ MAX_AST_NODES = 20_000  # parts of the whole module
 MAX_DEPTH = 60  # nesting of the module's syntax tree
 
 CREATORS = ("tensor", "ones", "zeros", "full", "eye", "arange", "linspace", "ones_like", "zeros_like", "Tensor",
-            "FloatTensor", "DoubleTensor", "randn", "rand")
+            "FloatTensor", "DoubleTensor", "randn", "rand", "randint", "randperm", "empty")
+FILLS = {"normal_": ("mean", "std", 0, 1), "uniform_": ("from", "to", 0, 1)}  # in place, torch's numbers after the seed
+DRAWS = ("randn", "rand", "randint", "randperm")
 LEGACY = {"Tensor": "float32", "FloatTensor": "float32", "DoubleTensor": "float64"}  # torch.Tensor([...]) and kin
 TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64", "int64": "int64",
                 "long": "int64"}
@@ -202,7 +204,7 @@ class _Reader:
     kept: dict[str, Functional] = field(default_factory=dict)  # Python name -> the functional call it holds, to print
     seed: int | None = None  # torch.manual_seed(seed), read once before any randn or rand
     generator: Generator | None = None  # torch's generator after that seed, as the draws leave it
-    drawn: list[tuple[Array, str]] = field(default_factory=list)  # each randn or rand tensor's array and kind
+    drawn: list[tuple[Array, str, tuple]] = field(default_factory=list)  # each drawn tensor's array, kind and arguments
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
@@ -1699,17 +1701,7 @@ class _Reader:
         return False, False
 
     def shown_one(self, node: ast.expr) -> Shown:
-        shown = self.shown_tensor(node)
-        leaf = self.leaves.get(shown.name)
-        if shown.what in ("value", "data") and leaf is not None and leaf.dtype == "int64":
-            raise Refused(f"printing the int64 tensor {_describe(node)}, which derive does not print yet (allowed: print"
-                          " float tensors and gradients)")
-        step = next((s for s in self.steps if s.name == shown.name), None)
-        if shown.what in ("value", "data") and step is not None and isinstance(
-                ast.parse(step.expr, mode="eval").body, ast.Compare):
-            raise Refused(f"printing the bool tensor {_describe(node)}, which derive does not print yet (allowed: print"
-                          " float tensors and gradients)")
-        return shown
+        return self.shown_tensor(node)
 
     def shown_tensor(self, node: ast.expr) -> Shown:
         picked = self.grad_item(node)
@@ -1846,7 +1838,7 @@ class _Reader:
         """Return (values, dtype, requires_grad) of a creation call, perhaps with .requires_grad_() or .double(); else None."""
         tail: list[ast.Call] = []
         while (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-               and node.func.attr in ("requires_grad_", "double", "float", "to")):
+               and node.func.attr in ("requires_grad_", "double", "float", "to", *FILLS)):
             tail.append(node)
             node = node.func.value
         if self.is_variable(node):
@@ -1860,8 +1852,16 @@ class _Reader:
             return None
         else:
             array, dtype, grad = self.created(node.func.attr, node)
+        filled = ""
         for call in reversed(tail):
             method = call.func.attr  # type: ignore[attr-defined]
+            if method in FILLS:
+                array = self.fill(call, node, array, dtype, grad, bool(filled))
+                filled = method
+                continue
+            if filled and method != "requires_grad_":
+                raise Refused(f".{method}() after .{filled}() (allowed: the dtype on torch.empty, such as"
+                              f" torch.empty(3, dtype=torch.float64).{filled}())")
             if method == "requires_grad_":
                 grad = self.flag(call.args[0], "requires_grad_") if call.args else True
                 continue
@@ -1879,10 +1879,47 @@ class _Reader:
             if cast != (dtype or "float32"):  # the values were already rounded to the dtype they were made in
                 array = _rounded(array, dtype or "float32")
             dtype = cast
+        if not self.is_variable(node) and node.func.attr == "empty" and not filled:  # type: ignore[attr-defined]
+            raise Refused("torch.empty(...) whose values are whatever the memory held (allowed: torch.empty(...)"
+                          ".normal_() or .uniform_(), or torch.zeros)")
         if dtype == "int64" and grad:
             raise Refused("an int64 tensor that requires grad, which torch refuses: only tensors of floating point dtype"
                           " can require gradients (allowed: requires_grad on float tensors)")
         return array, dtype, grad
+
+    def fill(self, call: ast.Call, base: ast.Call, array: Array, dtype: str | None, grad: bool, filled: bool) -> Array:
+        """Return t.normal_(mean, std) or t.uniform_(a, b) of a new tensor: torch's numbers after the seed."""
+        kind = call.func.attr  # type: ignore[attr-defined]
+        first, second, *defaults = FILLS[kind]
+        if filled or base.func.attr not in ("empty", "zeros", "ones"):  # type: ignore[attr-defined]
+            raise Refused(f"{kind}() on torch.{base.func.attr}(...) (allowed: on a new torch.empty, zeros or ones)")  # type: ignore[attr-defined]
+        if grad:
+            raise Refused(f"{kind}() on a tensor made with requires_grad=True, which torch refuses: a leaf that requires"
+                          f" grad cannot change in place (allowed: torch.empty(3).{kind}().requires_grad_())")
+        if dtype == "int64":
+            raise Refused(f"{kind}() of an int64 tensor (allowed: float32 or float64)")
+        bound = dict(zip((first, second), call.args))
+        for k in call.keywords:
+            if k.arg not in (first, second) or k.arg in bound:
+                raise Refused(f"{kind}({k.arg}=...) (allowed: {kind}({first}, {second}))")
+            bound[k.arg] = k.value
+        if len(call.args) > 2:
+            raise Refused(f"{kind}() with more than two numbers (allowed: {kind}({first}, {second}))")
+        params = tuple(self.number(bound[p]) if p in bound else Fraction(d) for p, d in zip((first, second), defaults))
+        if kind == "normal_" and params[1] < 0 or kind == "uniform_" and params[0] > params[1]:
+            raise Refused(f"{kind}{tuple(float(p) for p in params)}, which torch refuses"
+                          f" (allowed: {'std >= 0' if kind == 'normal_' else 'from <= to'})")
+        if self.generator is None:
+            raise Refused(f"{kind}() without torch.manual_seed before it, so its numbers are not known"
+                          " (allowed: torch.manual_seed(0) first, as tutorials do)")
+        method = self.generator.normal_fill if kind == "normal_" else self.generator.uniform_fill
+        try:
+            numbers = method(math.prod(array.shape), *(float(p) for p in params), dtype or "float32")
+        except SeededError as error:
+            raise Refused(f"{error} (allowed: {error.allowed})") from None
+        filled_array = Array(array.shape, tuple(Fraction(v) for v in numbers))
+        self.drawn.append((filled_array, kind, params))
+        return filled_array
 
     def created(self, kind: str, node: ast.Call) -> tuple[Array, str | None, bool]:
         kwargs = {}
@@ -1890,7 +1927,7 @@ class _Reader:
             if k.arg == "device":
                 self.device(k.value)
                 continue
-            if k.arg not in ("requires_grad", "dtype", "size", "fill_value", "n", "m", "steps"):
+            if k.arg not in ("requires_grad", "dtype", "size", "fill_value", "n", "m", "steps", "low", "high"):
                 raise Refused(f"torch.{kind}({k.arg}=...) (allowed: requires_grad=, dtype=, device='cpu')")
             kwargs[k.arg] = k.value
         grad = self.flag(kwargs.pop("requires_grad"), "requires_grad") if "requires_grad" in kwargs else False
@@ -1950,17 +1987,15 @@ class _Reader:
                               " (allowed: finite points and steps)")
             # torch computes each point in the dtype from both ends, rounding as its CPU kernel does
             array = Array((steps,), linspace(start, end, steps, dtype or "float32"))
-        elif kind in ("randn", "rand"):
-            shape = self.shape(args, kwargs.pop("size", None), kind)
+        elif kind == "empty":  # its values come from the normal_ or uniform_ after it
+            array = Array(self.shape(args, kwargs.pop("size", None), kind), ())
+        elif kind in DRAWS:
             if self.generator is None:
                 raise Refused(f"torch.{kind} without torch.manual_seed before it, so its numbers are not known"
                               " (allowed: torch.manual_seed(0) first, as tutorials do)")
-            try:
-                numbers = getattr(self.generator, kind)(math.prod(shape), dtype or "float32")
-            except SeededError as error:
-                raise Refused(f"{error} (allowed: fewer than 16 elements in float32, or dtype=torch.float64)") from None
-            array = Array(shape, tuple(Fraction(v) for v in numbers))
-            self.drawn.append((array, kind))
+            array, params = self.draw(kind, args, kwargs, dtype)
+            integral = kind in ("randint", "randperm")
+            self.drawn.append((array, kind, params))
         else:  # ones_like, zeros_like
             if len(args) != 1 or kwargs:
                 raise Refused(f"torch.{kind}(t) (allowed: one tensor name)")
@@ -1972,9 +2007,44 @@ class _Reader:
             raise Refused(f"torch.{kind}({', '.join(k + '=' for k in kwargs)}...) (allowed: requires_grad=, dtype=)")
         if integral and dtype is None:
             dtype = "int64"  # torch.tensor([1, 0, 2]) and torch.arange(3) make int64 tensors, as Python's integers
-        if dtype == "int64" and (kind in ("randn", "rand", "linspace") or any(v.denominator != 1 for v in array.values)):
+        if dtype == "int64" and (kind in ("randn", "rand", "linspace", "empty") or any(v.denominator != 1 for v in array.values)):
             raise Refused(f"torch.{kind} of numbers that are not whole as int64 (allowed: whole numbers, or a float dtype)")
         return array, dtype, grad
+
+    def draw(self, kind: str, args: list[ast.expr], kwargs: dict[str, ast.expr],
+             dtype: str | None) -> tuple[Array, tuple[Fraction, ...]]:
+        """Return torch.randn, rand, randint or randperm's numbers and the arguments that are not the shape."""
+        assert self.generator is not None
+        if kind in ("randint", "randperm") and dtype not in (None, "int64"):
+            raise Refused(f"torch.{kind}(..., dtype=torch.{dtype}) (allowed: int64, its default)")
+        if kind == "randperm":
+            if len(args) != 1 or kwargs:
+                raise Refused("torch.randperm(n) takes one integer (allowed: torch.randperm(5))")
+            n = self.integer_of(args[0])
+            if n < 1:
+                raise Refused(f"torch.randperm({n}) (allowed: n >= 1)")
+            self.sized((n,))
+            return Array((n,), tuple(Fraction(v) for v in self.generator.randperm(n))), ()
+        if kind == "randint":
+            bounds = [kwargs.pop(k) for k in ("low", "high") if k in kwargs]
+            if "size" in kwargs:
+                args = [*args, kwargs.pop("size")]
+            args = [*bounds, *args] if bounds else args
+            if len(args) not in (2, 3) or not isinstance(args[-1], (ast.Tuple, ast.List)):
+                raise Refused("torch.randint(high, size) or (low, high, size), size a tuple (allowed: torch.randint(0,"
+                              " 10, (3,)))")
+            low, high = ([0] if len(args) == 2 else [self.integer_of(args[0])]) + [self.integer_of(args[-2])]
+            if not -2**63 <= low < high <= 2**63 - 1:
+                raise Refused(f"torch.randint({low}, {high}, ...) (allowed: low < high, both int64)")
+            shape = self.shape([args[-1]], None, kind)
+            numbers = self.generator.randint(math.prod(shape), low, high)
+            return Array(shape, tuple(Fraction(v) for v in numbers)), (Fraction(low), Fraction(high))
+        shape = self.shape(args, kwargs.pop("size", None), kind)
+        try:
+            numbers = getattr(self.generator, kind)(math.prod(shape), dtype or "float32")
+        except SeededError as error:
+            raise Refused(f"{error} (allowed: {error.allowed})") from None
+        return Array(shape, tuple(Fraction(v) for v in numbers)), ()
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         if name in self.leaves:
@@ -2459,7 +2529,8 @@ class _Reader:
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
         inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter,
-                             next((kind for array, kind in self.drawn if array is leaf.array), ""),
+                             *next(((kind, params) for array, kind, params in self.drawn if array is leaf.array),
+                                   ("", ())),
                              integer=leaf.dtype == "int64")
                        for n, leaf in kept.items())
         prints = tuple(self.prints) or None

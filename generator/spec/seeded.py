@@ -8,21 +8,35 @@ double for fewer than 16 elements (aten/src/ATen/core/DistributionsHelper.h), in
 CPU (AVX2 or not), so those numbers differ between machines: they are refused. Everything else here uses
 the C library's log1p, log, sin, cos and sqrt in double precision, as torch's scalar code does, and
 Python's math module calls the same functions.
+
+torch.randint(low, high) keeps `bits % (high - low) + low` (64 bits for a range of 2**32 or more), and
+torch.randperm(n) shuffles 0..n-1 as Fisher-Yates does, drawing `bits % (n - i)` for each place i
+(aten/src/ATen/native/TensorFactories.cpp). normal_(mean, std) and uniform_(a, b) end with x * scale + shift,
+which a compiler may fuse into one rounding (FMA) in the kernels built for newer CPUs: a number where the fused
+and the two-step result differ is refused, so every number given is the same on every machine.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
+from ..floats.ieee import nearest
+
 BLOCK = 16  # torch's normal_fill draws normals 16 at a time for this many elements or more
 MASK32 = 0xFFFFFFFF
+LARGEST = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
 
 
 class SeededError(ValueError):
-    """A draw derive cannot make as torch makes it."""
+    """A draw derive cannot make as torch makes it, and what can be drawn instead."""
+
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 @dataclass
@@ -70,6 +84,34 @@ class Generator:
             return (self.random64() & ((1 << 53) - 1)) * 2.0**-53
         return (self.random() & ((1 << 24) - 1)) * 2.0**-24
 
+    def randint(self, count: int, low: int, high: int) -> list[int]:
+        """Return torch.randint(low, high, ...)'s numbers for `count` elements of int64."""
+        span = high - low
+        draw = self.random64 if span >= 1 << 32 else self.random
+        return [draw() % span + low for _ in range(count)]
+
+    def randperm(self, n: int) -> list[int]:
+        """Return torch.randperm(n): 0..n-1 shuffled, place i swapped with i + bits % (n - i)."""
+        order = list(range(n))
+        for i in range(n - 1):
+            z = i + self.random() % (n - i)
+            order[i], order[z] = order[z], order[i]
+        return order
+
+    def uniform_fill(self, count: int, low: float, high: float, dtype: str) -> list[float]:
+        """Return tensor.uniform_(low, high)'s numbers: each uniform x as x * (high - low) + low in the dtype."""
+        low, high = _cast(low, dtype), _cast(high, dtype)
+        span = _cast(float(nearest(Fraction(high) - Fraction(low), dtype)), dtype)
+        return [_affine(self.uniform(dtype), span, low, dtype, f"uniform_'s number {i}") for i in range(count)]
+
+    def normal_fill(self, count: int, mean: float, std: float, dtype: str) -> list[float]:
+        """Return tensor.normal_(mean, std)'s numbers: torch.randn's, each as x * std + mean."""
+        if count >= BLOCK or dtype == "float64":  # the block code and the double code scale in the dtype
+            return [_affine(v, std, mean, dtype, f"normal_'s number {i}") for i, v in enumerate(self.randn(count, dtype))]
+        # fewer than 16 float32: a double normal, scaled in double, then rounded to float32
+        return [float(np.float32(_affine(self.normal(), std, mean, "float64", f"normal_'s number {i}")))
+                for i in range(count)]
+
     def normal(self) -> float:
         """Return a standard normal as torch's normal_distribution<double> does: a Box-Muller pair, one kept."""
         if self.cached is not None:
@@ -93,7 +135,8 @@ class Generator:
             return [float(np.float32(v)) for v in values] if dtype == "float32" else values
         if dtype == "float32":
             raise SeededError(f"torch draws float32 normals for 16 or more elements (here {count}) with vector code"
-                              " that the CPU chooses (AVX2 or not), so their last bits differ between machines")
+                              " that the CPU chooses (AVX2 or not), so their last bits differ between machines",
+                              "fewer than 16 elements in float32, or dtype=torch.float64")
         data = [self.uniform("float64") for _ in range(count)]
         for start in range(0, count - BLOCK + 1, BLOCK):
             _box_muller_16(data, start)
@@ -113,3 +156,23 @@ def _box_muller_16(data: list[float], start: int) -> None:
         theta = 2.0 * math.pi * u2
         data[start + j] = radius * math.cos(theta)
         data[start + j + 8] = radius * math.sin(theta)
+
+
+def _cast(value: float, dtype: str) -> float:
+    """Return a number as the dtype holds it."""
+    return float(np.float32(value)) if dtype == "float32" else float(value)
+
+
+def _affine(x: float, scale: float, shift: float, dtype: str, what: str) -> float:
+    """Return x * scale + shift rounded as torch's kernel rounds it, fused (FMA) or not, or raise SeededError."""
+    if shift == 0:  # one rounding either way
+        fused = nearest(Fraction(x) * Fraction(scale), dtype)
+    else:
+        fused = nearest(Fraction(x) * Fraction(scale) + Fraction(shift), dtype)
+        if fused != nearest(nearest(Fraction(x) * Fraction(scale), dtype) + Fraction(shift), dtype):
+            raise SeededError(f"{what} is x * scale + shift, which compilers fuse into one rounding (FMA) for some"
+                              " CPUs and not for others, and here the two differ in the last bit",
+                              "numbers that round alike either way, such as uniform_(-1, 1) or normal_(0, 0.02)")
+    if abs(fused) > LARGEST[dtype]:
+        raise SeededError(f"{what} is beyond {dtype}'s range", "a smaller scale")
+    return float(fused)
