@@ -21,7 +21,8 @@ FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, m
          "log_softmax, clamp, matmul, sub, subtract, mul, multiply, div, divide, true_divide, neg, negative, "
          "reciprocal, log1p, expm1, exp2, rsqrt, atan, asin, sinh, cosh, silu, sign, floor, ceil, round, "
          "trunc, maximum, minimum, leaky_relu, elu, hardtanh, softplus, gelu, detach, add, clamp_min, "
-         "clamp_max, prod, logsumexp, var, std, cumsum, dot, mm, mv, t, transpose, permute, addmm, bmm, "
+         "clamp_max, prod, logsumexp, var, std, cumsum, argmax, argmin, dot, mm, mv, t, transpose, permute, addmm, "
+         "bmm, "
          "linear, split, chunk, view, reshape, unsqueeze, squeeze, flatten, cat, concat, concatenate, stack, "
          "expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, smooth_l1_loss, "
          "huber_loss, nll_loss, cross_entropy, normalize, dropout, where, masked_fill")

@@ -117,6 +117,18 @@ x = torch.tensor([[0.5, -1.0, 0.0], [2.0, 0.5, -0.25]], dtype=torch.float64, req
 out = (Cube.apply(x) * Cube.apply(x * 2)).sum()
 out.backward()
 """, "custom_function"),
+    # argmax and argmin: int64 indices, no gradient; their values are compared (ties to the first), then unused
+    **{kind: (f"""\
+import torch
+
+x = torch.tensor([[0.5, -1.0, 0.5], [2.0, 0.5, -1.0]], dtype=torch.float64, requires_grad=True)
+i = x.{kind}(1)
+j = torch.{kind}(x * x, dim=0, keepdim=True)
+k = x.{kind}()
+print(i, j, k)
+out = (x * x).sum()
+out.backward()
+""", kind) for kind in ("argmax", "argmin")},
 }
 
 

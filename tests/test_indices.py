@@ -260,3 +260,55 @@ class TestConditions:
         torch.where(x > 0, x, 0.1 * x).sum().backward()
         assert [to_float(v) for v in d.grads["x"]] == pytest.approx(x.grad.tolist(), rel=1e-15)
         assert [n.requires_grad for n in d.graph.nodes if n.op == "gt"] == [False]
+
+
+# argmax and argmin: ties (the first wins), ties made by float64's rounding (3.4e38 + 2 equals 3.4e38 - 1 there),
+# dims, keepdim and over all elements (an index into the flattened tensor)
+EXTREMES = [[1.0, 5.0, 5.0, -2.0], [7.0, 0.0, 7.5, 7.5], [340000000000000000000000000000000000002.0, -3.0,
+                                                          339999999999999999999999999999999999999.0, 0.0]]
+INDEX_CASES = [
+    ("x.argmax(1)", lambda x: x.argmax(1)),
+    ("torch.argmin(x, dim=0, keepdim=True)", lambda x: torch.argmin(x, dim=0, keepdim=True)),
+    ("x.argmax()", lambda x: x.argmax()),
+    ("x.argmin(-1)", lambda x: x.argmin(-1)),
+    ("torch.argmax(x[0] * x[1], 0)", lambda x: torch.argmax(x[0] * x[1], 0)),
+]
+
+
+class TestArgmax:
+    def _spec(self, expr):
+        return make_spec({"x": (EXTREMES, True)}, {"i": expr, "out": "(x * x).sum()"}, "out")
+
+    @pytest.mark.parametrize(("expr", "fn"), INDEX_CASES, ids=[c[0] for c in INDEX_CASES])
+    def test_indices_equal_torch_in_both_engines(self, expr, fn, monkeypatch):
+        """The exact and the array derivation give torch's indices, ties to the first, and record no grad_fn."""
+        x = torch.tensor(EXTREMES, dtype=torch.float64, requires_grad=True)
+        expected = fn(x)
+        graph = build_graph(self._spec(expr))
+        assert [int(v) for v in derive(graph).values["i"]] == expected.reshape(-1).tolist()
+        monkeypatch.setattr(bulk, "SMALL", 0)
+        assert [int(v) for v in np.ravel(derive_bulk(graph).values["i"])] == expected.reshape(-1).tolist()
+        node = graph.node("i")
+        assert (node.shape, node.requires_grad, graph.grad_fn(node) or None) == (
+            tuple(expected.shape), expected.requires_grad, expected.grad_fn)
+
+    def test_printed_as_torch_prints_it(self, tmp_path):
+        """print(x.argmax(1)) in torch code writes torch's int64 tensor, as running the file shows."""
+        path = tmp_path / "a.py"
+        path.write_text(f"import torch\nx = torch.tensor({EXTREMES}, dtype=torch.float64, requires_grad=True)\n"
+                        "i = x.argmax(1)\nprint(i, x.argmin())\nloss = (x * x).sum()\nloss.backward()\n")
+        ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True).stdout
+        assert invoke("build", path, "--out", tmp_path / "o").exit_code == 0
+        assert f"Running it prints:\n\n```text\n{ran}```" in (tmp_path / "o" / "a.md").read_text()
+
+    @pytest.mark.parametrize(("expr", "message"), [
+        ("x[i]", "'i' holds indices computed by argmax, which derive reads only to show and print (allowed: an int64"
+                 " input as an index or a target)"),
+        ("x[0] * i", "'i' is an int64 tensor, which derive reads only as indices or class targets (allowed: an index"
+                     " such as x[i], or a loss's target)"),
+    ])
+    def test_an_index_is_not_computed_with(self, expr, message):
+        """A computed index cannot index or be multiplied: the message says what derive reads it for."""
+        with pytest.raises(SpecError) as e:
+            build_graph(make_spec({"x": (EXTREMES, True)}, {"i": "x.argmax(1)", "y": expr, "out": "y.sum()"}, "out"))
+        assert str(e.value).splitlines()[0].endswith(message)

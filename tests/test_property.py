@@ -62,6 +62,7 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.nn.functional.nll_loss({a}.reshape(1, -1), c, reduction='none')",
               "torch.where({a} > 0, {a}, {a} * 0.1)", "{a}.masked_fill({a} < 0, 0.5)", "torch.where({a} != 0, 1 / {a}, {a})",
               "torch.where({a} >= 1, 2.0, {a}.exp())", "{a}.masked_fill({a} == 0, 1)", "{a}.where({a} <= 2, {a} * {a})"]
+INDEX = ["argmax()", "argmin(0)", "argmax(dim=-1, keepdim=True)", "argmin()"]  # int64 results: side steps, read by no other
 INTEGERS = ["  k:", "    value: [0, -1, 0]", "    dtype: int64", "  c:", "    value: [0]", "    dtype: int64"]
 BINARY = ["+", "-", "*", "/", "**"]
 BUDGET = 2 * isolate.DEFAULT_TIMEOUT  # seconds for a build and a check together, as a CI would allow them
@@ -86,7 +87,10 @@ def specs(draw) -> str:
     lines.append("steps:")
     for j in range(draw(st.integers(1, 4))):
         a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
-        kind = draw(st.integers(0, 5))
+        kind = draw(st.integers(0, 6))
+        if kind == 6:
+            lines.append(f"  i{j}: {a}.{draw(st.sampled_from(INDEX))}")  # an index: shown and checked, not computed with
+            continue
         if kind == 0:
             expr = f"{a}.{draw(st.sampled_from(UNARY))}"
         elif kind == 1:

@@ -105,7 +105,7 @@ class _Walker:
         cut = "no_grad" if grad and self.no_grad else (op.cut_kind or key) if grad and not op.tracks else ""
         name = self.current if top else self._name()
         return self._add(Node(name, key, tuple(args), tuple(sorted(params.items())), shape, grad and not cut,
-                              self.current, self.line, cut))
+                              self.current, self.line, cut, op.integer))
 
     def applied(self, function: str):
         """Return the Applied record (generator/spec/model.py) of F.apply(x) in the current step, if it makes one."""
@@ -131,8 +131,12 @@ class _Walker:
 
     def integers(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
         """Return an int64 input's shape and values, or None for any other tensor."""
-        if not self.known[name].integer:
+        node = self.known[name]
+        if not node.integer:
             return None
+        if not node.is_leaf:
+            raise ExprError(f"'{name}' holds indices computed by {node.op}, which derive reads only to show and print"
+                            " (allowed: an int64 input as an index or a target)")
         value = next(i.value for i in self.spec.inputs if i.name == name)
         return value.shape, tuple(int(v) for v in value.values)
 

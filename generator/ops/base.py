@@ -251,6 +251,7 @@ class Op:
     inexact32: bool = field(default=False, kw_only=True, repr=False)
     composite: bool = field(default=False, kw_only=True, repr=False)  # reading it makes other ops' nodes, never its own
     boolean: bool = field(default=False, kw_only=True, repr=False)  # its result is a bool tensor (x > 0), never differentiated
+    integer: bool = field(default=False, kw_only=True, repr=False)  # its result is an int64 tensor of indices (argmax)
     conditions: tuple[int, ...] = field(default=(), kw_only=True, repr=False)  # the operands that may be bool tensors
     cut_kind: str = field(default="", kw_only=True, repr=False)  # what a document calls its cut, where tracks is False
 

@@ -140,6 +140,34 @@ class Holds(sp.Function):
         return np.where(held, 1.0, 0.0)
 
 
+class Extremal(sp.Function):
+    """argmax (code 0) or argmin (code 1) of the members: the first such index; a nan counts as the extreme, as in torch."""
+
+    decides = True  # a branch torch takes on the float64 numbers it holds (engines/exact.py)
+
+    @classmethod
+    def eval(cls, code, *members):
+        if members and _numbers(*members):
+            if sp.nan in members:
+                return sp.Integer(members.index(sp.nan))
+            best = (max if int(code) == 0 else min)(members)
+            return sp.Integer(members.index(best))  # index() finds the first
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    @staticmethod
+    def numeric(code, *members):
+        """The same on float64 arrays, one per member."""
+        return Extremal.rows(code, np.stack(np.broadcast_arrays(*members), -1))
+
+    @staticmethod
+    def rows(code, rows: np.ndarray) -> np.ndarray:
+        """Return each row's first extreme index (numpy's argmax and argmin also take the first nan, as torch)."""
+        return (np.argmax if int(code) == 0 else np.argmin)(rows, axis=-1).astype(float)
+
+
 class Chosen(sp.Function):
     """torch.where(c, a, b) on elements: a where the condition c holds (is 1), else b."""
 
@@ -611,6 +639,10 @@ class Printer(LatexPrinter):
     def _print_Holds(self, expr: sp.Expr) -> str:
         a, b = (self._print(x) for x in expr.args[:2])
         return rf"\left[{a} {COMPARISON_TEX[int(expr.args[2])]} {b}\right]"
+
+    def _print_Extremal(self, expr: sp.Expr) -> str:
+        members = ", ".join(self._print(x) for x in expr.args[1:])
+        return rf"\operatorname{{{('argmax', 'argmin')[int(expr.args[0])]}}}\left({members}\right)"
 
     def _print_Chosen(self, expr: sp.Expr) -> str:
         c, a, b = (self._print(x) for x in expr.args)

@@ -16,7 +16,7 @@ from .base import (
     list_tex, sum_tex, summed, times, unravel,
 )
 from ..floats import fmath
-from .derivatives import FirstShare, NormShare, Printer, TieShare
+from .derivatives import Extremal, FirstShare, NormShare, Printer, TieShare
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
     """Return the output shape and, per output element, the input indices it reduces."""
@@ -171,6 +171,8 @@ class Reduction(Op):
             "norm": rf"\sqrt{{{summed(over, '{' + body + '}^{2}')}}}",
             "max": rf"\max_{{{','.join(over)}}} {body}" if over else body,
             "min": rf"\min_{{{','.join(over)}}} {body}" if over else body,
+            "argmax": rf"\operatorname*{{argmax}}_{{{_tuple_tex(over)}}} {body}" if over else "0",
+            "argmin": rf"\operatorname*{{argmin}}_{{{_tuple_tex(over)}}} {body}" if over else "0",
         }[self.method if self.extreme else self.key]
         return f"{el(out, index)} = {rhs}"
 
@@ -179,6 +181,8 @@ class Reduction(Op):
         members = [number(float(v)) for v in flat(xs[0])[groups[k]]]
         if self.extreme:
             return rf"\{self.method}\left({list_tex(members)}\right)"
+        if self.integer:
+            return rf"\operatorname{{{self.key}}}\left({list_tex(members)}\right)"
         if self.key == "norm":
             return rf"\sqrt{{{sum_tex([f'{{{m}}}^{{2}}' for m in members])}}}"
         if self.key == "prod":
@@ -594,6 +598,13 @@ REDUCTIONS = [
               tex=lambda t, p: rf"\operatorname{{std}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.sqrt(_variance(m, p)), array_d=_deviation_d, inexact32=True),
     Cumsum("cumsum", "sum rule", "CumsumBackward0", Spelling(names=("cumsum",)), saves=False),
+    *(Reduction(kind, "index of the extreme", "", Spelling(names=(kind,)), dims=True, method=kind, tracks=False, saves=False,
+                integer=True, cut_kind="index", combine=lambda m, p, code=code: Extremal(sp.Integer(code), *m),
+                d=lambda a, m, o, p: sp.Integer(0), tex=lambda t, p, kind=kind: rf"\operatorname{{{kind}}}{_dim_suffix(p)}"
+                                                                           rf"\left({t}\right)",
+                array_combine=lambda m, p, code=code: Extremal.rows(code, m),
+                array_d=lambda m, o, p: np.zeros_like(m))
+      for code, kind in enumerate(("argmax", "argmin"))),
     Along("max_dim", "derivative of max", "MaxBackward0", Spelling(attribute="values", after="max(dim)"), extreme=True, dims=True, first=True,
           combine=lambda m, p: sp.Max(*m), d=lambda a, before, o, p: FirstShare(a, o, *before), method="max",
           kink_at=lambda m, o: "tie_first" if sum(1 for e in m if e == o) > 1 else None, tie_key="tie_first",
