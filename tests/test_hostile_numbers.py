@@ -209,14 +209,42 @@ FOUND_BY_THE_LONG_RUN = {
     "rsqrt_at_negative_zero": ("dtype: float64\ninputs:\n  x0:\n    value: 0.5\n    requires_grad: true\nsteps:\n"
                                "  s0: x0 - x0\n  s1: (s0 * -1).rsqrt()\n  out: s1 * x0\n"
                                "backward: out\n"),
+    # sqrt(-2) is nan, and softplus' threshold test on nan made sympy raise (an internal error)
+    "kink_test_on_nan": ("dtype: float64\ninputs:\n  x0:\n    value: [0.5, -2]\n    requires_grad: true\nsteps:\n"
+                         "  s1: torch.nn.functional.softplus(x0.sqrt())\n  out: s1.sum()\nbackward: out\n"),
+    # normalize of a 0-d tensor expands its norm to the size (), which torch takes as a tuple only
+    "normalize_a_scalar": ("inputs:\n  x1:\n    value: -0.25\n    requires_grad: true\nsteps:\n"
+                           "  s1: torch.nn.functional.normalize(x1.trunc() + x1, dim=0, eps=0.5)\n  out: s1 * x1\n"
+                           "backward: out\n"),
+    # e^x - 1 at 1e-160 and 5e-324 cancels beyond sympy's default 100 digits: 1/(2 sqrt(expm1 x)) was 18% off
+    "expm1_cancels_at_tiny_x": ("dtype: float64\ninputs:\n  x0:\n    value: [1e-160, 5e-324, 0.75]\n"
+                                "    requires_grad: true\nsteps:\n  s2: x0.expm1().sqrt()\n  out: s2.sum()\n"
+                                "backward: out\n"),
+    # a 0-d prod passes its gradient on (float32's inf / inf is never taken), and a prod over all elements with two
+    # zeros gives zeros (a nan among the others is never multiplied in)
+    "prod_of_a_scalar_at_inf": ("inputs:\n  x0:\n    value: 1e308\n    requires_grad: true\nsteps:\n"
+                                "  s0: x0.prod(dim=0)\n  out: s0.sum()\nbackward: out\n"),
+    "prod_with_two_zeros_and_nan": ("inputs:\n  x2:\n    value: [[1.7976931348623157e308, 1e20], [1e308, -3.4e38]]\n"
+                                    "    requires_grad: true\nsteps:\n  s0: (x2 * 1e-310).prod()\n  out: s0.mean()\n"
+                                    "backward: out\n"),
+    # float32's mean of [3.4e38, 3.4e38] is inf in var's backward: std's 0 mask, then 0 · inf, is nan as in torch
+    "std_backward_mean_overflows": ("inputs:\n  x0:\n    value: [[1, 3], [3.4e38, 3.4e38]]\n    requires_grad: true\n"
+                                    "steps:\n  s0: x0.std(dim=-1, correction=0)\n  out: s0.sum()\nbackward: out\n"),
+    # reciprocal's backward is -(out · out): -1e-20 squared is a float32 subnormal, where 1/(x · x) overflowed to -0.0
+    "reciprocal_backward_squares_the_result": ("inputs:\n  x0:\n    value: [-1e20, 710]\n    requires_grad: true\n"
+                                               "steps:\n  s0: x0.reciprocal()\n  out: s0.sum()\nbackward: out\n"),
 }
 
 
+@pytest.mark.parametrize("small", [None, 0], ids=["exact", "arrays"])
 @pytest.mark.parametrize("name", FOUND_BY_THE_LONG_RUN)
-def test_what_the_long_run_found_agrees_with_torch(name, tmp_path):
+def test_what_the_long_run_found_agrees_with_torch(name, small, tmp_path, monkeypatch):
     """Specs the long property run found disagreeing, now agreeing with torch in their dtype and in float64."""
+    from generator.engines import sparse
     from generator.pipeline.build import compare_spec
 
+    if small is not None:
+        monkeypatch.setattr(sparse, "SMALL", small)
     spec = tmp_path / "s.yaml"
     spec.write_text("title: t\n" + FOUND_BY_THE_LONG_RUN[name])
     assert compare_spec(spec, script=False) == []

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import sympy as sp
 
 from ..graph.model import Graph, Node, ones_gradient
-from ..floats.ieee import exact_number, float_value, in_range, negative_zero, number, power
+from ..floats.ieee import approx, exact_number, float_value, in_range, negative_zero, number, power
 from ..ops.derivatives import MASKS, STEPS
 from ..ops import REGISTRY
 from ..ops.base import numel
@@ -194,7 +194,7 @@ def _complex(value: sp.Expr) -> bool:
         return False
     # sympy's assumptions can say False for a real number whose sign they fail to settle
     # (log of a value within 1e-43 of 1): let the number itself decide
-    return sp.im(value.evalf(30)) != 0
+    return sp.im(approx(value, 30)) != 0
 
 
 def _sum(a: sp.Expr, b: sp.Expr) -> sp.Expr:
@@ -221,7 +221,7 @@ def _tame(value: sp.Expr) -> sp.Expr:
     if not value.is_number or value in (sp.oo, -sp.oo, sp.nan):
         return value
     if sp.count_ops(value) > MAX_EXACT_OPS:
-        return sp.Float(value.evalf(40), 40)
+        return sp.Float(approx(value, 40), 40)
     return value
 
 

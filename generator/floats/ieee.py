@@ -38,6 +38,14 @@ NUMPY: dict[type, Callable[..., float]] = {  # sympy's functions as numpy's
 }
 
 
+MAX_DIGITS = 1200  # the working precision sympy may reach where terms cancel: e^(5e-324) - 1 needs about 360 digits
+
+
+def approx(value: sp.Expr, digits: int) -> sp.Expr:
+    """Return a number to `digits` significant digits, however much its terms cancel (sympy stops at 100 digits)."""
+    return value.evalf(digits, maxn=MAX_DIGITS)
+
+
 def number(value: sp.Expr) -> np.float64:
     """Return an exact number as a float64 (inf and nan included)."""
     if value is sp.nan:
@@ -46,7 +54,7 @@ def number(value: sp.Expr) -> np.float64:
         return np.float64("inf") if value == sp.oo else np.float64("-inf")
     if value.is_Rational:
         return np.float64(float(value))  # correctly rounded, in one step
-    return np.float64(float(value.evalf(20)))
+    return np.float64(float(approx(value, 20)))
 
 
 def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
@@ -113,19 +121,19 @@ def in_range(value: sp.Expr) -> sp.Expr:
     The sign of a zero is the float64 shadow's business (float_value).
     """
     if value.is_Rational or value.is_Float:
-        approx = value
+        near = value
     elif value.is_number and value not in (sp.oo, -sp.oo, sp.nan, sp.zoo):
-        approx = value.evalf(20)
-        if not approx.is_Float:
+        near = approx(value, 20)
+        if not near.is_Float:
             return value
     else:
         return value
-    size = abs(approx)
+    size = abs(near)
     if size >= OVERFLOW:
-        return sp.oo if approx > 0 else -sp.oo
+        return sp.oo if near > 0 else -sp.oo
     if 0 < size < SMALLEST_NORMAL:
         # a subnormal keeps too few bits for the exact value to stand in for torch's (0.75 * 5e-324 is 5e-324)
-        return sp.Rational(float(approx))
+        return sp.Rational(float(near))
     return value
 
 
@@ -151,7 +159,7 @@ def to_float(value: sp.Expr | float) -> float:
         return float("inf")
     if value == -sp.oo:
         return float("-inf")
-    return float(value.evalf(30))
+    return float(approx(value, 30))
 
 
 TINIEST_NORMAL = Fraction(1, 2**1022)  # below this float64 loses precision bit by bit

@@ -187,7 +187,10 @@ class Elementwise(Op):
         out_shape = broadcast(*shapes)
         for k in range(numel(out_shape)):
             idx = unravel(k, out_shape)
-            key = self.kink_at(*(x[source_index(idx, s)] for x, s in zip(xs, shapes)), **params)
+            operands = [x[source_index(idx, s)] for x, s in zip(xs, shapes)]
+            if any(a is sp.nan for a in operands):
+                continue  # nan is no kink: every convention gives nan there
+            key = self.kink_at(*operands, **params)
             if key:
                 yield k, key
 
@@ -609,7 +612,7 @@ ELEMENTWISE = [
     _unary("neg", "constant multiple rule", "NegBackward0", lambda a: -a, lambda a, o: sp.Integer(-1),
            lambda a: f"-{a}", lambda torch, a: -a, spelling=Spelling(names=("neg", "negative"), operator=ast.USub, symbol="-"),
            saves=False),
-    _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -1 / a**2,
+    _unary("reciprocal", "power rule", "ReciprocalBackward0", lambda a: 1 / a, lambda a, o: -(o**2),  # torch: -grad * (result * result)
            lambda a: _frac("1", a), lambda torch, a: a.reciprocal(), kink="div0", spelling=Spelling(names=("reciprocal",))),
     _unary("exp", "exponential rule", "ExpBackward0", sp.exp, lambda a, o: o,
            lambda a: rf"e^{{{a}}}", lambda torch, a: torch.exp(a)),

@@ -195,7 +195,7 @@ class Expand(Op):
         return rf"\operatorname{{expand}}_{{{fmt_shape(params['sizes'])}}}\left({ts[0]}\right)"
 
     def run(self, torch, ts, params):
-        return ts[0].expand(*params["sizes"])
+        return ts[0].expand(tuple(params["sizes"]))  # a tuple: () is a 0-d tensor's size
 
 
 LAYOUT = [

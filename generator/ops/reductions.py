@@ -16,6 +16,7 @@ from .base import (
     list_tex, sum_tex, summed, times, unravel,
 )
 from ..floats import fmath
+from ..floats.numeric import active_rounding
 from .derivatives import Extremal, FirstShare, NormShare, Printer, TieShare
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
@@ -73,6 +74,7 @@ class Reduction(Op):
     tie_key: str = "tie"  # the note at tied extremes
     first: bool = False  # max(dim), min(dim): d is given the members before the element, not all of them
     two_norm: bool = False  # norm: takes p= first, which must be the 2-norm (p=2 or 'fro')
+    scalar_passes: bool = False  # prod: torch passes a 0-d input's gradient on as it is (inf / inf is never taken)
 
     kink_of_group = True
 
@@ -135,10 +137,12 @@ class Reduction(Op):
         _, groups = self._index(shapes[0], params)
         members, outs = flat(xs[0])[groups], flat(out)[:, None]
         values = np.broadcast_to(self.array_d(members, outs, params), members.shape).reshape(-1).copy()
+        if self.scalar_passes and not shapes[0]:
+            values[:] = 1.0
         rows = np.repeat(np.arange(groups.shape[0]), groups.shape[1])
         masked = values == 0 if self.extreme else None  # TieShare is applied as a mask
         if self.masks_zero:
-            masked = np.broadcast_to(outs == 0, members.shape).reshape(-1).copy()
+            masked = np.broadcast_to(outs == 0, members.shape).reshape(-1) & ~np.isnan(values)
         return [(0, rows, groups.reshape(-1), values, masked)]
 
     def _letters(self, shape: Shape, params: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -306,9 +310,12 @@ def _spread_params(name: str, args: list[ast.AST], kwargs: dict[str, ast.AST]) -
             "correction": correction}
 
 
-def _others_product(members: np.ndarray, outs: np.ndarray) -> np.ndarray:
+def _others_product(members: np.ndarray, outs: np.ndarray, params: dict) -> np.ndarray:
     """prod' on rows of members, as torch: the product over the element when no element anywhere is 0, else the
-    product of the others (the running products from the left and from the right, which no zero spoils)."""
+    product of the others (the running products from the left and from the right, which no zero spoils); over all
+    elements with two zeros or more, zeros (torch's prod_backward skips the products, so a nan among them is not seen)."""
+    if params.get("dim") is None and (members == 0).sum() > 1:
+        return np.zeros_like(members)
     if not (members == 0).any():
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return outs / members
@@ -530,14 +537,22 @@ def _variance(m: np.ndarray, p: dict) -> np.ndarray:
 
 
 def _variance_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
+    cast = active_rounding()
     with np.errstate(over="ignore", invalid="ignore"):
-        return 2 / (m.shape[1] - p["correction"]) * (m - m.mean(axis=1, keepdims=True))
+        if cast is None:
+            mean = m.mean(axis=1, keepdims=True)
+        else:  # torch's var_backward takes self.mean(dim) in the dtype: a sum past its range makes the mean inf
+            rows = np.repeat(np.arange(m.shape[0]), m.shape[1])
+            mean = cast(cast.sum(rows, m.reshape(-1), m.shape[0]) / m.shape[1])[:, None]
+        return 2 / (m.shape[1] - p["correction"]) * (m - mean)
 
 
 def _deviation_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
-    # torch: var's derivative applied to grad / (2 · std), masked to 0 where std is 0
+    # torch: var's derivative applied to grad / (2 · std), masked to 0 where std is 0; the mask comes first, so an
+    # infinite x - mean (a float32 sum past its range) still makes 0 · inf = nan
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        return np.where(o == 0, 0.0, _variance_d(m, o, p) / (2 * np.where(o == 0, 1.0, o)))
+        spread = _variance_d(m, o, p)
+        return np.where(o == 0, 0.0 * spread, spread / (2 * np.where(o == 0, 1.0, o)))
 
 
 def _product_rounding(m: np.ndarray, o: np.ndarray) -> np.ndarray:
@@ -577,7 +592,7 @@ REDUCTIONS = [
     Reduction("prod", "product rule", "ProdBackward0", Spelling(names=("prod",)), dims=True, method="prod",
               combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: _others(a, m),
               tex=lambda t, p: rf"\operatorname{{prod}}{_dim_suffix(p)}\left({t}\right)",
-              array_combine=lambda m, p: np.prod(m, axis=1), array_d=lambda m, o, p: _others_product(m, o),
+              array_combine=lambda m, p: np.prod(m, axis=1), array_d=_others_product, scalar_passes=True,
               rounds=_product_rounding),
     Reduction("logsumexp", "chain rule with the logarithm and exponential rules", "LogsumexpBackward0",
               Spelling(names=("logsumexp",)), dims=True, needs_dim=True, numbered=False, method="logsumexp", inexact32=True,
