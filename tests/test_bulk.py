@@ -93,6 +93,8 @@ CASES = {
     "eq": ("x.masked_fill(x == 0.5, 3.0) * w", "eq"), "ne": ("torch.where(x != 0, 1 / x, x)", "ne"),
     "where": ("torch.where(p > x, x, p) + x.where(w < 1, 0.0)", "where"),
     "masked_fill": ("x.masked_fill(w > 0, -1.0) + torch.masked_fill(p, 0 < x, 2)", "masked_fill"),
+    "layer_norm": ("torch.nn.functional.layer_norm(x, (3,), w[0], b) * torch.nn.functional.layer_norm(p, [2, 3], bias=w)",
+                   "layer_norm"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 

@@ -328,6 +328,10 @@ def _backward_scale(engine: ArrayEngine, nodes: list[Node], adj: dict[str, np.nd
             carried = _carry(value, masked, err[k]) + np.where(masked if masked is not None else False, 0.0, own)
             scale[parent] = scale[parent] + np.bincount(j, weights=carried, minlength=size) * _terms(j, size)
             scale[parent] = scale[parent] + unit * np.abs(adj[parent])
+            inside = REGISTRY[node.op].vjp_rounding(a, upstream, engine._operands(node), engine.values[node.name],
+                                                    operand_shapes(node, engine.graph), engine._params(node))
+            if inside is not None:  # a fused kernel's own sums: layer_norm's
+                scale[parent] = scale[parent] + unit * np.abs(inside).reshape(-1)
     return scale
 
 

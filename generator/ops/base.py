@@ -447,6 +447,12 @@ class Op:
         """Return the local Jacobian as torch's backward computes it in the dtype."""
         return self.array_local(xs, out, shapes, params)
 
+    def vjp_rounding(self, a: int, upstream: np.ndarray, xs: list[Any], out: np.ndarray, shapes: list[Shape],
+                     params: dict[str, Any]) -> np.ndarray | None:
+        """Return, per element of operand a, the size of what torch's fused backward rounds on its way (beyond the
+        local Jacobian's products), or None where there is nothing more."""
+        return None
+
     def dtype_vjp(self, cast: Any, upstream: np.ndarray, out: np.ndarray, shape: Shape,
                   params: dict[str, Any], operands: list[Any]) -> np.ndarray | None:
         """Return the operand's gradient by torch's fused kernel in the dtype, or None to use the local Jacobian."""

@@ -168,6 +168,43 @@ class Extremal(sp.Function):
         return (np.argmax if int(code) == 0 else np.argmin)(rows, axis=-1).astype(float)
 
 
+class GroupMean(sp.Function):
+    """The mean of a group of members (layer_norm's μ), kept whole so that a document can write mean(x₀, x₁, x₂)."""
+
+    @classmethod
+    def eval(cls, *members):
+        if members and _numbers(*members):
+            return sp.Add(*members) / len(members)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Rational(1, len(self.args))
+
+    @staticmethod
+    def numeric(*members):
+        return np.mean(np.stack(np.broadcast_arrays(*members), -1), axis=-1)
+
+
+class GroupVar(sp.Function):
+    """The variance of a group dividing by n, not n - 1 (layer_norm's σ²), kept whole as GroupMean is."""
+
+    @classmethod
+    def eval(cls, *members):
+        if members and _numbers(*members):
+            mean = sp.Add(*members) / len(members)
+            return sp.Add(*((m - mean) ** 2 for m in members)) / len(members)
+        return None
+
+    def fdiff(self, argindex=1):
+        return 2 * (self.args[argindex - 1] - GroupMean(*self.args)) / len(self.args)
+
+    @staticmethod
+    def numeric(*members):
+        rows = np.stack(np.broadcast_arrays(*members), -1)
+        centred = rows - rows.mean(axis=-1, keepdims=True)
+        return (centred * centred).mean(axis=-1)
+
+
 class Chosen(sp.Function):
     """torch.where(c, a, b) on elements: a where the condition c holds (is 1), else b."""
 
@@ -643,6 +680,12 @@ class Printer(LatexPrinter):
     def _print_Extremal(self, expr: sp.Expr) -> str:
         members = ", ".join(self._print(x) for x in expr.args[1:])
         return rf"\operatorname{{{('argmax', 'argmin')[int(expr.args[0])]}}}\left({members}\right)"
+
+    def _print_GroupMean(self, expr: sp.Expr) -> str:
+        return rf"\operatorname{{mean}}\left({', '.join(self._print(x) for x in expr.args)}\right)"
+
+    def _print_GroupVar(self, expr: sp.Expr) -> str:
+        return rf"\sigma^{{2}}\left({', '.join(self._print(x) for x in expr.args)}\right)"
 
     def _print_Chosen(self, expr: sp.Expr) -> str:
         c, a, b = (self._print(x) for x in expr.args)
