@@ -233,6 +233,14 @@ FOUND_BY_THE_LONG_RUN = {
     # reciprocal's backward is -(out · out): -1e-20 squared is a float32 subnormal, where 1/(x · x) overflowed to -0.0
     "reciprocal_backward_squares_the_result": ("inputs:\n  x0:\n    value: [-1e20, 710]\n    requires_grad: true\n"
                                                "steps:\n  s0: x0.reciprocal()\n  out: s0.sum()\nbackward: out\n"),
+    # float32's 3.4e38 · 2 is inf before · 0.1 could bring it back: torch's prod multiplies in the dtype
+    "prod_overflows_on_the_way": ("inputs:\n  x0:\n    value: [[3.4e38, 1.5], [2, 2], [0.1, 0.75]]\n"
+                                  "    requires_grad: true\nsteps:\n  s0: x0.prod(dim=0)\n  out: s0.sum()\n"
+                                  "backward: out\n"),
+    # logsumexp of [-1e20, 710]: e^710 is past float64, so the exact form is shifted by the maximum as torch's is
+    "logsumexp_beyond_e_709": ("dtype: float64\ninputs:\n  x0:\n    value: [[-750, 1.4e-45], [-1e20, 710]]\n"
+                               "    requires_grad: true\nsteps:\n  s1: x0.logsumexp(-1)\n  out: s1.sum()\n"
+                               "backward: out\n"),
 }
 
 

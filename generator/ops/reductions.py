@@ -16,8 +16,12 @@ from .base import (
     list_tex, sum_tex, summed, times, unravel,
 )
 from ..floats import fmath
+from ..floats.ieee import number
 from ..floats.numeric import active_rounding
 from .derivatives import Extremal, FirstShare, NormShare, Printer, TieShare
+
+STABLE_SHIFT = 700  # logsumexp is written shifted by a group's maximum when that is larger in size (e^709 ≈ 8e307)
+
 
 def reduce_groups(shape: Shape, dim: int | None, keepdim: bool) -> tuple[Shape, list[list[int]]]:
     """Return the output shape and, per output element, the input indices it reduces."""
@@ -261,6 +265,22 @@ class Reduction(Op):
     def forward(self, xs, shapes, params):
         groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
         return [self.combine([xs[0][j] for j in g], params) for g in groups]
+
+    def stable_forward(self, xs, values, shapes, params):
+        if self.key != "logsumexp":
+            return self.forward(xs, shapes, params)
+        # torch adds the exps shifted by the group's maximum: e^710 is past float64, e^(710 - 710) is not
+        groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
+        out = []
+        for g in groups:
+            members, numbers = [xs[0][j] for j in g], [values[0][j] for j in g]
+            top = max(numbers, key=number) if all(v.is_finite for v in numbers) else None
+            if top is None or abs(number(top)) <= STABLE_SHIFT:
+                out.append(self.combine(members, params))
+                continue
+            shifted = [sp.exp(sp.Add(m, -top, evaluate=False), evaluate=False) for m in members]
+            out.append(sp.Add(top, sp.log(sp.Add(*shifted, evaluate=False), evaluate=False), evaluate=False))
+        return out
 
     def partials(self, xs, outs, shapes, params):
         groups = reduce_groups(shapes[0], params.get("dim"), params.get("keepdim", False))[1]
@@ -510,6 +530,17 @@ def _sum_in_dtype(cast, x, groups, out_shape):
     return cast.sum(rows, members.reshape(-1), groups.shape[0]).reshape(out_shape)
 
 
+def _prod_in_dtype(cast, x, groups, out_shape):
+    """torch multiplies in the dtype: a float32 product past its range is inf even where a later factor would bring
+    it back (3.4e38 · 2 · 0.1); the factors are taken one after another (a vectorised row may pair them otherwise)."""
+    members = np.ravel(x)[groups]
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        product = members[:, 0].copy()
+        for j in range(1, members.shape[1]):
+            product = cast(product * members[:, j])
+    return product.reshape(out_shape)
+
+
 def _mean_in_dtype(cast, x, groups, out_shape):
     return (cast(_sum_in_dtype(cast, x, groups, out_shape)) / groups.shape[1]).reshape(out_shape)
 
@@ -593,6 +624,7 @@ REDUCTIONS = [
               combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: _others(a, m),
               tex=lambda t, p: rf"\operatorname{{prod}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.prod(m, axis=1), array_d=_others_product, scalar_passes=True,
+              in_dtype=_prod_in_dtype,
               rounds=_product_rounding),
     Reduction("logsumexp", "chain rule with the logarithm and exponential rules", "LogsumexpBackward0",
               Spelling(names=("logsumexp",)), dims=True, needs_dim=True, numbered=False, method="logsumexp", inexact32=True,
