@@ -241,6 +241,13 @@ FOUND_BY_THE_LONG_RUN = {
     "logsumexp_beyond_e_709": ("dtype: float64\ninputs:\n  x0:\n    value: [[-750, 1.4e-45], [-1e20, 710]]\n"
                                "    requires_grad: true\nsteps:\n  s1: x0.logsumexp(-1)\n  out: s1.sum()\n"
                                "backward: out\n"),
+    # a 0-d tensor's norm along dim 0 is sqrt(x · x) in torch: 0 for 1e-308 (and 1e-45 in float32), inf for 1e200
+    "norm_of_a_scalar_squares_it": ("dtype: float64\ninputs:\n  x0:\n    value: [1e-308, 1e200, -3]\n"
+                                    "    requires_grad: true\nsteps:\n  s2: x0[0].norm(dim=0) + x0[1].norm(dim=0) +"
+                                    " x0[2].norm(dim=-1) + x0[0].norm()\n  out: s2 * 2\nbackward: out\n"),
+    "norm_of_a_float32_scalar_squares_it": ("inputs:\n  x0:\n    value: [1e-45, 3.4e38]\n    requires_grad: true\n"
+                                            "steps:\n  s2: x0[0].norm(dim=0) + x0[1].norm(dim=0)\n  out: s2 * 2\n"
+                                            "backward: out\n"),
 }
 
 

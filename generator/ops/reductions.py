@@ -123,7 +123,15 @@ class Reduction(Op):
         _, groups = self._index(shapes[0], params)
         return self.rounds(flat(xs[0])[groups], flat(out))
 
+    def _squares_a_scalar(self, shapes, params) -> bool:
+        """Tell whether torch takes this norm as sqrt(x · x): of a 0-d tensor along dim 0, where x · x may leave the
+        dtype's range (without dim, or of one element of a 1-d tensor, it is abs(x))."""
+        return self.two_norm and not shapes[0] and params.get("dim") is not None
+
     def dtype_forward(self, cast, xs, shapes, params):
+        if self._squares_a_scalar(shapes, params):
+            with np.errstate(over="ignore", under="ignore"):
+                return np.sqrt(cast(np.square(np.asarray(xs[0], dtype=np.float64))))
         if self.in_dtype is None:
             return self.array_forward(xs, shapes, params)
         out_shape, groups = self._index(shapes[0], params)
@@ -134,6 +142,9 @@ class Reduction(Op):
         return out_shape, np.array(groups, dtype=np.int64).reshape(len(groups), -1)
 
     def array_forward(self, xs, shapes, params):
+        if self._squares_a_scalar(shapes, params):
+            with np.errstate(over="ignore", under="ignore"):
+                return np.sqrt(np.square(np.asarray(xs[0], dtype=np.float64)))
         out_shape, groups = self._index(shapes[0], params)
         return self.array_combine(flat(xs[0])[groups], params).reshape(out_shape)
 
@@ -267,6 +278,11 @@ class Reduction(Op):
         return [self.combine([xs[0][j] for j in g], params) for g in groups]
 
     def stable_forward(self, xs, values, shapes, params):
+        if self._squares_a_scalar(shapes, params):
+            with np.errstate(over="ignore", under="ignore"):
+                square = np.square(number(values[0][0]))
+            if square == 0 or np.isinf(square):  # x · x left float64: torch's norm is 0 or inf there
+                return [sp.Integer(0) if square == 0 else sp.oo]
         if self.key != "logsumexp":
             return self.forward(xs, shapes, params)
         # torch adds the exps shifted by the group's maximum: e^710 is past float64, e^(710 - 710) is not
