@@ -25,7 +25,7 @@ FUNCS = ("exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, sum, mean, norm, m
          "bmm, "
          "linear, split, chunk, view, reshape, unsqueeze, squeeze, flatten, cat, concat, concatenate, stack, "
          "expand, mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits, l1_loss, smooth_l1_loss, "
-         "huber_loss, nll_loss, cross_entropy, normalize, dropout, layer_norm, where, masked_fill")
+         "huber_loss, nll_loss, cross_entropy, normalize, dropout, layer_norm, where, masked_fill, conv1d, conv2d")
 # the formats `make build` commits to output/ (html and ipynb are built on demand, not committed)
 COMMITTED = tuple(re.search(r"derive build derivations --out output --format (\S+)",
                             (ROOT / "Makefile").read_text()).group(1).split(","))

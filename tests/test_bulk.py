@@ -95,6 +95,11 @@ CASES = {
     "masked_fill": ("x.masked_fill(w > 0, -1.0) + torch.masked_fill(p, 0 < x, 2)", "masked_fill"),
     "layer_norm": ("torch.nn.functional.layer_norm(x, (3,), w[0], b) * torch.nn.functional.layer_norm(p, [2, 3], bias=w)",
                    "layer_norm"),
+    "convolution": ("torch.nn.functional.conv2d(x.reshape(1, 1, 2, 3), w.reshape(2, 1, 1, 3)[:, :, :, 1:], b[:2],"
+                    " padding=1) + torch.nn.functional.conv1d(p, w.reshape(1, 2, 3)[:, :, :2], stride=2).sum()",
+                    "convolution"),
+    "div_scalar": ("torch.nn.functional.cross_entropy(x, p * 0.25, label_smoothing=0.1) + "
+                   "torch.nn.functional.cross_entropy(w[0], x[1].softmax(0))", "div_scalar"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 

@@ -27,6 +27,7 @@ from .helpers import invoke, make_spec
 
 X = [[0.5, -1.5, 2.0, 1.0], [1.0, 0.25, -0.5, 3.0], [2.0, 1.0, 0.0, -1.0]]
 M = [[1.0, -0.5, 0.25], [2.0, 0.5, -1.0]]
+Q = [[0.25, 0.25, 0.5, 0.0], [0.0, 1.0, 0.0, 0.0], [0.125, 0.375, 0.25, 0.25]]  # probabilities: a target of x's shape
 INTEGERS = {"Y": [1, 0, 2], "C": [3, 0, 3], "I": [[0, 2], [2, 2]], "k": 1, "G": [-100, 2, 0], "P": [2, 0]}
 
 # (expression, the same computation in torch): duplicates and negative indices included
@@ -51,11 +52,18 @@ CASES = [
      lambda t: torch.nn.functional.cross_entropy(t.m, t.P, reduction="sum")),
     ("torch.nn.functional.cross_entropy(x[0], k) * torch.nn.functional.cross_entropy(x, G, reduction='none')",
      lambda t: torch.nn.functional.cross_entropy(t.x[0], t.k) * torch.nn.functional.cross_entropy(t.x, t.G, reduction="none")),
+    # probabilities as the target (which gets a gradient too), with label smoothing in every reduction
+    ("torch.nn.functional.cross_entropy(x, q)", lambda t: torch.nn.functional.cross_entropy(t.x, t.q)),
+    ("torch.nn.functional.cross_entropy(x, q, reduction='none', label_smoothing=0.2)",
+     lambda t: torch.nn.functional.cross_entropy(t.x, t.q, reduction="none", label_smoothing=0.2)),
+    ("torch.nn.functional.cross_entropy(x[1], q[0], reduction='sum') + torch.nn.functional.cross_entropy(m, m.softmax(1), label_smoothing=1)",
+     lambda t: torch.nn.functional.cross_entropy(t.x[1], t.q[0], reduction="sum")
+     + torch.nn.functional.cross_entropy(t.m, t.m.softmax(1), label_smoothing=1.0)),
 ]
 
 
 def _spec(expr: str, dtype: str = "float64"):
-    floats = {"x": X, "m": M}
+    floats = {"x": X, "m": M, "q": Q}
     used = {n: v for n, v in floats.items() if re.search(rf"\b{n}\b", expr)}
     integers = {n: v for n, v in INTEGERS.items() if re.search(rf"\b{n}\b", expr)}
     inputs = {**{n: (v, True) for n, v in used.items()}, **{n: (v, "int64") for n, v in integers.items()}}
@@ -149,11 +157,15 @@ class TestRefused:
         ("x[Y, [0, 1]]", "shape mismatch: indexing tensors could not be broadcast together with shapes [3], [2]"
                          " (allowed: index tensors whose shapes broadcast)"),
         ("torch.nn.functional.nll_loss(x[:, :2], C)", "Target 3 is out of bounds (allowed: 0 to 1, or ignore_index=-100)"),
-        ("torch.nn.functional.cross_entropy(x, m)", "cross_entropy()'s target must be an int64 tensor of class indices,"
-                                                    " and 'm' holds floats (allowed: an input with dtype: int64, or"
-                                                    " torch.tensor([1, 0, 2]) in torch code)"),
+        ("torch.nn.functional.cross_entropy(x, m)", "cross_entropy() takes class indices (an int64 target) or"
+                                                    " probabilities of the input's shape, got [3, 4] and a float target of"
+                                                    " [2, 3] (allowed: one probability per class, or an input with dtype:"
+                                                    " int64)"),
         ("torch.nn.functional.cross_entropy(x, Y, label_smoothing=0.1)",
-         "cross_entropy()'s label_smoothing= is not read yet (allowed: label_smoothing=0.0, the default)"),
+         "cross_entropy()'s label_smoothing= with class indices is not read yet (allowed: probabilities as the target,"
+         " a float tensor of the input's shape, or label_smoothing=0.0)"),
+        ("torch.nn.functional.cross_entropy(x, q, label_smoothing=1.5)",
+         "cross_entropy()'s label_smoothing must be a number between 0.0 and 1.0 (allowed: 0.1)"),
         ("torch.nn.functional.nll_loss(x, P)", "nll_loss() takes an input [N, C] and a target [N], or [C] and a"
                                                    " 0-d target; got [3, 4] and [2] (allowed: one class index per row)"),
     ])

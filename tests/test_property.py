@@ -63,7 +63,11 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.where({a} > 0, {a}, {a} * 0.1)", "{a}.masked_fill({a} < 0, 0.5)", "torch.where({a} != 0, 1 / {a}, {a})",
               "torch.where({a} >= 1, 2.0, {a}.exp())", "{a}.masked_fill({a} == 0, 1)", "{a}.where({a} <= 2, {a} * {a})",
               "torch.nn.functional.layer_norm(torch.stack([{a}, {a} * 2, {a}.exp()], -1), (3,))",
-              "torch.nn.functional.layer_norm({a}.reshape(-1, 1) * 2, [1], eps=0.5)"]
+              "torch.nn.functional.layer_norm({a}.reshape(-1, 1) * 2, [1], eps=0.5)",
+              "torch.nn.functional.cross_entropy({a}.reshape(1, -1), {a}.reshape(1, -1).softmax(1), label_smoothing=0.1)",
+              "torch.nn.functional.conv1d({a}.reshape(1, 1, -1), torch.stack([{a}.reshape(-1)[:1], {a}.reshape(-1)[-1:]"
+              " * 2], -1).reshape(1, 1, 2), padding=1)",
+              "torch.nn.functional.conv2d({a}.reshape(1, 1, 1, -1), {a}.reshape(-1)[:1].reshape(1, 1, 1, 1), stride=2)"]
 INDEX = ["argmax()", "argmin(0)", "argmax(dim=-1, keepdim=True)", "argmin()"]  # int64 results: side steps, read by no other
 INTEGERS = ["  k:", "    value: [0, -1, 0]", "    dtype: int64", "  c:", "    value: [0]", "    dtype: int64"]
 BINARY = ["+", "-", "*", "/", "**"]

@@ -16,6 +16,7 @@ import ast
 
 from .base import Op
 from .conditions import CONDITIONS
+from .convolution import CONVOLUTION
 from .elementwise import ELEMENTWISE
 from .function import FUNCTION, Applied
 from .indexing import INDEXING
@@ -27,13 +28,13 @@ from .reductions import REDUCTIONS
 from .softmax import SOFTMAX
 from .targets import TARGETS
 
-REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES + TARGETS + LAYERS + CONDITIONS}
+REGISTRY: dict[str, Op] = {op.key: op for op in ELEMENTWISE + REDUCTIONS + SOFTMAX + LINALG + INDEXING + LAYOUT + FUNCTION + LOSSES + TARGETS + LAYERS + CONDITIONS + CONVOLUTION}
 
 # Every keyword argument an op's spelling takes (bind_args in each family), as the generated code writes it.
 # (an activation's own come from its defaults: leaky_relu's negative_slope, gelu's approximate, ...)
 KEYWORDS = ("dim", "keepdim", "min", "max", "exponent", "other", "target", "weight", "pos_weight", "reduction", "alpha",
             "inplace", "dim0", "dim1", "unbiased", "correction", "beta", "delta", "p", "eps", "training", "chunks", "ignore_index", "label_smoothing", "mask", "value",
-            "split_size_or_sections", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
+            "split_size_or_sections", "bias", "normalized_shape", "stride", "padding", "dilation", "groups", *dict.fromkeys(k for op in REGISTRY.values() for k, _ in getattr(op, "defaults", ())))
 # The keywords that take a string, and the strings each may take.
 CHOICES = {"reduction": LOSS_REDUCTIONS, "p": ("fro",), **{k: v for op in REGISTRY.values() for k, v in getattr(op, "words", ())}}
 

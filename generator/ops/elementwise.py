@@ -329,6 +329,17 @@ class Div(Elementwise):
 
 
 @dataclass(frozen=True)
+class ScalarDiv(Div):
+    """a / n with n a scalar inside torch's own C++ (cross_entropy's mean over rows): DivBackward1, linked to a alone.
+
+    Python's a / 2 wraps the 2 as a tensor and is DivBackward0; only ops that torch composes make this one.
+    """
+
+    def edges(self, consts, shapes, params):
+        return (0,)
+
+
+@dataclass(frozen=True)
 class Clamp(Elementwise):
     """x.clamp(min=a, max=b), either bound optional; x.clamp_min(a) and x.clamp_max(b), torch's own ops for one bound."""
 
@@ -604,6 +615,9 @@ ELEMENTWISE = [
         df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2),
         tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False),
         wraps_numbers=True),
+    ScalarDiv("div_scalar", "quotient rule", "DivBackward1", Spelling(), f=lambda a, b: a / b,
+              df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2), tex=_frac, torch_fn=lambda torch, a, b: torch.div(a, b),
+              const_rule=CONSTANT_FACTOR, divides=(True, False)),
     Pow("pow", "power rule and exponential rule", "PowBackward0", Spelling(names=("pow",), operator=ast.Pow, symbol="**"),
         f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),

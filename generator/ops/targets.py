@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -203,18 +204,51 @@ class NllLoss(Op):
 
 @dataclass(frozen=True)
 class CrossEntropy(Op):
-    """torch.nn.functional.cross_entropy(x, target) with class indices: log_softmax along the classes, then nll_loss,
-    the two nodes torch records (LogSoftmaxBackward0, NllLossBackward0). It never is a node itself."""
+    """torch.nn.functional.cross_entropy(x, target), as the nodes torch records. It never is a node itself.
+
+    Class indices (an int64 target): log_softmax along the classes, then nll_loss (LogSoftmaxBackward0,
+    NllLossBackward0). Probabilities (a float target of the input's shape): -(log_softmax(x) · target).sum(),
+    divided by the number of rows for the mean (MulBackward0, SumBackward0, NegBackward0, DivBackward1);
+    label_smoothing=ε first turns the target into target · (1 - ε) + ε / C, which torch does not record.
+    """
 
     def call(self, walk, name, subject, args, kwargs, *, top):
         bound = _bind(name, args, kwargs, ("label_smoothing",))
-        smoothing = bound.get("label_smoothing")
-        if smoothing is not None and walk.visit(smoothing) != 0:
-            raise ExprError(f"{name}()'s label_smoothing= is not read yet (allowed: label_smoothing=0.0, the default)")
+        smoothing = Fraction(0) if bound.get("label_smoothing") is None else walk.visit(bound["label_smoothing"])
+        if not isinstance(smoothing, Fraction) or not 0 <= smoothing <= 1:
+            raise ExprError(f"{name}()'s label_smoothing must be a number between 0.0 and 1.0 (allowed: 0.1)")
         x = walk.tensor(subject, f"{name}'s input")
+        shape = walk.shape_of(x)
+        classes = 0 if len(shape) == 1 else 1
+        target = walk.visit(bound["target"])
+        if isinstance(target, str) and not walk.known[target].integer and not walk.boolean(target):
+            return self._probabilities(walk, name, x, target, smoothing, _reduction(bound.get("reduction")), top=top)
+        if smoothing:
+            raise ExprError(f"{name}()'s label_smoothing= with class indices is not read yet (allowed: probabilities as"
+                            f" the target, a float tensor of the input's shape, or label_smoothing=0.0)")
         params = class_params(walk, name, x, bound)
-        scores = walk.make("log_softmax", [x], {"dim": 0 if len(walk.shape_of(x)) == 1 else 1}, top=False)
+        scores = walk.make("log_softmax", [x], {"dim": classes}, top=False)
         return walk.make("nll_loss", [scores], params, top=top)
+
+    def _probabilities(self, walk, name, x, target, smoothing, reduction, *, top):
+        shape = walk.shape_of(x)
+        if walk.shape_of(target) != shape or not shape:
+            raise ExprError(f"{name}() takes class indices (an int64 target) or probabilities of the input's shape, got"
+                            f" {fmt_shape(shape)} and a float target of {fmt_shape(walk.shape_of(target))} (allowed: one"
+                            " probability per class, or an input with dtype: int64)")
+        classes = 0 if len(shape) == 1 else 1
+        if smoothing:  # torch: target * (1 - ε) + ε / C, in double before the dtype, as these constants are
+            target = walk.make("mul", [target, Fraction(1.0 - float(smoothing))], top=False)
+            target = walk.make("add", [target, Fraction(float(smoothing) / shape[classes])], top=False)
+        scores = walk.make("log_softmax", [x], {"dim": classes}, top=False)
+        product = walk.make("mul", [scores, target], top=False)
+        if reduction == "none":
+            total = walk.make("sum", [product], {"dim": classes, "keepdim": False}, top=False)
+            return walk.make("neg", [total], top=top)
+        negated = walk.make("neg", [walk.make("sum", [product], top=False)], top=top and reduction == "sum")
+        if reduction == "sum":
+            return negated
+        return walk.make("div_scalar", [negated, Fraction(math.prod(shape) // shape[classes])], top=top)
 
 
 TARGETS = [
