@@ -7,6 +7,8 @@ torch at the kinks (sympy's Heaviside(0) is 1/2, torch's relu'(0) is 0).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -203,6 +205,34 @@ class GroupVar(sp.Function):
         rows = np.stack(np.broadcast_arrays(*members), -1)
         centred = rows - rows.mean(axis=-1, keepdims=True)
         return (centred * centred).mean(axis=-1)
+
+
+class Rstd(sp.Function):
+    """1 / sqrt(σ² + ε) of a group (layer_norm's r), written as that fraction in a local derivative."""
+
+    @classmethod
+    def eval(cls, eps, *members):
+        if members and _numbers(eps, *members):
+            return 1 / sp.sqrt(GroupVar(*members) + eps)
+        return None
+
+    @staticmethod
+    def numeric(eps, *members):
+        return 1 / np.sqrt(GroupVar.numeric(*members) + eps)
+
+
+class Hat(sp.Function):
+    """(x - μ) / sqrt(σ² + ε): a member of a group normalised (layer_norm's x̂), written x̂ in a local derivative."""
+
+    @classmethod
+    def eval(cls, x, eps, *members):
+        if members and _numbers(x, eps, *members):
+            return (x - GroupMean(*members)) * Rstd(eps, *members)
+        return None
+
+    @staticmethod
+    def numeric(x, eps, *members):
+        return (x - GroupMean.numeric(*members)) * Rstd.numeric(eps, *members)
 
 
 class Chosen(sp.Function):
@@ -658,6 +688,11 @@ def masked_zeros(d: sp.Expr, values: np.ndarray, args: list) -> np.ndarray | Non
     return zero
 
 
+def _named(tex: str) -> bool:
+    """Tell whether printed LaTeX is an element's name (x_{00}, \\mathrm{logits}_{00}), not a number put in its place."""
+    return re.match(r"^(\\mathrm\{[^}]*\}|[A-Za-z])(_|$)", tex) is not None
+
+
 class Printer(LatexPrinter):
     """sympy's LaTeX printer, with torch's kink functions written as Iverson brackets."""
 
@@ -686,6 +721,21 @@ class Printer(LatexPrinter):
 
     def _print_GroupVar(self, expr: sp.Expr) -> str:
         return rf"\sigma^{{2}}\left({', '.join(self._print(x) for x in expr.args)}\right)"
+
+    def _print_Rstd(self, expr: sp.Expr) -> str:
+        eps, *members = expr.args
+        if _named(self._print(members[0])):
+            return r"\frac{1}{\sqrt{\sigma^{2} + \varepsilon}}"
+        return rf"\frac{{1}}{{\sqrt{{{self._print(GroupVar(*members, evaluate=False))} + {self._print(eps)}}}}}"
+
+    def _print_Hat(self, expr: sp.Expr) -> str:
+        x, eps, *members = expr.args
+        element = self._print(x)
+        if not _named(element):  # numbers in place of the names: the whole quotient, each number shown
+            mean = self._print(GroupMean(*members, evaluate=False))
+            return rf"\frac{{{element} - {mean}}}{{\sqrt{{{self._print(GroupVar(*members, evaluate=False))} + {self._print(eps)}}}}}"
+        base, _, index = element.partition("_")
+        return rf"\hat{{{base}}}_{index}" if index else rf"\hat{{{element}}}"
 
     def _print_Chosen(self, expr: sp.Expr) -> str:
         c, a, b = (self._print(x) for x in expr.args)

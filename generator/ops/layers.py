@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats.ieee import exact_number
-from .derivatives import GroupMean, GroupVar
+from .derivatives import GroupMean, GroupVar, Hat, Rstd
 from .base import (
     LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, bool_arg, checked, constant_tex, el, flat, fmt_shape,
     int_arg, int_index, num, numel, summed, times,
@@ -154,9 +154,8 @@ class LayerNorm(Op):
         w, b = self._slots(params)
         for g in groups:
             members = [xs[0][j] for j in g]
-            mean = GroupMean(*members)
-            scale = 1 / sp.sqrt(GroupVar(*members) + params["eps"])
-            hat = {j: (xs[0][j] - mean) * scale for j in g}
+            scale = Rstd(params["eps"], *members)  # written 1 / sqrt(σ² + ε) and x̂: the local derivatives stay short
+            hat = {j: Hat(xs[0][j], params["eps"], *members) for j in g}
             for k in g:
                 weight = xs[w][k % n] if w is not None else sp.Integer(1)
                 for j in g:

@@ -861,6 +861,11 @@ class TexBuilder:
                 # the label in the gap just above the target: an arrow over more lines passes other boxes midway
                 up, down = line_of[e.source], line_of[e.target]
                 pos = min(0.5, ROW_GAP / 2 / ((down - up) * ROW_GAP + sum(tall[up + 1:down])))
+                # three or more arrows leave one box (conv2d's input, weight and bias): their labels would meet
+                # just above it, so every other one sits higher in the gap
+                siblings = sorted((f for f in back if f.target == e.target), key=lambda f: leave[f])
+                if len(siblings) > 2:
+                    pos *= 0.55 if siblings.index(e) % 2 == 0 else 1.45
                 named[band_of[e.target]].append(f"b{s}{d}")
                 tikz.append(rf"\draw[back] ([xshift={leave[e]:.2f}cm]{d}.north) -- node[backlabel,"
                             rf" pos={pos:.2f}] (b{s}{d}) {{{back_label}}} ([xshift={arrive[e]:.2f}cm]{s}.south);")
