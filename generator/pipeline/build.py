@@ -16,7 +16,7 @@ from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
 from .. import __version__
-from ..errors import DeriveError, shown
+from ..errors import DeriveError, SpecError, shown
 from .isolate import DEFAULT_TIMEOUT
 from ..resources import package_files
 
@@ -476,11 +476,18 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     derivation = derive_graph(graph)
     own = [f"{shown(path)}:{line}: {what}" for line, what in disagreements(derivation)]  # a Function's backward
     exact = run(graph, dtype="float64")
-    rounding = shadow(graph, dtype="float64")
+    try:
+        rounding = shadow(graph, dtype="float64")
+    except SpecError:
+        if graph.spec.dtype == "float64":
+            raise
+        # a float32 example whose float64 run sums past float64's range in some orders: float64 torch itself
+        # prints one of several results there, so only the example's own dtype, what the document claims, is compared
+        rounding = None
     # derive's float64 prediction against float64 torch; the exact derivation against float64 torch, where
     # only what that prediction explains as rounding may differ; and in the spec's own dtype, what the
     # document prints (torch in that dtype, op by op) against torch in that dtype
-    diffs = compare_shadow(rounding, exact, graph) + compare(derivation, exact, rounding)
+    diffs = [] if rounding is None else compare_shadow(rounding, exact, graph) + compare(derivation, exact, rounding)
     diffs += compare_functionals(graph.spec)
     shade = rounding
     if graph.spec.dtype != "float64":
