@@ -253,6 +253,10 @@ FOUND_BY_THE_LONG_RUN = {
     "float64_order_dependent_sum_of_a_float32_example": ("inputs:\n  x0:\n    value: [[-1e308, -1e308], [1e308, 3]]\n"
                                                          "    requires_grad: true\nsteps:\n  s0: x0.minimum(x0)\n"
                                                          "  out: s0.mean()\nbackward: [out, out]\n"),
+    # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
+    "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
+                                     "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"
+                                     "  out: s0.mean()\nbackward: out\n"),
 }
 
 

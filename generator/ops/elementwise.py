@@ -447,12 +447,14 @@ class Activation(Elementwise):
 
 @dataclass(frozen=True)
 class Gelu(Activation):
-    """gelu: in float32, torch's vectorized kernel (any tensor of two or more elements) gives nan at +inf."""
+    """gelu: in float32, torch's vectorized kernel (any tensor of two or more elements) overflows from 2**127 on."""
 
     def dtype_forward(self, cast, xs, shapes, params):
         out = super().dtype_forward(cast, xs, shapes, params)
         x = np.asarray(xs[0], dtype=np.float64)
         if cast.dtype == "float32" and params["approximate"] == "none" and x.size > 1:
+            # the vector kernel forms x·(1 + erf(x/√2)) before halving it, so it overflows from 2**127 (and gives nan at inf)
+            out = np.where(np.broadcast_to(x >= 2.0**127, np.shape(out)), np.inf, out)
             out = np.where(np.broadcast_to(x == np.inf, np.shape(out)), np.nan, out)
         return out
 
