@@ -100,6 +100,10 @@ CASES = {
                     "convolution"),
     "div_scalar": ("torch.nn.functional.cross_entropy(x, p * 0.25, label_smoothing=0.1) + "
                    "torch.nn.functional.cross_entropy(w[0], x[1].softmax(0))", "div_scalar"),
+    "mul_scalar": ("torch.nn.functional.cross_entropy(x, Y, label_smoothing=0.1) * "
+                   "torch.nn.functional.cross_entropy(w[0], c, label_smoothing=0.7)", "mul_scalar"),
+    "ignored_fill": ("torch.nn.functional.cross_entropy(x, Y, label_smoothing=0.2, ignore_index=0, reduction='none')",
+                     "ignored_fill"),
     "add_scaled": ("torch.add(x, w, alpha=-0.3)", "add_scaled"), "add_scaled_broadcast": ("torch.add(x, b, alpha=2.5)", "add_scaled"),
 }
 

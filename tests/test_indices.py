@@ -59,6 +59,16 @@ CASES = [
     ("torch.nn.functional.cross_entropy(x[1], q[0], reduction='sum') + torch.nn.functional.cross_entropy(m, m.softmax(1), label_smoothing=1)",
      lambda t: torch.nn.functional.cross_entropy(t.x[1], t.q[0], reduction="sum")
      + torch.nn.functional.cross_entropy(t.m, t.m.softmax(1), label_smoothing=1.0)),
+    # class indices with label smoothing: (1 - ε) · nll_loss + ε/C · the mean of -Σ log_softmax, ignored rows left out
+    ("torch.nn.functional.cross_entropy(x, C, label_smoothing=0.1)",
+     lambda t: torch.nn.functional.cross_entropy(t.x, t.C, label_smoothing=0.1)),
+    ("torch.nn.functional.cross_entropy(x[:, :3], G, label_smoothing=0.7, reduction='none')",
+     lambda t: torch.nn.functional.cross_entropy(t.x[:, :3], t.G, label_smoothing=0.7, reduction="none")),
+    ("torch.nn.functional.cross_entropy(x[:, :3], G, label_smoothing=0.7) + torch.nn.functional.cross_entropy(x[0], k,"
+     " label_smoothing=0.25) * torch.nn.functional.cross_entropy(x, Y, reduction='sum', label_smoothing=0.3, ignore_index=0)",
+     lambda t: torch.nn.functional.cross_entropy(t.x[:, :3], t.G, label_smoothing=0.7)
+     + torch.nn.functional.cross_entropy(t.x[0], t.k, label_smoothing=0.25)
+     * torch.nn.functional.cross_entropy(t.x, t.Y, reduction="sum", label_smoothing=0.3, ignore_index=0)),
 ]
 
 
@@ -161,9 +171,9 @@ class TestRefused:
                                                     " probabilities of the input's shape, got [3, 4] and a float target of"
                                                     " [2, 3] (allowed: one probability per class, or an input with dtype:"
                                                     " int64)"),
-        ("torch.nn.functional.cross_entropy(x, Y, label_smoothing=0.1)",
-         "cross_entropy()'s label_smoothing= with class indices is not read yet (allowed: probabilities as the target,"
-         " a float tensor of the input's shape, or label_smoothing=0.0)"),
+        ("torch.nn.functional.cross_entropy(x[0], k, label_smoothing=0.1, ignore_index=1)",
+         "cross_entropy()'s targets are all ignore_index=1, so the mean divides 0 by 0 (allowed: at least one target"
+         " that is a class)"),
         ("torch.nn.functional.cross_entropy(x, q, label_smoothing=1.5)",
          "cross_entropy()'s label_smoothing must be a number between 0.0 and 1.0 (allowed: 0.1)"),
         ("torch.nn.functional.nll_loss(x, P)", "nll_loss() takes an input [N, C] and a target [N], or [C] and a"

@@ -65,6 +65,9 @@ TORCH_FORM = ["torch.exp({a})", "torch.relu({a})", "torch.sigmoid({a})", "torch.
               "torch.nn.functional.layer_norm(torch.stack([{a}, {a} * 2, {a}.exp()], -1), (3,))",
               "torch.nn.functional.layer_norm({a}.reshape(-1, 1) * 2, [1], eps=0.5)",
               "torch.nn.functional.cross_entropy({a}.reshape(1, -1), {a}.reshape(1, -1).softmax(1), label_smoothing=0.1)",
+              "torch.nn.functional.cross_entropy({a}.reshape(1, -1), c, label_smoothing=0.2)",
+              "torch.nn.functional.cross_entropy({a}.reshape(1, -1), c, label_smoothing=0.7, reduction='none')",
+              "torch.nn.functional.cross_entropy({a}.reshape(1, -1), c, label_smoothing=0.3, ignore_index=0, reduction='sum')",
               "torch.nn.functional.conv1d({a}.reshape(1, 1, -1), torch.stack([{a}.reshape(-1)[:1], {a}.reshape(-1)[-1:]"
               " * 2], -1).reshape(1, 1, 2), padding=1)",
               "torch.nn.functional.conv2d({a}.reshape(1, 1, 1, -1), {a}.reshape(-1)[:1].reshape(1, 1, 1, 1), stride=2)"]

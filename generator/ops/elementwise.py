@@ -340,6 +340,17 @@ class ScalarDiv(Div):
 
 
 @dataclass(frozen=True)
+class ScalarMul(Elementwise):
+    """a · c with c a scalar inside torch's own C++ (cross_entropy's label smoothing): MulBackward1, linked to a alone.
+
+    Python's 0.9 * a wraps the number as a tensor and is MulBackward0; only ops that torch composes make this one.
+    """
+
+    def edges(self, consts, shapes, params):
+        return (0,)
+
+
+@dataclass(frozen=True)
 class Clamp(Elementwise):
     """x.clamp(min=a, max=b), either bound optional; x.clamp_min(a) and x.clamp_max(b), torch's own ops for one bound."""
 
@@ -618,8 +629,11 @@ ELEMENTWISE = [
         tex=_frac, torch_fn=lambda torch, a, b: a / b, const_rule=CONSTANT_FACTOR, divides=(True, False),
         wraps_numbers=True),
     ScalarDiv("div_scalar", "quotient rule", "DivBackward1", Spelling(), f=lambda a, b: a / b,
-              df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2), tex=_frac, torch_fn=lambda torch, a, b: torch.div(a, b),
+              df=(lambda a, b, o: 1 / b, lambda a, b, o: -a / b**2), tex=_frac, torch_fn=lambda torch, a, b: torch.ops.aten.div.Scalar(a, b),
               const_rule=CONSTANT_FACTOR, divides=(True, False)),
+    ScalarMul("mul_scalar", "product rule", "MulBackward1", Spelling(), f=lambda a, b: a * b,
+              df=(lambda a, b, o: b, lambda a, b, o: a), tex=lambda a, b: rf"{b} \cdot {a}",
+              torch_fn=lambda torch, a, b: torch.ops.aten.mul.Scalar(a, b), const_rule=CONSTANT_FACTOR),
     Pow("pow", "power rule and exponential rule", "PowBackward0", Spelling(names=("pow",), operator=ast.Pow, symbol="**"),
         f=lambda a, b: a**b,
         df=(lambda a, b, o: PowBase(a, b), lambda a, b, o: PowLog(a, b)),

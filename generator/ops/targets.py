@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, el, fmt_shape, int_index, times
+from .base import LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, el, fmt_shape, int_index, numel, times
 from .losses import DEPRECATED, _is_none, _reduction
 
 IGNORE_INDEX = -100  # torch's default: a target of -100 adds nothing and is not counted in the mean
@@ -202,12 +202,19 @@ class NllLoss(Op):
                                             reduction=params["reduction"])
 
 
+def _double(exact: Fraction, computed: float) -> Fraction:
+    """Return a constant torch computes in double: the exact number where the double is its rounding (1 - 0.1 is
+    0.9), else the double itself (1 - 0.7 is 0.30000000000000004)."""
+    return exact if float(exact) == computed else Fraction(computed)
+
+
 @dataclass(frozen=True)
 class CrossEntropy(Op):
     """torch.nn.functional.cross_entropy(x, target), as the nodes torch records. It never is a node itself.
 
     Class indices (an int64 target): log_softmax along the classes, then nll_loss (LogSoftmaxBackward0,
-    NllLossBackward0). Probabilities (a float target of the input's shape): -(log_softmax(x) · target).sum(),
+    NllLossBackward0); label_smoothing=ε adds ε/C times each row's -Σ log_softmax (0 for an ignored row), summed and
+    divided by the rows counted for the mean, to (1 - ε) times nll_loss (MulBackward1 twice, AddBackward0). Probabilities (a float target of the input's shape): -(log_softmax(x) · target).sum(),
     divided by the number of rows for the mean (MulBackward0, SumBackward0, NegBackward0, DivBackward1);
     label_smoothing=ε first turns the target into target · (1 - ε) + ε / C, which torch does not record.
     """
@@ -223,12 +230,30 @@ class CrossEntropy(Op):
         target = walk.visit(bound["target"])
         if isinstance(target, str) and not walk.known[target].integer and not walk.boolean(target):
             return self._probabilities(walk, name, x, target, smoothing, _reduction(bound.get("reduction")), top=top)
-        if smoothing:
-            raise ExprError(f"{name}()'s label_smoothing= with class indices is not read yet (allowed: probabilities as"
-                            f" the target, a float tensor of the input's shape, or label_smoothing=0.0)")
         params = class_params(walk, name, x, bound)
         scores = walk.make("log_softmax", [x], {"dim": classes}, top=False)
+        if smoothing:
+            return self._smoothed(walk, name, scores, params, smoothing, shape[classes], top=top)
         return walk.make("nll_loss", [scores], params, top=top)
+
+    def _smoothed(self, walk, name, scores, params, smoothing, classes, *, top):
+        """Return (1 - ε) · nll_loss + ε/C · Σ -log_softmax over the classes, as LossNLL.cpp composes it."""
+        nll = walk.make("nll_loss", [scores], params, top=False)
+        dim = 0 if len(walk.shape_of(scores)) == 1 else 1
+        total = walk.make("neg", [walk.make("sum", [scores], {"dim": dim, "keepdim": False}, top=False)], top=False)
+        kept = tuple(t != params["ignore_index"] for t in params["target"])
+        total = walk.make("ignored_fill", [total], {"kept": kept, "ignore_index": params["ignore_index"],
+                                                     "label": params["label"]}, top=False)
+        if params["reduction"] != "none":
+            total = walk.make("sum", [total], top=False)
+        if params["reduction"] == "mean":
+            if not any(kept):
+                raise ExprError(f"{name}()'s targets are all ignore_index={params['ignore_index']}, so the mean divides"
+                                " 0 by 0 (allowed: at least one target that is a class)")
+            total = walk.make("div", [total, Fraction(sum(kept))], top=False)  # by (target != ignore_index).sum()
+        nll = walk.make("mul_scalar", [nll, _double(1 - smoothing, 1.0 - float(smoothing))], top=False)
+        total = walk.make("mul_scalar", [total, _double(smoothing / classes, float(smoothing) / classes)], top=False)
+        return walk.make("add", [nll, total], top=top)
 
     def _probabilities(self, walk, name, x, target, smoothing, reduction, *, top):
         shape = walk.shape_of(x)
@@ -238,8 +263,9 @@ class CrossEntropy(Op):
                             " probability per class, or an input with dtype: int64)")
         classes = 0 if len(shape) == 1 else 1
         if smoothing:  # torch: target * (1 - ε) + ε / C, in double before the dtype, as these constants are
-            target = walk.make("mul", [target, Fraction(1.0 - float(smoothing))], top=False)
-            target = walk.make("add", [target, Fraction(float(smoothing) / shape[classes])], top=False)
+            target = walk.make("mul", [target, _double(1 - smoothing, 1.0 - float(smoothing))], top=False)
+            target = walk.make("add", [target, _double(smoothing / shape[classes], float(smoothing) / shape[classes])],
+                               top=False)
         scores = walk.make("log_softmax", [x], {"dim": classes}, top=False)
         product = walk.make("mul", [scores, target], top=False)
         if reduction == "none":
@@ -251,8 +277,57 @@ class CrossEntropy(Op):
         return walk.make("div_scalar", [negated, Fraction(math.prod(shape) // shape[classes])], top=top)
 
 
+@dataclass(frozen=True)
+class IgnoredFill(Op):
+    """smooth.masked_fill(target == ignore_index, 0.0) in cross_entropy's label smoothing: the mask is the target's.
+
+    torch records MaskedFillBackward0: the gradient passes where the row's target is a class, 0 where it is ignored.
+    """
+
+    def shape(self, shapes, params):
+        if numel(shapes[0]) != len(params["kept"]):
+            raise ShapeError(f"{self.key}: {fmt_shape(shapes[0])} does not fit {len(params['kept'])} target(s)"
+                             " (allowed: one per row)")
+        return shapes[0]
+
+    def forward(self, xs, shapes, params):
+        return [x if keep else sp.Integer(0) for x, keep in zip(xs[0], params["kept"])]
+
+    def partials(self, xs, outs, shapes, params):
+        for i, keep in enumerate(params["kept"]):
+            if keep:
+                yield i, 0, i, sp.Integer(1)
+
+    def array_forward(self, xs, shapes, params):
+        x = np.asarray(xs[0], dtype=np.float64)
+        return np.where(np.array(params["kept"]).reshape(np.shape(x)), x, 0.0)
+
+    def array_local(self, xs, out, shapes, params):
+        kept = np.flatnonzero(np.array(params["kept"], dtype=bool))
+        return [(0, kept, kept, np.ones(len(kept)), None)]
+
+    def _condition(self, params, index: list[str]) -> str:
+        return rf"{el(params['label'], index)} \neq {params['ignore_index']}"
+
+    def forward_tex(self, out, args, out_shape, params):
+        index = list(LETTERS[: len(out_shape)])
+        return rf"{el(out, index)} = {el(args[0].tex, index)}\ \text{{if }} {self._condition(params, index)},\ 0\text{{ otherwise}}"
+
+    def backward_tex(self, a, args, out, out_shape, params, up):
+        index = list(LETTERS[: len(out_shape)])
+        return times(up(el(out, index)), rf"\left[{self._condition(params, index)}\right]")
+
+    def latex(self, ts, params):
+        return rf"\operatorname{{masked\_fill}}\left({ts[0]}, {params['label']} = {params['ignore_index']}, 0\right)"
+
+    def run(self, torch, ts, params):
+        kept = torch.tensor(params["kept"], dtype=torch.bool).reshape(ts[0].shape)
+        return ts[0].masked_fill(~kept, 0.0)
+
+
 TARGETS = [
     NllLoss("nll_loss", "derivative of the negative log-likelihood", "NllLossBackward0", Spelling(functional=("nll_loss",))),
+    IgnoredFill("ignored_fill", "choosing by a condition", "MaskedFillBackward0", Spelling(), saves=False),
     CrossEntropy("cross_entropy", "derivative of the negative log-likelihood", "", Spelling(functional=("cross_entropy",)),
                  composite=True),
 ]
