@@ -253,6 +253,11 @@ FOUND_BY_THE_LONG_RUN = {
     "float64_order_dependent_sum_of_a_float32_example": ("inputs:\n  x0:\n    value: [[-1e308, -1e308], [1e308, 3]]\n"
                                                          "    requires_grad: true\nsteps:\n  s0: x0.minimum(x0)\n"
                                                          "  out: s0.mean()\nbackward: [out, out]\n"),
+    # relu after masked_fill(x == 0, 1): relu' decides on the float64 torch holds, where sympy 1.14's Float(0.0) != 0
+    # made where's choice take the filled 1 and relu'(-0.25) 1
+    "kink_decided_after_masked_fill": ("dtype: float64\ninputs:\n  x0:\n    value: [1e-45, -0.25]\n"
+                                       "    requires_grad: true\nsteps:\n  s1: x0.masked_fill(x0 == 0, 1)\n"
+                                       "  s3: s1.relu()\n  out: s3.sum()\nbackward: out\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

@@ -66,6 +66,11 @@ class Zeroed(sp.Function):
         return np.zeros_like(np.asarray(out, dtype=np.float64))
 
 
+def _equals(x: sp.Expr, n: int) -> bool:
+    """Tell whether a sympy number is n, a Float too (sympy's == tells Float(0.0) from 0), never for nan."""
+    return x.is_number and x is not sp.nan and bool(sp.Eq(x, n))
+
+
 class Positive(sp.Function):
     """relu'(a): 1 where a > 0, else 0 (torch: relu'(0) = 0)."""
 
@@ -243,7 +248,7 @@ class Chosen(sp.Function):
     @classmethod
     def eval(cls, c, a, b):
         if c.is_number:
-            return a if c != 0 else b
+            return b if _equals(c, 0) else a
         return None
 
     @staticmethod
@@ -259,7 +264,7 @@ class Picked(sp.Function):
 
     @classmethod
     def eval(cls, c):
-        return (sp.Integer(1) if c != 0 else sp.Integer(0)) if c.is_number else None
+        return (sp.Integer(0) if _equals(c, 0) else sp.Integer(1)) if c.is_number else None
 
     @staticmethod
     def numeric(c):
@@ -274,7 +279,7 @@ class Unpicked(sp.Function):
 
     @classmethod
     def eval(cls, c):
-        return (sp.Integer(0) if c != 0 else sp.Integer(1)) if c.is_number else None
+        return (sp.Integer(1) if _equals(c, 0) else sp.Integer(0)) if c.is_number else None
 
     @staticmethod
     def numeric(c):
@@ -580,7 +585,7 @@ class NormShare(sp.Function):
     @classmethod
     def eval(cls, a, norm):
         if _numbers(a, norm):
-            return sp.Integer(0) if norm == 0 else a / norm
+            return sp.Integer(0) if _equals(norm, 0) else a / norm
         return None
 
     @staticmethod
@@ -598,11 +603,11 @@ class PowLog(sp.Function):
     @classmethod
     def eval(cls, a, b):
         if _numbers(a, b):
-            if a == 1:
+            if _equals(a, 1):
                 return sp.Integer(0)  # 1**b ln 1 = 0 even for b = nan: IEEE's pow(1, nan) is 1
             if sp.nan in (a, b):
                 return sp.nan
-            if a == 0:
+            if _equals(a, 0):
                 return sp.Integer(0) if bool(b >= 0) else -sp.oo  # (+0)**b ln(+0) = inf * -inf
             if bool(a < 0):
                 return sp.nan  # ln of a negative number is nan in torch
@@ -636,12 +641,12 @@ class PowBase(sp.Function):
 
     @classmethod
     def eval(cls, a, b):
-        if b.is_number and b == 0:
+        if b.is_number and _equals(b, 0):
             return sp.Integer(0)
         if _numbers(a, b):
             if sp.nan in (a, b):
                 return sp.nan
-            if a == 0 and bool(b < 1):
+            if _equals(a, 0) and bool(b < 1):
                 return sp.oo * sp.sign(b)  # b * (+0)**(b - 1): +inf times b's sign
             return b * power(a, b - 1)
         return None
