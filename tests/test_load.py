@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 import warnings
 from fractions import Fraction
@@ -231,11 +232,13 @@ class TestTensors:
             "spec.yaml:4: inputs.x.value: too many dimensions: more than 4 (allowed: at most 4)"
         ]
 
-    def test_too_many_elements(self):
-        """More than MAX_ELEMENTS elements are refused, from a shape or from lists."""
-        assert problems(with_input("{fill: 1, shape: [100, 101]}")) == [
-            "spec.yaml:4: inputs.x.shape: too many elements: 10100 (allowed: at most 10000)"
+    def test_too_many_elements(self, monkeypatch):
+        """More than MAX_ELEMENTS elements are refused, from a shape or from lists (a list that long needs a lower
+        limit: a million numbers do not fit in a spec's 64 KiB)."""
+        assert problems(with_input("{fill: 1, shape: [1000, 1001]}")) == [
+            "spec.yaml:4: inputs.x.shape: too many elements: 1001000 (allowed: at most 1000000)"
         ]
+        monkeypatch.setattr(sys.modules["generator.spec.load"], "MAX_ELEMENTS", 10_000)
         assert problems(with_input(f"value: [{', '.join(['0'] * 10001)}]")) == [
             "spec.yaml:4: inputs.x.value: too many elements: 10001 (allowed: at most 10000)"
         ]

@@ -92,10 +92,10 @@ class TestRefuse:
         assert not marker.exists()
 
     def test_size_is_judged_by_the_header_first(self, tmp_path):
-        """A header that claims 10001 elements is refused for that, before any data is read (there is none)."""
+        """A header that claims 1000001 elements is refused for that, before any data is read (there is none)."""
         _folder(tmp_path)
-        (tmp_path / "x.npy").write_bytes(_header((10001,)))
-        assert self._problem(tmp_path).endswith("inputs.x.file: x.npy holds 10001 elements (allowed: 1 to 10000)")
+        (tmp_path / "x.npy").write_bytes(_header((1000001,)))
+        assert self._problem(tmp_path).endswith("inputs.x.file: x.npy holds 1000001 elements (allowed: 1 to 1000000)")
 
     def test_a_short_file_is_refused(self, tmp_path):
         """Data shorter than the header says is refused, not padded."""

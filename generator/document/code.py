@@ -15,7 +15,7 @@ from ..floats.ieee import to_float
 from ..graph.model import Function, Graph, Node
 from ..ops import REGISTRY
 from ..ops.base import numel
-from ..spec.model import Array, Call, Compared, Functional, Print, Shown, apply_resets
+from ..spec.model import Array, Call, Compared, Floats, Functional, Print, Shown, apply_resets
 from ..spec.model import active_hooks
 from ..floats.torchprint import format_bools, format_ints, format_tensor
 
@@ -81,7 +81,8 @@ def _tensor_code(array: Array, *, dtype: str, requires_grad: bool, drawn: str = 
         return f"{made}.{drawn}({', '.join(literal(a) for a in drawn_args)}){'.requires_grad_()' if requires_grad else ''}"
     if drawn:  # torch.randn(2, 3, ...): the numbers are torch's own after torch.manual_seed
         return f"torch.{drawn}({', '.join(str(n) for n in array.shape) or '()'}{tail})"
-    values = set(array.values)
+    held = array.values
+    values = {held.fill} if isinstance(held, Floats) and held.fill is not None else set(held)
     dims = ", ".join(str(n) for n in array.shape)
     if len(array.values) > 1 and values == {Fraction(1)}:
         return f"torch.ones({dims}{tail})"

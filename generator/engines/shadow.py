@@ -201,6 +201,10 @@ class DtypeCast(Cast):
         """
         if np.all(np.bincount(index, minlength=size) < 2):
             return
+        with np.errstate(all="ignore"):  # no partial sum in any order is larger than the sum of the sizes
+            bound = np.bincount(index, weights=np.abs(terms), minlength=size) * (1 + 2**-20)
+        if np.all(np.isfinite(self(bound))):
+            return
         wide = np.asarray(terms, dtype=np.longdouble)
         with np.errstate(all="ignore"):
             finite = np.where(np.isfinite(wide), wide, 0)

@@ -22,7 +22,7 @@ from ..floats.numeric import rounding
 from ..graph.model import Graph, Node, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import Local, numel
-from ..spec.model import apply_resets, shared
+from ..spec.model import apply_resets, floats, shared
 from ..spec.model import Hook, active_hooks
 
 SMALL = 64  # elements per tensor up to which a graph is derived exactly, element by element
@@ -107,7 +107,7 @@ def operand_shapes(node: Node, graph: Graph) -> list[tuple[int, ...]]:
 
 
 def spec_array(array) -> np.ndarray:
-    return np.array([float(v) for v in array.values], dtype=np.float64)
+    return floats(array).copy()
 
 
 class Cast:
@@ -257,10 +257,16 @@ class ArrayEngine:
                     reached.add(parent)
         return adj
 
-    def jacobians(self, nodes: list[Node], leaves: list[str]) -> dict[str, Sparse | None]:
-        """Multiply the sparse local Jacobians from the output back to each leaf."""
+    def jacobians(self, nodes: list[Node], leaves: list[str], *,
+                  row: dict[str, np.ndarray] | None = None) -> dict[str, Sparse | None]:
+        """Multiply the sparse local Jacobians from the output back to each leaf.
+
+        row: the adjoints of a backward pass from a one-element output with v = 1, which are J's one row.
+        """
         out = nodes[0]
         size = numel(out.shape)
+        if row is not None and size == 1:
+            return {leaf: _dense([row[leaf]]) for leaf in leaves}
         if not self._finite(nodes):
             return self._by_rows(nodes, leaves)
         eye = np.arange(size)
@@ -313,12 +319,14 @@ class ArrayEngine:
             adj = self.backward(nodes, unit)
             for leaf in leaves:
                 rows[leaf].append(adj[leaf])
-        result = {}
-        for leaf in leaves:
-            dense = np.array(rows[leaf]).reshape(size, -1)
-            r, c = np.nonzero(dense != 0)
-            result[leaf] = Sparse(size, dense.shape[1], r, c, dense[r, c])
-        return result
+        return {leaf: _dense(rows[leaf]) for leaf in leaves}
+
+
+def _dense(rows: list[np.ndarray]) -> Sparse:
+    """Return a Jacobian from its rows, keeping the entries that are not 0 (nan included)."""
+    dense = np.array(rows).reshape(len(rows), -1)
+    r, c = np.nonzero(dense != 0)
+    return Sparse(len(rows), dense.shape[1], r, c, dense[r, c])
 
 
 def _product(a: tuple, b: tuple) -> tuple | None:
@@ -369,7 +377,8 @@ def derive_bulk(graph: Graph) -> Bulk:
         passes.append(BulkPass(
             call=call, gradient=v, implicit=implicit, order=tuple(n.name for n in nodes),
             adjoints={**adj, **{name: chain[0] for name, chain in seen.items()}},
-            jacobians=engine.jacobians(nodes, leaves), vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
+            jacobians=engine.jacobians(nodes, leaves, row=adj if v.size == 1 and v[0] == 1.0 and not seen else None),
+            vjp={leaf: adj[leaf] for leaf in leaves}, kinks=kinks,
             hooked=seen,
         ))
         for leaf in leaves:

@@ -17,7 +17,7 @@ from ..errors import Problem, SpecError
 from ..graph.model import Graph
 from ..graph.walk import build_graph, comparison_graph, comparison_sides, update_graph
 from ..ops.base import numel
-from ..spec.model import Array, Compared, Spec, Update, apply_resets
+from ..spec.model import Array, Compared, Spec, Update, apply_resets, floats
 from .shadow import shadow
 
 
@@ -61,7 +61,7 @@ def resolve(graph: Graph) -> Graph:
         values = _refs(current, update)
         shape = graph.node(update.node).shape
         if update.copy:  # only requires_grad changes: the same numbers
-            array = np.asarray([float(v) for v in values[update.expr].values], dtype=np.float64).reshape(shape)
+            array = floats(values[update.expr]).reshape(shape)
         else:
             mini = update_graph(current, update, values)
             new = np.asarray(shadow(mini).values["new"], dtype=np.float64).reshape(mini.node("new").shape)

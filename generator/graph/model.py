@@ -9,7 +9,7 @@ from typing import Any
 
 from ..ops import REGISTRY
 from ..ops.base import Arg, Shape, numel
-from ..spec.model import Array, Spec
+from ..spec.model import Array, Spec, repeated
 
 
 Function = tuple[str, str] | None  # torch's node of a tensor: ("node", name) or ("leaf", name), or None
@@ -149,4 +149,4 @@ class Graph:
 
 def ones_gradient(node: Node) -> Array:
     """Return the implicit gradient of a one-element output."""
-    return Array(node.shape, (Fraction(1),) * numel(node.shape))
+    return Array(node.shape, repeated(Fraction(1), numel(node.shape)))

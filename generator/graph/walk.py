@@ -17,7 +17,7 @@ from ..errors import Problem, SpecError
 from ..ops import REGISTRY, attributes, by_attribute, by_name, by_operator, by_subscript, function_names, operator_symbols
 from ..ops.autograd import gradient, is_grad_call
 from ..ops.base import MAX_INT_DIGITS, Arg, ExprError, Op, ShapeError, dotted_name, fmt_shape, num, numel
-from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update
+from ..spec.model import Array, Call, Compared, Functional, Input, Shown, Spec, Step, Update, repeated
 from .model import Graph, Node
 from ..spec.model import Hook
 
@@ -29,7 +29,7 @@ LARGEST = Fraction(2**1024 - 2**970)  # the least magnitude that float64 rounds 
 SMALLEST = Fraction(1, 2**1075)  # the largest magnitude that float64 rounds to 0
 RANGE = "allowed: 0, or magnitudes from about 5e-324 to 1.8e308"
 MAX_NODES = 1000  # tensors in the whole graph, leaves included: 100 epochs of a small training loop
-MAX_TOTAL_ELEMENTS = 100_000  # elements of all tensors in the graph together
+MAX_TOTAL_ELEMENTS = 16_000_000  # elements of all tensors in the graph together
 
 INTERMEDIATE_NAMES = tuple("tuwpqrs")  # letters for the tensors inside a step
 
@@ -342,7 +342,7 @@ def build_graph(spec: Spec) -> Graph:
                     failed.add(name)
                     continue
                 shape = source.shape
-                inputs[name] = replace(inputs[name], value=Array(shape, (Fraction(0),) * numel(shape)))
+                inputs[name] = replace(inputs[name], value=Array(shape, repeated(Fraction(0), numel(shape))))
                 builder.leaf(inputs[name])
 
     for step in spec.steps:
@@ -393,7 +393,7 @@ def comparison_graph(graph: Graph, compared: Compared, values: dict[str, Array] 
     inputs = []
     for placeholder, name, _ in compared.refs:
         shape = graph.node(name).shape
-        array = values[placeholder] if values else Array(shape, (Fraction(0),) * numel(shape))
+        array = values[placeholder] if values else Array(shape, repeated(Fraction(0), numel(shape)))
         inputs.append(Input(placeholder, array, False, 0))
     inputs += [Input(placeholder, Array((), (value,)), False, 0) for placeholder, value in compared.numbers]
     left, right = comparison_sides(compared)
@@ -410,7 +410,7 @@ def update_graph(graph: Graph, update: Update, values: dict[str, Array] | None =
     inputs = []
     for placeholder, name, _ in update.refs:
         shape = graph.node(name).shape
-        array = values[placeholder] if values else Array(shape, (Fraction(0),) * numel(shape))
+        array = values[placeholder] if values else Array(shape, repeated(Fraction(0), numel(shape)))
         inputs.append(Input(placeholder, array, False, 0))
     spec = Spec(graph.spec.path, "", "", tuple(inputs), (Step("new", update.expr, 0),), (), graph.spec.dtype)
     return build_graph(spec)
@@ -670,7 +670,7 @@ def _ones_like(path: str, call: Call, nodes: dict[str, Node]) -> tuple[Call, Pro
             return call, Problem(path, call.line, f"len({call.like}) of a 0-d tensor: torch raises TypeError"
                                  f" (allowed: torch.ones_like({call.like}))")
         shape = shape[:1]
-    return replace(call, gradient=Array(shape, (Fraction(1),) * numel(shape))), None
+    return replace(call, gradient=Array(shape, repeated(Fraction(1), numel(shape)))), None
 
 
 def _check_call(path: str, call: Call, nodes: dict[str, Node], failed: set[str]) -> list[Problem]:
@@ -801,7 +801,7 @@ def hook_graph(graph: Graph, hook: Hook, values: Array | None = None) -> tuple[G
     values: the gradient's numbers; zeros when only checking.
     """
     shape = graph.node(hook.name).shape
-    array = values or Array(shape, (Fraction(0),) * numel(shape))
+    array = values or Array(shape, repeated(Fraction(0), numel(shape)))
     if not hook.expr or hook.expr == hook.param:  # returns None, or the gradient itself: g unchanged
         spec = Spec(graph.spec.path, "", "", (Input(hook.param, array, False, 0),), (), (), graph.spec.dtype)
         return build_graph(spec), hook.param

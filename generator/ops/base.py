@@ -19,7 +19,7 @@ Partial = tuple[int, int, int, sp.Expr]  # (output index, argument, argument ind
 # `masked` marks the zeros that torch applies with a mask (where), so that even nan or inf upstream stops.
 Local = tuple[int, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
 
-MAX_LOCAL_ENTRIES = 4_000_000  # non-zero local derivatives one op may have in the array derivation
+MAX_LOCAL_ENTRIES = 16_000_000  # non-zero local derivatives one op may have in the array derivation
 
 OPERAND = tuple(sp.Symbol(name, real=True) for name in ("a", "b", "c"))  # a generic element of each operand
 OUT = sp.Symbol("o", real=True)  # the generic output element
@@ -542,6 +542,34 @@ def sum_tex(terms: list[str]) -> str:
     if len(shown) > MAX_TERMS:
         shown = shown[:2] + [r"\cdots"] + shown[-1:]
     return " + ".join(shown)
+
+
+def sum_tex_of(values: np.ndarray, term: Callable[[float], str]) -> str:
+    """Return sum_tex of term(v) for each value, writing out only the terms it shows (a large group's are many)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size <= MAX_SCANNED:
+        return sum_tex([term(float(v)) for v in values])
+    # runs of equal terms from the left until a fifth begins (so dots follow), and the last run from the right
+    runs: list[list] = []
+    at = 0
+    while at < values.size and len(runs) <= MAX_TERMS:
+        text = term(float(values[at]))
+        if runs and runs[-1][0] == text:
+            runs[-1][1] += 1
+        else:
+            runs.append([text, 1])
+        at += 1
+    if len(runs) <= MAX_TERMS:  # few runs after all: every term was read
+        return sum_tex([text for text, n in runs for _ in range(n)])
+    last, end = term(float(values[-1])), values.size - 1
+    while end > at - 1 and term(float(values[end - 1])) == last:
+        end -= 1
+    count = values.size - end
+    shown = [text if n == 1 else rf"{n} \cdot {text}" for text, n in runs[:2]]
+    return " + ".join(shown + [r"\cdots", last if count == 1 else rf"{count} \cdot {last}"])
+
+
+MAX_SCANNED = 256  # terms of a sum written from all of them; beyond, from the few shown
 
 
 def list_tex(items: list[str]) -> str:

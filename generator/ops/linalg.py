@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,17 @@ from .base import (
     LETTERS, ExprError, Op, Shape, ShapeError, Spelling, aligned, bind_args, broadcast, checked, int_arg, int_index, el, flat,
     fmt_shape, free, numel, source_index, summed, sum_tex, times, unravel,
 )
+
+@functools.lru_cache(maxsize=4)
+def _grid(rows: int, inner: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return, for every product of a (rows × inner) @ (inner × cols), its output, a and b flat indices."""
+    out = np.repeat(np.arange(rows * cols), inner)
+    left = (np.arange(rows)[:, None, None] * inner + np.arange(inner)[None, None, :]).repeat(cols, axis=1).reshape(-1)
+    right = np.tile((np.arange(inner)[None, :] * cols + np.arange(cols)[:, None]).reshape(-1), rows)
+    for array in (out, left, right):
+        array.flags.writeable = False  # shared by every call with these sizes
+    return out, left, right
+
 
 @dataclass(frozen=True)
 class Matmul(Op):
@@ -58,9 +70,7 @@ class Matmul(Op):
 
     def _grid(self, shapes):
         a, b = shapes
-        rows, inner, cols = (a[0] if len(a) == 2 else 1), a[-1], (b[1] if len(b) == 2 else 1)
-        i, j, k = (g.reshape(-1) for g in np.indices((rows, cols, inner)))
-        return i * cols + j, i * inner + k, k * cols + j
+        return _grid((a[0] if len(a) == 2 else 1), a[-1], (b[1] if len(b) == 2 else 1))
 
     def array_forward(self, xs, shapes, params):
         return fmath.matmul(xs[0], xs[1], active_rounding())

@@ -13,7 +13,7 @@ from .base import (
     LETTERS, MAX_TERMS, OPERAND, OUT, Arg, ExprError, Op, Shape, ShapeError, Spelling, TexOperand, Walk, bare, bind_args,
     bool_arg, dotted_name, el,
     checked, flat, free, int_arg, norm_dim, numel, ravel,
-    list_tex, sum_tex, summed, times, unravel,
+    list_tex, sum_tex, sum_tex_of, summed, times, unravel,
 )
 from ..floats import fmath
 from ..floats.ieee import number
@@ -197,25 +197,28 @@ class Reduction(Op):
 
     def forward_numbers(self, k, xs, shapes, params, number):
         _, groups = self._index(shapes[0], params)
-        members = [number(float(v)) for v in flat(xs[0])[groups[k]]]
+        values = flat(xs[0])[groups[k]]
+        count = values.size
+        # the members a list shows: all of a few, else the first two and the last (list_tex)
+        members = [number(float(v)) for v in (values if count <= MAX_TERMS else values[[0, 1, -1]])]
+        listed = list_tex(members if count <= MAX_TERMS else [*members[:2], r"\ldots", members[-1]])
         if self.extreme:
-            return rf"\{self.method}\left({list_tex(members)}\right)"
+            return rf"\{self.method}\left({listed}\right)"
         if self.integer:
-            return rf"\operatorname{{{self.key}}}\left({list_tex(members)}\right)"
+            return rf"\operatorname{{{self.key}}}\left({listed}\right)"
         if self.key == "norm":
-            return rf"\sqrt{{{sum_tex([f'{{{m}}}^{{2}}' for m in members])}}}"
+            return rf"\sqrt{{{sum_tex_of(values, lambda v: f'{{{number(v)}}}^{{2}}')}}}"
         if self.key == "prod":
-            return r" \cdot ".join(members) if len(members) <= MAX_TERMS else rf"{members[0]} \cdot {members[1]} \cdots {members[-1]}"
+            return r" \cdot ".join(members) if count <= MAX_TERMS else rf"{members[0]} \cdot {members[1]} \cdots {members[-1]}"
         if self.key == "logsumexp":
-            return rf"\ln\left({sum_tex([f'e^{{{bare(m)}}}' for m in members])}\right)"
+            return rf"\ln\left({sum_tex_of(values, lambda v: f'e^{{{bare(number(v))}}}')}\right)"
         if self.spread:
-            values = flat(xs[0])[groups[k]]
             mean = number(float(values.mean()))
-            total = sum_tex([rf"\left({bare(m)} - {mean}\right)^{{2}}" for m in members])
-            body = rf"\frac{{1}}{{{len(members) - params['correction']}}} \left({total}\right)"
+            total = sum_tex_of(values, lambda v: rf"\left({bare(number(v))} - {mean}\right)^{{2}}")
+            body = rf"\frac{{1}}{{{count - params['correction']}}} \left({total}\right)"
             return body if self.key == "var" else rf"\sqrt{{{body}}}"
-        total = sum_tex(members)
-        return rf"\frac{{1}}{{{len(members)}}} \left({total}\right)" if self.key == "mean" else total
+        total = sum_tex_of(values, number)
+        return rf"\frac{{1}}{{{count}}} \left({total}\right)" if self.key == "mean" else total
 
     def backward_tex(self, a, args, out, out_shape, params, up):
         x = args[0]

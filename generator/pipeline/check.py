@@ -15,6 +15,7 @@ from ..errors import TorchMissing
 from ..graph.model import Graph, ones_gradient
 from ..ops import REGISTRY
 from ..ops.base import numel
+from ..spec.model import floats
 from .script import first_difference, torch_labels
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
     torch = import_torch()
     tdtype = getattr(torch, dtype)
     leaves = {
-        i.name: torch.tensor([float(v) for v in i.value.values], dtype=tdtype)
+        i.name: torch.tensor(floats(i.value), dtype=tdtype)
         .reshape(i.value.shape)
         .requires_grad_(i.requires_grad)
         for i in graph.spec.inputs
@@ -90,7 +91,7 @@ def run(graph: Graph, *, dtype: str = "float64", jacobians: bool = True) -> Torc
                 leaves[reset.leaf].grad.zero_()
         out = graph.node(call.output)
         gradient = call.gradient or ones_gradient(out)
-        v = torch.tensor([float(x) for x in gradient.values], dtype=tdtype).reshape(out.shape)
+        v = torch.tensor(floats(gradient), dtype=tdtype).reshape(out.shape)
         kept = {name: t.grad for name, t in leaves.items()}
         for t in leaves.values():
             t.grad = None

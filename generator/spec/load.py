@@ -41,7 +41,7 @@ from ruamel.yaml.reader import ReaderError
 from ..errors import Problem, SpecError, shown
 from .files import MAX_BYTES, NPY_NAME, NpyError, read_npy, read_spec
 from . import python
-from .model import Array, Call, Evaluate, Input, Spec, Step
+from .model import Array, Call, Evaluate, Input, Spec, Step, exact, repeated
 from .seeded import Generator, SeededError
 from .numbers import (
     DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, MAX_INT_DIGITS, NAME, RESERVED, ACTIVE_TEX as _ACTIVE_TEX,
@@ -397,7 +397,7 @@ class _Loader:
                     self.bad(item.line, f"{_join('inputs', item.name)}.{item.drawn}", str(error),
                              f"allowed: {error.allowed}".replace("dtype=torch.float64", "dtype: float64"))
                     return inputs
-                item = replace(item, value=Array(item.value.shape, tuple(Fraction(v) for v in numbers)))
+                item = replace(item, value=Array(item.value.shape, exact(numbers)))
             out.append(item)
         return tuple(out)
 
@@ -541,7 +541,7 @@ class _Loader:
         except NpyError as error:
             self.bad(node.line, where, f"{node.text} {error}")
             return None
-        return Array(tuple(int(n) for n in values.shape), tuple(Fraction(float(v)) for v in values.reshape(-1)))
+        return Array(tuple(int(n) for n in values.shape), exact(values.reshape(-1)))
 
     def source(self, fields: Fields, where: str, line: int) -> Array | None:
         """Return an input's tensor from `value`, or from `fill` with `shape`."""
@@ -563,7 +563,7 @@ class _Loader:
         dims = self.shape(shape[1], f"{where}.shape") if shape else None
         if number is None or dims is None:
             return None
-        return Array(dims, (number,) * math.prod(dims))
+        return Array(dims, repeated(number, math.prod(dims)))
 
     def flag(self, entry: tuple[Scalar, YamlNode] | None, where: str) -> bool | None:
         """Return a boolean field (False when absent)."""

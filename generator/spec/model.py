@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from fractions import Fraction
+from typing import Any
+
+import numpy as np
 
 from .numbers import NAME, RESERVED
+
+
+class Floats(Sequence):
+    """A large tensor's values kept as one float64 array (a .npy file's, a fill's): each a Fraction when asked.
+
+    A tuple of a million Fractions costs seconds and hundreds of megabytes; the array engine reads the floats
+    at once (floats()), and only the few values a document writes out become Fractions. fill: the exact
+    number every element holds, where the float would round it (0.1).
+    """
+
+    __slots__ = ("array", "fill")
+
+    def __init__(self, array: Any, fill: Fraction | None = None):
+        array = np.array(array, dtype=np.float64).reshape(-1)
+        array.flags.writeable = False
+        self.array, self.fill = array, fill
+
+    def __len__(self) -> int:
+        return self.array.size
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self)[index] if self.fill is None else (self.fill,) * len(range(*index.indices(len(self))))
+        return self.fill if self.fill is not None and -len(self) <= index < len(self) else Fraction(
+            float(self.array[index]))
+
+    def __iter__(self) -> Iterator[Fraction]:
+        if self.fill is not None:
+            return iter((self.fill,) * len(self))
+        return (Fraction(x) for x in self.array.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Floats):
+            return self.fill == other.fill and self.array.tobytes() == other.array.tobytes()
+        return isinstance(other, tuple) and tuple(self) == other
+
+    def __hash__(self) -> int:
+        return hash((self.fill, self.array.tobytes()))
+
+    def __repr__(self) -> str:
+        return f"Floats({self.array.size} elements)"
 
 
 @dataclass(frozen=True)
@@ -15,7 +59,34 @@ class Array:
     """A tensor literal: exact values, flattened row-major, with its shape."""
 
     shape: tuple[int, ...]
-    values: tuple[Fraction, ...]
+    values: tuple[Fraction, ...] | Floats
+
+
+def repeated(value: Fraction, count: int) -> tuple[Fraction, ...] | Floats:
+    """Return count copies of one number: a tuple for a few, Floats (the number kept exact) for many."""
+    if count <= FEW:
+        return (value,) * count
+    try:
+        return Floats(np.full(count, float(value)), value)
+    except OverflowError:  # beyond float64, as torch reads it: kept as a tuple, which the checks refuse with a line
+        return (value,) * count
+
+
+def exact(numbers: Any) -> tuple[Fraction, ...] | Floats:
+    """Return floats (a draw's, a file's) as a tensor literal's values: Fractions for a few, Floats for many."""
+    if len(numbers) <= FEW:
+        return tuple(Fraction(float(v)) for v in np.asarray(numbers, dtype=np.float64).reshape(-1).tolist())
+    return Floats(numbers)
+
+
+FEW = 4096  # elements up to which a tensor's values are a tuple of Fractions
+
+
+def floats(array: Array) -> np.ndarray:
+    """Return a tensor literal's values as a float64 array (at once for Floats)."""
+    if isinstance(array.values, Floats):
+        return array.values.array
+    return np.array([float(v) for v in array.values], dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from fractions import Fraction
 
 MAX_DIMS = 4  # most dimensions of a tensor
-MAX_ELEMENTS = 10_000  # most elements of a tensor
+MAX_ELEMENTS = 1_000_000  # most elements of a tensor
 MAX_INT_DIGITS = 50  # most digits of an integer literal
 MAX_DECIMAL_DIGITS = 50  # most digits of a decimal literal, exponent not counted
 MAX_EXPONENT_DIGITS = 3  # most digits after the e, leading zeros not counted (1e-308 needs 3)

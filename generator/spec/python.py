@@ -36,7 +36,7 @@ from .files import MAX_BYTES
 from .seeded import Generator, SeededError
 from .model import (
     Applied, Array, Call, Compared, Evaluate, Function, Functional, Hook, Input, Module, Print, Reset, Retain, Shown, Spec,
-    Step, Update,
+    Step, Update, exact, repeated,
 )
 from .numbers import (
     ACTIVE_TEX, DTYPES, FLAVORS, LANGS, MAX_DIMS, MAX_ELEMENTS, NAME, PLAIN_TEXT, RESERVED, clip, decimal, integer,
@@ -1917,7 +1917,7 @@ class _Reader:
             numbers = method(math.prod(array.shape), *(float(p) for p in params), dtype or "float32")
         except SeededError as error:
             raise Refused(f"{error} (allowed: {error.allowed})") from None
-        filled_array = Array(array.shape, tuple(Fraction(v) for v in numbers))
+        filled_array = Array(array.shape, exact(numbers))
         self.drawn.append((filled_array, kind, params))
         return filled_array
 
@@ -1942,7 +1942,7 @@ class _Reader:
                 array, integral, dtype = _rounded(array, LEGACY[kind]), False, LEGACY[kind]
         elif kind in ("ones", "zeros"):
             shape = self.shape(args, kwargs.pop("size", None), kind)
-            array = Array(shape, (Fraction(kind == "ones"),) * math.prod(shape))
+            array = Array(shape, repeated(Fraction(kind == "ones"), math.prod(shape)))
         elif kind == "full":
             if "fill_value" in kwargs:
                 args.append(kwargs.pop("fill_value"))
@@ -1951,7 +1951,7 @@ class _Reader:
             shape = self.shape([args[0]], kwargs.pop("size", None), kind)
             value = self.number(args[1])
             integral = _is_int_literal(args[1])
-            array = Array(shape, (value,) * math.prod(shape))
+            array = Array(shape, repeated(value, math.prod(shape)))
         elif kind == "eye":
             dims = [self.integer_of(a) for a in args + [kwargs.pop(k) for k in ("n", "m") if k in kwargs]]
             if not 1 <= len(dims) <= 2 or min(dims) < 1:
@@ -2044,7 +2044,7 @@ class _Reader:
             numbers = getattr(self.generator, kind)(math.prod(shape), dtype or "float32")
         except SeededError as error:
             raise Refused(f"{error} (allowed: {error.allowed})") from None
-        return Array(shape, tuple(Fraction(v) for v in numbers)), ()
+        return Array(shape, exact(numbers)), ()
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         if name in self.leaves:
