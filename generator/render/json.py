@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from typing import Any
@@ -37,8 +38,19 @@ def _nest(values: list[Any], shape: tuple[int, ...]) -> Any:
     return [_nest(values[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])]
 
 
+PACKED = 10_000  # elements from which an array is written as its bytes in base64, not as a list of numbers
+
+
+def packed(values: np.ndarray, shape: tuple[int, ...], kind: str = "float64") -> dict[str, Any]:
+    """Return a large array as {"shape", "dtype", "base64"}: its little-endian bytes, row-major (10.7 bytes each)."""
+    data = np.ascontiguousarray(values, dtype="<f8" if kind == "float64" else "<i8").tobytes()
+    return {"shape": list(shape), "dtype": kind, "base64": base64.b64encode(data).decode("ascii")}
+
+
 def _floats(values, shape: tuple[int, ...]) -> Any:
     if isinstance(values, np.ndarray):  # a large example's array: converted at once
+        if values.size >= PACKED:
+            return packed(values, shape)
         flat = values.tolist() if np.isfinite(values).all() else [_number(v) for v in values.tolist()]
         return _nest(flat, shape)
     return _nest([_number(to_float(v)) for v in values], shape)
@@ -81,7 +93,8 @@ class Json(Finished):
                 "gradient": _floats(p.gradient, shapes[out]),
                 "implicit": p.implicit,
                 "jacobians": {
-                    leaf: _sparse(rows) if large else [[_number(to_float(x)) for x in row] for row in rows]
+                    leaf: _sparse(rows, p.vjp[leaf], p.implicit) if large
+                    else [[_number(to_float(x)) for x in row] for row in rows]
                     for leaf, rows in p.jacobians.items()
                 },
                 "vjp": {leaf: _floats(v, shapes[leaf]) for leaf, v in p.vjp.items()},
@@ -207,27 +220,45 @@ def _highlights(derivation, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any
     }
 
 
-def _sparse(jacobian) -> dict[str, Any] | None:
-    """Write a large example's J by its non-zero entries, row-major: J[row[k], col[k]] = value[k]."""
+def _sparse(jacobian, vjp: np.ndarray, implicit: bool) -> dict[str, Any] | None:
+    """Write a large example's J by its non-zero entries, row-major: J[row[k], col[k]] = value[k].
+
+    J of a one-element output called with v = 1 is its one row, which is vjp: written once, there.
+    """
     if jacobian is None:
         return None
-    return {"rows": jacobian.rows, "cols": jacobian.cols, "row": jacobian.row.tolist(), "col": jacobian.col.tolist(),
-            "value": _floats(jacobian.value, (jacobian.value.size,))}
+    if implicit and jacobian.rows == 1 and jacobian.value.size >= PACKED and np.array_equal(
+            jacobian.dense()[0], vjp, equal_nan=True):
+        return {"rows": 1, "cols": jacobian.cols, "row": "vjp"}
+    count = (jacobian.value.size,)
+    index = (lambda a: packed(a, count, "int64")) if jacobian.value.size >= PACKED else (lambda a: a.tolist())
+    return {"rows": jacobian.rows, "cols": jacobian.cols, "row": index(jacobian.row), "col": index(jacobian.col),
+            "value": _floats(jacobian.value, count)}
 
 
 def document_schema() -> dict[str, Any]:
     """Return the JSON Schema (draft 2020-12) of what `--format json` writes: the contract other tools read."""
     number = {"oneOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
-    tensor = {"oneOf": [number, {"type": "array", "items": {"$ref": "#/$defs/tensor"}}]}
+    packed_array = {
+        "type": "object", "additionalProperties": False, "required": ["shape", "dtype", "base64"],
+        "description": f"An array of {PACKED:,} or more elements: its IEEE bytes, little-endian, row-major, in base64.",
+        "properties": {"shape": {"type": "array", "items": {"type": "integer"}},
+                       "dtype": {"enum": ["float64", "int64"]}, "base64": {"type": "string"}},
+    }
+    tensor = {"oneOf": [number, {"type": "array", "items": {"$ref": "#/$defs/tensor"}}, packed_array]}
     exact = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/$defs/exact"}}]}
     maybe = {"oneOf": [{"$ref": "#/$defs/tensor"}, {"type": "null"}]}
+    indices = {"oneOf": [{"type": "array", "items": {"type": "integer"}}, packed_array]}
     sparse = {
         "type": "object", "additionalProperties": False,
         "required": ["rows", "cols", "row", "col", "value"],
-        "properties": {"rows": {"type": "integer"}, "cols": {"type": "integer"},
-                       "row": {"type": "array", "items": {"type": "integer"}},
-                       "col": {"type": "array", "items": {"type": "integer"}},
-                       "value": {"type": "array", "items": number}},
+        "properties": {"rows": {"type": "integer"}, "cols": {"type": "integer"}, "row": indices, "col": indices,
+                       "value": {"oneOf": [{"type": "array", "items": number}, packed_array]}},
+    }
+    same_as_vjp = {
+        "type": "object", "additionalProperties": False, "required": ["rows", "cols", "row"],
+        "description": "J of a one-element output with v = 1 in a large example: its one row is this call's vjp.",
+        "properties": {"rows": {"const": 1}, "cols": {"type": "integer"}, "row": {"const": "vjp"}},
     }
     dense = {"type": "array", "items": {"type": "array", "items": number}}
     call = {
@@ -239,7 +270,7 @@ def document_schema() -> dict[str, Any]:
             "implicit": {"type": "boolean", "description": "backward() without a gradient, on a scalar."},
             "jacobians": {"type": "object", "description": "Per leaf, J: numel(output) x numel(leaf), row-major;"
                           " sparse or null in a large example.",
-                          "additionalProperties": {"oneOf": [dense, sparse, {"type": "null"}]}},
+                          "additionalProperties": {"oneOf": [dense, sparse, same_as_vjp, {"type": "null"}]}},
             "vjp": {"type": "object", "description": "Per leaf, this call's J^T v (with hooks: what the leaf's .grad"
                     " received, after them).",
                     "additionalProperties": {"$ref": "#/$defs/tensor"}},
