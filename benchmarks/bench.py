@@ -1,4 +1,4 @@
-"""Print the five figures of derive's performance targets, measured on this machine.
+"""Print the figures of derive's performance targets, measured on this machine.
 
     python benchmarks/bench.py            (make bench runs it in the project's .venv)
 
@@ -34,6 +34,86 @@ steps:
   out: z.mean()
 backward: out
 """
+
+
+NET_SPEC = """title: "PyTorch's two-layer net, full size ({dtype})"
+dtype: {dtype}
+inputs:
+  x:
+    file: x.npy
+  y:
+    file: y.npy
+  w1:
+    file: w1.npy
+    requires_grad: true
+  w2:
+    file: w2.npy
+    requires_grad: true
+steps:
+  h: (x @ w1).clamp(min=0)
+  y_pred: h @ w2
+  loss: ((y_pred - y) ** 2).sum()
+backward: loss
+"""
+
+CHAIN_SPEC = """title: "an elementwise chain over {n}x{n} elements, and a mean"
+dtype: float64
+inputs:
+  x:
+    file: x.npy
+    requires_grad: true
+steps:
+  a: x * 0.5 + 1
+  b: (a ** 2).tanh()
+  c: b * x.sigmoid()
+  out: c.mean()
+backward: out
+"""
+
+TORCH_NET = """import numpy, torch
+x, y, w1, w2 = (torch.tensor(numpy.load(f"{{n}}.npy"), dtype=torch.{dtype}) for n in ("x", "y", "w1", "w2"))
+w1.requires_grad_()
+w2.requires_grad_()
+loss = ((x.mm(w1).clamp(min=0).mm(w2) - y) ** 2).sum()
+loss.backward()
+"""
+
+
+def write_net(folder: Path, dtype: str) -> Path:
+    """Write the two-layer net of PyTorch's tutorial (N=64, D_in=1000, H=100, D_out=10) with .npy inputs."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, shape in (("x", (64, 1000)), ("y", (64, 10)), ("w1", (1000, 100)), ("w2", (100, 10))):
+        np.save(folder / f"{name}.npy", rng.standard_normal(shape).astype(dtype))
+    (folder / "torch_net.py").write_text(TORCH_NET.format(dtype=dtype))
+    path = folder / "net.yaml"
+    path.write_text(NET_SPEC.format(dtype=dtype))
+    return path
+
+
+def write_chain(folder: Path, n: int) -> Path:
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "x.npy", np.random.default_rng(1).standard_normal((n, n)))
+    path = folder / "chain.yaml"
+    path.write_text(CHAIN_SPEC.format(n=n))
+    return path
+
+
+def process_cost(args: list[str], runs: int = 3) -> tuple[float, int]:
+    """Return the median seconds of a whole command and its peak memory in bytes (the largest of its processes)."""
+    probe = ("import resource, subprocess, sys, time; s = time.perf_counter(); "
+             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+             "print(time.perf_counter() - s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+    found = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", probe, *args], check=True, capture_output=True, text=True).stdout
+        seconds, peak = out.split()
+        found.append((float(seconds), int(peak)))
+    return statistics.median(s for s, _ in found), max(p for _, p in found)
 
 
 def median_time(fn, runs: int = 3) -> float:
@@ -143,6 +223,28 @@ def main() -> int:
         bare = command_time([sys.executable, "-c", "import generator"], 9)
         figure("5. no-op rebuild of the gallery / python -c 'import generator'", noop / bare, "<= 3", noop / bare <= 3,
                f"{noop * 1000:.0f} ms / {bare * 1000:.0f} ms")
+
+        gib = 2**30
+        for number, dtype in (("6", "float64"), ("7", "float32")):
+            net = write_net(folder / f"net_{dtype}", dtype)
+            build = [derive, "build", str(net), "--out", str(net.parent / "out"), "--format", "md,json", "--force"]
+            seconds, peak = process_cost(build)
+            figure(f"{number}. the tutorial's two-layer net, full size, {dtype}: derive build --format md,json, seconds",
+                   seconds, "<= 3 and <= 1 GiB", seconds <= 3 and peak <= gib,
+                   f"peak memory {peak / 2**20:.0f} MiB; x 64x1000, w1 1000x100 from .npy files")
+        check, _ = process_cost([derive, "check", str(net)])
+        alone, _ = process_cost([sys.executable, str(net.parent / "torch_net.py")])
+        print(f"     (derive check of the float32 net: {check:.1f} s; torch's own forward and backward as a"
+              f" process, import included: {alone:.1f} s)")
+
+        small, _ = process_cost([derive, "build", str(write_chain(folder / "chain_100", 100)), "--out",
+                                 str(folder / "chain_100" / "out"), "--format", "md,json", "--force"])
+        large, peak = process_cost([derive, "build", str(write_chain(folder / "chain_1000", 1000)), "--out",
+                                    str(folder / "chain_1000" / "out"), "--format", "md,json", "--force"])
+        figure("8. an elementwise chain and a mean over 1000x1000 elements, derive build --format md,json, seconds",
+               large, "<= 10 and <= 2 GiB", large <= 10 and peak <= 2 * gib, f"peak memory {peak / 2**20:.0f} MiB")
+        figure("9. the same chain over 1000x1000 / over 100x100", large / small, "<= 100", large / small <= 100,
+               f"{large:.2f} s / {small:.2f} s")
     return 0 if all(results) else 1
 
 

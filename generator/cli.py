@@ -102,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
                        help="Specs built at once (default: the number of cores).")
     build.add_argument("--force", action="store_true", help="Rebuild every spec, even those up to date.")
+    build.add_argument("--verbose", action="store_true",
+                       help="Say for each spec built how long it took and its peak memory.")
 
     check = commands.add_parser("check", help="Compare each spec's derivation with real torch.",
                                 description="Run each spec in real torch (float64) and compare values, grads and "
@@ -190,6 +192,10 @@ def _build(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    if args.verbose:
+        for o in outcomes:
+            if o.seconds is not None:
+                print(f"{shown(o.path)}: built in {o.seconds:.2f} s, peak memory {o.peak / 2**20:.0f} MiB")
     return _report(outcomes, "built")
 
 

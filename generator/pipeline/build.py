@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections import namedtuple
 from pathlib import Path
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
@@ -28,8 +29,9 @@ SPEC_SUFFIXES = (".yaml", ".yml", ".py")  # a folder's .py files named _*.py (he
 CACHE = ".derive-cache.json"  # in the output folder: what each spec's outputs were built from
 
 
-class Outcome(namedtuple("Outcome", "path written errors fresh", defaults=((), (), False))):
-    """What happened to one spec: the files written, the error lines, and whether it was skipped as fresh."""
+class Outcome(namedtuple("Outcome", "path written errors fresh seconds peak", defaults=((), (), False, None, None))):
+    """What happened to one spec: the files written, the error lines, whether it was skipped as fresh, and for one
+    built, the seconds and the peak memory (bytes) of the process that built it."""
 
     __slots__ = ()
 
@@ -182,6 +184,7 @@ def make_files(
 
     from ..render.formats import RENDERERS
 
+    started = time.monotonic()
     files = render_spec(path, formats, lang, flavor, front_matter, text)
     budget_spent()
     written, errors = [], []
@@ -195,7 +198,14 @@ def make_files(
             raise DeriveError(f"{shown(path)}: the build was stopped; nothing written")
         write_output(out / name, data)
         written.append((out / name, hashlib.sha256(data).hexdigest()))
-    return tuple(written), tuple(errors)
+    return tuple(written), tuple(errors), (time.monotonic() - started, peak_memory())
+
+
+def peak_memory() -> int:
+    """Return this process's peak resident memory in bytes (Linux counts ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def write_output(path: Path, data: bytes) -> None:
@@ -276,8 +286,9 @@ def build_specs(
             if isinstance(result, DeriveError):
                 outcomes[i] = Outcome(paths[i], errors=tuple(result.lines()))
             else:
-                hashes = result[0]
-                outcomes[i] = Outcome(paths[i], written=tuple(p for p, _ in hashes), errors=result[1])
+                hashes, errors, (seconds, peak) = result
+                outcomes[i] = Outcome(paths[i], written=tuple(p for p, _ in hashes), errors=errors, seconds=seconds,
+                                      peak=peak)
             if record is not None:  # saved now, not at the end: a killed build keeps what it finished
                 record.update(paths[i].stem, keys[i] if outcomes[i].ok else None, hashes)
             if done:
