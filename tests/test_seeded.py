@@ -245,3 +245,52 @@ class TestDrawnInTorchCode:
 
 def _flat(value):
     return [v for item in value for v in _flat(item)] if isinstance(value, list) else [value]
+
+
+MINIBATCH = """\
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(2147483647)
+Xtr = torch.randn(10, 3, dtype=torch.float64)
+Ytr = torch.randint(0, 3, (10,))
+W = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+ix = torch.randint(0, Xtr.shape[0], (len(Xtr) - 5,))
+Xb, Yb = Xtr[ix], Ytr[ix]
+b = torch.zeros(Xtr.size(1), dtype=torch.float64, requires_grad=True)
+loss = F.cross_entropy(Xb @ W + b, Yb)
+loss.backward()
+print(Yb)
+print(W.grad)
+"""
+
+
+class TestMinibatchAsMakemoreDrawsIt:
+    def test_targets_picked_by_the_same_indices_agree_with_torch(self, tmp_path):
+        """Yb = Ytr[ix] (int64 by int64) and randint(0, Xtr.shape[0], ...) read as torch runs them; check agrees."""
+        path = tmp_path / "minibatch.py"
+        path.write_text(MINIBATCH)
+        result = invoke("check", str(path))
+        assert result.exit_code == 0, result.stderr
+        assert invoke("build", str(path), "--out", str(tmp_path / "o"), "--format", "md,json").exit_code == 0
+        assert "ix = torch.randint(0, 10, (5,))\nYb = Ytr[ix]\n" in (tmp_path / "o" / "minibatch.md").read_text()
+        values = json.loads((tmp_path / "o" / "minibatch.json").read_text())["values"]
+        torch.manual_seed(2147483647)
+        Xtr, Ytr = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 3, (10,))
+        torch.randn(3, 3, dtype=torch.float64)
+        ix = torch.randint(0, 10, (5,))
+        assert values["Yb"] == Ytr[ix].tolist() and values["ix"] == ix.tolist()
+
+    @pytest.mark.parametrize(("line", "message"), [
+        ("Yb = Ytr[ix2]", "index 12 is out of bounds for dimension 0 with size 10 (allowed: -10 to 9)"),
+        ("ix = torch.randint(0, Xtr.shape[2], (2,))", "'Xtr.shape[2]': a dimension out of range (allowed: -2 to 1)"),
+    ], ids=["out-of-bounds", "no-such-dim"])
+    def test_what_torch_refuses_is_refused(self, tmp_path, line, message):
+        """An index past the rows, or a size of a dimension the tensor lacks, is refused at its line as torch would."""
+        path = tmp_path / "bad.py"
+        path.write_text("import torch\n\ntorch.manual_seed(0)\nXtr = torch.randn(10, 3, dtype=torch.float64)\n"
+                        "Ytr = torch.randint(0, 3, (10,))\nix2 = torch.tensor([1, 12])\n"
+                        f"{line}\nx = torch.ones(3, dtype=torch.float64, requires_grad=True)\n(x * 2).sum().backward()\n")
+        result = invoke("check", str(path))
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == f"{path}:7: {message}"

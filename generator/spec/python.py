@@ -205,6 +205,7 @@ class _Reader:
     seed: int | None = None  # torch.manual_seed(seed), read once before any randn or rand
     generator: Generator | None = None  # torch's generator after that seed, as the draws leave it
     drawn: list[tuple[Array, str, tuple]] = field(default_factory=list)  # each drawn tensor's array, kind and arguments
+    gathers: list[tuple[Array, str, tuple]] = field(default_factory=list)  # Yb = Ytr[ix]: its array, "index", the names
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
@@ -440,6 +441,8 @@ class _Reader:
         if not isinstance(target, ast.Name):
             raise Refused(f"assigning to {_describe(target)} (allowed: name = expression, or a, b = x, y)")
         name = target.id
+        if self.gather(name, value, line):
+            return None
         if isinstance(value, ast.Tuple):
             return self.tuple_(name, value, line)
         if self.functional_kind(value):  # H = hessian(f, x): what print(H) shows later is the call's
@@ -2046,6 +2049,51 @@ class _Reader:
             raise Refused(f"{error} (allowed: {error.allowed})") from None
         return Array(shape, exact(numbers)), ()
 
+    def gather(self, name: str, value: ast.expr, line: int) -> bool:
+        """Read Yb = Ytr[ix], int64 tensors both (a minibatch's targets): an int64 leaf of the rows picked, as torch
+        makes it (no grad_fn), written in the document's code as the same indexing; False for any other code."""
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)
+                and isinstance(value.slice, ast.Name)):
+            return False
+        source, index = self.bound.get(value.value.id), self.bound.get(value.slice.id)
+        if any(n not in self.leaves or self.leaves[n].dtype != "int64" for n in (source, index)):
+            return False
+        table, picks = self.leaves[source].array, [int(v) for v in self.leaves[index].array.values]
+        if not table.shape:
+            raise Refused(f"{_describe(value)}: indexing a 0-d tensor (allowed: a tensor with dimensions)")
+        rows, width = table.shape[0], math.prod(table.shape[1:])
+        for pick in picks:
+            if not -rows <= pick < rows:
+                raise Refused(f"index {pick} is out of bounds for dimension 0 with size {rows}"
+                              f" (allowed: -{rows} to {rows - 1})")
+        shape = self.sized(self.leaves[index].array.shape + table.shape[1:])
+        array = Array(shape, tuple(table.values[(pick % rows) * width + k] for pick in picks for k in range(width)))
+        self.leaf(name, (array, "int64", False), line)
+        self.leaves[source].used = self.leaves[index].used = True  # the document's code indexes them too
+        self.gathers.append((array, "index", (source, index)))
+        return True
+
+    def size_of(self, node: ast.expr) -> int | None:
+        """Return t.shape[i], t.size(i) or len(t) of a tensor made by a creation function, or None for other code."""
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+            tensor, dim = node.value.value, node.slice
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
+              and len(node.args) == 1 and not node.keywords):
+            tensor, dim = node.func.value, node.args[0]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len"
+              and len(node.args) == 1 and not node.keywords):
+            tensor, dim = node.args[0], ast.Constant(0)
+        else:
+            return None
+        if not (isinstance(tensor, ast.Name) and tensor.id in self.bound):
+            return None
+        shape = self.shape_of(self.bound[tensor.id])
+        index = int(self.number(dim)) if self.number(dim).denominator == 1 else None
+        if index is None or not -len(shape) <= index < len(shape):
+            raise Refused(f"{_describe(node)}: a dimension out of range (allowed: -{len(shape)} to {len(shape) - 1})"
+                          if shape else f"{_describe(node)} of a 0-d tensor (allowed: a tensor with dimensions)")
+        return shape[index]
+
     def shape_of(self, name: str) -> tuple[int, ...]:
         if name in self.leaves:
             return self.leaves[name].array.shape
@@ -2124,6 +2172,9 @@ class _Reader:
             return Fraction(MATH_CONSTANTS[node.attr])  # the double Python holds, exactly
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
             return self.number(node.operand)
+        size = self.size_of(node)
+        if size is not None:  # Xtr.shape[0], Xtr.size(0), len(Xtr): a size the tensor's making fixed
+            return Fraction(size)
         op = by_operator(type(node.op)) if isinstance(node, (ast.BinOp, ast.UnaryOp)) else None
         if op is not None:  # 2. * math.pi, -math.pi: Python computes the number before torch sees it
             operands = [node.operand] if isinstance(node, ast.UnaryOp) else [node.left, node.right]
@@ -2529,7 +2580,8 @@ class _Reader:
         if self.problems:
             raise SpecError(sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0))  # a loop's once
         inputs = tuple(Input(n, leaf.array, leaf.requires_grad, leaf.line, leaf.seq, leaf.grad_from, leaf.parameter,
-                             *next(((kind, params) for array, kind, params in self.drawn if array is leaf.array),
+                             *next(((kind, params) for array, kind, params in self.drawn + self.gathers
+                                    if array is leaf.array),
                                    ("", ())),
                              integer=leaf.dtype == "int64")
                        for n, leaf in kept.items())
