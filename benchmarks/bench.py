@@ -70,8 +70,9 @@ steps:
 backward: out
 """
 
-TORCH_NET = """import numpy, torch
-x, y, w1, w2 = (torch.tensor(numpy.load(f"{{n}}.npy"), dtype=torch.{dtype}) for n in ("x", "y", "w1", "w2"))
+TORCH_NET = """import pathlib, numpy, torch
+here = pathlib.Path(__file__).parent
+x, y, w1, w2 = (torch.tensor(numpy.load(here / f"{{n}}.npy"), dtype=torch.{dtype}) for n in ("x", "y", "w1", "w2"))
 w1.requires_grad_()
 w2.requires_grad_()
 loss = ((x.mm(w1).clamp(min=0).mm(w2) - y) ** 2).sum()
@@ -103,17 +104,20 @@ def write_chain(folder: Path, n: int) -> Path:
     return path
 
 
-def process_cost(args: list[str], runs: int = 3) -> tuple[float, int]:
-    """Return the median seconds of a whole command and its peak memory in bytes (the largest of its processes)."""
+def process_cost(args: list[str], runs: int = 3, *, may_fail: bool = False) -> tuple[float, int, int]:
+    """Return the median seconds of a whole command, its peak memory in bytes (the largest of its processes) and its
+    exit code (which must be 0 unless may_fail)."""
     probe = ("import resource, subprocess, sys, time; s = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-             "print(time.perf_counter() - s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
+             "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode; "
+             "print(time.perf_counter() - s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, code)")
     found = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", probe, *args], check=True, capture_output=True, text=True).stdout
-        seconds, peak = out.split()
-        found.append((float(seconds), int(peak)))
-    return statistics.median(s for s, _ in found), max(p for _, p in found)
+        seconds, peak, code = out.split()
+        if int(code) and not may_fail:
+            raise SystemExit(f"{' '.join(args)} exited with {code}")
+        found.append((float(seconds), int(peak), int(code)))
+    return statistics.median(s for s, _, _ in found), max(p for _, p, _ in found), found[-1][2]
 
 
 def median_time(fn, runs: int = 3) -> float:
@@ -228,18 +232,20 @@ def main() -> int:
         for number, dtype in (("6", "float64"), ("7", "float32")):
             net = write_net(folder / f"net_{dtype}", dtype)
             build = [derive, "build", str(net), "--out", str(net.parent / "out"), "--format", "md,json", "--force"]
-            seconds, peak = process_cost(build)
+            seconds, peak, _ = process_cost(build)
             figure(f"{number}. the tutorial's two-layer net, full size, {dtype}: derive build --format md,json, seconds",
                    seconds, "<= 3 and <= 1 GiB", seconds <= 3 and peak <= gib,
                    f"peak memory {peak / 2**20:.0f} MiB; x 64x1000, w1 1000x100 from .npy files")
-        check, _ = process_cost([derive, "check", str(net)])
-        alone, _ = process_cost([sys.executable, str(net.parent / "torch_net.py")])
-        print(f"     (derive check of the float32 net: {check:.1f} s; torch's own forward and backward as a"
-              f" process, import included: {alone:.1f} s)")
+        for dtype in ("float64", "float32"):
+            net = folder / f"net_{dtype}" / "net.yaml"
+            check, _, code = process_cost([derive, "check", str(net)], 1, may_fail=True)
+            alone, _, _ = process_cost([sys.executable, str(net.parent / "torch_net.py")], 1)
+            print(f"     (derive check of the {dtype} net: {check:.1f} s, {'agrees' if code == 0 else 'DISAGREES'};"
+                  f" torch's own forward and backward as a process, import included: {alone:.1f} s)")
 
-        small, _ = process_cost([derive, "build", str(write_chain(folder / "chain_100", 100)), "--out",
+        small, _, _ = process_cost([derive, "build", str(write_chain(folder / "chain_100", 100)), "--out",
                                  str(folder / "chain_100" / "out"), "--format", "md,json", "--force"])
-        large, peak = process_cost([derive, "build", str(write_chain(folder / "chain_1000", 1000)), "--out",
+        large, peak, _ = process_cost([derive, "build", str(write_chain(folder / "chain_1000", 1000)), "--out",
                                     str(folder / "chain_1000" / "out"), "--format", "md,json", "--force"])
         figure("8. an elementwise chain and a mean over 1000x1000 elements, derive build --format md,json, seconds",
                large, "<= 10 and <= 2 GiB", large <= 10 and peak <= 2 * gib, f"peak memory {peak / 2**20:.0f} MiB")
