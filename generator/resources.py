@@ -15,10 +15,23 @@ def template_root() -> Path:
     raise FileNotFoundError("the templates folder is missing from the installation")
 
 
-def package_files() -> list[tuple[str, bytes]]:
-    """Return (name, bytes) of the package's code and templates, in a fixed order."""
+def _package_paths() -> list[tuple[str, Path]]:
     root = template_root()
     files = [(f"generator/{p.relative_to(HERE).as_posix()}", p) for p in HERE.rglob("*.py")]
     files += [(f"templates/{p.relative_to(root).as_posix()}", p) for p in root.rglob("*") if p.is_file()]
     files += [(f"generator/{p.relative_to(HERE).as_posix()}", p) for p in (HERE / "render" / "katex").rglob("*") if p.is_file()]
-    return [(name, path.read_bytes()) for name, path in sorted(files)]
+    return sorted(files)
+
+
+def package_files() -> list[tuple[str, bytes]]:
+    """Return (name, bytes) of the package's code and templates, in a fixed order."""
+    return [(name, path.read_bytes()) for name, path in _package_paths()]
+
+
+def package_signature() -> str:
+    """Return the package files' names, sizes and modification times, which change when any file does."""
+    found = []
+    for name, path in _package_paths():
+        info = path.stat()
+        found.append(f"{name}\0{info.st_size}\0{info.st_mtime_ns}")
+    return "\n".join(found)

@@ -101,7 +101,24 @@ class TestSkipping:
         files = build_module.package_files()
         changed = [(name, data + b"\n") if name.endswith("document.md.j2") else (name, data) for name, data in files]
         monkeypatch.setattr(build_module, "package_files", lambda: changed)
+        monkeypatch.setattr(build_module, "package_signature", lambda: "a file's size or time changed")
         monkeypatch.setattr(build_module, "_TOOL", [])
+        _build(spec, out)
+        assert counted() == ["derive", "latex"]
+
+    def test_the_package_hash_is_recorded_and_trusted_while_no_file_changes(self, counted, spec, tmp_path,
+                                                                            monkeypatch):
+        """The record keeps the package's content hash beside its files' sizes and times, and reuses it while they
+        stay; a rewritten output (new inode and time) is hashed again before it is trusted."""
+        out = tmp_path / "out"
+        monkeypatch.setattr(build_module, "_TOOL", [])
+        _build(spec, out)
+        record = json.loads((out / CACHE).read_text())
+        assert record["/tool"]["hash"] == build_module._tool_hash()
+        monkeypatch.setattr(build_module, "_TOOL", [])
+        monkeypatch.setattr(build_module, "package_files", lambda: [("generator/x.py", b"other code")])
+        _build(spec, out)  # sizes and times as recorded: the recorded hash stands, nothing is rebuilt
+        (out / "seed.md").write_bytes((out / "seed.md").read_bytes())  # the same bytes, written anew
         _build(spec, out)
         assert counted() == ["derive", "latex"]
 
@@ -133,7 +150,7 @@ class TestSkipping:
         out = tmp_path / "out"
         _build(spec, out)
         record = json.loads((out / CACHE).read_text())
-        assert set(record) == {"seed"}
+        assert set(record) - {"/tool"} == {"seed"}
         assert record["seed"]["files"] == {"seed.md": hashlib.sha256((out / "seed.md").read_bytes()).hexdigest(),
                                            "seed.pdf": hashlib.sha256((out / "seed.pdf").read_bytes()).hexdigest()}
 

@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start
 from .. import __version__
 from ..errors import DeriveError, SpecError, shown
 from .isolate import DEFAULT_TIMEOUT
-from ..resources import package_files
+from ..resources import package_files, package_signature
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 FORMATS = ("md", "json", "tex", "pdf", "html", "ipynb")
 SPEC_SUFFIXES = (".yaml", ".yml", ".py")  # a folder's .py files named _*.py (helpers, __init__.py) are skipped
 CACHE = ".derive-cache.json"  # in the output folder: what each spec's outputs were built from
+TOOL_ENTRY = "/tool"  # its entry for the package's own hash (no spec's stem has a slash)
 
 
 class Outcome(namedtuple("Outcome", "path written errors fresh seconds peak", defaults=((), (), False, None, None))):
@@ -252,6 +253,8 @@ def build_specs(
 
     options = json.dumps([list(formats), lang, flavor, front_matter])
     record = _Cache(out) if cache else None
+    if record is not None and not _TOOL:
+        _TOOL.append(record.tool_hash())
     refused = clashes(paths)
     outcomes: dict[int, Outcome] = {}
     todo: list[int] = []
@@ -386,6 +389,12 @@ def _tool_hash() -> str:
     return _TOOL[0]
 
 
+def _stat(path: Path) -> list[int]:
+    """Return a file's size, modification time (ns) and inode: what any rewrite of it changes."""
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
 class _Cache:
     """The output folder's record: per spec stem, the hash its outputs were built from and the sha256 of each.
 
@@ -399,6 +408,7 @@ class _Cache:
         self.path = out / CACHE
         self.out = out
         self.entries = self.read()
+        self.tool: dict | None = None
 
     def read(self) -> dict:
         try:
@@ -407,13 +417,31 @@ class _Cache:
             return {}
         return entries if isinstance(entries, dict) else {}
 
+    def tool_hash(self) -> str:
+        """Return the hash of the package's files: as recorded while no file's size or time has changed, else anew."""
+        signature = hashlib.sha256(package_signature().encode()).hexdigest()
+        entry = self.entries.get(TOOL_ENTRY)
+        if isinstance(entry, dict) and entry.get("signature") == signature and isinstance(entry.get("hash"), str):
+            return entry["hash"]
+        found = _tool_hash()
+        self.tool = {"signature": signature, "hash": found}  # saved with the next entry, or now if the folder is there
+        try:
+            if self.out.is_dir():
+                self._save(TOOL_ENTRY, self.tool)
+        except DeriveError:
+            pass  # a folder that takes no record: the hash is worked out again next time, as before
+        return found
+
     def fresh(self, stem: str, key: str, names: list[str]) -> bool:
         """Tell whether every named output exists with the bytes written from this key."""
         entry = self.entries.get(stem)
         if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("files"), dict):
             return False
+        stats = entry.get("stat") if isinstance(entry.get("stat"), dict) else {}
         for name in names:
             try:
+                if stats.get(name) == _stat(self.out / name):  # the very file recorded: not written since
+                    continue
                 data = (self.out / name).read_bytes()
             except OSError:
                 return False
@@ -425,10 +453,24 @@ class _Cache:
         """Record a successful build (key, and each file written with its sha256), or forget a failed one; save at once."""
         if key is None and stem not in self.read():
             return  # nothing to forget (and perhaps no folder yet: a failed spec creates none)
+        if key is None:
+            return self._save(stem, None)
+        stats = {}
+        for path, _ in written:
+            try:
+                stats[path.name] = _stat(path)
+            except OSError:
+                pass
+        self._save(stem, {"key": key, "files": {path.name: digest for path, digest in written}, "stat": stats})
+
+    def _save(self, stem: str, entry: dict | None) -> None:
+        """Merge one entry (None: its removal) into the file as it is on disk, under the folder's lock."""
         with self._locked():
             entries = self.read()
-            if key is not None:
-                entries[stem] = {"key": key, "files": {path.name: digest for path, digest in written}}
+            if self.tool is not None:
+                entries[TOOL_ENTRY] = self.tool
+            if entry is not None:
+                entries[stem] = entry
             elif entries.pop(stem, None) is None:
                 return
             self.entries = entries
