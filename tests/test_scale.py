@@ -19,44 +19,9 @@ from generator.pipeline.build import compare_spec, render_spec
 from generator.spec.load import load
 from generator.spec.model import Array, Floats, floats
 
+from benchmarks.bench import write_chain, write_net
+
 from .helpers import invoke
-
-NET = """\
-title: the two-layer net
-dtype: float64
-inputs:
-  x:
-    file: x.npy
-  y:
-    file: y.npy
-  w1:
-    file: w1.npy
-    requires_grad: true
-  w2:
-    file: w2.npy
-    requires_grad: true
-steps:
-  h: (x @ w1).clamp(min=0)
-  y_pred: h @ w2
-  loss: ((y_pred - y) ** 2).sum()
-backward: loss
-"""
-
-CHAIN = """\
-title: a chain over a million elements
-dtype: float64
-inputs:
-  x:
-    file: x.npy
-    requires_grad: true
-steps:
-  a: x * 0.5 + 1
-  b: (a ** 2).tanh()
-  c: b * x.sigmoid()
-  out: c.mean()
-backward: out
-"""
-
 
 def _unpacked(packed) -> np.ndarray:
     """Decode the JSON's packed array with plain numpy."""
@@ -67,12 +32,7 @@ def _unpacked(packed) -> np.ndarray:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory) -> Path:
     """PyTorch's two-layer net at the tutorial's size (N=64, D_in=1000, H=100, D_out=10), inputs in .npy files."""
-    folder = tmp_path_factory.mktemp("net")
-    rng = np.random.default_rng(0)
-    for name, shape in (("x", (64, 1000)), ("y", (64, 10)), ("w1", (1000, 100)), ("w2", (100, 10))):
-        np.save(folder / f"{name}.npy", rng.standard_normal(shape))
-    (folder / "net.yaml").write_text(NET)
-    return folder / "net.yaml"
+    return write_net(tmp_path_factory.mktemp("net"), "float64")
 
 
 class TestTwoLayerNet:
@@ -104,10 +64,9 @@ class TestTwoLayerNet:
 class TestMillionElements:
     def test_chain_grad_equals_torch(self, tmp_path):
         """A 1000×1000 chain builds within the default budget, and its packed x.grad is torch's."""
-        x = np.random.default_rng(1).standard_normal((1000, 1000))
-        np.save(tmp_path / "x.npy", x)
-        (tmp_path / "chain.yaml").write_text(CHAIN)
-        result = invoke("build", tmp_path / "chain.yaml", "--out", tmp_path / "out", "--format", "md,json")
+        spec = write_chain(tmp_path, 1000)
+        x = np.load(tmp_path / "x.npy")
+        result = invoke("build", spec, "--out", tmp_path / "out", "--format", "md,json")
         assert result.exit_code == 0, result.stderr
         data = json.loads((tmp_path / "out" / "chain.json").read_text())
         t = torch.tensor(x, requires_grad=True)
@@ -117,10 +76,8 @@ class TestMillionElements:
 
     def test_npy_values_stay_floats(self, tmp_path):
         """A million-element .npy input is held as one float64 array, its Fractions made only when asked."""
-        x = np.random.default_rng(2).standard_normal((1000, 1000))
-        np.save(tmp_path / "x.npy", x)
-        (tmp_path / "chain.yaml").write_text(CHAIN)
-        value = load(tmp_path / "chain.yaml").inputs[0].value
+        value = load(write_chain(tmp_path, 1000)).inputs[0].value
+        x = np.load(tmp_path / "x.npy")
         assert isinstance(value.values, Floats) and value.shape == (1000, 1000)
         assert np.array_equal(floats(value), x.reshape(-1))
         assert value.values[12345] == Fraction(float(x.reshape(-1)[12345]))
