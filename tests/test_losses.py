@@ -191,6 +191,14 @@ class TestRefusals:
                                           " size_average=, reduce=, reduction=)"),
         ("z.mse_loss(t)", "step 'y': mse_loss is a function of torch.nn.functional (allowed:"
                           " torch.nn.functional.mse_loss(...), or F.mse_loss(...) after import torch.nn.functional as F)"),
+        (f"{NN}conv2d(z.reshape(1, 1, 2, 3), z.reshape(1, 1, 2, 3)[:, :, :, :2], padding='same')",
+         "step 'y': conv2d(padding='same') with an even kernel size: torch pads one side more, in a node of its own"
+         " (ConstantPadNdBackward0) that derive does not read yet (allowed: odd kernel sizes, or padding as integers)"),
+        (f"{NN}conv1d(z.reshape(1, 2, 3), z.reshape(1, 2, 3)[:, :, :1], stride=2, padding='same')",
+         "step 'y': padding='same' is not supported for strided convolutions (allowed: stride=1, or padding as"
+         " integers)"),
+        (f"{NN}conv1d(z.reshape(1, 2, 3), z.reshape(1, 2, 3), padding='full')",
+         "step 'y': Invalid padding string: 'full' (allowed: padding='same', 'valid', or integers)"),
         ("torch.binary_cross_entropy_with_logits(z, t)", "step 'y': binary_cross_entropy_with_logits is a function of"
          " torch.nn.functional (allowed: torch.nn.functional.binary_cross_entropy_with_logits(...), or"
          " F.binary_cross_entropy_with_logits(...) after import torch.nn.functional as F)"),

@@ -174,6 +174,10 @@ CASES = [
     ("torch.nn.functional.conv2d(a.reshape(1, 1, 2, 3), M.reshape(1, 1, 3, 2)[:, :, :2], stride=(1, 2), padding=(1, 0))",
      lambda t: torch.nn.functional.conv2d(t.a.reshape(1, 1, 2, 3), t.M.reshape(1, 1, 3, 2)[:, :, :2], stride=(1, 2),
                                           padding=(1, 0))),
+    ("torch.nn.functional.conv2d(a.reshape(1, 1, 2, 3), M.reshape(1, 1, 3, 2)[:, :, :, :1], padding='same') +"
+     " torch.nn.functional.conv1d(a.reshape(1, 2, 3), M.reshape(1, 2, 3)[:, :, 1:], padding='valid').sum()",
+     lambda t: torch.nn.functional.conv2d(t.a.reshape(1, 1, 2, 3), t.M.reshape(1, 1, 3, 2)[:, :, :, :1], padding="same")
+     + torch.nn.functional.conv1d(t.a.reshape(1, 2, 3), t.M.reshape(1, 2, 3)[:, :, 1:], padding="valid").sum()),
     ("torch.nn.functional.conv2d(a.reshape(1, 2, 3), torch.stack([M[:2], M[1:]]).unsqueeze(1), v[:2], 2) * 2",
      lambda t: torch.nn.functional.conv2d(t.a.reshape(1, 2, 3), torch.stack([t.M[:2], t.M[1:]]).unsqueeze(1), t.v[:2], 2) * 2),
     ("torch.nn.functional.layer_norm(a, (3,), b, v) + torch.nn.functional.layer_norm(M, [2], eps=0.5).sum()",

@@ -37,9 +37,27 @@ def _sizes(node: ast.AST | None, spatial: int, name: str, key: str, default: int
     return sizes
 
 
+def _padding_word(word: str, kernel: tuple[int, ...], stride: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """Return padding='valid' (none) or 'same' (the output as large as the input) as sizes, as torch reads them."""
+    if word == "valid":
+        return (0,) * len(kernel)
+    if word != "same":
+        raise ExprError(f"Invalid padding string: {word!r} (allowed: padding='same', 'valid', or integers)")
+    if any(s != 1 for s in stride):
+        raise ExprError(f"padding='same' is not supported for strided convolutions (allowed: stride=1, or padding as"
+                        " integers)")
+    if any(k % 2 == 0 for k in kernel):
+        raise ExprError(f"{name}(padding='same') with an even kernel size: torch pads one side more, in a node of its"
+                        " own (ConstantPadNdBackward0) that derive does not read yet (allowed: odd kernel sizes, or"
+                        " padding as integers)")
+    return tuple((k - 1) // 2 for k in kernel)
+
+
 @dataclass(frozen=True)
 class Convolution(Op):
     """torch.nn.functional.conv1d and conv2d (stride, padding; dilation 1, groups 1), batched or not."""
+
+    words = (("padding", ("same", "valid")),)  # the words padding= takes besides sizes
 
     def call(self, walk, name, subject, args, kwargs, *, top):
         bound = bind_args(name, args, kwargs, ("weight", "bias", "stride", "padding", "dilation", "groups"),
@@ -50,15 +68,17 @@ class Convolution(Op):
                     spatial if key == "dilation" else 1):
                 raise ExprError(f"{name}()'s {key}= other than 1 is not read yet (allowed: {key}=1, the default)")
         padding = bound.get("padding")
-        if isinstance(padding, ast.Constant) and isinstance(padding.value, str):
-            raise ExprError(f"{name}(padding={padding.value!r}) is not read yet (allowed: padding as integers)")
         x = walk.tensor(subject, f"{name}'s input")
         operands = [x, walk.tensor(bound["weight"], f"{name}'s weight")]
         bias = bound.get("bias")
         if bias is not None and not (isinstance(bias, ast.Constant) and bias.value is None):
             operands.append(walk.tensor(bias, f"{name}'s bias"))
-        params = {"spatial": spatial, "stride": _sizes(bound.get("stride"), spatial, name, "stride", 1),
-                  "padding": _sizes(padding, spatial, name, "padding", 0), "bias": len(operands) == 3}
+        stride = _sizes(bound.get("stride"), spatial, name, "stride", 1)
+        if isinstance(padding, ast.Constant) and isinstance(padding.value, str):
+            pads = _padding_word(padding.value, walk.shape_of(operands[1])[2:], stride, name)
+        else:
+            pads = _sizes(padding, spatial, name, "padding", 0)
+        params = {"spatial": spatial, "stride": stride, "padding": pads, "bias": len(operands) == 3}
         if len(walk.shape_of(x)) != spatial + 1:
             return walk.make(self.key, operands, params, top=top)
         # one example without a batch dim: torch makes it a batch of one, then takes that one back out
