@@ -258,6 +258,16 @@ FOUND_BY_THE_LONG_RUN = {
     "kink_decided_after_masked_fill": ("dtype: float64\ninputs:\n  x0:\n    value: [1e-45, -0.25]\n"
                                        "    requires_grad: true\nsteps:\n  s1: x0.masked_fill(x0 == 0, 1)\n"
                                        "  s3: s1.relu()\n  out: s3.sum()\nbackward: out\n"),
+    # layer_norm over groups of one: torch's kernel takes the variance as x·x - x·x, nan where x·x overflows
+    # (float32 from 1.9e19 on, float64 from 1.3e154), where the centred form gives 0
+    "layer_norm_of_one_element_overflows": ("inputs:\n  x0:\n    value: [[3.4e38, -0.25], [1e308, 1e20], [1e-160, 2e19]]\n"
+                                            "    requires_grad: true\nsteps:\n"
+                                            "  s2: torch.nn.functional.layer_norm(x0.reshape(-1, 1) * 2, [1], eps=0.5)\n"
+                                            "  out: s2.mean()\nbackward: out\n"),
+    "layer_norm_of_one_float64_element_overflows": ("dtype: float64\ninputs:\n  x0:\n    value: [[1e155, -0.25], [1e20, 3]]\n"
+                                                    "    requires_grad: true\nsteps:\n"
+                                                    "  s2: torch.nn.functional.layer_norm(x0.reshape(-1, 1), [1])\n"
+                                                    "  out: (s2 * x0.reshape(-1, 1)).sum()\nbackward: out\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

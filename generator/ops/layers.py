@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats.ieee import exact_number
+from ..floats.numeric import active_rounding
 from .derivatives import GroupMean, GroupVar, Hat, Rstd
 from .base import (
     LETTERS, ExprError, Op, ShapeError, Spelling, bind_args, bool_arg, checked, constant_tex, el, flat, fmt_shape,
@@ -169,9 +170,13 @@ class LayerNorm(Op):
     def _moments(self, x, shapes, params):
         n = numel(params["normalized"])
         rows = flat(x).reshape(-1, n)
-        centred = rows - rows.mean(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = 1 / np.sqrt((centred * centred).mean(axis=1, keepdims=True) + float(params["eps"]))
+        with np.errstate(all="ignore"):
+            centred = rows - rows.mean(axis=1, keepdims=True)
+            variance = (centred * centred).mean(axis=1, keepdims=True)
+            if n == 1:  # torch's kernel takes a group of one as x·x - x·x: nan where x·x overflows the dtype
+                keep = active_rounding() or (lambda v: v)
+                variance = keep(keep(rows * rows) - keep(rows * rows))
+            scale = 1 / np.sqrt(variance + float(params["eps"]))
         return n, centred * scale, scale
 
     def array_forward(self, xs, shapes, params):
