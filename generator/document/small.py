@@ -360,8 +360,10 @@ class SmallBuilder(DocumentBuilder):
         derivatives = [sp.diff(expr, sym) for sym in wanted[:MAX_ALL_AT_ONCE_PARTIALS]]
         if not all(map(_smooth, derivatives)):
             return (), 0
-        for sym, derivative in zip(wanted, derivatives):
-            value = evaluate(derivative, env)
+        values = [evaluate(derivative, env) for derivative in derivatives]
+        if any(v.has(sp.I, sp.zoo) or v.is_extended_real is False for v in values):
+            return (), 0  # a root or log of a negative number: torch has nan there, which the steps above show
+        for sym, derivative, value in zip(wanted, derivatives, values):
             shown = sp.factor(derivative) if _factorable(derivative) else derivative
             lines.append(rf"{self.partial(loss, self.names[sym])} = {self.printer.doprint(shown)}{value_tex(value)}")
         return tuple(lines), max(len(wanted) - MAX_ALL_AT_ONCE_PARTIALS, 0)

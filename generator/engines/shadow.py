@@ -192,6 +192,12 @@ class DtypeCast(Cast):
             out[cascaded:] = self(0.0 + _row_sum(self, matrix[:, cascaded:].T))
         return out
 
+    def refuse(self, what: str) -> None:
+        """Refuse the node being computed: what torch does there depends on more than derive models (what says why)."""
+        node = self.node
+        raise SpecError([Problem(self.path, node.line if node is not None else None,
+                                 f"{node.step if node is not None else 'a step'}: {what}")])
+
     def _refuse_order_dependent(self, index: np.ndarray, terms: np.ndarray, size: int) -> None:
         """Refuse a sum whose result in the dtype depends on the order of its terms (torch's kernels differ by CPU).
 

@@ -170,6 +170,14 @@ class LayerNorm(Op):
     def _moments(self, x, shapes, params):
         n = numel(params["normalized"])
         rows = flat(x).reshape(-1, n)
+        cast = active_rounding()
+        if n > 1 and getattr(cast, "refuse", None) is not None:
+            largest = np.max(np.abs(np.where(np.isfinite(rows), rows, 0.0)))
+            limit = float(np.sqrt(np.finfo(getattr(cast, "dtype")).max / n)) / 2
+            if largest >= limit:
+                cast.refuse(f"layer_norm of numbers as large as {largest:.3g}: torch's {cast.dtype} moments square them"
+                            f" and overflow in an order its kernel picks (allowed: numbers below {limit:.3g} in size"
+                            f" in groups of {n})")
         with np.errstate(all="ignore"):
             centred = rows - rows.mean(axis=1, keepdims=True)
             variance = (centred * centred).mean(axis=1, keepdims=True)
