@@ -268,6 +268,11 @@ FOUND_BY_THE_LONG_RUN = {
                                                     "    requires_grad: true\nsteps:\n"
                                                     "  s2: torch.nn.functional.layer_norm(x0.reshape(-1, 1), [1])\n"
                                                     "  out: (s2 * x0.reshape(-1, 1)).sum()\nbackward: out\n"),
+    # std of four 3.4e38 in float32: torch's mean sums in the dtype, inf, so each x - mean is infinite and std inf,
+    # where float64's mean is 3.4e38 and the std 0
+    "spread_whose_mean_overflows": ("inputs:\n  x0:\n    value: [[-3.4e38, 3], [0.1, 1e-40]]\n    requires_grad: true\n"
+                                    "steps:\n  s0: x0 / x0\n  s2: (s0.unsqueeze(-1) * 3.4e38).std(unbiased=False) +"
+                                    " (s0 * 3.4e38).var(dim=1)[0]\n  out: s2.mean()\nbackward: [out, out]\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

@@ -132,10 +132,31 @@ class Reduction(Op):
         if self._squares_a_scalar(shapes, params):
             with np.errstate(over="ignore", under="ignore"):
                 return np.sqrt(cast(np.square(np.asarray(xs[0], dtype=np.float64))))
+        if self.spread:
+            return self._spread_in_dtype(cast, xs, shapes, params)
         if self.in_dtype is None:
             return self.array_forward(xs, shapes, params)
         out_shape, groups = self._index(shapes[0], params)
         return self.in_dtype(cast, xs[0], groups, out_shape)
+
+    def _spread_in_dtype(self, cast, xs, shapes, params):
+        """Return var or std as torch computes them in the dtype. Into one element, torch first sums the mean there
+        (measured: a (2, n) tensor's var along dim 1 goes by Welford in double instead), so a sum past the range makes
+        the mean inf, each x - mean infinite, and the variance inf (or nan), where float64 would give 0."""
+        out = np.asarray(self.array_forward(xs, shapes, params), dtype=np.float64)
+        out_shape, groups = self._index(shapes[0], params)
+        if groups.shape[0] != 1:
+            return out
+        members = flat(xs[0])[groups]
+        rows = np.repeat(np.arange(members.shape[0]), members.shape[1])
+        with np.errstate(all="ignore"):
+            mean = cast(cast.sum(rows, members.reshape(-1), members.shape[0]) / members.shape[1])
+            apart = ~np.isfinite(mean) & np.isfinite(members).all(axis=1)
+            if not apart.any():
+                return out
+            spread = ((members - mean[:, None]) ** 2).sum(axis=1) / (members.shape[1] - params["correction"])
+            found = np.where(apart, spread if self.key == "var" else np.sqrt(spread), out.reshape(-1))
+        return found.reshape(out_shape)
 
     def _index(self, shape: Shape, params: dict[str, Any]) -> tuple[Shape, np.ndarray]:
         out_shape, groups = reduce_groups(shape, params.get("dim"), params.get("keepdim", False))
