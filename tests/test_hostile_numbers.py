@@ -273,6 +273,11 @@ FOUND_BY_THE_LONG_RUN = {
     "spread_whose_mean_overflows": ("inputs:\n  x0:\n    value: [[-3.4e38, 3], [0.1, 1e-40]]\n    requires_grad: true\n"
                                     "steps:\n  s0: x0 / x0\n  s2: (s0.unsqueeze(-1) * 3.4e38).std(unbiased=False) +"
                                     " (s0 * 3.4e38).var(dim=1)[0]\n  out: s2.mean()\nbackward: [out, out]\n"),
+    # prod with one zero: torch's gradient there is the running products from the left and from the right, each
+    # rounded in float32, where 3e-20 · -1e-20 · 2e-20 vanishes to -0.0 and meets inf: nan
+    "prod_running_products_round_in_the_dtype": ("inputs:\n  x0:\n    value: [[1e308, -1, -5e-324], [2, -1, 3]]\n"
+                                                 "    requires_grad: true\nsteps:\n  s0: (x0 * 1e-20).prod()\n"
+                                                 "  out: s0.mean()\nbackward: [out, out]\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

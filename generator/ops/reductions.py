@@ -380,10 +380,22 @@ def _others_product(members: np.ndarray, outs: np.ndarray, params: dict) -> np.n
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return outs / members
     ones = np.ones((members.shape[0], 1))
-    with np.errstate(over="ignore", invalid="ignore"):
-        left = np.cumprod(np.concatenate([ones, members[:, :-1]], axis=1), axis=1)
-        right = np.cumprod(np.concatenate([ones, members[:, :0:-1]], axis=1), axis=1)[:, ::-1]
-        return left * right
+    keep = active_rounding()  # in a dtype, each running product rounds there (and may vanish)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        left = _running_product(np.concatenate([ones, members[:, :-1]], axis=1), keep)
+        right = _running_product(np.concatenate([ones, members[:, :0:-1]], axis=1), keep)[:, ::-1]
+        return left * right if keep is None else keep(left * right)
+
+
+def _running_product(rows: np.ndarray, keep) -> np.ndarray:
+    """Return each row's running products, rounded by keep (if any) after each multiplication."""
+    if keep is None:
+        return np.cumprod(rows, axis=1)
+    out = np.empty_like(rows)
+    out[:, 0] = rows[:, 0]
+    for j in range(1, rows.shape[1]):
+        out[:, j] = keep(out[:, j - 1] * rows[:, j])
+    return out
 
 
 def _others(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
