@@ -278,6 +278,10 @@ FOUND_BY_THE_LONG_RUN = {
     "prod_running_products_round_in_the_dtype": ("inputs:\n  x0:\n    value: [[1e308, -1, -5e-324], [2, -1, 3]]\n"
                                                  "    requires_grad: true\nsteps:\n  s0: (x0 * 1e-20).prod()\n"
                                                  "  out: s0.mean()\nbackward: [out, out]\n"),
+    # prod of -0.25, -1 and 5e-324 underflows to 0 in float64: torch's gradient is out / x, 0, not the product of the
+    # others
+    "prod_that_underflows": ("dtype: float64\ninputs:\n  x0:\n    value: [[-0.25, 3e-324], [-1, -1], [3e-324, 3e-324]]\n"
+                             "    requires_grad: true\nsteps:\n  s0: x0.prod(dim=0)\n  out: s0.mean()\nbackward: [out]\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

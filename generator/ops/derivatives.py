@@ -92,6 +92,30 @@ class Positive(sp.Function):
         return np.where(np.isnan(a) | (a > 0), 1.0, 0.0)
 
 
+class Others(sp.Function):
+    """prod' for one member a: the product of the others. torch computes it as out / a where no member is 0, from the
+    out it holds: where that product left the float64 range (0 from underflow, inf), torch's gradient is 0 or inf."""
+
+    decides = (1,)  # the product torch holds: its float64 value (engines/exact.py)
+
+    @classmethod
+    def eval(cls, a, out, *members):
+        if not all(m.is_number for m in (a, out, *members)):
+            return None
+        rest = list(members)
+        rest.remove(a)
+        exact = sp.Mul(*rest)
+        if any(_equals(m, 0) for m in members) or not (_equals(out, 0) or out in (sp.oo, -sp.oo)):
+            return exact
+        return out / a  # the held product vanished or overflowed: torch's out / a
+
+    @staticmethod
+    def numeric(a, out, *members):
+        """The same on float64 arrays: out / a (no member is 0 in the cases that need it)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return out / a
+
+
 class Inside(sp.Function):
     """clamp'(a): 1 where lo <= a <= hi (bounds included, as torch), else 0."""
 
@@ -751,6 +775,12 @@ class Printer(LatexPrinter):
 
     def _print_Unpicked(self, expr: sp.Expr) -> str:
         return rf"\left[{self._print(expr.args[0])} = 0\right]"
+
+    def _print_Others(self, expr: sp.Expr) -> str:
+        a, _, *members = expr.args
+        rest = list(members)
+        rest.remove(a)
+        return self._print(sp.Mul(*rest, evaluate=False)) if len(rest) > 1 else self._print(rest[0]) if rest else "1"
 
     def _print_Positive(self, expr: sp.Expr) -> str:
         return rf"\left[{self._print(expr.args[0])} > 0\right]"

@@ -18,7 +18,7 @@ from .base import (
 from ..floats import fmath
 from ..floats.ieee import number
 from ..floats.numeric import active_rounding
-from .derivatives import Extremal, FirstShare, NormShare, Printer, TieShare
+from .derivatives import Extremal, FirstShare, NormShare, Others, Printer, TieShare
 
 STABLE_SHIFT = 700  # logsumexp is written shifted by a group's maximum when that is larger in size (e^709 ≈ 8e307)
 
@@ -398,13 +398,6 @@ def _running_product(rows: np.ndarray, keep) -> np.ndarray:
     return out
 
 
-def _others(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
-    """Return the product of every member but this one (the first occurrence of a)."""
-    rest = list(members)
-    rest.remove(a)
-    return sp.Mul(*rest)
-
-
 def _centred(a: sp.Expr, members: list[sp.Expr]) -> sp.Expr:
     """Return a - mean(members), kept as written (a document shows the mean, not its expansion)."""
     mean = sp.Mul(sp.Rational(1, len(members)), sp.Add(*members), evaluate=False)
@@ -673,7 +666,7 @@ REDUCTIONS = [
               d=_extreme_share, tex=lambda t, p: rf"\min\left({t}\right)", method="min", kink_at=_tie,
               array_combine=lambda m, p: m.min(axis=1), array_d=lambda m, o, p: _tie_share(m, o), pairwise="minimum"),
     Reduction("prod", "product rule", "ProdBackward0", Spelling(names=("prod",)), dims=True, method="prod",
-              combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: _others(a, m),
+              combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: Others(a, o, *m),
               tex=lambda t, p: rf"\operatorname{{prod}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.prod(m, axis=1), array_d=_others_product, scalar_passes=True,
               in_dtype=_prod_in_dtype,
