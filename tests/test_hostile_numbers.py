@@ -282,6 +282,11 @@ FOUND_BY_THE_LONG_RUN = {
     # others
     "prod_that_underflows": ("dtype: float64\ninputs:\n  x0:\n    value: [[-0.25, 3e-324], [-1, -1], [3e-324, 3e-324]]\n"
                              "    requires_grad: true\nsteps:\n  s0: x0.prod(dim=0)\n  out: s0.mean()\nbackward: [out]\n"),
+    # float32 gelu at x = -4: 1 + erf(x/√2) cancels to 6e-5, so the kernel's rounding of erf moves the result by 2e-7 of
+    # 1.3e-4, which the prediction's bound must allow for
+    "gelu_cancels_far_below_zero": ("inputs:\n  x0:\n    value: [[1.5, -2], [-0.25, 1.5]]\n    requires_grad: true\n"
+                                    "steps:\n  s0: x0 + x0\n  s1: torch.nn.functional.gelu(s0)\n  out: (s1 * x0).sum()\n"
+                                    "backward: [out, out]\n"),
     # float32 gelu's vector kernel (two or more elements) forms x·(1 + erf(x/√2)) before halving: inf from 2**127
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"

@@ -68,7 +68,13 @@ class Zeroed(sp.Function):
 
 def _equals(x: sp.Expr, n: int) -> bool:
     """Tell whether a sympy number is n, a Float too (sympy's == tells Float(0.0) from 0), never for nan."""
-    return x.is_number and x is not sp.nan and bool(sp.Eq(x, n))
+    if x is sp.nan or not x.is_number:
+        return False
+    if x.is_Rational:
+        return x == n
+    if x.is_Float:
+        return float(x) == n
+    return bool(sp.Eq(x, n))
 
 
 class Positive(sp.Function):
