@@ -282,6 +282,11 @@ FOUND_BY_THE_LONG_RUN = {
     # others
     "prod_that_underflows": ("dtype: float64\ninputs:\n  x0:\n    value: [[-0.25, 3e-324], [-1, -1], [3e-324, 3e-324]]\n"
                              "    requires_grad: true\nsteps:\n  s0: x0.prod(dim=0)\n  out: s0.mean()\nbackward: [out]\n"),
+    # var() of all six: torch's var_backward takes x - self.mean(), the mean summed as its kernel adds a contiguous
+    # row; summed one by one it is 0.1 + 1.4e-17, and x.grad of 0.1 gets the other sign
+    "var_backward_mean_as_torch_sums": ("dtype: float64\ninputs:\n  x0:\n    value: [[0.5, -2], [1, 3], [-2, 0.1]]\n"
+                                        "    requires_grad: true\nsteps:\n  s0: x0.var()\n  out: s0.sum()\n"
+                                        "backward: [out]\n"),
     # float32 gelu at x = -4: 1 + erf(x/√2) cancels to 6e-5, so the kernel's rounding of erf moves the result by 2e-7 of
     # 1.3e-4, which the prediction's bound must allow for
     "gelu_cancels_far_below_zero": ("inputs:\n  x0:\n    value: [[1.5, -2], [-0.25, 1.5]]\n    requires_grad: true\n"

@@ -98,7 +98,7 @@ def _integer_code(array: Array, *, drawn: str = "", drawn_args: tuple = ()) -> s
     """Return an int64 tensor as torch code: torch.tensor([1, 0, 2]) (Python's integers make int64), or its draw."""
     if drawn == "randperm":
         return f"torch.randperm({array.shape[0]})"
-    if drawn == "index":  # Yb = Ytr[ix]: the rows of one int64 tensor that another picks
+    if drawn == "picked":  # Yb = Ytr[ix]: the rows of one int64 tensor that another picks
         return f"{drawn_args[0]}[{drawn_args[1]}]"
     if drawn == "randint":
         low, high = (int(a) for a in drawn_args)

@@ -617,6 +617,8 @@ def _variance_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         if cast is None:
             mean = m.mean(axis=1, keepdims=True)
+        elif p.get("dim") is None and m.shape[0] == 1:  # self.mean() of all elements: torch's sum of a contiguous row
+            mean = cast(cast.inner_sum(m) / m.shape[1])[:, None]
         else:  # torch's var_backward takes self.mean(dim) in the dtype: a sum past its range makes the mean inf
             rows = np.repeat(np.arange(m.shape[0]), m.shape[1])
             mean = cast(cast.sum(rows, m.reshape(-1), m.shape[0]) / m.shape[1])[:, None]

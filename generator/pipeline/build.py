@@ -440,7 +440,8 @@ class _Cache:
         stats = entry.get("stat") if isinstance(entry.get("stat"), dict) else {}
         for name in names:
             try:
-                if stats.get(name) == _stat(self.out / name):  # the very file recorded: not written since
+                recorded = entry["files"].get(name)
+                if isinstance(recorded, str) and stats.get(name) == _stat(self.out / name):  # not written since
                     continue
                 data = (self.out / name).read_bytes()
             except OSError:

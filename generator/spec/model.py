@@ -101,9 +101,9 @@ class Input:
     grad_from: int = 0  # the statement of a later requires_grad_(True), when prints came between; 0: from the start
     parameter: bool = False  # made by torch.nn.Parameter(...): printed as "Parameter containing:"
     drawn: str = ""  # randn, rand, randint, randperm, normal_ or uniform_: drawn after torch.manual_seed(spec.seed);
-    # "index": an int64 tensor's rows another picks (Yb = Ytr[ix] in torch code)
+    # "picked": an int64 tensor's rows another picks (Yb = Ytr[ix] in torch code)
     drawn_args: tuple[Fraction | str, ...] = ()  # randint's low and high, normal_'s mean and std, uniform_'s from and to;
-    # for "index", the two inputs' names
+    # for "picked", the two inputs' names
     file: str = ""  # a .npy file beside the spec that holds the values (read by spec/files.read_npy)
     integer: bool = False  # an int64 tensor (class indices, an index): read only as indices or targets, never differentiated
 

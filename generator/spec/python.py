@@ -205,7 +205,7 @@ class _Reader:
     seed: int | None = None  # torch.manual_seed(seed), read once before any randn or rand
     generator: Generator | None = None  # torch's generator after that seed, as the draws leave it
     drawn: list[tuple[Array, str, tuple]] = field(default_factory=list)  # each drawn tensor's array, kind and arguments
-    gathers: list[tuple[Array, str, tuple]] = field(default_factory=list)  # Yb = Ytr[ix]: its array, "index", the names
+    gathers: list[tuple[Array, str, tuple]] = field(default_factory=list)  # Yb = Ytr[ix]: its array, "picked", the names
     hooks: list[Hook] = field(default_factory=list)
     hook_defs: dict[str, ast.FunctionDef] = field(default_factory=dict)  # def f(g): print(g); return g + 1
     handles: dict[str, int] = field(default_factory=dict)  # h of h = t.register_hook(fn) -> its hook
@@ -2070,7 +2070,7 @@ class _Reader:
         array = Array(shape, tuple(table.values[(pick % rows) * width + k] for pick in picks for k in range(width)))
         self.leaf(name, (array, "int64", False), line)
         self.leaves[source].used = self.leaves[index].used = True  # the document's code indexes them too
-        self.gathers.append((array, "index", (source, index)))
+        self.gathers.append((array, "picked", (source, index)))
         return True
 
     def size_of(self, node: ast.expr) -> int | None:
