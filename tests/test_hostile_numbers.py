@@ -296,6 +296,26 @@ FOUND_BY_THE_LONG_RUN = {
     "gelu_vector_kernel_overflows": ("inputs:\n  x0:\n    value: [[1, 1.7014118e38], [1.7e38, 3.4e38]]\n"
                                      "    requires_grad: true\nsteps:\n  s0: torch.nn.functional.gelu(x0)\n"
                                      "  out: s0.mean()\nbackward: out\n"),
+    # x / x is 1 everywhere, so argmax is 0: the float64 the exact engine decides on divided as 1.4e-45 · (1/1.4e-45),
+    # 0.9999999999999999, and 5e-324 · (1/5e-324), inf, where torch divides
+    "argmax_of_quotients_decided_as_torch_divides": (
+        "dtype: float64\ninputs:\n  x0:\n    value: [[1.4e-45, 3, 1e100], [3e-324, 0.1, 1e-40]]\n"
+        "    requires_grad: true\nsteps:\n  s0: x0 / x0\n  i1: s0.argmax()\n  out: s0.sum()\nbackward: [out, out]\n"),
+    # float32 1e-308 and 1e-310 are both 0: prod's backward over all elements with two zeros writes zeros without
+    # taking the gradient, nan here (0 · inf)
+    "prod_two_zeros_ignores_a_nan_gradient": (
+        "inputs:\n  x0:\n    value: [1e-308, 1e-310]\n    requires_grad: true\nsteps:\n  s1: x0.prod()\n"
+        "  s2: (s1 * 1e308).pow(2)\n  out: s2.mean()\nbackward: [out]\n"),
+    # float32 std of [1e-40, 0, 0] is 4.7e-41 (Welford in double): torch's std_backward divides the gradient by
+    # 2 · std first, which overflows float32, so x.grad is ±inf where the exact local derivative is ±0.47
+    "std_backward_divides_the_gradient_first": (
+        "inputs:\n  x0:\n    value: [[-2, 1e20, 0.1], [1e-40, 5e-324, 5e-324]]\n    requires_grad: true\n"
+        "steps:\n  s0: x0.std(dim=-1, correction=0)\n  out: s0.sum()\nbackward: [out]\n"),
+    # log1p(1e-310) ** -0.5: sympy's log of a number that close to 1 is 0 at its working precision, and the power
+    # divided by it (an internal error)
+    "log_near_one_to_a_negative_power": (
+        "dtype: float64\ninputs:\n  x1:\n    value: [1e-310, 0.5]\n    requires_grad: true\nsteps:\n"
+        "  s0: x1.log1p()\n  s2: s0.rsqrt()\n  out: s2.sum()\nbackward: [out]\n"),
 }
 
 

@@ -43,7 +43,18 @@ MAX_DIGITS = 1200  # the working precision sympy may reach where terms cancel: e
 
 def approx(value: sp.Expr, digits: int) -> sp.Expr:
     """Return a number to `digits` significant digits, however much its terms cancel (sympy stops at 100 digits)."""
-    return value.evalf(digits, maxn=MAX_DIGITS)
+    try:
+        found = value.evalf(digits, maxn=MAX_DIGITS)
+        if found != 0:
+            return found
+    except ZeroDivisionError:
+        pass
+    # sympy's log of a number within 10^-digits of 1 is 0 at that working precision (log(1 + 1e-310); it adds
+    # precision only for a non-zero log), and a power of it divides by 0: again with the digits such a number needs
+    return value.evalf(WIDE_DIGITS, maxn=MAX_DIGITS).evalf(digits)
+
+
+WIDE_DIGITS = 400  # beyond the 324 decimal places of float64's smallest subnormal
 
 
 def number(value: sp.Expr) -> np.float64:
@@ -63,6 +74,12 @@ def float_value(expr: sp.Expr, env: dict[sp.Symbol, np.float64]) -> np.float64:
         return env[expr]
     if expr.is_Number or not expr.args:
         return number(expr)
+    if expr.is_Mul and any(f.is_Pow and f.exp == -1 for f in expr.args):
+        # a / b as torch divides, not a · (1/b): 1.4e-45 · (1/1.4e-45) is 0.9999999999999999, 5e-324 · (1/5e-324) inf
+        top = [float_value(f, env) for f in expr.args if not (f.is_Pow and f.exp == -1)]
+        bottom = [float_value(f.base, env) for f in expr.args if f.is_Pow and f.exp == -1]
+        with np.errstate(all="ignore"):
+            return np.divide(reduce(np.multiply, top, np.float64(1.0)), reduce(np.multiply, bottom))
     args = [float_value(a, env) for a in expr.args]
     with np.errstate(all="ignore"):
         if expr.is_Add:

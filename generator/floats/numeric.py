@@ -75,20 +75,18 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] |
                 a = _eval(e, env, cast)
                 product = a if product is None else cast(product * a)
         return product
-    args = [_eval(a, env, cast) for a in expr.args]
     if cast is None and expr.is_Mul and any(f.is_Pow and f.exp.is_negative for f in expr.args):
-        # where a reciprocal leaves float64's range (1 / 5e-324 is inf), divide instead, as torch does
-        # and divide by each factor in turn: a * b**-2 as (a / b) / b, torch's order for the divisor's gradient,
-        # where b * b would have left float64's range (1e-160 squared)
+        # divide, as torch does, not multiply by a reciprocal: 1.4e-45 * (1 / 1.4e-45) is 0.9999999999999999 and
+        # 1 / 5e-324 is inf, where x / x is 1; by each factor in turn: a * b**-2 as (a / b) / b, torch's order for
+        # the divisor's gradient, where b * b would have left float64's range (1e-160 squared)
         top = [_eval(f, env) for f in expr.args if not (f.is_Pow and f.exp.is_negative)]
         bottom = [_eval(f.base, env) for f in expr.args if f.is_Pow and f.exp.is_negative and f.exp.is_integer
                   for _ in range(int(-f.exp))]
         bottom += [_eval(sp.Pow(f.base, -f.exp), env) for f in expr.args
                    if f.is_Pow and f.exp.is_negative and not f.exp.is_integer]
         product = lambda factors: functools.reduce(lambda x, y: x * y, factors, np.float64(1.0))  # noqa: E731
-        times = product(args)
-        return np.where(np.isfinite(times) & (times != 0), times,
-                        functools.reduce(lambda x, y: x / y, bottom, product(top)))
+        return functools.reduce(lambda x, y: x / y, bottom, product(top))
+    args = [_eval(a, env, cast) for a in expr.args]
     result = _apply(expr, args)
     return result if cast is None else cast(result)
 

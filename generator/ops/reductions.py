@@ -79,6 +79,8 @@ class Reduction(Op):
     first: bool = False  # max(dim), min(dim): d is given the members before the element, not all of them
     two_norm: bool = False  # norm: takes p= first, which must be the 2-norm (p=2 or 'fro')
     scalar_passes: bool = False  # prod: torch passes a 0-d input's gradient on as it is (inf / inf is never taken)
+    # rows of members -> where torch's backward writes zeros without taking the gradient (nan or inf stop there)
+    array_masked: Callable[[np.ndarray, dict], np.ndarray] | None = field(default=None, repr=False)
 
     kink_of_group = True
 
@@ -158,6 +160,24 @@ class Reduction(Op):
             found = np.where(apart, spread if self.key == "var" else np.sqrt(spread), out.reshape(-1))
         return found.reshape(out_shape)
 
+    def dtype_vjp(self, cast, upstream, out, shape, params, operands):
+        """var and std as torch's var_backward computes them: (2 / dof · g) · (x - mean), g of std first
+        grad / (2 · std), masked to 0 where std is 0 (so a float32 std of 4.7e-41 gives grad · inf)."""
+        if not self.spread:
+            return None
+        x = np.asarray(operands[0], dtype=np.float64)
+        _, groups = self._index(x.shape, params)
+        members = x.reshape(-1)[groups]
+        with np.errstate(all="ignore"):
+            g, o = np.asarray(upstream, dtype=np.float64).reshape(-1), np.asarray(out, dtype=np.float64).reshape(-1)
+            if self.key == "std":
+                g = np.where(o == 0, 0.0, cast(g / cast(2 * o)))
+            scaled = cast(cast(np.float64(2 / (members.shape[1] - params["correction"]))) * g)
+            rows = cast(scaled[:, None] * cast(members - _backward_mean(members, params, cast)))
+        result = np.empty(x.size)
+        result[groups] = rows
+        return result
+
     def _index(self, shape: Shape, params: dict[str, Any]) -> tuple[Shape, np.ndarray]:
         out_shape, groups = reduce_groups(shape, params.get("dim"), params.get("keepdim", False))
         return out_shape, np.array(groups, dtype=np.int64).reshape(len(groups), -1)
@@ -179,6 +199,8 @@ class Reduction(Op):
         masked = values == 0 if self.extreme else None  # TieShare is applied as a mask
         if self.masks_zero:
             masked = np.broadcast_to(outs == 0, members.shape).reshape(-1) & ~np.isnan(values)
+        if self.array_masked is not None:
+            masked = self.array_masked(members, params).reshape(-1)
         return [(0, rows, groups.reshape(-1), values, masked)]
 
     def _letters(self, shape: Shape, params: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -385,6 +407,11 @@ def _others_product(members: np.ndarray, outs: np.ndarray, params: dict) -> np.n
         left = _running_product(np.concatenate([ones, members[:, :-1]], axis=1), keep)
         right = _running_product(np.concatenate([ones, members[:, :0:-1]], axis=1), keep)[:, ::-1]
         return left * right if keep is None else keep(left * right)
+
+
+def _without_gradient(members: np.ndarray, params: dict) -> np.ndarray:
+    """Return where prod's backward writes zeros without the gradient: over all elements, with two zeros or more."""
+    return np.full(members.shape, params.get("dim") is None and int((members == 0).sum()) > 1)
 
 
 def _running_product(rows: np.ndarray, keep) -> np.ndarray:
@@ -613,16 +640,20 @@ def _variance(m: np.ndarray, p: dict) -> np.ndarray:
 
 
 def _variance_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
-    cast = active_rounding()
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 2 / (m.shape[1] - p["correction"]) * (m - _backward_mean(m, p, active_rounding()))
+
+
+def _backward_mean(m: np.ndarray, p: dict, cast) -> np.ndarray:
+    """Return each row's mean (a column) as var_backward takes it: self.mean(dim), in the dtype with a cast."""
     with np.errstate(over="ignore", invalid="ignore"):
         if cast is None:
-            mean = m.mean(axis=1, keepdims=True)
-        elif p.get("dim") is None and m.shape[0] == 1:  # self.mean() of all elements: torch's sum of a contiguous row
-            mean = cast(cast.inner_sum(m) / m.shape[1])[:, None]
-        else:  # torch's var_backward takes self.mean(dim) in the dtype: a sum past its range makes the mean inf
-            rows = np.repeat(np.arange(m.shape[0]), m.shape[1])
-            mean = cast(cast.sum(rows, m.reshape(-1), m.shape[0]) / m.shape[1])[:, None]
-        return 2 / (m.shape[1] - p["correction"]) * (m - mean)
+            return m.mean(axis=1, keepdims=True)
+        if p.get("dim") is None and m.shape[0] == 1:  # self.mean() of all elements: torch's sum of a contiguous row
+            return cast(cast.inner_sum(m) / m.shape[1])[:, None]
+        # torch's var_backward takes self.mean(dim) in the dtype: a sum past its range makes the mean inf
+        rows = np.repeat(np.arange(m.shape[0]), m.shape[1])
+        return cast(cast.sum(rows, m.reshape(-1), m.shape[0]) / m.shape[1])[:, None]
 
 
 def _deviation_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
@@ -671,6 +702,7 @@ REDUCTIONS = [
               combine=lambda m, p: sp.Mul(*m), d=lambda a, m, o, p: Others(a, o, *m),
               tex=lambda t, p: rf"\operatorname{{prod}}{_dim_suffix(p)}\left({t}\right)",
               array_combine=lambda m, p: np.prod(m, axis=1), array_d=_others_product, scalar_passes=True,
+              array_masked=_without_gradient,
               in_dtype=_prod_in_dtype,
               rounds=_product_rounding),
     Reduction("logsumexp", "chain rule with the logarithm and exponential rules", "LogsumexpBackward0",
