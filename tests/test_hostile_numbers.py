@@ -316,6 +316,15 @@ FOUND_BY_THE_LONG_RUN = {
     "log_near_one_to_a_negative_power": (
         "dtype: float64\ninputs:\n  x1:\n    value: [1e-310, 0.5]\n    requires_grad: true\nsteps:\n"
         "  s0: x1.log1p()\n  s2: s0.rsqrt()\n  out: s2.sum()\nbackward: [out]\n"),
+    # torch takes the norm of a 0-d tensor along dim 0 as sqrt(x · x): (-2e-160)² is a subnormal that keeps 4 digits,
+    # so the norm is 2.0000111e-160 and its gradient 1.0000056, which the exact 1 must be allowed to differ from
+    "norm_of_a_scalar_squares_into_subnormals": (
+        "dtype: float64\ninputs:\n  x0:\n    value: [[1e-160, 2], [2, 1e-160]]\n    requires_grad: true\nsteps:\n"
+        "  s1: (x0 * -2).max()\n  s2: s1.norm(dim=0)\n  out: s2.mean()\nbackward: [out]\n"),
+    # float32 1e-324 is -0.0: torch's pow kernel takes x ** 0.5 as sqrt and its backward's x ** -0.5 as 1 / sqrt(x),
+    # -inf at -0.0 where IEEE's pow gives +inf
+    "half_power_at_negative_zero": ("inputs:\n  x0:\n    value: [-5e-324, 0]\n    requires_grad: true\nsteps:\n"
+                                    "  s0: x0 ** 0.5\n  out: s0.mean()\nbackward: [out, out]\n"),
 }
 
 

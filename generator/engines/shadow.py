@@ -34,6 +34,7 @@ from ..spec.model import active_hooks
 
 SEQUENTIAL = 8  # sums outside torch's sum kernel (softmax's backward, matmul, indexing): in order up to this many terms, then at once
 UNIT = {"float32": 2.0**-24, "float64": 2.0**-53}  # the unit roundoff
+NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}  # the smallest normal number: below it rounding is absolute
 
 
 VECTOR_BYTES = 32  # torch's sum kernel adds vectors of 32 bytes, on every CPU (measured against torch 2.13 on AVX-512)
@@ -304,7 +305,8 @@ def _forward_scale(engine: ArrayEngine, graph: Graph, unit: float) -> dict[str, 
             scale[node.name] = np.zeros(out.size)
             continue
         operands, shapes = engine._operands(node), operand_shapes(node, graph)
-        here = here + unit * np.abs(REGISTRY[node.op].dtype_rounding(operands, out, shapes, node.kwargs))
+        here = here + unit * np.abs(REGISTRY[node.op].dtype_rounding(operands, out, shapes, node.kwargs,
+                                                                     normal=NORMAL[engine.cast.dtype]))
         for a, k, j, value, masked in engine.local(node):
             parent = node.args[a]
             if not isinstance(parent, str):

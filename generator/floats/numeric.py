@@ -25,7 +25,7 @@ def _sign(a: Any) -> Any:
     return np.where(np.isnan(a), 0.0, np.sign(a))  # torch's sgn(nan) is 0, so abs' gradient at nan is 0
 
 
-TORCH_POWERS = (3.0, -2.0)  # exponents torch's pow kernel computes by products, rounding each
+TORCH_POWERS = (3.0, -2.0, -0.5)  # exponents torch's pow kernel computes by products or 1 / sqrt, rounding each
 _ROUNDING: ContextVar[Callable[[Any], Any] | None] = ContextVar("rounding", default=None)
 
 
@@ -63,6 +63,8 @@ def _eval(expr: sp.Expr, env: dict[sp.Symbol, Any], cast: Callable[[Any], Any] |
         exponent = _eval(expr.exp, env, cast)
         if np.ndim(exponent) == 0 and float(exponent) in TORCH_POWERS:
             base = _eval(expr.base, env, cast)
+            if float(exponent) == -0.5:  # rsqrt: 1 / sqrt(x), each rounded
+                return cast(1.0 / cast(np.sqrt(base)))
             square = cast(base * base)
             return cast(square * base) if float(exponent) == 3 else cast(1.0 / square)
     if cast is not None and expr.is_Mul and any(_over(e) for e in expr.args):
@@ -108,9 +110,10 @@ def _apply(expr: sp.Expr, args: list[Any]) -> Any:
         return product
     if expr.is_Pow:
         base, exponent = args
-        if expr.exp == sp.Rational(1, 2):
+        half = float(exponent) if np.ndim(exponent) == 0 else None  # 0.5 as a Float too (sympy's == tells it from 1/2)
+        if half == 0.5:
             return np.sqrt(base)
-        if expr.exp == sp.Rational(-1, 2):  # torch's rsqrt, and its pow for a number exponent -0.5: 1 / sqrt(-0.0) is -inf
+        if half == -0.5:  # torch's rsqrt, and its pow for a number exponent -0.5: 1 / sqrt(-0.0) is -inf
             with np.errstate(divide="ignore", invalid="ignore"):
                 return 1.0 / np.sqrt(np.asarray(base, dtype=np.float64))
         return fmath.power(np.asarray(base, dtype=np.float64), exponent)
@@ -127,3 +130,20 @@ def _apply(expr: sp.Expr, args: list[Any]) -> Any:
     if hasattr(expr.func, "numeric"):  # torch's conventions at kinks (generator/ops/derivatives.py)
         return expr.func.numeric(*args)
     raise TypeError(f"no array form for {expr.func.__name__}")
+
+
+def number_power(base: Any, exponent: Any, keep: Callable[[Any], Any]) -> Any:
+    """Return base ** exponent as torch's pow kernel computes it for a number exponent (a 0-d array), each step
+    rounded by keep: 0.5 as sqrt, -0.5 as 1 / sqrt (-inf at -0.0), 2, 3, -1 and -2 by products and 1 / x; else pow."""
+    e = float(exponent) if np.ndim(exponent) == 0 else None
+    with np.errstate(all="ignore"):
+        if e == 0.5:
+            return keep(np.sqrt(base))
+        if e == -0.5:
+            return keep(1.0 / keep(np.sqrt(base)))
+        if e in (2.0, 3.0, -2.0):
+            square = keep(base * base)
+            return square if e == 2 else keep(square * base) if e == 3 else keep(1.0 / square)
+        if e == -1.0:
+            return keep(1.0 / base)
+        return keep(fmath.power(base, exponent))

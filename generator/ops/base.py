@@ -430,8 +430,10 @@ class Op:
         """Return the exact parameters with their numbers as the dtype holds them."""
         return params
 
-    def dtype_rounding(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any]) -> Any:
-        """Return, per output element, the size of what the op's kernel rounds inside it (beyond its result)."""
+    def dtype_rounding(self, xs: list[Any], out: np.ndarray, shapes: list[Shape], params: dict[str, Any], *,
+                       normal: float = 0.0) -> Any:
+        """Return, per output element, the size of what the op's kernel rounds inside it (beyond its result), as it
+        moves the result; normal is the dtype's smallest normal number (below it, rounding is absolute)."""
         return 0.0
 
     def dtype_constant(self, cast: Any, index: int, value: Any) -> Any:

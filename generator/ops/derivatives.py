@@ -15,7 +15,7 @@ from sympy.printing.latex import LatexPrinter
 
 from ..floats import fmath
 from ..floats.ieee import power
-from ..floats.numeric import active_rounding
+from ..floats.numeric import active_rounding, number_power
 from .base import constant_tex
 
 
@@ -695,12 +695,15 @@ class PowBase(sp.Function):
 
     @staticmethod
     def numeric(a, b):
-        """The same on float64 arrays."""
+        """The same on float64 arrays; a number exponent b (0-d) as torch's pow kernel takes a.pow(b - 1): -0.5 as
+        1 / sqrt(a), -inf at a = -0.0 (a 0-d tensor exponent goes the same way here)."""
+        number = np.ndim(b) == 0
         a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
         with np.errstate(all="ignore"):
             keep = active_rounding() or _same
             factor = keep(b)  # torch's pow keeps a number exponent in double, but multiplies by it in the dtype
-            general = keep(factor * keep(fmath.power(a, b - 1)))
+            power = number_power(a, b.flat[0] - 1, keep) if number and b.size else keep(fmath.power(a, b - 1))
+            general = keep(factor * power)
             return np.select([b == 0, np.isnan(a) | np.isnan(b)], [0.0, np.nan], general)  # IEEE at a signed zero
 
 

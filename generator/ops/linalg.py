@@ -322,7 +322,7 @@ class Addmm(Matmul):
         return flat(xs[0])[self._bias(shapes)].reshape(self.shape(shapes, params)) + super().array_forward(
             xs[1:], shapes[1:], params)
 
-    def dtype_rounding(self, xs, out, shapes, params):
+    def dtype_rounding(self, xs, out, shapes, params, *, normal=0.0):
         # the kernel adds the bias inside its sums, in an order of its own
         return np.abs(flat(xs[0])[self._bias(shapes)]) + (np.abs(xs[1]) @ np.abs(xs[2])).reshape(-1)
 

@@ -349,7 +349,7 @@ class Loss(Op):
         total = cast.sum(np.zeros(terms.size, dtype=np.int64), terms, 1)[0]
         return np.array(total if params["reduction"] == "sum" else cast(np.array(total)) / terms.size)
 
-    def dtype_rounding(self, xs, out, shapes, params):
+    def dtype_rounding(self, xs, out, shapes, params, *, normal=0.0):
         with np.errstate(all="ignore"):
             terms = np.abs(self.array_f(*self._arrays(xs, shapes, params)))
         return terms if params["reduction"] == "none" else terms.sum()

@@ -119,7 +119,13 @@ class Reduction(Op):
         bound = bind_args(name, args, kwargs, ("dim", "keepdim"), required=("dim",) if self.needs_dim else ())
         return {"dim": int_arg(bound.get("dim"), "dim"), "keepdim": bool_arg(bound.get("keepdim"), "keepdim")}
 
-    def dtype_rounding(self, xs, out, shapes, params):
+    def dtype_rounding(self, xs, out, shapes, params, *, normal=0.0):
+        if self._squares_a_scalar(shapes, params):
+            # x · x, rounded, then its root: a subnormal square (2e-160 squared) is rounded by a unit of the smallest
+            # normal, which the root moves by that over 2|x| (sqrt of 4e-320 is 2.0000111e-160)
+            x = np.abs(np.asarray(xs[0], dtype=np.float64)).reshape(-1)
+            with np.errstate(all="ignore"):
+                return np.where(x == 0, 0.0, (x * x + normal) / (2 * x))
         if self.rounds is None:
             return 0.0
         _, groups = self._index(shapes[0], params)

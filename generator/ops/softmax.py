@@ -117,7 +117,7 @@ class Softmax(Op):
         out[groups] = values
         return out.reshape(shapes[0])
 
-    def dtype_rounding(self, xs, out, shapes, params):
+    def dtype_rounding(self, xs, out, shapes, params, *, normal=0.0):
         # the kernel rounds x - max, each exp and their sum (about 1), then its log: log_softmax's result can be
         # far smaller than these, as 0 - log(1 + 2e-7) is
         groups = self._index(shapes[0], params)
