@@ -339,3 +339,49 @@ class TestOrderDependentSums:
         """[3e38, 3e38, 1] overflows float32 whatever the order: inf, as torch, and check agrees."""
         path = spec_file(tmp_path, "[3e38, 3e38, 1]", "x.sum() * x")
         assert compare_spec(path) == []
+
+
+class TestOrderSpread:
+    """How far the order of a matrix product's sums moves a float32 example (engines/shadow.py, order_spread)."""
+
+    def _graph(self, tmp_path, steps: str, inner: int):
+        rng = np.random.default_rng(3)
+        a = rng.standard_normal((3, inner)).round(3).tolist()
+        b = rng.standard_normal((inner, 2)).round(3).tolist()
+        path = tmp_path / "m.yaml"
+        path.write_text(f"title: m\ninputs:\n  a:\n    value: {a}\n    requires_grad: true\n  b:\n    value: {b}\n"
+                        f"    requires_grad: true\nsteps:\n{steps}backward: out\n")
+        return build_graph(load(path))
+
+    def test_a_long_product_is_moved_within_float32_rounding(self, tmp_path):
+        """Products of 40 terms: the orders move values and grads, by no more than float32 rounding of those sums."""
+        from generator.engines.shadow import order_spread
+
+        graph = self._graph(tmp_path, "  p: a @ b\n  out: (p * p).sum()\n", 40)
+        shade = shadow(graph)
+        assert dict(shade.unordered) == {"p": 40}
+        spread = order_spread(graph, shade)
+        from generator.spec.model import floats
+
+        a, b = (floats(i.value).reshape(i.value.shape) for i in graph.spec.inputs)
+        terms = np.abs(a) @ np.abs(b)  # each order is within 40 · 2**-24 of the float64 sum of |terms|
+        assert 0 < spread.values["p"].max()
+        assert np.all(spread.values["p"] <= 2 * 40 * 2.0**-24 * terms.reshape(-1))
+        assert spread.grads["a"].max() > 0 and spread.bound("a", "grad") >= 8 * spread.grads["a"].max()
+
+    def test_a_short_product_and_elementwise_steps_are_not(self, tmp_path):
+        """Products of 8 terms or fewer are added in torch's order: nothing moves, and no document note."""
+        from generator.engines.shadow import order_spread
+
+        graph = self._graph(tmp_path, "  p: a @ b\n  out: (p * p).sum()\n", 8)
+        shade = shadow(graph)
+        assert shade.unordered == ()
+        assert all(not v.any() for v in order_spread(graph, shade).values.values())
+
+    def test_the_same_on_every_run(self, tmp_path):
+        """The orders are seeded: two spreads of the same graph are equal, bit for bit."""
+        from generator.engines.shadow import order_spread
+
+        graph = self._graph(tmp_path, "  p: a @ b\n  out: (p * p).sum()\n", 40)
+        first, second = order_spread(graph, shadow(graph)), order_spread(graph, shadow(graph))
+        assert all(np.array_equal(first.values[n], second.values[n]) for n in first.values)

@@ -61,6 +61,53 @@ class TestTwoLayerNet:
         assert 0 < float(found[1]) and 50 < int(found[2]) < 4096
 
 
+@pytest.fixture(scope="module")
+def net32(tmp_path_factory) -> Path:
+    """The same net in float32, as the tutorial runs it."""
+    return write_net(tmp_path_factory.mktemp("net32"), "float32")
+
+
+def _torch_net(folder: Path, dtype) -> dict[str, np.ndarray]:
+    """Run the net in torch from the .npy files: loss, w1.grad and w2.grad."""
+    x, y, w1, w2 = (torch.from_numpy(np.load(folder / f"{n}.npy")) for n in ("x", "y", "w1", "w2"))
+    w1.requires_grad_()
+    w2.requires_grad_()
+    loss = ((x.mm(w1).clamp(min=0).mm(w2) - y) ** 2).sum()
+    loss.backward()
+    return {"loss": loss.detach().numpy(), "w1": w1.grad.numpy(), "w2": w2.grad.numpy()}
+
+
+class TestFloat32Net:
+    def test_check_agrees_within_the_stated_bounds(self, net32):
+        """derive check of the float32 net agrees: the printed block is torch's but for digits the note bounds."""
+        assert compare_spec(net32) == []
+
+    def test_bounds_hold_torch_and_are_tight(self, net32):
+        """Each stated bound holds torch's float32 grads (run here), and is under 1e-5 of the grad's largest number."""
+        from generator.document.small import build_document
+        from generator.engines.shadow import shadow
+        from generator.pipeline.build import derive_graph, graph_of
+
+        graph = graph_of(net32)
+        document = build_document(derive_graph(graph), stem="net")
+        bounds = {b.label: float(b.bound) for b in document.order.bounds}
+        assert set(bounds) == {"w1.grad", "w2.grad"}
+        ours, theirs = shadow(graph).grads, _torch_net(net32.parent, torch.float32)
+        for leaf in ("w1", "w2"):
+            largest = np.abs(theirs[leaf]).max()
+            assert np.abs(ours[leaf] - theirs[leaf].reshape(-1)).max() <= bounds[f"{leaf}.grad"] < 1e-5 * largest
+        markdown = render_spec(net32, ("md",), None)["net.md"].decode()
+        assert "`w1.grad` within ±" in markdown
+
+    def test_a_bound_too_small_is_caught(self, net32, monkeypatch):
+        """With bounds a thousand times too small, check names torch's numbers beyond them."""
+        from generator.engines import shadow
+
+        monkeypatch.setattr(shadow, "SPREAD_FACTOR", 0.008)
+        found = compare_spec(net32)
+        assert any("beyond the ±" in line and "w1.grad[" in line for line in found), found
+
+
 class TestMillionElements:
     def test_chain_grad_equals_torch(self, tmp_path):
         """A 1000×1000 chain builds within the default budget, and its packed x.grad is torch's."""

@@ -425,6 +425,7 @@ class Document:
     links: bool = False  # a print shows grad_fn.next_functions: what each function links to
     renamed: tuple[tuple[str, str], ...] = ()  # (tensor, the name the code binds it to) where the code rebinds a name
     rounding: RoundingNote | None = None  # where torch's rounding prints other numbers than the exact derivation
+    order: OrderNote | None = None  # where the order torch's kernels add in can change the printed digits
     flavor: str = "portable"  # the Markdown flavor (generator/render/flavor.py)
     front_matter: bool = False  # YAML front matter at the top, for flavors that take it
     large: bool = False  # generic elements and float64 numbers (generator/document/large.py), not every element exactly
@@ -528,6 +529,38 @@ class RoundingNote:
 
     @property
     def params(self) -> dict[str, str]:
+        """Return the fields as the message catalog's parameters."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class OrderSum:
+    """A node whose sums torch's kernel adds in an order of its own: its formula and most terms per element."""
+
+    formula: str  # LaTeX: t = x w_{1}
+    terms: int
+
+
+@dataclass(frozen=True)
+class OrderBound:
+    """How far torch's printed numbers of one tensor may be from the document's: the bound check holds torch to."""
+
+    label: str  # as code: w1.grad
+    bound: str  # as written, rounded up: 0.37
+
+
+@dataclass(frozen=True)
+class OrderNote:
+    """The printed digits the order of a kernel's sums can change (engines/shadow.py, order_spread)."""
+
+    dtype: str
+    sums: tuple[OrderSum, ...]
+    bounds: tuple[OrderBound, ...]
+    runs: int  # the other orders tried
+    factor: int  # each bound: this many times the largest change they made
+
+    @property
+    def params(self) -> dict:
         """Return the fields as the message catalog's parameters."""
         return dict(self.__dict__)
 

@@ -21,7 +21,7 @@ from .latex import INDEX_LETTERS, corner_cells, decimal, elided, gapped, element
 from .code import gradient_names, plain_dtype, writes_retain
 from .model import (
     AgainRow, CallItem, Check, Document, GradItem, TensorGlance, GraphRow, Note, Picture, PictureEdge, PictureGrad, PictureNode, RoundingNote,
-    ModuleItem, UpdateItem,
+    ModuleItem, OrderBound, OrderNote, OrderSum, UpdateItem,
 )
 from ..spec.model import active_hooks
 from .model import HookStep
@@ -70,6 +70,65 @@ def rounding_note(derivation: Derivation | Bulk, shade) -> RoundingNote | None:
             return note
         return _with_cause(note, derivation, shade)
     return None
+
+
+def order_note(graph, shade) -> OrderNote | None:
+    """Say where the order torch's kernels add in (BLAS) can change the printed digits, and by how much at most."""
+    from ..engines.shadow import RUNS, SPREAD_FACTOR, order_spread
+
+    if not shade.unordered:
+        return None
+    spec = graph.spec
+    shown = [(label, spec.identity(name) if what == "grad" else name, what, graph.node(name).shape, item)
+             for label, name, what, item in printed_tensors(spec)]
+
+    def numbers(name: str, what: str):
+        return shade.values[name] if what == "value" else shade.grads.get(name)
+
+    # rounding's own magnitude first, which is cheap and far above what the order moves (8 times it is what check
+    # allows between derive's rounding and torch's): where that moves no printed digit, the order is not looked at
+    scales = {"value": shade.value_scale, "grad": shade.grad_scale}
+    if not any(_digits_move(numbers(name, what), scales[what].get(name), shape, shade.dtype, item, factor=8)
+               for _, name, what, shape, item in shown):
+        return None
+    spread = order_spread(graph, shade)
+    bounds = []
+    for label, name, what, shape, item in shown:
+        bound = spread.bound(name, what)
+        if bound > 0 and _digits_move(numbers(name, what), bound, shape, shade.dtype, item):
+            bounds.append(OrderBound(label, f"{bound:.2g}"))
+    if not bounds:
+        return None
+    sums = tuple(OrderSum(formula_tex(graph.node(name), named=False), terms) for name, terms in shade.unordered)
+    return OrderNote(dtype=shade.dtype, sums=sums, bounds=tuple(bounds), runs=RUNS, factor=SPREAD_FACTOR)
+
+
+def _digits_move(values, by, shape: tuple[int, ...], dtype: str, item: bool, *, factor: float = 1) -> bool:
+    """Tell whether moving every number by ±factor · by changes what torch prints of them (item: a Python float)."""
+    from ..floats.torchprint import format_tensor
+
+    if values is None or by is None:
+        return False
+    by = factor * np.asarray(by, dtype=np.float64)
+    if item:
+        return bool(np.any(by > 0))
+    text = format_tensor(values, shape, dtype=dtype)
+    with np.errstate(all="ignore"):
+        return any(format_tensor(values + sign * by, shape, dtype=dtype) != text for sign in (1, -1))
+
+
+def printed_tensors(spec) -> list[tuple[str, str, str, bool]]:
+    """Return (label, tensor, "value" or "grad", as a Python float) for each tensor whose numbers the example prints,
+    once each, in order."""
+    from ..spec.model import Shown
+
+    if spec.prints is None:
+        return [(f"{i.name}.grad", i.name, "grad", False) for i in spec.inputs if i.requires_grad]
+    found = [(f"{part.name}.grad" if part.what == "grad" else part.name, part.name,
+              "grad" if part.what == "grad" else "value", part.item or part.formatted)
+             for p in spec.prints for part in p.parts
+             if isinstance(part, Shown) and part.what in ("value", "data", "grad")]
+    return list(dict.fromkeys(found))
 
 
 def _with_cause(note: RoundingNote, derivation, shade) -> RoundingNote:
@@ -382,14 +441,15 @@ def _nest(items: list[str], shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(_nest(items[i * size:(i + 1) * size], shape[1:]) for i in range(shape[0])) + "]"
 
 
-def formula_tex(node: Node) -> str:
-    """Return the node as an op of whole tensors: t = y · y."""
+def formula_tex(node: Node, *, named: bool = True) -> str:
+    """Return the node as an op of whole tensors: t = y · y (without named: y · y)."""
     op = REGISTRY[node.op]
     args = [
         name_tex(a) if isinstance(a, str) else operand_tex(sp.Rational(a.numerator, a.denominator))
         for a in node.args
     ]
-    return f"{name_tex(node.name)} = {op.latex(args, sympy_params(node))}"
+    formula = op.latex(args, sympy_params(node))
+    return f"{name_tex(node.name)} = {formula}" if named else formula
 
 
 def kink_note(graph, node: Node, key: str, k: int, values) -> Note:

@@ -29,7 +29,7 @@ from ..ops.base import factor_tex, numel, source_index, unravel
 from ..ops.elementwise import Elementwise
 from ..spec.model import Functional, Shown
 from .model import BackwardItem, Check, Document, ForwardItem, GradItem, GraphRow, JacobianItem, Note, Picture
-from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, picture_of, rounding_note, shape_text
+from .parts import DocumentBuilder, repeated_nodes, flat_tuple, formula_tex, grad_items_of, graph_rows_of, kink_note, order_note, picture_of, rounding_note, shape_text
 from .parts import gradient_after_hooks
 from .model import DerivativeNote
 from ..ops.autograd import request
@@ -506,6 +506,7 @@ def build_document(
     printed_text = printed(derivation, shade)  # what torch prints: rounded after every op
     fields = dict(
         rounding=rounding_note(derivation, shade) if printed_text != printed(derivation) else None,
+        order=order_note(derivation.graph, shade),
         stem=stem,
         title=spec.title,
         summary=spec.summary,

@@ -16,6 +16,7 @@ small result comes from large terms, shows as a magnitude far above the result.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -112,10 +113,13 @@ def literal(value: Fraction) -> float:
 class DtypeCast(Cast):
     """Round to float32 or float64; constants become 0-d arrays, so that x * 0 is nan at inf as in torch."""
 
-    def __init__(self, dtype: str, *, path: str = ""):
+    def __init__(self, dtype: str, *, path: str = "", shuffle: np.random.Generator | None = None):
         self.dtype = dtype
         self.path = path
         self.node: Node | None = None
+        self.shuffle = shuffle  # set: the sums whose order torch's kernel picks run in random orders (order_spread)
+        self.unordered: dict[str, int] = {}  # the nodes with such sums of more than SEQUENTIAL terms: their most terms
+        self.sorted: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # _sorting's: by id, the index array and its order
 
     def at(self, node: Node) -> None:
         self.node = node
@@ -152,13 +156,45 @@ class DtypeCast(Cast):
                 return self.outer_sum(np.asarray(terms, dtype=np.float64).reshape(n, size))
         return self.sum(index, terms, size)
 
+    def order(self, n: int) -> np.ndarray | None:
+        """Return the order in which the node being computed adds n terms: random where torch's kernel picks it and
+        the cast shuffles, else None (0, 1, 2, ...)."""
+        return self.shuffle.permutation(n) if self._shuffled(n) else None
+
+    def _shuffled(self, n: int) -> bool:
+        """Tell whether sums of n terms of the node being computed run in random orders; note such sums."""
+        node = self.node
+        if node is None or n <= SEQUENTIAL or not REGISTRY[node.op].kernel_order:
+            return False
+        self.unordered[node.name] = max(n, self.unordered.get(node.name, 0))
+        return self.shuffle is not None
+
     def sum(self, index: np.ndarray, terms: np.ndarray, size: int) -> np.ndarray:
         self._refuse_order_dependent(index, terms, size)
         counts = np.bincount(index, minlength=size)
+        if counts.size and self._shuffled(int(counts.max())):
+            return self._one_by_one(index, terms, size, counts, shuffle=True)
         if counts.size == 0 or counts.max() > SEQUENTIAL:
             return self(np.bincount(index, weights=terms, minlength=size))
-        order = np.argsort(index, kind="stable")
-        index, terms = index[order], terms[order]
+        return self._one_by_one(index, terms, size, counts)
+
+    def _one_by_one(self, index: np.ndarray, terms: np.ndarray, size: int, counts: np.ndarray, *,
+                    shuffle: bool = False) -> np.ndarray:
+        """Return the sums of terms by index, each added one after another in the order given (shuffle: in a random
+        order), every addition rounded."""
+        order = self._sorting(index)
+        index, terms = index[order], np.asarray(terms, dtype=np.float64)[order]
+        if shuffle and counts.min() == counts.max():  # sums all of n terms (a matrix product's): a column at a time
+            grouped = self.shuffle.permuted(terms.reshape(size, -1), axis=1)
+            total = grouped[:, 0].copy()
+            for r in range(1, grouped.shape[1]):
+                total = self(total + grouped[:, r])
+            return total
+        if shuffle:
+            mixed = self.shuffle.permutation(index.size)
+            index, terms = index[mixed], terms[mixed]
+            order = np.argsort(index, kind="stable")
+            index, terms = index[order], terms[order]
         rank = np.arange(index.size) - np.repeat(np.cumsum(counts) - counts, counts)
         total = np.zeros(size)
         total[index[rank == 0]] = terms[rank == 0]  # a sum of one term is that term, -0.0 included
@@ -166,6 +202,13 @@ class DtypeCast(Cast):
             at = rank == r
             total[index[at]] = self(total[index[at]] + terms[at])
         return total
+
+    def _sorting(self, index: np.ndarray) -> np.ndarray:
+        """Return the stable order that sorts index (kept for the index arrays a node's sums share between runs)."""
+        key = id(index)
+        if key not in self.sorted or self.sorted[key][0] is not index:
+            self.sorted[key] = (index, np.argsort(index, kind="stable"))
+        return self.sorted[key][1]
 
     def inner_sum(self, rows: np.ndarray) -> np.ndarray:
         """Return each row's sum as torch's kernel adds a contiguous row (cascade_sum), rounding every addition."""
@@ -206,8 +249,8 @@ class DtypeCast(Cast):
         negative terms alone overflow while the whole sum does not, or an inf term meets terms that overflow
         the other way (inf - inf is nan).
         """
-        if np.all(np.bincount(index, minlength=size) < 2):
-            return
+        if self.shuffle is not None or np.all(np.bincount(index, minlength=size) < 2):
+            return  # (the first run, in derive's own order, refused or not)
         with np.errstate(all="ignore"):  # no partial sum in any order is larger than the sum of the sizes
             bound = np.bincount(index, weights=np.abs(terms), minlength=size) * (1 + 2**-20)
         if np.all(np.isfinite(self(bound))):
@@ -249,6 +292,7 @@ class Shadow:
     grad_scale: dict[str, np.ndarray | None]
     adjoints: tuple[dict[str, np.ndarray], ...] = ()  # each call's gradient of every tensor it reaches
     hooked: tuple[dict[str, tuple[np.ndarray, ...]], ...] = ()  # each call's gradients before and after each hook
+    unordered: tuple[tuple[str, int], ...] = ()  # the nodes whose sums torch's kernel orders (DtypeCast.order): most terms
 
 
 def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
@@ -256,35 +300,105 @@ def shadow(graph: Graph, *, dtype: str | None = None) -> Shadow:
     dtype = dtype or graph.spec.dtype
     cast = DtypeCast(dtype, path=graph.spec.path)
     engine = ArrayEngine(graph, cast=cast)
-    unit = UNIT[dtype]
     with np.errstate(all="ignore"):
-        value_scale = _forward_scale(engine, graph, unit)
-        grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
-        grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
-        adjoints: list[dict[str, np.ndarray]] = []
-        hooked: list[dict[str, tuple[np.ndarray, ...]]] = []
-        for i, call in enumerate(graph.spec.backward):
-            resets = graph.spec.resets_before(i)
-            grads = apply_resets(grads, resets, lambda leaf, g: np.zeros_like(g))
-            grad_scale = apply_resets(grad_scale, resets, lambda leaf, g: np.zeros_like(g))
-            out = graph.node(call.output)
-            v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
-            nodes = graph.ancestors(call.output)
-            adj = engine.backward(nodes, v, active_hooks(graph.spec, call))
-            adjoints.append(adj)
-            hooked.append(engine.seen_hooks)
-            scale = _backward_scale(engine, nodes, adj, value_scale, unit)
-            for n in nodes:
-                if n.is_leaf and graph.spec.accumulates(n.name, call.seq):
-                    leaf = graph.spec.identity(n.name)  # a leaf changed in place keeps one .grad
-                    if grads[leaf] is None:
-                        grads[leaf], grad_scale[leaf] = adj[n.name], scale[n.name]
-                    else:
-                        grads[leaf] = cast(grads[leaf] + adj[n.name])
-                        grad_scale[leaf] = grad_scale[leaf] + scale[n.name] + np.abs(grads[leaf])
-    grads, grad_scale = shared(grads, graph.spec), shared(grad_scale, graph.spec)
+        value_scale = _forward_scale(engine, graph, UNIT[dtype])
+        grads, grad_scale, adjoints, hooked = _calls(graph, engine, value_scale)
     return Shadow(dtype=dtype, values=engine.values, grads=grads, value_scale=value_scale, grad_scale=grad_scale,
-                  adjoints=tuple(adjoints), hooked=tuple(hooked))
+                  adjoints=adjoints, hooked=hooked, unordered=tuple(cast.unordered.items()))
+
+
+RUNS = 4  # the other orders order_spread adds the kernel-ordered sums in
+SPREAD_FACTOR = 8  # a stated bound: this many times the largest change those orders made to a tensor
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How far other orders of the kernel-ordered sums moved each number of a shadow: the largest change seen."""
+
+    values: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray | None]
+
+    def bound(self, name: str, what: str) -> float:
+        """Return the bound a document states for a tensor's value or grad (what): SPREAD_FACTOR × its largest change,
+        rounded up to two significant digits."""
+        found = self.values[name] if what == "value" else self.grads.get(name)
+        return 0.0 if found is None or found.size == 0 else rounded_up(SPREAD_FACTOR * float(found.max()))
+
+
+def rounded_up(x: float) -> float:
+    """Return x rounded up to two significant digits (inf and 0 as they are)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(f"{math.ceil(x / step) * step:.2g}") if math.ceil(x / step) * step >= x else x
+
+
+_SPREADS: "weakref.WeakKeyDictionary[Shadow, Spread]" = weakref.WeakKeyDictionary()
+
+
+def order_spread(graph: Graph, shade: Shadow) -> Spread:
+    """Return how far the order of the sums torch's kernels order moves each number of shade (zero where none).
+
+    torch's BLAS picks the order in which a matrix product adds its terms by CPU and size, so no single order
+    is torch's: the graph is run again with those sums in RUNS seeded random orders (the same on every machine),
+    everything else as in shade, and each number's largest change is kept.
+    """
+    if shade in _SPREADS:
+        return _SPREADS[shade]
+    values = {n: np.zeros_like(v) for n, v in shade.values.items()}
+    grads = {leaf: None if g is None else np.zeros_like(g) for leaf, g in shade.grads.items()}
+    sorted_: dict = {}
+    for seed in range(1, RUNS + 1) if shade.unordered else ():
+        cast = DtypeCast(shade.dtype, path=graph.spec.path, shuffle=np.random.default_rng(seed))
+        cast.sorted = sorted_  # the runs sum by the same index arrays: sort each once
+        engine = ArrayEngine(graph, cast=cast)
+        with np.errstate(all="ignore"):
+            other = _calls(graph, engine, None)[0]
+        for n in values:
+            values[n] = np.maximum(values[n], _change(engine.values[n], shade.values[n]))
+        for leaf, g in other.items():
+            if g is not None and grads.get(leaf) is not None:
+                grads[leaf] = np.maximum(grads[leaf], _change(g, shade.grads[leaf]))
+    _SPREADS[shade] = Spread(values, grads)
+    return _SPREADS[shade]
+
+
+def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return |a - b| elementwise: 0 where both are the same inf or nan, inf where only one is finite."""
+    with np.errstate(all="ignore"):
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        return np.where(same, 0.0, np.nan_to_num(np.abs(a - b), nan=np.inf))
+
+
+def _calls(graph: Graph, engine: ArrayEngine, value_scale: dict[str, np.ndarray] | None) -> tuple:
+    """Run every backward call on the engine: the leaves' grads, their rounding magnitudes (None without value_scale,
+    and then only the adjoints of tensors that require grad), and each call's adjoints and hooked gradients."""
+    cast, unit = engine.cast, UNIT[engine.cast.dtype]
+    grads: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+    grad_scale: dict[str, np.ndarray | None] = {i.name: None for i in graph.spec.inputs}
+    adjoints: list[dict[str, np.ndarray]] = []
+    hooked: list[dict[str, tuple[np.ndarray, ...]]] = []
+    for i, call in enumerate(graph.spec.backward):
+        resets = graph.spec.resets_before(i)
+        grads = apply_resets(grads, resets, lambda leaf, g: np.zeros_like(g))
+        grad_scale = apply_resets(grad_scale, resets, lambda leaf, g: np.zeros_like(g))
+        out = graph.node(call.output)
+        v = cast(spec_array(ones_gradient(out) if call.gradient is None else call.gradient))
+        nodes = graph.ancestors(call.output)
+        adj = engine.backward(nodes, v, active_hooks(graph.spec, call), tracked=value_scale is None)
+        adjoints.append(adj)
+        hooked.append(engine.seen_hooks)
+        scale = {} if value_scale is None else _backward_scale(engine, nodes, adj, value_scale, unit)
+        for n in nodes:
+            if n.is_leaf and graph.spec.accumulates(n.name, call.seq):
+                leaf = graph.spec.identity(n.name)  # a leaf changed in place keeps one .grad
+                if grads[leaf] is None:
+                    grads[leaf], grad_scale[leaf] = adj[n.name], scale.get(n.name)
+                else:
+                    grads[leaf] = cast(grads[leaf] + adj[n.name])
+                    if value_scale is not None:
+                        grad_scale[leaf] = grad_scale[leaf] + scale[n.name] + np.abs(grads[leaf])
+    return shared(grads, graph.spec), shared(grad_scale, graph.spec), tuple(adjoints), tuple(hooked)
 
 
 def _carry(values: np.ndarray, masked: np.ndarray | None, scale: np.ndarray) -> np.ndarray:

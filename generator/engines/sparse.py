@@ -209,11 +209,12 @@ class ArrayEngine:
         found = op.array_kinks(self._operands(node), out, operand_shapes(node, self.graph), self._params(node))
         return [(node.name, key, where) for where, key in found]
 
-    def backward(self, nodes: list[Node], v: np.ndarray,
-                 hooks: dict[str, tuple[Hook, ...]] | None = None) -> dict[str, np.ndarray]:
+    def backward(self, nodes: list[Node], v: np.ndarray, hooks: dict[str, tuple[Hook, ...]] | None = None, *,
+                 tracked: bool = False) -> dict[str, np.ndarray]:
         """Propagate v back through nodes (output first): every adjoint, as torch sums them.
 
         hooks: per tensor, what torch calls on its gradient once complete; self.seen_hooks keeps each step.
+        tracked: only the adjoints torch computes, those of tensors that require grad (the others stay zero).
         """
         adj = {n.name: np.zeros(numel(n.shape)) for n in nodes}
         adj[nodes[0].name] = self._round(v.astype(np.float64))
@@ -233,7 +234,7 @@ class ArrayEngine:
                 self.cast.at(node)
             for a, k, j, value, masked in self.local(node):
                 parent = node.args[a]
-                if parent not in adj:
+                if parent not in adj or (tracked and not self.graph.node(parent).requires_grad):
                     continue
                 with np.errstate(all="ignore"):
                     direct = None if self.cast is None else self.cast.vjp(node, upstream, self.values[node.name],

@@ -43,10 +43,12 @@ erf = np.vectorize(math.erf, otypes=[np.float64])  # the C library's erf (numpy 
 power = _wide(np.power)
 
 
-def matmul(a: Any, b: Any, cast: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+def matmul(a: Any, b: Any, cast: Callable[[np.ndarray], np.ndarray] | None = None,
+           order: np.ndarray | None = None) -> np.ndarray:
     """Return a @ b for 1-d and 2-d float64 operands, summed in a fixed order (no BLAS).
 
-    cast, if given, rounds each product and each partial sum, as a kernel in a narrower dtype does.
+    cast, if given, rounds each product and each partial sum, as a kernel in a narrower dtype does;
+    order, if given, is the order of the inner index in which the products are added (else 0, 1, 2, ...).
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     left = a if a.ndim == 2 else a[None, :]
@@ -54,7 +56,7 @@ def matmul(a: Any, b: Any, cast: Callable[[np.ndarray], np.ndarray] | None = Non
     keep = cast or (lambda x: x)
     out = np.zeros((left.shape[0], right.shape[1]))
     with np.errstate(all="ignore"):
-        for k in range(left.shape[1]):  # one product and one addition per inner index, in order
+        for k in range(left.shape[1]) if order is None else order:  # one product and one addition per inner index
             out = keep(out + keep(left[:, k, None] * right[None, k, :]))
     if a.ndim == 1:
         out = out[0]

@@ -44,6 +44,12 @@ def active_rounding() -> Callable[[Any], Any] | None:
     return _ROUNDING.get()
 
 
+def summation_order(n: int) -> np.ndarray | None:
+    """Return the order in which the rounding in force adds a kernel's n terms, or None for 0, 1, 2, ... (see rounding)."""
+    pick = getattr(_ROUNDING.get(), "order", None)
+    return None if pick is None else pick(n)
+
+
 def numeric(expr: sp.Expr, env: dict[sp.Symbol, Any]) -> Any:
     """Return expr with each symbol replaced by its array, computed elementwise in float64."""
     with np.errstate(all="ignore"):

@@ -417,6 +417,11 @@ class Op:
     # (sum_to_size), not one after another.
     broadcasts = False
 
+    # Its sums (forward and backward) run in an order torch's kernel picks by CPU and size, as BLAS does for
+    # matrix products: derive adds more than a few terms in one order of its own and says how much the order
+    # moves the numbers (engines/shadow.py, order_spread).
+    kernel_order = False
+
     # A kink concerns a whole group of the operand (tied extremes, a zero norm), not one element.
     kink_of_group = False
     # Where torch's class for grad_fn lives, as repr(t.grad_fn) writes it before the name ('' for torch's own ops).

@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ..floats import fmath
-from ..floats.numeric import active_rounding
+from ..floats.numeric import active_rounding, summation_order
 from .base import (
     LETTERS, ExprError, Op, Shape, ShapeError, Spelling, aligned, bind_args, broadcast, checked, int_arg, int_index, el, flat,
     fmt_shape, free, numel, source_index, summed, sum_tex, times, unravel,
@@ -30,6 +30,8 @@ def _grid(rows: int, inner: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.
 @dataclass(frozen=True)
 class Matmul(Op):
     """a @ b for 1-d and 2-d operands, as torch.matmul."""
+
+    kernel_order = True  # BLAS adds the products
 
     def shape(self, shapes, params):
         a, b = shapes
@@ -73,7 +75,7 @@ class Matmul(Op):
         return _grid((a[0] if len(a) == 2 else 1), a[-1], (b[1] if len(b) == 2 else 1))
 
     def array_forward(self, xs, shapes, params):
-        return fmath.matmul(xs[0], xs[1], active_rounding())
+        return fmath.matmul(xs[0], xs[1], active_rounding(), summation_order(shapes[0][-1]))
 
     @staticmethod
     def _roles(shapes: list[Shape], given: dict[str, str]) -> dict[str, str]:
@@ -220,6 +222,8 @@ class Mv(Matmul):
 class Bmm(Op):
     """torch.bmm(a, b): a batch of matrix products, a[n] @ b[n] for each n."""
 
+    kernel_order = True  # BLAS adds the products
+
     def call(self, walk, name, subject, args, kwargs, *, top):
         other = bind_args(name, args, kwargs, ("mat2",), required=("mat2",))["mat2"]
         operands = [walk.tensor(subject, f"{name}'s operand"), walk.tensor(other, f"{name}'s operand")]
@@ -255,7 +259,8 @@ class Bmm(Op):
     def array_forward(self, xs, shapes, params):
         a = np.asarray(xs[0], dtype=np.float64).reshape(shapes[0])
         b = np.asarray(xs[1], dtype=np.float64).reshape(shapes[1])
-        return np.stack([fmath.matmul(a[m], b[m], active_rounding()) for m in range(shapes[0][0])])
+        return np.stack([fmath.matmul(a[m], b[m], active_rounding(), summation_order(shapes[0][-1]))
+                         for m in range(shapes[0][0])])
 
     def array_local(self, xs, out, shapes, params):
         o, ia, ib = self._grid(shapes)

@@ -513,10 +513,10 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     limit, RUN_TIMEOUT): what it prints must be the document's block byte for byte, and each tensor's grad_fn,
     requires_grad and is_leaf what the document's graph says (script=False: the numbers alone).
     """
-    from .check import compare, compare_functionals, compare_labels, compare_printed, compare_shadow, run
+    from .check import compare, compare_functionals, compare_labels, compare_printed, compare_shadow, run, within_order
     from .isolate import budget_spent
     from .script import Failed, Refused, Started, vet
-    from ..document.code import printed_blocks, torch_code
+    from ..document.code import printed, printed_blocks, torch_code
     from ..document.small import build_document
     from ..engines.shadow import shadow
     from ..engines.verdict import disagreements
@@ -543,10 +543,10 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
     # document prints (torch in that dtype, op by op) against torch in that dtype
     diffs = [] if rounding is None else compare_shadow(rounding, exact, graph) + compare(derivation, exact, rounding)
     diffs += compare_functionals(graph.spec)
-    shade = rounding
+    shade, in_dtype = rounding, exact
     if graph.spec.dtype != "float64":
-        shade = shadow(graph)
-        diffs += compare_shadow(shade, run(graph, dtype=graph.spec.dtype, jacobians=False), graph)
+        shade, in_dtype = shadow(graph), run(graph, dtype=graph.spec.dtype, jacobians=False)
+        diffs += compare_shadow(shade, in_dtype, graph)
     if not script:
         return own + [f"{shown(path)}: {d}" for d in diffs]
     document = build_document(derivation, stem=path.stem)
@@ -558,7 +558,13 @@ def compare_spec(path: Path, text: bytes | None = None, *, script: bool = True) 
         return own + [f"{shown(path)}: {d}" for d in diffs] + [f"{shown(path)}: the document's code, run in torch, {e}"]
     finally:
         started.stop()
-    diffs += compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade))
+    found = compare_printed(document.printed, ran.stdout, printed_blocks(derivation, shade))
+    if found and document.order is not None:
+        # digits the order of BLAS's sums moves: the block with torch's numbers there must be torch's output, and
+        # each of those numbers within the bound the document states
+        mixed, beyond = within_order(graph, shade, in_dtype, document.order)
+        found = beyond + compare_printed(printed(derivation, mixed), ran.stdout, printed_blocks(derivation, mixed))
+    diffs += found
     last = {u.of: u.node for u in graph.spec.updates}  # the code's name of a tensor changed in place: its last values
     diffs += compare_labels(document.graph, {**exact.labels, **{last.get(k, k): v for k, v in ran.labels.items()}})
     return own + [f"{shown(path)}: {d}" for d in diffs]

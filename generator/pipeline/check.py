@@ -380,3 +380,48 @@ def compare_functionals(spec: Any) -> list[str]:
                                 shadow(solved.graph, dtype="float64"))
                 diffs += [f"{part.kind} at line {part.line}: {d}" for d in found]
     return diffs
+
+
+SHOWN_BEYOND = 5  # numbers beyond a stated bound named one by one; the rest counted
+
+
+def within_order(graph: Graph, shade: Shadow, torch_run: TorchRun, note: Any) -> tuple[Shadow, list[str]]:
+    """Return shade with torch's numbers in the tensors the document's order note bounds, where the order of a
+    kernel's sums moves them; and one line per such number of torch's beyond the bound the note states.
+
+    The first, printed as the document prints, must be exactly what torch printed: then the block and torch's
+    output differ only in digits the note allows for.
+    """
+    from dataclasses import replace
+
+    from ..document.parts import printed_tensors
+    from ..engines.shadow import order_spread
+
+    spec, spread = graph.spec, order_spread(graph, shade)
+    values, grads = dict(shade.values), dict(shade.grads)
+    bounded = {b.label for b in note.bounds}
+    diffs: list[str] = []
+    for label, name, what, _ in printed_tensors(spec):
+        if label not in bounded:
+            continue
+        key = spec.identity(name) if what == "grad" else name
+        ours = shade.values[key] if what == "value" else shade.grads.get(key)
+        theirs = torch_run.values.get(key) if what == "value" else torch_run.grads.get(key)
+        moved = spread.values[key] if what == "value" else spread.grads.get(key)
+        if ours is None or theirs is None or moved is None:
+            continue
+        theirs = np.asarray(theirs, dtype=np.float64).reshape(-1)
+        bound = spread.bound(key, what)
+        with np.errstate(all="ignore"):
+            beyond = np.flatnonzero((moved > 0) & ~(np.abs(theirs - ours) <= bound))
+        shape = graph.node(name).shape
+        diffs += [f"{label}{_index(int(k), shape)} in {shade.dtype}: predicted {float(ours[k])!r}, torch"
+                  f" {float(theirs[k])!r}, beyond the ±{bound:.2g} the document states" for k in beyond[:SHOWN_BEYOND]]
+        if beyond.size > SHOWN_BEYOND:
+            diffs.append(f"{label}: {beyond.size - SHOWN_BEYOND} more numbers beyond ±{bound:.2g}")
+        mixed = np.where(moved > 0, theirs, ours)
+        if what == "value":
+            values[key] = mixed
+        else:
+            grads[key] = mixed
+    return replace(shade, values=values, grads=grads), diffs

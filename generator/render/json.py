@@ -108,6 +108,7 @@ class Json(Finished):
             "grads": grads,
             "retained": {g.leaf: _retained(derivation, g.leaf, shapes[g.leaf]) for g in document.grads if g.retained},
             "printed": document.printed,  # what the example's code prints, as torch writes it
+            **({"printed_bounds": {b.label: float(b.bound) for b in document.order.bounds}} if document.order else {}),
             "backward": calls,
             "exact": None if large else {
                 "values": {n.name: _exact(derivation.values[n.name], n.shape) for n in graph.nodes},
@@ -386,6 +387,10 @@ def document_schema() -> dict[str, Any]:
                            "description": "A large example's telling entries, as its document shows them.",
                            "properties": {"values": glimpses, "grads": glimpses,
                                           "backward": {"type": "array", "items": glimpses}}},
+            "printed_bounds": {"type": "object", "additionalProperties": {"type": "number"},
+                               "description": "Where the order BLAS adds a matrix product's terms in can change printed"
+                                              " digits: per printed tensor (w1.grad), how far torch's numbers may be"
+                                              " from those in printed (absent if nowhere)."},
             "functionals": {"type": "array", "items": functional,
                             "description": "Every printed torch.autograd.functional call, in order (absent if none)."},
         },

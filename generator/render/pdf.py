@@ -398,6 +398,8 @@ class TexBuilder:
         doc.append(self.Listing(data=[NoEscape(_verbatim(d.printed))]))
         if d.rounding:
             doc.append(self.say("rounding", **d.rounding.params))
+        if d.order:
+            doc.append(self.say("order", **d.order.params))
         if d.scientific:
             doc.append(self.say("scientific"))
         if d.addresses:
