@@ -325,6 +325,11 @@ FOUND_BY_THE_LONG_RUN = {
     # -inf at -0.0 where IEEE's pow gives +inf
     "half_power_at_negative_zero": ("inputs:\n  x0:\n    value: [-5e-324, 0]\n    requires_grad: true\nsteps:\n"
                                     "  s0: x0 ** 0.5\n  out: s0.mean()\nbackward: [out, out]\n"),
+    # var along a dim goes by Welford in double, whose running mean stays within range: var of [-1e308, -1e308] is 0,
+    # where the arrays' mean had overflowed to -inf (and the variance to inf)
+    "var_along_a_dim_never_sums_past_the_range": (
+        "inputs:\n  x0:\n    value: [[-1e308, 1e-45], [-1e308, -1e308]]\n    requires_grad: true\nsteps:\n"
+        "  s0: x0.var(0, unbiased=False)\n  s1: x0.sigmoid()\n  out: s1.mean()\nbackward: [out]\n"),
 }
 
 

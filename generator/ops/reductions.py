@@ -642,7 +642,14 @@ def _lse(m: np.ndarray, p: dict) -> np.ndarray:
 
 def _variance(m: np.ndarray, p: dict) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
-        return ((m - m.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / (m.shape[1] - p["correction"])
+        mean = m.mean(axis=1, keepdims=True)
+        # torch's Welford (in double) keeps a running mean, which never leaves the numbers' range: the var of
+        # [-1e308, -1e308] along a dim is 0 there, where their sum overflows (into one element torch sums first:
+        # _spread_in_dtype)
+        wide = ~np.isfinite(mean) & np.isfinite(m).all(axis=1, keepdims=True)
+        if wide.any():
+            mean = np.where(wide, (m / m.shape[1]).sum(axis=1, keepdims=True), mean)
+        return ((m - mean) ** 2).sum(axis=1) / (m.shape[1] - p["correction"])
 
 
 def _variance_d(m: np.ndarray, o: np.ndarray, p: dict) -> np.ndarray:
