@@ -85,11 +85,10 @@ def order_note(graph, shade) -> OrderNote | None:
     def numbers(name: str, what: str):
         return shade.values[name] if what == "value" else shade.grads.get(name)
 
-    # rounding's own magnitude first, which is cheap and far above what the order moves (8 times it is what check
-    # allows between derive's rounding and torch's): where that moves no printed digit, the order is not looked at
-    scales = {"value": shade.value_scale, "grad": shade.grad_scale}
-    if not any(_digits_move(numbers(name, what), scales[what].get(name), shape, shade.dtype, item, factor=8)
-               for _, name, what, shape, item in shown):
+    # one other order first: where twice the bound it would give moves no printed digit, the order is let be
+    probe = order_spread(graph, shade, runs=1)
+    if not any(_digits_move(numbers(name, what), probe.bound(name, what, factor=2 * SPREAD_FACTOR), shape, shade.dtype,
+                            item) for _, name, what, shape, item in shown):
         return None
     spread = order_spread(graph, shade)
     bounds = []

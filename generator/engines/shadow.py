@@ -183,13 +183,16 @@ class DtypeCast(Cast):
         """Return the sums of terms by index, each added one after another in the order given (shuffle: in a random
         order), every addition rounded."""
         order = self._sorting(index)
-        index, terms = index[order], np.asarray(terms, dtype=np.float64)[order]
-        if shuffle and counts.min() == counts.max():  # sums all of n terms (a matrix product's): a column at a time
-            grouped = self.shuffle.permuted(terms.reshape(size, -1), axis=1)
-            total = grouped[:, 0].copy()
-            for r in range(1, grouped.shape[1]):
+        terms = np.asarray(terms, dtype=np.float64)[order]
+        if shuffle and counts.min() == counts.max():
+            # sums all of n terms (a matrix product's), in one random order for all, as a BLAS kernel has one
+            grouped = terms.reshape(size, -1)
+            picked = self.shuffle.permutation(grouped.shape[1])
+            total = grouped[:, picked[0]].copy()
+            for r in picked[1:]:
                 total = self(total + grouped[:, r])
             return total
+        index = index[order]
         if shuffle:
             mixed = self.shuffle.permutation(index.size)
             index, terms = index[mixed], terms[mixed]
@@ -317,12 +320,14 @@ class Spread:
 
     values: dict[str, np.ndarray]
     grads: dict[str, np.ndarray | None]
+    runs: int = 0  # the orders tried
 
-    def bound(self, name: str, what: str) -> float:
-        """Return the bound a document states for a tensor's value or grad (what): SPREAD_FACTOR × its largest change,
-        rounded up to two significant digits."""
+    def bound(self, name: str, what: str, *, factor: float | None = None) -> float:
+        """Return the bound a document states for a tensor's value or grad (what): factor (SPREAD_FACTOR) × its
+        largest change, rounded up to two significant digits."""
         found = self.values[name] if what == "value" else self.grads.get(name)
-        return 0.0 if found is None or found.size == 0 else rounded_up(SPREAD_FACTOR * float(found.max()))
+        factor = SPREAD_FACTOR if factor is None else factor
+        return 0.0 if found is None or found.size == 0 else rounded_up(factor * float(found.max()))
 
 
 def rounded_up(x: float) -> float:
@@ -336,19 +341,21 @@ def rounded_up(x: float) -> float:
 _SPREADS: "weakref.WeakKeyDictionary[Shadow, Spread]" = weakref.WeakKeyDictionary()
 
 
-def order_spread(graph: Graph, shade: Shadow) -> Spread:
+def order_spread(graph: Graph, shade: Shadow, *, runs: int = RUNS) -> Spread:
     """Return how far the order of the sums torch's kernels order moves each number of shade (zero where none).
 
     torch's BLAS picks the order in which a matrix product adds its terms by CPU and size, so no single order
-    is torch's: the graph is run again with those sums in RUNS seeded random orders (the same on every machine),
-    everything else as in shade, and each number's largest change is kept.
+    is torch's: the graph is run again with those sums in `runs` seeded random orders (the same on every machine),
+    everything else as in shade, and each number's largest change is kept. A spread of fewer runs asked for
+    before is carried on, not done again.
     """
-    if shade in _SPREADS:
-        return _SPREADS[shade]
-    values = {n: np.zeros_like(v) for n, v in shade.values.items()}
-    grads = {leaf: None if g is None else np.zeros_like(g) for leaf, g in shade.grads.items()}
+    found = _SPREADS.get(shade) or Spread({n: np.zeros_like(v) for n, v in shade.values.items()},
+                                          {leaf: None if g is None else np.zeros_like(g) for leaf, g in shade.grads.items()})
+    if found.runs >= runs or not shade.unordered:
+        return found
+    values, grads = dict(found.values), dict(found.grads)
     sorted_: dict = {}
-    for seed in range(1, RUNS + 1) if shade.unordered else ():
+    for seed in range(found.runs + 1, runs + 1):
         cast = DtypeCast(shade.dtype, path=graph.spec.path, shuffle=np.random.default_rng(seed))
         cast.sorted = sorted_  # the runs sum by the same index arrays: sort each once
         engine = ArrayEngine(graph, cast=cast)
@@ -359,7 +366,7 @@ def order_spread(graph: Graph, shade: Shadow) -> Spread:
         for leaf, g in other.items():
             if g is not None and grads.get(leaf) is not None:
                 grads[leaf] = np.maximum(grads[leaf], _change(g, shade.grads[leaf]))
-    _SPREADS[shade] = Spread(values, grads)
+    _SPREADS[shade] = Spread(values, grads, runs)
     return _SPREADS[shade]
 
 

@@ -13,6 +13,8 @@ import math
 import struct
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 PRECISION = 4
 THRESHOLD = 1000
 EDGEITEMS = 3
@@ -29,7 +31,11 @@ def format_tensor(values: Sequence[float], shape: tuple[int, ...], *, dtype: str
     shape = tuple(shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"negative size in shape {shape}")
-    vals = [_round(float(v), dtype) for v in values]
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:  # a large tensor's numbers: rounded at once
+        with np.errstate(over="ignore"):
+            vals = (values if dtype == "float64" else values.astype(np.float32).astype(np.float64)).reshape(-1).tolist()
+    else:
+        vals = [_round(float(v), dtype) for v in values]
     if len(vals) != math.prod(shape):
         raise ValueError(f"{len(vals)} values do not fill shape {shape}")
 
