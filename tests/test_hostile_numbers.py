@@ -330,6 +330,14 @@ FOUND_BY_THE_LONG_RUN = {
     "var_along_a_dim_never_sums_past_the_range": (
         "inputs:\n  x0:\n    value: [[-1e308, 1e-45], [-1e308, -1e308]]\n    requires_grad: true\nsteps:\n"
         "  s0: x0.var(0, unbiased=False)\n  s1: x0.sigmoid()\n  out: s1.mean()\nbackward: [out]\n"),
+    # torch's log1p of the smallest subnormal is 0 (its kernel halves, rounds and doubles a number that small), so
+    # relu's kink after it takes 0 there, not the exact 1.4e-45 (float32) or 5e-324 (float64)
+    "log1p_of_the_smallest_subnormal_is_zero": (
+        "inputs:\n  x0:\n    value: [1e-160, 1.4e-45, 0.1, -1.4e-45, 4.2e-45]\n    requires_grad: true\nsteps:\n"
+        "  s0: x0.log1p()\n  s1: torch.relu(s0)\n  out: s1.sum()\nbackward: [out]\n"),
+    "log1p_of_the_smallest_subnormal_is_zero_float64": (
+        "dtype: float64\ninputs:\n  x0:\n    value: [5e-324, 1.5e-323, -5e-324, 0.1]\n    requires_grad: true\n"
+        "steps:\n  s0: x0.log1p()\n  s1: torch.relu(s0)\n  out: s1.sum()\nbackward: [out]\n"),
 }
 
 

@@ -336,8 +336,19 @@ class Log1p(sp.Function):
 
     @staticmethod
     def numeric(a):
-        """The same on float64 arrays."""
-        return fmath.log1p(a)
+        """The same on float64 arrays; below twice the dtype's smallest normal as torch's kernel gives it: a halved,
+        rounded and doubled (log1p(2**-149) is 0 in float32, log1p(5e-324) 0 in float64, measured), and a zero it
+        makes of a non-zero a is +0.0."""
+        found = fmath.log1p(a)
+        keep = active_rounding()
+        normal = 2.0**-126 if getattr(keep, "dtype", "float64") == "float32" else 2.0**-1022
+        a = np.asarray(a, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            tiny = (np.abs(a) < 2 * normal) & (a != 0)
+            if np.any(tiny):
+                half = a / 2 if keep is None else keep(a / 2)
+                found = np.where(tiny, half * 2 + 0.0, found)
+        return found[()] if np.ndim(found) == 0 else found
 
 
 class Expm1(sp.Function):
